@@ -1,0 +1,5 @@
+//! qlik-license-reclaimer: takes Qlik Sense Enterprise licences back from users who no longer use them.
+
+pub mod model;
+pub mod policy;
+pub mod simulator;

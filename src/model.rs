@@ -1,0 +1,172 @@
+//! The domain: access types, user identities, allocations and the user data that exclusions read.
+//!
+//! These types know nothing of HTTP or Kubernetes. The QRS client turns Qlik's JSON into them and the
+//! decision engine reads them.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// A Qlik Sense access type (a kind of licence allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AccessType {
+    /// Professional access (capacity/user-based licence).
+    Professional,
+    /// Analyzer access (capacity/user-based licence).
+    Analyzer,
+    /// Token-model user access pass.
+    User,
+    /// Token-model login access pass group. Never deleted: a group, not a per-user seat.
+    Login,
+}
+
+impl AccessType {
+    /// Every access type, in report order.
+    pub const ALL: [AccessType; 4] = [
+        AccessType::Professional,
+        AccessType::Analyzer,
+        AccessType::User,
+        AccessType::Login,
+    ];
+
+    /// The QRS entity name under `/qrs/license/`.
+    pub fn qrs_entity(self) -> &'static str {
+        match self {
+            AccessType::Professional => "professionalaccesstype",
+            AccessType::Analyzer => "analyzeraccesstype",
+            AccessType::User => "useraccesstype",
+            AccessType::Login => "loginaccesstype",
+        }
+    }
+
+    /// The key used in the policy (`spec.accessTypes.<key>`), status, metrics labels and reports.
+    pub fn key(self) -> &'static str {
+        match self {
+            AccessType::Professional => "professional",
+            AccessType::Analyzer => "analyzer",
+            AccessType::User => "user",
+            AccessType::Login => "login",
+        }
+    }
+
+    /// Whether a single allocation of this type belongs to one user and can be deallocated.
+    /// Login access passes are groups: deleting one removes the whole group.
+    pub fn is_per_user_seat(self) -> bool {
+        !matches!(self, AccessType::Login)
+    }
+}
+
+impl fmt::Display for AccessType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A Qlik user identity, `DIRECTORY\userId`. Qlik compares both parts case-insensitively, so equality,
+/// ordering and hashing here do too; the original spelling is kept for display.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserIdentity {
+    pub directory: String,
+    pub user_id: String,
+}
+
+impl UserIdentity {
+    pub fn new(directory: impl Into<String>, user_id: impl Into<String>) -> Self {
+        Self {
+            directory: directory.into(),
+            user_id: user_id.into(),
+        }
+    }
+
+    fn folded(&self) -> (String, String) {
+        (self.directory.to_lowercase(), self.user_id.to_lowercase())
+    }
+}
+
+impl PartialEq for UserIdentity {
+    fn eq(&self, other: &Self) -> bool {
+        self.folded() == other.folded()
+    }
+}
+impl Eq for UserIdentity {}
+
+impl Hash for UserIdentity {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.folded().hash(state);
+    }
+}
+
+impl PartialOrd for UserIdentity {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for UserIdentity {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.folded().cmp(&other.folded())
+    }
+}
+
+impl fmt::Display for UserIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\\{}", self.directory, self.user_id)
+    }
+}
+
+/// When an allocation was last used, as far as QRS tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LastUse {
+    /// Used at this instant.
+    At(Timestamp),
+    /// Never used: QRS wrote its sentinel date (any year before 1900) or no value.
+    Never,
+    /// QRS sent something that is not a date. Such an allocation is kept and reported.
+    Unknown(String),
+}
+
+/// One allocation of an access type to a user, as read from `/qrs/license/<type>/full`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    /// QRS allocation id (GUID), used for the DELETE.
+    pub id: String,
+    pub access_type: AccessType,
+    /// QRS user id (GUID), used to fetch tags, custom properties and roles.
+    pub user_id: String,
+    pub user: UserIdentity,
+    pub user_name: String,
+    pub last_used: LastUse,
+    /// `createdDate`; `None` when QRS sent none or an unparsable one.
+    pub created: Option<Timestamp>,
+    pub quarantined: bool,
+    pub quarantine_end: Option<Timestamp>,
+}
+
+/// The parts of a QRS user record that scope and exclusion rules read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserDetails {
+    pub id: String,
+    pub tags: Vec<String>,
+    /// `(definition name, value)` pairs.
+    pub custom_properties: Vec<(String, String)>,
+    pub roles: Vec<String>,
+    pub inactive: bool,
+    pub removed_externally: bool,
+    pub blacklisted: bool,
+}
+
+/// Seat counters of one access type, from `/qrs/license/accesstypeoverview`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SeatCounts {
+    /// Seats the licence grants.
+    pub total: u64,
+    /// Seats allocated to users.
+    pub allocated: u64,
+    /// Seats free to allocate.
+    pub available: u64,
+    /// Seats deallocated but in Qlik's 7-day quarantine.
+    pub quarantined: u64,
+}
