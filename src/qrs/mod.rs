@@ -1,0 +1,595 @@
+//! A client of the Qlik Repository Service (QRS): reads allocations, users and seat counts, and deallocates.
+//!
+//! It knows HTTP and Qlik, not Kubernetes. Two ways in, as Qlik offers them:
+//! - direct: mutual TLS to the repository (port 4242), acting as the `X-Qlik-User`;
+//! - proxy: a session created on the Qlik Proxy Service (4243) with the certificate, then QRS through the hub
+//!   with the session cookie (what the original deallocation script did).
+//!
+//! Every request carries the xrfkey both as a query parameter and as a header, as QRS requires.
+
+mod tls;
+pub(crate) mod wire;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::credentials::{Credentials, Xrfkey};
+use crate::model::{AccessType, Allocation, SeatCounts, UserDetails};
+use crate::policy::SiteSpec;
+pub use tls::ServerVerification;
+
+/// User ids per `/qrs/user/full` request: an `id eq X or id eq Y ...` filter stays well under URL length
+/// limits at this size, and a site with thousands of candidates needs only tens of requests.
+pub const USER_BATCH: usize = 50;
+
+/// Why a QRS request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QrsError {
+    #[error("cannot set up the connection to Qlik: {0}")]
+    Setup(String),
+    #[error("{method} {endpoint}: cannot reach Qlik at {url}: {detail}")]
+    Unreachable {
+        method: Method,
+        endpoint: String,
+        url: String,
+        detail: String,
+    },
+    #[error("{method} {endpoint}: Qlik refused the request ({status}): {detail}")]
+    Refused {
+        method: Method,
+        endpoint: String,
+        status: StatusCode,
+        detail: String,
+    },
+    #[error("{method} {endpoint}: Qlik answered {status}: {detail}")]
+    Status {
+        method: Method,
+        endpoint: String,
+        status: StatusCode,
+        detail: String,
+    },
+    #[error("{method} {endpoint}: the answer makes no sense: {detail}")]
+    Nonsense {
+        method: Method,
+        endpoint: String,
+        detail: String,
+    },
+}
+
+impl QrsError {
+    /// A short label for metrics and Events.
+    pub fn category(&self) -> &'static str {
+        match self {
+            QrsError::Setup(_) => "setup",
+            QrsError::Unreachable { .. } => "unreachable",
+            QrsError::Refused { .. } => "refused",
+            QrsError::Status { .. } => "status",
+            QrsError::Nonsense { .. } => "nonsense",
+        }
+    }
+}
+
+/// What a deallocation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deallocation {
+    /// QRS deallocated the seat (204).
+    Done,
+    /// The seat was already gone (404): someone or something deallocated it meanwhile. Counts as done.
+    AlreadyGone,
+}
+
+/// Retry policy for connection errors and 5xx answers on GET and DELETE (both idempotent here: a repeated
+/// DELETE of a seat already gone answers 404, which counts as done).
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with full jitter, so that parallel deallocations do not retry in lock step.
+    fn delay(&self, attempt: u32) -> Duration {
+        let exp = self.base_delay.saturating_mul(1u32 << attempt.min(16));
+        let cap = exp.min(self.max_delay);
+        let millis = cap.as_millis().max(1) as u64;
+        Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
+    }
+}
+
+/// One finished request, for metrics.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub method: Method,
+    /// Endpoint with ids removed, for example `license/professionalaccesstype/{id}`.
+    pub endpoint: String,
+    /// HTTP status, or `None` when no answer came.
+    pub status: Option<u16>,
+    pub duration: Duration,
+}
+
+/// Receives every finished request (the controller turns them into metrics).
+pub trait RequestObserver: Send + Sync {
+    fn observe(&self, record: &RequestRecord);
+}
+
+/// How to reach QRS.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub route: Route,
+    /// `X-Qlik-User` (direct) or the session's user (proxy).
+    pub user_directory: String,
+    pub user_id: String,
+    pub verification: ServerVerification,
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub enum Route {
+    Direct {
+        repository_url: String,
+    },
+    Proxy {
+        qps_url: String,
+        hub_url: String,
+        virtual_proxy_prefix: String,
+        session_cookie_name: String,
+    },
+}
+
+impl Connection {
+    /// From a policy's `spec.site`.
+    pub fn from_site(site: &SiteSpec) -> Result<Self, String> {
+        let route = match (&site.repository_url, &site.proxy) {
+            (Some(url), None) => Route::Direct {
+                repository_url: url.trim_end_matches('/').to_string(),
+            },
+            (None, Some(proxy)) => Route::Proxy {
+                qps_url: proxy.qps_url.trim_end_matches('/').to_string(),
+                hub_url: proxy.hub_url.trim_end_matches('/').to_string(),
+                virtual_proxy_prefix: proxy.virtual_proxy_prefix.trim_matches('/').to_string(),
+                session_cookie_name: proxy.effective_cookie_name(),
+            },
+            _ => {
+                return Err(
+                    "set exactly one of site.repositoryUrl or site.proxy".to_string(),
+                );
+            }
+        };
+        let verification = if site.tls.insecure_skip_verify {
+            ServerVerification::Insecure
+        } else if let Some(name) = site.tls.server_name.as_deref().filter(|n| !n.is_empty()) {
+            ServerVerification::Name(name.to_string())
+        } else {
+            ServerVerification::UrlHost
+        };
+        Ok(Self {
+            route,
+            user_directory: site.user.directory.clone(),
+            user_id: site.user.id.clone(),
+            verification,
+            request_timeout: Duration::from_secs(u64::from(site.request_timeout_seconds.max(1))),
+            retry: RetryPolicy::default(),
+        })
+    }
+}
+
+/// A connected QRS client. Cheap to share by reference across concurrent deallocations.
+pub struct QrsClient {
+    http: reqwest::Client,
+    /// Base for QRS paths: the repository URL, or the hub URL plus the virtual proxy prefix.
+    qrs_base: String,
+    xrfkey: Xrfkey,
+    /// `X-Qlik-User` header (direct) or `Cookie` header (proxy).
+    auth_header: (&'static str, String),
+    retry: RetryPolicy,
+    observer: Option<Arc<dyn RequestObserver>>,
+    session: Option<ProxySession>,
+}
+
+struct ProxySession {
+    qps_session_url: String,
+}
+
+impl QrsClient {
+    /// Build the client; in proxy mode, also create the QPS session.
+    pub async fn connect(
+        connection: &Connection,
+        credentials: &Credentials,
+        observer: Option<Arc<dyn RequestObserver>>,
+    ) -> Result<Self, QrsError> {
+        if connection.verification == ServerVerification::Insecure {
+            tracing::warn!(
+                "tls.insecureSkipVerify is set: Qlik's server certificate is NOT verified; anyone on the network path can impersonate the site and read this certificate-authenticated session"
+            );
+        }
+        let tls = tls::client_config(credentials, &connection.verification).map_err(QrsError::Setup)?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(connection.request_timeout)
+            .connect_timeout(connection.request_timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(64)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("qlik-license-reclaimer/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| QrsError::Setup(format!("HTTP client: {e}")))?;
+        let xrfkey = credentials.xrfkey_or_random();
+
+        match &connection.route {
+            Route::Direct { repository_url } => {
+                let header = format!(
+                    "UserDirectory={}; UserId={}",
+                    encode(&connection.user_directory),
+                    encode(&connection.user_id)
+                );
+                Ok(Self {
+                    http,
+                    qrs_base: repository_url.clone(),
+                    xrfkey,
+                    auth_header: ("X-Qlik-User", header),
+                    retry: connection.retry.clone(),
+                    observer,
+                    session: None,
+                })
+            }
+            Route::Proxy {
+                qps_url,
+                hub_url,
+                virtual_proxy_prefix,
+                session_cookie_name,
+            } => {
+                let prefix = if virtual_proxy_prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{virtual_proxy_prefix}")
+                };
+                let session_id = uuid::Uuid::new_v4().to_string();
+                let mut client = Self {
+                    http,
+                    qrs_base: format!("{hub_url}{prefix}"),
+                    xrfkey,
+                    auth_header: ("Cookie", format!("{session_cookie_name}={session_id}")),
+                    retry: connection.retry.clone(),
+                    observer,
+                    session: None,
+                };
+                let create_url = format!("{qps_url}/qps{prefix}/session");
+                let body = serde_json::json!({
+                    "UserDirectory": connection.user_directory,
+                    "UserId": connection.user_id,
+                    "Attributes": [],
+                    "SessionId": session_id,
+                });
+                let response = client
+                    .send(Method::POST, &create_url, "qps/session", &[], Some(&body), false)
+                    .await?;
+                client.check_status(Method::POST, "qps/session", response).await?;
+                client.session = Some(ProxySession {
+                    qps_session_url: format!("{create_url}/{session_id}"),
+                });
+                Ok(client)
+            }
+        }
+    }
+
+    /// End the proxy session, if any. Best effort: a session left behind expires on its own.
+    pub async fn close(self) {
+        if let Some(session) = &self.session {
+            if let Err(e) = self
+                .send(Method::DELETE, &session.qps_session_url, "qps/session/{id}", &[], None, false)
+                .await
+            {
+                tracing::debug!(error = %e, "could not end the Qlik proxy session");
+            }
+        }
+    }
+
+    /// Allocations of one access type last used at or before `cutoff` (never-used ones included: their
+    /// sentinel date is older than any cutoff). QRS filters, so only what may be inactive crosses the wire.
+    pub async fn inactive_allocations(
+        &self,
+        access_type: AccessType,
+        cutoff: Timestamp,
+    ) -> Result<Vec<Allocation>, QrsError> {
+        let endpoint = format!("license/{}/full", access_type.qrs_entity());
+        let filter = format!("lastUsed le '{}'", wire::format_qrs_date(cutoff));
+        let rows: Vec<wire::AllocationJson> = self.get_json(&endpoint, &[("filter", filter)]).await?;
+        let mut seen = HashSet::with_capacity(rows.len());
+        let mut allocations = Vec::with_capacity(rows.len());
+        for row in rows {
+            let allocation = row.into_allocation(access_type).map_err(|detail| QrsError::Nonsense {
+                method: Method::GET,
+                endpoint: endpoint.clone(),
+                detail,
+            })?;
+            if !seen.insert(allocation.id.clone()) {
+                return Err(QrsError::Nonsense {
+                    method: Method::GET,
+                    endpoint,
+                    detail: format!("allocation {} is listed twice", allocation.id),
+                });
+            }
+            allocations.push(allocation);
+        }
+        Ok(allocations)
+    }
+
+    /// Number of allocations of one access type on the whole site.
+    pub async fn count(&self, access_type: AccessType) -> Result<u64, QrsError> {
+        let endpoint = format!("license/{}/count", access_type.qrs_entity());
+        let count: wire::CountJson = self.get_json(&endpoint, &[]).await?;
+        Ok(count.value)
+    }
+
+    /// Seat counters per access type, from the access type overview. User access passes report tokens:
+    /// allocated tokens as both total and allocated.
+    pub async fn seats(&self) -> Result<BTreeMap<AccessType, SeatCounts>, QrsError> {
+        let overview: wire::OverviewJson = self.get_json("license/accesstypeoverview", &[]).await?;
+        let mut seats = BTreeMap::new();
+        if let Some(p) = overview.professional_access {
+            seats.insert(AccessType::Professional, p.into());
+        }
+        if let Some(a) = overview.analyzer_access {
+            seats.insert(AccessType::Analyzer, a.into());
+        }
+        if let Some(u) = overview.user_access {
+            seats.insert(
+                AccessType::User,
+                SeatCounts {
+                    total: u.allocated_tokens,
+                    allocated: u.used_tokens,
+                    available: u.allocated_tokens.saturating_sub(u.used_tokens),
+                    quarantined: u.quarantined_tokens,
+                },
+            );
+        }
+        Ok(seats)
+    }
+
+    /// Tags, custom properties and roles of these users, fetched in batches of [`USER_BATCH`]. Users QRS does
+    /// not know are absent from the map.
+    pub async fn users(&self, ids: &[String]) -> Result<HashMap<String, UserDetails>, QrsError> {
+        let mut users = HashMap::with_capacity(ids.len());
+        for batch in ids.chunks(USER_BATCH) {
+            // GUIDs are written bare in QRS filters.
+            let filter = batch
+                .iter()
+                .map(|id| format!("id eq {}", sanitize_guid(id)))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let rows: Vec<wire::UserJson> = self.get_json("user/full", &[("filter", filter)]).await?;
+            for row in rows {
+                let details = UserDetails::from(row);
+                users.insert(details.id.clone(), details);
+            }
+        }
+        Ok(users)
+    }
+
+    /// Deallocate one seat.
+    pub async fn deallocate(&self, access_type: AccessType, id: &str) -> Result<Deallocation, QrsError> {
+        if !access_type.is_per_user_seat() {
+            // A DELETE on a login access type removes a whole group of passes.
+            return Err(QrsError::Setup(format!(
+                "refusing to delete {} {id}: login access passes are groups",
+                access_type.qrs_entity()
+            )));
+        }
+        let endpoint = format!("license/{}/{{id}}", access_type.qrs_entity());
+        let url = format!(
+            "{}/qrs/license/{}/{}",
+            self.qrs_base,
+            access_type.qrs_entity(),
+            sanitize_guid(id)
+        );
+        let response = self.send(Method::DELETE, &url, &endpoint, &[], None, true).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(Deallocation::AlreadyGone);
+        }
+        self.check_status(Method::DELETE, &endpoint, response).await?;
+        Ok(Deallocation::Done)
+    }
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, QrsError> {
+        let url = format!("{}/qrs/{endpoint}", self.qrs_base);
+        let response = self.send(Method::GET, &url, endpoint, query, None, true).await?;
+        let response = self.check_status(Method::GET, endpoint, response).await?;
+        let bytes = response.bytes().await.map_err(|e| QrsError::Unreachable {
+            method: Method::GET,
+            endpoint: endpoint.to_string(),
+            url: url.clone(),
+            detail: format!("the answer was cut off: {}", error_chain(&e)),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| QrsError::Nonsense {
+            method: Method::GET,
+            endpoint: endpoint.to_string(),
+            detail: format!("invalid JSON ({e})"),
+        })
+    }
+
+    /// Turn a non-success answer into an error that says what to fix.
+    async fn check_status(
+        &self,
+        method: Method,
+        endpoint: &str,
+        response: reqwest::Response,
+    ) -> Result<reqwest::Response, QrsError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.text().await.unwrap_or_default();
+        let body = body.trim();
+        let snippet: String = body.chars().take(200).collect();
+        let endpoint = endpoint.to_string();
+        Err(match status {
+            StatusCode::FORBIDDEN if body.contains("XSRF") => QrsError::Refused {
+                method,
+                endpoint,
+                status,
+                detail: format!("{snippet} (the xrfkey was rejected: check the Secret's xrfkey, 16 of [0-9A-Za-z])"),
+            },
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::FOUND => QrsError::Refused {
+                method,
+                endpoint,
+                status,
+                detail: format!(
+                    "{} (check that the certificate is the site's exported client certificate and that site.user may administer licences)",
+                    if snippet.is_empty() { "no details" } else { &snippet }
+                ),
+            },
+            _ => QrsError::Status {
+                method,
+                endpoint,
+                status,
+                detail: if snippet.is_empty() { "no details".into() } else { snippet },
+            },
+        })
+    }
+
+    /// Send with the xrfkey and the identity, retrying connection errors and 5xx when `retry` is set.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        endpoint: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+        retry: bool,
+    ) -> Result<reqwest::Response, QrsError> {
+        let attempts = if retry { self.retry.attempts.max(1) } else { 1 };
+        let mut attempt = 0;
+        loop {
+            let started = Instant::now();
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .query(query)
+                .query(&[("xrfkey", self.xrfkey.as_str())])
+                .header("X-Qlik-Xrfkey", self.xrfkey.as_str())
+                .header(self.auth_header.0, &self.auth_header.1);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let outcome = request.send().await;
+            let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
+            self.record(&method, endpoint, status, started.elapsed());
+            attempt += 1;
+            let retryable = match &outcome {
+                Ok(response) => response.status().is_server_error(),
+                Err(_) => true,
+            };
+            if !retryable || attempt >= attempts {
+                return outcome.map_err(|e| QrsError::Unreachable {
+                    method: method.clone(),
+                    endpoint: endpoint.to_string(),
+                    url: strip_query(url),
+                    detail: error_chain(&e),
+                });
+            }
+            let delay = self.retry.delay(attempt - 1);
+            tracing::debug!(%method, endpoint, attempt, ?status, ?delay, "retrying QRS request");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn record(&self, method: &Method, endpoint: &str, status: Option<u16>, duration: Duration) {
+        if let Some(observer) = &self.observer {
+            observer.observe(&RequestRecord {
+                method: method.clone(),
+                endpoint: endpoint.to_string(),
+                status,
+                duration,
+            });
+        }
+    }
+}
+
+/// Characters left as they are in `X-Qlik-User` values: the unreserved set of RFC 3986.
+const USER_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encode a value for the `X-Qlik-User` header, as QPS expects (UTF-8, URL-encoded).
+fn encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, USER_VALUE).to_string()
+}
+
+/// Ids come from QRS itself, but they go into paths and filters: keep only GUID characters.
+fn sanitize_guid(id: &str) -> String {
+    id.chars().filter(|c| c.is_ascii_hexdigit() || *c == '-').collect()
+}
+
+fn strip_query(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).to_string()
+}
+
+/// reqwest's top-level message ("error sending request") hides the cause; TLS and connection problems are in
+/// the source chain.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_and_stay_capped() {
+        let policy = RetryPolicy {
+            attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(300),
+        };
+        for _ in 0..50 {
+            let first = policy.delay(0);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let late = policy.delay(10);
+            assert!(late >= Duration::from_millis(150) && late <= Duration::from_millis(300));
+        }
+    }
+
+    #[test]
+    fn user_header_values_are_percent_encoded() {
+        assert_eq!(encode("sa_api"), "sa_api");
+        assert_eq!(encode("a b;c"), "a%20b%3Bc");
+        assert_eq!(encode("Jörg"), "J%C3%B6rg");
+    }
+
+    #[test]
+    fn guids_are_sanitized_before_they_reach_a_filter() {
+        assert_eq!(sanitize_guid("0a1b-2C3d' or 1 eq 1"), "0a1b-2C3d1e1");
+    }
+}

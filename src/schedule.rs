@@ -1,0 +1,110 @@
+//! A policy's schedule: a parsed cron expression in a parsed IANA time zone.
+
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, Zoned};
+
+use crate::policy::InvalidPolicy;
+
+/// When a policy runs.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    cron: Cron,
+    time_zone: TimeZone,
+    expression: String,
+}
+
+impl Schedule {
+    /// Parse `spec.schedule` in `spec.timeZone`. Five fields, or six with leading seconds (handy for tests and
+    /// demos), or an `@hourly`-style alias.
+    pub fn parse(expression: &str, time_zone: &str) -> Result<Self, InvalidPolicy> {
+        let tz_name = if time_zone.trim().is_empty() { "UTC" } else { time_zone.trim() };
+        let time_zone = TimeZone::get(tz_name).map_err(|_| {
+            InvalidPolicy::new(
+                "spec.timeZone",
+                format!("{tz_name:?} is not an IANA time zone name (for example UTC or Europe/Oslo)"),
+            )
+        })?;
+        let expression = expression.trim();
+        let fields = expression.split_whitespace().count();
+        if !expression.starts_with('@') && !(5..=6).contains(&fields) {
+            return Err(InvalidPolicy::new(
+                "spec.schedule",
+                format!(
+                    "{expression:?} has {fields} fields; expected 5 (minute hour day-of-month month day-of-week), 6 with leading seconds, or @hourly/@daily/@weekly/@monthly/@yearly"
+                ),
+            ));
+        }
+        let parser = CronParser::builder()
+            .seconds(Seconds::Optional)
+            .year(Year::Disallowed)
+            .build();
+        let cron = parser.parse(expression).map_err(|e| {
+            InvalidPolicy::new("spec.schedule", format!("{expression:?} is not a valid cron expression: {e}"))
+        })?;
+        Ok(Self {
+            cron,
+            time_zone,
+            expression: expression.to_string(),
+        })
+    }
+
+    /// The first scheduled instant strictly after `after`.
+    pub fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
+        let start = Zoned::new(after, self.time_zone.clone());
+        self.cron
+            .find_next_occurrence(&start, false)
+            .ok()
+            .map(|z| z.timestamp())
+    }
+
+    /// The latest scheduled instant at or before `at`, if any within a year (catch-up after downtime).
+    pub fn previous_at_or_before(&self, at: Timestamp) -> Option<Timestamp> {
+        let start = Zoned::new(at, self.time_zone.clone());
+        self.cron
+            .find_previous_occurrence(&start, true)
+            .ok()
+            .map(|z| z.timestamp())
+    }
+
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn daily_in_a_time_zone() {
+        let s = Schedule::parse("0 3 * * *", "Europe/Oslo").unwrap();
+        // 03:00 in Oslo in winter is 02:00 UTC.
+        assert_eq!(s.next_after(ts("2026-11-22T12:00:00Z")), Some(ts("2026-11-23T02:00:00Z")));
+        assert_eq!(s.previous_at_or_before(ts("2026-11-22T12:00:00Z")), Some(ts("2026-11-22T02:00:00Z")));
+    }
+
+    #[test]
+    fn aliases_and_seconds() {
+        let s = Schedule::parse("@hourly", "UTC").unwrap();
+        assert_eq!(s.next_after(ts("2026-11-22T12:30:00Z")), Some(ts("2026-11-22T13:00:00Z")));
+        let s = Schedule::parse("*/5 * * * * *", "").unwrap();
+        assert_eq!(s.next_after(ts("2026-11-22T12:30:01Z")), Some(ts("2026-11-22T12:30:05Z")));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Schedule::parse("0 3 * *", "UTC").unwrap_err();
+        assert_eq!(e.field, "spec.schedule");
+        assert!(e.problem.contains("has 4 fields"), "{e}");
+        let e = Schedule::parse("0 25 * * *", "UTC").unwrap_err();
+        assert_eq!(e.field, "spec.schedule");
+        let e = Schedule::parse("0 3 * * *", "Mars/Olympus").unwrap_err();
+        assert_eq!(e.field, "spec.timeZone");
+    }
+}
