@@ -1,8 +1,15 @@
 //! qlik-license-reclaimer: takes Qlik Sense Enterprise licences back from users who no longer use them.
+//!
+//! Layout: [`model`] and [`plan`] are the pure domain (no I/O); [`qrs`] talks to Qlik; [`run`] ties one run
+//! together for every entry point; [`simulator`] is the bundled stand-in for a Qlik site.
 
 pub mod credentials;
+pub mod demo;
 pub mod model;
+pub mod plan;
 pub mod policy;
 pub mod qrs;
+pub mod report;
+pub mod run;
 pub mod schedule;
 pub mod simulator;

@@ -1,4 +1,249 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
-fn main() {
-    println!("{}", serde_yaml::to_string(&qlik_license_reclaimer::policy::LicenseCleanupPolicy::crd()).unwrap());
+use qlik_license_reclaimer::credentials::Credentials;
+use qlik_license_reclaimer::demo::{self, DemoOptions};
+use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, RunResult};
+use qlik_license_reclaimer::report::{self, Format};
+use qlik_license_reclaimer::run::{self, RunContext};
+use qlik_license_reclaimer::simulator::{ProxyConfig, Simulator, SimulatorConfig};
+
+/// Exit codes of `run` (DESIGN.md section 4).
+const EXIT_FAILED: u8 = 1;
+const EXIT_INVALID: u8 = 2;
+const EXIT_ABORTED: u8 = 3;
+
+/// Reclaims Qlik Sense Enterprise licences from users who no longer use them.
+#[derive(Parser)]
+#[command(name = "qlik-license-reclaimer", version, about)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true, env = "LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a policy once and exit (laptop or CronJob).
+    Run(RunArgs),
+    /// Print the LicenseCleanupPolicy CustomResourceDefinition as YAML.
+    Crd,
+    /// Run the bundled QRS simulator until interrupted.
+    Simulate(SimulateArgs),
+    /// Start the simulator, run a dry-run policy against it and print the report.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// A LicenseCleanupPolicy manifest (YAML or JSON).
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// A folder shaped like the policy's Secret: client.pem, client_key.pem, root.pem, optional xrfkey.
+    #[arg(long, value_name = "DIR")]
+    credentials: PathBuf,
+    /// Report only, whatever the policy says.
+    #[arg(long)]
+    dry_run: bool,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Users on the synthetic site.
+    #[arg(long, default_value_t = 500)]
+    users: usize,
+    /// Seed of the synthetic site.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Port of the repository listener (like 4242); 0 picks a free one.
+    #[arg(long, default_value_t = 4242)]
+    port: u16,
+    /// Latency added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Also start a proxy (QPS) and hub listener, with this virtual proxy prefix ("" for the default proxy).
+    #[arg(long, value_name = "PREFIX")]
+    proxy: Option<String>,
+    /// Host name in the server certificate (set tls.serverName to it).
+    #[arg(long, default_value = "qlikserver1")]
+    server_name: String,
+    /// Where to write client.pem, client_key.pem and root.pem.
+    #[arg(long, default_value = "qrs-simulator-credentials")]
+    credentials_out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Users on the simulated site.
+    #[arg(long, default_value_t = 200)]
+    users: usize,
+    /// Seed of the simulated site.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,qlik_license_reclaimer=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // reqwest and kube are built without a default TLS provider: install ring once, before any client exists.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Run(args) => run_file(args).await,
+        Command::Crd => match serde_yaml::to_string(&LicenseCleanupPolicy::crd()) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Simulate(args) => simulate(args).await,
+        Command::Demo(args) => {
+            let options = DemoOptions {
+                users: args.users,
+                seed: args.seed,
+            };
+            match demo::run(&options).await {
+                Ok(outcome) => {
+                    if args.output == Format::Table {
+                        print!("{}", outcome.introduction);
+                    }
+                    print!("{}", report::render(&outcome.report, args.output));
+                    if args.output == Format::Table {
+                        print!("{}", outcome.next_steps);
+                    }
+                    exit_code(outcome.report.result)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
+    }
+}
+
+fn exit_code(result: RunResult) -> ExitCode {
+    match result {
+        RunResult::Succeeded => ExitCode::SUCCESS,
+        RunResult::Failed => ExitCode::from(EXIT_FAILED),
+        RunResult::Aborted => ExitCode::from(EXIT_ABORTED),
+    }
+}
+
+fn invalid(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_INVALID)
+}
+
+async fn run_file(args: RunArgs) -> ExitCode {
+    let text = match std::fs::read_to_string(&args.policy) {
+        Ok(text) => text,
+        Err(e) => return invalid(format_args!("cannot read the policy {}: {e}", args.policy.display())),
+    };
+    let policy = match parse_policy(&text) {
+        Ok(policy) => policy,
+        Err(e) => return invalid(format_args!("invalid policy {}: {e}", args.policy.display())),
+    };
+    let credentials = match Credentials::from_dir(&args.credentials) {
+        Ok(c) => c,
+        Err(e) => return invalid(format_args!("invalid credentials in {}: {e}", args.credentials.display())),
+    };
+    let ctx = RunContext {
+        credentials: &credentials,
+        force_dry_run: args.dry_run,
+        now: jiff::Timestamp::now(),
+        observer: None,
+        stop: None,
+        retry: None,
+    };
+    match run::execute(&policy.spec, ctx).await {
+        Ok(report) => {
+            print!("{}", report::render(&report, args.output));
+            if report.result != RunResult::Succeeded {
+                tracing::error!(run = %report.id, result = report.result.as_str(), "{}", report.message);
+            }
+            exit_code(report.result)
+        }
+        Err(e) => invalid(e),
+    }
+}
+
+/// A manifest as `kubectl apply` would take it: apiVersion and kind must be ours.
+fn parse_policy(text: &str) -> Result<LicenseCleanupPolicy, String> {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
+    let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
+    if api_version != "licensing.reclaimer.dev/v1alpha1" || kind != "LicenseCleanupPolicy" {
+        return Err(format!(
+            "expected apiVersion licensing.reclaimer.dev/v1alpha1 and kind LicenseCleanupPolicy, found {api_version:?} and {kind:?}"
+        ));
+    }
+    serde_yaml::from_value(value).map_err(|e| e.to_string())
+}
+
+async fn simulate(args: SimulateArgs) -> ExitCode {
+    let mut config = SimulatorConfig {
+        seed: args.seed,
+        users: args.users,
+        latency: Duration::from_millis(args.latency_ms),
+        server_name: args.server_name.clone(),
+        ..SimulatorConfig::default()
+    };
+    if let Some(prefix) = &args.proxy {
+        config.proxy = Some(ProxyConfig::new(prefix.clone()));
+    }
+    let simulator = match Simulator::start_on(config, args.port).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot start the simulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = simulator.write_credentials(&args.credentials_out) {
+        eprintln!("error: cannot write credentials to {}: {e}", args.credentials_out.display());
+        return ExitCode::FAILURE;
+    }
+    println!("QRS simulator: {} users (seed {})", args.users, args.seed);
+    println!("  repository (QRS, mutual TLS): {}", simulator.repository_url());
+    if let (Some(qps), Some(hub)) = (simulator.qps_url(), simulator.hub_url()) {
+        println!("  proxy (QPS, mutual TLS):      {qps}");
+        println!("  hub:                          {hub}");
+    }
+    println!("  credentials:                  {}", args.credentials_out.display());
+    println!("  server certificate name:      {} (set spec.site.tls.serverName)", args.server_name);
+    println!("Press Ctrl-C to stop.");
+    let _ = tokio::signal::ctrl_c().await;
+    simulator.shutdown().await;
+    ExitCode::SUCCESS
 }

@@ -1,0 +1,154 @@
+//! `demo`: the first thing a newcomer runs. A simulated site, a sensible dry-run policy, and the report.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::credentials::{self, Credentials};
+use crate::policy::{
+    AccessTypeRule, AccessTypesSpec, CustomPropertyMatch, ExcludeSpec, LicenseCleanupPolicySpec, LimitsSpec,
+    QlikUserSpec, ScopeSpec, SecretRef, SiteSpec, TlsSpec,
+};
+use crate::run::{self, RunContext, RunReport};
+use crate::simulator::{Simulator, SimulatorConfig};
+
+pub struct DemoOptions {
+    pub users: usize,
+    pub seed: u64,
+}
+
+pub struct DemoOutcome {
+    /// What the demo is, shown before the report.
+    pub introduction: String,
+    pub report: RunReport,
+    /// Where to go from here, shown after the report.
+    pub next_steps: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start the QRS simulator: {0}")]
+    Simulator(String),
+    #[error("the demo's own policy or credentials are invalid: {0}")]
+    Invalid(String),
+}
+
+/// The policy the demo runs: what a careful administrator would start with.
+pub fn demo_policy(repository_url: String, server_name: String) -> LicenseCleanupPolicySpec {
+    LicenseCleanupPolicySpec {
+        schedule: "0 3 * * *".into(),
+        time_zone: "UTC".into(),
+        suspend: false,
+        dry_run: true,
+        starting_deadline_seconds: 3600,
+        site: SiteSpec {
+            repository_url: Some(repository_url),
+            proxy: None,
+            user: QlikUserSpec::default(),
+            credentials_secret_ref: SecretRef {
+                name: "qlik-client-certificate".into(),
+            },
+            tls: TlsSpec {
+                server_name: Some(server_name),
+                insecure_skip_verify: false,
+            },
+            request_timeout_seconds: 30,
+            concurrency: 4,
+        },
+        access_types: AccessTypesSpec {
+            professional: Some(AccessTypeRule { inactive_days: 30 }),
+            analyzer: Some(AccessTypeRule { inactive_days: 30 }),
+            // Token user passes are few on the synthetic site; a handful of them would trip the breaker.
+            user: None,
+        },
+        never_used_grace_days: 14,
+        scope: ScopeSpec::default(),
+        exclude: ExcludeSpec {
+            users: vec!["INTERNAL\\sa_*".into()],
+            user_directories: vec![],
+            tags: vec!["VIP".into()],
+            custom_properties: vec![CustomPropertyMatch {
+                name: "LicenseCleanup".into(),
+                values: vec!["Exempt".into()],
+            }],
+            roles: vec!["RootAdmin".into()],
+        },
+        limits: LimitsSpec::default(),
+        history_limit: 10,
+    }
+}
+
+pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
+    let config = SimulatorConfig {
+        seed: options.seed,
+        users: options.users,
+        ..SimulatorConfig::default()
+    };
+    let server_name = config.server_name.clone();
+    let simulator = Simulator::start(config)
+        .await
+        .map_err(|e| DemoError::Simulator(e.to_string()))?;
+    let pki = simulator.pki();
+    let entries = BTreeMap::from([
+        (credentials::CLIENT_CERT_KEY.to_string(), pki.client_pem.as_bytes().to_vec()),
+        (credentials::CLIENT_KEY_KEY.to_string(), pki.client_key_pem.as_bytes().to_vec()),
+        (credentials::ROOT_CERT_KEY.to_string(), pki.root_pem.as_bytes().to_vec()),
+    ]);
+    let credentials = Credentials::from_entries(&entries).map_err(|e| DemoError::Invalid(e.to_string()))?;
+    let spec = demo_policy(simulator.repository_url(), server_name);
+
+    let report = run::execute(
+        &spec,
+        RunContext {
+            credentials: &credentials,
+            force_dry_run: true,
+            now: simulator.now(),
+            observer: None,
+            stop: None,
+            retry: None,
+        },
+    )
+    .await
+    .map_err(|e| DemoError::Invalid(e.to_string()))?;
+    let requests = simulator.requests().len();
+    simulator.shutdown().await;
+
+    let mut introduction = String::new();
+    let _ = writeln!(
+        introduction,
+        "qlik-license-reclaimer demo: a simulated Qlik Sense site ({} users, seed {}) checked by a dry-run policy.",
+        options.users, options.seed
+    );
+    let _ = writeln!(
+        introduction,
+        "Policy: reclaim professional and analyzer seats unused for 30 days,"
+    );
+    let _ = writeln!(
+        introduction,
+        "and never-used ones after a 14-day grace; never INTERNAL\\sa_* accounts, VIP-tagged users, LicenseCleanup=Exempt"
+    );
+    let _ = writeln!(
+        introduction,
+        "or RootAdmins; at most {} seats a run; abort if over {}% of a type would go.",
+        spec.limits.max_reclaims_per_run, spec.limits.max_reclaim_percent
+    );
+    let _ = writeln!(introduction);
+
+    let mut next_steps = String::new();
+    let _ = writeln!(next_steps);
+    let _ = writeln!(
+        next_steps,
+        "The run cost {requests} requests to QRS, however many users the site has (try --users 20000)."
+    );
+    let _ = writeln!(next_steps, "Next:");
+    let _ = writeln!(next_steps, "  qlik-license-reclaimer demo --output json    every decision, machine-readable");
+    let _ = writeln!(next_steps, "  qlik-license-reclaimer demo --output csv     the same, for a spreadsheet");
+    let _ = writeln!(
+        next_steps,
+        "  qlik-license-reclaimer run --policy deploy/examples/policy.yaml --credentials DIR   against your site"
+    );
+    Ok(DemoOutcome {
+        introduction,
+        report,
+        next_steps,
+    })
+}

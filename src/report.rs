@@ -1,0 +1,244 @@
+//! Renders a run report for people (table), programs (JSON) and spreadsheets (CSV).
+
+use std::fmt::Write as _;
+
+use crate::policy::RunResult;
+use crate::run::{Entry, Outcome, RunReport};
+
+/// Output formats of `run` and `demo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+pub fn render(report: &RunReport, format: Format) -> String {
+    match format {
+        Format::Table => table(report),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+            s.push('\n');
+            s
+        }
+        Format::Csv => csv(report),
+    }
+}
+
+/// A plain-text table with columns sized to their content.
+struct Table {
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+    /// Columns aligned right (numbers).
+    right: Vec<usize>,
+}
+
+impl Table {
+    fn new(header: Vec<&'static str>) -> Self {
+        Self {
+            header,
+            rows: Vec::new(),
+            right: Vec::new(),
+        }
+    }
+
+    fn right_align(mut self, columns: &[usize]) -> Self {
+        self.right = columns.to_vec();
+        self
+    }
+
+    fn render(&self, out: &mut String) {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let line = |cells: Vec<&str>, out: &mut String| {
+            let mut text = String::from("  ");
+            let last = cells.len().saturating_sub(1);
+            for (i, cell) in cells.iter().enumerate() {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                if self.right.contains(&i) {
+                    text.push_str(&" ".repeat(pad));
+                    text.push_str(cell);
+                } else {
+                    text.push_str(cell);
+                    if i != last {
+                        text.push_str(&" ".repeat(pad));
+                    }
+                }
+                if i != last {
+                    text.push_str("  ");
+                }
+            }
+            out.push_str(text.trim_end());
+            out.push('\n');
+        };
+        line(self.header.clone(), out);
+        for row in &self.rows {
+            line(row.iter().map(String::as_str).collect(), out);
+        }
+    }
+}
+
+fn short_date(last_used: &str) -> String {
+    // ISO dates are shown to the day; "never" and unreadable text as they are.
+    if last_used.len() >= 10 && last_used.as_bytes()[4] == b'-' {
+        last_used[..10].to_string()
+    } else {
+        last_used.to_string()
+    }
+}
+
+fn idle(entry: &Entry) -> String {
+    entry.idle_days.map(|d| format!("{d}d")).unwrap_or_else(|| "-".into())
+}
+
+fn table(report: &RunReport) -> String {
+    let mut out = String::new();
+    let mode = if report.dry_run {
+        "DRY RUN: nothing is deallocated"
+    } else {
+        "ENFORCING: inactive seats are deallocated"
+    };
+    let _ = writeln!(out, "Run {} ({mode})", report.id);
+    let _ = writeln!(out, "Result: {}: {}", report.result.as_str(), report.message);
+    let _ = writeln!(out);
+
+    if !report.seats.is_empty() {
+        let _ = writeln!(out, "Seats on the site");
+        let mut t = Table::new(vec!["ACCESS TYPE", "TOTAL", "ALLOCATED", "AVAILABLE", "QUARANTINED"])
+            .right_align(&[1, 2, 3, 4]);
+        for (access_type, s) in &report.seats {
+            t.rows.push(vec![
+                access_type.to_string(),
+                s.total.to_string(),
+                s.allocated.to_string(),
+                s.available.to_string(),
+                s.quarantined.to_string(),
+            ]);
+        }
+        t.render(&mut out);
+        let _ = writeln!(out);
+    }
+
+    if !report.per_access_type.is_empty() {
+        let _ = writeln!(out, "This run");
+        let reclaimed_header = if report.dry_run { "WOULD RECLAIM" } else { "RECLAIMED" };
+        let mut t = Table::new(vec!["ACCESS TYPE", "ALLOCATED", "CANDIDATES", reclaimed_header, "FAILED", "EXCLUDED"])
+            .right_align(&[1, 2, 3, 4, 5]);
+        for (access_type, c) in &report.per_access_type {
+            t.rows.push(vec![
+                access_type.to_string(),
+                c.allocated.to_string(),
+                c.candidates.to_string(),
+                c.reclaimed.to_string(),
+                c.failed.to_string(),
+                c.excluded.to_string(),
+            ]);
+        }
+        t.render(&mut out);
+        let _ = writeln!(out);
+    }
+
+    let section = |title: String, entries: Vec<&Entry>, out: &mut String, with_idle: bool| {
+        if entries.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "{title}");
+        let mut t = if with_idle {
+            Table::new(vec!["USER", "NAME", "ACCESS TYPE", "LAST USED", "IDLE", "REASON"]).right_align(&[4])
+        } else {
+            Table::new(vec!["USER", "NAME", "ACCESS TYPE", "LAST USED", "REASON"])
+        };
+        for e in entries {
+            let mut reason = e.reason.clone();
+            if let Some(error) = &e.error {
+                let _ = write!(reason, ": {error}");
+            }
+            let mut row = vec![e.user.clone(), e.user_name.clone(), e.access_type.to_string(), short_date(&e.last_used)];
+            if with_idle {
+                row.push(idle(e));
+            }
+            row.push(reason);
+            t.rows.push(row);
+        }
+        t.render(out);
+        let _ = writeln!(out);
+    };
+
+    let of = |outcomes: &[Outcome]| -> Vec<&Entry> {
+        report.decisions.iter().filter(|e| outcomes.contains(&e.outcome)).collect()
+    };
+    let reclaimed = of(&[Outcome::Reclaimed, Outcome::AlreadyGone, Outcome::WouldReclaim]);
+    let title = if report.dry_run {
+        format!("Would reclaim ({}), longest idle first", reclaimed.len())
+    } else {
+        format!("Reclaimed ({}), longest idle first", reclaimed.len())
+    };
+    section(title, reclaimed, &mut out, true);
+    let failed = of(&[Outcome::Failed]);
+    section(format!("Failed ({})", failed.len()), failed, &mut out, true);
+    let deferred = of(&[Outcome::Deferred]);
+    section(format!("Not reclaimed this run ({})", deferred.len()), deferred, &mut out, true);
+    let kept = of(&[Outcome::Kept]);
+    section(format!("Kept ({})", kept.len()), kept, &mut out, false);
+    let listed = report.decisions.len() as u64;
+    if report.totals.allocated > listed {
+        let _ = writeln!(
+            out,
+            "The other {} allocations were used within their threshold: kept, and not listed.",
+            report.totals.allocated - listed
+        );
+        let _ = writeln!(out);
+    }
+
+    let _ = writeln!(out, "Result: {}: {}", report.result.as_str(), report.message);
+    if report.dry_run && report.result == RunResult::Succeeded && report.totals.reclaimed > 0 {
+        let _ = writeln!(
+            out,
+            "Nothing was deallocated. To reclaim these seats, set spec.dryRun: false in the policy."
+        );
+    }
+    out
+}
+
+fn csv(report: &RunReport) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let _ = writer.write_record([
+        "user",
+        "user_name",
+        "access_type",
+        "allocation_id",
+        "last_used",
+        "idle_days",
+        "outcome",
+        "reason_code",
+        "reason",
+        "error",
+        "dry_run",
+        "run_id",
+    ]);
+    for e in &report.decisions {
+        let _ = writer.write_record([
+            e.user.as_str(),
+            e.user_name.as_str(),
+            e.access_type.key(),
+            e.allocation_id.as_str(),
+            e.last_used.as_str(),
+            &e.idle_days.map(|d| d.to_string()).unwrap_or_default(),
+            e.outcome.as_str(),
+            e.reason_code,
+            e.reason.as_str(),
+            e.error.as_deref().unwrap_or(""),
+            if report.dry_run { "true" } else { "false" },
+            report.id.as_str(),
+        ]);
+    }
+    writer
+        .into_inner()
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_default()
+}

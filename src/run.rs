@@ -1,0 +1,484 @@
+//! One run of a policy: read the site, decide, deallocate (unless dry run), and say what happened.
+//!
+//! The CLI's `run`, `demo`, the controller and `run --policy-ref` all call [`execute`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::credentials::Credentials;
+use crate::model::{AccessType, Allocation, LastUse, SeatCounts};
+use crate::plan::{self, Action, Plan, Rules};
+use crate::policy::{InvalidPolicy, LicenseCleanupPolicySpec, RunResult, TypeCounts};
+use crate::qrs::{Connection, Deallocation, QrsClient, QrsError, RequestObserver, RetryPolicy};
+use crate::schedule::Schedule;
+
+/// What a run needs besides the policy.
+pub struct RunContext<'a> {
+    pub credentials: &'a Credentials,
+    /// Force a dry run whatever the policy says (`run --dry-run`).
+    pub force_dry_run: bool,
+    pub now: Timestamp,
+    pub observer: Option<Arc<dyn RequestObserver>>,
+    /// Becomes `true` on shutdown: no new deallocation starts, the ones in flight finish.
+    pub stop: Option<watch::Receiver<bool>>,
+    /// Overrides the default retry policy (tests use short delays).
+    pub retry: Option<RetryPolicy>,
+}
+
+/// Check a policy completely before anything touches the network.
+pub fn validate(spec: &LicenseCleanupPolicySpec) -> Result<(Rules, Connection), InvalidPolicy> {
+    Schedule::parse(&spec.schedule, &spec.time_zone)?;
+    let rules = Rules::from_spec(spec)?;
+    validate_site(spec)?;
+    let connection =
+        Connection::from_site(&spec.site).map_err(|problem| InvalidPolicy::new("spec.site", problem))?;
+    Ok((rules, connection))
+}
+
+fn validate_site(spec: &LicenseCleanupPolicySpec) -> Result<(), InvalidPolicy> {
+    let site = &spec.site;
+    let check_url = |field: &str, url: &str| -> Result<(), InvalidPolicy> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| InvalidPolicy::new(field, format!("{url:?} is not a URL ({e})")))?;
+        if parsed.scheme() != "https" {
+            return Err(InvalidPolicy::new(
+                field,
+                format!("{url:?} must use https: Qlik's services only speak TLS"),
+            ));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(InvalidPolicy::new(field, format!("{url:?} has no host")));
+        }
+        Ok(())
+    };
+    match (&site.repository_url, &site.proxy) {
+        (Some(url), None) => check_url("spec.site.repositoryUrl", url)?,
+        (None, Some(proxy)) => {
+            check_url("spec.site.proxy.qpsUrl", &proxy.qps_url)?;
+            check_url("spec.site.proxy.hubUrl", &proxy.hub_url)?;
+        }
+        (Some(_), Some(_)) => {
+            return Err(InvalidPolicy::new(
+                "spec.site",
+                "set only one of repositoryUrl (direct QRS) or proxy (QPS session), not both",
+            ));
+        }
+        (None, None) => {
+            return Err(InvalidPolicy::new(
+                "spec.site",
+                "set repositoryUrl (direct QRS, usually https://HOST:4242) or proxy (QPS session)",
+            ));
+        }
+    }
+    if !(1..=32).contains(&site.concurrency) {
+        return Err(InvalidPolicy::new("spec.site.concurrency", "must be between 1 and 32"));
+    }
+    if !(1..=600).contains(&site.request_timeout_seconds) {
+        return Err(InvalidPolicy::new(
+            "spec.site.requestTimeoutSeconds",
+            "must be between 1 and 600",
+        ));
+    }
+    if site.user.directory.trim().is_empty() || site.user.id.trim().is_empty() {
+        return Err(InvalidPolicy::new(
+            "spec.site.user",
+            "directory and id must not be empty (for example INTERNAL and sa_repository)",
+        ));
+    }
+    if site.credentials_secret_ref.name.trim().is_empty() {
+        return Err(InvalidPolicy::new(
+            "spec.site.credentialsSecretRef.name",
+            "must name the Secret holding client.pem, client_key.pem and root.pem",
+        ));
+    }
+    Ok(())
+}
+
+/// What happened to one allocation in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Deallocated.
+    Reclaimed,
+    /// Dry run: would have been deallocated.
+    WouldReclaim,
+    /// The seat was already gone when deleted (404); counts as reclaimed.
+    AlreadyGone,
+    /// The deallocation failed after retries.
+    Failed,
+    /// A candidate not deallocated: over the per-run cap, a tripped breaker, or shutdown.
+    Deferred,
+    /// Not a candidate.
+    Kept,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Reclaimed => "reclaimed",
+            Outcome::WouldReclaim => "would-reclaim",
+            Outcome::AlreadyGone => "already-gone",
+            Outcome::Failed => "failed",
+            Outcome::Deferred => "deferred",
+            Outcome::Kept => "kept",
+        }
+    }
+
+    fn counts_as_reclaimed(self) -> bool {
+        matches!(self, Outcome::Reclaimed | Outcome::WouldReclaim | Outcome::AlreadyGone)
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// DIRECTORY\userId.
+    pub user: String,
+    pub user_name: String,
+    pub access_type: AccessType,
+    pub allocation_id: String,
+    /// ISO 8601, "never", or the unreadable text QRS sent.
+    pub last_used: String,
+    /// Days since last use (or since allocation, for never-used seats).
+    pub idle_days: Option<i64>,
+    pub outcome: Outcome,
+    /// Machine-readable reason code.
+    pub reason_code: &'static str,
+    /// Why, in a sentence.
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything a run found and did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub id: String,
+    pub start_time: Timestamp,
+    pub completion_time: Timestamp,
+    pub dry_run: bool,
+    pub result: RunResult,
+    pub message: String,
+    /// Over all access types.
+    pub totals: TypeCounts,
+    pub per_access_type: BTreeMap<AccessType, TypeCounts>,
+    pub seats: BTreeMap<AccessType, SeatCounts>,
+    /// Candidates first in reclaim order, then what was kept.
+    pub decisions: Vec<Entry>,
+}
+
+impl RunReport {
+    /// Entries that were (or, in dry run, would be) reclaimed.
+    pub fn reclaimed(&self) -> impl Iterator<Item = &Entry> {
+        self.decisions.iter().filter(|e| e.outcome.counts_as_reclaimed())
+    }
+
+    fn failed(id: String, start: Timestamp, dry_run: bool, message: String) -> Self {
+        Self {
+            id,
+            start_time: start,
+            completion_time: Timestamp::now(),
+            dry_run,
+            result: RunResult::Failed,
+            message,
+            totals: TypeCounts::default(),
+            per_access_type: BTreeMap::new(),
+            seats: BTreeMap::new(),
+            decisions: Vec::new(),
+        }
+    }
+}
+
+/// A run that could not start because its input is wrong. Nothing was sent to Qlik.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidInput {
+    #[error("invalid policy: {0}")]
+    Policy(#[from] InvalidPolicy),
+    #[error("invalid credentials: {0}")]
+    Credentials(#[from] crate::credentials::CredentialsError),
+}
+
+/// Run a policy once. Invalid input is an `Err`; everything after that (including a site that cannot be
+/// reached) is a report whose `result` says how it ended.
+pub async fn execute(
+    spec: &LicenseCleanupPolicySpec,
+    ctx: RunContext<'_>,
+) -> Result<RunReport, InvalidInput> {
+    let (rules, mut connection) = validate(spec)?;
+    if let Some(retry) = &ctx.retry {
+        connection.retry = retry.clone();
+    }
+    let id = run_id(ctx.now);
+    let dry_run = spec.dry_run || ctx.force_dry_run;
+    let span = tracing::info_span!("run", run = %id, dry_run);
+    let _guard = span.enter();
+    drop(_guard);
+
+    let client = match QrsClient::connect(&connection, ctx.credentials, ctx.observer.clone()).await {
+        Ok(client) => client,
+        Err(e) => return Ok(RunReport::failed(id, ctx.now, dry_run, e.to_string())),
+    };
+    let outcome = run_with_client(&client, spec, &rules, &ctx, id.clone(), dry_run).await;
+    client.close().await;
+    Ok(match outcome {
+        Ok(report) => report,
+        Err(e) => RunReport::failed(id, ctx.now, dry_run, e.to_string()),
+    })
+}
+
+fn run_id(now: Timestamp) -> String {
+    let suffix: String = uuid::Uuid::new_v4().simple().to_string().chars().take(6).collect();
+    format!("{}-{suffix}", now.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+struct SiteRead {
+    allocations: Vec<Allocation>,
+    totals: BTreeMap<AccessType, u64>,
+    seats: BTreeMap<AccessType, SeatCounts>,
+}
+
+async fn read_site(client: &QrsClient, rules: &Rules, now: Timestamp) -> Result<SiteRead, QrsError> {
+    let mut allocations = Vec::new();
+    let mut totals = BTreeMap::new();
+    for access_type in rules.access_types() {
+        let Some(cutoff) = rules.cutoff(access_type, now) else {
+            continue;
+        };
+        let total = client.count(access_type).await?;
+        let inactive = client.inactive_allocations(access_type, cutoff).await?;
+        if (inactive.len() as u64) > total {
+            // The breaker divides by this total: a count below what was just listed would weaken it.
+            return Err(QrsError::Nonsense {
+                method: reqwest::Method::GET,
+                endpoint: format!("license/{}/count", access_type.qrs_entity()),
+                detail: format!(
+                    "QRS counts {total} {access_type} allocations but listed {} inactive ones",
+                    inactive.len()
+                ),
+            });
+        }
+        totals.insert(access_type, total);
+        allocations.extend(inactive);
+    }
+    // The overview is marked experimental by Qlik and some releases lack it: seats are reported when
+    // available, and a run does not fail without them.
+    let seats = match client.seats().await {
+        Ok(seats) => seats,
+        Err(e) => {
+            tracing::warn!(error = %e, "seat totals unavailable (accesstypeoverview)");
+            BTreeMap::new()
+        }
+    };
+    Ok(SiteRead {
+        allocations,
+        totals,
+        seats,
+    })
+}
+
+async fn run_with_client(
+    client: &QrsClient,
+    spec: &LicenseCleanupPolicySpec,
+    rules: &Rules,
+    ctx: &RunContext<'_>,
+    id: String,
+    dry_run: bool,
+) -> Result<RunReport, QrsError> {
+    let now = ctx.now;
+    let site = read_site(client, rules, now).await?;
+    let user_ids = plan::users_needing_details(rules, &site.allocations, now);
+    let users = if user_ids.is_empty() {
+        Default::default()
+    } else {
+        client.users(&user_ids).await?
+    };
+    let plan = plan::decide(rules, &site.allocations, &users, &site.totals, now);
+
+    let mut outcomes: Vec<(Outcome, Option<String>)> = plan
+        .decisions
+        .iter()
+        .map(|d| match d.action {
+            Action::Reclaim if plan.is_aborted() => (Outcome::Deferred, None),
+            Action::Reclaim if dry_run => (Outcome::WouldReclaim, None),
+            Action::Reclaim => (Outcome::Deferred, None),
+            Action::Deferred => (Outcome::Deferred, None),
+            Action::Keep => (Outcome::Kept, None),
+        })
+        .collect();
+
+    let mut stopped = false;
+    if !dry_run && !plan.is_aborted() {
+        stopped = deallocate_all(client, &plan, spec.site.concurrency, ctx.stop.clone(), &mut outcomes).await;
+    }
+
+    let report = build_report(id, ctx.now, dry_run, &plan, outcomes, site, rules, stopped);
+    Ok(report)
+}
+
+/// Deallocate the plan's reclaims with bounded concurrency. Returns whether a stop signal cut it short.
+async fn deallocate_all(
+    client: &QrsClient,
+    plan: &Plan,
+    concurrency: u32,
+    stop: Option<watch::Receiver<bool>>,
+    outcomes: &mut [(Outcome, Option<String>)],
+) -> bool {
+    let stop_requested = || stop.as_ref().is_some_and(|rx| *rx.borrow());
+    let reclaim_indexes: Vec<usize> = plan
+        .decisions
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.action == Action::Reclaim)
+        .map(|(i, _)| i)
+        .collect();
+    let mut stopped = false;
+    let results: Vec<(usize, Result<Deallocation, QrsError>)> = {
+        let stream = futures::stream::iter(reclaim_indexes.into_iter())
+            // Checked as each deallocation is about to start, so a shutdown lets the ones in flight finish.
+            .take_while(|_| {
+                let go = !stop_requested();
+                stopped |= !go;
+                futures::future::ready(go)
+            })
+            .map(|i| {
+                let allocation = &plan.decisions[i].allocation;
+                async move { (i, client.deallocate(allocation.access_type, &allocation.id).await) }
+            })
+            .buffer_unordered(concurrency.clamp(1, 32) as usize);
+        stream.collect().await
+    };
+    for (i, result) in results {
+        let allocation = &plan.decisions[i].allocation;
+        outcomes[i] = match result {
+            Ok(Deallocation::Done) => {
+                tracing::info!(user = %allocation.user, access_type = %allocation.access_type, allocation = %allocation.id, "deallocated");
+                (Outcome::Reclaimed, None)
+            }
+            Ok(Deallocation::AlreadyGone) => {
+                tracing::info!(user = %allocation.user, access_type = %allocation.access_type, allocation = %allocation.id, "already deallocated");
+                (Outcome::AlreadyGone, None)
+            }
+            Err(e) => {
+                tracing::warn!(user = %allocation.user, access_type = %allocation.access_type, allocation = %allocation.id, error = %e, "deallocation failed");
+                (Outcome::Failed, Some(e.to_string()))
+            }
+        };
+    }
+    stopped
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    id: String,
+    start: Timestamp,
+    dry_run: bool,
+    plan: &Plan,
+    outcomes: Vec<(Outcome, Option<String>)>,
+    site: SiteRead,
+    rules: &Rules,
+    stopped: bool,
+) -> RunReport {
+    let mut per_type: BTreeMap<AccessType, TypeCounts> = BTreeMap::new();
+    for access_type in rules.access_types() {
+        let counts = per_type.entry(access_type).or_default();
+        counts.allocated = site.totals.get(&access_type).copied().unwrap_or_default();
+        if let Some(pc) = plan.per_type.get(&access_type) {
+            counts.candidates = pc.candidates;
+            counts.excluded = pc.excluded;
+        }
+    }
+    let mut decisions = Vec::with_capacity(plan.decisions.len());
+    for (decision, (outcome, error)) in plan.decisions.iter().zip(outcomes) {
+        let a = &decision.allocation;
+        let counts = per_type.entry(a.access_type).or_default();
+        if outcome.counts_as_reclaimed() {
+            counts.reclaimed += 1;
+        }
+        if outcome == Outcome::Failed {
+            counts.failed += 1;
+        }
+        let (last_used, idle_since) = match &a.last_used {
+            LastUse::At(t) => (crate::qrs::wire::format_qrs_date(*t), Some(*t)),
+            LastUse::Never => ("never".to_string(), a.created),
+            LastUse::Unknown(raw) => (raw.clone(), None),
+        };
+        let reason = if outcome == Outcome::Deferred && decision.action == Action::Reclaim {
+            if plan.is_aborted() {
+                format!("{}; not deallocated: the run was aborted by the breaker", decision.reason)
+            } else {
+                format!("{}; not deallocated: the run was stopped", decision.reason)
+            }
+        } else {
+            decision.reason.to_string()
+        };
+        decisions.push(Entry {
+            user: a.user.to_string(),
+            user_name: a.user_name.clone(),
+            access_type: a.access_type,
+            allocation_id: a.id.clone(),
+            last_used,
+            idle_days: idle_since.map(|t| (start.as_second() - t.as_second()).div_euclid(86_400)),
+            outcome,
+            reason_code: decision.reason.code(),
+            reason,
+            error,
+        });
+    }
+    let mut totals = TypeCounts::default();
+    for c in per_type.values() {
+        totals.allocated += c.allocated;
+        totals.candidates += c.candidates;
+        totals.reclaimed += c.reclaimed;
+        totals.failed += c.failed;
+        totals.excluded += c.excluded;
+    }
+    let (result, message) = if let Some(trip) = &plan.breaker {
+        (RunResult::Aborted, format!("aborted before any deallocation: {trip}"))
+    } else if totals.failed > 0 {
+        (
+            RunResult::Failed,
+            format!(
+                "{} of {} deallocations failed; the others were reclaimed",
+                totals.failed,
+                totals.failed + totals.reclaimed
+            ),
+        )
+    } else if stopped {
+        (
+            RunResult::Failed,
+            format!("stopped by shutdown after reclaiming {} seats; the rest wait for the next run", totals.reclaimed),
+        )
+    } else if dry_run {
+        (
+            RunResult::Succeeded,
+            format!(
+                "dry run: {} of {} candidate seats would be reclaimed; nothing was deallocated",
+                totals.reclaimed, totals.candidates
+            ),
+        )
+    } else {
+        (
+            RunResult::Succeeded,
+            format!("reclaimed {} of {} candidate seats", totals.reclaimed, totals.candidates),
+        )
+    };
+    RunReport {
+        id,
+        start_time: start,
+        completion_time: Timestamp::now(),
+        dry_run,
+        result,
+        message,
+        totals,
+        per_access_type: per_type,
+        seats: site.seats,
+        decisions,
+    }
+}
