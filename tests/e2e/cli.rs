@@ -1,0 +1,229 @@
+//! The command line, as a person or a CronJob runs it, against the simulator.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use qlik_license_reclaimer::simulator::Simulator;
+use serde_json::Value;
+
+use crate::support::*;
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Run the binary off the async runtime, so the in-process simulator keeps serving.
+async fn reclaimer(args: Vec<String>) -> Outcome {
+    tokio::task::spawn_blocking(move || {
+        let output = Command::cargo_bin("qlik-license-reclaimer")
+            .expect("binary built")
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("binary runs");
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("join")
+}
+
+fn manifest(spec: &qlik_license_reclaimer::policy::LicenseCleanupPolicySpec) -> String {
+    let policy = qlik_license_reclaimer::policy::LicenseCleanupPolicy::new("test", spec.clone());
+    serde_yaml::to_string(&policy).unwrap()
+}
+
+struct Files {
+    dir: tempfile::TempDir,
+}
+
+impl Files {
+    fn new(sim: &Simulator, policy_yaml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        sim.write_credentials(&dir.path().join("creds")).unwrap();
+        std::fs::write(dir.path().join("policy.yaml"), policy_yaml).unwrap();
+        Self { dir }
+    }
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "run".to_string(),
+            "--policy".into(),
+            self.path("policy.yaml"),
+            "--credentials".into(),
+            self.path("creds"),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+}
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_lists_candidates_with_reasons_and_deletes_nothing() {
+    let sim = known_site().await;
+    let mut spec = policy(&sim);
+    spec.dry_run = true;
+    let files = Files::new(&sim, &manifest(&spec));
+    let out = reclaimer(files.args(&["--output", "json"])).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = json(&out.stdout);
+    assert_eq!(report["result"], "Succeeded");
+    assert_eq!(report["dryRun"], true);
+    let would: Vec<_> = report["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["outcome"] == "would-reclaim")
+        .collect();
+    assert_eq!(would.len(), 2);
+    for d in &would {
+        for field in ["user", "accessType", "allocationId", "lastUsed", "reason"] {
+            assert!(d[field].is_string(), "{field} missing in {d}");
+        }
+    }
+    assert_eq!(would[0]["user"], "CORP\\alice");
+    assert_eq!(would[0]["reason"], "not used for 90 days (threshold 30)");
+    assert_eq!(would[1]["lastUsed"], "never");
+    assert!(sim.deletions().is_empty());
+
+    let table = reclaimer(files.args(&[])).await;
+    assert_eq!(table.code, 0);
+    assert!(table.stdout.contains("Would reclaim (2)"), "{}", table.stdout);
+    assert!(table.stdout.to_lowercase().contains("excluded: tag vip"), "{}", table.stdout);
+    assert!(sim.deletions().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_flag_overrides_an_enforcing_policy() {
+    let sim = known_site().await;
+    let files = Files::new(&sim, &manifest(&policy(&sim)));
+    let out = reclaimer(files.args(&["--dry-run", "--output", "csv"])).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(sim.deletions().is_empty());
+    let mut lines = out.stdout.lines();
+    assert!(lines.next().unwrap().starts_with("user,user_name,access_type,allocation_id,last_used"));
+    let would = out.stdout.lines().filter(|l| l.contains(",would-reclaim,")).count();
+    assert_eq!(would, 2, "{}", out.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforcing_deletes_exactly_the_expected_seats() {
+    let sim = known_site().await;
+    let files = Files::new(&sim, &manifest(&policy(&sim)));
+    let out = reclaimer(files.args(&["--output", "json"])).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(deleted(&sim), expected_reclaims());
+    let report = json(&out.stdout);
+    assert_eq!(report["totals"]["reclaimed"], 2);
+    // The seats are gone from the site.
+    let remaining = sim.site().allocations(qlik_license_reclaimer::simulator::SimAccessType::Professional);
+    assert!(remaining.iter().all(|a| a.user_id != "alice"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_exits_3_and_the_cap_holds() {
+    let sim = known_site().await;
+    let mut spec = policy(&sim);
+    spec.limits.max_reclaim_percent = 10;
+    let files = Files::new(&sim, &manifest(&spec));
+    let out = reclaimer(files.args(&[])).await;
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("Result: Aborted"), "{}", out.stdout);
+    assert!(sim.deletions().is_empty());
+
+    let mut spec = policy(&sim);
+    spec.limits.max_reclaims_per_run = 1;
+    let files = Files::new(&sim, &manifest(&spec));
+    let out = reclaimer(files.args(&[])).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(sim.deletions().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_exits_2_before_any_request() {
+    let sim = known_site().await;
+    let good = manifest(&policy(&sim));
+
+    let cases: Vec<(String, &str)> = vec![
+        (good.replace("inactiveDays: 30", "inactiveDays: 3"), "spec.accessTypes"),
+        (good.replace("internal\\SA_*", "sa_nobackslash"), "spec.exclude.users[0]"),
+        (good.replace("schedule: 0 3 * * *", "schedule: every day"), "spec.schedule"),
+        (good.replace("kind: LicenseCleanupPolicy", "kind: Deployment"), "kind"),
+        ("spec: [unclosed".to_string(), "invalid policy"),
+    ];
+    for (yaml, expected) in cases {
+        assert_ne!(yaml, good, "the case must change the policy ({expected})");
+        let files = Files::new(&sim, &yaml);
+        let out = reclaimer(files.args(&[])).await;
+        assert_eq!(out.code, 2, "{expected}: {}", out.stderr);
+        assert!(out.stderr.contains(expected), "expected {expected:?} in: {}", out.stderr);
+    }
+
+    // Broken credentials name the file.
+    let files = Files::new(&sim, &good);
+    std::fs::write(Path::new(&files.path("creds")).join("client_key.pem"), "not a key").unwrap();
+    let out = reclaimer(files.args(&[])).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("client_key.pem"), "{}", out.stderr);
+
+    let files = Files::new(&sim, &good);
+    std::fs::write(Path::new(&files.path("creds")).join("xrfkey"), "short").unwrap();
+    let out = reclaimer(files.args(&[])).await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("xrfkey"), "{}", out.stderr);
+
+    let files = Files::new(&sim, &good);
+    std::fs::remove_file(Path::new(&files.path("creds")).join("root.pem")).unwrap();
+    let out = reclaimer(files.args(&[])).await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("root.pem is missing"), "{}", out.stderr);
+
+    assert!(sim.requests().is_empty(), "invalid input must not reach Qlik");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_exit_1() {
+    // Unreachable: a port nothing listens on.
+    let sim = known_site().await;
+    let mut spec = policy(&sim);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    spec.site.repository_url = Some(format!("https://127.0.0.1:{port}"));
+    spec.site.request_timeout_seconds = 2;
+    let files = Files::new(&sim, &manifest(&spec));
+    let out = reclaimer(files.args(&[])).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.contains("cannot reach Qlik"), "{}", out.stdout);
+
+    // TLS: the wrong client certificate.
+    let spec = policy(&sim);
+    let files = Files::new(&sim, &manifest(&spec));
+    let pki = sim.pki();
+    std::fs::write(Path::new(&files.path("creds")).join("client.pem"), &pki.wrong_client_pem).unwrap();
+    std::fs::write(Path::new(&files.path("creds")).join("client_key.pem"), &pki.wrong_client_key_pem).unwrap();
+    let out = reclaimer(files.args(&[])).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(sim.deletions().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_with_no_arguments() {
+    let out = reclaimer(vec!["demo".into()]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("DRY RUN"));
+    assert!(out.stdout.contains("Would reclaim ("), "{}", out.stdout);
+    assert!(out.stdout.contains("Kept ("), "{}", out.stdout);
+    assert!(out.stdout.contains("Result: Succeeded"), "{}", out.stdout);
+}

@@ -1,0 +1,41 @@
+//! The committed CRD is what the program prints.
+
+use kube::CustomResourceExt;
+use qlik_license_reclaimer::policy::LicenseCleanupPolicy;
+
+const COMMITTED: &str = include_str!("../../deploy/crd.yaml");
+
+#[test]
+fn committed_crd_matches_the_code() {
+    let generated = serde_yaml::to_string(&LicenseCleanupPolicy::crd()).unwrap();
+    assert!(
+        generated == COMMITTED,
+        "deploy/crd.yaml is out of date: run `cargo run -- crd > deploy/crd.yaml`"
+    );
+}
+
+#[test]
+fn crd_carries_names_validation_and_columns() {
+    let crd = serde_json::to_value(LicenseCleanupPolicy::crd()).unwrap();
+    assert_eq!(crd["spec"]["group"], "licensing.reclaimer.dev");
+    assert_eq!(crd["spec"]["names"]["shortNames"][0], "lcp");
+    assert_eq!(crd["spec"]["names"]["categories"][0], "qlik");
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    assert!(version["subresources"]["status"].is_object());
+    let columns: Vec<_> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    for c in ["Schedule", "Dry Run", "Ready", "Last Run", "Reclaimed", "Next Run"] {
+        assert!(columns.iter().any(|x| x == c), "printer column {c} missing: {columns:?}");
+    }
+    let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    assert_eq!(spec["properties"]["dryRun"]["default"], true);
+    assert_eq!(spec["properties"]["site"]["properties"]["concurrency"]["maximum"], 32.0);
+    let text = serde_json::to_string(spec).unwrap();
+    assert!(text.contains("has(self.repositoryUrl) != has(self.proxy)"));
+    assert!(spec["required"].as_array().unwrap().iter().any(|r| r == "schedule"));
+}

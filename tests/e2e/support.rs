@@ -1,0 +1,211 @@
+//! A small, exactly known site and the plumbing to run policies against it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use qlik_license_reclaimer::credentials::{self, Credentials};
+use qlik_license_reclaimer::policy::{
+    AccessTypeRule, AccessTypesSpec, CustomPropertyMatch, ExcludeSpec, LicenseCleanupPolicySpec, LimitsSpec,
+    ProxySpec, QlikUserSpec, ScopeSpec, SecretRef, SiteSpec, TlsSpec,
+};
+use qlik_license_reclaimer::qrs::RetryPolicy;
+use qlik_license_reclaimer::run::{self, RunContext, RunReport};
+use qlik_license_reclaimer::simulator::{KeyFormat, NewUser, ProxyConfig, SimAccessType, Simulator, SimulatorConfig};
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn days_ago(now: Timestamp, days: i64) -> Timestamp {
+    now - SignedDuration::from_hours(24 * days)
+}
+
+/// The allocations of [`known_site`] the default test policy must reclaim, as (directory\user, type).
+pub const EXPECTED_RECLAIMS: [(&str, SimAccessType); 2] = [
+    ("CORP\\alice", SimAccessType::Professional),
+    ("CORP\\carol", SimAccessType::Analyzer),
+];
+
+pub async fn start_simulator(config: SimulatorConfig) -> Simulator {
+    install_crypto();
+    let synthetic = config.users > 0;
+    let simulator = Simulator::start(config).await.expect("simulator starts");
+    if !synthetic {
+        populate(&simulator);
+    }
+    simulator
+}
+
+pub async fn known_site() -> Simulator {
+    start_simulator(SimulatorConfig::default()).await
+}
+
+pub async fn known_site_with_keys(format: KeyFormat) -> Simulator {
+    start_simulator(SimulatorConfig {
+        client_key_format: format,
+        ..SimulatorConfig::default()
+    })
+    .await
+}
+
+pub async fn known_site_behind_proxy(prefix: &str) -> Simulator {
+    start_simulator(SimulatorConfig {
+        proxy: Some(ProxyConfig::new(prefix)),
+        ..SimulatorConfig::default()
+    })
+    .await
+}
+
+/// Every rule of the default policy meets one user here; eight seats of each type keep the breaker quiet.
+fn populate(simulator: &Simulator) {
+    let site = simulator.site();
+    let now = simulator.now();
+    let old = days_ago(now, 400);
+    let add = |user: NewUser, access_type, last_used: Option<Timestamp>, created: Timestamp, quarantined: bool| {
+        let id = site.add_user(user).expect("user added");
+        site.allocate(access_type, id, last_used, created, quarantined)
+            .expect("allocated")
+    };
+    use SimAccessType::{Analyzer, Professional};
+    // Reclaimed: idle 90 days.
+    add(NewUser::new("CORP", "alice").name("Alice"), Professional, Some(days_ago(now, 90)), old, false);
+    // Active.
+    add(NewUser::new("CORP", "bob"), Professional, Some(days_ago(now, 3)), old, false);
+    // Reclaimed: never used, allocated 40 days ago.
+    add(NewUser::new("CORP", "carol"), Analyzer, None, days_ago(now, 40), false);
+    // Kept: never used, within the 14-day grace.
+    add(NewUser::new("CORP", "dave"), Analyzer, None, days_ago(now, 5), false);
+    // Kept: service accounts are excluded by pattern.
+    add(NewUser::new("INTERNAL", "sa_scheduler"), Professional, Some(days_ago(now, 200)), old, false);
+    // Kept: tagged VIP.
+    add(NewUser::new("CORP", "erin").tag("VIP"), Professional, Some(days_ago(now, 60)), old, false);
+    // Kept: exempt by custom property.
+    add(
+        NewUser::new("CORP", "frank").custom_property("LicenseCleanup", "Exempt"),
+        Analyzer,
+        Some(days_ago(now, 45)),
+        old,
+        false,
+    );
+    // Kept: already quarantined by Qlik.
+    add(NewUser::new("CORP", "grace"), Professional, Some(days_ago(now, 100)), old, true);
+    // Kept: a RootAdmin.
+    add(NewUser::new("CORP", "heidi").role("RootAdmin"), Analyzer, Some(days_ago(now, 70)), old, false);
+    for i in 0..3 {
+        add(NewUser::new("CORP", format!("pro{i}")), Professional, Some(days_ago(now, 1)), old, false);
+        add(NewUser::new("CORP", format!("ana{i}")), Analyzer, Some(days_ago(now, 2)), old, false);
+    }
+}
+
+pub fn credential_entries(simulator: &Simulator) -> BTreeMap<String, Vec<u8>> {
+    let pki = simulator.pki();
+    BTreeMap::from([
+        (credentials::CLIENT_CERT_KEY.to_string(), pki.client_pem.as_bytes().to_vec()),
+        (credentials::CLIENT_KEY_KEY.to_string(), pki.client_key_pem.as_bytes().to_vec()),
+        (credentials::ROOT_CERT_KEY.to_string(), pki.root_pem.as_bytes().to_vec()),
+    ])
+}
+
+pub fn credentials(simulator: &Simulator) -> Credentials {
+    Credentials::from_entries(&credential_entries(simulator)).expect("simulator credentials are valid")
+}
+
+/// The test policy: 30 days for both seat types, 14 days of grace, the usual exclusions, enforcing.
+pub fn policy(simulator: &Simulator) -> LicenseCleanupPolicySpec {
+    LicenseCleanupPolicySpec {
+        schedule: "0 3 * * *".into(),
+        time_zone: "UTC".into(),
+        suspend: false,
+        dry_run: false,
+        starting_deadline_seconds: 3600,
+        site: SiteSpec {
+            repository_url: Some(simulator.repository_url()),
+            proxy: None,
+            user: QlikUserSpec::default(),
+            credentials_secret_ref: SecretRef { name: "qlik".into() },
+            tls: TlsSpec {
+                server_name: Some(simulator.pki().server_name.clone()),
+                insecure_skip_verify: false,
+            },
+            request_timeout_seconds: 10,
+            concurrency: 4,
+        },
+        access_types: AccessTypesSpec {
+            professional: Some(AccessTypeRule { inactive_days: 30 }),
+            analyzer: Some(AccessTypeRule { inactive_days: 30 }),
+            user: None,
+        },
+        never_used_grace_days: 14,
+        scope: ScopeSpec::default(),
+        exclude: ExcludeSpec {
+            users: vec!["internal\\SA_*".into()],
+            user_directories: vec![],
+            tags: vec!["vip".into()],
+            custom_properties: vec![CustomPropertyMatch {
+                name: "LicenseCleanup".into(),
+                values: vec!["Exempt".into()],
+            }],
+            roles: vec!["RootAdmin".into()],
+        },
+        limits: LimitsSpec::default(),
+        history_limit: 10,
+    }
+}
+
+pub fn proxy_policy(simulator: &Simulator, prefix: &str) -> LicenseCleanupPolicySpec {
+    let mut spec = policy(simulator);
+    spec.site.repository_url = None;
+    spec.site.proxy = Some(ProxySpec {
+        qps_url: simulator.qps_url().expect("proxy listeners"),
+        hub_url: simulator.hub_url().expect("proxy listeners"),
+        virtual_proxy_prefix: prefix.into(),
+        session_cookie_name: None,
+    });
+    spec
+}
+
+pub fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 4,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+    }
+}
+
+pub async fn run_policy(
+    simulator: &Simulator,
+    spec: &LicenseCleanupPolicySpec,
+    credentials: &Credentials,
+) -> RunReport {
+    run::execute(
+        spec,
+        RunContext {
+            credentials,
+            force_dry_run: false,
+            now: simulator.now(),
+            observer: None,
+            stop: None,
+            retry: Some(fast_retries()),
+        },
+    )
+    .await
+    .expect("valid input")
+}
+
+/// `(DIRECTORY\user, type)` of every deletion the simulator recorded, sorted.
+pub fn deleted(simulator: &Simulator) -> Vec<(String, SimAccessType)> {
+    let mut out: Vec<_> = simulator
+        .deletions()
+        .into_iter()
+        .map(|d| (format!("{}\\{}", d.user_directory, d.user_id), d.access_type))
+        .collect();
+    out.sort();
+    out
+}
+
+pub fn expected_reclaims() -> Vec<(String, SimAccessType)> {
+    let mut out: Vec<_> = EXPECTED_RECLAIMS.iter().map(|(u, t)| (u.to_string(), *t)).collect();
+    out.sort();
+    out
+}
