@@ -72,15 +72,26 @@ impl AllocationJson {
         if self.id.trim().is_empty() {
             return Err("an allocation has an empty id".into());
         }
-        let Some(user) = self.user else {
-            return Err(format!(
-                "allocation {} has no user{}",
-                self.id,
-                match (&self.deleted_user_directory, &self.deleted_user_id) {
-                    (Some(d), Some(u)) => format!(" (deleted user {d}\\{u})"),
-                    _ => String::new(),
-                }
-            ));
+        let user = match (self.user, self.deleted_user_directory, self.deleted_user_id) {
+            (Some(user), _, _) => user,
+            // A deleted user's seat stays visible while Qlik's quarantine runs out; it is nobody's to reclaim.
+            (None, Some(directory), Some(user_id)) => {
+                return Ok(Allocation {
+                    id: self.id,
+                    access_type,
+                    user_id: String::new(),
+                    user: UserIdentity::new(directory, user_id),
+                    user_name: "(deleted user)".into(),
+                    last_used: LastUse::Never,
+                    created: None,
+                    quarantined: true,
+                    quarantine_end: self
+                        .quarantine_end
+                        .as_deref()
+                        .and_then(|raw| parse_qrs_date(raw).ok().flatten()),
+                });
+            }
+            (None, _, _) => return Err(format!("allocation {} has no user", self.id)),
         };
         if user.user_id.is_empty() || user.user_directory.is_empty() {
             return Err(format!("allocation {} has a user without a directory or id", self.id));
@@ -233,11 +244,18 @@ mod tests {
     }
 
     #[test]
-    fn allocation_without_user_makes_no_sense() {
-        let json = r#"{"id":"a1","lastUsed":"2024-01-31T19:44:28.951Z","user":null,"deletedUserId":"jdoe","deletedUserDirectory":"CORP"}"#;
+    fn allocation_without_user_makes_no_sense_unless_the_user_was_deleted() {
+        let json = r#"{"id":"a1","lastUsed":"2024-01-31T19:44:28.951Z","user":null}"#;
         let alloc: AllocationJson = serde_json::from_str(json).unwrap();
         let err = alloc.into_allocation(AccessType::Professional).unwrap_err();
-        assert!(err.contains("deleted user CORP\\jdoe"), "{err}");
+        assert!(err.contains("has no user"), "{err}");
+
+        let json = r#"{"id":"a1","lastUsed":"2024-01-31T19:44:28.951Z","user":null,"quarantined":true,
+            "deletedUserId":"jdoe","deletedUserDirectory":"CORP"}"#;
+        let alloc: AllocationJson = serde_json::from_str(json).unwrap();
+        let alloc = alloc.into_allocation(AccessType::Professional).unwrap();
+        assert!(alloc.quarantined, "kept as quarantined, never reclaimed");
+        assert_eq!(alloc.user.to_string(), "CORP\\jdoe");
     }
 
     #[test]
