@@ -1,0 +1,1328 @@
+//! Unit tests of the decision engine: one or more per reason, rule and boundary.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::*;
+use crate::model::{AccessType, Allocation, LastUse, UserDetails, UserIdentity};
+use crate::policy::{AccessTypeRule, CustomPropertyMatch, InvalidPolicy, LicenseCleanupPolicySpec};
+
+use AccessType::{Analyzer, Login, Professional, User};
+
+pub(super) fn now() -> Timestamp {
+    Timestamp::from_second(1_780_315_200).unwrap_or(Timestamp::UNIX_EPOCH) // 2026-06-01T12:00:00Z
+}
+
+fn days_ago(days: i64) -> Timestamp {
+    now() - SignedDuration::from_hours(24 * days)
+}
+
+pub(super) fn base_spec() -> LicenseCleanupPolicySpec {
+    let yaml = r#"
+schedule: "0 3 * * *"
+site:
+  repositoryUrl: https://qlik.example.com:4242
+  credentialsSecretRef: {name: qlik-client-certificate}
+accessTypes:
+  professional: {inactiveDays: 30}
+"#;
+    match serde_yaml::from_str(yaml) {
+        Ok(spec) => spec,
+        Err(e) => panic!("base spec: {e}"),
+    }
+}
+
+fn rules_with(edit: impl FnOnce(&mut LicenseCleanupPolicySpec)) -> Rules {
+    let mut spec = base_spec();
+    edit(&mut spec);
+    match Rules::from_spec(&spec) {
+        Ok(rules) => rules,
+        Err(e) => panic!("rules: {e}"),
+    }
+}
+
+fn rules() -> Rules {
+    rules_with(|_| {})
+}
+
+fn invalid(edit: impl FnOnce(&mut LicenseCleanupPolicySpec)) -> InvalidPolicy {
+    let mut spec = base_spec();
+    edit(&mut spec);
+    match Rules::from_spec(&spec) {
+        Ok(_) => panic!("the spec should be rejected"),
+        Err(e) => e,
+    }
+}
+
+fn threshold(days: u32) -> Option<AccessTypeRule> {
+    Some(AccessTypeRule {
+        inactive_days: days,
+    })
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// An allocation of `access_type` to `directory\user`, last used 100 days ago, created a year ago.
+fn alloc(id: &str, access_type: AccessType, directory: &str, user: &str) -> Allocation {
+    Allocation {
+        id: id.to_string(),
+        access_type,
+        user_id: guid(directory, user),
+        user: UserIdentity::new(directory, user),
+        user_name: user.to_string(),
+        last_used: LastUse::At(days_ago(100)),
+        created: Some(days_ago(365)),
+        quarantined: false,
+        quarantine_end: None,
+    }
+}
+
+fn guid(directory: &str, user: &str) -> String {
+    format!("guid-{}-{}", directory.to_lowercase(), user.to_lowercase())
+}
+
+fn used(mut a: Allocation, at: Timestamp) -> Allocation {
+    a.last_used = LastUse::At(at);
+    a
+}
+
+fn never(mut a: Allocation, created: Option<Timestamp>) -> Allocation {
+    a.last_used = LastUse::Never;
+    a.created = created;
+    a
+}
+
+fn details(directory: &str, user: &str) -> UserDetails {
+    UserDetails {
+        id: guid(directory, user),
+        ..UserDetails::default()
+    }
+}
+
+fn user_map(list: Vec<UserDetails>) -> HashMap<String, UserDetails> {
+    list.into_iter().map(|d| (d.id.clone(), d)).collect()
+}
+
+fn decide_simple(rules: &Rules, allocations: &[Allocation]) -> Plan {
+    decide(rules, allocations, &HashMap::new(), &BTreeMap::new(), now())
+}
+
+fn only(plan: &Plan, id: &str) -> Decision {
+    match plan.decisions.iter().find(|d| d.allocation.id == id) {
+        Some(d) => d.clone(),
+        None => panic!("no decision for {id}"),
+    }
+}
+
+/// The single decision about one allocation under `rules`.
+fn decide_one(rules: &Rules, allocation: Allocation) -> Decision {
+    let plan = decide_simple(rules, std::slice::from_ref(&allocation));
+    only(&plan, &allocation.id)
+}
+
+fn assert_reason(decision: &Decision, action: Action, code: &str, text: &str) {
+    assert_eq!(
+        decision.action, action,
+        "{}: {}",
+        decision.allocation.id, decision.reason
+    );
+    assert_eq!(decision.reason.code(), code, "{}", decision.reason);
+    assert_eq!(decision.reason.to_string(), text);
+}
+
+fn reclaim_ids(plan: &Plan) -> Vec<String> {
+    plan.reclaims().map(|d| d.allocation.id.clone()).collect()
+}
+
+// ---- Rules::from_spec ----
+
+#[test]
+fn default_spec_compiles() {
+    let rules = rules();
+    assert_eq!(rules.access_types(), vec![Professional]);
+    assert_eq!(rules.max_reclaims_per_run(), 100);
+    assert_eq!(rules.max_reclaim_percent(), 50);
+    assert_eq!(rules.never_used_grace_days(), 14);
+    assert!(!rules.needs_user_details());
+}
+
+#[test]
+fn access_types_come_in_access_type_order() {
+    let rules = rules_with(|s| {
+        s.access_types.professional = None;
+        s.access_types.user = threshold(60);
+        s.access_types.analyzer = threshold(45);
+    });
+    assert_eq!(rules.access_types(), vec![Analyzer, User]);
+    assert_eq!(rules.inactive_days(User), Some(60));
+    assert_eq!(rules.inactive_days(Professional), None);
+    assert_eq!(rules.inactive_days(Login), None);
+}
+
+#[test]
+fn cutoff_is_now_minus_whole_days() {
+    let rules = rules_with(|s| s.access_types.user = threshold(7));
+    assert_eq!(rules.cutoff(Professional, now()), Some(days_ago(30)));
+    assert_eq!(rules.cutoff(User, now()), Some(days_ago(7)));
+    assert_eq!(rules.cutoff(Analyzer, now()), None);
+    assert_eq!(rules.cutoff(Login, now()), None);
+    assert_eq!(rules.never_used_cutoff(now()), days_ago(14));
+    assert_eq!(
+        rules.cutoff(Professional, Timestamp::MIN),
+        Some(Timestamp::MIN)
+    );
+}
+
+#[test]
+fn at_least_one_access_type() {
+    let e = invalid(|s| s.access_types.professional = None);
+    assert_eq!(e.field, "spec.accessTypes");
+    assert!(e.problem.contains("professional, analyzer or user"), "{e}");
+}
+
+#[test]
+fn inactive_days_bounds_name_the_field() {
+    let e = invalid(|s| s.access_types.professional = threshold(6));
+    assert_eq!(e.field, "spec.accessTypes.professional.inactiveDays");
+    assert!(e.problem.contains("between 7 and 3650, not 6"), "{e}");
+    let e = invalid(|s| s.access_types.analyzer = threshold(3651));
+    assert_eq!(e.field, "spec.accessTypes.analyzer.inactiveDays");
+    let e = invalid(|s| s.access_types.user = threshold(0));
+    assert_eq!(e.field, "spec.accessTypes.user.inactiveDays");
+    rules_with(|s| {
+        s.access_types.professional = threshold(7);
+        s.access_types.analyzer = threshold(3650);
+    });
+}
+
+#[test]
+fn grace_and_limit_bounds_name_the_field() {
+    assert_eq!(
+        invalid(|s| s.never_used_grace_days = 0).field,
+        "spec.neverUsedGraceDays"
+    );
+    assert_eq!(
+        invalid(|s| s.never_used_grace_days = 3651).field,
+        "spec.neverUsedGraceDays"
+    );
+    rules_with(|s| s.never_used_grace_days = 1);
+    rules_with(|s| s.never_used_grace_days = 3650);
+    assert_eq!(
+        invalid(|s| s.limits.max_reclaims_per_run = 0).field,
+        "spec.limits.maxReclaimsPerRun"
+    );
+    assert_eq!(
+        invalid(|s| s.limits.max_reclaims_per_run = 100_001).field,
+        "spec.limits.maxReclaimsPerRun"
+    );
+    rules_with(|s| s.limits.max_reclaims_per_run = 100_000);
+    rules_with(|s| s.limits.max_reclaims_per_run = 1);
+    assert_eq!(
+        invalid(|s| s.limits.max_reclaim_percent = 0).field,
+        "spec.limits.maxReclaimPercent"
+    );
+    let e = invalid(|s| s.limits.max_reclaim_percent = 101);
+    assert_eq!(
+        e.to_string(),
+        "spec.limits.maxReclaimPercent: must be between 1 and 100, not 101"
+    );
+    rules_with(|s| s.limits.max_reclaim_percent = 100);
+}
+
+#[test]
+fn user_patterns_are_checked_with_their_index() {
+    let e = invalid(|s| s.exclude.users = strings(&[r"INTERNAL\sa_*", r"CORP\*", "jdoe"]));
+    assert_eq!(e.field, "spec.exclude.users[2]");
+    assert_eq!(
+        e.problem,
+        r#""jdoe" is not DIRECTORY\userId (for example CORP\jdoe; '*' is a wildcard)"#
+    );
+    let e = invalid(|s| s.scope.users = strings(&[r"CORP\\jdoe"]));
+    assert_eq!(e.field, "spec.scope.users[0]");
+    assert!(e.problem.contains("2 backslashes"), "{e}");
+    let e = invalid(|s| s.scope.users = strings(&[r"CORP\jdoe", r"\jdoe"]));
+    assert_eq!(e.field, "spec.scope.users[1]");
+}
+
+#[test]
+fn empty_names_are_rejected_with_their_index() {
+    let e = invalid(|s| s.scope.user_directories = strings(&["CORP", ""]));
+    assert_eq!(e.field, "spec.scope.userDirectories[1]");
+    assert_eq!(e.problem, "must not be empty");
+    let e = invalid(|s| s.exclude.user_directories = strings(&[""]));
+    assert_eq!(e.field, "spec.exclude.userDirectories[0]");
+    let e = invalid(|s| s.exclude.tags = strings(&["VIP", "Board", ""]));
+    assert_eq!(e.field, "spec.exclude.tags[2]");
+    let e = invalid(|s| s.exclude.roles = strings(&[""]));
+    assert_eq!(e.field, "spec.exclude.roles[0]");
+    let e = invalid(|s| s.exclude.tags = strings(&["VIP "]));
+    assert_eq!(e.field, "spec.exclude.tags[0]");
+    assert!(e.problem.contains("leading or trailing spaces"), "{e}");
+}
+
+#[test]
+fn custom_property_names_and_values_are_checked() {
+    let e = invalid(|s| {
+        s.exclude.custom_properties = vec![CustomPropertyMatch {
+            name: String::new(),
+            values: vec![],
+        }]
+    });
+    assert_eq!(e.field, "spec.exclude.customProperties[0].name");
+    let e = invalid(|s| {
+        s.exclude.custom_properties = vec![
+            CustomPropertyMatch {
+                name: "LicenseCleanup".into(),
+                values: vec![],
+            },
+            CustomPropertyMatch {
+                name: "Dept".into(),
+                values: strings(&["Finance", ""]),
+            },
+        ]
+    });
+    assert_eq!(e.field, "spec.exclude.customProperties[1].values[1]");
+    assert!(
+        e.problem.contains("leave values out to match any value"),
+        "{e}"
+    );
+}
+
+#[test]
+fn user_details_are_needed_only_for_record_based_exclusions() {
+    assert!(
+        !rules_with(|s| {
+            s.exclude.users = strings(&[r"CORP\*"]);
+            s.exclude.user_directories = strings(&["INTERNAL"]);
+            s.scope.user_directories = strings(&["CORP"]);
+        })
+        .needs_user_details()
+    );
+    assert!(rules_with(|s| s.exclude.tags = strings(&["VIP"])).needs_user_details());
+    assert!(rules_with(|s| s.exclude.roles = strings(&["RootAdmin"])).needs_user_details());
+    assert!(
+        rules_with(|s| {
+            s.exclude.custom_properties = vec![CustomPropertyMatch {
+                name: "LicenseCleanup".into(),
+                values: vec![],
+            }]
+        })
+        .needs_user_details()
+    );
+}
+
+// ---- Reasons ----
+
+#[test]
+fn inactive_is_reclaimed() {
+    let d = decide_one(
+        &rules(),
+        used(alloc("a", Professional, "CORP", "jdoe"), days_ago(94)),
+    );
+    assert_reason(
+        &d,
+        Action::Reclaim,
+        "inactive",
+        "not used for 94 days (threshold 30)",
+    );
+}
+
+#[test]
+fn never_used_past_grace_is_reclaimed() {
+    let d = decide_one(
+        &rules(),
+        never(alloc("a", Professional, "CORP", "jdoe"), Some(days_ago(40))),
+    );
+    assert_reason(
+        &d,
+        Action::Reclaim,
+        "never-used",
+        "never used; allocated 40 days ago (grace 14)",
+    );
+}
+
+#[test]
+fn recently_used_is_active() {
+    let d = decide_one(
+        &rules(),
+        used(alloc("a", Professional, "CORP", "jdoe"), days_ago(3)),
+    );
+    assert_reason(&d, Action::Keep, "active", "used 3 days ago (threshold 30)");
+    let d = decide_one(
+        &rules(),
+        used(alloc("a", Professional, "CORP", "jdoe"), now()),
+    );
+    assert_reason(
+        &d,
+        Action::Keep,
+        "active",
+        "used less than a day ago (threshold 30)",
+    );
+    let d = decide_one(
+        &rules(),
+        used(alloc("a", Professional, "CORP", "jdoe"), days_ago(1)),
+    );
+    assert_reason(&d, Action::Keep, "active", "used 1 day ago (threshold 30)");
+}
+
+#[test]
+fn future_last_use_is_active() {
+    let d = decide_one(
+        &rules(),
+        used(alloc("a", Professional, "CORP", "jdoe"), days_ago(-2)),
+    );
+    assert_reason(
+        &d,
+        Action::Keep,
+        "active",
+        "last use date is in the future; treated as used (threshold 30)",
+    );
+    let soon = now() + SignedDuration::from_millis(1);
+    let d = decide_one(
+        &rules(),
+        used(alloc("a", Professional, "CORP", "jdoe"), soon),
+    );
+    assert_eq!(d.reason.code(), "active");
+}
+
+#[test]
+fn never_used_within_grace_is_kept() {
+    let d = decide_one(
+        &rules(),
+        never(alloc("a", Professional, "CORP", "jdoe"), Some(days_ago(5))),
+    );
+    assert_reason(
+        &d,
+        Action::Keep,
+        "never-used-grace",
+        "never used; allocated 5 days ago, within the 14-day grace",
+    );
+    let d = decide_one(
+        &rules(),
+        never(alloc("a", Professional, "CORP", "jdoe"), Some(days_ago(-1))),
+    );
+    assert_reason(
+        &d,
+        Action::Keep,
+        "never-used-grace",
+        "never used; createdDate is in the future, treated as within the 14-day grace",
+    );
+}
+
+#[test]
+fn never_used_without_created_date_is_kept() {
+    let d = decide_one(
+        &rules(),
+        never(alloc("a", Professional, "CORP", "jdoe"), None),
+    );
+    assert_reason(
+        &d,
+        Action::Keep,
+        "unknown-date",
+        "never used and no createdDate; kept",
+    );
+}
+
+#[test]
+fn unreadable_last_use_is_kept() {
+    let mut a = alloc("a", Professional, "CORP", "jdoe");
+    a.last_used = LastUse::Unknown("garbage".into());
+    let d = decide_one(&rules(), a);
+    assert_reason(
+        &d,
+        Action::Keep,
+        "unknown-date",
+        r#"last use date "garbage" cannot be read; kept"#,
+    );
+
+    let mut a = alloc("a", Professional, "CORP", "jdoe");
+    a.last_used = LastUse::Unknown(format!("x\n{}", "y".repeat(500)));
+    let text = decide_one(&rules(), a).reason.to_string();
+    assert!(text.len() < 120 && !text.contains('\n'), "{text}");
+}
+
+#[test]
+fn quarantined_is_kept() {
+    let mut a = alloc("a", Professional, "CORP", "jdoe");
+    a.quarantined = true;
+    a.quarantine_end = Some(days_ago(-172));
+    let d = decide_one(&rules(), a.clone());
+    assert_reason(
+        &d,
+        Action::Keep,
+        "quarantined",
+        "quarantined until 2026-11-20",
+    );
+    a.quarantine_end = None;
+    let d = decide_one(&rules(), a);
+    assert_reason(
+        &d,
+        Action::Keep,
+        "quarantined",
+        "quarantined (Qlik already deallocated it)",
+    );
+}
+
+#[test]
+fn login_passes_are_never_deallocated() {
+    let rules = rules_with(|s| s.access_types.user = threshold(30));
+    let d = decide_one(
+        &rules,
+        never(alloc("a", Login, "CORP", "group"), Some(days_ago(900))),
+    );
+    assert_reason(
+        &d,
+        Action::Keep,
+        "login-group",
+        "login access passes are groups; never deallocated",
+    );
+}
+
+#[test]
+fn unconfigured_access_type_is_not_touched() {
+    let d = decide_one(
+        &rules(),
+        used(alloc("a", Analyzer, "CORP", "jdoe"), days_ago(400)),
+    );
+    assert_reason(
+        &d,
+        Action::Keep,
+        "not-managed",
+        "accessTypes.analyzer is not configured; not touched",
+    );
+}
+
+#[test]
+fn thresholds_are_per_access_type() {
+    let rules = rules_with(|s| {
+        s.access_types.professional = threshold(90);
+        s.access_types.analyzer = threshold(30);
+    });
+    let plan = decide_simple(
+        &rules,
+        &[
+            used(alloc("p", Professional, "CORP", "a"), days_ago(60)),
+            used(alloc("n", Analyzer, "CORP", "b"), days_ago(60)),
+        ],
+    );
+    assert_eq!(
+        only(&plan, "p").reason.to_string(),
+        "used 60 days ago (threshold 90)"
+    );
+    assert_eq!(
+        only(&plan, "n").reason.to_string(),
+        "not used for 60 days (threshold 30)"
+    );
+}
+
+// ---- Boundaries ----
+
+#[test]
+fn used_exactly_inactive_days_ago_is_inactive() {
+    let a = used(alloc("a", Professional, "CORP", "jdoe"), days_ago(30));
+    let d = decide_one(&rules(), a);
+    assert_reason(
+        &d,
+        Action::Reclaim,
+        "inactive",
+        "not used for 30 days (threshold 30)",
+    );
+}
+
+#[test]
+fn used_a_second_inside_the_threshold_is_active() {
+    let at = days_ago(30) + SignedDuration::from_secs(1);
+    let d = decide_one(&rules(), used(alloc("a", Professional, "CORP", "jdoe"), at));
+    assert_reason(
+        &d,
+        Action::Keep,
+        "active",
+        "used 29 days ago (threshold 30)",
+    );
+    let at = days_ago(30) + SignedDuration::from_nanos(1);
+    let d = decide_one(&rules(), used(alloc("a", Professional, "CORP", "jdoe"), at));
+    assert_eq!(d.reason.code(), "active");
+    let at = days_ago(30) - SignedDuration::from_nanos(1);
+    let d = decide_one(&rules(), used(alloc("a", Professional, "CORP", "jdoe"), at));
+    assert_reason(
+        &d,
+        Action::Reclaim,
+        "inactive",
+        "not used for 30 days (threshold 30)",
+    );
+}
+
+#[test]
+fn never_used_grace_boundary() {
+    let d = decide_one(
+        &rules(),
+        never(alloc("a", Professional, "CORP", "jdoe"), Some(days_ago(14))),
+    );
+    assert_reason(
+        &d,
+        Action::Reclaim,
+        "never-used",
+        "never used; allocated 14 days ago (grace 14)",
+    );
+    let created = days_ago(14) + SignedDuration::from_secs(1);
+    let d = decide_one(
+        &rules(),
+        never(alloc("a", Professional, "CORP", "jdoe"), Some(created)),
+    );
+    assert_reason(
+        &d,
+        Action::Keep,
+        "never-used-grace",
+        "never used; allocated 13 days ago, within the 14-day grace",
+    );
+}
+
+#[test]
+fn minimum_grace_of_one_day() {
+    let rules = rules_with(|s| s.never_used_grace_days = 1);
+    let d = decide_one(
+        &rules,
+        never(alloc("a", Professional, "CORP", "jdoe"), Some(days_ago(1))),
+    );
+    assert_reason(
+        &d,
+        Action::Reclaim,
+        "never-used",
+        "never used; allocated 1 day ago (grace 1)",
+    );
+}
+
+#[test]
+fn whole_days_round_down() {
+    assert_eq!(rules::whole_days(days_ago(3), now()), 3);
+    assert_eq!(
+        rules::whole_days(days_ago(3) + SignedDuration::from_secs(1), now()),
+        2
+    );
+    assert_eq!(
+        rules::whole_days(now() + SignedDuration::from_nanos(1), now()),
+        -1
+    );
+    assert_eq!(rules::whole_days(now(), now()), 0);
+}
+
+// ---- Evaluation order ----
+
+#[test]
+fn login_comes_before_quarantine_and_quarantine_before_dates() {
+    let mut a = alloc("a", Login, "CORP", "jdoe");
+    a.quarantined = true;
+    assert_eq!(decide_one(&rules(), a).reason.code(), "login-group");
+    let mut a = alloc("a", Professional, "CORP", "jdoe");
+    a.quarantined = true;
+    a.last_used = LastUse::Unknown("garbage".into());
+    assert_eq!(decide_one(&rules(), a).reason.code(), "quarantined");
+}
+
+#[test]
+fn dates_come_before_scope_and_exclusions() {
+    let rules = rules_with(|s| {
+        s.exclude.users = strings(&[r"CORP\jdoe"]);
+        s.scope.user_directories = strings(&["EXT"]);
+    });
+    let plan = decide_simple(
+        &rules,
+        &[
+            used(alloc("active", Professional, "CORP", "jdoe"), days_ago(1)),
+            used(
+                alloc("inactive", Professional, "CORP", "jdoe"),
+                days_ago(100),
+            ),
+        ],
+    );
+    assert_eq!(only(&plan, "active").reason.code(), "active");
+    assert_eq!(only(&plan, "inactive").reason.code(), "out-of-scope");
+    let counts = plan.per_type[&Professional];
+    assert_eq!((counts.excluded, counts.kept), (1, 1));
+}
+
+// ---- Scope ----
+
+#[test]
+fn scope_directories_admit_only_their_users() {
+    let rules = rules_with(|s| s.scope.user_directories = strings(&["CORP"]));
+    let plan = decide_simple(
+        &rules,
+        &[
+            alloc("in", Professional, "corp", "a"),
+            alloc("out", Professional, "EXT", "b"),
+        ],
+    );
+    assert_eq!(only(&plan, "in").action, Action::Reclaim);
+    assert_reason(
+        &only(&plan, "out"),
+        Action::Keep,
+        "out-of-scope",
+        "outside scope.userDirectories",
+    );
+}
+
+#[test]
+fn scope_users_is_a_predefined_list() {
+    let rules = rules_with(|s| s.scope.users = strings(&[r"CORP\jdoe", r"EXT\contractor_*"]));
+    let plan = decide_simple(
+        &rules,
+        &[
+            alloc("listed", Professional, "Corp", "JDoe"),
+            alloc("wild", Professional, "ext", "contractor_17"),
+            alloc("other", Professional, "CORP", "alice"),
+        ],
+    );
+    assert_eq!(only(&plan, "listed").action, Action::Reclaim);
+    assert_eq!(only(&plan, "wild").action, Action::Reclaim);
+    assert_reason(
+        &only(&plan, "other"),
+        Action::Keep,
+        "out-of-scope",
+        "outside scope.users",
+    );
+}
+
+#[test]
+fn scope_lists_both_have_to_admit() {
+    let rules = rules_with(|s| {
+        s.scope.user_directories = strings(&["CORP"]);
+        s.scope.users = strings(&[r"*\jdoe"]);
+    });
+    let plan = decide_simple(
+        &rules,
+        &[
+            alloc("both", Professional, "CORP", "jdoe"),
+            alloc("dir-only", Professional, "CORP", "alice"),
+            alloc("user-only", Professional, "EXT", "jdoe"),
+        ],
+    );
+    assert_eq!(only(&plan, "both").action, Action::Reclaim);
+    assert_eq!(
+        only(&plan, "dir-only").reason.to_string(),
+        "outside scope.users"
+    );
+    assert_eq!(
+        only(&plan, "user-only").reason.to_string(),
+        "outside scope.userDirectories"
+    );
+}
+
+#[test]
+fn large_scope_list_is_looked_up_not_scanned() {
+    let list: Vec<String> = (0..10_000).map(|i| format!(r"CORP\user{i:05}")).collect();
+    let rules = rules_with(|s| s.scope.users = list);
+    let plan = decide_simple(
+        &rules,
+        &[
+            alloc("in", Professional, "CORP", "USER09999"),
+            alloc("out", Professional, "CORP", "user10000"),
+        ],
+    );
+    assert_eq!(only(&plan, "in").action, Action::Reclaim);
+    assert_eq!(only(&plan, "out").reason.code(), "out-of-scope");
+}
+
+// ---- Identity exclusions ----
+
+#[test]
+fn excluded_directory() {
+    let rules = rules_with(|s| s.exclude.user_directories = strings(&["INTERNAL"]));
+    let d = decide_one(&rules, alloc("a", Professional, "internal", "sa_scheduler"));
+    assert_reason(
+        &d,
+        Action::Keep,
+        "excluded",
+        "excluded: user directory INTERNAL",
+    );
+}
+
+#[test]
+fn excluded_user_patterns() {
+    let rules =
+        rules_with(|s| s.exclude.users = strings(&[r"INTERNAL\sa_*", r"*\jdoe", r"BOARD\*"]));
+    let plan = decide_simple(
+        &rules,
+        &[
+            alloc("sa", Professional, "Internal", "SA_Repository"),
+            alloc("jdoe", Professional, "EXT", "JDOE"),
+            alloc("board", Professional, "board", "chair"),
+            alloc("free", Professional, "CORP", "jdoe2"),
+            alloc("free2", Professional, "INTERNAL", "xsa_1"),
+        ],
+    );
+    assert_reason(
+        &only(&plan, "sa"),
+        Action::Keep,
+        "excluded",
+        r"excluded by exclude.users pattern INTERNAL\sa_*",
+    );
+    assert_eq!(
+        only(&plan, "jdoe").reason.to_string(),
+        r"excluded by exclude.users pattern *\jdoe"
+    );
+    assert_eq!(
+        only(&plan, "board").reason.to_string(),
+        r"excluded by exclude.users pattern BOARD\*"
+    );
+    assert_eq!(only(&plan, "free").action, Action::Reclaim);
+    assert_eq!(only(&plan, "free2").action, Action::Reclaim);
+    assert_eq!(plan.per_type[&Professional].excluded, 3);
+}
+
+#[test]
+fn directory_exclusion_is_reported_before_user_patterns() {
+    let rules = rules_with(|s| {
+        s.exclude.users = strings(&[r"INTERNAL\*"]);
+        s.exclude.user_directories = strings(&["Internal"]);
+    });
+    let d = decide_one(&rules, alloc("a", Professional, "INTERNAL", "sa_api"));
+    assert_eq!(d.reason.to_string(), "excluded: user directory Internal");
+}
+
+// ---- Record-based exclusions ----
+
+fn record_rules() -> Rules {
+    rules_with(|s| {
+        s.exclude.tags = strings(&["VIP"]);
+        s.exclude.roles = strings(&["RootAdmin"]);
+        s.exclude.custom_properties = vec![
+            CustomPropertyMatch {
+                name: "LicenseCleanup".into(),
+                values: strings(&["Exempt", "Never"]),
+            },
+            CustomPropertyMatch {
+                name: "Board".into(),
+                values: vec![],
+            },
+        ];
+    })
+}
+
+fn decide_with_users(rules: &Rules, allocations: &[Allocation], users: Vec<UserDetails>) -> Plan {
+    decide(
+        rules,
+        allocations,
+        &user_map(users),
+        &BTreeMap::new(),
+        now(),
+    )
+}
+
+#[test]
+fn excluded_tag() {
+    let mut vip = details("CORP", "ceo");
+    vip.tags = strings(&["Finance", "vip"]);
+    let plan = decide_with_users(
+        &record_rules(),
+        &[alloc("a", Professional, "CORP", "ceo")],
+        vec![vip],
+    );
+    assert_reason(
+        &only(&plan, "a"),
+        Action::Keep,
+        "excluded",
+        "excluded: tag VIP",
+    );
+}
+
+#[test]
+fn excluded_role() {
+    let mut admin = details("CORP", "admin");
+    admin.roles = strings(&["ContentAdmin", "rootadmin"]);
+    let plan = decide_with_users(
+        &record_rules(),
+        &[alloc("a", Professional, "CORP", "admin")],
+        vec![admin],
+    );
+    assert_reason(
+        &only(&plan, "a"),
+        Action::Keep,
+        "excluded",
+        "excluded: role RootAdmin",
+    );
+}
+
+#[test]
+fn excluded_custom_property_with_listed_values() {
+    let mut exempt = details("CORP", "a");
+    exempt.custom_properties = vec![("licensecleanup".into(), "EXEMPT".into())];
+    let mut other_value = details("CORP", "b");
+    other_value.custom_properties = vec![("LicenseCleanup".into(), "Reclaim".into())];
+    let mut other_property = details("CORP", "c");
+    other_property.custom_properties = vec![("Department".into(), "Exempt".into())];
+    let plan = decide_with_users(
+        &record_rules(),
+        &[
+            alloc("a", Professional, "CORP", "a"),
+            alloc("b", Professional, "CORP", "b"),
+            alloc("c", Professional, "CORP", "c"),
+        ],
+        vec![exempt, other_value, other_property],
+    );
+    assert_reason(
+        &only(&plan, "a"),
+        Action::Keep,
+        "excluded",
+        "excluded: custom property LicenseCleanup=Exempt",
+    );
+    assert_eq!(only(&plan, "b").action, Action::Reclaim);
+    assert_eq!(only(&plan, "c").action, Action::Reclaim);
+}
+
+#[test]
+fn excluded_custom_property_with_any_value() {
+    let mut member = details("CORP", "a");
+    member.custom_properties = vec![
+        ("Department".into(), "Sales".into()),
+        ("BOARD".into(), "Chair".into()),
+    ];
+    let plan = decide_with_users(
+        &record_rules(),
+        &[alloc("a", Professional, "CORP", "a")],
+        vec![member],
+    );
+    assert_reason(
+        &only(&plan, "a"),
+        Action::Keep,
+        "excluded",
+        "excluded: custom property Board=Chair",
+    );
+}
+
+#[test]
+fn custom_property_entries_for_one_name_merge() {
+    let rules = rules_with(|s| {
+        s.exclude.custom_properties = vec![
+            CustomPropertyMatch {
+                name: "Dept".into(),
+                values: strings(&["Finance"]),
+            },
+            CustomPropertyMatch {
+                name: "DEPT".into(),
+                values: strings(&["Legal"]),
+            },
+        ];
+    });
+    let mut legal = details("CORP", "a");
+    legal.custom_properties = vec![("dept".into(), "legal".into())];
+    let mut sales = details("CORP", "b");
+    sales.custom_properties = vec![("dept".into(), "sales".into())];
+    let plan = decide_with_users(
+        &rules,
+        &[
+            alloc("a", Professional, "CORP", "a"),
+            alloc("b", Professional, "CORP", "b"),
+        ],
+        vec![legal, sales],
+    );
+    assert_eq!(
+        only(&plan, "a").reason.to_string(),
+        "excluded: custom property Dept=Legal"
+    );
+    assert_eq!(only(&plan, "b").action, Action::Reclaim);
+}
+
+#[test]
+fn missing_user_record_is_kept_when_records_are_needed() {
+    let plan = decide_with_users(
+        &record_rules(),
+        &[
+            alloc("a", Professional, "CORP", "ghost"),
+            alloc("b", Professional, "CORP", "known"),
+        ],
+        vec![details("CORP", "known")],
+    );
+    assert_reason(
+        &only(&plan, "a"),
+        Action::Keep,
+        "user-not-found",
+        "user record not found in QRS; kept",
+    );
+    assert_eq!(only(&plan, "b").action, Action::Reclaim);
+    let counts = plan.per_type[&Professional];
+    assert_eq!((counts.kept, counts.excluded, counts.reclaim), (1, 0, 1));
+}
+
+#[test]
+fn user_records_are_ignored_when_not_needed() {
+    let mut vip = details("CORP", "a");
+    vip.tags = strings(&["VIP"]);
+    let rules = rules_with(|s| s.limits.max_reclaim_percent = 100);
+    let plan = decide_with_users(
+        &rules,
+        &[
+            alloc("a", Professional, "CORP", "a"),
+            alloc("b", Professional, "CORP", "b"),
+        ],
+        vec![vip],
+    );
+    assert_eq!(reclaim_ids(&plan).len(), 2);
+}
+
+#[test]
+fn users_needing_details_are_the_would_be_candidates() {
+    let rules = rules_with(|s| {
+        s.exclude.tags = strings(&["VIP"]);
+        s.exclude.users = strings(&[r"INTERNAL\*"]);
+        s.scope.user_directories = strings(&["CORP", "INTERNAL"]);
+        s.access_types.user = threshold(30);
+    });
+    let mut quarantined = alloc("q", Professional, "CORP", "q");
+    quarantined.quarantined = true;
+    let allocations = [
+        alloc("z1", Professional, "CORP", "zed"),
+        alloc("z2", User, "CORP", "ZED"),
+        alloc("a", Professional, "CORP", "amy"),
+        used(alloc("active", Professional, "CORP", "busy"), days_ago(2)),
+        alloc("internal", Professional, "INTERNAL", "sa_api"),
+        alloc("ext", Professional, "EXT", "x"),
+        alloc("login", Login, "CORP", "login"),
+        alloc("analyzer", Analyzer, "CORP", "an"),
+        never(alloc("new", Professional, "CORP", "new"), Some(days_ago(1))),
+        quarantined,
+    ];
+    assert_eq!(
+        users_needing_details(&rules, &allocations, now()),
+        vec![guid("CORP", "amy"), guid("CORP", "zed")]
+    );
+    assert!(users_needing_details(&self::rules(), &allocations, now()).is_empty());
+}
+
+// ---- Ordering and the cap ----
+
+#[test]
+fn candidates_are_ordered_longest_idle_first_across_types() {
+    let rules = rules_with(|s| {
+        s.access_types.analyzer = threshold(30);
+        s.access_types.user = threshold(30);
+        s.limits.max_reclaim_percent = 100;
+    });
+    let allocations = [
+        used(alloc("p-60", Professional, "CORP", "a"), days_ago(60)),
+        never(alloc("u-never-200", User, "CORP", "b"), Some(days_ago(200))),
+        used(alloc("n-90", Analyzer, "CORP", "c"), days_ago(90)),
+        used(alloc("active", Analyzer, "CORP", "d"), days_ago(1)),
+        used(alloc("p-400", Professional, "CORP", "e"), days_ago(400)),
+    ];
+    let plan = decide_simple(&rules, &allocations);
+    let order: Vec<&str> = plan
+        .decisions
+        .iter()
+        .map(|d| d.allocation.id.as_str())
+        .collect();
+    assert_eq!(order, ["p-400", "u-never-200", "n-90", "p-60", "active"]);
+    assert_eq!(reclaim_ids(&plan), ["p-400", "u-never-200", "n-90", "p-60"]);
+}
+
+#[test]
+fn ties_are_broken_by_type_then_user_then_id() {
+    let rules = rules_with(|s| {
+        s.access_types.analyzer = threshold(30);
+        s.limits.max_reclaim_percent = 100;
+    });
+    let at = days_ago(50);
+    let allocations = [
+        used(alloc("3", Analyzer, "CORP", "a"), at),
+        used(alloc("2", Professional, "CORP", "b"), at),
+        used(alloc("1", Professional, "corp", "B"), at),
+        used(alloc("0", Professional, "CORP", "a"), at),
+        never(alloc("4", Professional, "AAA", "z"), Some(at)),
+    ];
+    let plan = decide_simple(&rules, &allocations);
+    assert_eq!(reclaim_ids(&plan), ["4", "0", "1", "2", "3"]);
+}
+
+#[test]
+fn cap_defers_the_rest_to_the_next_run() {
+    let rules = rules_with(|s| {
+        s.limits.max_reclaims_per_run = 2;
+        s.limits.max_reclaim_percent = 100;
+        s.access_types.user = threshold(30);
+    });
+    let allocations = [
+        used(alloc("p-40", Professional, "CORP", "a"), days_ago(40)),
+        used(alloc("u-80", User, "CORP", "b"), days_ago(80)),
+        never(
+            alloc("p-never-60", Professional, "CORP", "c"),
+            Some(days_ago(60)),
+        ),
+        used(alloc("u-70", User, "CORP", "d"), days_ago(70)),
+    ];
+    let plan = decide_simple(&rules, &allocations);
+    assert_eq!(reclaim_ids(&plan), ["u-80", "u-70"]);
+    assert_reason(
+        &only(&plan, "p-never-60"),
+        Action::Deferred,
+        "over-cap",
+        "over limits.maxReclaimsPerRun (2); left for the next run (never used, allocated 60 days ago)",
+    );
+    assert_reason(
+        &only(&plan, "p-40"),
+        Action::Deferred,
+        "over-cap",
+        "over limits.maxReclaimsPerRun (2); left for the next run (not used for 40 days)",
+    );
+    let deferred: Vec<&str> = plan
+        .candidates()
+        .filter(|d| d.action == Action::Deferred)
+        .map(|d| d.allocation.id.as_str())
+        .collect();
+    assert_eq!(deferred, ["p-never-60", "p-40"]);
+    assert_eq!(
+        plan.per_type[&Professional],
+        PlanCounts {
+            fetched: 2,
+            candidates: 2,
+            reclaim: 0,
+            deferred: 2,
+            excluded: 0,
+            kept: 0
+        }
+    );
+    assert_eq!(plan.per_type[&User].reclaim, 2);
+    assert_eq!(plan.totals().candidates, 4);
+}
+
+// ---- Breaker ----
+
+fn breaker_site(candidates: usize, active: usize) -> Vec<Allocation> {
+    let mut allocations = Vec::new();
+    for i in 0..candidates {
+        allocations.push(alloc(
+            &format!("c{i}"),
+            Professional,
+            "CORP",
+            &format!("c{i}"),
+        ));
+    }
+    for i in 0..active {
+        allocations.push(used(
+            alloc(&format!("k{i}"), Professional, "CORP", &format!("k{i}")),
+            days_ago(1),
+        ));
+    }
+    allocations
+}
+
+#[test]
+fn breaker_allows_exactly_the_limit() {
+    let plan = decide_simple(&rules(), &breaker_site(5, 5));
+    assert!(!plan.is_aborted());
+    assert_eq!(plan.reclaims().count(), 5);
+}
+
+#[test]
+fn breaker_trips_just_above_the_limit() {
+    let plan = decide_simple(&rules(), &breaker_site(6, 5));
+    assert!(plan.is_aborted());
+    assert_eq!(plan.reclaims().count(), 0);
+    assert_eq!(plan.planned_reclaims().count(), 6);
+    assert_eq!(
+        plan.breaker,
+        Some(BreakerTrip {
+            access_type: Professional,
+            candidates: 6,
+            allocated: 11,
+            limit_percent: 50
+        })
+    );
+    // Decisions stay as computed, for the report.
+    assert_eq!(plan.per_type[&Professional].reclaim, 6);
+    assert_eq!(plan.decisions[0].action, Action::Reclaim);
+}
+
+#[test]
+fn breaker_divides_by_the_site_total() {
+    let totals = BTreeMap::from([(Professional, 1000)]);
+    let plan = decide(
+        &rules(),
+        &breaker_site(500, 0),
+        &HashMap::new(),
+        &totals,
+        now(),
+    );
+    assert!(!plan.is_aborted(), "500 of 1000 is exactly 50%");
+    let plan = decide(
+        &rules(),
+        &breaker_site(501, 0),
+        &HashMap::new(),
+        &totals,
+        now(),
+    );
+    assert_eq!(
+        plan.breaker.map(|b| b.to_string()).as_deref(),
+        Some(
+            "professional: 501 of 1000 allocations (50.1%) are candidates, above the 50% limit; nothing was \
+             deallocated. Check the thresholds and the site's lastUsed dates, or raise limits.maxReclaimPercent."
+        )
+    );
+}
+
+#[test]
+fn breaker_counts_candidates_before_the_cap() {
+    let rules = rules_with(|s| s.limits.max_reclaims_per_run = 1);
+    let plan = decide_simple(&rules, &breaker_site(6, 5));
+    assert!(plan.is_aborted());
+    assert_eq!(plan.breaker.as_ref().map(|b| b.candidates), Some(6));
+}
+
+#[test]
+fn breaker_ignores_excluded_and_kept() {
+    let rules = rules_with(|s| s.exclude.users = strings(&[r"CORP\c*"]));
+    let plan = decide_simple(&rules, &breaker_site(10, 1));
+    assert!(!plan.is_aborted());
+    assert_eq!(plan.per_type[&Professional].excluded, 10);
+}
+
+#[test]
+fn breaker_message() {
+    let trip = BreakerTrip {
+        access_type: Professional,
+        candidates: 812,
+        allocated: 1000,
+        limit_percent: 50,
+    };
+    assert_eq!(
+        trip.to_string(),
+        "professional: 812 of 1000 allocations (81%) are candidates, above the 50% limit; nothing was \
+         deallocated. Check the thresholds and the site's lastUsed dates, or raise limits.maxReclaimPercent."
+    );
+    let trip = BreakerTrip {
+        access_type: User,
+        candidates: 3,
+        allocated: 0,
+        limit_percent: 50,
+    };
+    assert!(
+        trip.to_string().starts_with(
+            "user: 3 candidates, but the site reports no user allocations at all (above the 50% limit);"
+        ),
+        "{trip}"
+    );
+    assert_eq!(percent(1, 3, 33), "33.4%");
+    assert_eq!(percent(2, 3, 50), "66%");
+    assert_eq!(percent(1, 2, 40), "50%");
+    assert_eq!(percent(50_001, 100_000, 50), "50.1%");
+}
+
+#[test]
+fn breaker_reports_the_first_tripping_type() {
+    let rules = rules_with(|s| {
+        s.access_types.analyzer = threshold(30);
+        s.access_types.user = threshold(30);
+    });
+    let allocations = [
+        alloc("u", User, "CORP", "u"),
+        alloc("n", Analyzer, "CORP", "n"),
+        alloc("p", Professional, "CORP", "p"),
+    ];
+    let totals = BTreeMap::from([(Professional, 100), (Analyzer, 1), (User, 1)]);
+    let plan = decide(&rules, &allocations, &HashMap::new(), &totals, now());
+    assert_eq!(plan.breaker.map(|b| b.access_type), Some(Analyzer));
+}
+
+#[test]
+fn missing_total_counts_the_allocations_given() {
+    let totals = BTreeMap::from([(Analyzer, 0)]);
+    let plan = decide(
+        &rules(),
+        &breaker_site(1, 1),
+        &HashMap::new(),
+        &totals,
+        now(),
+    );
+    assert!(!plan.is_aborted());
+    let plan = decide(
+        &rules(),
+        &breaker_site(2, 1),
+        &HashMap::new(),
+        &totals,
+        now(),
+    );
+    assert!(plan.is_aborted());
+}
+
+#[test]
+fn zero_allocated_total_with_candidates_trips() {
+    let totals = BTreeMap::from([(Professional, 0)]);
+    let plan = decide(
+        &rules(),
+        &breaker_site(1, 0),
+        &HashMap::new(),
+        &totals,
+        now(),
+    );
+    assert!(plan.is_aborted());
+}
+
+// ---- The plan ----
+
+#[test]
+fn every_configured_type_has_counts() {
+    let rules = rules_with(|s| s.access_types.user = threshold(30));
+    let plan = decide_simple(&rules, &[alloc("l", Login, "CORP", "g")]);
+    let types: Vec<AccessType> = plan.per_type.keys().copied().collect();
+    assert_eq!(types, [Professional, User, Login]);
+    assert_eq!(plan.per_type[&Login].kept, 1);
+    assert_eq!(plan.per_type[&User], PlanCounts::default());
+}
+
+#[test]
+fn empty_site() {
+    let plan = decide_simple(&rules(), &[]);
+    assert!(plan.decisions.is_empty());
+    assert!(!plan.is_aborted());
+    assert_eq!(plan.reclaims().count(), 0);
+}
+
+#[test]
+fn decide_owned_is_decide() {
+    let rules = rules_with(|s| s.limits.max_reclaims_per_run = 3);
+    let site = breaker_site(4, 6);
+    let a = decide_simple(&rules, &site);
+    let b = decide_owned(&rules, site, &HashMap::new(), &BTreeMap::new(), now());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn non_candidates_keep_their_input_order() {
+    let allocations = [
+        used(alloc("k1", Professional, "CORP", "a"), days_ago(1)),
+        alloc("c1", Professional, "CORP", "b"),
+        used(alloc("k2", Professional, "CORP", "c"), days_ago(2)),
+        used(alloc("c2", Professional, "CORP", "d"), days_ago(300)),
+        used(alloc("k3", Professional, "CORP", "e"), days_ago(3)),
+    ];
+    let rules = rules_with(|s| s.limits.max_reclaim_percent = 100);
+    let plan = decide_simple(&rules, &allocations);
+    let order: Vec<&str> = plan
+        .decisions
+        .iter()
+        .map(|d| d.allocation.id.as_str())
+        .collect();
+    assert_eq!(order, ["c2", "c1", "k1", "k2", "k3"]);
+}
+
+#[test]
+fn action_codes() {
+    assert_eq!(Action::Reclaim.to_string(), "reclaim");
+    assert_eq!(Action::Deferred.code(), "deferred");
+    assert_eq!(Action::Keep.code(), "keep");
+}
+
+#[test]
+fn idle_since_of_decisions() {
+    let plan = decide_simple(
+        &rules(),
+        &[
+            used(alloc("u", Professional, "CORP", "a"), days_ago(40)),
+            never(alloc("n", Professional, "CORP", "b"), Some(days_ago(50))),
+        ],
+    );
+    assert_eq!(only(&plan, "u").idle_since(), Some(days_ago(40)));
+    assert_eq!(only(&plan, "n").idle_since(), Some(days_ago(50)));
+}
