@@ -3,8 +3,11 @@
 //! Layout: [`model`] and [`plan`] are the pure domain (no I/O); [`qrs`] talks to Qlik; [`run`] ties one run
 //! together for every entry point; [`simulator`] is the bundled stand-in for a Qlik site.
 
+pub mod cluster;
+pub mod controller;
 pub mod credentials;
 pub mod demo;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod policy;
@@ -13,3 +16,4 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod simulator;
+pub mod status;

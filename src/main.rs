@@ -43,16 +43,46 @@ enum Command {
     Simulate(SimulateArgs),
     /// Start the simulator, run a dry-run policy against it and print the report.
     Demo(DemoArgs),
+    /// Watch LicenseCleanupPolicy resources and run each on its schedule.
+    Controller(ControllerArgs),
+}
+
+#[derive(clap::Args)]
+struct ControllerArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// Run policies only while holding the leader Lease (for more than one replica).
+    #[arg(long)]
+    leader_elect: bool,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "qlik-license-reclaimer")]
+    lease_name: String,
+    /// Namespace of the leader Lease (default: the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease (default: the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Seconds the Lease is valid without renewal; a standby takes over within this time.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
 }
 
 #[derive(clap::Args)]
 struct RunArgs {
     /// A LicenseCleanupPolicy manifest (YAML or JSON).
-    #[arg(long, value_name = "FILE")]
-    policy: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "policy_ref", requires = "credentials")]
+    policy: Option<PathBuf>,
     /// A folder shaped like the policy's Secret: client.pem, client_key.pem, root.pem, optional xrfkey.
     #[arg(long, value_name = "DIR")]
-    credentials: PathBuf,
+    credentials: Option<PathBuf>,
+    /// In a cluster (CronJob mode): run the resource NAMESPACE/NAME with its Secret, and write its status.
+    #[arg(long, value_name = "NS/NAME", conflicts_with_all = ["policy", "credentials"])]
+    policy_ref: Option<String>,
     /// Report only, whatever the policy says.
     #[arg(long)]
     dry_run: bool,
@@ -116,7 +146,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
+        Command::Run(args) if args.policy_ref.is_some() => run_ref(args).await,
         Command::Run(args) => run_file(args).await,
+        Command::Controller(args) => controller(args).await,
         Command::Crd => match serde_yaml::to_string(&LicenseCleanupPolicy::crd()) {
             Ok(yaml) => {
                 print!("{yaml}");
@@ -167,17 +199,20 @@ fn invalid(message: impl std::fmt::Display) -> ExitCode {
 }
 
 async fn run_file(args: RunArgs) -> ExitCode {
-    let text = match std::fs::read_to_string(&args.policy) {
+    let (Some(policy_path), Some(credentials_dir)) = (&args.policy, &args.credentials) else {
+        return invalid("run needs --policy FILE and --credentials DIR, or --policy-ref NS/NAME");
+    };
+    let text = match std::fs::read_to_string(policy_path) {
         Ok(text) => text,
-        Err(e) => return invalid(format_args!("cannot read the policy {}: {e}", args.policy.display())),
+        Err(e) => return invalid(format_args!("cannot read the policy {}: {e}", policy_path.display())),
     };
     let policy = match parse_policy(&text) {
         Ok(policy) => policy,
-        Err(e) => return invalid(format_args!("invalid policy {}: {e}", args.policy.display())),
+        Err(e) => return invalid(format_args!("invalid policy {}: {e}", policy_path.display())),
     };
-    let credentials = match Credentials::from_dir(&args.credentials) {
+    let credentials = match Credentials::from_dir(credentials_dir) {
         Ok(c) => c,
-        Err(e) => return invalid(format_args!("invalid credentials in {}: {e}", args.credentials.display())),
+        Err(e) => return invalid(format_args!("invalid credentials in {}: {e}", credentials_dir.display())),
     };
     let ctx = RunContext {
         credentials: &credentials,
@@ -246,4 +281,85 @@ async fn simulate(args: SimulateArgs) -> ExitCode {
     let _ = tokio::signal::ctrl_c().await;
     simulator.shutdown().await;
     ExitCode::SUCCESS
+}
+
+async fn kube_client() -> Result<kube::Client, ExitCode> {
+    kube::Client::try_default().await.map_err(|e| {
+        eprintln!("error: cannot connect to the Kubernetes API: {e}");
+        ExitCode::from(EXIT_FAILED)
+    })
+}
+
+/// CronJob mode: one run of a policy resource, status written like the controller does.
+async fn run_ref(args: RunArgs) -> ExitCode {
+    let reference = args.policy_ref.unwrap_or_default();
+    let Some((namespace, name)) = reference.split_once('/').filter(|(n, m)| !n.is_empty() && !m.is_empty()) else {
+        return invalid(format_args!("--policy-ref {reference:?} must be NAMESPACE/NAME"));
+    };
+    let client = match kube_client().await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let api: kube::Api<LicenseCleanupPolicy> = kube::Api::namespaced(client.clone(), namespace);
+    let policy = match api.get_opt(name).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return invalid(format_args!("LicenseCleanupPolicy {namespace}/{name} not found")),
+        Err(e) => {
+            eprintln!("error: cannot read LicenseCleanupPolicy {namespace}/{name}: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(true);
+        }
+    });
+    let recorder = qlik_license_reclaimer::cluster::recorder(&client);
+    let outcome = qlik_license_reclaimer::cluster::run_policy(
+        &policy,
+        qlik_license_reclaimer::cluster::PolicyRun {
+            client: &client,
+            recorder: &recorder,
+            metrics: None,
+            force_dry_run: args.dry_run,
+            stop: Some(stop_rx),
+            scheduled_for: jiff::Timestamp::now(),
+            run_now: None,
+        },
+    )
+    .await;
+    match outcome {
+        Ok(report) => {
+            print!("{}", report::render(&report, args.output));
+            exit_code(report.result)
+        }
+        Err(e) => invalid(e),
+    }
+}
+
+async fn controller(args: ControllerArgs) -> ExitCode {
+    let client = match kube_client().await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let identity = args.identity.unwrap_or_else(|| {
+        std::env::var("HOSTNAME").unwrap_or_else(|_| format!("qlik-license-reclaimer-{}", std::process::id()))
+    });
+    let options = qlik_license_reclaimer::controller::ControllerOptions {
+        namespace: args.namespace,
+        metrics_addr: args.metrics_addr,
+        leader_elect: args.leader_elect,
+        lease_name: args.lease_name,
+        lease_namespace: args.lease_namespace,
+        identity,
+        lease_duration_seconds: args.lease_duration_seconds,
+    };
+    match qlik_license_reclaimer::controller::run(client, options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -342,7 +342,7 @@ pub struct LicenseCleanupPolicyStatus {
     /// The spec generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready: the policy is valid and its last run did not fail. Plus LastRunSucceeded and Reclaiming.
+    /// Ready: the policy is valid and its last run did not fail. Running: a run is in progress.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// When the last run was started.
@@ -360,6 +360,9 @@ pub struct LicenseCleanupPolicyStatus {
     /// Compact summaries of recent runs, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<RunSummary>,
+    /// The value of the licensing.reclaimer.dev/run-now annotation that the last triggered run answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_now: Option<String>,
 }
 
 /// How a run ended.

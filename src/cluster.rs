@@ -1,0 +1,311 @@
+//! What the controller and `run --policy-ref` both do with the Kubernetes API: read a policy's Secret, run it,
+//! write its status with server-side apply, and tell the story in Events.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::watch;
+
+use crate::credentials::{Credentials, CredentialsError};
+use crate::metrics::Metrics;
+use crate::policy::{LicenseCleanupPolicy, LicenseCleanupPolicyStatus, RunResult};
+use crate::run::{self, InvalidInput, RunContext, RunReport};
+use crate::schedule::Schedule;
+use crate::status::{self, ConditionUpdate, READY, RUNNING};
+
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "qlik-license-reclaimer";
+
+/// Why a run could not start. Each maps to a `Ready=False` reason an administrator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    InvalidPolicy(String),
+    #[error("Secret {namespace}/{name} not found: create it from the QMC certificate export, for example `kubectl -n {namespace} create secret generic {name} --from-file=client.pem --from-file=client_key.pem --from-file=root.pem`")]
+    SecretNotFound { namespace: String, name: String },
+    #[error("Secret {namespace}/{name} cannot be read: {detail}")]
+    SecretUnreadable {
+        namespace: String,
+        name: String,
+        detail: String,
+    },
+    #[error("Secret {namespace}/{name}: {source}")]
+    SecretInvalid {
+        namespace: String,
+        name: String,
+        #[source]
+        source: CredentialsError,
+    },
+}
+
+impl StartError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StartError::InvalidPolicy(_) => "InvalidPolicy",
+            StartError::SecretNotFound { .. } => "SecretNotFound",
+            StartError::SecretUnreadable { .. } => "SecretUnreadable",
+            StartError::SecretInvalid { .. } => "SecretInvalid",
+        }
+    }
+}
+
+/// Read and parse the policy's credentials Secret (at every run, so a rotated certificate is used at once).
+pub async fn load_credentials(client: &Client, namespace: &str, name: &str) -> Result<Credentials, StartError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = match secrets.get_opt(name).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => {
+            return Err(StartError::SecretNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            });
+        }
+        Err(e) => {
+            return Err(StartError::SecretUnreadable {
+                namespace: namespace.into(),
+                name: name.into(),
+                detail: e.to_string(),
+            });
+        }
+    };
+    let mut entries: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (key, value) in secret.data.unwrap_or_default() {
+        entries.insert(key, value.0);
+    }
+    for (key, value) in secret.string_data.unwrap_or_default() {
+        entries.insert(key, value.into_bytes());
+    }
+    Credentials::from_entries(&entries).map_err(|source| StartError::SecretInvalid {
+        namespace: namespace.into(),
+        name: name.into(),
+        source,
+    })
+}
+
+/// Write the whole status we own. Server-side apply on the status subresource, one field manager.
+pub async fn apply_status(
+    api: &Api<LicenseCleanupPolicy>,
+    name: &str,
+    status: &LicenseCleanupPolicyStatus,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({
+        "apiVersion": "licensing.reclaimer.dev/v1alpha1",
+        "kind": "LicenseCleanupPolicy",
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map(|_| ())
+}
+
+pub fn recorder(client: &Client) -> Recorder {
+    Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    )
+}
+
+/// Publish an Event on the policy; a failure to do so is logged, never fatal.
+pub async fn publish(
+    recorder: &Recorder,
+    policy: &LicenseCleanupPolicy,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_: if warning { EventType::Warning } else { EventType::Normal },
+        reason: reason.into(),
+        // The Events API bounds the note to 1 kB.
+        note: Some(truncate(&note, 1000)),
+        action: "Reclaim".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &policy.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "could not publish an Event");
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+/// The Event that tells one run's story: the counts, and who, for the first few seats.
+pub fn run_event(report: &RunReport) -> (bool, &'static str, String) {
+    let per_type = report
+        .per_access_type
+        .iter()
+        .map(|(t, c)| format!("{t}: {} of {} candidates, {} excluded", c.reclaimed, c.candidates, c.excluded))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut who: Vec<String> = report
+        .reclaimed()
+        .take(10)
+        .map(|e| format!("{} ({}, {})", e.user, e.access_type, e.last_used.get(..10).unwrap_or(&e.last_used)))
+        .collect();
+    let total = report.reclaimed().count();
+    if total > who.len() {
+        who.push(format!("and {} more", total - who.len()));
+    }
+    let mut note = format!("{}. {per_type}.", report.message);
+    if !who.is_empty() {
+        note.push_str(if report.dry_run { " Would reclaim: " } else { " Reclaimed: " });
+        note.push_str(&who.join(", "));
+    }
+    let (warning, reason) = match (report.result, report.dry_run) {
+        (RunResult::Succeeded, true) => (false, "DryRunCompleted"),
+        (RunResult::Succeeded, false) => (false, "Reclaimed"),
+        (RunResult::Aborted, _) => (true, "RunAborted"),
+        (RunResult::Failed, _) => (true, "RunFailed"),
+    };
+    (warning, reason, note)
+}
+
+/// What a policy run needs from its caller.
+pub struct PolicyRun<'a> {
+    pub client: &'a Client,
+    pub recorder: &'a Recorder,
+    pub metrics: Option<&'a Arc<Metrics>>,
+    pub force_dry_run: bool,
+    pub stop: Option<watch::Receiver<bool>>,
+    /// The scheduled instant this run answers (the controller), or now.
+    pub scheduled_for: jiff::Timestamp,
+    /// The run-now annotation value this run answers, if any.
+    pub run_now: Option<String>,
+}
+
+/// Run one policy from the cluster: mark it running, read its Secret, run, write status and Events.
+/// Returns the report, or why the run could not start (already written to the status).
+pub async fn run_policy(policy: &LicenseCleanupPolicy, ctx: PolicyRun<'_>) -> Result<RunReport, StartError> {
+    let namespace = policy.namespace().unwrap_or_default();
+    let name = policy.name_any();
+    let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+    let generation = policy.metadata.generation;
+    let spec = &policy.spec;
+    let mut status = policy.status.clone().unwrap_or_default();
+    let schedule = Schedule::parse(&spec.schedule, &spec.time_zone).ok();
+    let started = jiff::Timestamp::now();
+
+    status.last_schedule_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ctx.scheduled_for));
+    if ctx.run_now.is_some() {
+        status.last_run_now = ctx.run_now.clone();
+    }
+    status.conditions = status::merge_conditions(
+        &status.conditions,
+        &[ConditionUpdate::new(RUNNING, true, "Running", "a run is in progress")],
+        started,
+        generation,
+    );
+    if let Err(e) = apply_status(&api, &name, &status).await {
+        tracing::warn!(policy = %name, error = %e, "could not mark the run in status");
+    }
+
+    let next = schedule
+        .as_ref()
+        .filter(|_| !spec.suspend)
+        .and_then(|s| s.next_after(jiff::Timestamp::now()));
+    let fail_start = |status: &mut LicenseCleanupPolicyStatus, error: &StartError| {
+        status.observed_generation = generation;
+        status.next_schedule_time = next.map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+        status.conditions = status::merge_conditions(
+            &status.conditions,
+            &[
+                ConditionUpdate::new(READY, false, error.reason(), error.to_string()),
+                ConditionUpdate::new(RUNNING, false, "Idle", "the run could not start"),
+            ],
+            jiff::Timestamp::now(),
+            generation,
+        );
+    };
+
+    let credentials = match load_credentials(ctx.client, &namespace, &spec.site.credentials_secret_ref.name).await {
+        Ok(c) => c,
+        Err(error) => {
+            fail_start(&mut status, &error);
+            let _ = apply_status(&api, &name, &status).await;
+            publish(ctx.recorder, policy, true, error.reason(), error.to_string()).await;
+            if let Some(m) = ctx.metrics {
+                m.set_policy_state(&namespace, &name, false, spec.dry_run);
+            }
+            return Err(error);
+        }
+    };
+
+    let clock = Instant::now();
+    let outcome = run::execute(
+        spec,
+        RunContext {
+            credentials: &credentials,
+            force_dry_run: ctx.force_dry_run,
+            now: jiff::Timestamp::now(),
+            observer: ctx.metrics.map(|m| m.qrs_observer(&namespace, &name)),
+            stop: ctx.stop.clone(),
+            retry: None,
+        },
+    )
+    .await;
+    let report = match outcome {
+        Ok(report) => report,
+        Err(InvalidInput::Policy(e)) => {
+            let error = StartError::InvalidPolicy(e.to_string());
+            fail_start(&mut status, &error);
+            let _ = apply_status(&api, &name, &status).await;
+            publish(ctx.recorder, policy, true, error.reason(), error.to_string()).await;
+            return Err(error);
+        }
+        Err(InvalidInput::Credentials(source)) => {
+            let error = StartError::SecretInvalid {
+                namespace: namespace.clone(),
+                name: spec.site.credentials_secret_ref.name.clone(),
+                source,
+            };
+            fail_start(&mut status, &error);
+            let _ = apply_status(&api, &name, &status).await;
+            publish(ctx.recorder, policy, true, error.reason(), error.to_string()).await;
+            return Err(error);
+        }
+    };
+    let elapsed = clock.elapsed().as_secs_f64();
+    tracing::info!(
+        policy = %format!("{namespace}/{name}"),
+        run = %report.id,
+        result = report.result.as_str(),
+        reclaimed = report.totals.reclaimed,
+        candidates = report.totals.candidates,
+        dry_run = report.dry_run,
+        "{}",
+        report.message
+    );
+
+    let next = schedule
+        .as_ref()
+        .filter(|_| !spec.suspend)
+        .and_then(|s| s.next_after(jiff::Timestamp::now()));
+    let new_status = status::after_run(&status, &report, spec.history_limit, generation, next);
+    if let Err(e) = apply_status(&api, &name, &new_status).await {
+        tracing::error!(policy = %name, error = %e, "could not write the run's status");
+    }
+    let (warning, reason, note) = run_event(&report);
+    publish(ctx.recorder, policy, warning, reason, note).await;
+    if let Some(m) = ctx.metrics {
+        m.record_run(&namespace, &name, &report, elapsed);
+        m.set_policy_state(&namespace, &name, report.result != RunResult::Failed, report.dry_run);
+        m.set_next_run(&namespace, &name, next);
+    }
+    Ok(report)
+}

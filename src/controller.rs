@@ -1,0 +1,550 @@
+//! The controller: watches LicenseCleanupPolicy resources and runs each on its schedule.
+//!
+//! It knows Kubernetes and the schedule, not Qlik's JSON: runs go through [`crate::cluster::run_policy`].
+//! Between runs nothing polls: each reconcile asks to be woken at the next scheduled instant, and watch events
+//! (a changed spec, the run-now annotation, a finished run's status) wake it earlier.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::Recorder;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::cluster::{self, PolicyRun};
+use crate::metrics::Metrics;
+use crate::policy::{LicenseCleanupPolicy, RUN_NOW_ANNOTATION};
+use crate::run;
+use crate::schedule::Schedule;
+use crate::status::{self, ConditionUpdate, READY};
+
+/// Command-line options of `controller`.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// Watch only this namespace; all namespaces when `None`.
+    pub namespace: Option<String>,
+    pub metrics_addr: SocketAddr,
+    pub leader_elect: bool,
+    pub lease_name: String,
+    pub lease_namespace: String,
+    /// This replica's name in the Lease.
+    pub identity: String,
+    /// Seconds a Lease is valid without renewal.
+    pub lease_duration_seconds: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("leader election failed: {0}")]
+    LeaderElection(String),
+    #[error("lost the leader Lease; exiting so that another replica takes over cleanly")]
+    LostLeadership,
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// Errors of one reconcile; retried with a short backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("cannot write status: {0}")]
+    Status(#[source] kube::Error),
+}
+
+type PolicyKey = (String, String);
+
+/// Shared by every reconcile and run task.
+pub struct Context {
+    client: Client,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+    /// Runs in flight, by policy: never two of one policy at once.
+    running: Mutex<HashMap<PolicyKey, JoinHandle<()>>>,
+    /// Missed runs already reported, so a skipped run is told once, not at every reconcile.
+    missed_reported: Mutex<HashSet<(PolicyKey, i64)>>,
+    /// Becomes `true` on SIGTERM.
+    stop: watch::Receiver<bool>,
+}
+
+impl Context {
+    fn is_running(&self, key: &PolicyKey) -> bool {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.retain(|_, handle| !handle.is_finished());
+        running.contains_key(key)
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+/// What should happen now for one policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Run now, answering this scheduled instant (or, for run-now, the current time) and annotation value.
+    Run {
+        scheduled_for: Timestamp,
+        run_now: Option<String>,
+    },
+    /// A scheduled run was missed by more than the starting deadline: skip it.
+    SkipMissed { scheduled_for: Timestamp },
+    /// Nothing to do until the next instant (or a change).
+    Wait,
+}
+
+/// The scheduling rule, pure so it can be tested without a cluster.
+/// `reference` is the last scheduled instant that was acted on (or the policy's creation).
+pub fn decide_run(
+    schedule: &Schedule,
+    now: Timestamp,
+    reference: Timestamp,
+    starting_deadline_seconds: i64,
+    suspend: bool,
+    run_now_annotation: Option<&str>,
+    last_run_now: Option<&str>,
+) -> Decision {
+    if suspend {
+        return Decision::Wait;
+    }
+    if let Some(value) = run_now_annotation.filter(|v| !v.is_empty()) {
+        if Some(value) != last_run_now {
+            return Decision::Run {
+                scheduled_for: now,
+                run_now: Some(value.to_string()),
+            };
+        }
+    }
+    // Only the most recent missed instant counts: never a backlog.
+    match schedule.previous_at_or_before(now) {
+        Some(latest) if latest > reference => {
+            let late = now.as_second() - latest.as_second();
+            if late <= starting_deadline_seconds.max(0) {
+                Decision::Run {
+                    scheduled_for: latest,
+                    run_now: None,
+                }
+            } else {
+                Decision::SkipMissed { scheduled_for: latest }
+            }
+        }
+        _ => Decision::Wait,
+    }
+}
+
+async fn reconcile(policy: Arc<LicenseCleanupPolicy>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let namespace = policy.namespace().unwrap_or_default();
+    let name = policy.name_any();
+    let key = (namespace.clone(), name.clone());
+    if policy.metadata.deletion_timestamp.is_some() {
+        ctx.metrics.forget_policy(&namespace, &name);
+        return Ok(Action::await_change());
+    }
+    let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+    let generation = policy.metadata.generation;
+    let status = policy.status.clone().unwrap_or_default();
+    let now = Timestamp::now();
+
+    // A policy the API server accepted can still be wrong in ways CEL cannot see (a cron field out of range,
+    // an unknown time zone): say so on the status and wait for a change.
+    let schedule = match run::validate(&policy.spec).and_then(|_| Schedule::parse(&policy.spec.schedule, &policy.spec.time_zone)) {
+        Ok(schedule) => schedule,
+        Err(invalid) => {
+            let mut new_status = status.clone();
+            new_status.observed_generation = generation;
+            new_status.next_schedule_time = None;
+            new_status.conditions = status::merge_conditions(
+                &status.conditions,
+                &[ConditionUpdate::new(READY, false, "InvalidPolicy", invalid.to_string())],
+                now,
+                generation,
+            );
+            if new_status != status {
+                cluster::apply_status(&api, &name, &new_status).await.map_err(ReconcileError::Status)?;
+                cluster::publish(&ctx.recorder, &policy, true, "InvalidPolicy", invalid.to_string()).await;
+            }
+            ctx.metrics.set_policy_state(&namespace, &name, false, policy.spec.dry_run);
+            ctx.metrics.set_next_run(&namespace, &name, None);
+            return Ok(Action::await_change());
+        }
+    };
+
+    let reference = status
+        .last_schedule_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| policy.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(now);
+    let annotation = policy.annotations().get(RUN_NOW_ANNOTATION).map(String::as_str);
+    let decision = decide_run(
+        &schedule,
+        now,
+        reference,
+        policy.spec.starting_deadline_seconds,
+        policy.spec.suspend,
+        annotation,
+        status.last_run_now.as_deref(),
+    );
+    let next = if policy.spec.suspend { None } else { schedule.next_after(now) };
+    ctx.metrics.set_next_run(&namespace, &name, next);
+
+    match decision {
+        Decision::Run { scheduled_for, run_now } if !ctx.stopping() && !ctx.is_running(&key) => {
+            let task_ctx = ctx.clone();
+            let task_policy = policy.clone();
+            let handle = tokio::spawn(async move {
+                let result = cluster::run_policy(
+                    &task_policy,
+                    PolicyRun {
+                        client: &task_ctx.client,
+                        recorder: &task_ctx.recorder,
+                        metrics: Some(&task_ctx.metrics),
+                        force_dry_run: false,
+                        stop: Some(task_ctx.stop.clone()),
+                        scheduled_for,
+                        run_now,
+                    },
+                )
+                .await;
+                if let Err(e) = result {
+                    tracing::warn!(policy = %task_policy.name_any(), error = %e, "run could not start");
+                }
+            });
+            ctx.running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, handle);
+            // The run's own status writes wake the next reconcile.
+            return Ok(Action::await_change());
+        }
+        Decision::SkipMissed { scheduled_for } => {
+            let first_time = ctx
+                .missed_reported
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((key.clone(), scheduled_for.as_second()));
+            if first_time {
+                let note = format!(
+                    "the run scheduled for {scheduled_for} was missed by more than startingDeadlineSeconds ({}s) and is skipped; next run at {}",
+                    policy.spec.starting_deadline_seconds,
+                    next.map_or_else(|| "never".to_string(), |n| n.to_string())
+                );
+                tracing::warn!(policy = %name, "{note}");
+                cluster::publish(&ctx.recorder, &policy, true, "MissedRunSkipped", note).await;
+            }
+        }
+        _ => {}
+    }
+
+    // Keep the status in step with the spec without a run: the next instant, the generation, and Ready once a
+    // previously invalid policy is fixed.
+    let mut new_status = status.clone();
+    new_status.observed_generation = generation;
+    new_status.next_schedule_time = next.map(Time);
+    let ready_now_invalid = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY)
+        .is_none_or(|c| c.reason == "InvalidPolicy");
+    if ready_now_invalid {
+        let message = match next {
+            Some(n) => format!("valid; next run at {n}"),
+            None => "valid; suspended".to_string(),
+        };
+        new_status.conditions = status::merge_conditions(
+            &status.conditions,
+            &[ConditionUpdate::new(READY, true, "Scheduled", message)],
+            now,
+            generation,
+        );
+    }
+    if new_status != status {
+        cluster::apply_status(&api, &name, &new_status).await.map_err(ReconcileError::Status)?;
+    }
+    let ready = new_status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY)
+        .is_some_and(|c| c.status == "True");
+    ctx.metrics.set_policy_state(&namespace, &name, ready, policy.spec.dry_run);
+
+    Ok(match next {
+        // Wake a moment after the instant so `previous_at_or_before` sees it.
+        Some(next) => {
+            let wait_ms = (next.as_millisecond() - now.as_millisecond()).max(0) as u64 + 50;
+            Action::requeue(Duration::from_millis(wait_ms))
+        }
+        None => Action::await_change(),
+    })
+}
+
+fn error_policy(policy: Arc<LicenseCleanupPolicy>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(policy = %policy.name_any(), error = %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Serve `/metrics`, `/healthz` and `/readyz`.
+async fn serve_metrics(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, ControllerError> {
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ControllerError::Metrics { addr, source })?;
+    tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "serving /metrics, /healthz and /readyz");
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready.load(Ordering::Relaxed) {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                    }
+                }
+            }),
+        );
+    Ok(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    }))
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Run the controller until SIGTERM.
+pub async fn run(client: Client, options: ControllerOptions) -> Result<(), ControllerError> {
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = serve_metrics(options.metrics_addr, metrics.clone(), ready.clone(), stop_rx.clone()).await?;
+
+    tokio::spawn({
+        let stop_tx = stop_tx.clone();
+        async move {
+            termination().await;
+            tracing::info!("termination requested: no new runs; letting deallocations in flight finish");
+            let _ = stop_tx.send(true);
+        }
+    });
+
+    // With leader election, a standby replica waits here: healthy and ready, running nothing.
+    type LeaseTask = JoinHandle<Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>>;
+    let mut leadership: Option<(watch::Receiver<bool>, LeaseTask)> = None;
+    if options.leader_elect {
+        ready.store(true, Ordering::Relaxed);
+        let duration = options.lease_duration_seconds.max(2);
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &options.lease_name)
+            .with_namespace(&options.lease_namespace)
+            .with_identity(&options.identity)
+            .with_duration(duration)
+            .with_grace((duration / 3).max(1))
+            .with_field_manager(cluster::FIELD_MANAGER)
+            .build()
+            .await
+            .map_err(|e| ControllerError::LeaderElection(e.to_string()))?;
+        let (mut is_leader, task) = manager.watch().await;
+        tracing::info!(lease = %options.lease_name, identity = %options.identity, "waiting to become leader");
+        let mut stop_wait = stop_rx.clone();
+        let became_leader = tokio::select! {
+            r = is_leader.wait_for(|l| *l) => r.is_ok(),
+            _ = stop_wait.wait_for(|s| *s) => false,
+        };
+        if !became_leader {
+            let stopping = *stop_rx.borrow();
+            drop(is_leader);
+            if let Ok(Ok(manager)) = task.await {
+                let _ = manager.release().await;
+            }
+            if !stopping {
+                return Err(ControllerError::LeaderElection("the lease task ended".into()));
+            }
+            let _ = server.await;
+            return Ok(());
+        }
+        tracing::info!(identity = %options.identity, "became leader");
+        leadership = Some((is_leader, task));
+    }
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: cluster::recorder(&client),
+        metrics: metrics.clone(),
+        running: Mutex::new(HashMap::new()),
+        missed_reported: Mutex::new(HashSet::new()),
+        stop: stop_rx.clone(),
+    });
+    let api: Api<LicenseCleanupPolicy> = match &options.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+
+    let mut lost = false;
+    let shutdown = {
+        let mut stop = stop_rx.clone();
+        let mut leader = leadership.as_ref().map(|(rx, _)| rx.clone());
+        async move {
+            match leader.as_mut() {
+                Some(leader) => {
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => {}
+                        _ = leader.wait_for(|l| !*l) => {}
+                    }
+                }
+                None => {
+                    let _ = stop.wait_for(|s| *s).await;
+                }
+            }
+        }
+    };
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(namespace = options.namespace.as_deref().unwrap_or("<all>"), "controller started");
+    Controller::new(api, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile error");
+            }
+        })
+        .await;
+
+    if let Some((leader, _)) = &leadership {
+        if !*leader.borrow() && !*stop_rx.borrow() {
+            lost = true;
+            let _ = stop_tx.send(true);
+        }
+    }
+    // Let the runs in flight finish their deallocations and write their status.
+    let handles: Vec<JoinHandle<()>> = ctx
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .map(|(_, h)| h)
+        .collect();
+    for handle in handles {
+        let _ = handle.await;
+    }
+    if let Some((is_leader, task)) = leadership {
+        // Dropping the last receiver ends the lease task, which hands back the manager to release the Lease, so
+        // a standby takes over at once rather than after the lease duration.
+        drop(is_leader);
+        if let Ok(Ok(manager)) = task.await {
+            let _ = manager.release().await;
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    if lost {
+        return Err(ControllerError::LostLeadership);
+    }
+    tracing::info!("controller stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_due_instant_runs_and_a_late_one_is_skipped() {
+        let s = Schedule::parse("0 3 * * *", "UTC").unwrap();
+        let created = ts("2026-11-20T12:00:00Z");
+        // 03:00 passed 10 minutes ago: within the hour's deadline.
+        let now = ts("2026-11-21T03:10:00Z");
+        assert_eq!(
+            decide_run(&s, now, created, 3600, false, None, None),
+            Decision::Run {
+                scheduled_for: ts("2026-11-21T03:00:00Z"),
+                run_now: None
+            }
+        );
+        // Three days of downtime: only the most recent instant is considered, and it is too late.
+        let now = ts("2026-11-23T05:00:00Z");
+        assert_eq!(
+            decide_run(&s, now, created, 3600, false, None, None),
+            Decision::SkipMissed {
+                scheduled_for: ts("2026-11-23T03:00:00Z")
+            }
+        );
+        // Already answered: wait.
+        assert_eq!(
+            decide_run(&s, now, ts("2026-11-23T03:00:00Z"), 3600, false, None, None),
+            Decision::Wait
+        );
+    }
+
+    #[test]
+    fn run_now_runs_once_per_value_and_suspend_wins() {
+        let s = Schedule::parse("0 3 * * *", "UTC").unwrap();
+        let now = ts("2026-11-21T12:00:00Z");
+        let reference = ts("2026-11-21T03:00:00Z");
+        assert!(matches!(
+            decide_run(&s, now, reference, 3600, false, Some("1"), None),
+            Decision::Run { run_now: Some(v), .. } if v == "1"
+        ));
+        assert_eq!(decide_run(&s, now, reference, 3600, false, Some("1"), Some("1")), Decision::Wait);
+        assert_eq!(decide_run(&s, now, reference, 3600, true, Some("2"), Some("1")), Decision::Wait);
+    }
+}

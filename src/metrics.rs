@@ -1,0 +1,402 @@
+//! Prometheus metrics (DESIGN.md section 6). The chart's dashboard and alerts use exactly these names.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::model::AccessType;
+use crate::qrs::{RequestObserver, RequestRecord};
+use crate::run::RunReport;
+
+/// Metric name prefix.
+pub const PREFIX: &str = "qlik_reclaimer";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub namespace: String,
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub access_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReclaimLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub access_type: String,
+    pub dry_run: DryRun,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum DryRun {
+    r#true,
+    r#false,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeatLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub access_type: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub method: String,
+    pub endpoint: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestDurationLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub method: String,
+    pub endpoint: String,
+}
+
+type F64Gauge = Gauge<f64, AtomicU64>;
+
+/// Every metric the operator exports.
+pub struct Metrics {
+    registry: Registry,
+    pub runs: Family<RunLabels, Counter>,
+    pub reclaimed: Family<ReclaimLabels, Counter>,
+    pub reclaim_failures: Family<TypeLabels, Counter>,
+    pub candidates: Family<TypeLabels, Gauge>,
+    pub excluded: Family<TypeLabels, Gauge>,
+    pub allocations: Family<TypeLabels, Gauge>,
+    pub seats: Family<SeatLabels, Gauge>,
+    pub run_duration: Family<PolicyLabels, Histogram>,
+    pub last_success: Family<PolicyLabels, F64Gauge>,
+    pub last_run: Family<PolicyLabels, F64Gauge>,
+    pub next_run: Family<PolicyLabels, F64Gauge>,
+    pub policy_ready: Family<PolicyLabels, Gauge>,
+    pub dry_run: Family<PolicyLabels, Gauge>,
+    pub qrs_requests: Family<RequestLabels, Counter>,
+    pub qrs_request_duration: Family<RequestDurationLabels, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register("runs", "Policy runs by result (Succeeded, Failed, Aborted)", runs.clone());
+        let reclaimed = Family::<ReclaimLabels, Counter>::default();
+        registry.register(
+            "reclaimed",
+            "Seats reclaimed; dry_run=\"true\" counts seats a dry run would have reclaimed",
+            reclaimed.clone(),
+        );
+        let reclaim_failures = Family::<TypeLabels, Counter>::default();
+        registry.register(
+            "reclaim_failures",
+            "Deallocations that failed after retries",
+            reclaim_failures.clone(),
+        );
+        let candidates = Family::<TypeLabels, Gauge>::default();
+        registry.register(
+            "candidates",
+            "Inactive, in-scope, not excluded allocations found by the last run",
+            candidates.clone(),
+        );
+        let excluded = Family::<TypeLabels, Gauge>::default();
+        registry.register(
+            "excluded",
+            "Inactive allocations kept by an exclusion or the scope in the last run",
+            excluded.clone(),
+        );
+        let allocations = Family::<TypeLabels, Gauge>::default();
+        registry.register("allocations", "Allocations on the site at the last run", allocations.clone());
+        let seats = Family::<SeatLabels, Gauge>::default();
+        registry.register(
+            "seats",
+            "Seats by state (total, allocated, available, quarantined) from the access type overview",
+            seats.clone(),
+        );
+        let run_duration = Family::<PolicyLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.5, 2.0, 12))) as fn() -> Histogram,
+        );
+        registry.register("run_duration_seconds", "Duration of policy runs", run_duration.clone());
+        let last_success = Family::<PolicyLabels, F64Gauge>::default();
+        registry.register(
+            "last_success_timestamp_seconds",
+            "Unix time the policy last completed a run successfully",
+            last_success.clone(),
+        );
+        let last_run = Family::<PolicyLabels, F64Gauge>::default();
+        registry.register(
+            "last_run_timestamp_seconds",
+            "Unix time the policy's last run completed, whatever its result",
+            last_run.clone(),
+        );
+        let next_run = Family::<PolicyLabels, F64Gauge>::default();
+        registry.register(
+            "next_run_timestamp_seconds",
+            "Unix time of the policy's next scheduled run",
+            next_run.clone(),
+        );
+        let policy_ready = Family::<PolicyLabels, Gauge>::default();
+        registry.register(
+            "policy_ready",
+            "1 when the policy is valid and its last run did not fail, else 0",
+            policy_ready.clone(),
+        );
+        let dry_run = Family::<PolicyLabels, Gauge>::default();
+        registry.register("policy_dry_run", "1 when the policy only reports", dry_run.clone());
+        let qrs_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "qrs_requests",
+            "Requests to Qlik by method, endpoint and HTTP status (code=\"error\" when no answer came)",
+            qrs_requests.clone(),
+        );
+        let qrs_request_duration = Family::<RequestDurationLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.005, 2.0, 14))) as fn() -> Histogram,
+        );
+        registry.register(
+            "qrs_request_duration_seconds",
+            "Duration of requests to Qlik",
+            qrs_request_duration.clone(),
+        );
+        Self {
+            registry,
+            runs,
+            reclaimed,
+            reclaim_failures,
+            candidates,
+            excluded,
+            allocations,
+            seats,
+            run_duration,
+            last_success,
+            last_run,
+            next_run,
+            policy_ready,
+            dry_run,
+            qrs_requests,
+            qrs_request_duration,
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Record a finished run of `namespace/policy`.
+    pub fn record_run(&self, namespace: &str, policy: &str, report: &RunReport, duration_seconds: f64) {
+        let p = PolicyLabels {
+            namespace: namespace.into(),
+            policy: policy.into(),
+        };
+        self.runs
+            .get_or_create(&RunLabels {
+                namespace: namespace.into(),
+                policy: policy.into(),
+                result: report.result.as_str().into(),
+            })
+            .inc();
+        self.run_duration.get_or_create(&p).observe(duration_seconds);
+        let completed = report.completion_time.as_millisecond() as f64 / 1000.0;
+        self.last_run.get_or_create(&p).set(completed);
+        if report.result == crate::policy::RunResult::Succeeded {
+            self.last_success.get_or_create(&p).set(completed);
+        }
+        let type_labels = |t: AccessType| TypeLabels {
+            namespace: namespace.into(),
+            policy: policy.into(),
+            access_type: t.key().into(),
+        };
+        for (t, counts) in &report.per_access_type {
+            let labels = type_labels(*t);
+            self.reclaimed
+                .get_or_create(&ReclaimLabels {
+                    namespace: namespace.into(),
+                    policy: policy.into(),
+                    access_type: t.key().into(),
+                    dry_run: if report.dry_run { DryRun::r#true } else { DryRun::r#false },
+                })
+                .inc_by(counts.reclaimed);
+            self.reclaim_failures.get_or_create(&labels).inc_by(counts.failed);
+            // A failed run knows nothing new about the site: keep the last known gauges.
+            if report.result != crate::policy::RunResult::Failed || counts.allocated > 0 {
+                self.candidates.get_or_create(&labels).set(counts.candidates as i64);
+                self.excluded.get_or_create(&labels).set(counts.excluded as i64);
+                self.allocations.get_or_create(&labels).set(counts.allocated as i64);
+            }
+        }
+        for (t, seats) in &report.seats {
+            for (state, value) in [
+                ("total", seats.total),
+                ("allocated", seats.allocated),
+                ("available", seats.available),
+                ("quarantined", seats.quarantined),
+            ] {
+                self.seats
+                    .get_or_create(&SeatLabels {
+                        namespace: namespace.into(),
+                        policy: policy.into(),
+                        access_type: t.key().into(),
+                        state: state.into(),
+                    })
+                    .set(value as i64);
+            }
+        }
+    }
+
+    pub fn set_next_run(&self, namespace: &str, policy: &str, at: Option<jiff::Timestamp>) {
+        let p = PolicyLabels {
+            namespace: namespace.into(),
+            policy: policy.into(),
+        };
+        match at {
+            Some(at) => {
+                self.next_run.get_or_create(&p).set(at.as_millisecond() as f64 / 1000.0);
+            }
+            None => {
+                self.next_run.remove(&p);
+            }
+        }
+    }
+
+    pub fn set_policy_state(&self, namespace: &str, policy: &str, ready: bool, dry_run: bool) {
+        let p = PolicyLabels {
+            namespace: namespace.into(),
+            policy: policy.into(),
+        };
+        self.policy_ready.get_or_create(&p).set(i64::from(ready));
+        self.dry_run.get_or_create(&p).set(i64::from(dry_run));
+    }
+
+    /// Forget a deleted policy's gauges so dashboards do not show it forever. Counters stay until restart, as
+    /// Prometheus expects of counters.
+    pub fn forget_policy(&self, namespace: &str, policy: &str) {
+        let p = PolicyLabels {
+            namespace: namespace.into(),
+            policy: policy.into(),
+        };
+        self.next_run.remove(&p);
+        self.policy_ready.remove(&p);
+        self.dry_run.remove(&p);
+        for t in AccessType::ALL {
+            let labels = TypeLabels {
+                namespace: namespace.into(),
+                policy: policy.into(),
+                access_type: t.key().into(),
+            };
+            self.candidates.remove(&labels);
+            self.excluded.remove(&labels);
+            self.allocations.remove(&labels);
+            for state in ["total", "allocated", "available", "quarantined"] {
+                self.seats.remove(&SeatLabels {
+                    namespace: namespace.into(),
+                    policy: policy.into(),
+                    access_type: t.key().into(),
+                    state: state.into(),
+                });
+            }
+        }
+    }
+
+    /// An observer that counts one policy's requests to Qlik.
+    pub fn qrs_observer(self: &Arc<Self>, namespace: &str, policy: &str) -> Arc<dyn RequestObserver> {
+        Arc::new(PolicyRequestObserver {
+            metrics: self.clone(),
+            namespace: namespace.into(),
+            policy: policy.into(),
+        })
+    }
+}
+
+struct PolicyRequestObserver {
+    metrics: Arc<Metrics>,
+    namespace: String,
+    policy: String,
+}
+
+impl RequestObserver for PolicyRequestObserver {
+    fn observe(&self, record: &RequestRecord) {
+        self.metrics
+            .qrs_requests
+            .get_or_create(&RequestLabels {
+                namespace: self.namespace.clone(),
+                policy: self.policy.clone(),
+                method: record.method.to_string(),
+                endpoint: record.endpoint.clone(),
+                code: record.status.map_or_else(|| "error".to_string(), |s| s.to_string()),
+            })
+            .inc();
+        self.metrics
+            .qrs_request_duration
+            .get_or_create(&RequestDurationLabels {
+                namespace: self.namespace.clone(),
+                policy: self.policy.clone(),
+                method: record.method.to_string(),
+                endpoint: record.endpoint.clone(),
+            })
+            .observe(record.duration.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_contract() {
+        let m = Metrics::new();
+        m.set_policy_state("ns", "p", true, true);
+        m.set_next_run("ns", "p", Some(jiff::Timestamp::from_second(1_800_000_000).unwrap()));
+        m.runs
+            .get_or_create(&RunLabels {
+                namespace: "ns".into(),
+                policy: "p".into(),
+                result: "Succeeded".into(),
+            })
+            .inc();
+        let text = m.encode();
+        assert!(text.contains("qlik_reclaimer_runs_total{namespace=\"ns\",policy=\"p\",result=\"Succeeded\"} 1"), "{text}");
+        assert!(text.contains("qlik_reclaimer_next_run_timestamp_seconds{namespace=\"ns\",policy=\"p\"} 1800000000"), "{text}");
+        m.run_duration
+            .get_or_create(&PolicyLabels {
+                namespace: "ns".into(),
+                policy: "p".into(),
+            })
+            .observe(3.0);
+        assert!(m.encode().contains("# TYPE qlik_reclaimer_run_duration_seconds histogram"));
+        m.forget_policy("ns", "p");
+        assert!(!m.encode().contains("qlik_reclaimer_next_run_timestamp_seconds{"));
+    }
+}
