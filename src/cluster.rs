@@ -26,7 +26,9 @@ pub const FIELD_MANAGER: &str = "qlik-license-reclaimer";
 pub enum StartError {
     #[error("{0}")]
     InvalidPolicy(String),
-    #[error("Secret {namespace}/{name} not found: create it from the QMC certificate export, for example `kubectl -n {namespace} create secret generic {name} --from-file=client.pem --from-file=client_key.pem --from-file=root.pem`")]
+    #[error(
+        "Secret {namespace}/{name} not found: create it from the QMC certificate export, for example `kubectl -n {namespace} create secret generic {name} --from-file=client.pem --from-file=client_key.pem --from-file=root.pem`"
+    )]
     SecretNotFound { namespace: String, name: String },
     #[error("Secret {namespace}/{name} cannot be read: {detail}")]
     SecretUnreadable {
@@ -55,7 +57,11 @@ impl StartError {
 }
 
 /// Read and parse the policy's credentials Secret (at every run, so a rotated certificate is used at once).
-pub async fn load_credentials(client: &Client, namespace: &str, name: &str) -> Result<Credentials, StartError> {
+pub async fn load_credentials(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Credentials, StartError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = match secrets.get_opt(name).await {
         Ok(Some(secret)) => secret,
@@ -98,9 +104,13 @@ pub async fn apply_status(
         "kind": "LicenseCleanupPolicy",
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map(|_| ())
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
 }
 
 pub fn recorder(client: &Client) -> Recorder {
@@ -122,7 +132,11 @@ pub async fn publish(
     note: String,
 ) {
     let event = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: reason.into(),
         // The Events API bounds the note to 1 kB.
         note: Some(truncate(&note, 1000)),
@@ -150,13 +164,25 @@ pub fn run_event(report: &RunReport) -> (bool, &'static str, String) {
     let per_type = report
         .per_access_type
         .iter()
-        .map(|(t, c)| format!("{t}: {} of {} candidates, {} excluded", c.reclaimed, c.candidates, c.excluded))
+        .map(|(t, c)| {
+            format!(
+                "{t}: {} of {} candidates, {} excluded",
+                c.reclaimed, c.candidates, c.excluded
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ");
     let mut who: Vec<String> = report
         .reclaimed()
         .take(10)
-        .map(|e| format!("{} ({}, {})", e.user, e.access_type, e.last_used.get(..10).unwrap_or(&e.last_used)))
+        .map(|e| {
+            format!(
+                "{} ({}, {})",
+                e.user,
+                e.access_type,
+                e.last_used.get(..10).unwrap_or(&e.last_used)
+            )
+        })
         .collect();
     let total = report.reclaimed().count();
     if total > who.len() {
@@ -164,7 +190,11 @@ pub fn run_event(report: &RunReport) -> (bool, &'static str, String) {
     }
     let mut note = format!("{}. {per_type}.", report.message);
     if !who.is_empty() {
-        note.push_str(if report.dry_run { " Would reclaim: " } else { " Reclaimed: " });
+        note.push_str(if report.dry_run {
+            " Would reclaim: "
+        } else {
+            " Reclaimed: "
+        });
         note.push_str(&who.join(", "));
     }
     let (warning, reason) = match (report.result, report.dry_run) {
@@ -191,7 +221,10 @@ pub struct PolicyRun<'a> {
 
 /// Run one policy from the cluster: mark it running, read its Secret, run, write status and Events.
 /// Returns the report, or why the run could not start (already written to the status).
-pub async fn run_policy(policy: &LicenseCleanupPolicy, ctx: PolicyRun<'_>) -> Result<RunReport, StartError> {
+pub async fn run_policy(
+    policy: &LicenseCleanupPolicy,
+    ctx: PolicyRun<'_>,
+) -> Result<RunReport, StartError> {
     let namespace = policy.namespace().unwrap_or_default();
     let name = policy.name_any();
     let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -201,13 +234,20 @@ pub async fn run_policy(policy: &LicenseCleanupPolicy, ctx: PolicyRun<'_>) -> Re
     let schedule = Schedule::parse(&spec.schedule, &spec.time_zone).ok();
     let started = jiff::Timestamp::now();
 
-    status.last_schedule_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ctx.scheduled_for));
+    status.last_schedule_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        ctx.scheduled_for,
+    ));
     if ctx.run_now.is_some() {
         status.last_run_now = ctx.run_now.clone();
     }
     status.conditions = status::merge_conditions(
         &status.conditions,
-        &[ConditionUpdate::new(RUNNING, true, "Running", "a run is in progress")],
+        &[ConditionUpdate::new(
+            RUNNING,
+            true,
+            "Running",
+            "a run is in progress",
+        )],
         started,
         generation,
     );
@@ -233,12 +273,25 @@ pub async fn run_policy(policy: &LicenseCleanupPolicy, ctx: PolicyRun<'_>) -> Re
         );
     };
 
-    let credentials = match load_credentials(ctx.client, &namespace, &spec.site.credentials_secret_ref.name).await {
+    let credentials = match load_credentials(
+        ctx.client,
+        &namespace,
+        &spec.site.credentials_secret_ref.name,
+    )
+    .await
+    {
         Ok(c) => c,
         Err(error) => {
             fail_start(&mut status, &error);
             let _ = apply_status(&api, &name, &status).await;
-            publish(ctx.recorder, policy, true, error.reason(), error.to_string()).await;
+            publish(
+                ctx.recorder,
+                policy,
+                true,
+                error.reason(),
+                error.to_string(),
+            )
+            .await;
             if let Some(m) = ctx.metrics {
                 m.set_policy_state(&namespace, &name, false, spec.dry_run);
             }
@@ -265,7 +318,14 @@ pub async fn run_policy(policy: &LicenseCleanupPolicy, ctx: PolicyRun<'_>) -> Re
             let error = StartError::InvalidPolicy(e.to_string());
             fail_start(&mut status, &error);
             let _ = apply_status(&api, &name, &status).await;
-            publish(ctx.recorder, policy, true, error.reason(), error.to_string()).await;
+            publish(
+                ctx.recorder,
+                policy,
+                true,
+                error.reason(),
+                error.to_string(),
+            )
+            .await;
             return Err(error);
         }
         Err(InvalidInput::Credentials(source)) => {
@@ -276,7 +336,14 @@ pub async fn run_policy(policy: &LicenseCleanupPolicy, ctx: PolicyRun<'_>) -> Re
             };
             fail_start(&mut status, &error);
             let _ = apply_status(&api, &name, &status).await;
-            publish(ctx.recorder, policy, true, error.reason(), error.to_string()).await;
+            publish(
+                ctx.recorder,
+                policy,
+                true,
+                error.reason(),
+                error.to_string(),
+            )
+            .await;
             return Err(error);
         }
     };
@@ -304,7 +371,12 @@ pub async fn run_policy(policy: &LicenseCleanupPolicy, ctx: PolicyRun<'_>) -> Re
     publish(ctx.recorder, policy, warning, reason, note).await;
     if let Some(m) = ctx.metrics {
         m.record_run(&namespace, &name, &report, elapsed);
-        m.set_policy_state(&namespace, &name, report.result != RunResult::Failed, report.dry_run);
+        m.set_policy_state(
+            &namespace,
+            &name,
+            report.result != RunResult::Failed,
+            report.dry_run,
+        );
         m.set_next_run(&namespace, &name, next);
     }
     Ok(report)

@@ -120,13 +120,11 @@ pub fn decide_run(
     if suspend {
         return Decision::Wait;
     }
-    if let Some(value) = run_now_annotation.filter(|v| !v.is_empty()) {
-        if Some(value) != last_run_now {
-            return Decision::Run {
-                scheduled_for: now,
-                run_now: Some(value.to_string()),
-            };
-        }
+    if let Some(value) = run_now_annotation.filter(|v| !v.is_empty() && Some(*v) != last_run_now) {
+        return Decision::Run {
+            scheduled_for: now,
+            run_now: Some(value.to_string()),
+        };
     }
     // Only the most recent missed instant counts: never a backlog.
     match schedule.previous_at_or_before(now) {
@@ -138,14 +136,19 @@ pub fn decide_run(
                     run_now: None,
                 }
             } else {
-                Decision::SkipMissed { scheduled_for: latest }
+                Decision::SkipMissed {
+                    scheduled_for: latest,
+                }
             }
         }
         _ => Decision::Wait,
     }
 }
 
-async fn reconcile(policy: Arc<LicenseCleanupPolicy>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+async fn reconcile(
+    policy: Arc<LicenseCleanupPolicy>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let namespace = policy.namespace().unwrap_or_default();
     let name = policy.name_any();
     let key = (namespace.clone(), name.clone());
@@ -160,7 +163,9 @@ async fn reconcile(policy: Arc<LicenseCleanupPolicy>, ctx: Arc<Context>) -> Resu
 
     // A policy the API server accepted can still be wrong in ways CEL cannot see (a cron field out of range,
     // an unknown time zone): say so on the status and wait for a change.
-    let schedule = match run::validate(&policy.spec).and_then(|_| Schedule::parse(&policy.spec.schedule, &policy.spec.time_zone)) {
+    let schedule = match run::validate(&policy.spec)
+        .and_then(|_| Schedule::parse(&policy.spec.schedule, &policy.spec.time_zone))
+    {
         Ok(schedule) => schedule,
         Err(invalid) => {
             let mut new_status = status.clone();
@@ -168,15 +173,30 @@ async fn reconcile(policy: Arc<LicenseCleanupPolicy>, ctx: Arc<Context>) -> Resu
             new_status.next_schedule_time = None;
             new_status.conditions = status::merge_conditions(
                 &status.conditions,
-                &[ConditionUpdate::new(READY, false, "InvalidPolicy", invalid.to_string())],
+                &[ConditionUpdate::new(
+                    READY,
+                    false,
+                    "InvalidPolicy",
+                    invalid.to_string(),
+                )],
                 now,
                 generation,
             );
             if new_status != status {
-                cluster::apply_status(&api, &name, &new_status).await.map_err(ReconcileError::Status)?;
-                cluster::publish(&ctx.recorder, &policy, true, "InvalidPolicy", invalid.to_string()).await;
+                cluster::apply_status(&api, &name, &new_status)
+                    .await
+                    .map_err(ReconcileError::Status)?;
+                cluster::publish(
+                    &ctx.recorder,
+                    &policy,
+                    true,
+                    "InvalidPolicy",
+                    invalid.to_string(),
+                )
+                .await;
             }
-            ctx.metrics.set_policy_state(&namespace, &name, false, policy.spec.dry_run);
+            ctx.metrics
+                .set_policy_state(&namespace, &name, false, policy.spec.dry_run);
             ctx.metrics.set_next_run(&namespace, &name, None);
             return Ok(Action::await_change());
         }
@@ -188,7 +208,10 @@ async fn reconcile(policy: Arc<LicenseCleanupPolicy>, ctx: Arc<Context>) -> Resu
         .map(|t| t.0)
         .or_else(|| policy.metadata.creation_timestamp.as_ref().map(|t| t.0))
         .unwrap_or(now);
-    let annotation = policy.annotations().get(RUN_NOW_ANNOTATION).map(String::as_str);
+    let annotation = policy
+        .annotations()
+        .get(RUN_NOW_ANNOTATION)
+        .map(String::as_str);
     let decision = decide_run(
         &schedule,
         now,
@@ -198,11 +221,18 @@ async fn reconcile(policy: Arc<LicenseCleanupPolicy>, ctx: Arc<Context>) -> Resu
         annotation,
         status.last_run_now.as_deref(),
     );
-    let next = if policy.spec.suspend { None } else { schedule.next_after(now) };
+    let next = if policy.spec.suspend {
+        None
+    } else {
+        schedule.next_after(now)
+    };
     ctx.metrics.set_next_run(&namespace, &name, next);
 
     match decision {
-        Decision::Run { scheduled_for, run_now } if !ctx.stopping() && !ctx.is_running(&key) => {
+        Decision::Run {
+            scheduled_for,
+            run_now,
+        } if !ctx.stopping() && !ctx.is_running(&key) => {
             let task_ctx = ctx.clone();
             let task_policy = policy.clone();
             let handle = tokio::spawn(async move {
@@ -272,14 +302,17 @@ async fn reconcile(policy: Arc<LicenseCleanupPolicy>, ctx: Arc<Context>) -> Resu
         );
     }
     if new_status != status {
-        cluster::apply_status(&api, &name, &new_status).await.map_err(ReconcileError::Status)?;
+        cluster::apply_status(&api, &name, &new_status)
+            .await
+            .map_err(ReconcileError::Status)?;
     }
     let ready = new_status
         .conditions
         .iter()
         .find(|c| c.type_ == READY)
         .is_some_and(|c| c.status == "True");
-    ctx.metrics.set_policy_state(&namespace, &name, ready, policy.spec.dry_run);
+    ctx.metrics
+        .set_policy_state(&namespace, &name, ready, policy.spec.dry_run);
 
     Ok(match next {
         // Wake a moment after the instant so `previous_at_or_before` sees it.
@@ -291,7 +324,11 @@ async fn reconcile(policy: Arc<LicenseCleanupPolicy>, ctx: Arc<Context>) -> Resu
     })
 }
 
-fn error_policy(policy: Arc<LicenseCleanupPolicy>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
+fn error_policy(
+    policy: Arc<LicenseCleanupPolicy>,
+    error: &ReconcileError,
+    _ctx: Arc<Context>,
+) -> Action {
     tracing::warn!(policy = %policy.name_any(), error = %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
@@ -316,7 +353,10 @@ async fn serve_metrics(
                 let metrics = metrics.clone();
                 async move {
                     (
-                        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
                         metrics.encode(),
                     )
                 }
@@ -340,7 +380,10 @@ async fn serve_metrics(
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "metrics server stopped");
         }
     }))
@@ -350,13 +393,14 @@ async fn serve_metrics(
 async fn termination() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
@@ -373,32 +417,42 @@ pub async fn run(client: Client, options: ControllerOptions) -> Result<(), Contr
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server = serve_metrics(options.metrics_addr, metrics.clone(), ready.clone(), stop_rx.clone()).await?;
+    let server = serve_metrics(
+        options.metrics_addr,
+        metrics.clone(),
+        ready.clone(),
+        stop_rx.clone(),
+    )
+    .await?;
 
     tokio::spawn({
         let stop_tx = stop_tx.clone();
         async move {
             termination().await;
-            tracing::info!("termination requested: no new runs; letting deallocations in flight finish");
+            tracing::info!(
+                "termination requested: no new runs; letting deallocations in flight finish"
+            );
             let _ = stop_tx.send(true);
         }
     });
 
     // With leader election, a standby replica waits here: healthy and ready, running nothing.
-    type LeaseTask = JoinHandle<Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>>;
+    type LeaseTask =
+        JoinHandle<Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>>;
     let mut leadership: Option<(watch::Receiver<bool>, LeaseTask)> = None;
     if options.leader_elect {
         ready.store(true, Ordering::Relaxed);
         let duration = options.lease_duration_seconds.max(2);
-        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &options.lease_name)
-            .with_namespace(&options.lease_namespace)
-            .with_identity(&options.identity)
-            .with_duration(duration)
-            .with_grace((duration / 3).max(1))
-            .with_field_manager(cluster::FIELD_MANAGER)
-            .build()
-            .await
-            .map_err(|e| ControllerError::LeaderElection(e.to_string()))?;
+        let manager =
+            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &options.lease_name)
+                .with_namespace(&options.lease_namespace)
+                .with_identity(&options.identity)
+                .with_duration(duration)
+                .with_grace((duration / 3).max(1))
+                .with_field_manager(cluster::FIELD_MANAGER)
+                .build()
+                .await
+                .map_err(|e| ControllerError::LeaderElection(e.to_string()))?;
         let (mut is_leader, task) = manager.watch().await;
         tracing::info!(lease = %options.lease_name, identity = %options.identity, "waiting to become leader");
         let mut stop_wait = stop_rx.clone();
@@ -413,7 +467,9 @@ pub async fn run(client: Client, options: ControllerOptions) -> Result<(), Contr
                 let _ = manager.release().await;
             }
             if !stopping {
-                return Err(ControllerError::LeaderElection("the lease task ended".into()));
+                return Err(ControllerError::LeaderElection(
+                    "the lease task ended".into(),
+                ));
             }
             let _ = server.await;
             return Ok(());
@@ -454,7 +510,10 @@ pub async fn run(client: Client, options: ControllerOptions) -> Result<(), Contr
         }
     };
     ready.store(true, Ordering::Relaxed);
-    tracing::info!(namespace = options.namespace.as_deref().unwrap_or("<all>"), "controller started");
+    tracing::info!(
+        namespace = options.namespace.as_deref().unwrap_or("<all>"),
+        "controller started"
+    );
     Controller::new(api, watcher::Config::default())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
@@ -465,11 +524,12 @@ pub async fn run(client: Client, options: ControllerOptions) -> Result<(), Contr
         })
         .await;
 
-    if let Some((leader, _)) = &leadership {
-        if !*leader.borrow() && !*stop_rx.borrow() {
-            lost = true;
-            let _ = stop_tx.send(true);
-        }
+    if let Some((leader, _)) = &leadership
+        && !*leader.borrow()
+        && !*stop_rx.borrow()
+    {
+        lost = true;
+        let _ = stop_tx.send(true);
     }
     // Let the runs in flight finish their deallocations and write their status.
     let handles: Vec<JoinHandle<()>> = ctx
@@ -544,7 +604,13 @@ mod tests {
             decide_run(&s, now, reference, 3600, false, Some("1"), None),
             Decision::Run { run_now: Some(v), .. } if v == "1"
         ));
-        assert_eq!(decide_run(&s, now, reference, 3600, false, Some("1"), Some("1")), Decision::Wait);
-        assert_eq!(decide_run(&s, now, reference, 3600, true, Some("2"), Some("1")), Decision::Wait);
+        assert_eq!(
+            decide_run(&s, now, reference, 3600, false, Some("1"), Some("1")),
+            Decision::Wait
+        );
+        assert_eq!(
+            decide_run(&s, now, reference, 3600, true, Some("2"), Some("1")),
+            Decision::Wait
+        );
     }
 }

@@ -23,7 +23,9 @@ pub const XRFKEY_KEY: &str = "xrfkey";
 /// Why credentials cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error("{key} is missing: the Secret (or folder) must hold client.pem, client_key.pem and root.pem as exported by the QMC")]
+    #[error(
+        "{key} is missing: the Secret (or folder) must hold client.pem, client_key.pem and root.pem as exported by the QMC"
+    )]
     Missing { key: &'static str },
     #[error("cannot read {path}: {source}")]
     Unreadable {
@@ -56,7 +58,11 @@ impl Xrfkey {
             return Err(format!(
                 "must be exactly 16 characters of 0-9, A-Z and a-z (found {} characters{})",
                 key.chars().count(),
-                if key.chars().all(|c| c.is_ascii_alphanumeric()) { "" } else { ", some of them not letters or digits" }
+                if key.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    ""
+                } else {
+                    ", some of them not letters or digits"
+                }
             ));
         }
         Ok(Self(key.to_string()))
@@ -232,7 +238,10 @@ mod tests {
     #[test]
     fn xrfkey_must_be_sixteen_alphanumerics() {
         assert!(Xrfkey::parse("abcdefghij012345").is_ok());
-        assert!(Xrfkey::parse(" abcdefghij012345\n").is_ok(), "a trailing newline from a file is fine");
+        assert!(
+            Xrfkey::parse(" abcdefghij012345\n").is_ok(),
+            "a trailing newline from a file is fine"
+        );
         assert!(Xrfkey::parse("abcdefghij01234").is_err());
         assert!(Xrfkey::parse("abcdefghij0123456").is_err());
         let err = Xrfkey::parse("abcdefghij01234-").unwrap_err();
@@ -252,12 +261,18 @@ mod tests {
     fn missing_and_garbage_entries_are_named() {
         let mut entries = BTreeMap::new();
         let err = Credentials::from_entries(&entries).unwrap_err();
-        assert!(err.to_string().starts_with("client.pem is missing"), "{err}");
+        assert!(
+            err.to_string().starts_with("client.pem is missing"),
+            "{err}"
+        );
 
         entries.insert(CLIENT_CERT_KEY.to_string(), b"not a certificate".to_vec());
         entries.insert(CLIENT_KEY_KEY.to_string(), b"nope".to_vec());
         entries.insert(ROOT_CERT_KEY.to_string(), b"nope".to_vec());
         let err = Credentials::from_entries(&entries).unwrap_err();
-        assert!(err.to_string().starts_with("client.pem is not usable"), "{err}");
+        assert!(
+            err.to_string().starts_with("client.pem is not usable"),
+            "{err}"
+        );
     }
 }

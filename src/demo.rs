@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use crate::credentials::{self, Credentials};
 use crate::policy::{
-    AccessTypeRule, AccessTypesSpec, CustomPropertyMatch, ExcludeSpec, LicenseCleanupPolicySpec, LimitsSpec,
-    QlikUserSpec, ScopeSpec, SecretRef, SiteSpec, TlsSpec,
+    AccessTypeRule, AccessTypesSpec, CustomPropertyMatch, ExcludeSpec, LicenseCleanupPolicySpec,
+    LimitsSpec, QlikUserSpec, ScopeSpec, SecretRef, SiteSpec, TlsSpec,
 };
 use crate::run::{self, RunContext, RunReport};
 use crate::simulator::{Simulator, SimulatorConfig};
@@ -89,11 +89,21 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
         .map_err(|e| DemoError::Simulator(e.to_string()))?;
     let pki = simulator.pki();
     let entries = BTreeMap::from([
-        (credentials::CLIENT_CERT_KEY.to_string(), pki.client_pem.as_bytes().to_vec()),
-        (credentials::CLIENT_KEY_KEY.to_string(), pki.client_key_pem.as_bytes().to_vec()),
-        (credentials::ROOT_CERT_KEY.to_string(), pki.root_pem.as_bytes().to_vec()),
+        (
+            credentials::CLIENT_CERT_KEY.to_string(),
+            pki.client_pem.as_bytes().to_vec(),
+        ),
+        (
+            credentials::CLIENT_KEY_KEY.to_string(),
+            pki.client_key_pem.as_bytes().to_vec(),
+        ),
+        (
+            credentials::ROOT_CERT_KEY.to_string(),
+            pki.root_pem.as_bytes().to_vec(),
+        ),
     ]);
-    let credentials = Credentials::from_entries(&entries).map_err(|e| DemoError::Invalid(e.to_string()))?;
+    let credentials =
+        Credentials::from_entries(&entries).map_err(|e| DemoError::Invalid(e.to_string()))?;
     let spec = demo_policy(simulator.repository_url(), server_name);
 
     let report = run::execute(
@@ -140,8 +150,14 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
         "The run cost {requests} requests to QRS, however many users the site has (try --users 20000)."
     );
     let _ = writeln!(next_steps, "Next:");
-    let _ = writeln!(next_steps, "  qlik-license-reclaimer demo --output json    every decision, machine-readable");
-    let _ = writeln!(next_steps, "  qlik-license-reclaimer demo --output csv     the same, for a spreadsheet");
+    let _ = writeln!(
+        next_steps,
+        "  qlik-license-reclaimer demo --output json    every decision, machine-readable"
+    );
+    let _ = writeln!(
+        next_steps,
+        "  qlik-license-reclaimer demo --output csv     the same, for a spreadsheet"
+    );
     let _ = writeln!(
         next_steps,
         "  qlik-license-reclaimer run --policy deploy/examples/policy.yaml --credentials DIR   against your site"

@@ -75,7 +75,12 @@ struct ControllerArgs {
 #[derive(clap::Args)]
 struct RunArgs {
     /// A LicenseCleanupPolicy manifest (YAML or JSON).
-    #[arg(long, value_name = "FILE", required_unless_present = "policy_ref", requires = "credentials")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "policy_ref",
+        requires = "credentials"
+    )]
     policy: Option<PathBuf>,
     /// A folder shaped like the policy's Secret: client.pem, client_key.pem, root.pem, optional xrfkey.
     #[arg(long, value_name = "DIR")]
@@ -132,7 +137,9 @@ struct DemoArgs {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,qlik_license_reclaimer=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -204,15 +211,30 @@ async fn run_file(args: RunArgs) -> ExitCode {
     };
     let text = match std::fs::read_to_string(policy_path) {
         Ok(text) => text,
-        Err(e) => return invalid(format_args!("cannot read the policy {}: {e}", policy_path.display())),
+        Err(e) => {
+            return invalid(format_args!(
+                "cannot read the policy {}: {e}",
+                policy_path.display()
+            ));
+        }
     };
     let policy = match parse_policy(&text) {
         Ok(policy) => policy,
-        Err(e) => return invalid(format_args!("invalid policy {}: {e}", policy_path.display())),
+        Err(e) => {
+            return invalid(format_args!(
+                "invalid policy {}: {e}",
+                policy_path.display()
+            ));
+        }
     };
     let credentials = match Credentials::from_dir(credentials_dir) {
         Ok(c) => c,
-        Err(e) => return invalid(format_args!("invalid credentials in {}: {e}", credentials_dir.display())),
+        Err(e) => {
+            return invalid(format_args!(
+                "invalid credentials in {}: {e}",
+                credentials_dir.display()
+            ));
+        }
     };
     let ctx = RunContext {
         credentials: &credentials,
@@ -237,8 +259,14 @@ async fn run_file(args: RunArgs) -> ExitCode {
 /// A manifest as `kubectl apply` would take it: apiVersion and kind must be ours.
 fn parse_policy(text: &str) -> Result<LicenseCleanupPolicy, String> {
     let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-    let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
-    let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
+    let api_version = value
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let kind = value
+        .get("kind")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
     if api_version != "licensing.reclaimer.dev/v1alpha1" || kind != "LicenseCleanupPolicy" {
         return Err(format!(
             "expected apiVersion licensing.reclaimer.dev/v1alpha1 and kind LicenseCleanupPolicy, found {api_version:?} and {kind:?}"
@@ -266,17 +294,29 @@ async fn simulate(args: SimulateArgs) -> ExitCode {
         }
     };
     if let Err(e) = simulator.write_credentials(&args.credentials_out) {
-        eprintln!("error: cannot write credentials to {}: {e}", args.credentials_out.display());
+        eprintln!(
+            "error: cannot write credentials to {}: {e}",
+            args.credentials_out.display()
+        );
         return ExitCode::FAILURE;
     }
     println!("QRS simulator: {} users (seed {})", args.users, args.seed);
-    println!("  repository (QRS, mutual TLS): {}", simulator.repository_url());
+    println!(
+        "  repository (QRS, mutual TLS): {}",
+        simulator.repository_url()
+    );
     if let (Some(qps), Some(hub)) = (simulator.qps_url(), simulator.hub_url()) {
         println!("  proxy (QPS, mutual TLS):      {qps}");
         println!("  hub:                          {hub}");
     }
-    println!("  credentials:                  {}", args.credentials_out.display());
-    println!("  server certificate name:      {} (set spec.site.tls.serverName)", args.server_name);
+    println!(
+        "  credentials:                  {}",
+        args.credentials_out.display()
+    );
+    println!(
+        "  server certificate name:      {} (set spec.site.tls.serverName)",
+        args.server_name
+    );
     println!("Press Ctrl-C to stop.");
     let _ = tokio::signal::ctrl_c().await;
     simulator.shutdown().await;
@@ -293,8 +333,13 @@ async fn kube_client() -> Result<kube::Client, ExitCode> {
 /// CronJob mode: one run of a policy resource, status written like the controller does.
 async fn run_ref(args: RunArgs) -> ExitCode {
     let reference = args.policy_ref.unwrap_or_default();
-    let Some((namespace, name)) = reference.split_once('/').filter(|(n, m)| !n.is_empty() && !m.is_empty()) else {
-        return invalid(format_args!("--policy-ref {reference:?} must be NAMESPACE/NAME"));
+    let Some((namespace, name)) = reference
+        .split_once('/')
+        .filter(|(n, m)| !n.is_empty() && !m.is_empty())
+    else {
+        return invalid(format_args!(
+            "--policy-ref {reference:?} must be NAMESPACE/NAME"
+        ));
     };
     let client = match kube_client().await {
         Ok(c) => c,
@@ -303,7 +348,11 @@ async fn run_ref(args: RunArgs) -> ExitCode {
     let api: kube::Api<LicenseCleanupPolicy> = kube::Api::namespaced(client.clone(), namespace);
     let policy = match api.get_opt(name).await {
         Ok(Some(p)) => p,
-        Ok(None) => return invalid(format_args!("LicenseCleanupPolicy {namespace}/{name} not found")),
+        Ok(None) => {
+            return invalid(format_args!(
+                "LicenseCleanupPolicy {namespace}/{name} not found"
+            ));
+        }
         Err(e) => {
             eprintln!("error: cannot read LicenseCleanupPolicy {namespace}/{name}: {e}");
             return ExitCode::from(EXIT_FAILED);
@@ -344,7 +393,8 @@ async fn controller(args: ControllerArgs) -> ExitCode {
         Err(code) => return code,
     };
     let identity = args.identity.unwrap_or_else(|| {
-        std::env::var("HOSTNAME").unwrap_or_else(|_| format!("qlik-license-reclaimer-{}", std::process::id()))
+        std::env::var("HOSTNAME")
+            .unwrap_or_else(|_| format!("qlik-license-reclaimer-{}", std::process::id()))
     });
     let options = qlik_license_reclaimer::controller::ControllerOptions {
         namespace: args.namespace,

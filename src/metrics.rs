@@ -109,7 +109,11 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
         let runs = Family::<RunLabels, Counter>::default();
-        registry.register("runs", "Policy runs by result (Succeeded, Failed, Aborted)", runs.clone());
+        registry.register(
+            "runs",
+            "Policy runs by result (Succeeded, Failed, Aborted)",
+            runs.clone(),
+        );
         let reclaimed = Family::<ReclaimLabels, Counter>::default();
         registry.register(
             "reclaimed",
@@ -135,7 +139,11 @@ impl Metrics {
             excluded.clone(),
         );
         let allocations = Family::<TypeLabels, Gauge>::default();
-        registry.register("allocations", "Allocations on the site at the last run", allocations.clone());
+        registry.register(
+            "allocations",
+            "Allocations on the site at the last run",
+            allocations.clone(),
+        );
         let seats = Family::<SeatLabels, Gauge>::default();
         registry.register(
             "seats",
@@ -145,7 +153,11 @@ impl Metrics {
         let run_duration = Family::<PolicyLabels, Histogram>::new_with_constructor(
             (|| Histogram::new(exponential_buckets(0.5, 2.0, 12))) as fn() -> Histogram,
         );
-        registry.register("run_duration_seconds", "Duration of policy runs", run_duration.clone());
+        registry.register(
+            "run_duration_seconds",
+            "Duration of policy runs",
+            run_duration.clone(),
+        );
         let last_success = Family::<PolicyLabels, F64Gauge>::default();
         registry.register(
             "last_success_timestamp_seconds",
@@ -171,7 +183,11 @@ impl Metrics {
             policy_ready.clone(),
         );
         let dry_run = Family::<PolicyLabels, Gauge>::default();
-        registry.register("policy_dry_run", "1 when the policy only reports", dry_run.clone());
+        registry.register(
+            "policy_dry_run",
+            "1 when the policy only reports",
+            dry_run.clone(),
+        );
         let qrs_requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "qrs_requests",
@@ -216,7 +232,13 @@ impl Metrics {
     }
 
     /// Record a finished run of `namespace/policy`.
-    pub fn record_run(&self, namespace: &str, policy: &str, report: &RunReport, duration_seconds: f64) {
+    pub fn record_run(
+        &self,
+        namespace: &str,
+        policy: &str,
+        report: &RunReport,
+        duration_seconds: f64,
+    ) {
         let p = PolicyLabels {
             namespace: namespace.into(),
             policy: policy.into(),
@@ -228,7 +250,9 @@ impl Metrics {
                 result: report.result.as_str().into(),
             })
             .inc();
-        self.run_duration.get_or_create(&p).observe(duration_seconds);
+        self.run_duration
+            .get_or_create(&p)
+            .observe(duration_seconds);
         let completed = report.completion_time.as_millisecond() as f64 / 1000.0;
         self.last_run.get_or_create(&p).set(completed);
         if report.result == crate::policy::RunResult::Succeeded {
@@ -246,15 +270,27 @@ impl Metrics {
                     namespace: namespace.into(),
                     policy: policy.into(),
                     access_type: t.key().into(),
-                    dry_run: if report.dry_run { DryRun::r#true } else { DryRun::r#false },
+                    dry_run: if report.dry_run {
+                        DryRun::r#true
+                    } else {
+                        DryRun::r#false
+                    },
                 })
                 .inc_by(counts.reclaimed);
-            self.reclaim_failures.get_or_create(&labels).inc_by(counts.failed);
+            self.reclaim_failures
+                .get_or_create(&labels)
+                .inc_by(counts.failed);
             // A failed run knows nothing new about the site: keep the last known gauges.
             if report.result != crate::policy::RunResult::Failed || counts.allocated > 0 {
-                self.candidates.get_or_create(&labels).set(counts.candidates as i64);
-                self.excluded.get_or_create(&labels).set(counts.excluded as i64);
-                self.allocations.get_or_create(&labels).set(counts.allocated as i64);
+                self.candidates
+                    .get_or_create(&labels)
+                    .set(counts.candidates as i64);
+                self.excluded
+                    .get_or_create(&labels)
+                    .set(counts.excluded as i64);
+                self.allocations
+                    .get_or_create(&labels)
+                    .set(counts.allocated as i64);
             }
         }
         for (t, seats) in &report.seats {
@@ -283,7 +319,9 @@ impl Metrics {
         };
         match at {
             Some(at) => {
-                self.next_run.get_or_create(&p).set(at.as_millisecond() as f64 / 1000.0);
+                self.next_run
+                    .get_or_create(&p)
+                    .set(at.as_millisecond() as f64 / 1000.0);
             }
             None => {
                 self.next_run.remove(&p);
@@ -331,7 +369,11 @@ impl Metrics {
     }
 
     /// An observer that counts one policy's requests to Qlik.
-    pub fn qrs_observer(self: &Arc<Self>, namespace: &str, policy: &str) -> Arc<dyn RequestObserver> {
+    pub fn qrs_observer(
+        self: &Arc<Self>,
+        namespace: &str,
+        policy: &str,
+    ) -> Arc<dyn RequestObserver> {
         Arc::new(PolicyRequestObserver {
             metrics: self.clone(),
             namespace: namespace.into(),
@@ -355,7 +397,9 @@ impl RequestObserver for PolicyRequestObserver {
                 policy: self.policy.clone(),
                 method: record.method.to_string(),
                 endpoint: record.endpoint.clone(),
-                code: record.status.map_or_else(|| "error".to_string(), |s| s.to_string()),
+                code: record
+                    .status
+                    .map_or_else(|| "error".to_string(), |s| s.to_string()),
             })
             .inc();
         self.metrics
@@ -378,7 +422,11 @@ mod tests {
     fn names_follow_the_contract() {
         let m = Metrics::new();
         m.set_policy_state("ns", "p", true, true);
-        m.set_next_run("ns", "p", Some(jiff::Timestamp::from_second(1_800_000_000).unwrap()));
+        m.set_next_run(
+            "ns",
+            "p",
+            Some(jiff::Timestamp::from_second(1_800_000_000).unwrap()),
+        );
         m.runs
             .get_or_create(&RunLabels {
                 namespace: "ns".into(),
@@ -387,7 +435,12 @@ mod tests {
             })
             .inc();
         let text = m.encode();
-        assert!(text.contains("qlik_reclaimer_runs_total{namespace=\"ns\",policy=\"p\",result=\"Succeeded\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "qlik_reclaimer_runs_total{namespace=\"ns\",policy=\"p\",result=\"Succeeded\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("qlik_reclaimer_next_run_timestamp_seconds{namespace=\"ns\",policy=\"p\"} 1800000000"), "{text}");
         m.run_duration
             .get_or_create(&PolicyLabels {
@@ -395,8 +448,14 @@ mod tests {
                 policy: "p".into(),
             })
             .observe(3.0);
-        assert!(m.encode().contains("# TYPE qlik_reclaimer_run_duration_seconds histogram"));
+        assert!(
+            m.encode()
+                .contains("# TYPE qlik_reclaimer_run_duration_seconds histogram")
+        );
         m.forget_policy("ns", "p");
-        assert!(!m.encode().contains("qlik_reclaimer_next_run_timestamp_seconds{"));
+        assert!(
+            !m.encode()
+                .contains("qlik_reclaimer_next_run_timestamp_seconds{")
+        );
     }
 }

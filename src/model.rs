@@ -159,7 +159,9 @@ pub struct UserDetails {
 }
 
 /// Seat counters of one access type, from `/qrs/license/accesstypeoverview`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct SeatCounts {
     /// Seats the licence grants.
     pub total: u64,

@@ -17,7 +17,8 @@ pub fn render(report: &RunReport, format: Format) -> String {
     match format {
         Format::Table => table(report),
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+            let mut s = serde_json::to_string_pretty(report)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
             s.push('\n');
             s
         }
@@ -92,7 +93,10 @@ fn short_date(last_used: &str) -> String {
 }
 
 fn idle(entry: &Entry) -> String {
-    entry.idle_days.map(|d| format!("{d}d")).unwrap_or_else(|| "-".into())
+    entry
+        .idle_days
+        .map(|d| format!("{d}d"))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn table(report: &RunReport) -> String {
@@ -103,13 +107,24 @@ fn table(report: &RunReport) -> String {
         "ENFORCING: inactive seats are deallocated"
     };
     let _ = writeln!(out, "Run {} ({mode})", report.id);
-    let _ = writeln!(out, "Result: {}: {}", report.result.as_str(), report.message);
+    let _ = writeln!(
+        out,
+        "Result: {}: {}",
+        report.result.as_str(),
+        report.message
+    );
     let _ = writeln!(out);
 
     if !report.seats.is_empty() {
         let _ = writeln!(out, "Seats on the site");
-        let mut t = Table::new(vec!["ACCESS TYPE", "TOTAL", "ALLOCATED", "AVAILABLE", "QUARANTINED"])
-            .right_align(&[1, 2, 3, 4]);
+        let mut t = Table::new(vec![
+            "ACCESS TYPE",
+            "TOTAL",
+            "ALLOCATED",
+            "AVAILABLE",
+            "QUARANTINED",
+        ])
+        .right_align(&[1, 2, 3, 4]);
         for (access_type, s) in &report.seats {
             t.rows.push(vec![
                 access_type.to_string(),
@@ -125,9 +140,20 @@ fn table(report: &RunReport) -> String {
 
     if !report.per_access_type.is_empty() {
         let _ = writeln!(out, "This run");
-        let reclaimed_header = if report.dry_run { "WOULD RECLAIM" } else { "RECLAIMED" };
-        let mut t = Table::new(vec!["ACCESS TYPE", "ALLOCATED", "CANDIDATES", reclaimed_header, "FAILED", "EXCLUDED"])
-            .right_align(&[1, 2, 3, 4, 5]);
+        let reclaimed_header = if report.dry_run {
+            "WOULD RECLAIM"
+        } else {
+            "RECLAIMED"
+        };
+        let mut t = Table::new(vec![
+            "ACCESS TYPE",
+            "ALLOCATED",
+            "CANDIDATES",
+            reclaimed_header,
+            "FAILED",
+            "EXCLUDED",
+        ])
+        .right_align(&[1, 2, 3, 4, 5]);
         for (access_type, c) in &report.per_access_type {
             t.rows.push(vec![
                 access_type.to_string(),
@@ -148,7 +174,15 @@ fn table(report: &RunReport) -> String {
         }
         let _ = writeln!(out, "{title}");
         let mut t = if with_idle {
-            Table::new(vec!["USER", "NAME", "ACCESS TYPE", "LAST USED", "IDLE", "REASON"]).right_align(&[4])
+            Table::new(vec![
+                "USER",
+                "NAME",
+                "ACCESS TYPE",
+                "LAST USED",
+                "IDLE",
+                "REASON",
+            ])
+            .right_align(&[4])
         } else {
             Table::new(vec!["USER", "NAME", "ACCESS TYPE", "LAST USED", "REASON"])
         };
@@ -157,7 +191,12 @@ fn table(report: &RunReport) -> String {
             if let Some(error) = &e.error {
                 let _ = write!(reason, ": {error}");
             }
-            let mut row = vec![e.user.clone(), e.user_name.clone(), e.access_type.to_string(), short_date(&e.last_used)];
+            let mut row = vec![
+                e.user.clone(),
+                e.user_name.clone(),
+                e.access_type.to_string(),
+                short_date(&e.last_used),
+            ];
             if with_idle {
                 row.push(idle(e));
             }
@@ -169,9 +208,17 @@ fn table(report: &RunReport) -> String {
     };
 
     let of = |outcomes: &[Outcome]| -> Vec<&Entry> {
-        report.decisions.iter().filter(|e| outcomes.contains(&e.outcome)).collect()
+        report
+            .decisions
+            .iter()
+            .filter(|e| outcomes.contains(&e.outcome))
+            .collect()
     };
-    let reclaimed = of(&[Outcome::Reclaimed, Outcome::AlreadyGone, Outcome::WouldReclaim]);
+    let reclaimed = of(&[
+        Outcome::Reclaimed,
+        Outcome::AlreadyGone,
+        Outcome::WouldReclaim,
+    ]);
     let title = if report.dry_run {
         format!("Would reclaim ({}), longest idle first", reclaimed.len())
     } else {
@@ -181,7 +228,12 @@ fn table(report: &RunReport) -> String {
     let failed = of(&[Outcome::Failed]);
     section(format!("Failed ({})", failed.len()), failed, &mut out, true);
     let deferred = of(&[Outcome::Deferred]);
-    section(format!("Not reclaimed this run ({})", deferred.len()), deferred, &mut out, true);
+    section(
+        format!("Not reclaimed this run ({})", deferred.len()),
+        deferred,
+        &mut out,
+        true,
+    );
     let kept = of(&[Outcome::Kept]);
     section(format!("Kept ({})", kept.len()), kept, &mut out, false);
     let listed = report.decisions.len() as u64;
@@ -194,7 +246,12 @@ fn table(report: &RunReport) -> String {
         let _ = writeln!(out);
     }
 
-    let _ = writeln!(out, "Result: {}: {}", report.result.as_str(), report.message);
+    let _ = writeln!(
+        out,
+        "Result: {}: {}",
+        report.result.as_str(),
+        report.message
+    );
     if report.dry_run && report.result == RunResult::Succeeded && report.totals.reclaimed > 0 {
         let _ = writeln!(
             out,

@@ -35,8 +35,8 @@ pub fn validate(spec: &LicenseCleanupPolicySpec) -> Result<(Rules, Connection), 
     Schedule::parse(&spec.schedule, &spec.time_zone)?;
     let rules = Rules::from_spec(spec)?;
     validate_site(spec)?;
-    let connection =
-        Connection::from_site(&spec.site).map_err(|problem| InvalidPolicy::new("spec.site", problem))?;
+    let connection = Connection::from_site(&spec.site)
+        .map_err(|problem| InvalidPolicy::new("spec.site", problem))?;
     Ok((rules, connection))
 }
 
@@ -76,7 +76,10 @@ fn validate_site(spec: &LicenseCleanupPolicySpec) -> Result<(), InvalidPolicy> {
         }
     }
     if !(1..=32).contains(&site.concurrency) {
-        return Err(InvalidPolicy::new("spec.site.concurrency", "must be between 1 and 32"));
+        return Err(InvalidPolicy::new(
+            "spec.site.concurrency",
+            "must be between 1 and 32",
+        ));
     }
     if !(1..=600).contains(&site.request_timeout_seconds) {
         return Err(InvalidPolicy::new(
@@ -130,7 +133,10 @@ impl Outcome {
     }
 
     fn counts_as_reclaimed(self) -> bool {
-        matches!(self, Outcome::Reclaimed | Outcome::WouldReclaim | Outcome::AlreadyGone)
+        matches!(
+            self,
+            Outcome::Reclaimed | Outcome::WouldReclaim | Outcome::AlreadyGone
+        )
     }
 }
 
@@ -177,7 +183,9 @@ pub struct RunReport {
 impl RunReport {
     /// Entries that were (or, in dry run, would be) reclaimed.
     pub fn reclaimed(&self) -> impl Iterator<Item = &Entry> {
-        self.decisions.iter().filter(|e| e.outcome.counts_as_reclaimed())
+        self.decisions
+            .iter()
+            .filter(|e| e.outcome.counts_as_reclaimed())
     }
 
     fn failed(id: String, start: Timestamp, dry_run: bool, message: String) -> Self {
@@ -221,7 +229,8 @@ pub async fn execute(
     let _guard = span.enter();
     drop(_guard);
 
-    let client = match QrsClient::connect(&connection, ctx.credentials, ctx.observer.clone()).await {
+    let client = match QrsClient::connect(&connection, ctx.credentials, ctx.observer.clone()).await
+    {
         Ok(client) => client,
         Err(e) => return Ok(RunReport::failed(id, ctx.now, dry_run, e.to_string())),
     };
@@ -234,7 +243,12 @@ pub async fn execute(
 }
 
 fn run_id(now: Timestamp) -> String {
-    let suffix: String = uuid::Uuid::new_v4().simple().to_string().chars().take(6).collect();
+    let suffix: String = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .chars()
+        .take(6)
+        .collect();
     format!("{}-{suffix}", now.strftime("%Y%m%dT%H%M%SZ"))
 }
 
@@ -244,7 +258,11 @@ struct SiteRead {
     seats: BTreeMap<AccessType, SeatCounts>,
 }
 
-async fn read_site(client: &QrsClient, rules: &Rules, now: Timestamp) -> Result<SiteRead, QrsError> {
+async fn read_site(
+    client: &QrsClient,
+    rules: &Rules,
+    now: Timestamp,
+) -> Result<SiteRead, QrsError> {
     let mut allocations = Vec::new();
     let mut totals = BTreeMap::new();
     for access_type in rules.access_types() {
@@ -315,7 +333,14 @@ async fn run_with_client(
 
     let mut stopped = false;
     if !dry_run && !plan.is_aborted() {
-        stopped = deallocate_all(client, &plan, spec.site.concurrency, ctx.stop.clone(), &mut outcomes).await;
+        stopped = deallocate_all(
+            client,
+            &plan,
+            spec.site.concurrency,
+            ctx.stop.clone(),
+            &mut outcomes,
+        )
+        .await;
     }
 
     let report = build_report(id, ctx.now, dry_run, &plan, outcomes, site, rules, stopped);
@@ -340,7 +365,7 @@ async fn deallocate_all(
         .collect();
     let mut stopped = false;
     let results: Vec<(usize, Result<Deallocation, QrsError>)> = {
-        let stream = futures::stream::iter(reclaim_indexes.into_iter())
+        let stream = futures::stream::iter(reclaim_indexes)
             // Checked as each deallocation is about to start, so a shutdown lets the ones in flight finish.
             .take_while(|_| {
                 let go = !stop_requested();
@@ -349,7 +374,14 @@ async fn deallocate_all(
             })
             .map(|i| {
                 let allocation = &plan.decisions[i].allocation;
-                async move { (i, client.deallocate(allocation.access_type, &allocation.id).await) }
+                async move {
+                    (
+                        i,
+                        client
+                            .deallocate(allocation.access_type, &allocation.id)
+                            .await,
+                    )
+                }
             })
             .buffer_unordered(concurrency.clamp(1, 32) as usize);
         stream.collect().await
@@ -411,7 +443,10 @@ fn build_report(
         };
         let reason = if outcome == Outcome::Deferred && decision.action == Action::Reclaim {
             if plan.is_aborted() {
-                format!("{}; not deallocated: the run was aborted by the breaker", decision.reason)
+                format!(
+                    "{}; not deallocated: the run was aborted by the breaker",
+                    decision.reason
+                )
             } else {
                 format!("{}; not deallocated: the run was stopped", decision.reason)
             }
@@ -440,7 +475,10 @@ fn build_report(
         totals.excluded += c.excluded;
     }
     let (result, message) = if let Some(trip) = &plan.breaker {
-        (RunResult::Aborted, format!("aborted before any deallocation: {trip}"))
+        (
+            RunResult::Aborted,
+            format!("aborted before any deallocation: {trip}"),
+        )
     } else if totals.failed > 0 {
         (
             RunResult::Failed,
@@ -453,7 +491,10 @@ fn build_report(
     } else if stopped {
         (
             RunResult::Failed,
-            format!("stopped by shutdown after reclaiming {} seats; the rest wait for the next run", totals.reclaimed),
+            format!(
+                "stopped by shutdown after reclaiming {} seats; the rest wait for the next run",
+                totals.reclaimed
+            ),
         )
     } else if dry_run {
         (
@@ -466,7 +507,10 @@ fn build_report(
     } else {
         (
             RunResult::Succeeded,
-            format!("reclaimed {} of {} candidate seats", totals.reclaimed, totals.candidates),
+            format!(
+                "reclaimed {} of {} candidate seats",
+                totals.reclaimed, totals.candidates
+            ),
         )
     };
     RunReport {

@@ -19,11 +19,17 @@ impl Schedule {
     /// Parse `spec.schedule` in `spec.timeZone`. Five fields, or six with leading seconds (handy for tests and
     /// demos), or an `@hourly`-style alias.
     pub fn parse(expression: &str, time_zone: &str) -> Result<Self, InvalidPolicy> {
-        let tz_name = if time_zone.trim().is_empty() { "UTC" } else { time_zone.trim() };
+        let tz_name = if time_zone.trim().is_empty() {
+            "UTC"
+        } else {
+            time_zone.trim()
+        };
         let time_zone = TimeZone::get(tz_name).map_err(|_| {
             InvalidPolicy::new(
                 "spec.timeZone",
-                format!("{tz_name:?} is not an IANA time zone name (for example UTC or Europe/Oslo)"),
+                format!(
+                    "{tz_name:?} is not an IANA time zone name (for example UTC or Europe/Oslo)"
+                ),
             )
         })?;
         let expression = expression.trim();
@@ -41,7 +47,10 @@ impl Schedule {
             .year(Year::Disallowed)
             .build();
         let cron = parser.parse(expression).map_err(|e| {
-            InvalidPolicy::new("spec.schedule", format!("{expression:?} is not a valid cron expression: {e}"))
+            InvalidPolicy::new(
+                "spec.schedule",
+                format!("{expression:?} is not a valid cron expression: {e}"),
+            )
         })?;
         Ok(Self {
             cron,
@@ -85,16 +94,28 @@ mod tests {
     fn daily_in_a_time_zone() {
         let s = Schedule::parse("0 3 * * *", "Europe/Oslo").unwrap();
         // 03:00 in Oslo in winter is 02:00 UTC.
-        assert_eq!(s.next_after(ts("2026-11-22T12:00:00Z")), Some(ts("2026-11-23T02:00:00Z")));
-        assert_eq!(s.previous_at_or_before(ts("2026-11-22T12:00:00Z")), Some(ts("2026-11-22T02:00:00Z")));
+        assert_eq!(
+            s.next_after(ts("2026-11-22T12:00:00Z")),
+            Some(ts("2026-11-23T02:00:00Z"))
+        );
+        assert_eq!(
+            s.previous_at_or_before(ts("2026-11-22T12:00:00Z")),
+            Some(ts("2026-11-22T02:00:00Z"))
+        );
     }
 
     #[test]
     fn aliases_and_seconds() {
         let s = Schedule::parse("@hourly", "UTC").unwrap();
-        assert_eq!(s.next_after(ts("2026-11-22T12:30:00Z")), Some(ts("2026-11-22T13:00:00Z")));
+        assert_eq!(
+            s.next_after(ts("2026-11-22T12:30:00Z")),
+            Some(ts("2026-11-22T13:00:00Z"))
+        );
         let s = Schedule::parse("*/5 * * * * *", "").unwrap();
-        assert_eq!(s.next_after(ts("2026-11-22T12:30:01Z")), Some(ts("2026-11-22T12:30:05Z")));
+        assert_eq!(
+            s.next_after(ts("2026-11-22T12:30:01Z")),
+            Some(ts("2026-11-22T12:30:05Z"))
+        );
     }
 
     #[test]

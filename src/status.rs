@@ -22,7 +22,12 @@ pub struct ConditionUpdate {
 }
 
 impl ConditionUpdate {
-    pub fn new(type_: &'static str, status: bool, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             type_,
             status,
@@ -44,7 +49,11 @@ pub fn merge_conditions(
     for update in updates {
         let status = if update.status { "True" } else { "False" }.to_string();
         // Kubernetes requires a non-empty CamelCase reason and bounds the message.
-        let reason = if update.reason.is_empty() { "Unknown".to_string() } else { update.reason.clone() };
+        let reason = if update.reason.is_empty() {
+            "Unknown".to_string()
+        } else {
+            update.reason.clone()
+        };
         let message: String = update.message.chars().take(32_000).collect();
         match out.iter_mut().find(|c| c.type_ == update.type_) {
             Some(c) => {
@@ -83,7 +92,11 @@ pub fn run_status(report: &RunReport) -> RunStatus {
             .iter()
             .map(|(t, c)| (t.key().to_string(), *c))
             .collect(),
-        seats: report.seats.iter().map(|(t, s)| (t.key().to_string(), *s)).collect(),
+        seats: report
+            .seats
+            .iter()
+            .map(|(t, s)| (t.key().to_string(), *s))
+            .collect(),
         reclaimed: report
             .reclaimed()
             .take(RECLAIMED_LISTED)
@@ -130,14 +143,32 @@ pub fn after_run(
         RunResult::Succeeded => ConditionUpdate::new(
             READY,
             true,
-            if report.dry_run { "DryRunSucceeded" } else { "RunSucceeded" },
+            if report.dry_run {
+                "DryRunSucceeded"
+            } else {
+                "RunSucceeded"
+            },
             report.message.clone(),
         ),
-        RunResult::Aborted => ConditionUpdate::new(READY, false, "RunAborted", report.message.clone()),
-        RunResult::Failed => ConditionUpdate::new(READY, false, "RunFailed", report.message.clone()),
+        RunResult::Aborted => {
+            ConditionUpdate::new(READY, false, "RunAborted", report.message.clone())
+        }
+        RunResult::Failed => {
+            ConditionUpdate::new(READY, false, "RunFailed", report.message.clone())
+        }
     };
-    let running = ConditionUpdate::new(RUNNING, false, "Idle", format!("run {} finished", report.id));
-    status.conditions = merge_conditions(&previous.conditions, &[ready, running], report.completion_time, generation);
+    let running = ConditionUpdate::new(
+        RUNNING,
+        false,
+        "Idle",
+        format!("run {} finished", report.id),
+    );
+    status.conditions = merge_conditions(
+        &previous.conditions,
+        &[ready, running],
+        report.completion_time,
+        generation,
+    );
     status
 }
 
@@ -154,13 +185,32 @@ mod tests {
         let t0 = ts("2026-01-01T00:00:00Z");
         let t1 = ts("2026-01-02T00:00:00Z");
         let t2 = ts("2026-01-03T00:00:00Z");
-        let c = merge_conditions(&[], &[ConditionUpdate::new(READY, true, "Valid", "ok")], t0, Some(1));
+        let c = merge_conditions(
+            &[],
+            &[ConditionUpdate::new(READY, true, "Valid", "ok")],
+            t0,
+            Some(1),
+        );
         assert_eq!(c[0].last_transition_time, Time(t0));
-        let c = merge_conditions(&c, &[ConditionUpdate::new(READY, true, "RunSucceeded", "again")], t1, Some(2));
-        assert_eq!(c[0].last_transition_time, Time(t0), "same status keeps the time");
+        let c = merge_conditions(
+            &c,
+            &[ConditionUpdate::new(READY, true, "RunSucceeded", "again")],
+            t1,
+            Some(2),
+        );
+        assert_eq!(
+            c[0].last_transition_time,
+            Time(t0),
+            "same status keeps the time"
+        );
         assert_eq!(c[0].reason, "RunSucceeded");
         assert_eq!(c[0].observed_generation, Some(2));
-        let c = merge_conditions(&c, &[ConditionUpdate::new(READY, false, "RunFailed", "boom")], t2, Some(2));
+        let c = merge_conditions(
+            &c,
+            &[ConditionUpdate::new(READY, false, "RunFailed", "boom")],
+            t2,
+            Some(2),
+        );
         assert_eq!(c[0].last_transition_time, Time(t2));
         assert_eq!(c.len(), 1);
     }

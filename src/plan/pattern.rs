@@ -24,12 +24,12 @@ const SMALL_SET: usize = 8;
 
 const EXPECTED_FORM: &str = "DIRECTORY\\userId (for example CORP\\jdoe; '*' is a wildcard)";
 
-pub(crate) fn fold(s: &str) -> String {
+pub(super) fn fold(s: &str) -> String {
     s.chars().flat_map(char::to_lowercase).collect()
 }
 
 /// Calls `f` with `parts` joined by a backslash and case-folded.
-pub(crate) fn with_folded<R>(parts: &[&str], f: impl FnOnce(&str) -> R) -> R {
+pub(super) fn with_folded<R>(parts: &[&str], f: impl FnOnce(&str) -> R) -> R {
     let len = parts.iter().map(|p| p.len()).sum::<usize>() + parts.len().saturating_sub(1);
     if len <= STACK_KEY && parts.iter().all(|p| p.is_ascii()) {
         let mut buf = [0u8; STACK_KEY];
@@ -59,7 +59,7 @@ pub(crate) fn with_folded<R>(parts: &[&str], f: impl FnOnce(&str) -> R) -> R {
 }
 
 /// Case-insensitive ordering without allocating; used only to break ties deterministically.
-pub(crate) fn cmp_folded(a: &str, b: &str) -> std::cmp::Ordering {
+pub(super) fn cmp_folded(a: &str, b: &str) -> std::cmp::Ordering {
     if a.is_ascii() && b.is_ascii() {
         a.bytes()
             .map(|c| c.to_ascii_lowercase())
@@ -73,11 +73,11 @@ pub(crate) fn cmp_folded(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// A map keyed by folded names. The keys come from the policy, so a fast multiplicative hash is safe here: what
 /// QRS sends is only ever looked up, and cannot lengthen a chain.
-pub(crate) type FoldedMap<V> = HashMap<Box<str>, V, BuildHasherDefault<NameHasher>>;
+pub(super) type FoldedMap<V> = HashMap<Box<str>, V, BuildHasherDefault<NameHasher>>;
 
 /// The multiply-rotate hash of the Firefox and rustc hash maps, a few times faster than SipHash on short names.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct NameHasher(u64);
+pub(super) struct NameHasher(u64);
 
 impl NameHasher {
     fn mix(&mut self, word: u64) {
@@ -126,7 +126,7 @@ fn eq_folded(input: &str, folded: &str) -> bool {
 
 /// A set of names compared case-insensitively that remembers the policy's spelling for reports.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct FoldedSet {
+pub(super) struct FoldedSet {
     /// Folded name and the policy's spelling, first spelling wins.
     names: Vec<(Box<str>, Arc<str>)>,
     /// Index into `names`, once there are too many to compare one by one.
@@ -134,7 +134,7 @@ pub(crate) struct FoldedSet {
 }
 
 impl FoldedSet {
-    pub(crate) fn insert(&mut self, name: &str) {
+    pub(super) fn insert(&mut self, name: &str) {
         let folded = fold(name).into_boxed_str();
         let known = match &self.index {
             Some(index) => index.contains_key(&folded),
@@ -159,7 +159,7 @@ impl FoldedSet {
     }
 
     /// The policy's spelling of `name`, if the set holds it.
-    pub(crate) fn get(&self, name: &str) -> Option<&Arc<str>> {
+    pub(super) fn get(&self, name: &str) -> Option<&Arc<str>> {
         let found = match &self.index {
             Some(index) => with_folded(&[name], |key| index.get(key).copied()),
             None => self
@@ -172,7 +172,7 @@ impl FoldedSet {
             .map(|(_, spelling)| spelling)
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
 }
@@ -300,7 +300,7 @@ impl UserPattern {
         !self.directory.wildcard && !self.user_id.wildcard
     }
 
-    pub(crate) fn shared_text(&self) -> &Arc<str> {
+    pub(super) fn shared_text(&self) -> &Arc<str> {
         &self.text
     }
 
@@ -336,14 +336,14 @@ impl Eq for UserPattern {}
 /// A list of user patterns. A predefined scope list can hold thousands of plain names, so exact patterns are
 /// looked up by hash and only wildcard patterns are scanned.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct PatternSet {
+pub(super) struct PatternSet {
     patterns: Vec<UserPattern>,
     exact: FoldedMap<usize>,
     wildcard: Vec<usize>,
 }
 
 impl PatternSet {
-    pub(crate) fn push(&mut self, pattern: UserPattern) {
+    pub(super) fn push(&mut self, pattern: UserPattern) {
         let index = self.patterns.len();
         match pattern.exact_key() {
             Some(key) => {
@@ -354,12 +354,12 @@ impl PatternSet {
         self.patterns.push(pattern);
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
     /// The first pattern, in policy order, that matches `user`.
-    pub(crate) fn first_match(&self, user: &UserIdentity) -> Option<&UserPattern> {
+    pub(super) fn first_match(&self, user: &UserIdentity) -> Option<&UserPattern> {
         let exact = if self.exact.is_empty() {
             None
         } else {

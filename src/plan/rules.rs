@@ -23,13 +23,13 @@ fn slot(access_type: AccessType) -> Option<usize> {
 
 /// `now` minus whole 24-hour days. A day is 24 hours: the policy's time zone only places the schedule, and
 /// QRS dates are UTC instants.
-pub(crate) fn days_before(now: Timestamp, days: u32) -> Timestamp {
+pub(super) fn days_before(now: Timestamp, days: u32) -> Timestamp {
     now.checked_sub(SignedDuration::from_secs(i64::from(days) * SECONDS_PER_DAY))
         .unwrap_or(Timestamp::MIN)
 }
 
 /// Whole days from `since` to `now`, rounded down; negative when `since` is in the future.
-pub(crate) fn whole_days(since: Timestamp, now: Timestamp) -> i64 {
+pub(super) fn whole_days(since: Timestamp, now: Timestamp) -> i64 {
     let elapsed = now.duration_since(since);
     let mut seconds = elapsed.as_secs();
     if elapsed.subsec_nanos() < 0 {
@@ -40,27 +40,27 @@ pub(crate) fn whole_days(since: Timestamp, now: Timestamp) -> i64 {
 
 /// A custom property exclusion.
 #[derive(Debug, Clone)]
-pub(crate) struct PropertyRule {
+pub(super) struct PropertyRule {
     /// The policy's spelling, for reports.
-    pub(crate) name: Arc<str>,
+    pub(super) name: Arc<str>,
     /// The policy listed no values: any value excludes.
-    pub(crate) any_value: bool,
-    pub(crate) values: FoldedSet,
+    pub(super) any_value: bool,
+    pub(super) values: FoldedSet,
 }
 
 /// Validated, pre-compiled rules from a policy spec.
 #[derive(Debug, Clone)]
 pub struct Rules {
     inactive_days: [Option<u32>; 3],
-    pub(crate) never_used_grace_days: u32,
-    pub(crate) scope_directories: FoldedSet,
-    pub(crate) scope_users: PatternSet,
-    pub(crate) exclude_directories: FoldedSet,
-    pub(crate) exclude_users: PatternSet,
-    pub(crate) exclude_tags: FoldedSet,
+    never_used_grace_days: u32,
+    pub(super) scope_directories: FoldedSet,
+    pub(super) scope_users: PatternSet,
+    pub(super) exclude_directories: FoldedSet,
+    pub(super) exclude_users: PatternSet,
+    pub(super) exclude_tags: FoldedSet,
     /// Keyed by the folded property name.
-    pub(crate) exclude_custom_properties: FoldedMap<PropertyRule>,
-    pub(crate) exclude_roles: FoldedSet,
+    pub(super) exclude_custom_properties: FoldedMap<PropertyRule>,
+    pub(super) exclude_roles: FoldedSet,
     max_reclaims_per_run: u32,
     max_reclaim_percent: u32,
 }

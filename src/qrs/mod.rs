@@ -168,9 +168,7 @@ impl Connection {
                 session_cookie_name: proxy.effective_cookie_name(),
             },
             _ => {
-                return Err(
-                    "set exactly one of site.repositoryUrl or site.proxy".to_string(),
-                );
+                return Err("set exactly one of site.repositoryUrl or site.proxy".to_string());
             }
         };
         let verification = if site.tls.insecure_skip_verify {
@@ -220,14 +218,18 @@ impl QrsClient {
                 "tls.insecureSkipVerify is set: Qlik's server certificate is NOT verified; anyone on the network path can impersonate the site and read this certificate-authenticated session"
             );
         }
-        let tls = tls::client_config(credentials, &connection.verification).map_err(QrsError::Setup)?;
+        let tls =
+            tls::client_config(credentials, &connection.verification).map_err(QrsError::Setup)?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(connection.request_timeout)
             .connect_timeout(connection.request_timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(64)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("qlik-license-reclaimer/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "qlik-license-reclaimer/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .map_err(|e| QrsError::Setup(format!("HTTP client: {e}")))?;
         let xrfkey = credentials.xrfkey_or_random();
@@ -278,9 +280,18 @@ impl QrsClient {
                     "SessionId": session_id,
                 });
                 let response = client
-                    .send(Method::POST, &create_url, "qps/session", &[], Some(&body), false)
+                    .send(
+                        Method::POST,
+                        &create_url,
+                        "qps/session",
+                        &[],
+                        Some(&body),
+                        false,
+                    )
                     .await?;
-                client.check_status(Method::POST, "qps/session", response).await?;
+                client
+                    .check_status(Method::POST, "qps/session", response)
+                    .await?;
                 client.session = Some(ProxySession {
                     qps_session_url: format!("{create_url}/{session_id}"),
                 });
@@ -291,13 +302,19 @@ impl QrsClient {
 
     /// End the proxy session, if any. Best effort: a session left behind expires on its own.
     pub async fn close(self) {
-        if let Some(session) = &self.session {
-            if let Err(e) = self
-                .send(Method::DELETE, &session.qps_session_url, "qps/session/{id}", &[], None, false)
+        if let Some(session) = &self.session
+            && let Err(e) = self
+                .send(
+                    Method::DELETE,
+                    &session.qps_session_url,
+                    "qps/session/{id}",
+                    &[],
+                    None,
+                    false,
+                )
                 .await
-            {
-                tracing::debug!(error = %e, "could not end the Qlik proxy session");
-            }
+        {
+            tracing::debug!(error = %e, "could not end the Qlik proxy session");
         }
     }
 
@@ -310,15 +327,18 @@ impl QrsClient {
     ) -> Result<Vec<Allocation>, QrsError> {
         let endpoint = format!("license/{}/full", access_type.qrs_entity());
         let filter = format!("lastUsed le '{}'", wire::format_qrs_date(cutoff));
-        let rows: Vec<wire::AllocationJson> = self.get_json(&endpoint, &[("filter", filter)]).await?;
+        let rows: Vec<wire::AllocationJson> =
+            self.get_json(&endpoint, &[("filter", filter)]).await?;
         let mut seen = HashSet::with_capacity(rows.len());
         let mut allocations = Vec::with_capacity(rows.len());
         for row in rows {
-            let allocation = row.into_allocation(access_type).map_err(|detail| QrsError::Nonsense {
-                method: Method::GET,
-                endpoint: endpoint.clone(),
-                detail,
-            })?;
+            let allocation =
+                row.into_allocation(access_type)
+                    .map_err(|detail| QrsError::Nonsense {
+                        method: Method::GET,
+                        endpoint: endpoint.clone(),
+                        detail,
+                    })?;
             if !seen.insert(allocation.id.clone()) {
                 return Err(QrsError::Nonsense {
                     method: Method::GET,
@@ -374,7 +394,8 @@ impl QrsClient {
                 .map(|id| format!("id eq {}", sanitize_guid(id)))
                 .collect::<Vec<_>>()
                 .join(" or ");
-            let rows: Vec<wire::UserJson> = self.get_json("user/full", &[("filter", filter)]).await?;
+            let rows: Vec<wire::UserJson> =
+                self.get_json("user/full", &[("filter", filter)]).await?;
             for row in rows {
                 let details = UserDetails::from(row);
                 users.insert(details.id.clone(), details);
@@ -384,7 +405,11 @@ impl QrsClient {
     }
 
     /// Deallocate one seat.
-    pub async fn deallocate(&self, access_type: AccessType, id: &str) -> Result<Deallocation, QrsError> {
+    pub async fn deallocate(
+        &self,
+        access_type: AccessType,
+        id: &str,
+    ) -> Result<Deallocation, QrsError> {
         if !access_type.is_per_user_seat() {
             // A DELETE on a login access type removes a whole group of passes.
             return Err(QrsError::Setup(format!(
@@ -399,11 +424,14 @@ impl QrsClient {
             access_type.qrs_entity(),
             sanitize_guid(id)
         );
-        let response = self.send(Method::DELETE, &url, &endpoint, &[], None, true).await?;
+        let response = self
+            .send(Method::DELETE, &url, &endpoint, &[], None, true)
+            .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(Deallocation::AlreadyGone);
         }
-        self.check_status(Method::DELETE, &endpoint, response).await?;
+        self.check_status(Method::DELETE, &endpoint, response)
+            .await?;
         Ok(Deallocation::Done)
     }
 
@@ -413,7 +441,9 @@ impl QrsClient {
         query: &[(&str, String)],
     ) -> Result<T, QrsError> {
         let url = format!("{}/qrs/{endpoint}", self.qrs_base);
-        let response = self.send(Method::GET, &url, endpoint, query, None, true).await?;
+        let response = self
+            .send(Method::GET, &url, endpoint, query, None, true)
+            .await?;
         let response = self.check_status(Method::GET, endpoint, response).await?;
         let bytes = response.bytes().await.map_err(|e| QrsError::Unreachable {
             method: Method::GET,
@@ -448,22 +478,34 @@ impl QrsClient {
                 method,
                 endpoint,
                 status,
-                detail: format!("{snippet} (the xrfkey was rejected: check the Secret's xrfkey, 16 of [0-9A-Za-z])"),
-            },
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::FOUND => QrsError::Refused {
-                method,
-                endpoint,
-                status,
                 detail: format!(
-                    "{} (check that the certificate is the site's exported client certificate and that site.user may administer licences)",
-                    if snippet.is_empty() { "no details" } else { &snippet }
+                    "{snippet} (the xrfkey was rejected: check the Secret's xrfkey, 16 of [0-9A-Za-z])"
                 ),
             },
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::FOUND => {
+                QrsError::Refused {
+                    method,
+                    endpoint,
+                    status,
+                    detail: format!(
+                        "{} (check that the certificate is the site's exported client certificate and that site.user may administer licences)",
+                        if snippet.is_empty() {
+                            "no details"
+                        } else {
+                            &snippet
+                        }
+                    ),
+                }
+            }
             _ => QrsError::Status {
                 method,
                 endpoint,
                 status,
-                detail: if snippet.is_empty() { "no details".into() } else { snippet },
+                detail: if snippet.is_empty() {
+                    "no details".into()
+                } else {
+                    snippet
+                },
             },
         })
     }
@@ -540,7 +582,9 @@ fn encode(value: &str) -> String {
 
 /// Ids come from QRS itself, but they go into paths and filters: keep only GUID characters.
 fn sanitize_guid(id: &str) -> String {
-    id.chars().filter(|c| c.is_ascii_hexdigit() || *c == '-').collect()
+    id.chars()
+        .filter(|c| c.is_ascii_hexdigit() || *c == '-')
+        .collect()
 }
 
 fn strip_query(url: &str) -> String {

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -51,14 +51,20 @@ pub(crate) fn client_config(
                 .map_err(|_| format!("tls.serverName {name:?} is not a valid host name"))?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(FixedNameVerifier { inner: webpki, name }))
+                .with_custom_certificate_verifier(Arc::new(FixedNameVerifier {
+                    inner: webpki,
+                    name,
+                }))
         }
         ServerVerification::Insecure => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification { provider })),
     };
     let mut config = builder
-        .with_client_auth_cert(credentials.client_chain.clone(), credentials.client_key.clone_key())
+        .with_client_auth_cert(
+            credentials.client_chain.clone(),
+            credentials.client_key.clone_key(),
+        )
         .map_err(|e| format!("client.pem and client_key.pem cannot be used together: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
@@ -132,7 +138,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -141,10 +152,17 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

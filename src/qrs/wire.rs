@@ -52,7 +52,11 @@ pub(crate) fn parse_qrs_date(raw: &str) -> Result<Option<Timestamp>, ()> {
         .or_else(|_| {
             raw.parse::<jiff::civil::DateTime>()
                 .map_err(|_| ())
-                .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()).map_err(|_| ()))
+                .and_then(|dt| {
+                    dt.to_zoned(jiff::tz::TimeZone::UTC)
+                        .map(|z| z.timestamp())
+                        .map_err(|_| ())
+                })
         })
         .map_err(|_| ())?;
     if ts.to_zoned(jiff::tz::TimeZone::UTC).year() < SENTINEL_YEAR_BELOW {
@@ -94,7 +98,10 @@ impl AllocationJson {
             (None, _, _) => return Err(format!("allocation {} has no user", self.id)),
         };
         if user.user_id.is_empty() || user.user_directory.is_empty() {
-            return Err(format!("allocation {} has a user without a directory or id", self.id));
+            return Err(format!(
+                "allocation {} has a user without a directory or id",
+                self.id
+            ));
         }
         let last_used = match self.last_used.as_deref() {
             None => LastUse::Never,
@@ -160,7 +167,12 @@ impl From<UserJson> for UserDetails {
     fn from(u: UserJson) -> Self {
         UserDetails {
             id: u.id,
-            tags: u.tags.unwrap_or_default().into_iter().map(|t| t.name).collect(),
+            tags: u
+                .tags
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| t.name)
+                .collect(),
             custom_properties: u
                 .custom_properties
                 .unwrap_or_default()

@@ -99,8 +99,16 @@ async fn dry_run_lists_candidates_with_reasons_and_deletes_nothing() {
 
     let table = reclaimer(files.args(&[])).await;
     assert_eq!(table.code, 0);
-    assert!(table.stdout.contains("Would reclaim (2)"), "{}", table.stdout);
-    assert!(table.stdout.to_lowercase().contains("excluded: tag vip"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("Would reclaim (2)"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stdout.to_lowercase().contains("excluded: tag vip"),
+        "{}",
+        table.stdout
+    );
     assert!(sim.deletions().is_empty());
 }
 
@@ -112,8 +120,17 @@ async fn dry_run_flag_overrides_an_enforcing_policy() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(sim.deletions().is_empty());
     let mut lines = out.stdout.lines();
-    assert!(lines.next().unwrap().starts_with("user,user_name,access_type,allocation_id,last_used"));
-    let would = out.stdout.lines().filter(|l| l.contains(",would-reclaim,")).count();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("user,user_name,access_type,allocation_id,last_used")
+    );
+    let would = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(",would-reclaim,"))
+        .count();
     assert_eq!(would, 2, "{}", out.stdout);
 }
 
@@ -127,7 +144,9 @@ async fn enforcing_deletes_exactly_the_expected_seats() {
     let report = json(&out.stdout);
     assert_eq!(report["totals"]["reclaimed"], 2);
     // The seats are gone from the site.
-    let remaining = sim.site().allocations(qlik_license_reclaimer::simulator::SimAccessType::Professional);
+    let remaining = sim
+        .site()
+        .allocations(qlik_license_reclaimer::simulator::SimAccessType::Professional);
     assert!(remaining.iter().all(|a| a.user_id != "alice"));
 }
 
@@ -156,10 +175,22 @@ async fn invalid_input_exits_2_before_any_request() {
     let good = manifest(&policy(&sim));
 
     let cases: Vec<(String, &str)> = vec![
-        (good.replace("inactiveDays: 30", "inactiveDays: 3"), "spec.accessTypes"),
-        (good.replace("internal\\SA_*", "sa_nobackslash"), "spec.exclude.users[0]"),
-        (good.replace("schedule: 0 3 * * *", "schedule: every day"), "spec.schedule"),
-        (good.replace("kind: LicenseCleanupPolicy", "kind: Deployment"), "kind"),
+        (
+            good.replace("inactiveDays: 30", "inactiveDays: 3"),
+            "spec.accessTypes",
+        ),
+        (
+            good.replace("internal\\SA_*", "sa_nobackslash"),
+            "spec.exclude.users[0]",
+        ),
+        (
+            good.replace("schedule: 0 3 * * *", "schedule: every day"),
+            "spec.schedule",
+        ),
+        (
+            good.replace("kind: LicenseCleanupPolicy", "kind: Deployment"),
+            "kind",
+        ),
         ("spec: [unclosed".to_string(), "invalid policy"),
     ];
     for (yaml, expected) in cases {
@@ -167,12 +198,20 @@ async fn invalid_input_exits_2_before_any_request() {
         let files = Files::new(&sim, &yaml);
         let out = reclaimer(files.args(&[])).await;
         assert_eq!(out.code, 2, "{expected}: {}", out.stderr);
-        assert!(out.stderr.contains(expected), "expected {expected:?} in: {}", out.stderr);
+        assert!(
+            out.stderr.contains(expected),
+            "expected {expected:?} in: {}",
+            out.stderr
+        );
     }
 
     // Broken credentials name the file.
     let files = Files::new(&sim, &good);
-    std::fs::write(Path::new(&files.path("creds")).join("client_key.pem"), "not a key").unwrap();
+    std::fs::write(
+        Path::new(&files.path("creds")).join("client_key.pem"),
+        "not a key",
+    )
+    .unwrap();
     let out = reclaimer(files.args(&[])).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("client_key.pem"), "{}", out.stderr);
@@ -189,7 +228,10 @@ async fn invalid_input_exits_2_before_any_request() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("root.pem is missing"), "{}", out.stderr);
 
-    assert!(sim.requests().is_empty(), "invalid input must not reach Qlik");
+    assert!(
+        sim.requests().is_empty(),
+        "invalid input must not reach Qlik"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,8 +253,16 @@ async fn failures_exit_1() {
     let spec = policy(&sim);
     let files = Files::new(&sim, &manifest(&spec));
     let pki = sim.pki();
-    std::fs::write(Path::new(&files.path("creds")).join("client.pem"), &pki.wrong_client_pem).unwrap();
-    std::fs::write(Path::new(&files.path("creds")).join("client_key.pem"), &pki.wrong_client_key_pem).unwrap();
+    std::fs::write(
+        Path::new(&files.path("creds")).join("client.pem"),
+        &pki.wrong_client_pem,
+    )
+    .unwrap();
+    std::fs::write(
+        Path::new(&files.path("creds")).join("client_key.pem"),
+        &pki.wrong_client_key_pem,
+    )
+    .unwrap();
     let out = reclaimer(files.args(&[])).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(sim.deletions().is_empty());

@@ -23,15 +23,31 @@ async fn direct_mode_reclaims_exactly_the_inactive_seats() {
 
     let requests = sim.requests();
     // Every request carried X-Qlik-User as configured, and QRS was asked to filter by lastUsed.
-    assert!(requests.iter().all(|r| r.user.as_ref().is_some_and(|u| u.to_string() == "INTERNAL\\sa_repository")));
-    let full: Vec<_> = requests.iter().filter(|r| r.path.ends_with("/full") && r.path.contains("accesstype")).collect();
+    assert!(requests.iter().all(|r| {
+        r.user
+            .as_ref()
+            .is_some_and(|u| u.to_string() == "INTERNAL\\sa_repository")
+    }));
+    let full: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/full") && r.path.contains("accesstype"))
+        .collect();
     assert_eq!(full.len(), 2, "one filtered read per access type");
-    assert!(full.iter().all(|r| r.query_param("filter").is_some_and(|f| f.starts_with("lastUsed le '"))));
+    assert!(full.iter().all(|r| {
+        r.query_param("filter")
+            .is_some_and(|f| f.starts_with("lastUsed le '"))
+    }));
     // User data in one batch, not one request per user.
-    let user_reads = requests.iter().filter(|r| r.path.contains("/qrs/user")).count();
+    let user_reads = requests
+        .iter()
+        .filter(|r| r.path.contains("/qrs/user"))
+        .count();
     assert_eq!(user_reads, 1);
     // One xrfkey per client, the same in query and header (the simulator refuses anything else).
-    let keys: std::collections::HashSet<_> = requests.iter().filter_map(|r| r.query_param("xrfkey")).collect();
+    let keys: std::collections::HashSet<_> = requests
+        .iter()
+        .filter_map(|r| r.query_param("xrfkey"))
+        .collect();
     assert_eq!(keys.len(), 1);
     let kept: BTreeMap<_, _> = report
         .decisions
@@ -56,7 +72,13 @@ async fn dry_run_reports_and_deletes_nothing() {
     assert_eq!(report.result, RunResult::Succeeded);
     assert!(sim.deletions().is_empty());
     assert!(sim.requests().iter().all(|r| r.method != "DELETE"));
-    assert_eq!(report.reclaimed().filter(|e| e.outcome == Outcome::WouldReclaim).count(), 2);
+    assert_eq!(
+        report
+            .reclaimed()
+            .filter(|e| e.outcome == Outcome::WouldReclaim)
+            .count(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -66,10 +88,18 @@ async fn proxy_session_mode_goes_through_the_hub() {
     assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
     assert_eq!(deleted(&sim), expected_reclaims());
     let requests = sim.requests();
-    assert!(requests.iter().any(|r| r.listener == Listener::Qps && r.method == "POST" && r.path == "/qps/ops/session"));
-    let qrs: Vec<_> = requests.iter().filter(|r| r.path.contains("/qrs/")).collect();
+    assert!(requests.iter().any(|r| r.listener == Listener::Qps
+        && r.method == "POST"
+        && r.path == "/qps/ops/session"));
+    let qrs: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.contains("/qrs/"))
+        .collect();
     assert!(!qrs.is_empty());
-    assert!(qrs.iter().all(|r| r.listener == Listener::Hub && r.path.starts_with("/ops/qrs/")));
+    assert!(
+        qrs.iter()
+            .all(|r| r.listener == Listener::Hub && r.path.starts_with("/ops/qrs/"))
+    );
     assert!(sim.deletions().iter().all(|d| d.listener == Listener::Hub));
 }
 
@@ -80,7 +110,12 @@ async fn every_private_key_format_works() {
         let mut spec = policy(&sim);
         spec.dry_run = true;
         let report = run_policy(&sim, &spec, &credentials(&sim)).await;
-        assert_eq!(report.result, RunResult::Succeeded, "{format:?}: {}", report.message);
+        assert_eq!(
+            report.result,
+            RunResult::Succeeded,
+            "{format:?}: {}",
+            report.message
+        );
     }
 }
 
@@ -89,14 +124,27 @@ async fn a_certificate_from_another_ca_is_refused_and_nothing_is_deleted() {
     let sim = known_site().await;
     let pki = sim.pki();
     let entries = BTreeMap::from([
-        (credentials::CLIENT_CERT_KEY.to_string(), pki.wrong_client_pem.as_bytes().to_vec()),
-        (credentials::CLIENT_KEY_KEY.to_string(), pki.wrong_client_key_pem.as_bytes().to_vec()),
-        (credentials::ROOT_CERT_KEY.to_string(), pki.root_pem.as_bytes().to_vec()),
+        (
+            credentials::CLIENT_CERT_KEY.to_string(),
+            pki.wrong_client_pem.as_bytes().to_vec(),
+        ),
+        (
+            credentials::CLIENT_KEY_KEY.to_string(),
+            pki.wrong_client_key_pem.as_bytes().to_vec(),
+        ),
+        (
+            credentials::ROOT_CERT_KEY.to_string(),
+            pki.root_pem.as_bytes().to_vec(),
+        ),
     ]);
     let creds = Credentials::from_entries(&entries).expect("well-formed, just not trusted");
     let report = run_policy(&sim, &policy(&sim), &creds).await;
     assert_eq!(report.result, RunResult::Failed);
-    assert!(report.message.contains("cannot reach Qlik"), "{}", report.message);
+    assert!(
+        report.message.contains("cannot reach Qlik"),
+        "{}",
+        report.message
+    );
     assert!(sim.deletions().is_empty());
 }
 
@@ -107,7 +155,11 @@ async fn the_server_name_must_match_unless_configured() {
     spec.site.tls.server_name = None;
     let report = run_policy(&sim, &spec, &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Failed);
-    assert!(report.message.to_lowercase().contains("certificate"), "{}", report.message);
+    assert!(
+        report.message.to_lowercase().contains("certificate"),
+        "{}",
+        report.message
+    );
 
     spec.site.tls.insecure_skip_verify = true;
     spec.dry_run = true;
@@ -119,13 +171,20 @@ async fn the_server_name_must_match_unless_configured() {
 async fn the_secret_xrfkey_is_sent_and_a_refused_one_fails_the_run() {
     let sim = known_site().await;
     let mut entries = credential_entries(&sim);
-    entries.insert(credentials::XRFKEY_KEY.to_string(), b"ABCDEFGHIJ123456\n".to_vec());
+    entries.insert(
+        credentials::XRFKEY_KEY.to_string(),
+        b"ABCDEFGHIJ123456\n".to_vec(),
+    );
     let creds = Credentials::from_entries(&entries).unwrap();
     let mut spec = policy(&sim);
     spec.dry_run = true;
     let report = run_policy(&sim, &spec, &creds).await;
     assert_eq!(report.result, RunResult::Succeeded);
-    assert!(sim.requests().iter().all(|r| r.query_param("xrfkey") == Some("ABCDEFGHIJ123456")));
+    assert!(
+        sim.requests()
+            .iter()
+            .all(|r| r.query_param("xrfkey") == Some("ABCDEFGHIJ123456"))
+    );
 
     // QRS answers a bad xrfkey with 403 and this body.
     sim.inject(FaultRule::always(Fault::Status(403)).method("GET"));
@@ -138,9 +197,18 @@ async fn the_secret_xrfkey_is_sent_and_a_refused_one_fails_the_run() {
 #[tokio::test]
 async fn server_errors_and_resets_are_retried() {
     let sim = known_site().await;
-    sim.inject(FaultRule::always(Fault::Status(503)).method("GET").path_contains("/full").times(2));
+    sim.inject(
+        FaultRule::always(Fault::Status(503))
+            .method("GET")
+            .path_contains("/full")
+            .times(2),
+    );
     sim.inject(FaultRule::always(Fault::Reset).method("DELETE").times(1));
-    sim.inject(FaultRule::always(Fault::Status(500)).method("DELETE").times(1));
+    sim.inject(
+        FaultRule::always(Fault::Status(500))
+            .method("DELETE")
+            .times(1),
+    );
     let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
     assert_eq!(deleted(&sim), expected_reclaims());
@@ -161,10 +229,18 @@ async fn persistent_server_errors_fail_the_run_without_deleting() {
 #[tokio::test]
 async fn malformed_json_fails_the_run_and_deletes_nothing() {
     let sim = known_site().await;
-    sim.inject(FaultRule::always(Fault::MalformedJson).method("GET").path_contains("/user/full"));
+    sim.inject(
+        FaultRule::always(Fault::MalformedJson)
+            .method("GET")
+            .path_contains("/user/full"),
+    );
     let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Failed);
-    assert!(report.message.contains("makes no sense"), "{}", report.message);
+    assert!(
+        report.message.contains("makes no sense"),
+        "{}",
+        report.message
+    );
     assert!(sim.deletions().is_empty());
     assert!(sim.requests().iter().all(|r| r.method != "DELETE"));
 }
@@ -172,21 +248,41 @@ async fn malformed_json_fails_the_run_and_deletes_nothing() {
 #[tokio::test]
 async fn a_seat_already_gone_counts_as_reclaimed_and_one_failure_spares_the_rest() {
     let sim = known_site().await;
-    sim.inject(FaultRule::always(Fault::Status(404)).method("DELETE").path_contains("professionalaccesstype").times(1));
+    sim.inject(
+        FaultRule::always(Fault::Status(404))
+            .method("DELETE")
+            .path_contains("professionalaccesstype")
+            .times(1),
+    );
     let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
-    let alice = report.decisions.iter().find(|e| e.user == "CORP\\alice").unwrap();
+    let alice = report
+        .decisions
+        .iter()
+        .find(|e| e.user == "CORP\\alice")
+        .unwrap();
     assert_eq!(alice.outcome, Outcome::AlreadyGone);
 
     let sim = known_site().await;
-    sim.inject(FaultRule::always(Fault::Status(400)).method("DELETE").path_contains("professionalaccesstype"));
+    sim.inject(
+        FaultRule::always(Fault::Status(400))
+            .method("DELETE")
+            .path_contains("professionalaccesstype"),
+    );
     let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Failed);
     assert_eq!(report.totals.failed, 1);
     // No retry on a 4xx, and carol's analyzer seat was still reclaimed.
-    let deletes = sim.requests().iter().filter(|r| r.method == "DELETE" && r.path.contains("professional")).count();
+    let deletes = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.contains("professional"))
+        .count();
     assert_eq!(deletes, 1);
-    assert_eq!(deleted(&sim), vec![("CORP\\carol".to_string(), SimAccessType::Analyzer)]);
+    assert_eq!(
+        deleted(&sim),
+        vec![("CORP\\carol".to_string(), SimAccessType::Analyzer)]
+    );
 }
 
 #[tokio::test]
@@ -196,8 +292,15 @@ async fn the_cap_takes_the_longest_idle_and_the_breaker_aborts_before_any_delete
     spec.limits.max_reclaims_per_run = 1;
     let report = run_policy(&sim, &spec, &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Succeeded);
-    assert_eq!(deleted(&sim), vec![("CORP\\alice".to_string(), SimAccessType::Professional)]);
-    let carol = report.decisions.iter().find(|e| e.user == "CORP\\carol").unwrap();
+    assert_eq!(
+        deleted(&sim),
+        vec![("CORP\\alice".to_string(), SimAccessType::Professional)]
+    );
+    let carol = report
+        .decisions
+        .iter()
+        .find(|e| e.user == "CORP\\carol")
+        .unwrap();
     assert_eq!(carol.outcome, Outcome::Deferred);
 
     let sim = known_site().await;
@@ -206,7 +309,11 @@ async fn the_cap_takes_the_longest_idle_and_the_breaker_aborts_before_any_delete
     spec.limits.max_reclaim_percent = 10;
     let report = run_policy(&sim, &spec, &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Aborted);
-    assert!(report.message.contains("professional"), "{}", report.message);
+    assert!(
+        report.message.contains("professional"),
+        "{}",
+        report.message
+    );
     assert!(sim.deletions().is_empty());
 }
 
@@ -224,9 +331,23 @@ async fn users_are_fetched_in_batches() {
     let report = run_policy(&sim, &spec, &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
     let candidates = report.totals.candidates + report.totals.excluded;
-    let user_reads = sim.requests().iter().filter(|r| r.path.contains("/qrs/user")).count() as u64;
-    assert!(candidates > USER_BATCH as u64, "the site should need more than one batch");
-    assert!(user_reads <= candidates.div_ceil(USER_BATCH as u64) + 1, "{user_reads} user requests");
+    let user_reads = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/qrs/user"))
+        .count() as u64;
+    assert!(
+        candidates > USER_BATCH as u64,
+        "the site should need more than one batch"
+    );
+    assert!(
+        user_reads <= candidates.div_ceil(USER_BATCH as u64) + 1,
+        "{user_reads} user requests"
+    );
     // A handful of list calls, whatever the site's size.
-    assert!(sim.requests().len() as u64 <= 8 + user_reads, "{} requests", sim.requests().len());
+    assert!(
+        sim.requests().len() as u64 <= 8 + user_reads,
+        "{} requests",
+        sim.requests().len()
+    );
 }

@@ -29,13 +29,32 @@ fn crd_carries_names_validation_and_columns() {
         .iter()
         .map(|c| c["name"].as_str().unwrap().to_string())
         .collect();
-    for c in ["Schedule", "Dry Run", "Ready", "Last Run", "Reclaimed", "Next Run"] {
-        assert!(columns.iter().any(|x| x == c), "printer column {c} missing: {columns:?}");
+    for c in [
+        "Schedule",
+        "Dry Run",
+        "Ready",
+        "Last Run",
+        "Reclaimed",
+        "Next Run",
+    ] {
+        assert!(
+            columns.iter().any(|x| x == c),
+            "printer column {c} missing: {columns:?}"
+        );
     }
     let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
     assert_eq!(spec["properties"]["dryRun"]["default"], true);
-    assert_eq!(spec["properties"]["site"]["properties"]["concurrency"]["maximum"], 32.0);
+    assert_eq!(
+        spec["properties"]["site"]["properties"]["concurrency"]["maximum"],
+        32.0
+    );
     let text = serde_json::to_string(spec).unwrap();
     assert!(text.contains("has(self.repositoryUrl) != has(self.proxy)"));
-    assert!(spec["required"].as_array().unwrap().iter().any(|r| r == "schedule"));
+    assert!(
+        spec["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "schedule")
+    );
 }

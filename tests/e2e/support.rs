@@ -6,12 +6,14 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use qlik_license_reclaimer::credentials::{self, Credentials};
 use qlik_license_reclaimer::policy::{
-    AccessTypeRule, AccessTypesSpec, CustomPropertyMatch, ExcludeSpec, LicenseCleanupPolicySpec, LimitsSpec,
-    ProxySpec, QlikUserSpec, ScopeSpec, SecretRef, SiteSpec, TlsSpec,
+    AccessTypeRule, AccessTypesSpec, CustomPropertyMatch, ExcludeSpec, LicenseCleanupPolicySpec,
+    LimitsSpec, ProxySpec, QlikUserSpec, ScopeSpec, SecretRef, SiteSpec, TlsSpec,
 };
 use qlik_license_reclaimer::qrs::RetryPolicy;
 use qlik_license_reclaimer::run::{self, RunContext, RunReport};
-use qlik_license_reclaimer::simulator::{KeyFormat, NewUser, ProxyConfig, SimAccessType, Simulator, SimulatorConfig};
+use qlik_license_reclaimer::simulator::{
+    KeyFormat, NewUser, ProxyConfig, SimAccessType, Simulator, SimulatorConfig,
+};
 
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -62,24 +64,64 @@ fn populate(simulator: &Simulator) {
     let site = simulator.site();
     let now = simulator.now();
     let old = days_ago(now, 400);
-    let add = |user: NewUser, access_type, last_used: Option<Timestamp>, created: Timestamp, quarantined: bool| {
+    let add = |user: NewUser,
+               access_type,
+               last_used: Option<Timestamp>,
+               created: Timestamp,
+               quarantined: bool| {
         let id = site.add_user(user).expect("user added");
         site.allocate(access_type, id, last_used, created, quarantined)
             .expect("allocated")
     };
     use SimAccessType::{Analyzer, Professional};
     // Reclaimed: idle 90 days.
-    add(NewUser::new("CORP", "alice").name("Alice"), Professional, Some(days_ago(now, 90)), old, false);
+    add(
+        NewUser::new("CORP", "alice").name("Alice"),
+        Professional,
+        Some(days_ago(now, 90)),
+        old,
+        false,
+    );
     // Active.
-    add(NewUser::new("CORP", "bob"), Professional, Some(days_ago(now, 3)), old, false);
+    add(
+        NewUser::new("CORP", "bob"),
+        Professional,
+        Some(days_ago(now, 3)),
+        old,
+        false,
+    );
     // Reclaimed: never used, allocated 40 days ago.
-    add(NewUser::new("CORP", "carol"), Analyzer, None, days_ago(now, 40), false);
+    add(
+        NewUser::new("CORP", "carol"),
+        Analyzer,
+        None,
+        days_ago(now, 40),
+        false,
+    );
     // Kept: never used, within the 14-day grace.
-    add(NewUser::new("CORP", "dave"), Analyzer, None, days_ago(now, 5), false);
+    add(
+        NewUser::new("CORP", "dave"),
+        Analyzer,
+        None,
+        days_ago(now, 5),
+        false,
+    );
     // Kept: service accounts are excluded by pattern.
-    add(NewUser::new("INTERNAL", "sa_scheduler"), Professional, Some(days_ago(now, 200)), old, false);
+    add(
+        NewUser::new("INTERNAL", "sa_scheduler"),
+        Professional,
+        Some(days_ago(now, 200)),
+        old,
+        false,
+    );
     // Kept: tagged VIP.
-    add(NewUser::new("CORP", "erin").tag("VIP"), Professional, Some(days_ago(now, 60)), old, false);
+    add(
+        NewUser::new("CORP", "erin").tag("VIP"),
+        Professional,
+        Some(days_ago(now, 60)),
+        old,
+        false,
+    );
     // Kept: exempt by custom property.
     add(
         NewUser::new("CORP", "frank").custom_property("LicenseCleanup", "Exempt"),
@@ -89,26 +131,60 @@ fn populate(simulator: &Simulator) {
         false,
     );
     // Kept: already quarantined by Qlik.
-    add(NewUser::new("CORP", "grace"), Professional, Some(days_ago(now, 100)), old, true);
+    add(
+        NewUser::new("CORP", "grace"),
+        Professional,
+        Some(days_ago(now, 100)),
+        old,
+        true,
+    );
     // Kept: a RootAdmin.
-    add(NewUser::new("CORP", "heidi").role("RootAdmin"), Analyzer, Some(days_ago(now, 70)), old, false);
+    add(
+        NewUser::new("CORP", "heidi").role("RootAdmin"),
+        Analyzer,
+        Some(days_ago(now, 70)),
+        old,
+        false,
+    );
     for i in 0..3 {
-        add(NewUser::new("CORP", format!("pro{i}")), Professional, Some(days_ago(now, 1)), old, false);
-        add(NewUser::new("CORP", format!("ana{i}")), Analyzer, Some(days_ago(now, 2)), old, false);
+        add(
+            NewUser::new("CORP", format!("pro{i}")),
+            Professional,
+            Some(days_ago(now, 1)),
+            old,
+            false,
+        );
+        add(
+            NewUser::new("CORP", format!("ana{i}")),
+            Analyzer,
+            Some(days_ago(now, 2)),
+            old,
+            false,
+        );
     }
 }
 
 pub fn credential_entries(simulator: &Simulator) -> BTreeMap<String, Vec<u8>> {
     let pki = simulator.pki();
     BTreeMap::from([
-        (credentials::CLIENT_CERT_KEY.to_string(), pki.client_pem.as_bytes().to_vec()),
-        (credentials::CLIENT_KEY_KEY.to_string(), pki.client_key_pem.as_bytes().to_vec()),
-        (credentials::ROOT_CERT_KEY.to_string(), pki.root_pem.as_bytes().to_vec()),
+        (
+            credentials::CLIENT_CERT_KEY.to_string(),
+            pki.client_pem.as_bytes().to_vec(),
+        ),
+        (
+            credentials::CLIENT_KEY_KEY.to_string(),
+            pki.client_key_pem.as_bytes().to_vec(),
+        ),
+        (
+            credentials::ROOT_CERT_KEY.to_string(),
+            pki.root_pem.as_bytes().to_vec(),
+        ),
     ])
 }
 
 pub fn credentials(simulator: &Simulator) -> Credentials {
-    Credentials::from_entries(&credential_entries(simulator)).expect("simulator credentials are valid")
+    Credentials::from_entries(&credential_entries(simulator))
+        .expect("simulator credentials are valid")
 }
 
 /// The test policy: 30 days for both seat types, 14 days of grace, the usual exclusions, enforcing.
@@ -123,7 +199,9 @@ pub fn policy(simulator: &Simulator) -> LicenseCleanupPolicySpec {
             repository_url: Some(simulator.repository_url()),
             proxy: None,
             user: QlikUserSpec::default(),
-            credentials_secret_ref: SecretRef { name: "qlik".into() },
+            credentials_secret_ref: SecretRef {
+                name: "qlik".into(),
+            },
             tls: TlsSpec {
                 server_name: Some(simulator.pki().server_name.clone()),
                 insecure_skip_verify: false,
@@ -198,14 +276,22 @@ pub fn deleted(simulator: &Simulator) -> Vec<(String, SimAccessType)> {
     let mut out: Vec<_> = simulator
         .deletions()
         .into_iter()
-        .map(|d| (format!("{}\\{}", d.user_directory, d.user_id), d.access_type))
+        .map(|d| {
+            (
+                format!("{}\\{}", d.user_directory, d.user_id),
+                d.access_type,
+            )
+        })
         .collect();
     out.sort();
     out
 }
 
 pub fn expected_reclaims() -> Vec<(String, SimAccessType)> {
-    let mut out: Vec<_> = EXPECTED_RECLAIMS.iter().map(|(u, t)| (u.to_string(), *t)).collect();
+    let mut out: Vec<_> = EXPECTED_RECLAIMS
+        .iter()
+        .map(|(u, t)| (u.to_string(), *t))
+        .collect();
     out.sort();
     out
 }
