@@ -8,7 +8,7 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource};
 use tokio::sync::watch;
 
 use crate::credentials::{Credentials, CredentialsError};
@@ -36,6 +36,8 @@ pub enum StartError {
         name: String,
         detail: String,
     },
+    #[error("{0}")]
+    Api(String),
     #[error("Secret {namespace}/{name}: {source}")]
     SecretInvalid {
         namespace: String,
@@ -49,6 +51,7 @@ impl StartError {
     pub fn reason(&self) -> &'static str {
         match self {
             StartError::InvalidPolicy(_) => "InvalidPolicy",
+            StartError::Api(_) => "ApiError",
             StartError::SecretNotFound { .. } => "SecretNotFound",
             StartError::SecretUnreadable { .. } => "SecretUnreadable",
             StartError::SecretInvalid { .. } => "SecretInvalid",
@@ -91,26 +94,6 @@ pub async fn load_credentials(
         name: name.into(),
         source,
     })
-}
-
-/// Write the whole status we own. Server-side apply on the status subresource, one field manager.
-pub async fn apply_status(
-    api: &Api<LicenseCleanupPolicy>,
-    name: &str,
-    status: &LicenseCleanupPolicyStatus,
-) -> Result<(), kube::Error> {
-    let patch = serde_json::json!({
-        "apiVersion": "licensing.reclaimer.dev/v1alpha1",
-        "kind": "LicenseCleanupPolicy",
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map(|_| ())
 }
 
 pub fn recorder(client: &Client) -> Recorder {
@@ -206,6 +189,31 @@ pub fn run_event(report: &RunReport) -> (bool, &'static str, String) {
     (warning, reason, note)
 }
 
+/// What a run answers; checked against the resource as it is now, so a reconcile working from a cache that
+/// lags behind never runs the same instant (or the same run-now value) twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// `run --policy-ref`: always runs.
+    Manual,
+    /// A scheduled instant.
+    Scheduled(jiff::Timestamp),
+    /// A new value of the run-now annotation.
+    RunNow(String),
+}
+
+impl Trigger {
+    fn already_answered(&self, status: &LicenseCleanupPolicyStatus) -> bool {
+        match self {
+            Trigger::Manual => false,
+            Trigger::Scheduled(at) => status
+                .last_schedule_time
+                .as_ref()
+                .is_some_and(|t| t.0 >= *at),
+            Trigger::RunNow(value) => status.last_run_now.as_deref() == Some(value.as_str()),
+        }
+    }
+}
+
 /// What a policy run needs from its caller.
 pub struct PolicyRun<'a> {
     pub client: &'a Client,
@@ -213,90 +221,157 @@ pub struct PolicyRun<'a> {
     pub metrics: Option<&'a Arc<Metrics>>,
     pub force_dry_run: bool,
     pub stop: Option<watch::Receiver<bool>>,
-    /// The scheduled instant this run answers (the controller), or now.
-    pub scheduled_for: jiff::Timestamp,
-    /// The run-now annotation value this run answers, if any.
-    pub run_now: Option<String>,
+    pub trigger: Trigger,
+}
+
+/// How a policy run ended.
+pub enum PolicyRunOutcome {
+    /// The run happened; its report.
+    Ran(Box<RunReport>),
+    /// Someone already answered this trigger; nothing was done.
+    AlreadyAnswered,
+}
+
+/// Read-modify-write of the status from the resource as it is now, with the resourceVersion as a
+/// precondition: two writers (a reconcile and a run, say) never overwrite each other's news.
+pub async fn update_status(
+    api: &Api<LicenseCleanupPolicy>,
+    name: &str,
+    mut change: impl FnMut(&LicenseCleanupPolicy, &mut LicenseCleanupPolicyStatus),
+) -> Result<LicenseCleanupPolicy, kube::Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = api.get(name).await?;
+        let old = current.status.clone().unwrap_or_default();
+        let mut new = old.clone();
+        change(&current, &mut new);
+        if new == old {
+            return Ok(current);
+        }
+        let patch = serde_json::json!({
+            "apiVersion": "licensing.reclaimer.dev/v1alpha1",
+            "kind": "LicenseCleanupPolicy",
+            "metadata": {"resourceVersion": current.metadata.resource_version},
+            "status": new,
+        });
+        match api
+            .patch_status(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+        {
+            Ok(updated) => return Ok(updated),
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt < 8 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn time(t: jiff::Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t)
 }
 
 /// Run one policy from the cluster: mark it running, read its Secret, run, write status and Events.
-/// Returns the report, or why the run could not start (already written to the status).
+/// Why a run could not start is written to the status and returned.
 pub async fn run_policy(
-    policy: &LicenseCleanupPolicy,
+    namespace: &str,
+    name: &str,
     ctx: PolicyRun<'_>,
-) -> Result<RunReport, StartError> {
-    let namespace = policy.namespace().unwrap_or_default();
-    let name = policy.name_any();
-    let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-    let generation = policy.metadata.generation;
-    let spec = &policy.spec;
-    let mut status = policy.status.clone().unwrap_or_default();
-    let schedule = Schedule::parse(&spec.schedule, &spec.time_zone).ok();
+) -> Result<PolicyRunOutcome, StartError> {
+    let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), namespace);
     let started = jiff::Timestamp::now();
-
-    status.last_schedule_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        ctx.scheduled_for,
-    ));
-    if ctx.run_now.is_some() {
-        status.last_run_now = ctx.run_now.clone();
-    }
-    status.conditions = status::merge_conditions(
-        &status.conditions,
-        &[ConditionUpdate::new(
-            RUNNING,
-            true,
-            "Running",
-            "a run is in progress",
-        )],
-        started,
-        generation,
-    );
-    if let Err(e) = apply_status(&api, &name, &status).await {
-        tracing::warn!(policy = %name, error = %e, "could not mark the run in status");
-    }
-
-    let next = schedule
-        .as_ref()
-        .filter(|_| !spec.suspend)
-        .and_then(|s| s.next_after(jiff::Timestamp::now()));
-    let fail_start = |status: &mut LicenseCleanupPolicyStatus, error: &StartError| {
-        status.observed_generation = generation;
-        status.next_schedule_time = next.map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+    let mut answered = false;
+    let marked = update_status(&api, name, |policy, status| {
+        answered = ctx.trigger.already_answered(status);
+        if answered {
+            return;
+        }
+        status.last_schedule_time = Some(time(match &ctx.trigger {
+            Trigger::Scheduled(at) => *at,
+            _ => started,
+        }));
+        if let Trigger::RunNow(value) = &ctx.trigger {
+            status.last_run_now = Some(value.clone());
+        }
         status.conditions = status::merge_conditions(
             &status.conditions,
-            &[
-                ConditionUpdate::new(READY, false, error.reason(), error.to_string()),
-                ConditionUpdate::new(RUNNING, false, "Idle", "the run could not start"),
-            ],
-            jiff::Timestamp::now(),
-            generation,
+            &[ConditionUpdate::new(
+                RUNNING,
+                true,
+                "Running",
+                "a run is in progress",
+            )],
+            started,
+            policy.metadata.generation,
         );
+    })
+    .await;
+    let policy = match marked {
+        Ok(policy) => policy,
+        Err(e) => {
+            return Err(StartError::Api(format!(
+                "cannot read or mark LicenseCleanupPolicy {namespace}/{name}: {e}"
+            )));
+        }
+    };
+    if answered {
+        return Ok(PolicyRunOutcome::AlreadyAnswered);
+    }
+    let spec = &policy.spec;
+    let schedule = Schedule::parse(&spec.schedule, &spec.time_zone).ok();
+    let next_run = || {
+        schedule
+            .as_ref()
+            .filter(|_| !spec.suspend)
+            .and_then(|s| s.next_after(jiff::Timestamp::now()))
+    };
+
+    // Events and metrics before the status: whoever sees the status finds them already there.
+    let start_failed = |error: StartError| async {
+        publish(
+            ctx.recorder,
+            &policy,
+            true,
+            error.reason(),
+            error.to_string(),
+        )
+        .await;
+        let next = next_run();
+        let written = update_status(&api, name, |policy, status| {
+            status.observed_generation = policy.metadata.generation;
+            status.next_schedule_time = next.map(time);
+            status.conditions = status::merge_conditions(
+                &status.conditions,
+                &[
+                    ConditionUpdate::new(READY, false, error.reason(), error.to_string()),
+                    ConditionUpdate::new(RUNNING, false, "Idle", "the run could not start"),
+                ],
+                jiff::Timestamp::now(),
+                policy.metadata.generation,
+            );
+        })
+        .await;
+        if let Err(e) = written {
+            tracing::error!(policy = %name, error = %e, "could not write status");
+        }
+        if let Some(m) = ctx.metrics {
+            m.set_policy_state(namespace, name, false, spec.dry_run);
+        }
+        error
     };
 
     let credentials = match load_credentials(
         ctx.client,
-        &namespace,
+        namespace,
         &spec.site.credentials_secret_ref.name,
     )
     .await
     {
         Ok(c) => c,
-        Err(error) => {
-            fail_start(&mut status, &error);
-            let _ = apply_status(&api, &name, &status).await;
-            publish(
-                ctx.recorder,
-                policy,
-                true,
-                error.reason(),
-                error.to_string(),
-            )
-            .await;
-            if let Some(m) = ctx.metrics {
-                m.set_policy_state(&namespace, &name, false, spec.dry_run);
-            }
-            return Err(error);
-        }
+        Err(error) => return Err(start_failed(error).await),
     };
 
     let clock = Instant::now();
@@ -306,7 +381,7 @@ pub async fn run_policy(
             credentials: &credentials,
             force_dry_run: ctx.force_dry_run,
             now: jiff::Timestamp::now(),
-            observer: ctx.metrics.map(|m| m.qrs_observer(&namespace, &name)),
+            observer: ctx.metrics.map(|m| m.qrs_observer(namespace, name)),
             stop: ctx.stop.clone(),
             retry: None,
         },
@@ -315,36 +390,15 @@ pub async fn run_policy(
     let report = match outcome {
         Ok(report) => report,
         Err(InvalidInput::Policy(e)) => {
-            let error = StartError::InvalidPolicy(e.to_string());
-            fail_start(&mut status, &error);
-            let _ = apply_status(&api, &name, &status).await;
-            publish(
-                ctx.recorder,
-                policy,
-                true,
-                error.reason(),
-                error.to_string(),
-            )
-            .await;
-            return Err(error);
+            return Err(start_failed(StartError::InvalidPolicy(e.to_string())).await);
         }
         Err(InvalidInput::Credentials(source)) => {
-            let error = StartError::SecretInvalid {
-                namespace: namespace.clone(),
+            return Err(start_failed(StartError::SecretInvalid {
+                namespace: namespace.to_string(),
                 name: spec.site.credentials_secret_ref.name.clone(),
                 source,
-            };
-            fail_start(&mut status, &error);
-            let _ = apply_status(&api, &name, &status).await;
-            publish(
-                ctx.recorder,
-                policy,
-                true,
-                error.reason(),
-                error.to_string(),
-            )
-            .await;
-            return Err(error);
+            })
+            .await);
         }
     };
     let elapsed = clock.elapsed().as_secs_f64();
@@ -359,25 +413,32 @@ pub async fn run_policy(
         report.message
     );
 
-    let next = schedule
-        .as_ref()
-        .filter(|_| !spec.suspend)
-        .and_then(|s| s.next_after(jiff::Timestamp::now()));
-    let new_status = status::after_run(&status, &report, spec.history_limit, generation, next);
-    if let Err(e) = apply_status(&api, &name, &new_status).await {
-        tracing::error!(policy = %name, error = %e, "could not write the run's status");
-    }
-    let (warning, reason, note) = run_event(&report);
-    publish(ctx.recorder, policy, warning, reason, note).await;
+    let next = next_run();
+    // Metrics first: whoever sees the status can rely on the metrics including this run.
     if let Some(m) = ctx.metrics {
-        m.record_run(&namespace, &name, &report, elapsed);
+        m.record_run(namespace, name, &report, elapsed);
         m.set_policy_state(
-            &namespace,
-            &name,
+            namespace,
+            name,
             report.result != RunResult::Failed,
             report.dry_run,
         );
-        m.set_next_run(&namespace, &name, next);
+        m.set_next_run(namespace, name, next);
     }
-    Ok(report)
+    let (warning, reason, note) = run_event(&report);
+    publish(ctx.recorder, &policy, warning, reason, note).await;
+    let written = update_status(&api, name, |policy, status| {
+        *status = status::after_run(
+            status,
+            &report,
+            spec.history_limit,
+            policy.metadata.generation,
+            next,
+        );
+    })
+    .await;
+    if let Err(e) = written {
+        tracing::error!(policy = %name, error = %e, "could not write the run's status");
+    }
+    Ok(PolicyRunOutcome::Ran(Box::new(report)))
 }

@@ -20,7 +20,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cluster::{self, PolicyRun};
+use crate::cluster::{self, PolicyRun, PolicyRunOutcome, Trigger};
 use crate::metrics::Metrics;
 use crate::policy::{LicenseCleanupPolicy, RUN_NOW_ANNOTATION};
 use crate::run;
@@ -157,7 +157,6 @@ async fn reconcile(
         return Ok(Action::await_change());
     }
     let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-    let generation = policy.metadata.generation;
     let status = policy.status.clone().unwrap_or_default();
     let now = Timestamp::now();
 
@@ -168,32 +167,33 @@ async fn reconcile(
     {
         Ok(schedule) => schedule,
         Err(invalid) => {
-            let mut new_status = status.clone();
-            new_status.observed_generation = generation;
-            new_status.next_schedule_time = None;
-            new_status.conditions = status::merge_conditions(
-                &status.conditions,
-                &[ConditionUpdate::new(
-                    READY,
-                    false,
-                    "InvalidPolicy",
-                    invalid.to_string(),
-                )],
-                now,
-                generation,
-            );
-            if new_status != status {
-                cluster::apply_status(&api, &name, &new_status)
-                    .await
-                    .map_err(ReconcileError::Status)?;
-                cluster::publish(
-                    &ctx.recorder,
-                    &policy,
-                    true,
-                    "InvalidPolicy",
-                    invalid.to_string(),
-                )
-                .await;
+            let message = invalid.to_string();
+            let mut newly_invalid = false;
+            cluster::update_status(&api, &name, |fresh, status| {
+                let before = status
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == READY)
+                    .map(|c| (c.status.clone(), c.message.clone()));
+                status.observed_generation = fresh.metadata.generation;
+                status.next_schedule_time = None;
+                status.conditions = status::merge_conditions(
+                    &status.conditions,
+                    &[ConditionUpdate::new(
+                        READY,
+                        false,
+                        "InvalidPolicy",
+                        message.clone(),
+                    )],
+                    now,
+                    fresh.metadata.generation,
+                );
+                newly_invalid = before != Some(("False".to_string(), message.clone()));
+            })
+            .await
+            .map_err(ReconcileError::Status)?;
+            if newly_invalid {
+                cluster::publish(&ctx.recorder, &policy, true, "InvalidPolicy", message).await;
             }
             ctx.metrics
                 .set_policy_state(&namespace, &name, false, policy.spec.dry_run);
@@ -233,24 +233,34 @@ async fn reconcile(
             scheduled_for,
             run_now,
         } if !ctx.stopping() && !ctx.is_running(&key) => {
+            let trigger = match run_now {
+                Some(value) => Trigger::RunNow(value),
+                None => Trigger::Scheduled(scheduled_for),
+            };
             let task_ctx = ctx.clone();
-            let task_policy = policy.clone();
+            let (task_namespace, task_name) = key.clone();
             let handle = tokio::spawn(async move {
                 let result = cluster::run_policy(
-                    &task_policy,
+                    &task_namespace,
+                    &task_name,
                     PolicyRun {
                         client: &task_ctx.client,
                         recorder: &task_ctx.recorder,
                         metrics: Some(&task_ctx.metrics),
                         force_dry_run: false,
                         stop: Some(task_ctx.stop.clone()),
-                        scheduled_for,
-                        run_now,
+                        trigger,
                     },
                 )
                 .await;
-                if let Err(e) = result {
-                    tracing::warn!(policy = %task_policy.name_any(), error = %e, "run could not start");
+                match result {
+                    Ok(PolicyRunOutcome::Ran(_)) => {}
+                    Ok(PolicyRunOutcome::AlreadyAnswered) => {
+                        tracing::debug!(policy = %task_name, "trigger already answered; not running again");
+                    }
+                    Err(e) => {
+                        tracing::warn!(policy = %task_name, error = %e, "run could not start")
+                    }
                 }
             });
             ctx.running
@@ -281,35 +291,33 @@ async fn reconcile(
 
     // Keep the status in step with the spec without a run: the next instant, the generation, and Ready once a
     // previously invalid policy is fixed.
-    let mut new_status = status.clone();
-    new_status.observed_generation = generation;
-    new_status.next_schedule_time = next.map(Time);
-    let ready_now_invalid = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == READY)
-        .is_none_or(|c| c.reason == "InvalidPolicy");
-    if ready_now_invalid {
-        let message = match next {
-            Some(n) => format!("valid; next run at {n}"),
-            None => "valid; suspended".to_string(),
-        };
-        new_status.conditions = status::merge_conditions(
-            &status.conditions,
-            &[ConditionUpdate::new(READY, true, "Scheduled", message)],
-            now,
-            generation,
-        );
-    }
-    if new_status != status {
-        cluster::apply_status(&api, &name, &new_status)
-            .await
-            .map_err(ReconcileError::Status)?;
-    }
-    let ready = new_status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == READY)
+    let updated = cluster::update_status(&api, &name, |fresh, status| {
+        status.observed_generation = fresh.metadata.generation;
+        status.next_schedule_time = next.map(Time);
+        let was_invalid = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY)
+            .is_none_or(|c| c.reason == "InvalidPolicy");
+        if was_invalid {
+            let message = match next {
+                Some(n) => format!("valid; next run at {n}"),
+                None => "valid; suspended".to_string(),
+            };
+            status.conditions = status::merge_conditions(
+                &status.conditions,
+                &[ConditionUpdate::new(READY, true, "Scheduled", message)],
+                now,
+                fresh.metadata.generation,
+            );
+        }
+    })
+    .await
+    .map_err(ReconcileError::Status)?;
+    let ready = updated
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
         .is_some_and(|c| c.status == "True");
     ctx.metrics
         .set_policy_state(&namespace, &name, ready, policy.spec.dry_run);

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kube::CustomResourceExt;
+use qlik_license_reclaimer::cluster;
 use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::demo::{self, DemoOptions};
 use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, RunResult};
@@ -346,8 +347,8 @@ async fn run_ref(args: RunArgs) -> ExitCode {
         Err(code) => return code,
     };
     let api: kube::Api<LicenseCleanupPolicy> = kube::Api::namespaced(client.clone(), namespace);
-    let policy = match api.get_opt(name).await {
-        Ok(Some(p)) => p,
+    match api.get_opt(name).await {
+        Ok(Some(_)) => {}
         Ok(None) => {
             return invalid(format_args!(
                 "LicenseCleanupPolicy {namespace}/{name} not found"
@@ -357,31 +358,36 @@ async fn run_ref(args: RunArgs) -> ExitCode {
             eprintln!("error: cannot read LicenseCleanupPolicy {namespace}/{name}: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
-    };
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             let _ = stop_tx.send(true);
         }
     });
-    let recorder = qlik_license_reclaimer::cluster::recorder(&client);
-    let outcome = qlik_license_reclaimer::cluster::run_policy(
-        &policy,
-        qlik_license_reclaimer::cluster::PolicyRun {
+    let recorder = cluster::recorder(&client);
+    let outcome = cluster::run_policy(
+        namespace,
+        name,
+        cluster::PolicyRun {
             client: &client,
             recorder: &recorder,
             metrics: None,
             force_dry_run: args.dry_run,
             stop: Some(stop_rx),
-            scheduled_for: jiff::Timestamp::now(),
-            run_now: None,
+            trigger: cluster::Trigger::Manual,
         },
     )
     .await;
     match outcome {
-        Ok(report) => {
+        Ok(cluster::PolicyRunOutcome::Ran(report)) => {
             print!("{}", report::render(&report, args.output));
             exit_code(report.result)
+        }
+        Ok(cluster::PolicyRunOutcome::AlreadyAnswered) => ExitCode::SUCCESS,
+        Err(cluster::StartError::Api(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_FAILED)
         }
         Err(e) => invalid(e),
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -42,14 +42,8 @@ pub struct ReclaimLabels {
     pub namespace: String,
     pub policy: String,
     pub access_type: String,
-    pub dry_run: DryRun,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum DryRun {
-    r#true,
-    r#false,
+    /// "true" or "false".
+    pub dry_run: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -270,11 +264,7 @@ impl Metrics {
                     namespace: namespace.into(),
                     policy: policy.into(),
                     access_type: t.key().into(),
-                    dry_run: if report.dry_run {
-                        DryRun::r#true
-                    } else {
-                        DryRun::r#false
-                    },
+                    dry_run: report.dry_run.to_string(),
                 })
                 .inc_by(counts.reclaimed);
             self.reclaim_failures

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Builds the control-plane binaries the integration tests (tests/k8s) run: etcd and kube-apiserver.
+#
+# Usage: scripts/envtest-assets.sh OUT_DIR
+#
+# Everything comes from the Go module proxy through the Go toolchain on PATH; nothing else is downloaded.
+# Builds use the normal GOPATH module cache and GOCACHE, so a rebuild on the same machine is quick.
+# If OUT_DIR already holds both binaries at the versions below, nothing is done.
+# The result is the layout the envtest convention expects: point KUBEBUILDER_ASSETS at OUT_DIR.
+set -euo pipefail
+
+# Versions. k8s.io/kubernetes is not consumable as a library as-is: its go.mod requires every staging module
+# (k8s.io/api, k8s.io/apiserver, ...) at v0.0.0 and replaces them with in-tree paths, which only work inside the
+# kubernetes repository. A throwaway wrapper module replaces each with the matching published v0.<minor>.<patch>.
+KUBERNETES_VERSION="v1.34.4" # newest v1.34 patch the module proxy serves (`go list -m -versions k8s.io/kubernetes`)
+ETCD_VERSION="v3.6.16"       # go.etcd.io/etcd/server/v3, whose module root is etcd's main package
+NICENESS="${ENVTEST_NICENESS:-10}"
+
+log() { printf 'envtest-assets: %s\n' "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+[[ $# -eq 1 && -n $1 ]] || {
+	echo "usage: $0 OUT_DIR" >&2
+	exit 2
+}
+OUT_DIR=$1
+
+k8s_minor_patch=${KUBERNETES_VERSION#v1.}
+STAGING_VERSION="v0.${k8s_minor_patch}"
+K8S_MAJOR=1
+K8S_MINOR=${k8s_minor_patch%%.*}
+
+# have NAME EXPECTED: OUT_DIR/NAME exists, runs, and its --version output mentions EXPECTED.
+have() {
+	local bin="$OUT_DIR/$1" out
+	[[ -x $bin ]] || return 1
+	out=$("$bin" --version 2>&1) || return 1
+	[[ $out == *"$2"* ]]
+}
+
+need_etcd=1
+need_apiserver=1
+if have etcd "Version: ${ETCD_VERSION#v}"; then need_etcd=0; fi
+if have kube-apiserver "Kubernetes ${KUBERNETES_VERSION}"; then need_apiserver=0; fi
+if [[ $need_etcd == 0 && $need_apiserver == 0 ]]; then
+	log "etcd ${ETCD_VERSION} and kube-apiserver ${KUBERNETES_VERSION} already in ${OUT_DIR}"
+	exit 0
+fi
+
+command -v go >/dev/null 2>&1 || die "the Go toolchain (go) is not on PATH"
+mkdir -p "$OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+
+export CGO_ENABLED=0
+export GOFLAGS=-mod=mod
+export GOWORK=off
+export GOTOOLCHAIN=local # the toolchain on PATH, never a downloaded one
+# Modules come from the proxy only: drop `direct` (a VCS fetch) from whatever proxy list is configured.
+proxy=$(go env GOPROXY | sed 's/[,|]/\n/g' | grep -v -x -e direct -e off -e '' | paste -sd, -) || true
+[[ -n $proxy ]] || die "no module proxy configured (GOPROXY=$(go env GOPROXY))"
+export GOPROXY=$proxy
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/envtest-assets.XXXXXX")
+heartbeat_pid=
+cleanup() {
+	if [[ -n $heartbeat_pid ]]; then kill "$heartbeat_pid" 2>/dev/null || true; fi
+	rm -rf "$WORK"
+	rm -f "$OUT_DIR/.etcd.tmp.$$" "$OUT_DIR/.kube-apiserver.tmp.$$"
+}
+trap cleanup EXIT
+
+log "go: $(go version); GOPROXY=${GOPROXY}; GOMODCACHE=$(go env GOMODCACHE); GOCACHE=$(go env GOCACHE)"
+
+# download MODULE@VERSION: prints the path of the module's go.mod file in the module cache.
+download() {
+	local json gomod
+	log "downloading $1"
+	json=$(go mod download -json "$1") || die "go mod download $1 failed: $(printf '%s' "$json" | grep '"Error"')"
+	gomod=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
+	[[ -f $gomod ]] || die "go mod download $1 reported no go.mod file"
+	printf '%s\n' "$gomod"
+}
+
+# go_directives GOMOD: the `go` and `godebug` lines of a go.mod, so the wrapper builds with the same language
+# version and GODEBUG defaults the upstream project builds with.
+go_directives() {
+	grep -E '^(go|godebug)[[:space:]]' "$1" || true
+}
+
+# build NAME PACKAGE WRAPPER_DIR [LDFLAGS...]: builds PACKAGE into OUT_DIR/NAME (atomically, via a temp name).
+build() {
+	local name=$1 pkg=$2 dir=$3 ldflags=$4 start=$SECONDS tmp="$OUT_DIR/.$1.tmp.$$"
+	log "building ${name} from ${pkg} (nice ${NICENESS}; a cold build of kube-apiserver takes 10+ minutes on 2 cores)"
+	(while sleep 60; do log "... still building ${name} ($((SECONDS - start))s)"; done) &
+	heartbeat_pid=$!
+	(cd "$dir" && nice -n "$NICENESS" go build -trimpath -ldflags="-s -w ${ldflags}" -o "$tmp" "$pkg") ||
+		die "building ${name} failed"
+	kill "$heartbeat_pid" 2>/dev/null || true
+	wait "$heartbeat_pid" 2>/dev/null || true
+	heartbeat_pid=
+	mv -f "$tmp" "$OUT_DIR/$name"
+	log "built ${OUT_DIR}/${name} in $((SECONDS - start))s: $("$OUT_DIR/$name" --version 2>&1 | head -n 1)"
+}
+
+if [[ $need_etcd == 1 ]]; then
+	gomod=$(download "go.etcd.io/etcd/server/v3@${ETCD_VERSION}")
+	dir="$WORK/etcd"
+	mkdir -p "$dir"
+	{
+		echo "module envtest-assets/etcd"
+		echo
+		go_directives "$gomod"
+		echo
+		echo "require go.etcd.io/etcd/server/v3 ${ETCD_VERSION}"
+	} >"$dir/go.mod"
+	build etcd go.etcd.io/etcd/server/v3 "$dir" ""
+fi
+
+if [[ $need_apiserver == 1 ]]; then
+	gomod=$(download "k8s.io/kubernetes@${KUBERNETES_VERSION}")
+	# Staging modules: the k8s.io/* requirements at v0.0.0 (in a require block or on a single require line).
+	staging=$(awk '
+		$1 == "require" { $0 = substr($0, index($0, "require") + 7) }
+		$1 ~ /^k8s\.io\// && $2 == "v0.0.0" { print $1 }
+	' "$gomod" | sort -u)
+	[[ -n $staging ]] || die "found no v0.0.0 staging requirements in k8s.io/kubernetes@${KUBERNETES_VERSION}'s go.mod"
+	log "replacing $(wc -l <<<"$staging") staging modules with ${STAGING_VERSION}"
+	dir="$WORK/kube-apiserver"
+	mkdir -p "$dir"
+	{
+		echo "module envtest-assets/kube-apiserver"
+		echo
+		go_directives "$gomod"
+		echo
+		echo "require k8s.io/kubernetes ${KUBERNETES_VERSION}"
+		echo
+		echo "replace ("
+		while read -r m; do printf '\t%s => %s %s\n' "$m" "$m" "$STAGING_VERSION"; done <<<"$staging"
+		echo ")"
+	} >"$dir/go.mod"
+	# The version the binary reports (--version, /version), as the kubernetes release build stamps it.
+	build_date=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "${gomod%.mod}.info")
+	ldflags=""
+	for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+		ldflags+=" -X ${pkg}.gitVersion=${KUBERNETES_VERSION}"
+		ldflags+=" -X ${pkg}.gitMajor=${K8S_MAJOR} -X ${pkg}.gitMinor=${K8S_MINOR}"
+		ldflags+=" -X ${pkg}.gitTreeState=clean"
+		if [[ -n $build_date ]]; then ldflags+=" -X ${pkg}.buildDate=${build_date}"; fi
+	done
+	build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$dir" "$ldflags"
+fi
+
+log "done: KUBEBUILDER_ASSETS=${OUT_DIR}"

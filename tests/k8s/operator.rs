@@ -1,0 +1,1060 @@
+//! The operator against the real API server: the generated CRD and `deploy/` RBAC installed, the controller
+//! binary running under its ServiceAccount's identity, the QRS simulator standing in for Qlik.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, ResourceExt};
+use libtest_mimic::Failed;
+use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, LicenseCleanupPolicySpec, RunResult};
+use qlik_license_reclaimer::simulator::{Fault, FaultRule, Simulator};
+use serde_json::json;
+
+use crate::control_plane::ControlPlane;
+use crate::support;
+use crate::{TestResult, create_namespace, run};
+
+const OPERATOR_NAMESPACE: &str = "qlik-license-reclaimer";
+const SERVICE_ACCOUNT_USER: &str =
+    "system:serviceaccount:qlik-license-reclaimer:qlik-license-reclaimer";
+const SERVICE_ACCOUNT_GROUPS: &[&str] = &[
+    "system:serviceaccounts",
+    "system:serviceaccounts:qlik-license-reclaimer",
+];
+const MANAGER: &str = "operator-tests";
+
+fn repo_file(path: &str) -> String {
+    let full = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+/// Apply every document of a manifest file with server-side apply, whatever its kind.
+pub async fn apply_manifests(client: &Client, yaml: &str) -> Result<(), Failed> {
+    let discovery = kube::Discovery::new(client.clone()).run().await?;
+    for document in serde_yaml::Deserializer::from_str(yaml) {
+        let value = <serde_json::Value as serde::Deserialize>::deserialize(document)?;
+        if value.is_null() {
+            continue;
+        }
+        let object: DynamicObject = serde_json::from_value(value.clone())?;
+        let types = object
+            .types
+            .as_ref()
+            .ok_or("a manifest without apiVersion/kind")?;
+        let gvk = kube::core::GroupVersionKind::try_from(types)?;
+        let (resource, capabilities) = discovery
+            .resolve_gvk(&gvk)
+            .ok_or_else(|| format!("unknown kind {gvk:?}"))?;
+        let api: Api<DynamicObject> = match (capabilities.scope, object.namespace()) {
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(client.clone(), &ns, &resource)
+            }
+            (kube::discovery::Scope::Namespaced, None) => {
+                Api::default_namespaced_with(client.clone(), &resource)
+            }
+            (kube::discovery::Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
+        };
+        api.patch(
+            &object.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&value),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The CRD printed by the program, and deploy/'s namespace and RBAC, once for all tests.
+pub fn ensure_installed(cp: &ControlPlane) -> TestResult {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            cp.block_on(async {
+                let admin = cp.admin_client();
+                let crd = repo_file("deploy/crd.yaml");
+                apply_manifests(&admin, &crd)
+                    .await
+                    .map_err(|e| format!("CRD: {e:?}"))?;
+                let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+                tokio::time::timeout(
+                    Duration::from_secs(30),
+                    await_condition(
+                        crds,
+                        "licensecleanuppolicies.licensing.reclaimer.dev",
+                        conditions::is_crd_established(),
+                    ),
+                )
+                .await
+                .map_err(|_| "CRD not established".to_string())?
+                .map_err(|e| e.to_string())?;
+                apply_manifests(&admin, &repo_file("deploy/namespace.yaml"))
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                apply_manifests(&admin, &repo_file("deploy/rbac.yaml"))
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                Ok(())
+            })
+        })
+        .clone()
+        .map_err(Failed::from)
+}
+
+/// The operator's ServiceAccount, as the API server sees it.
+pub fn operator_client(cp: &ControlPlane) -> Client {
+    cp.client_for(SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)
+}
+
+/// A namespace for one test, with a Secret of the simulator's certificate and the RoleBinding that lets the
+/// operator read Secrets there (deploy/examples/policy-namespace-rbac.yaml, in that namespace).
+pub async fn policy_namespace(
+    cp: &ControlPlane,
+    prefix: &str,
+    sim: &Simulator,
+) -> Result<String, Failed> {
+    let admin = cp.admin_client();
+    let namespace = create_namespace(&admin, prefix).await?;
+    let binding = repo_file("deploy/examples/policy-namespace-rbac.yaml")
+        .replace("namespace: qlik-ops", &format!("namespace: {namespace}"));
+    apply_manifests(&admin, &binding).await?;
+    put_secret(&admin, &namespace, support::credential_entries(sim)).await?;
+    Ok(namespace)
+}
+
+pub async fn put_secret(
+    client: &Client,
+    namespace: &str,
+    entries: BTreeMap<String, Vec<u8>>,
+) -> Result<(), Failed> {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("qlik".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k, ByteString(v)))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        "qlik",
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&serde_json::to_value(&secret)?),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn create_policy(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    spec: LicenseCleanupPolicySpec,
+) -> Result<(), Failed> {
+    let api: Api<LicenseCleanupPolicy> = Api::namespaced(client.clone(), namespace);
+    api.create(
+        &PostParams::default(),
+        &LicenseCleanupPolicy::new(name, spec),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn run_now(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    value: &str,
+) -> Result<(), Failed> {
+    let api: Api<LicenseCleanupPolicy> = Api::namespaced(client.clone(), namespace);
+    let patch = json!({"metadata": {"annotations": {"licensing.reclaimer.dev/run-now": value}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// Wait (event-driven, bounded) until the policy satisfies `condition`; returns it.
+pub async fn wait_for(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    condition: impl Fn(&LicenseCleanupPolicy) -> bool,
+) -> Result<LicenseCleanupPolicy, Failed> {
+    let api: Api<LicenseCleanupPolicy> = Api::namespaced(client.clone(), namespace);
+    let found = tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(
+            api.clone(),
+            name,
+            move |p: Option<&LicenseCleanupPolicy>| p.is_some_and(&condition),
+        ),
+    )
+    .await;
+    match found {
+        Ok(Ok(Some(policy))) => Ok(policy),
+        Ok(Ok(None)) => Err(format!("{namespace}/{name} vanished while waiting for {what}").into()),
+        Ok(Err(e)) => Err(format!("watch failed while waiting for {what}: {e}").into()),
+        Err(_) => {
+            let now = api.get(name).await.ok().and_then(|p| p.status);
+            Err(format!("timed out waiting for {what}; status: {now:?}").into())
+        }
+    }
+}
+
+pub fn last_run_id(p: &LicenseCleanupPolicy) -> Option<String> {
+    p.status
+        .as_ref()
+        .and_then(|s| s.last_run.as_ref())
+        .map(|r| r.id.clone())
+}
+
+pub fn condition(p: &LicenseCleanupPolicy, type_: &str) -> Option<(String, String)> {
+    p.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// The controller binary, run as the operator's ServiceAccount, logging to a file shown on failure.
+pub struct ControllerProcess {
+    child: Option<Child>,
+    pub metrics_port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ControllerProcess {
+    pub fn start(cp: &ControlPlane, namespace: &str, extra: &[&str]) -> Result<Self, Failed> {
+        let dir = tempfile::tempdir()?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
+        let metrics_port = free_port()?;
+        let log = dir.path().join("controller.log");
+        let stderr = std::fs::File::create(&log)?;
+        let child = Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
+            .arg("controller")
+            .args(["--namespace", namespace])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .args(extra)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()?;
+        Ok(Self {
+            child: Some(child),
+            metrics_port,
+            log,
+            _dir: dir,
+        })
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub async fn terminate(&mut self) -> Result<i32, Failed> {
+        let mut child = self.child.take().ok_or("already stopped")?;
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+        Ok(status.code().unwrap_or(-1))
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn metrics(&self) -> Result<String, Failed> {
+        http_get(self.metrics_port, "/metrics").await
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("controller log:\n{}", self.log());
+        }
+    }
+}
+
+fn free_port() -> Result<u16, Failed> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A plain HTTP GET on loopback (the metrics endpoint).
+pub async fn http_get(port: u16, path: &str) -> Result<String, Failed> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    if !response.starts_with("HTTP/1.1 200") {
+        return Err(format!(
+            "GET {path}: {}",
+            response.lines().next().unwrap_or_default()
+        )
+        .into());
+    }
+    Ok(response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default())
+}
+
+/// Wait until the metrics endpoint answers (the process has started).
+async fn wait_metrics_up(controller: &ControllerProcess) -> Result<(), Failed> {
+    for _ in 0..200 {
+        if http_get(controller.metrics_port, "/readyz").await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("controller did not start; log:\n{}", controller.log()).into())
+}
+
+async fn events_for(client: &Client, namespace: &str, name: &str) -> Result<Vec<Event>, Failed> {
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let all = api.list(&ListParams::default()).await?;
+    Ok(all
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------------------
+
+pub fn crd_admission_accepts_valid_and_rejects_invalid(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let namespace = create_namespace(&admin, "admission").await?;
+        let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
+        let valid = json!({
+            "apiVersion": "licensing.reclaimer.dev/v1alpha1", "kind": "LicenseCleanupPolicy",
+            "metadata": {"name": "ok"},
+            "spec": {"schedule": "0 3 * * *", "site": {"repositoryUrl": "https://qlik:4242",
+                     "credentialsSecretRef": {"name": "qlik"}},
+                     "accessTypes": {"professional": {"inactiveDays": 30}}}
+        });
+        let created = api
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(valid.clone())?,
+            )
+            .await?;
+        // Defaults are filled in by the API server: dry run first.
+        if !created.spec.dry_run
+            || created.spec.limits.max_reclaim_percent != 50
+            || created.spec.site.concurrency != 4
+        {
+            return Err(format!("defaults not applied: {:?}", created.spec).into());
+        }
+
+        let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            (
+                "both-routes",
+                json!({"site": {"repositoryUrl": "https://q:4242", "proxy": {"qpsUrl": "https://q:4243", "hubUrl": "https://q"}, "credentialsSecretRef": {"name": "qlik"}}}),
+                "exactly one of site.repositoryUrl",
+            ),
+            (
+                "no-route",
+                json!({"site": {"credentialsSecretRef": {"name": "qlik"}}}),
+                "exactly one of site.repositoryUrl",
+            ),
+            (
+                "too-parallel",
+                json!({"site": {"repositoryUrl": "https://q:4242", "credentialsSecretRef": {"name": "qlik"}, "concurrency": 64}}),
+                "concurrency",
+            ),
+            (
+                "quarantine-days",
+                json!({"accessTypes": {"analyzer": {"inactiveDays": 3}}}),
+                "inactiveDays",
+            ),
+            (
+                "bad-schedule",
+                json!({"schedule": "every day"}),
+                "schedule must be",
+            ),
+            (
+                "no-types",
+                json!({"accessTypes": {}}),
+                "at least one of accessTypes",
+            ),
+            (
+                "http",
+                json!({"site": {"repositoryUrl": "http://q:4242", "credentialsSecretRef": {"name": "qlik"}}}),
+                "https",
+            ),
+            (
+                "percent",
+                json!({"limits": {"maxReclaimPercent": 150}}),
+                "maxReclaimPercent",
+            ),
+        ];
+        for (name, change, expected) in cases {
+            let mut object = valid.clone();
+            object["metadata"]["name"] = json!(name);
+            for (k, v) in change.as_object().ok_or("object")? {
+                object["spec"][k] = v.clone();
+            }
+            let dynamic: DynamicObject = serde_json::from_value(object)?;
+            let raw: Api<DynamicObject> = Api::namespaced_with(
+                admin.clone(),
+                &namespace,
+                &kube::core::ApiResource::erase::<LicenseCleanupPolicy>(&()),
+            );
+            match raw.create(&PostParams::default(), &dynamic).await {
+                Err(kube::Error::Api(status)) if status.code == 422 => {
+                    if !status.message.contains(expected) {
+                        return Err(format!(
+                            "{name}: rejected, but the message lacks {expected:?}: {}",
+                            status.message
+                        )
+                        .into());
+                    }
+                }
+                other => return Err(format!("{name}: expected 422, got {other:?}").into()),
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = support::known_site().await;
+        let namespace = policy_namespace(cp, "dry-run", &sim).await?;
+        let mut spec = support::policy(&sim);
+        spec.dry_run = true;
+        spec.history_limit = 2;
+        create_policy(&admin, &namespace, "site", spec).await?;
+        let controller = ControllerProcess::start(cp, &namespace, &[])?;
+
+        // Before any run: valid, scheduled, with the next instant in status.
+        let policy = wait_for(&admin, &namespace, "site", "Ready=True", |p| {
+            condition(p, "Ready").is_some_and(|(s, _)| s == "True")
+                && p.status
+                    .as_ref()
+                    .is_some_and(|s| s.next_schedule_time.is_some())
+        })
+        .await?;
+        if last_run_id(&policy).is_some() {
+            return Err("ran before its schedule or a run-now".into());
+        }
+
+        run_now(&admin, &namespace, "site", "1").await?;
+        let policy = wait_for(&admin, &namespace, "site", "a run", |p| {
+            last_run_id(p).is_some()
+        })
+        .await?;
+        let status = policy.status.clone().ok_or("no status")?;
+        let last = status.last_run.clone().ok_or("no lastRun")?;
+        if last.result != RunResult::Succeeded || !last.dry_run || last.totals.reclaimed != 2 {
+            return Err(format!("unexpected lastRun: {last:?}\n{}", controller.log()).into());
+        }
+        let users: Vec<_> = last.reclaimed.iter().map(|r| r.user.as_str()).collect();
+        if users != ["CORP\\alice", "CORP\\carol"] {
+            return Err(format!("lastRun.reclaimed: {users:?}").into());
+        }
+        if !sim.deletions().is_empty() {
+            return Err("a dry run deleted seats".into());
+        }
+        if status.last_run_now.as_deref() != Some("1")
+            || status.last_schedule_time.is_none()
+            || status.last_successful_time.is_none()
+        {
+            return Err(format!("status times or run-now not recorded: {status:?}").into());
+        }
+        if status.history.len() != 1
+            || last
+                .per_access_type
+                .get("professional")
+                .map(|c| c.allocated)
+                != Some(8)
+        {
+            return Err(format!("history or counts: {status:?}").into());
+        }
+        if condition(&policy, "Ready") != Some(("True".into(), "DryRunSucceeded".into())) {
+            return Err(format!("Ready: {:?}", condition(&policy, "Ready")).into());
+        }
+
+        // The same annotation value does not run again; a new one does, and history stays bounded.
+        let mut policy = policy;
+        for value in ["2", "3"] {
+            let before = last_run_id(&policy);
+            run_now(&admin, &namespace, "site", value).await?;
+            policy = wait_for(&admin, &namespace, "site", "another run", |p| {
+                last_run_id(p) != before
+            })
+            .await?;
+        }
+        let history = policy.status.map(|s| s.history.len()).unwrap_or_default();
+        if history != 2 {
+            return Err(format!("history should hold historyLimit=2 runs, holds {history}").into());
+        }
+
+        let events = events_for(&admin, &namespace, "site").await?;
+        let reasons: Vec<_> = events
+            .iter()
+            .map(|e| e.reason.clone().unwrap_or_default())
+            .collect();
+        let note = events
+            .iter()
+            .find(|e| e.reason.as_deref() == Some("DryRunCompleted"))
+            .and_then(|e| e.note.clone())
+            .ok_or_else(|| format!("no DryRunCompleted event among {reasons:?}"))?;
+        if !note.contains("CORP\\alice") {
+            return Err(format!("the Event should name who would be reclaimed: {note}").into());
+        }
+
+        let metrics = controller.metrics().await?;
+        for expected in [
+            format!(
+                "qlik_reclaimer_runs_total{{namespace=\"{namespace}\",policy=\"site\",result=\"Succeeded\"}} 3"
+            ),
+            format!(
+                "qlik_reclaimer_reclaimed_total{{namespace=\"{namespace}\",policy=\"site\",access_type=\"professional\",dry_run=\"true\"}} 3"
+            ),
+            format!(
+                "qlik_reclaimer_candidates{{namespace=\"{namespace}\",policy=\"site\",access_type=\"analyzer\"}} 1"
+            ),
+            "qlik_reclaimer_next_run_timestamp_seconds{".to_string(),
+            "qlik_reclaimer_last_success_timestamp_seconds{".to_string(),
+            "qlik_reclaimer_qrs_requests_total{".to_string(),
+            "qlik_reclaimer_run_duration_seconds_bucket{".to_string(),
+        ] {
+            if !metrics.contains(&expected) {
+                return Err(format!("metrics lack {expected}:\n{metrics}").into());
+            }
+        }
+        http_get(controller.metrics_port, "/healthz").await?;
+        Ok(())
+    })
+}
+
+pub fn enforcing_deletes_exactly_the_planned_seats(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = support::known_site().await;
+        let namespace = policy_namespace(cp, "enforce", &sim).await?;
+        create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
+        let _controller = ControllerProcess::start(cp, &namespace, &[])?;
+        run_now(&admin, &namespace, "site", "go").await?;
+        let policy = wait_for(&admin, &namespace, "site", "a run", |p| {
+            last_run_id(p).is_some()
+        })
+        .await?;
+        let last = policy.status.and_then(|s| s.last_run).ok_or("no lastRun")?;
+        if last.result != RunResult::Succeeded || last.dry_run || last.totals.reclaimed != 2 {
+            return Err(format!("unexpected lastRun: {last:?}").into());
+        }
+        if support::deleted(&sim) != support::expected_reclaims() {
+            return Err(format!("deleted {:?}", support::deleted(&sim)).into());
+        }
+        let events = events_for(&admin, &namespace, "site").await?;
+        if !events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Reclaimed"))
+        {
+            return Err("no Reclaimed event".into());
+        }
+        Ok(())
+    })
+}
+
+pub fn secret_rotation_and_a_broken_secret(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = support::known_site().await;
+        let namespace = policy_namespace(cp, "secret", &sim).await?;
+        let mut spec = support::policy(&sim);
+        spec.dry_run = true;
+        create_policy(&admin, &namespace, "site", spec.clone()).await?;
+        // A second policy whose Secret is missing must not stop the first.
+        let mut orphan = spec.clone();
+        orphan.site.credentials_secret_ref.name = "missing".into();
+        create_policy(&admin, &namespace, "orphan", orphan).await?;
+        let _controller = ControllerProcess::start(cp, &namespace, &[])?;
+
+        run_now(&admin, &namespace, "orphan", "1").await?;
+        let orphan = wait_for(
+            &admin,
+            &namespace,
+            "orphan",
+            "Ready=False SecretNotFound",
+            |p| condition(p, "Ready") == Some(("False".into(), "SecretNotFound".into())),
+        )
+        .await?;
+        let message = orphan
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        if !message.contains("kubectl") || !message.contains("missing") {
+            return Err(format!("the message should say how to fix it: {message}").into());
+        }
+        let warnings = events_for(&admin, &namespace, "orphan").await?;
+        if !warnings.iter().any(|e| {
+            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("SecretNotFound")
+        }) {
+            return Err("no Warning event for the missing Secret".into());
+        }
+
+        // A Secret rotated to a new xrfkey is used by the next run without a restart.
+        let mut entries = support::credential_entries(&sim);
+        entries.insert("xrfkey".into(), b"Rotated000000001".to_vec());
+        put_secret(&admin, &namespace, entries).await?;
+        run_now(&admin, &namespace, "site", "1").await?;
+        wait_for(&admin, &namespace, "site", "a run", |p| {
+            last_run_id(p).is_some()
+        })
+        .await?;
+        if !sim
+            .requests()
+            .iter()
+            .any(|r| r.query_param("xrfkey") == Some("Rotated000000001"))
+        {
+            return Err("the rotated xrfkey was not used".into());
+        }
+
+        // A broken key in the Secret: Ready=False with the key named, and nothing sent.
+        let mut broken = support::credential_entries(&sim);
+        broken.insert(
+            "client_key.pem".into(),
+            b"-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n".to_vec(),
+        );
+        put_secret(&admin, &namespace, broken).await?;
+        sim.clear_records();
+        run_now(&admin, &namespace, "site", "2").await?;
+        let site = wait_for(
+            &admin,
+            &namespace,
+            "site",
+            "Ready=False SecretInvalid",
+            |p| condition(p, "Ready") == Some(("False".into(), "SecretInvalid".into())),
+        )
+        .await?;
+        let message = site
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        if !message.contains("client_key.pem") {
+            return Err(format!("the message should name the key: {message}").into());
+        }
+        if !sim.requests().is_empty() {
+            return Err("a broken Secret must not reach Qlik".into());
+        }
+
+        // Fixed again: the next run succeeds.
+        put_secret(&admin, &namespace, support::credential_entries(&sim)).await?;
+        run_now(&admin, &namespace, "site", "3").await?;
+        wait_for(&admin, &namespace, "site", "Ready=True again", |p| {
+            condition(p, "Ready").is_some_and(|(s, _)| s == "True")
+                && p.status
+                    .as_ref()
+                    .is_some_and(|s| s.last_run_now.as_deref() == Some("3"))
+        })
+        .await?;
+        Ok(())
+    })
+}
+
+pub fn suspend_stops_runs_and_a_seconds_schedule_runs_on_time(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = support::known_site().await;
+        let namespace = policy_namespace(cp, "schedule", &sim).await?;
+        let mut spec = support::policy(&sim);
+        spec.dry_run = true;
+        spec.schedule = "*/2 * * * * *".into();
+        spec.history_limit = 10;
+        create_policy(&admin, &namespace, "site", spec).await?;
+        let _controller = ControllerProcess::start(cp, &namespace, &[])?;
+        // Every two seconds: two runs arrive on their own.
+        wait_for(&admin, &namespace, "site", "two scheduled runs", |p| {
+            p.status.as_ref().is_some_and(|s| s.history.len() >= 2)
+        })
+        .await?;
+
+        let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
+        let patch = json!({"spec": {"suspend": true}, "metadata": {"annotations": {"licensing.reclaimer.dev/run-now": "while-suspended"}}});
+        let patched = api
+            .patch("site", &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        let generation = patched.metadata.generation;
+        // Once the controller has seen the suspended generation and any run in flight has ended, nothing more runs.
+        let seen = wait_for(
+            &admin,
+            &namespace,
+            "site",
+            "the suspended generation observed",
+            |p| {
+                p.status.as_ref().is_some_and(|s| {
+                    s.observed_generation == generation && s.next_schedule_time.is_none()
+                }) && condition(p, "Running").is_none_or(|(s, _)| s == "False")
+            },
+        )
+        .await?;
+        let runs = seen
+            .status
+            .as_ref()
+            .map(|s| s.history.len())
+            .unwrap_or_default();
+        let before = last_run_id(&seen);
+        // A new generation (a label-free spec change) forces a reconcile; it must still not run.
+        let patch = json!({"spec": {"historyLimit": 9}});
+        let patched = api
+            .patch("site", &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        let generation = patched.metadata.generation;
+        let after = wait_for(
+            &admin,
+            &namespace,
+            "site",
+            "the next generation observed",
+            |p| {
+                p.status
+                    .as_ref()
+                    .is_some_and(|s| s.observed_generation == generation)
+            },
+        )
+        .await?;
+        if last_run_id(&after) != before
+            || after.status.as_ref().map(|s| s.history.len()) != Some(runs)
+        {
+            return Err("a suspended policy ran".into());
+        }
+        if after
+            .status
+            .as_ref()
+            .and_then(|s| s.last_run_now.as_deref())
+            == Some("while-suspended")
+        {
+            return Err("run-now must not run a suspended policy".into());
+        }
+        Ok(())
+    })
+}
+
+pub fn sigterm_lets_in_flight_deallocations_finish(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = support::start_simulator(qlik_license_reclaimer::simulator::SimulatorConfig {
+            users: 400,
+            seed: 11,
+            ..Default::default()
+        })
+        .await;
+        // Slow deletions, so that the run is surely in the middle of them when SIGTERM arrives.
+        sim.inject(FaultRule::always(Fault::Delay(Duration::from_millis(300))).method("DELETE"));
+        let namespace = policy_namespace(cp, "sigterm", &sim).await?;
+        let mut spec = support::policy(&sim);
+        spec.limits.max_reclaim_percent = 100;
+        spec.site.concurrency = 2;
+        create_policy(&admin, &namespace, "site", spec).await?;
+        let mut controller = ControllerProcess::start(cp, &namespace, &[])?;
+        run_now(&admin, &namespace, "site", "1").await?;
+        // Wait for the first deletion to be under way.
+        let started = async {
+            loop {
+                if sim.requests().iter().any(|r| r.method == "DELETE")
+                    || !sim.deletions().is_empty()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), started)
+            .await
+            .map_err(|_| format!("no deletion started; log:\n{}", controller.log()))?;
+        let code = controller.terminate().await?;
+        if code != 0 {
+            return Err(format!("exit code {code}; log:\n{}", controller.log()).into());
+        }
+        let policy: LicenseCleanupPolicy = Api::namespaced(admin.clone(), &namespace)
+            .get("site")
+            .await?;
+        let last = policy
+            .status
+            .and_then(|s| s.last_run)
+            .ok_or("the stopped run left no status")?;
+        let deletes = sim
+            .requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .count() as u64;
+        if last.totals.reclaimed == 0 || last.totals.reclaimed >= last.totals.candidates.min(100) {
+            return Err(format!("expected a partial run, got {last:?}").into());
+        }
+        if deletes != sim.deletions().len() as u64 || deletes != last.totals.reclaimed {
+            return Err(format!("every DELETE started must finish and be recorded: {deletes} sent, {} done, {} in status", sim.deletions().len(), last.totals.reclaimed).into());
+        }
+        if !last.message.contains("stopped") {
+            return Err(format!(
+                "the status should say the run was stopped: {}",
+                last.message
+            )
+            .into());
+        }
+        Ok(())
+    })
+}
+
+pub fn leader_election_fails_over(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = support::known_site().await;
+        let namespace = policy_namespace(cp, "leader", &sim).await?;
+        let mut spec = support::policy(&sim);
+        spec.dry_run = true;
+        create_policy(&admin, &namespace, "site", spec).await?;
+        let lease_name = format!("lease-{namespace}");
+        let args = |identity: &'static str| {
+            vec![
+                "--leader-elect".to_string(),
+                "--lease-name".into(),
+                lease_name.clone(),
+                "--lease-namespace".into(),
+                OPERATOR_NAMESPACE.into(),
+                "--identity".into(),
+                identity.into(),
+                "--lease-duration-seconds".into(),
+                "3".into(),
+            ]
+        };
+        let a_args = args("replica-a");
+        let b_args = args("replica-b");
+        let mut a = ControllerProcess::start(
+            cp,
+            &namespace,
+            &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )?;
+        wait_metrics_up(&a).await?;
+        let leases: Api<Lease> = Api::namespaced(admin.clone(), OPERATOR_NAMESPACE);
+        let holder = |l: Option<&Lease>| {
+            l.and_then(|l| l.spec.as_ref())
+                .and_then(|s| s.holder_identity.clone())
+                .unwrap_or_default()
+        };
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(leases.clone(), &lease_name, move |l: Option<&Lease>| {
+                holder(l) == "replica-a"
+            }),
+        )
+        .await
+        .map_err(|_| format!("replica-a never became leader; log:\n{}", a.log()))??;
+        let b = ControllerProcess::start(
+            cp,
+            &namespace,
+            &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )?;
+        wait_metrics_up(&b).await?;
+
+        run_now(&admin, &namespace, "site", "1").await?;
+        wait_for(&admin, &namespace, "site", "a run by the leader", |p| {
+            last_run_id(p).is_some()
+        })
+        .await?;
+        if b.log().contains("became leader") {
+            return Err("the standby ran as leader while the leader lived".into());
+        }
+
+        // The leader dies without releasing: the standby takes over within the lease duration.
+        let killed_pid = a.pid();
+        a.kill();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            await_condition(leases, &lease_name, move |l: Option<&Lease>| {
+                holder(l) == "replica-b"
+            }),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "replica-b did not take over from {killed_pid}; log:\n{}",
+                b.log()
+            )
+        })??;
+        run_now(&admin, &namespace, "site", "2").await?;
+        wait_for(&admin, &namespace, "site", "a run by the new leader", |p| {
+            p.status
+                .as_ref()
+                .is_some_and(|s| s.last_run_now.as_deref() == Some("2") && s.last_run.is_some())
+                && condition(p, "Running").is_some_and(|(s, _)| s == "False")
+        })
+        .await?;
+        Ok(())
+    })
+}
+
+pub fn run_policy_ref_writes_status(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = support::known_site().await;
+        let namespace = policy_namespace(cp, "cronjob", &sim).await?;
+        create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
+        let dir = tempfile::tempdir()?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
+        let reference = format!("{namespace}/site");
+        let kubeconfig_for_run = kubeconfig.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
+                .args([
+                    "run",
+                    "--policy-ref",
+                    &reference,
+                    "--dry-run",
+                    "--output",
+                    "json",
+                ])
+                .env("KUBECONFIG", &kubeconfig_for_run)
+                .output()
+        })
+        .await??;
+        if !output.status.success() {
+            return Err(format!(
+                "exit {:?}: {}",
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr)
+            )
+            .into());
+        }
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        if report["result"] != "Succeeded" || report["dryRun"] != true {
+            return Err(format!("report: {report}").into());
+        }
+        if !sim.deletions().is_empty() {
+            return Err("--dry-run deleted seats".into());
+        }
+        let policy: LicenseCleanupPolicy = Api::namespaced(admin.clone(), &namespace)
+            .get("site")
+            .await?;
+        let last = policy
+            .status
+            .and_then(|s| s.last_run)
+            .ok_or("no status written")?;
+        if last.result != RunResult::Succeeded || !last.dry_run {
+            return Err(format!("status: {last:?}").into());
+        }
+
+        // A reference to nothing is invalid input.
+        let missing = format!("{namespace}/nothing");
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
+                .args(["run", "--policy-ref", &missing])
+                .env("KUBECONFIG", &kubeconfig)
+                .output()
+        })
+        .await??;
+        if output.status.code() != Some(2) {
+            return Err(format!(
+                "a missing policy should exit 2, got {:?}",
+                output.status.code()
+            )
+            .into());
+        }
+        Ok(())
+    })
+}
+
+pub fn operator_rbac_is_least_privilege(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let operator = operator_client(cp);
+        let namespace = create_namespace(&admin, "rbac").await?;
+        // Without the per-namespace RoleBinding, Secrets there are out of reach.
+        let secrets: Api<Secret> = Api::namespaced(operator.clone(), &namespace);
+        match secrets.get("anything").await {
+            Err(kube::Error::Api(s)) if s.code == 403 => {}
+            other => return Err(format!("expected 403 reading a Secret, got {other:?}").into()),
+        }
+        match secrets.list(&ListParams::default()).await {
+            Err(kube::Error::Api(s)) if s.code == 403 => {}
+            other => return Err(format!("expected 403 listing Secrets, got {other:?}").into()),
+        }
+        // Policies may be read, not written or deleted.
+        let policies: Api<LicenseCleanupPolicy> = Api::namespaced(operator.clone(), &namespace);
+        policies.list(&ListParams::default()).await?;
+        match policies.delete("anything", &Default::default()).await {
+            Err(kube::Error::Api(s)) if s.code == 403 => {}
+            other => return Err(format!("expected 403 deleting a policy, got {other:?}").into()),
+        }
+        let bindings: Api<RoleBinding> = Api::namespaced(operator, &namespace);
+        let binding = RoleBinding {
+            metadata: ObjectMeta {
+                name: Some("escalate".into()),
+                ..ObjectMeta::default()
+            },
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: "cluster-admin".into(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "User".into(),
+                name: SERVICE_ACCOUNT_USER.into(),
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                ..Subject::default()
+            }]),
+        };
+        match bindings.create(&PostParams::default(), &binding).await {
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok(()),
+            other => Err(format!("expected 403 creating a RoleBinding, got {other:?}").into()),
+        }
+    })
+}
