@@ -55,6 +55,8 @@ const TESTS: &[(&str, TestFn)] = tests![
     leader_election_fails_over,
     run_policy_ref_writes_status,
     operator_rbac_is_least_privilege,
+    a_missed_run_runs_once_on_start_within_its_deadline,
+    a_schedule_or_time_zone_that_cannot_be_used_is_reported,
 ];
 
 fn main() -> ExitCode {

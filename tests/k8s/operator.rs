@@ -1058,3 +1058,124 @@ pub fn operator_rbac_is_least_privilege(cp: &ControlPlane) -> TestResult {
         }
     })
 }
+
+pub fn a_missed_run_runs_once_on_start_within_its_deadline(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = support::known_site().await;
+        let namespace = policy_namespace(cp, "missed", &sim).await?;
+        // One instant, three seconds from now, while no controller runs.
+        let instant = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3);
+        let utc = instant.to_zoned(jiff::tz::TimeZone::UTC);
+        let schedule = format!("{} {} {} * * *", utc.second(), utc.minute(), utc.hour());
+        let mut spec = support::policy(&sim);
+        spec.dry_run = true;
+        spec.schedule = schedule.clone();
+        create_policy(&admin, &namespace, "within", spec.clone()).await?;
+        spec.starting_deadline_seconds = 0;
+        create_policy(&admin, &namespace, "too-late", spec).await?;
+        // The controller is down while the instant passes (waiting for the clock is the scenario itself).
+        let wait = (instant + jiff::SignedDuration::from_millis(1500))
+            .duration_since(jiff::Timestamp::now());
+        tokio::time::sleep(Duration::try_from(wait).unwrap_or_default()).await;
+
+        let _controller = ControllerProcess::start(cp, &namespace, &[])?;
+        let within = wait_for(&admin, &namespace, "within", "the missed run", |p| {
+            last_run_id(p).is_some()
+        })
+        .await?;
+        let status = within.status.ok_or("no status")?;
+        let scheduled = status.last_schedule_time.map(|t| t.0.as_second());
+        if scheduled != Some(instant.as_second()) {
+            return Err(format!(
+                "lastScheduleTime {scheduled:?}, expected the missed instant {}",
+                instant.as_second()
+            )
+            .into());
+        }
+        if status.history.len() != 1 {
+            return Err(format!(
+                "exactly one catch-up run expected, got {}",
+                status.history.len()
+            )
+            .into());
+        }
+
+        // Past its deadline: skipped, told once as a Warning, and nothing ran.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let events = events_for(&admin, &namespace, "too-late").await?;
+            if events.iter().any(|e| {
+                e.reason.as_deref() == Some("MissedRunSkipped")
+                    && e.type_.as_deref() == Some("Warning")
+            }) {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("no MissedRunSkipped event".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let late: LicenseCleanupPolicy = Api::namespaced(admin.clone(), &namespace)
+            .get("too-late")
+            .await?;
+        if last_run_id(&late).is_some() {
+            return Err("a run missed beyond startingDeadlineSeconds must not run".into());
+        }
+        Ok(())
+    })
+}
+
+pub fn a_schedule_or_time_zone_that_cannot_be_used_is_reported(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = support::known_site().await;
+        let namespace = policy_namespace(cp, "invalid", &sim).await?;
+        let mut spec = support::policy(&sim);
+        spec.dry_run = true;
+        // Both pass the API server's pattern checks; only the program can tell.
+        let mut bad_hour = spec.clone();
+        bad_hour.schedule = "0 25 * * *".into();
+        create_policy(&admin, &namespace, "bad-hour", bad_hour).await?;
+        let mut bad_zone = spec.clone();
+        bad_zone.time_zone = "Mars/Olympus_Mons".into();
+        create_policy(&admin, &namespace, "bad-zone", bad_zone).await?;
+        create_policy(&admin, &namespace, "good", spec).await?;
+        let _controller = ControllerProcess::start(cp, &namespace, &[])?;
+
+        for (name, field) in [("bad-hour", "spec.schedule"), ("bad-zone", "spec.timeZone")] {
+            let policy = wait_for(&admin, &namespace, name, "Ready=False InvalidPolicy", |p| {
+                condition(p, "Ready") == Some(("False".into(), "InvalidPolicy".into()))
+            })
+            .await?;
+            let message = policy
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .map(|c| c.message.clone())
+                .unwrap_or_default();
+            if !message.contains(field) {
+                return Err(format!("{name}: the message should name {field}: {message}").into());
+            }
+            let events = events_for(&admin, &namespace, name).await?;
+            if !events.iter().any(|e| {
+                e.reason.as_deref() == Some("InvalidPolicy")
+                    && e.type_.as_deref() == Some("Warning")
+            }) {
+                return Err(format!("{name}: no Warning event").into());
+            }
+        }
+        // The valid policy beside them is unaffected.
+        run_now(&admin, &namespace, "good", "1").await?;
+        let good = wait_for(&admin, &namespace, "good", "a run", |p| {
+            last_run_id(p).is_some()
+        })
+        .await?;
+        if good.status.and_then(|s| s.last_run).map(|r| r.result) != Some(RunResult::Succeeded) {
+            return Err("the valid policy's run did not succeed".into());
+        }
+        Ok(())
+    })
+}
