@@ -9,6 +9,7 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use serde::Serialize;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::credentials::Credentials;
 use crate::model::{AccessType, Allocation, LastUse, SeatCounts};
@@ -225,21 +226,24 @@ pub async fn execute(
     }
     let id = run_id(ctx.now);
     let dry_run = spec.dry_run || ctx.force_dry_run;
+    // Every log line of the run, the deallocations' included, carries the run id.
     let span = tracing::info_span!("run", run = %id, dry_run);
-    let _guard = span.enter();
-    drop(_guard);
-
-    let client = match QrsClient::connect(&connection, ctx.credentials, ctx.observer.clone()).await
-    {
-        Ok(client) => client,
-        Err(e) => return Ok(RunReport::failed(id, ctx.now, dry_run, e.to_string())),
-    };
-    let outcome = run_with_client(&client, spec, &rules, &ctx, id.clone(), dry_run).await;
-    client.close().await;
-    Ok(match outcome {
-        Ok(report) => report,
-        Err(e) => RunReport::failed(id, ctx.now, dry_run, e.to_string()),
-    })
+    let report = async {
+        let client =
+            match QrsClient::connect(&connection, ctx.credentials, ctx.observer.clone()).await {
+                Ok(client) => client,
+                Err(e) => return RunReport::failed(id, ctx.now, dry_run, e.to_string()),
+            };
+        let outcome = run_with_client(&client, spec, &rules, &ctx, id.clone(), dry_run).await;
+        client.close().await;
+        match outcome {
+            Ok(report) => report,
+            Err(e) => RunReport::failed(id, ctx.now, dry_run, e.to_string()),
+        }
+    }
+    .instrument(span)
+    .await;
+    Ok(report)
 }
 
 fn run_id(now: Timestamp) -> String {
@@ -310,14 +314,16 @@ async fn run_with_client(
     dry_run: bool,
 ) -> Result<RunReport, QrsError> {
     let now = ctx.now;
-    let site = read_site(client, rules, now).await?;
+    let mut site = read_site(client, rules, now).await?;
     let user_ids = plan::users_needing_details(rules, &site.allocations, now);
     let users = if user_ids.is_empty() {
         Default::default()
     } else {
         client.users(&user_ids).await?
     };
-    let plan = plan::decide(rules, &site.allocations, &users, &site.totals, now);
+    // The plan takes the allocations over: a big site is not held in memory twice.
+    let allocations = std::mem::take(&mut site.allocations);
+    let plan = plan::decide_owned(rules, allocations, &users, &site.totals, now);
 
     let mut outcomes: Vec<(Outcome, Option<String>)> = plan
         .decisions
