@@ -277,3 +277,65 @@ async fn demo_runs_with_no_arguments() {
     assert!(out.stdout.contains("Kept ("), "{}", out.stdout);
     assert!(out.stdout.contains("Result: Succeeded"), "{}", out.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_serves_a_site_that_run_can_use() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds");
+    let mut child =
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("qlik-license-reclaimer"))
+            .args([
+                "simulate",
+                "--port",
+                "0",
+                "--users",
+                "300",
+                "--seed",
+                "5",
+                "--credentials-out",
+            ])
+            .arg(&creds)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    // The simulator prints its address once it listens.
+    let stdout = child.stdout.take().unwrap();
+    let url = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split_once("repository (QRS, mutual TLS): ")
+                    .map(|(_, u)| u.trim().to_string())
+            })
+    })
+    .await
+    .unwrap();
+    let url = url.expect("the simulator printed its URL");
+    let policy = format!(
+        "apiVersion: licensing.reclaimer.dev/v1alpha1\nkind: LicenseCleanupPolicy\nmetadata: {{name: sim}}\nspec:\n  schedule: '@daily'\n  site:\n    repositoryUrl: {url}\n    credentialsSecretRef: {{name: x}}\n    tls: {{serverName: qlikserver1}}\n  accessTypes:\n    professional: {{inactiveDays: 30}}\n    analyzer: {{inactiveDays: 30}}\n"
+    );
+    std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
+    let out = reclaimer(vec![
+        "run".into(),
+        "--policy".into(),
+        dir.path().join("policy.yaml").display().to_string(),
+        "--credentials".into(),
+        creds.display().to_string(),
+        "--output".into(),
+        "json".into(),
+    ])
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = json(&out.stdout);
+    assert_eq!(report["dryRun"], true, "dry run is the default");
+    assert!(
+        report["totals"]["candidates"].as_u64().unwrap() > 0,
+        "{}",
+        out.stdout
+    );
+}

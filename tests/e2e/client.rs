@@ -351,3 +351,30 @@ async fn users_are_fetched_in_batches() {
         sim.requests().len()
     );
 }
+
+#[tokio::test]
+async fn a_request_that_times_out_is_retried() {
+    let slow_count = || {
+        FaultRule::always(Fault::Delay(std::time::Duration::from_millis(1500)))
+            .method("GET")
+            .path_contains("/count")
+    };
+    // Every count slower than the timeout: the run fails, saying so.
+    let sim = known_site().await;
+    sim.inject(slow_count());
+    let mut spec = policy(&sim);
+    spec.site.request_timeout_seconds = 1;
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Failed);
+    assert!(report.message.contains("timed out"), "{}", report.message);
+    assert!(sim.deletions().is_empty());
+
+    // Only the first one slow: the retry gets through and the run succeeds.
+    let sim = known_site().await;
+    sim.inject(slow_count().times(1));
+    let mut spec = policy(&sim);
+    spec.site.request_timeout_seconds = 1;
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
+    assert_eq!(deleted(&sim), expected_reclaims());
+}
