@@ -570,6 +570,15 @@ pub fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) ->
             }
         }
         http_get(controller.metrics_port, "/healthz").await?;
+        // For the record (targets are checked by benchmarks, not here): resident memory after three runs.
+        let proc_status = std::fs::read_to_string(format!("/proc/{}/status", controller.pid()));
+        if let Some(rss) = proc_status
+            .ok()
+            .as_deref()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")))
+        {
+            eprintln!("controller after three runs (debug build): {rss}");
+        }
         Ok(())
     })
 }
