@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use qlik_license_reclaimer::credentials::{self, Credentials};
-use qlik_license_reclaimer::policy::{
-    AccessTypeRule, AccessTypesSpec, CustomPropertyMatch, ExcludeSpec, LicenseCleanupPolicySpec,
-    LimitsSpec, ProxySpec, QlikUserSpec, ScopeSpec, SecretRef, SiteSpec, TlsSpec,
-};
+use qlik_license_reclaimer::demo::demo_policy;
+use qlik_license_reclaimer::policy::{LicenseCleanupPolicySpec, ProxySpec};
 use qlik_license_reclaimer::qrs::RetryPolicy;
 use qlik_license_reclaimer::run::{self, RunContext, RunReport};
 use qlik_license_reclaimer::simulator::{
@@ -189,46 +187,17 @@ pub fn credentials(simulator: &Simulator) -> Credentials {
 
 /// The test policy: 30 days for both seat types, 14 days of grace, the usual exclusions, enforcing.
 pub fn policy(simulator: &Simulator) -> LicenseCleanupPolicySpec {
-    LicenseCleanupPolicySpec {
-        schedule: "0 3 * * *".into(),
-        time_zone: "UTC".into(),
-        suspend: false,
-        dry_run: false,
-        starting_deadline_seconds: 3600,
-        site: SiteSpec {
-            repository_url: Some(simulator.repository_url()),
-            proxy: None,
-            user: QlikUserSpec::default(),
-            credentials_secret_ref: SecretRef {
-                name: "qlik".into(),
-            },
-            tls: TlsSpec {
-                server_name: Some(simulator.pki().server_name.clone()),
-                insecure_skip_verify: false,
-            },
-            request_timeout_seconds: 10,
-            concurrency: 4,
-        },
-        access_types: AccessTypesSpec {
-            professional: Some(AccessTypeRule { inactive_days: 30 }),
-            analyzer: Some(AccessTypeRule { inactive_days: 30 }),
-            user: None,
-        },
-        never_used_grace_days: 14,
-        scope: ScopeSpec::default(),
-        exclude: ExcludeSpec {
-            users: vec!["internal\\SA_*".into()],
-            user_directories: vec![],
-            tags: vec!["vip".into()],
-            custom_properties: vec![CustomPropertyMatch {
-                name: "LicenseCleanup".into(),
-                values: vec!["Exempt".into()],
-            }],
-            roles: vec!["RootAdmin".into()],
-        },
-        limits: LimitsSpec::default(),
-        history_limit: 10,
-    }
+    // The demo's policy, enforcing, with exclusions spelled in another case (matching ignores case).
+    let mut spec = demo_policy(
+        simulator.repository_url(),
+        simulator.pki().server_name.clone(),
+    );
+    spec.dry_run = false;
+    spec.site.credentials_secret_ref.name = "qlik".into();
+    spec.site.request_timeout_seconds = 10;
+    spec.exclude.users = vec!["internal\\SA_*".into()];
+    spec.exclude.tags = vec!["vip".into()];
+    spec
 }
 
 pub fn proxy_policy(simulator: &Simulator, prefix: &str) -> LicenseCleanupPolicySpec {

@@ -224,6 +224,15 @@ pub fn last_run_id(p: &LicenseCleanupPolicy) -> Option<String> {
         .map(|r| r.id.clone())
 }
 
+/// The Ready condition's message, or "".
+pub fn ready_message(p: &LicenseCleanupPolicy) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
 pub fn condition(p: &LicenseCleanupPolicy, type_: &str) -> Option<(String, String)> {
     p.status
         .as_ref()?
@@ -638,12 +647,7 @@ pub fn secret_rotation_and_a_broken_secret(cp: &ControlPlane) -> TestResult {
             |p| condition(p, "Ready") == Some(("False".into(), "SecretNotFound".into())),
         )
         .await?;
-        let message = orphan
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-            .map(|c| c.message.clone())
-            .unwrap_or_default();
+        let message = ready_message(&orphan);
         if !message.contains("kubectl") || !message.contains("missing") {
             return Err(format!("the message should say how to fix it: {message}").into());
         }
@@ -688,12 +692,7 @@ pub fn secret_rotation_and_a_broken_secret(cp: &ControlPlane) -> TestResult {
             |p| condition(p, "Ready") == Some(("False".into(), "SecretInvalid".into())),
         )
         .await?;
-        let message = site
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-            .map(|c| c.message.clone())
-            .unwrap_or_default();
+        let message = ready_message(&site);
         if !message.contains("client_key.pem") {
             return Err(format!("the message should name the key: {message}").into());
         }
@@ -1159,12 +1158,7 @@ pub fn a_schedule_or_time_zone_that_cannot_be_used_is_reported(cp: &ControlPlane
                 condition(p, "Ready") == Some(("False".into(), "InvalidPolicy".into()))
             })
             .await?;
-            let message = policy
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-                .map(|c| c.message.clone())
-                .unwrap_or_default();
+            let message = ready_message(&policy);
             if !message.contains(field) {
                 return Err(format!("{name}: the message should name {field}: {message}").into());
             }
