@@ -1,7 +1,8 @@
 //! Benchmarks of the targets in DESIGN.md section 9.
 //!
-//! (a) Deciding 100,000 allocations: `plan::users_needing_details` plus `plan::decide` on a synthetic, in-memory
-//!     site, timed in thread CPU time, with the peak heap measured by a counting global allocator.
+//! (a) Deciding 100,000 allocations: `plan::users_needing_details` plus `plan::decide_owned` (as `run::execute`
+//!     calls them; `plan::decide` for reference) on a synthetic, in-memory site, timed in thread CPU time, with
+//!     the peak heap measured by a counting global allocator (switched off while timing).
 //! (b) A run against the bundled QRS simulator (5 ms of latency per request, 20,000 users, 2,000 reclaims):
 //!     the product's own `run::execute` against a sequential one-request-at-a-time client (unfiltered lists,
 //!     one user request per allocation, one DELETE at a time), on two simulators started from the same seed.
@@ -662,9 +663,9 @@ fn bench_decide(options: &Options, out: &mut String) -> serde_json::Value {
     let breaker = sample.breaker.as_ref().map(ToString::to_string);
     drop(sample);
 
-    // Heap, with the counting allocator: `decide` (what `run::execute` calls) copies the allocations into the
-    // decisions; `decide_owned` moves them.
-    progress!("(a) measuring the heap of users_needing_details + decide");
+    // Heap, with the counting allocator: `decide_owned` (what `run::execute` calls) moves the allocations into
+    // the decisions; `decide` copies them.
+    progress!("(a) measuring the heap of users_needing_details + decide_owned / decide");
     let borrowed_heap = {
         let before = reset_heap_peak();
         let ids = plan::users_needing_details(&rules, &allocations, now);
@@ -691,7 +692,7 @@ fn bench_decide(options: &Options, out: &mut String) -> serde_json::Value {
     stop_counting();
 
     progress!(
-        "(a) timing users_needing_details + decide, {} iterations",
+        "(a) timing users_needing_details + decide_owned / decide, {} iterations",
         options.iterations
     );
     let borrowed = time_decide(
@@ -712,9 +713,10 @@ fn bench_decide(options: &Options, out: &mut String) -> serde_json::Value {
     );
     let hwm = vm_hwm();
 
-    let cpu_median = median(&borrowed.cpu);
+    // The targets are judged on the path `run::execute` takes: `users_needing_details`, then `decide_owned`.
+    let cpu_median = median(&owned.cpu);
     let cpu_ok = cpu_median < Duration::from_millis(100);
-    let mem_ok = (borrowed_heap.peak as u64) < 100 * 1024 * 1024;
+    let mem_ok = (owned_heap.peak as u64) < 100 * 1024 * 1024;
     let types = |t: AccessType| thousands(totals.get(&t).copied().unwrap_or(0));
 
     let _ = writeln!(
@@ -766,48 +768,48 @@ fn bench_decide(options: &Options, out: &mut String) -> serde_json::Value {
     );
     let _ = writeln!(
         out,
-        "    users_needing_details + decide, {} iterations (thread CPU time, CLOCK_THREAD_CPUTIME_ID):",
+        "    users_needing_details + decide_owned, as run::execute calls them; {} iterations, thread CPU time:",
         options.iterations
     );
     let _ = writeln!(
         out,
         "      CPU        median {:7.1} ms   min {:7.1} ms   target < 100 ms     {}",
         ms(cpu_median),
-        ms(minimum(&borrowed.cpu)),
+        ms(minimum(&owned.cpu)),
         verdict(cpu_ok)
     );
     let _ = writeln!(
         out,
         "      wall       median {:7.1} ms   min {:7.1} ms",
-        ms(median(&borrowed.wall)),
-        ms(minimum(&borrowed.wall))
+        ms(median(&owned.wall)),
+        ms(minimum(&owned.wall))
     );
     let _ = writeln!(
         out,
-        "      split      users_needing_details median {:.1} ms, decide median {:.1} ms",
-        ms(median(&borrowed.needing_cpu)),
-        ms(median(&borrowed.decide_cpu))
+        "      split      users_needing_details median {:.1} ms, decide_owned median {:.1} ms",
+        ms(median(&owned.needing_cpu)),
+        ms(median(&owned.decide_cpu))
     );
     let _ = writeln!(
         out,
-        "      heap peak  {:.1} MiB live = {:.1} MiB of inputs + {:.1} MiB during the call   target < 100 MiB   {}",
-        mib(borrowed_heap.peak as u64),
-        mib(borrowed_heap.before as u64),
-        mib(borrowed_heap.during() as u64),
+        "      heap peak  {:.1} MiB live = {:.1} MiB of inputs + {:.1} MiB during the calls   target < 100 MiB   {}",
+        mib(owned_heap.peak as u64),
+        mib(owned_heap.before as u64),
+        mib(owned_heap.during() as u64),
         verdict(mem_ok)
     );
     let _ = writeln!(
         out,
-        "    for reference, with decide_owned (allocations moved into the plan, not copied):"
+        "    for reference, plan::decide (borrows the allocations and copies them into the plan):"
     );
     let _ = writeln!(
         out,
-        "      CPU median {:.1} ms (min {:.1}); heap peak {:.1} MiB live = {:.1} MiB of inputs + {:.1} MiB during the call",
-        ms(median(&owned.cpu)),
-        ms(minimum(&owned.cpu)),
-        mib(owned_heap.peak as u64),
-        mib(owned_heap.before as u64),
-        mib(owned_heap.during() as u64),
+        "      CPU median {:.1} ms (min {:.1}); heap peak {:.1} MiB live = {:.1} MiB of inputs + {:.1} MiB during the calls",
+        ms(median(&borrowed.cpu)),
+        ms(minimum(&borrowed.cpu)),
+        mib(borrowed_heap.peak as u64),
+        mib(borrowed_heap.before as u64),
+        mib(borrowed_heap.during() as u64),
     );
     if let Some(hwm) = hwm {
         let _ = writeln!(
@@ -833,8 +835,8 @@ fn bench_decide(options: &Options, out: &mut String) -> serde_json::Value {
             "breaker": breaker,
         },
         "iterations": options.iterations,
-        "decide": {"timing": borrowed.json(), "heap": borrowed_heap.json()},
         "decideOwned": {"timing": owned.json(), "heap": owned_heap.json()},
+        "decide": {"timing": borrowed.json(), "heap": borrowed_heap.json()},
         "vmHwmBytes": hwm,
         "targets": {"cpuUnder100ms": cpu_ok, "peakHeapUnder100MiB": mem_ok},
     })
