@@ -162,10 +162,20 @@ async fn reconcile(
 
     // A policy the API server accepted can still be wrong in ways CEL cannot see (a cron field out of range,
     // an unknown time zone): say so on the status and wait for a change.
-    let schedule = match run::validate(&policy.spec)
-        .and_then(|_| Schedule::parse(&policy.spec.schedule, &policy.spec.time_zone))
-    {
-        Ok(schedule) => schedule,
+    let schedule = match run::validate(&policy.spec).and_then(|(rules, _)| {
+        Schedule::parse(&policy.spec.schedule, &policy.spec.time_zone).map(|s| (s, rules))
+    }) {
+        Ok((schedule, rules)) => {
+            ctx.metrics.register_policy(
+                &namespace,
+                &name,
+                &rules.access_types(),
+                policy.spec.dry_run,
+                status.last_successful_time.as_ref().map(|t| t.0),
+                status.last_run.as_ref().map(|r| r.completion_time.0),
+            );
+            schedule
+        }
         Err(invalid) => {
             let message = invalid.to_string();
             let mut newly_invalid = false;

@@ -302,6 +302,50 @@ impl Metrics {
         }
     }
 
+    /// Create a policy's counters at zero when it is first seen, so that `increase()` sees its first run, and
+    /// restore the run-time gauges from its status after a restart or a change of leader.
+    pub fn register_policy(
+        &self,
+        namespace: &str,
+        policy: &str,
+        access_types: &[AccessType],
+        dry_run: bool,
+        last_success: Option<jiff::Timestamp>,
+        last_run: Option<jiff::Timestamp>,
+    ) {
+        for result in ["Succeeded", "Failed", "Aborted"] {
+            let _ = self.runs.get_or_create(&RunLabels {
+                namespace: namespace.into(),
+                policy: policy.into(),
+                result: result.into(),
+            });
+        }
+        for t in access_types {
+            let _ = self.reclaimed.get_or_create(&ReclaimLabels {
+                namespace: namespace.into(),
+                policy: policy.into(),
+                access_type: t.key().into(),
+                dry_run: dry_run.to_string(),
+            });
+            let _ = self.reclaim_failures.get_or_create(&TypeLabels {
+                namespace: namespace.into(),
+                policy: policy.into(),
+                access_type: t.key().into(),
+            });
+        }
+        let p = PolicyLabels {
+            namespace: namespace.into(),
+            policy: policy.into(),
+        };
+        let seconds = |t: jiff::Timestamp| t.as_millisecond() as f64 / 1000.0;
+        if let Some(t) = last_success {
+            self.last_success.get_or_create(&p).set(seconds(t));
+        }
+        if let Some(t) = last_run {
+            self.last_run.get_or_create(&p).set(seconds(t));
+        }
+    }
+
     pub fn set_next_run(&self, namespace: &str, policy: &str, at: Option<jiff::Timestamp>) {
         let p = PolicyLabels {
             namespace: namespace.into(),
