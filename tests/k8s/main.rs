@@ -8,9 +8,13 @@
 //! contains NAME; `KUBEBUILDER_ASSETS` selects prebuilt binaries (otherwise they are built once, see
 //! `scripts/envtest-assets.sh`).
 
+mod chart;
+use chart::*;
 mod control_plane;
 mod operator;
 use operator::*;
+mod observability;
+use observability::*;
 #[allow(dead_code)]
 #[path = "../e2e/support.rs"]
 mod support;
@@ -57,6 +61,18 @@ const TESTS: &[(&str, TestFn)] = tests![
     operator_rbac_is_least_privilege,
     a_missed_run_runs_once_on_start_within_its_deadline,
     a_schedule_or_time_zone_that_cannot_be_used_is_reported,
+    chart_readme_documents_every_value,
+    deploy_is_in_step_with_the_chart,
+    chart_lints_and_renders_every_option,
+    chart_rbac_never_grants_secrets_cluster_wide,
+    chart_installs_and_runs_a_policy_in_its_watch_namespace,
+    chart_default_install_reads_secrets_only_in_listed_namespaces,
+    chart_cronjob_mode_runs_a_policy_with_namespaced_rbac,
+    release_binary_needs_no_os_time_zone_files,
+    dashboard_has_every_panel_with_a_query,
+    alerts_are_actionable_and_each_has_unit_tests,
+    promtool_checks_and_unit_tests_the_alerts,
+    dashboard_and_alerts_use_only_exported_metrics,
 ];
 
 fn main() -> ExitCode {

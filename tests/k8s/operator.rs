@@ -252,17 +252,30 @@ pub struct ControllerProcess {
 
 impl ControllerProcess {
     pub fn start(cp: &ControlPlane, namespace: &str, extra: &[&str]) -> Result<Self, Failed> {
+        let mut args = vec!["controller", "--namespace", namespace];
+        args.extend_from_slice(extra);
+        Self::start_as(cp, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS, &args, &[])
+    }
+
+    /// The binary with exactly `args` (from `controller` on) plus a free loopback `--metrics-addr`, as `user`
+    /// in `groups`, with `env` added (a Deployment's `POD_NAMESPACE`, say).
+    pub fn start_as(
+        cp: &ControlPlane,
+        user: &str,
+        groups: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, Failed> {
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
-        cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
+        cp.write_kubeconfig(&kubeconfig, user, groups)?;
         let metrics_port = free_port()?;
         let log = dir.path().join("controller.log");
         let stderr = std::fs::File::create(&log)?;
         let child = Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
-            .arg("controller")
-            .args(["--namespace", namespace])
+            .args(args)
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
-            .args(extra)
+            .envs(env.iter().copied())
             .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .stdout(Stdio::null())
@@ -348,7 +361,7 @@ pub async fn http_get(port: u16, path: &str) -> Result<String, Failed> {
 }
 
 /// Wait until the metrics endpoint answers (the process has started).
-async fn wait_metrics_up(controller: &ControllerProcess) -> Result<(), Failed> {
+pub async fn wait_metrics_up(controller: &ControllerProcess) -> Result<(), Failed> {
     for _ in 0..200 {
         if http_get(controller.metrics_port, "/readyz").await.is_ok() {
             return Ok(());

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Builds helm, which the chart tests (tests/k8s/chart.rs) use to lint, render and install the chart.
+#
+# Usage: scripts/helm.sh OUT_DIR
+#
+# helm comes from the Go module proxy (module helm.sh/helm/v3, package cmd/helm) through the Go toolchain on
+# PATH; nothing else is downloaded. Builds use the normal GOPATH module cache and GOCACHE, so a rebuild on the same
+# machine is quick. If OUT_DIR/helm already reports the version below, nothing is done. A lock file in OUT_DIR
+# keeps concurrent callers (parallel test processes) from building at the same time.
+# Prints nothing on stdout; progress goes to stderr.
+set -euo pipefail
+
+# Newest: `go list -m -versions helm.sh/helm/v3`.
+HELM_VERSION="v3.22.0"
+NICENESS="${HELM_NICENESS:-10}"
+
+log() { printf 'helm: %s\n' "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+[[ $# -eq 1 && -n $1 ]] || {
+	echo "usage: $0 OUT_DIR" >&2
+	exit 2
+}
+mkdir -p "$1"
+OUT_DIR=$(cd "$1" && pwd)
+BIN="$OUT_DIR/helm"
+
+# have: OUT_DIR/helm exists, runs, and reports the pinned version.
+have() {
+	local out
+	[[ -x $BIN ]] || return 1
+	out=$("$BIN" version --short 2>&1) || return 1
+	[[ $out == "${HELM_VERSION}"* ]]
+}
+
+if have; then
+	log "helm ${HELM_VERSION} already in ${OUT_DIR}"
+	exit 0
+fi
+
+exec 9>"$OUT_DIR/.helm.lock"
+if ! flock -n 9; then
+	log "waiting for another process building helm in ${OUT_DIR}"
+	flock 9
+fi
+if have; then
+	log "helm ${HELM_VERSION} already in ${OUT_DIR}"
+	exit 0
+fi
+
+command -v go >/dev/null 2>&1 || die "the Go toolchain (go) is not on PATH"
+
+export CGO_ENABLED=0
+export GOFLAGS=-mod=mod
+export GOWORK=off
+export GOTOOLCHAIN=local # the toolchain on PATH, never a downloaded one
+# Modules come from the proxy only: drop `direct` (a VCS fetch) from whatever proxy list is configured.
+proxy=$(go env GOPROXY | sed 's/[,|]/\n/g' | grep -v -x -e direct -e off -e '' | paste -sd, -) || true
+[[ -n $proxy ]] || die "no module proxy configured (GOPROXY=$(go env GOPROXY))"
+export GOPROXY=$proxy
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/helm-build.XXXXXX")
+TMP_BIN="$OUT_DIR/.helm.tmp.$$"
+heartbeat_pid=
+cleanup() {
+	if [[ -n $heartbeat_pid ]]; then kill "$heartbeat_pid" 2>/dev/null || true; fi
+	rm -rf "$WORK"
+	rm -f "$TMP_BIN"
+}
+trap cleanup EXIT
+
+start=$SECONDS
+log "go: $(go version); GOPROXY=${GOPROXY}; GOMODCACHE=$(go env GOMODCACHE); GOCACHE=$(go env GOCACHE)"
+
+module="helm.sh/helm/v3@${HELM_VERSION}"
+log "downloading ${module}"
+json=$(go mod download -json "$module") || die "go mod download ${module} failed: $(printf '%s' "$json" | grep '"Error"')"
+gomod=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
+[[ -f $gomod ]] || die "go mod download ${module} reported no go.mod file"
+# A wrapper module ignores its dependency's replace directives: refuse to build something helm does not release.
+if grep -qE '^[[:space:]]*replace[[:space:]]' "$gomod"; then
+	die "${module}'s go.mod has replace directives; this script would build other dependency versions than helm's"
+fi
+
+# A throwaway module requiring helm, with its `go` and `godebug` lines so the build uses the language version and
+# GODEBUG defaults helm builds with; the selected dependency versions are exactly those of its release.
+{
+	echo "module helm-build"
+	echo
+	grep -E '^(go|godebug)[[:space:]]' "$gomod" || true
+	echo
+	echo "require ${module/@/ }"
+} >"$WORK/go.mod"
+required_go=$(sed -n 's/^go[[:space:]]\{1,\}\([0-9.]*\).*/\1/p' "$gomod")
+
+# What helm's Makefile stamps: the version, and the Kubernetes version `helm template` and `helm lint` assume
+# (.Capabilities.KubeVersion), derived from the client-go it is built with (v0.N.x is Kubernetes 1.N).
+client_go=$(sed -n 's/^[[:space:]]*k8s\.io\/client-go[[:space:]]\{1,\}v0\.\([0-9]\{1,\}\)\..*/\1/p' "$gomod" | head -n 1)
+[[ -n $client_go ]] || die "found no k8s.io/client-go requirement in ${module}'s go.mod"
+ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+ldflags+=" -X helm.sh/helm/v3/internal/version.metadata="
+ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+	ldflags+=" -X ${pkg}.k8sVersionMajor=1 -X ${pkg}.k8sVersionMinor=${client_go}"
+done
+
+log "building helm ${HELM_VERSION} (nice ${NICENESS}; needs go ${required_go:-?}; a cold build takes a few minutes on 2 cores)"
+(while sleep 60; do log "... still building ($((SECONDS - start))s)"; done) &
+heartbeat_pid=$!
+(cd "$WORK" && nice -n "$NICENESS" go build -trimpath -ldflags="$ldflags" -o "$TMP_BIN" helm.sh/helm/v3/cmd/helm) ||
+	die "building helm failed (go $(go env GOVERSION), helm needs go ${required_go:-?})"
+kill "$heartbeat_pid" 2>/dev/null || true
+wait "$heartbeat_pid" 2>/dev/null || true
+heartbeat_pid=
+mv -f "$TMP_BIN" "$BIN"
+have || die "${BIN} does not report version ${HELM_VERSION}: $("$BIN" version --short 2>&1 | head -n 1)"
+log "built ${BIN} in $((SECONDS - start))s: $("$BIN" version --short 2>&1)"
