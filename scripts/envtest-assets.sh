@@ -16,11 +16,10 @@ KUBERNETES_VERSION="v1.34.4" # newest v1.34 patch the module proxy serves (`go l
 ETCD_VERSION="v3.6.16"       # go.etcd.io/etcd/server/v3, whose module root is etcd's main package
 NICENESS="${ENVTEST_NICENESS:-10}"
 
-log() { printf 'envtest-assets: %s\n' "$*" >&2; }
-die() {
-	log "error: $*"
-	exit 1
-}
+# shellcheck disable=SC2034 # read by lib/go-build.sh
+TOOL=envtest-assets
+# shellcheck source-path=SCRIPTDIR source=lib/go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-build.sh"
 
 [[ $# -eq 1 && -n $1 ]] || {
 	echo "usage: $0 OUT_DIR" >&2
@@ -50,39 +49,19 @@ if [[ $need_etcd == 0 && $need_apiserver == 0 ]]; then
 	exit 0
 fi
 
-command -v go >/dev/null 2>&1 || die "the Go toolchain (go) is not on PATH"
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 
-export CGO_ENABLED=0
-export GOFLAGS=-mod=mod
-export GOWORK=off
-export GOTOOLCHAIN=local # the toolchain on PATH, never a downloaded one
-# Modules come from the proxy only: drop `direct` (a VCS fetch) from whatever proxy list is configured.
-proxy=$(go env GOPROXY | sed 's/[,|]/\n/g' | grep -v -x -e direct -e off -e '' | paste -sd, -) || true
-[[ -n $proxy ]] || die "no module proxy configured (GOPROXY=$(go env GOPROXY))"
-export GOPROXY=$proxy
+go_build_env
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/envtest-assets.XXXXXX")
-heartbeat_pid=
 cleanup() {
-	if [[ -n $heartbeat_pid ]]; then kill "$heartbeat_pid" 2>/dev/null || true; fi
+	heartbeat_stop
 	rm -rf "$WORK"
 	rm -f "$OUT_DIR/.etcd.tmp.$$" "$OUT_DIR/.kube-apiserver.tmp.$$"
 }
 trap cleanup EXIT
 
-log "go: $(go version); GOPROXY=${GOPROXY}; GOMODCACHE=$(go env GOMODCACHE); GOCACHE=$(go env GOCACHE)"
-
-# download MODULE@VERSION: prints the path of the module's go.mod file in the module cache.
-download() {
-	local json gomod
-	log "downloading $1"
-	json=$(go mod download -json "$1") || die "go mod download $1 failed: $(printf '%s' "$json" | grep '"Error"')"
-	gomod=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
-	[[ -f $gomod ]] || die "go mod download $1 reported no go.mod file"
-	printf '%s\n' "$gomod"
-}
 
 # go_directives GOMOD: the `go` and `godebug` lines of a go.mod, so the wrapper builds with the same language
 # version and GODEBUG defaults the upstream project builds with.
@@ -94,13 +73,10 @@ go_directives() {
 build() {
 	local name=$1 pkg=$2 dir=$3 ldflags=$4 start=$SECONDS tmp="$OUT_DIR/.$1.tmp.$$"
 	log "building ${name} from ${pkg} (nice ${NICENESS}; a cold build of kube-apiserver takes 10+ minutes on 2 cores)"
-	(while sleep 60; do log "... still building ${name} ($((SECONDS - start))s)"; done) &
-	heartbeat_pid=$!
+	heartbeat_start
 	(cd "$dir" && nice -n "$NICENESS" go build -trimpath -ldflags="-s -w ${ldflags}" -o "$tmp" "$pkg") ||
 		die "building ${name} failed"
-	kill "$heartbeat_pid" 2>/dev/null || true
-	wait "$heartbeat_pid" 2>/dev/null || true
-	heartbeat_pid=
+	heartbeat_stop
 	mv -f "$tmp" "$OUT_DIR/$name"
 	log "built ${OUT_DIR}/${name} in $((SECONDS - start))s: $("$OUT_DIR/$name" --version 2>&1 | head -n 1)"
 }

@@ -14,11 +14,10 @@ set -euo pipefail
 HELM_VERSION="v3.22.0"
 NICENESS="${HELM_NICENESS:-10}"
 
-log() { printf 'helm: %s\n' "$*" >&2; }
-die() {
-	log "error: $*"
-	exit 1
-}
+# shellcheck disable=SC2034 # read by lib/go-build.sh
+TOOL=helm
+# shellcheck source-path=SCRIPTDIR source=lib/go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-build.sh"
 
 [[ $# -eq 1 && -n $1 ]] || {
 	echo "usage: $0 OUT_DIR" >&2
@@ -51,35 +50,21 @@ if have; then
 	exit 0
 fi
 
-command -v go >/dev/null 2>&1 || die "the Go toolchain (go) is not on PATH"
-
-export CGO_ENABLED=0
-export GOFLAGS=-mod=mod
-export GOWORK=off
-export GOTOOLCHAIN=local # the toolchain on PATH, never a downloaded one
-# Modules come from the proxy only: drop `direct` (a VCS fetch) from whatever proxy list is configured.
-proxy=$(go env GOPROXY | sed 's/[,|]/\n/g' | grep -v -x -e direct -e off -e '' | paste -sd, -) || true
-[[ -n $proxy ]] || die "no module proxy configured (GOPROXY=$(go env GOPROXY))"
-export GOPROXY=$proxy
+go_build_env
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/helm-build.XXXXXX")
 TMP_BIN="$OUT_DIR/.helm.tmp.$$"
-heartbeat_pid=
 cleanup() {
-	if [[ -n $heartbeat_pid ]]; then kill "$heartbeat_pid" 2>/dev/null || true; fi
+	heartbeat_stop
 	rm -rf "$WORK"
 	rm -f "$TMP_BIN"
 }
 trap cleanup EXIT
 
 start=$SECONDS
-log "go: $(go version); GOPROXY=${GOPROXY}; GOMODCACHE=$(go env GOMODCACHE); GOCACHE=$(go env GOCACHE)"
 
 module="helm.sh/helm/v3@${HELM_VERSION}"
-log "downloading ${module}"
-json=$(go mod download -json "$module") || die "go mod download ${module} failed: $(printf '%s' "$json" | grep '"Error"')"
-gomod=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
-[[ -f $gomod ]] || die "go mod download ${module} reported no go.mod file"
+gomod=$(download "$module")
 # A wrapper module ignores its dependency's replace directives: refuse to build something helm does not release.
 if grep -qE '^[[:space:]]*replace[[:space:]]' "$gomod"; then
 	die "${module}'s go.mod has replace directives; this script would build other dependency versions than helm's"
@@ -108,13 +93,10 @@ for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
 done
 
 log "building helm ${HELM_VERSION} (nice ${NICENESS}; needs go ${required_go:-?}; a cold build takes a few minutes on 2 cores)"
-(while sleep 60; do log "... still building ($((SECONDS - start))s)"; done) &
-heartbeat_pid=$!
+heartbeat_start
 (cd "$WORK" && nice -n "$NICENESS" go build -trimpath -ldflags="$ldflags" -o "$TMP_BIN" helm.sh/helm/v3/cmd/helm) ||
 	die "building helm failed (go $(go env GOVERSION), helm needs go ${required_go:-?})"
-kill "$heartbeat_pid" 2>/dev/null || true
-wait "$heartbeat_pid" 2>/dev/null || true
-heartbeat_pid=
+heartbeat_stop
 mv -f "$TMP_BIN" "$BIN"
 have || die "${BIN} does not report version ${HELM_VERSION}: $("$BIN" version --short 2>&1 | head -n 1)"
 log "built ${BIN} in $((SECONDS - start))s: $("$BIN" version --short 2>&1)"

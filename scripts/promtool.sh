@@ -20,11 +20,10 @@ PROMETHEUS_VERSION="3.16.0"
 BUILD_TAGS="remove_all_sd"
 NICENESS="${PROMTOOL_NICENESS:-10}"
 
-log() { printf 'promtool: %s\n' "$*" >&2; }
-die() {
-	log "error: $*"
-	exit 1
-}
+# shellcheck disable=SC2034 # read by lib/go-build.sh
+TOOL=promtool
+# shellcheck source-path=SCRIPTDIR source=lib/go-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-build.sh"
 
 [[ $# -eq 1 && -n $1 ]] || {
 	echo "usage: $0 OUT_DIR" >&2
@@ -58,35 +57,21 @@ if have; then
 	exit 0
 fi
 
-command -v go >/dev/null 2>&1 || die "the Go toolchain (go) is not on PATH"
-
-export CGO_ENABLED=0
-export GOFLAGS=-mod=mod
-export GOWORK=off
-export GOTOOLCHAIN=local # the toolchain on PATH, never a downloaded one
-# Modules come from the proxy only: drop `direct` (a VCS fetch) from whatever proxy list is configured.
-proxy=$(go env GOPROXY | sed 's/[,|]/\n/g' | grep -v -x -e direct -e off -e '' | paste -sd, -) || true
-[[ -n $proxy ]] || die "no module proxy configured (GOPROXY=$(go env GOPROXY))"
-export GOPROXY=$proxy
+go_build_env
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/promtool.XXXXXX")
 TMP_BIN="$OUT_DIR/.promtool.tmp.$$"
-heartbeat_pid=
 cleanup() {
-	if [[ -n $heartbeat_pid ]]; then kill "$heartbeat_pid" 2>/dev/null || true; fi
+	heartbeat_stop
 	rm -rf "$WORK"
 	rm -f "$TMP_BIN"
 }
 trap cleanup EXIT
 
 start=$SECONDS
-log "go: $(go version); GOPROXY=${GOPROXY}; GOMODCACHE=$(go env GOMODCACHE); GOCACHE=$(go env GOCACHE)"
 
 module="github.com/prometheus/prometheus@${PROMETHEUS_MODULE_VERSION}"
-log "downloading ${module}"
-json=$(go mod download -json "$module") || die "go mod download ${module} failed: $(printf '%s' "$json" | grep '"Error"')"
-gomod=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
-[[ -f $gomod ]] || die "go mod download ${module} reported no go.mod file"
+gomod=$(download "$module")
 
 # A throwaway module requiring Prometheus, with its `go` and `godebug` lines so the build uses the language
 # version and GODEBUG defaults Prometheus builds with. Prometheus' go.mod has no replace directives, so the
@@ -109,14 +94,11 @@ ldflags+=" -X github.com/prometheus/common/version.Branch=HEAD"
 if [[ -n $build_date ]]; then ldflags+=" -X github.com/prometheus/common/version.BuildDate=${build_date}"; fi
 
 log "building promtool ${PROMETHEUS_VERSION} (nice ${NICENESS}, tags ${BUILD_TAGS}; a cold build takes a few minutes on 2 cores)"
-(while sleep 60; do log "... still building ($((SECONDS - start))s)"; done) &
-heartbeat_pid=$!
+heartbeat_start
 (cd "$WORK" && nice -n "$NICENESS" go build -trimpath -tags "$BUILD_TAGS" -ldflags="$ldflags" -o "$TMP_BIN" \
 	github.com/prometheus/prometheus/cmd/promtool) ||
 	die "building promtool failed (go $(go env GOVERSION), Prometheus needs go ${required_go:-?})"
-kill "$heartbeat_pid" 2>/dev/null || true
-wait "$heartbeat_pid" 2>/dev/null || true
-heartbeat_pid=
+heartbeat_stop
 mv -f "$TMP_BIN" "$BIN"
 have || die "${BIN} does not report version ${PROMETHEUS_VERSION}: $("$BIN" --version 2>&1 | head -n 1)"
 log "built ${BIN} in $((SECONDS - start))s: $("$BIN" --version 2>&1 | head -n 1)"

@@ -1,0 +1,48 @@
+# shellcheck shell=bash
+# Shared by the scripts that build Go tools (etcd, kube-apiserver, helm, promtool) from the Go module proxy.
+# Source it after setting TOOL (the prefix of log lines). Nothing is downloaded except through the proxy.
+
+log() { printf '%s: %s\n' "$TOOL" "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+# The toolchain on PATH, static binaries, modules from the proxy only (`direct`, a VCS fetch, is dropped).
+go_build_env() {
+	command -v go >/dev/null 2>&1 || die "the Go toolchain (go) is not on PATH"
+	export CGO_ENABLED=0
+	export GOFLAGS=-mod=mod
+	export GOWORK=off
+	export GOTOOLCHAIN=local
+	local proxy
+	proxy=$(go env GOPROXY | sed 's/[,|]/\n/g' | grep -v -x -e direct -e off -e '' | paste -sd, -) || true
+	[[ -n $proxy ]] || die "no module proxy configured (GOPROXY=$(go env GOPROXY))"
+	export GOPROXY=$proxy
+	log "go: $(go version); GOPROXY=${GOPROXY}; GOMODCACHE=$(go env GOMODCACHE); GOCACHE=$(go env GOCACHE)"
+}
+
+# download MODULE@VERSION: prints the path of the module's go.mod file in the module cache.
+download() {
+	local json gomod
+	log "downloading $1"
+	json=$(go mod download -json "$1") || die "go mod download $1 failed: $(printf '%s' "$json" | grep '"Error"')"
+	gomod=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
+	[[ -f $gomod ]] || die "go mod download $1 reported no go.mod file"
+	printf '%s\n' "$gomod"
+}
+
+# A progress line every minute while a long build runs.
+heartbeat_pid=
+heartbeat_start() {
+	local since=$SECONDS
+	(while sleep 60; do log "... still building ($((SECONDS - since))s)"; done) &
+	heartbeat_pid=$!
+}
+heartbeat_stop() {
+	if [[ -n $heartbeat_pid ]]; then
+		kill "$heartbeat_pid" 2>/dev/null || true
+		wait "$heartbeat_pid" 2>/dev/null || true
+		heartbeat_pid=
+	fi
+}
