@@ -449,7 +449,7 @@ impl QrsClient {
             method: Method::GET,
             endpoint: endpoint.to_string(),
             url: url.clone(),
-            detail: format!("the answer was cut off: {}", error_chain(&e)),
+            detail: format!("the answer was cut off: {}", error_chain(&e.without_url())),
         })?;
         serde_json::from_slice(&bytes).map_err(|e| QrsError::Nonsense {
             method: Method::GET,
@@ -547,7 +547,8 @@ impl QrsClient {
                     method: method.clone(),
                     endpoint: endpoint.to_string(),
                     url: strip_query(url),
-                    detail: error_chain(&e),
+                    // The URL carries the xrfkey, which may come from the Secret: never repeat it.
+                    detail: error_chain(&e.without_url()),
                 });
             }
             let delay = self.retry.delay(attempt - 1);

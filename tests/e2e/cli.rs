@@ -245,9 +245,15 @@ async fn failures_exit_1() {
     spec.site.repository_url = Some(format!("https://127.0.0.1:{port}"));
     spec.site.request_timeout_seconds = 2;
     let files = Files::new(&sim, &manifest(&spec));
+    let xrfkey = "SecretXrfKey0001";
+    std::fs::write(Path::new(&files.path("creds")).join("xrfkey"), xrfkey).unwrap();
     let out = reclaimer(files.args(&[])).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stdout.contains("cannot reach Qlik"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(xrfkey) && !out.stderr.contains(xrfkey),
+        "the Secret's xrfkey leaked into the output"
+    );
 
     // TLS: the wrong client certificate.
     let spec = policy(&sim);
