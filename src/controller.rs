@@ -30,8 +30,8 @@ use crate::status::{self, ConditionUpdate, READY};
 /// Command-line options of `controller`.
 #[derive(Debug, Clone)]
 pub struct ControllerOptions {
-    /// Watch only this namespace; all namespaces when `None`.
-    pub namespace: Option<String>,
+    /// Watch only these namespaces; all namespaces when empty.
+    pub namespaces: Vec<String>,
     pub metrics_addr: SocketAddr,
     pub leader_elect: bool,
     pub lease_name: String,
@@ -504,13 +504,19 @@ pub async fn run(client: Client, options: ControllerOptions) -> Result<(), Contr
         missed_reported: Mutex::new(HashSet::new()),
         stop: stop_rx.clone(),
     });
-    let api: Api<LicenseCleanupPolicy> = match &options.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    // One watch per namespace when namespaces are listed, so that the operator needs no cluster-wide read.
+    let apis: Vec<Api<LicenseCleanupPolicy>> = if options.namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        options
+            .namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
     };
 
     let mut lost = false;
-    let shutdown = {
+    let shutdown = || {
         let mut stop = stop_rx.clone();
         let mut leader = leadership.as_ref().map(|(rx, _)| rx.clone());
         async move {
@@ -528,19 +534,23 @@ pub async fn run(client: Client, options: ControllerOptions) -> Result<(), Contr
         }
     };
     ready.store(true, Ordering::Relaxed);
-    tracing::info!(
-        namespace = options.namespace.as_deref().unwrap_or("<all>"),
-        "controller started"
-    );
-    Controller::new(api, watcher::Config::default())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile error");
-            }
-        })
-        .await;
+    let watched = if options.namespaces.is_empty() {
+        "<all>".to_string()
+    } else {
+        options.namespaces.join(",")
+    };
+    tracing::info!(namespaces = %watched, "controller started");
+    let controllers = apis.into_iter().map(|api| {
+        Controller::new(api, watcher::Config::default())
+            .graceful_shutdown_on(shutdown())
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "reconcile error");
+                }
+            })
+    });
+    futures::future::join_all(controllers).await;
 
     if let Some((leader, _)) = &leadership
         && !*leader.borrow()

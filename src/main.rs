@@ -50,9 +50,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ControllerArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "WATCH_NAMESPACE")]
-    namespace: Option<String>,
+    /// Watch only these namespaces (repeat the flag, or separate with commas; default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE", value_delimiter = ',')]
+    namespace: Vec<String>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: std::net::SocketAddr,
@@ -403,7 +403,11 @@ async fn controller(args: ControllerArgs) -> ExitCode {
             .unwrap_or_else(|_| format!("qlik-license-reclaimer-{}", std::process::id()))
     });
     let options = qlik_license_reclaimer::controller::ControllerOptions {
-        namespace: args.namespace,
+        namespaces: args
+            .namespace
+            .into_iter()
+            .filter(|n| !n.trim().is_empty())
+            .collect(),
         metrics_addr: args.metrics_addr,
         leader_elect: args.leader_elect,
         lease_name: args.lease_name,

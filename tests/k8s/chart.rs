@@ -821,8 +821,8 @@ pub fn chart_rbac_never_grants_secrets_cluster_wide(_: &ControlPlane) -> TestRes
         Case {
             sets: &["watchNamespaces={a,b}"],
             secrets: &["a", "b"],
-            policies: None,
-            namespace_flag: None,
+            policies: Some(&["a", "b"]),
+            namespace_flag: Some("a"),
             leader: false,
             controller: true,
         },

@@ -61,6 +61,7 @@ const TESTS: &[(&str, TestFn)] = tests![
     operator_rbac_is_least_privilege,
     a_missed_run_runs_once_on_start_within_its_deadline,
     a_schedule_or_time_zone_that_cannot_be_used_is_reported,
+    a_controller_watches_exactly_the_namespaces_it_is_given,
     chart_readme_documents_every_value,
     deploy_is_in_step_with_the_chart,
     chart_lints_and_renders_every_option,

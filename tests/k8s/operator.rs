@@ -1198,3 +1198,47 @@ pub fn a_schedule_or_time_zone_that_cannot_be_used_is_reported(cp: &ControlPlane
         Ok(())
     })
 }
+
+pub fn a_controller_watches_exactly_the_namespaces_it_is_given(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = support::known_site().await;
+        let mut spec = support::policy(&sim);
+        spec.dry_run = true;
+        let mut namespaces = Vec::new();
+        for prefix in ["watched-a", "watched-b", "unwatched"] {
+            let namespace = policy_namespace(cp, prefix, &sim).await?;
+            create_policy(&admin, &namespace, "site", spec.clone()).await?;
+            namespaces.push(namespace);
+        }
+        let (a, b, other) = (&namespaces[0], &namespaces[1], &namespaces[2]);
+        let controller = ControllerProcess::start_as(
+            cp,
+            SERVICE_ACCOUNT_USER,
+            SERVICE_ACCOUNT_GROUPS,
+            &["controller", "--namespace", a, "--namespace", b],
+            &[],
+        )?;
+        for namespace in [a, b, other] {
+            run_now(&admin, namespace, "site", "1").await?;
+        }
+        for namespace in [a, b] {
+            wait_for(&admin, namespace, "site", "a run", |p| {
+                last_run_id(p).is_some()
+            })
+            .await
+            .map_err(|e| format!("{e:?}; log:\n{}", controller.log()))?;
+        }
+        let unwatched: LicenseCleanupPolicy =
+            Api::namespaced(admin.clone(), other).get("site").await?;
+        if unwatched.status.is_some() {
+            return Err(format!(
+                "a policy outside the given namespaces was touched: {:?}",
+                unwatched.status
+            )
+            .into());
+        }
+        Ok(())
+    })
+}

@@ -69,11 +69,11 @@ app.kubernetes.io/part-of: qlik-license-reclaimer
 {{- toJson (uniq $out) }}
 {{- end }}
 
-{{/* Namespace of the example policy: its own setting, else the only watch namespace, else the release's. */}}
+{{/* Namespace of the example policy: its own setting, else the first watch namespace, else the release's. */}}
 {{- define "qlik-license-reclaimer.exampleNamespace" -}}
 {{- if .Values.examplePolicy.namespace }}
 {{- .Values.examplePolicy.namespace }}
-{{- else if eq (len .Values.watchNamespaces) 1 }}
+{{- else if .Values.watchNamespaces }}
 {{- first .Values.watchNamespaces }}
 {{- else }}
 {{- .Release.Namespace }}
@@ -99,11 +99,11 @@ the watch namespaces (or, when it watches all, secretNamespaces), and those of t
 {{- end }}
 
 {{/*
-Policies are read cluster-wide (a ClusterRoleBinding) only when the controller watches all namespaces: it does when
-watchNamespaces is empty or has several entries (the program watches one namespace or all).
+Policies are read cluster-wide (a ClusterRoleBinding) only when the controller watches all namespaces, that is when
+watchNamespaces is empty.
 */}}
 {{- define "qlik-license-reclaimer.clusterWidePolicies" -}}
-{{- if and .Values.controller.enabled (ne (len .Values.watchNamespaces) 1) }}true{{ end }}
+{{- if and .Values.controller.enabled (eq (len .Values.watchNamespaces) 0) }}true{{ end }}
 {{- end }}
 
 {{/* Otherwise, the namespaces where policies are read (a RoleBinding to the ClusterRole in each), as a JSON list. */}}
