@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use qlik_license_reclaimer::credentials::{self, Credentials};
+use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::model::{AccessType, Allocation, LastUse, UserDetails, UserIdentity};
 use qlik_license_reclaimer::plan::{self, Plan, Rules};
 use qlik_license_reclaimer::policy::{
@@ -1032,21 +1032,7 @@ async fn product_run(options: &Options) -> Result<RunMeasure, BoxError> {
 }
 
 fn simulator_credentials(simulator: &Simulator) -> Result<Credentials, BoxError> {
-    let pki = simulator.pki();
-    let entries = BTreeMap::from([
-        (
-            credentials::CLIENT_CERT_KEY.to_string(),
-            pki.client_pem.as_bytes().to_vec(),
-        ),
-        (
-            credentials::CLIENT_KEY_KEY.to_string(),
-            pki.client_key_pem.as_bytes().to_vec(),
-        ),
-        (
-            credentials::ROOT_CERT_KEY.to_string(),
-            pki.root_pem.as_bytes().to_vec(),
-        ),
-    ]);
+    let entries = simulator.pki().secret_entries();
     Ok(Credentials::from_entries(&entries)?)
 }
 

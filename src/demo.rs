@@ -1,9 +1,8 @@
 //! `demo`: the first thing a newcomer runs. A simulated site, a sensible dry-run policy, and the report.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::credentials::{self, Credentials};
+use crate::credentials::Credentials;
 use crate::policy::{
     AccessTypeRule, AccessTypesSpec, CustomPropertyMatch, ExcludeSpec, LicenseCleanupPolicySpec,
     LimitsSpec, QlikUserSpec, ScopeSpec, SecretRef, SiteSpec, TlsSpec,
@@ -87,21 +86,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
     let simulator = Simulator::start(config)
         .await
         .map_err(|e| DemoError::Simulator(e.to_string()))?;
-    let pki = simulator.pki();
-    let entries = BTreeMap::from([
-        (
-            credentials::CLIENT_CERT_KEY.to_string(),
-            pki.client_pem.as_bytes().to_vec(),
-        ),
-        (
-            credentials::CLIENT_KEY_KEY.to_string(),
-            pki.client_key_pem.as_bytes().to_vec(),
-        ),
-        (
-            credentials::ROOT_CERT_KEY.to_string(),
-            pki.root_pem.as_bytes().to_vec(),
-        ),
-    ]);
+    let entries = simulator.pki().secret_entries();
     let credentials =
         Credentials::from_entries(&entries).map_err(|e| DemoError::Invalid(e.to_string()))?;
     let spec = demo_policy(simulator.repository_url(), server_name);

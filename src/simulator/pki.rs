@@ -140,6 +140,18 @@ impl Pki {
         write_secret(&key_path, self.client_key_pem.as_bytes())
     }
 
+    /// The client credentials keyed as a Secret (or a folder like it) holds them.
+    pub fn secret_entries(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        [
+            ("client.pem", &self.client_pem),
+            ("client_key.pem", &self.client_key_pem),
+            ("root.pem", &self.root_pem),
+        ]
+        .into_iter()
+        .map(|(key, pem)| (key.to_string(), pem.as_bytes().to_vec()))
+        .collect()
+    }
+
     pub(crate) fn server_key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key_der.clone()))
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use qlik_license_reclaimer::credentials::{self, Credentials};
+use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::demo::demo_policy;
 use qlik_license_reclaimer::policy::{LicenseCleanupPolicySpec, ProxySpec};
 use qlik_license_reclaimer::qrs::RetryPolicy;
@@ -163,21 +163,7 @@ fn populate(simulator: &Simulator) {
 }
 
 pub fn credential_entries(simulator: &Simulator) -> BTreeMap<String, Vec<u8>> {
-    let pki = simulator.pki();
-    BTreeMap::from([
-        (
-            credentials::CLIENT_CERT_KEY.to_string(),
-            pki.client_pem.as_bytes().to_vec(),
-        ),
-        (
-            credentials::CLIENT_KEY_KEY.to_string(),
-            pki.client_key_pem.as_bytes().to_vec(),
-        ),
-        (
-            credentials::ROOT_CERT_KEY.to_string(),
-            pki.root_pem.as_bytes().to_vec(),
-        ),
-    ])
+    simulator.pki().secret_entries()
 }
 
 pub fn credentials(simulator: &Simulator) -> Credentials {
