@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
@@ -78,6 +79,8 @@ pub struct Context {
     missed_reported: Mutex<HashSet<(PolicyKey, i64)>>,
     /// Becomes `true` on SIGTERM.
     stop: watch::Receiver<bool>,
+    /// The controllers' caches of policies, to tell which ones were deleted.
+    stores: Vec<Store<LicenseCleanupPolicy>>,
 }
 
 impl Context {
@@ -89,6 +92,18 @@ impl Context {
 
     fn stopping(&self) -> bool {
         *self.stop.borrow()
+    }
+
+    /// Drop the metrics of deleted policies. Deletions do not reach `reconcile` (no finalizer: a policy must be
+    /// deletable while the operator is down), so every reconcile tidies up against the caches.
+    fn forget_deleted_policies(&self) {
+        if self.stores.is_empty() {
+            return;
+        }
+        self.metrics.retain_policies(|namespace, name| {
+            let key = ObjectRef::new(name).within(namespace);
+            self.stores.iter().any(|store| store.get(&key).is_some())
+        });
     }
 }
 
@@ -152,6 +167,7 @@ async fn reconcile(
     let namespace = policy.namespace().unwrap_or_default();
     let name = policy.name_any();
     let key = (namespace.clone(), name.clone());
+    ctx.forget_deleted_policies();
     if policy.metadata.deletion_timestamp.is_some() {
         ctx.metrics.forget_policy(&namespace, &name);
         return Ok(Action::await_change());
@@ -496,14 +512,6 @@ pub async fn run(client: Client, options: ControllerOptions) -> Result<(), Contr
         leadership = Some((is_leader, task));
     }
 
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        recorder: cluster::recorder(&client),
-        metrics: metrics.clone(),
-        running: Mutex::new(HashMap::new()),
-        missed_reported: Mutex::new(HashSet::new()),
-        stop: stop_rx.clone(),
-    });
     // One watch per namespace when namespaces are listed, so that the operator needs no cluster-wide read.
     let apis: Vec<Api<LicenseCleanupPolicy>> = if options.namespaces.is_empty() {
         vec![Api::all(client.clone())]
@@ -540,8 +548,21 @@ pub async fn run(client: Client, options: ControllerOptions) -> Result<(), Contr
         options.namespaces.join(",")
     };
     tracing::info!(namespaces = %watched, "controller started");
-    let controllers = apis.into_iter().map(|api| {
-        Controller::new(api, watcher::Config::default())
+    let controllers: Vec<Controller<LicenseCleanupPolicy>> = apis
+        .into_iter()
+        .map(|api| Controller::new(api, watcher::Config::default()))
+        .collect();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: cluster::recorder(&client),
+        metrics: metrics.clone(),
+        running: Mutex::new(HashMap::new()),
+        missed_reported: Mutex::new(HashSet::new()),
+        stop: stop_rx.clone(),
+        stores: controllers.iter().map(Controller::store).collect(),
+    });
+    let controllers = controllers.into_iter().map(|controller| {
+        controller
             .graceful_shutdown_on(shutdown())
             .run(reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {
@@ -679,6 +700,7 @@ mod api_tests {
             running: Mutex::new(HashMap::new()),
             missed_reported: Mutex::new(HashSet::new()),
             stop,
+            stores: Vec::new(),
         })
     }
 

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub dry_run: Family<PolicyLabels, Gauge>,
     pub qrs_requests: Family<RequestLabels, Counter>,
     pub qrs_request_duration: Family<RequestDurationLabels, Histogram>,
+    /// Policies with series, so that those of a deleted policy can be dropped.
+    known: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 impl Default for Metrics {
@@ -213,6 +215,7 @@ impl Metrics {
             dry_run,
             qrs_requests,
             qrs_request_duration,
+            known: Default::default(),
         }
     }
 
@@ -313,6 +316,10 @@ impl Metrics {
         last_success: Option<jiff::Timestamp>,
         last_run: Option<jiff::Timestamp>,
     ) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((namespace.to_string(), policy.to_string()));
         for result in ["Succeeded", "Failed", "Aborted"] {
             let _ = self.runs.get_or_create(&RunLabels {
                 namespace: namespace.into(),
@@ -375,6 +382,10 @@ impl Metrics {
     /// Forget a deleted policy's gauges so dashboards do not show it forever. Counters stay until restart, as
     /// Prometheus expects of counters.
     pub fn forget_policy(&self, namespace: &str, policy: &str) {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(namespace.to_string(), policy.to_string()));
         let p = PolicyLabels {
             namespace: namespace.into(),
             policy: policy.into(),
@@ -399,6 +410,22 @@ impl Metrics {
                     state: state.into(),
                 });
             }
+        }
+    }
+
+    /// Forget every policy for which `exists` says no: a deleted policy's gauges must not linger (a
+    /// `policy_ready` of 0 would keep an alert firing for a policy that is gone).
+    pub fn retain_policies(&self, exists: impl Fn(&str, &str) -> bool) {
+        let gone: Vec<(String, String)> = self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(ns, name)| !exists(ns, name))
+            .cloned()
+            .collect();
+        for (ns, name) in gone {
+            self.forget_policy(&ns, &name);
         }
     }
 
@@ -490,6 +517,25 @@ mod tests {
         assert!(
             !m.encode()
                 .contains("qlik_reclaimer_next_run_timestamp_seconds{")
+        );
+    }
+
+    #[test]
+    fn a_deleted_policy_loses_its_gauges() {
+        let m = Metrics::new();
+        for policy in ["kept", "deleted"] {
+            m.register_policy("ns", policy, &[AccessType::Professional], true, None, None);
+            m.set_policy_state("ns", policy, false, true);
+        }
+        m.retain_policies(|_, name| name == "kept");
+        let text = m.encode();
+        assert!(
+            text.contains("qlik_reclaimer_policy_ready{namespace=\"ns\",policy=\"kept\"} 0"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("qlik_reclaimer_policy_ready{namespace=\"ns\",policy=\"deleted\"}"),
+            "{text}"
         );
     }
 }

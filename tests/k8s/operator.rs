@@ -1239,6 +1239,19 @@ pub fn a_controller_watches_exactly_the_namespaces_it_is_given(cp: &ControlPlane
             )
             .into());
         }
+
+        // A deleted policy's series go away (a stale policy_ready would keep alerting), at the next reconcile.
+        let policies: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), a);
+        policies.delete("site", &Default::default()).await?;
+        run_now(&admin, b, "site", "2").await?;
+        let series = format!("qlik_reclaimer_policy_ready{{namespace=\"{a}\"");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while controller.metrics().await?.contains(&series) {
+            if tokio::time::Instant::now() > deadline {
+                return Err("the deleted policy's metrics stayed".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         Ok(())
     })
 }
