@@ -72,8 +72,7 @@ fn json(stdout: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_lists_candidates_with_reasons_and_deletes_nothing() {
     let sim = known_site().await;
-    let mut spec = policy(&sim);
-    spec.dry_run = true;
+    let spec = dry_run_policy(&sim);
     let files = Files::new(&sim, &manifest(&spec));
     let out = reclaimer(files.args(&["--output", "json"])).await;
     assert_eq!(out.code, 0, "{}", out.stderr);

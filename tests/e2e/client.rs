@@ -66,8 +66,7 @@ async fn direct_mode_reclaims_exactly_the_inactive_seats() {
 #[tokio::test]
 async fn dry_run_reports_and_deletes_nothing() {
     let sim = known_site().await;
-    let mut spec = policy(&sim);
-    spec.dry_run = true;
+    let spec = dry_run_policy(&sim);
     let report = run_policy(&sim, &spec, &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Succeeded);
     assert!(sim.deletions().is_empty());
@@ -107,8 +106,7 @@ async fn proxy_session_mode_goes_through_the_hub() {
 async fn every_private_key_format_works() {
     for format in [KeyFormat::Pkcs1Rsa, KeyFormat::Pkcs8, KeyFormat::Sec1Ecdsa] {
         let sim = known_site_with_keys(format).await;
-        let mut spec = policy(&sim);
-        spec.dry_run = true;
+        let spec = dry_run_policy(&sim);
         let report = run_policy(&sim, &spec, &credentials(&sim)).await;
         assert_eq!(
             report.result,
@@ -176,8 +174,7 @@ async fn the_secret_xrfkey_is_sent_and_a_refused_one_fails_the_run() {
         b"ABCDEFGHIJ123456\n".to_vec(),
     );
     let creds = Credentials::from_entries(&entries).unwrap();
-    let mut spec = policy(&sim);
-    spec.dry_run = true;
+    let spec = dry_run_policy(&sim);
     let report = run_policy(&sim, &spec, &creds).await;
     assert_eq!(report.result, RunResult::Succeeded);
     assert!(
@@ -325,8 +322,7 @@ async fn users_are_fetched_in_batches() {
         ..Default::default()
     })
     .await;
-    let mut spec = policy(&sim);
-    spec.dry_run = true;
+    let mut spec = dry_run_policy(&sim);
     spec.limits.max_reclaim_percent = 100;
     let report = run_policy(&sim, &spec, &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);

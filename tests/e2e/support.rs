@@ -186,6 +186,13 @@ pub fn policy(simulator: &Simulator) -> LicenseCleanupPolicySpec {
     spec
 }
 
+/// [`policy`], reporting only.
+pub fn dry_run_policy(simulator: &Simulator) -> LicenseCleanupPolicySpec {
+    let mut spec = policy(simulator);
+    spec.dry_run = true;
+    spec
+}
+
 pub fn proxy_policy(simulator: &Simulator, prefix: &str) -> LicenseCleanupPolicySpec {
     let mut spec = policy(simulator);
     spec.site.repository_url = None;

@@ -1387,8 +1387,7 @@ pub fn chart_default_install_reads_secrets_only_in_listed_namespaces(
         let listed = create_namespace(&admin, "chart-listed").await?;
         let unlisted = create_namespace(&admin, "chart-unlisted").await?;
         let sim = support::known_site().await;
-        let mut spec = support::policy(&sim);
-        spec.dry_run = true;
+        let spec = support::dry_run_policy(&sim);
         for namespace in [&listed, &unlisted] {
             put_secret(&admin, namespace, support::credential_entries(&sim)).await?;
             create_policy(&admin, namespace, "site", spec.clone()).await?;
@@ -1486,8 +1485,7 @@ pub fn chart_cronjob_mode_runs_a_policy_with_namespaced_rbac(cp: &ControlPlane) 
         let other = create_namespace(&admin, "chart-cron-other").await?;
         let sim = support::known_site().await;
         put_secret(&admin, &policies, support::credential_entries(&sim)).await?;
-        let mut spec = support::policy(&sim);
-        spec.dry_run = true;
+        let spec = support::dry_run_policy(&sim);
         create_policy(&admin, &policies, "site", spec).await?;
 
         let sets = vec![

@@ -17,7 +17,7 @@ use serde_yaml::Value as Yaml;
 
 use crate::control_plane::ControlPlane;
 use crate::operator::{
-    ControllerProcess, create_policy, ensure_installed, policy_namespace, run_now, wait_for,
+    ControllerProcess, create_policy, ensure_installed, known_site_namespace, run_now, wait_for,
 };
 use crate::{TestResult, run, support};
 
@@ -366,13 +366,10 @@ impl Exposition {
 pub fn dashboard_and_alerts_use_only_exported_metrics(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = support::known_site().await;
-        let namespace = policy_namespace(cp, "observability", &sim).await?;
+        let (admin, sim, namespace) = known_site_namespace(cp, "observability").await?;
 
         // Dry run: reclaimed_total{dry_run="true"}, policy_dry_run 1.
-        let mut dry = support::policy(&sim);
-        dry.dry_run = true;
+        let dry = support::dry_run_policy(&sim);
         create_policy(&admin, &namespace, "dry", dry).await?;
         // The breaker: one candidate of eight professional seats is more than 1%.
         let mut breaker = support::policy(&sim);

@@ -132,6 +132,16 @@ pub async fn policy_namespace(
     Ok(namespace)
 }
 
+/// The admin client, a simulator with the known site, and a namespace set up for it ([`policy_namespace`]).
+pub async fn known_site_namespace(
+    cp: &ControlPlane,
+    prefix: &str,
+) -> Result<(Client, Simulator, String), Failed> {
+    let sim = support::known_site().await;
+    let namespace = policy_namespace(cp, prefix, &sim).await?;
+    Ok((cp.admin_client(), sim, namespace))
+}
+
 pub async fn put_secret(
     client: &Client,
     namespace: &str,
@@ -488,11 +498,8 @@ pub fn crd_admission_accepts_valid_and_rejects_invalid(cp: &ControlPlane) -> Tes
 pub fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = support::known_site().await;
-        let namespace = policy_namespace(cp, "dry-run", &sim).await?;
-        let mut spec = support::policy(&sim);
-        spec.dry_run = true;
+        let (admin, sim, namespace) = known_site_namespace(cp, "dry-run").await?;
+        let mut spec = support::dry_run_policy(&sim);
         spec.history_limit = 2;
         create_policy(&admin, &namespace, "site", spec).await?;
         let controller = ControllerProcess::start(cp, &namespace, &[])?;
@@ -611,9 +618,7 @@ pub fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) ->
 pub fn enforcing_deletes_exactly_the_planned_seats(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = support::known_site().await;
-        let namespace = policy_namespace(cp, "enforce", &sim).await?;
+        let (admin, sim, namespace) = known_site_namespace(cp, "enforce").await?;
         create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
         let _controller = ControllerProcess::start(cp, &namespace, &[])?;
         run_now(&admin, &namespace, "site", "go").await?;
@@ -642,11 +647,8 @@ pub fn enforcing_deletes_exactly_the_planned_seats(cp: &ControlPlane) -> TestRes
 pub fn secret_rotation_and_a_broken_secret(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = support::known_site().await;
-        let namespace = policy_namespace(cp, "secret", &sim).await?;
-        let mut spec = support::policy(&sim);
-        spec.dry_run = true;
+        let (admin, sim, namespace) = known_site_namespace(cp, "secret").await?;
+        let spec = support::dry_run_policy(&sim);
         create_policy(&admin, &namespace, "site", spec.clone()).await?;
         // A second policy whose Secret is missing must not stop the first.
         let mut orphan = spec.clone();
@@ -733,11 +735,8 @@ pub fn secret_rotation_and_a_broken_secret(cp: &ControlPlane) -> TestResult {
 pub fn suspend_stops_runs_and_a_seconds_schedule_runs_on_time(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = support::known_site().await;
-        let namespace = policy_namespace(cp, "schedule", &sim).await?;
-        let mut spec = support::policy(&sim);
-        spec.dry_run = true;
+        let (admin, sim, namespace) = known_site_namespace(cp, "schedule").await?;
+        let mut spec = support::dry_run_policy(&sim);
         spec.schedule = "*/2 * * * * *".into();
         spec.history_limit = 10;
         create_policy(&admin, &namespace, "site", spec).await?;
@@ -877,11 +876,8 @@ pub fn sigterm_lets_in_flight_deallocations_finish(cp: &ControlPlane) -> TestRes
 pub fn leader_election_fails_over(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = support::known_site().await;
-        let namespace = policy_namespace(cp, "leader", &sim).await?;
-        let mut spec = support::policy(&sim);
-        spec.dry_run = true;
+        let (admin, sim, namespace) = known_site_namespace(cp, "leader").await?;
+        let spec = support::dry_run_policy(&sim);
         create_policy(&admin, &namespace, "site", spec).await?;
         let lease_name = format!("lease-{namespace}");
         let args = |identity: &'static str| {
@@ -966,9 +962,7 @@ pub fn leader_election_fails_over(cp: &ControlPlane) -> TestResult {
 pub fn run_policy_ref_writes_status(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = support::known_site().await;
-        let namespace = policy_namespace(cp, "cronjob", &sim).await?;
+        let (admin, sim, namespace) = known_site_namespace(cp, "cronjob").await?;
         create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
@@ -1086,15 +1080,12 @@ pub fn operator_rbac_is_least_privilege(cp: &ControlPlane) -> TestResult {
 pub fn a_missed_run_runs_once_on_start_within_its_deadline(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = support::known_site().await;
-        let namespace = policy_namespace(cp, "missed", &sim).await?;
+        let (admin, sim, namespace) = known_site_namespace(cp, "missed").await?;
         // One instant, three seconds from now, while no controller runs.
         let instant = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3);
         let utc = instant.to_zoned(jiff::tz::TimeZone::UTC);
         let schedule = format!("{} {} {} * * *", utc.second(), utc.minute(), utc.hour());
-        let mut spec = support::policy(&sim);
-        spec.dry_run = true;
+        let mut spec = support::dry_run_policy(&sim);
         spec.schedule = schedule.clone();
         create_policy(&admin, &namespace, "within", spec.clone()).await?;
         spec.starting_deadline_seconds = 0;
@@ -1154,11 +1145,8 @@ pub fn a_missed_run_runs_once_on_start_within_its_deadline(cp: &ControlPlane) ->
 pub fn a_schedule_or_time_zone_that_cannot_be_used_is_reported(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = support::known_site().await;
-        let namespace = policy_namespace(cp, "invalid", &sim).await?;
-        let mut spec = support::policy(&sim);
-        spec.dry_run = true;
+        let (admin, sim, namespace) = known_site_namespace(cp, "invalid").await?;
+        let spec = support::dry_run_policy(&sim);
         // Both pass the API server's pattern checks; only the program can tell.
         let mut bad_hour = spec.clone();
         bad_hour.schedule = "0 25 * * *".into();
@@ -1204,8 +1192,7 @@ pub fn a_controller_watches_exactly_the_namespaces_it_is_given(cp: &ControlPlane
     run(cp, async {
         let admin = cp.admin_client();
         let sim = support::known_site().await;
-        let mut spec = support::policy(&sim);
-        spec.dry_run = true;
+        let spec = support::dry_run_policy(&sim);
         let mut namespaces = Vec::new();
         for prefix in ["watched-a", "watched-b", "unwatched"] {
             let namespace = policy_namespace(cp, prefix, &sim).await?;
