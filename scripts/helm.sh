@@ -35,20 +35,7 @@ have() {
 	[[ $out == "${HELM_VERSION}"* ]]
 }
 
-if have; then
-	log "helm ${HELM_VERSION} already in ${OUT_DIR}"
-	exit 0
-fi
-
-exec 9>"$OUT_DIR/.helm.lock"
-if ! flock -n 9; then
-	log "waiting for another process building helm in ${OUT_DIR}"
-	flock 9
-fi
-if have; then
-	log "helm ${HELM_VERSION} already in ${OUT_DIR}"
-	exit 0
-fi
+build_once "helm ${HELM_VERSION}"
 
 go_build_env
 

@@ -41,21 +41,7 @@ have() {
 	[[ $out == *"version ${PROMETHEUS_VERSION} "* ]]
 }
 
-if have; then
-	log "promtool ${PROMETHEUS_VERSION} already in ${OUT_DIR}"
-	exit 0
-fi
-
-# One builder at a time; whoever waited finds the binary built when the lock is released.
-exec 9>"$OUT_DIR/.promtool.lock"
-if ! flock -n 9; then
-	log "waiting for another process building promtool in ${OUT_DIR}"
-	flock 9
-fi
-if have; then
-	log "promtool ${PROMETHEUS_VERSION} already in ${OUT_DIR}"
-	exit 0
-fi
+build_once "promtool ${PROMETHEUS_VERSION}"
 
 go_build_env
 

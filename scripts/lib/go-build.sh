@@ -8,6 +8,24 @@ die() {
 	exit 1
 }
 
+# build_once WHAT: exits (0) when the caller's `have` finds the tool already built; otherwise takes the lock
+# OUT_DIR/.TOOL.lock, so that one process builds while others wait, and checks again once it holds it.
+build_once() {
+	if have; then
+		log "$1 already in ${OUT_DIR}"
+		exit 0
+	fi
+	exec 9>"$OUT_DIR/.$TOOL.lock"
+	if ! flock -n 9; then
+		log "waiting for another process building $1 in ${OUT_DIR}"
+		flock 9
+	fi
+	if have; then
+		log "$1 already in ${OUT_DIR}"
+		exit 0
+	fi
+}
+
 # The toolchain on PATH, static binaries, modules from the proxy only (`direct`, a VCS fetch, is dropped).
 go_build_env() {
 	command -v go >/dev/null 2>&1 || die "the Go toolchain (go) is not on PATH"
