@@ -1088,15 +1088,9 @@ fn login_groups(
     query: &Query,
 ) -> Reply {
     if req.method == Method::DELETE {
-        let [_] = rest else {
-            return if rest.is_empty() {
-                Reply::method_not_allowed()
-            } else {
-                Reply::not_found()
-            };
-        };
-        let Ok(id) = Uuid::try_parse(original.first().copied().unwrap_or_default()) else {
-            return Reply::not_found();
+        let id = match delete_target(rest, original) {
+            Ok(id) => id,
+            Err(reply) => return reply,
         };
         // A login access type is a group: deleting it removes the whole group and its passes.
         return match site.delete_login_group(id) {
@@ -1142,15 +1136,9 @@ fn allocations(
     now: Timestamp,
 ) -> Reply {
     if req.method == Method::DELETE {
-        let [_] = rest else {
-            return if rest.is_empty() {
-                Reply::method_not_allowed()
-            } else {
-                Reply::not_found()
-            };
-        };
-        let Ok(id) = Uuid::try_parse(original.first().copied().unwrap_or_default()) else {
-            return Reply::not_found();
+        let id = match delete_target(rest, original) {
+            Ok(id) => id,
+            Err(reply) => return reply,
         };
         let by = identity.to_string();
         return match site.deallocate(kind, id, now, &by) {
@@ -1246,6 +1234,18 @@ fn create_allocation(
     }
 }
 
+/// The id of `DELETE .../{id}`: a DELETE on the collection is not allowed, anything else is not found.
+fn delete_target(rest: &[&str], original: &[&str]) -> Result<Uuid, Reply> {
+    let [_] = rest else {
+        return Err(if rest.is_empty() {
+            Reply::method_not_allowed()
+        } else {
+            Reply::not_found()
+        });
+    };
+    Uuid::try_parse(original.first().copied().unwrap_or_default()).map_err(|_| Reply::not_found())
+}
+
 fn users(
     site: &mut SiteState,
     req: &Incoming<'_>,
@@ -1256,15 +1256,9 @@ fn users(
     now: Timestamp,
 ) -> Reply {
     if req.method == Method::DELETE {
-        let [_] = rest else {
-            return if rest.is_empty() {
-                Reply::method_not_allowed()
-            } else {
-                Reply::not_found()
-            };
-        };
-        let Ok(id) = Uuid::try_parse(original.first().copied().unwrap_or_default()) else {
-            return Reply::not_found();
+        let id = match delete_target(rest, original) {
+            Ok(id) => id,
+            Err(reply) => return reply,
         };
         return match site.delete_user(id, millis(now), &identity.to_string()) {
             Ok(()) => Reply::empty(StatusCode::NO_CONTENT),
