@@ -203,16 +203,19 @@ fn parse_certificates(
 ) -> Result<Vec<CertificateDer<'static>>, CredentialsError> {
     let mut certs = Vec::new();
     for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| CredentialsError::invalid(key, format!("bad PEM: {e}")))?;
+        // The PEM parser's own message can quote the input byte by byte: say what is wrong without it.
+        let cert =
+            cert.map_err(|_| CredentialsError::invalid(key, diagnose_pem(pem, "CERTIFICATE")))?;
         certs.push(cert);
     }
     if certs.is_empty() {
         return Err(CredentialsError::invalid(
             key,
-            "holds no PEM certificate (expected a -----BEGIN CERTIFICATE----- block)",
+            diagnose_pem(pem, "CERTIFICATE"),
         ));
     }
     for (i, cert) in certs.iter().enumerate() {
+        // webpki's errors name the problem (an unsupported algorithm, a bad encoding), never the bytes.
         rustls::server::ParsedCertificate::try_from(cert).map_err(|e| {
             CredentialsError::invalid(key, format!("certificate {} cannot be parsed: {e}", i + 1))
         })?;
@@ -221,14 +224,65 @@ fn parse_certificates(
 }
 
 fn parse_private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, CredentialsError> {
-    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
-        CredentialsError::invalid(
-            CLIENT_KEY_KEY,
-            format!(
-                "no private key found ({e}); expected PEM with BEGIN RSA PRIVATE KEY (PKCS#1), BEGIN PRIVATE KEY (PKCS#8) or BEGIN EC PRIVATE KEY (SEC1)"
-            ),
-        )
-    })
+    // Never include the parser's error: for a key whose line breaks were lost it lists the key's bytes.
+    PrivateKeyDer::from_pem_slice(pem)
+        .map_err(|_| CredentialsError::invalid(CLIENT_KEY_KEY, diagnose_pem(pem, "PRIVATE KEY")))
+}
+
+/// Why `pem` holds no usable PEM block, in words an administrator can act on, without quoting any of it. The
+/// usual causes are the ways Secrets get made by hand: a value pasted into a form loses its line breaks (or
+/// has them written as the two characters `\n`), a value base64-encoded once more than Kubernetes wants, a
+/// Windows file with a byte-order mark, or the wrong file under the key.
+fn diagnose_pem(pem: &[u8], expected: &str) -> String {
+    const KINDS: &str = "expected PEM: a -----BEGIN CERTIFICATE----- block for certificates; BEGIN RSA PRIVATE KEY (PKCS#1), BEGIN PRIVATE KEY (PKCS#8) or BEGIN EC PRIVATE KEY (SEC1) for the key";
+    let text = String::from_utf8_lossy(pem);
+    let text = text.trim_start_matches('\u{feff}').trim();
+    if text.is_empty() {
+        return format!("is empty; {KINDS}");
+    }
+    if !text.contains("-----BEGIN") {
+        if looks_like_base64_of_pem(text) {
+            return "looks base64-encoded twice: the value decodes to PEM text. Kubernetes already base64-encodes \
+                    `data` values; put the PEM file itself in the Secret (kubectl create secret generic --from-file \
+                    does this)"
+                .to_string();
+        }
+        if pem.first() == Some(&0x30) {
+            return format!(
+                "is binary DER, not PEM; convert it (openssl x509 -inform der, or openssl pkey -inform der) or export it as PEM from the QMC; {KINDS}"
+            );
+        }
+        return format!("holds no PEM block (no -----BEGIN line); {KINDS}");
+    }
+    if text.contains("\\n") {
+        return "the PEM has literal \\n sequences where its line breaks should be (the value was written with \
+                escaped newlines); write the file with real line breaks"
+            .to_string();
+    }
+    let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+    if lines < 3 {
+        return "the PEM lost its line breaks (BEGIN line, base64 body and END line must be on separate lines, as \
+                in the exported file); create the Secret from the file rather than pasting its text"
+            .to_string();
+    }
+    if !text.contains("-----END") {
+        return "the PEM is cut off: its -----END line is missing".to_string();
+    }
+    if !text.contains(expected) {
+        return format!("holds a PEM block of another kind; {KINDS}");
+    }
+    format!(
+        "the PEM block cannot be decoded (its base64 body is damaged); export it again from the QMC; {KINDS}"
+    )
+}
+
+/// Whether `text` is base64 (possibly wrapped) whose decoding starts a PEM block.
+fn looks_like_base64_of_pem(text: &str) -> bool {
+    use base64::Engine as _;
+    let compact: String = text.split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .is_ok_and(|decoded| decoded.trim_ascii_start().starts_with(b"-----BEGIN"))
 }
 
 #[cfg(test)]
@@ -255,6 +309,131 @@ mod tests {
         assert!(Xrfkey::parse(a.as_str()).is_ok());
         assert_ne!(a, b);
         assert_eq!(format!("{a:?}"), "Xrfkey(..)", "a key never reaches a log");
+    }
+
+    /// A fresh certificate and key, keyed as a Secret holds them.
+    fn valid_entries() -> (BTreeMap<String, Vec<u8>>, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["client".into()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        let key_pem = key.serialize_pem();
+        let entries = [
+            (CLIENT_CERT_KEY, cert.pem()),
+            (CLIENT_KEY_KEY, key_pem.clone()),
+            (ROOT_CERT_KEY, cert.pem()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into_bytes()))
+        .collect();
+        (entries, key_pem)
+    }
+
+    /// Every 16-character run of `secret` (its text, and its bytes written as a list of numbers), so that a
+    /// message can be checked for any part of it.
+    fn fragments(secret: &str) -> Vec<String> {
+        let mut runs = Vec::new();
+        let chars: Vec<char> = secret.chars().filter(|c| !c.is_whitespace()).collect();
+        for window in chars.windows(16) {
+            runs.push(window.iter().collect());
+        }
+        let numbers = format!("{:?}", &secret.as_bytes()[..secret.len().min(64)]);
+        runs.push(numbers.trim_start_matches('[').chars().take(16).collect());
+        runs
+    }
+
+    fn assert_no_fragment(message: &str, secret: &str) {
+        for run in fragments(secret) {
+            assert!(
+                !message.contains(&run),
+                "{message:?} repeats {run:?} of the key"
+            );
+        }
+    }
+
+    #[test]
+    fn a_mangled_key_is_diagnosed_without_quoting_it() {
+        let (entries, key_pem) = valid_entries();
+        assert!(
+            Credentials::from_entries(&entries).is_ok(),
+            "the unmangled key is fine"
+        );
+        use base64::Engine as _;
+        let cases: Vec<(&str, String, &str)> = vec![
+            (
+                "newlines lost",
+                key_pem.replace('\n', ""),
+                "lost its line breaks",
+            ),
+            (
+                "newlines as spaces",
+                key_pem.replace('\n', " "),
+                "lost its line breaks",
+            ),
+            (
+                "newlines written as \\n",
+                key_pem.replace('\n', "\\n"),
+                "literal \\n",
+            ),
+            (
+                "base64-encoded twice",
+                base64::engine::general_purpose::STANDARD.encode(&key_pem),
+                "base64-encoded twice",
+            ),
+            (
+                "cut off",
+                key_pem[..key_pem.len() / 2].to_string(),
+                "cut off",
+            ),
+            (
+                "body damaged",
+                key_pem.replacen("\n", "\n!!", 1),
+                "cannot be decoded",
+            ),
+            ("empty", String::new(), "is empty"),
+            (
+                "no PEM at all",
+                "not a key at all, just some words".into(),
+                "no PEM block",
+            ),
+        ];
+        for (what, mangled, expected) in cases {
+            let mut entries = entries.clone();
+            entries.insert(CLIENT_KEY_KEY.into(), mangled.into_bytes());
+            let err = Credentials::from_entries(&entries)
+                .expect_err(what)
+                .to_string();
+            assert!(
+                err.starts_with("client_key.pem is not usable"),
+                "{what}: {err}"
+            );
+            assert!(err.contains(expected), "{what}: {err}");
+            assert_no_fragment(&err, &key_pem);
+            assert_no_fragment(
+                &format!("{:?}", Credentials::from_entries(&entries).err()),
+                &key_pem,
+            );
+        }
+    }
+
+    #[test]
+    fn a_mangled_certificate_is_diagnosed_without_quoting_it() {
+        let (entries, _) = valid_entries();
+        let cert = String::from_utf8(entries[CLIENT_CERT_KEY].clone()).expect("text");
+        for mangled in [
+            cert.replace('\n', ""),
+            cert.replace('\n', "\\n"),
+            cert[..cert.len() / 2].to_string(),
+        ] {
+            let mut entries = entries.clone();
+            entries.insert(CLIENT_CERT_KEY.into(), mangled.into_bytes());
+            let err = Credentials::from_entries(&entries)
+                .expect_err("mangled")
+                .to_string();
+            assert!(err.starts_with("client.pem is not usable"), "{err}");
+            assert_no_fragment(&err, &cert);
+        }
     }
 
     #[test]
