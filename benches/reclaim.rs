@@ -467,6 +467,7 @@ fn synthetic_allocations(count: usize, seed: u64, now: Timestamp) -> Vec<Allocat
             created,
             quarantined,
             quarantine_end,
+            incomplete: None,
         });
     }
     allocations
@@ -525,9 +526,9 @@ fn synthetic_users(allocations: &[Allocation], seed: u64) -> HashMap<String, Use
             allocation.user_id.clone(),
             UserDetails {
                 id: allocation.user_id.clone(),
-                tags,
-                custom_properties,
-                roles,
+                tags: Some(tags),
+                custom_properties: Some(custom_properties),
+                roles: Some(roles),
                 inactive: (0.02..0.05).contains(&status),
                 removed_externally: status < 0.02,
                 blacklisted: (0.05..0.055).contains(&status),
@@ -539,13 +540,18 @@ fn synthetic_users(allocations: &[Allocation], seed: u64) -> HashMap<String, Use
 
 /// Whether a user record carries something the benchmark policy excludes on.
 fn has_excluding_detail(details: &UserDetails) -> bool {
-    details.tags.iter().any(|t| t == "VIP" || t == "Board")
-        || details.custom_properties.iter().any(|(n, v)| {
+    details
+        .tags
+        .iter()
+        .flatten()
+        .any(|t| t == "VIP" || t == "Board")
+        || details.custom_properties.iter().flatten().any(|(n, v)| {
             (n == "LicenseCleanup" && (v == "Exempt" || v == "Keep")) || n == "LegalHold"
         })
         || details
             .roles
             .iter()
+            .flatten()
             .any(|r| r == "RootAdmin" || r == "AuditAdmin")
 }
 
@@ -1129,6 +1135,7 @@ impl AllocationRow {
                 created: None,
                 quarantined: true,
                 quarantine_end: parse(self.quarantine_end.as_deref()),
+                incomplete: None,
             });
         };
         let last_used = match self.last_used.as_deref() {
@@ -1149,6 +1156,7 @@ impl AllocationRow {
             created: parse(self.created_date.as_deref()),
             quarantined: self.quarantined,
             quarantine_end: parse(self.quarantine_end.as_deref()),
+            incomplete: None,
         })
     }
 }
@@ -1159,17 +1167,14 @@ impl From<UserRow> for UserDetails {
             id: u.id,
             tags: u
                 .tags
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| t.name)
-                .collect(),
-            custom_properties: u
-                .custom_properties
-                .unwrap_or_default()
-                .into_iter()
-                .map(|p| (p.definition.name, p.value.unwrap_or_default()))
-                .collect(),
-            roles: u.roles.unwrap_or_default(),
+                .map(|tags| tags.into_iter().map(|t| t.name).collect()),
+            custom_properties: u.custom_properties.map(|properties| {
+                properties
+                    .into_iter()
+                    .map(|p| (p.definition.name, p.value.unwrap_or_default()))
+                    .collect()
+            }),
+            roles: u.roles,
             inactive: u.inactive,
             removed_externally: u.removed_externally,
             blacklisted: u.blacklisted,

@@ -122,7 +122,7 @@ impl fmt::Display for UserIdentity {
 pub enum LastUse {
     /// Used at this instant.
     At(Timestamp),
-    /// Never used: QRS wrote its sentinel date (any year before 1900) or no value.
+    /// Never used: QRS wrote its sentinel date (any year before 1900).
     Never,
     /// QRS sent something that is not a date. Such an allocation is kept and reported.
     Unknown(String),
@@ -143,16 +143,21 @@ pub struct Allocation {
     pub created: Option<Timestamp>,
     pub quarantined: bool,
     pub quarantine_end: Option<Timestamp>,
+    /// A field a decision depends on (`lastUsed`, `createdDate`, `quarantined`) that QRS sent as missing, null
+    /// or unreadable. Such an allocation is kept and reported: no value is never read as "never used".
+    pub incomplete: Option<&'static str>,
 }
 
 /// The parts of a QRS user record that scope and exclusion rules read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserDetails {
     pub id: String,
-    pub tags: Vec<String>,
-    /// `(definition name, value)` pairs.
-    pub custom_properties: Vec<(String, String)>,
-    pub roles: Vec<String>,
+    /// `None` when QRS sent no list: unknown, never "has none", so an exclusion that reads it keeps the seat.
+    pub tags: Option<Vec<String>>,
+    /// `(definition name, value)` pairs; `None` as for `tags`.
+    pub custom_properties: Option<Vec<(String, String)>>,
+    /// `None` as for `tags`.
+    pub roles: Option<Vec<String>>,
     pub inactive: bool,
     pub removed_externally: bool,
     pub blacklisted: bool,

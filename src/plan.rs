@@ -482,6 +482,11 @@ pub enum Reason {
     },
     /// Never used and QRS sent no creation date, so the grace cannot be judged.
     NoCreatedDate,
+    /// QRS sent no usable value for a field the decision reads (an allocation's `lastUsed`, `createdDate` or
+    /// `quarantined`; a user record's `tags`, `customProperties` or `roles` that an exclusion needs).
+    Incomplete {
+        field: &'static str,
+    },
     /// Exclusions need the user's record and QRS has none.
     UserNotFound,
     /// A login access pass belongs to a group, not to one user.
@@ -514,6 +519,7 @@ impl Reason {
             Reason::OutOfScope { .. } => "out-of-scope",
             Reason::Quarantined { .. } => "quarantined",
             Reason::UnknownDate { .. } | Reason::NoCreatedDate => "unknown-date",
+            Reason::Incomplete { .. } => "unknown-data",
             Reason::UserNotFound => "user-not-found",
             Reason::LoginGroup => "login-group",
             Reason::NotManaged { .. } => "not-managed",
@@ -616,6 +622,10 @@ impl fmt::Display for Reason {
                 write!(f, "last use date {raw:?} cannot be read; kept")
             }
             Reason::NoCreatedDate => f.write_str("never used and no createdDate; kept"),
+            Reason::Incomplete { field } => write!(
+                f,
+                "QRS sent no usable {field}; kept (a missing value is never read as none)"
+            ),
             Reason::UserNotFound => f.write_str("user record not found in QRS; kept"),
             Reason::LoginGroup => f.write_str("login access passes are groups; never deallocated"),
             Reason::NotManaged { access_type } => write!(
@@ -745,6 +755,9 @@ fn judge_dates(rules: &Rules, clock: &Clock, allocation: &Allocation) -> Result<
     if !access_type.is_per_user_seat() {
         return Err(Reason::LoginGroup);
     }
+    if let Some(field) = allocation.incomplete {
+        return Err(Reason::Incomplete { field });
+    }
     if allocation.quarantined {
         return Err(Reason::Quarantined {
             until: allocation.quarantine_end,
@@ -843,28 +856,54 @@ fn judge_details(
     let Some(details) = users.get(&allocation.user_id) else {
         return Some(Reason::UserNotFound);
     };
-    if let Some(tag) = details.tags.iter().find_map(|t| rules.exclude_tags.get(t)) {
+    // A list the rules read that QRS did not send is unknown: the user may well hold the excluded role.
+    let tags = match needed(&details.tags, !rules.exclude_tags.is_empty(), "tags") {
+        Ok(tags) => tags,
+        Err(reason) => return Some(reason),
+    };
+    let properties = match needed(
+        &details.custom_properties,
+        !rules.exclude_custom_properties.is_empty(),
+        "customProperties",
+    ) {
+        Ok(properties) => properties,
+        Err(reason) => return Some(reason),
+    };
+    let roles = match needed(&details.roles, !rules.exclude_roles.is_empty(), "roles") {
+        Ok(roles) => roles,
+        Err(reason) => return Some(reason),
+    };
+    if let Some(tag) = tags.iter().find_map(|t| rules.exclude_tags.get(t)) {
         return Some(Reason::ExcludedTag {
             tag: Arc::clone(tag),
         });
     }
     if !rules.exclude_custom_properties.is_empty() {
-        for (name, value) in &details.custom_properties {
+        for (name, value) in properties {
             if let Some(reason) = property_exclusion(rules, name, value) {
                 return Some(reason);
             }
         }
     }
-    if let Some(role) = details
-        .roles
-        .iter()
-        .find_map(|r| rules.exclude_roles.get(r))
-    {
+    if let Some(role) = roles.iter().find_map(|r| rules.exclude_roles.get(r)) {
         return Some(Reason::ExcludedRole {
             role: Arc::clone(role),
         });
     }
     None
+}
+
+/// A user record's list as an exclusion reads it: `Err` when the rules need it and QRS did not send it.
+fn needed<'a, T>(
+    list: &'a Option<Vec<T>>,
+    rules_read_it: bool,
+    field: &'static str,
+) -> Result<&'a [T], Reason> {
+    match list {
+        Some(list) => Ok(list),
+        None if rules_read_it => Err(Reason::Incomplete { field }),
+        None => Ok(&[]),
+    }
 }
 
 fn property_exclusion(rules: &Rules, name: &str, value: &str) -> Option<Reason> {

@@ -106,21 +106,28 @@ fn allocation() -> impl Strategy<Value = Allocation> {
         last_use(),
         proptest::option::weighted(0.9, instant()),
         proptest::bool::weighted(0.1),
+        proptest::option::weighted(
+            0.05,
+            proptest::sample::select(&["lastUsed", "createdDate", "quarantined"][..]),
+        ),
     )
-        .prop_map(|(access_type, d, u, last_used, created, quarantined)| {
-            let user = UserIdentity::new(DIRECTORIES[d], USERS[u]);
-            Allocation {
-                id: String::new(),
-                access_type,
-                user_id: guid(&user),
-                user_name: user.user_id.clone(),
-                user,
-                last_used,
-                created,
-                quarantined,
-                quarantine_end: None,
-            }
-        })
+        .prop_map(
+            |(access_type, d, u, last_used, created, quarantined, incomplete)| {
+                let user = UserIdentity::new(DIRECTORIES[d], USERS[u]);
+                Allocation {
+                    id: String::new(),
+                    access_type,
+                    user_id: guid(&user),
+                    user_name: user.user_id.clone(),
+                    user,
+                    last_used,
+                    created,
+                    quarantined,
+                    quarantine_end: None,
+                    incomplete,
+                }
+            },
+        )
 }
 
 fn names(pool: &'static [&'static str], max: usize) -> impl Strategy<Value = Vec<String>> {
@@ -197,14 +204,18 @@ fn user_details(id: String) -> impl Strategy<Value = Option<UserDetails>> {
     proptest::option::weighted(
         0.9,
         (
-            names(&TAGS, 2),
-            names(&ROLES, 2),
-            proptest::collection::vec(
-                (
-                    proptest::sample::select(&PROPERTIES[..]),
-                    proptest::sample::select(&VALUES[..]),
+            // A list QRS did not send is unknown, never "has none".
+            proptest::option::weighted(0.9, names(&TAGS, 2)),
+            proptest::option::weighted(0.9, names(&ROLES, 2)),
+            proptest::option::weighted(
+                0.9,
+                proptest::collection::vec(
+                    (
+                        proptest::sample::select(&PROPERTIES[..]),
+                        proptest::sample::select(&VALUES[..]),
+                    ),
+                    0..2,
                 ),
-                0..2,
             ),
         ),
     )
@@ -213,10 +224,12 @@ fn user_details(id: String) -> impl Strategy<Value = Option<UserDetails>> {
             id: id.clone(),
             tags,
             roles,
-            custom_properties: properties
-                .into_iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
+            custom_properties: properties.map(|properties| {
+                properties
+                    .into_iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect()
+            }),
             ..UserDetails::default()
         })
     })
@@ -293,7 +306,7 @@ fn inactive_by_dates(spec: &LicenseCleanupPolicySpec, a: &Allocation) -> bool {
     let Some(threshold) = threshold_of(spec, a.access_type) else {
         return false;
     };
-    if a.quarantined {
+    if a.quarantined || a.incomplete.is_some() {
         return false;
     }
     match (&a.last_used, a.created) {
@@ -331,21 +344,34 @@ fn protected_by_record(
         return Some(false);
     }
     let record = users.get(&a.user_id)?;
+    // A list an exclusion reads that QRS did not send: unknown, so protected like a missing record.
+    if (!exclude.tags.is_empty() && record.tags.is_none())
+        || (!exclude.roles.is_empty() && record.roles.is_none())
+        || (!exclude.custom_properties.is_empty() && record.custom_properties.is_none())
+    {
+        return None;
+    }
     Some(
         record
             .tags
             .iter()
+            .flatten()
             .any(|t| exclude.tags.iter().any(|x| eq_ci(x, t)))
             || record
                 .roles
                 .iter()
+                .flatten()
                 .any(|r| exclude.roles.iter().any(|x| eq_ci(x, r)))
-            || record.custom_properties.iter().any(|(name, value)| {
-                exclude.custom_properties.iter().any(|m| {
-                    eq_ci(&m.name, name)
-                        && (m.values.is_empty() || m.values.iter().any(|v| eq_ci(v, value)))
-                })
-            }),
+            || record
+                .custom_properties
+                .iter()
+                .flatten()
+                .any(|(name, value)| {
+                    exclude.custom_properties.iter().any(|m| {
+                        eq_ci(&m.name, name)
+                            && (m.values.is_empty() || m.values.iter().any(|v| eq_ci(v, value)))
+                    })
+                }),
     )
 }
 
@@ -390,6 +416,7 @@ proptest! {
             let a = &d.allocation;
             prop_assert!(!protected(spec, a, &s.users), "{} of {} is protected but {}", a.id, a.user, d.reason);
             prop_assert!(!a.quarantined, "{} is quarantined", a.id);
+            prop_assert!(a.incomplete.is_none(), "{} is incomplete", a.id);
             prop_assert!(a.access_type != AccessType::Login, "{} is a login pass", a.id);
             let threshold = threshold_of(spec, a.access_type);
             prop_assert!(threshold.is_some(), "{} is of an unmanaged type", a.id);

@@ -77,6 +77,7 @@ fn alloc(id: &str, access_type: AccessType, directory: &str, user: &str) -> Allo
         created: Some(days_ago(365)),
         quarantined: false,
         quarantine_end: None,
+        incomplete: None,
     }
 }
 
@@ -95,9 +96,13 @@ fn never(mut a: Allocation, created: Option<Timestamp>) -> Allocation {
     a
 }
 
+/// A user record as QRS sends it: every list present, empty.
 fn details(directory: &str, user: &str) -> UserDetails {
     UserDetails {
         id: guid(directory, user),
+        tags: Some(Vec::new()),
+        custom_properties: Some(Vec::new()),
+        roles: Some(Vec::new()),
         ..UserDetails::default()
     }
 }
@@ -815,7 +820,7 @@ fn decide_with_users(rules: &Rules, allocations: &[Allocation], users: Vec<UserD
 #[test]
 fn excluded_tag() {
     let mut vip = details("CORP", "ceo");
-    vip.tags = strings(&["Finance", "vip"]);
+    vip.tags = Some(strings(&["Finance", "vip"]));
     let plan = decide_with_users(
         &record_rules(),
         &[alloc("a", Professional, "CORP", "ceo")],
@@ -832,7 +837,7 @@ fn excluded_tag() {
 #[test]
 fn excluded_role() {
     let mut admin = details("CORP", "admin");
-    admin.roles = strings(&["ContentAdmin", "rootadmin"]);
+    admin.roles = Some(strings(&["ContentAdmin", "rootadmin"]));
     let plan = decide_with_users(
         &record_rules(),
         &[alloc("a", Professional, "CORP", "admin")],
@@ -849,11 +854,11 @@ fn excluded_role() {
 #[test]
 fn excluded_custom_property_with_listed_values() {
     let mut exempt = details("CORP", "a");
-    exempt.custom_properties = vec![("licensecleanup".into(), "EXEMPT".into())];
+    exempt.custom_properties = Some(vec![("licensecleanup".into(), "EXEMPT".into())]);
     let mut other_value = details("CORP", "b");
-    other_value.custom_properties = vec![("LicenseCleanup".into(), "Reclaim".into())];
+    other_value.custom_properties = Some(vec![("LicenseCleanup".into(), "Reclaim".into())]);
     let mut other_property = details("CORP", "c");
-    other_property.custom_properties = vec![("Department".into(), "Exempt".into())];
+    other_property.custom_properties = Some(vec![("Department".into(), "Exempt".into())]);
     let plan = decide_with_users(
         &record_rules(),
         &[
@@ -876,10 +881,10 @@ fn excluded_custom_property_with_listed_values() {
 #[test]
 fn excluded_custom_property_with_any_value() {
     let mut member = details("CORP", "a");
-    member.custom_properties = vec![
+    member.custom_properties = Some(vec![
         ("Department".into(), "Sales".into()),
         ("BOARD".into(), "Chair".into()),
-    ];
+    ]);
     let plan = decide_with_users(
         &record_rules(),
         &[alloc("a", Professional, "CORP", "a")],
@@ -908,9 +913,9 @@ fn custom_property_entries_for_one_name_merge() {
         ];
     });
     let mut legal = details("CORP", "a");
-    legal.custom_properties = vec![("dept".into(), "legal".into())];
+    legal.custom_properties = Some(vec![("dept".into(), "legal".into())]);
     let mut sales = details("CORP", "b");
-    sales.custom_properties = vec![("dept".into(), "sales".into())];
+    sales.custom_properties = Some(vec![("dept".into(), "sales".into())]);
     let plan = decide_with_users(
         &rules,
         &[
@@ -924,6 +929,57 @@ fn custom_property_entries_for_one_name_merge() {
         "excluded: custom property Dept=Legal"
     );
     assert_eq!(only(&plan, "b").action, Action::Reclaim);
+}
+
+#[test]
+fn a_list_missing_from_a_user_record_is_unknown_not_empty() {
+    // A RootAdmin whose record came without `roles` must not lose the seat to a role exclusion.
+    for (field, clear) in [
+        (
+            "roles",
+            (|d: &mut UserDetails| d.roles = None) as fn(&mut UserDetails),
+        ),
+        ("tags", |d: &mut UserDetails| d.tags = None),
+        ("customProperties", |d: &mut UserDetails| {
+            d.custom_properties = None
+        }),
+    ] {
+        let mut admin = details("CORP", "admin");
+        clear(&mut admin);
+        let plan = decide_with_users(
+            &record_rules(),
+            &[alloc("a", Professional, "CORP", "admin")],
+            vec![admin],
+        );
+        let decision = only(&plan, "a");
+        assert_eq!(decision.action, Action::Keep, "{field}");
+        assert_eq!(decision.reason, Reason::Incomplete { field }, "{field}");
+        assert_eq!(decision.reason.code(), "unknown-data");
+    }
+    // A list no rule reads may be missing.
+    let mut user = details("CORP", "plain");
+    user.roles = None;
+    let plan = decide_with_users(
+        &rules_with(|s| s.exclude.tags = strings(&["VIP"])),
+        &[alloc("a", Professional, "CORP", "plain")],
+        vec![user],
+    );
+    assert_eq!(only(&plan, "a").action, Action::Reclaim);
+}
+
+#[test]
+fn an_allocation_missing_a_decision_field_is_kept() {
+    for field in ["lastUsed", "createdDate", "quarantined"] {
+        let mut a = alloc("a", Professional, "CORP", "jdoe");
+        a.incomplete = Some(field);
+        let plan = decide(&rules(), &[a], &HashMap::new(), &BTreeMap::new(), now());
+        let decision = only(&plan, "a");
+        assert_eq!(decision.action, Action::Keep, "{field}");
+        assert_eq!(
+            decision.reason.to_string(),
+            format!("QRS sent no usable {field}; kept (a missing value is never read as none)")
+        );
+    }
 }
 
 #[test]
@@ -950,7 +1006,7 @@ fn missing_user_record_is_kept_when_records_are_needed() {
 #[test]
 fn user_records_are_ignored_when_not_needed() {
     let mut vip = details("CORP", "a");
-    vip.tags = strings(&["VIP"]);
+    vip.tags = Some(strings(&["VIP"]));
     let rules = rules_with(|s| s.limits.max_reclaim_percent = 100);
     let plan = decide_with_users(
         &rules,

@@ -7,6 +7,8 @@
 //!
 //! Every request carries the xrfkey both as a query parameter and as a header, as QRS requires.
 
+mod answer;
+mod scrub;
 mod tls;
 pub(crate) mod wire;
 
@@ -22,11 +24,29 @@ use serde::de::DeserializeOwned;
 use crate::credentials::{Credentials, Xrfkey};
 use crate::model::{AccessType, Allocation, SeatCounts, UserDetails};
 use crate::policy::SiteSpec;
+use answer::{ListLimits, ReadError};
+use scrub::Scrubber;
 pub use tls::ServerVerification;
 
 /// User ids per `/qrs/user/full` request: an `id eq X or id eq Y ...` filter stays well under URL length
 /// limits at this size, and a site with thousands of candidates needs only tens of requests.
 pub const USER_BATCH: usize = 50;
+
+/// Allocations of one access type a run reads at most. Each costs a few hundred bytes once parsed; this many
+/// stays well inside the chart's 128 MiB memory limit, and a site with more inactive seats of one type than
+/// this is refused with a message rather than reclaimed half-read.
+pub const MAX_ALLOCATIONS_PER_TYPE: usize = 200_000;
+
+/// Bytes of a list answer (allocations, users): QRS's `/full` rows are well under a kilobyte each.
+const LIST_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
+/// Bytes of one element of a list answer.
+const LIST_ELEMENT_BYTES: usize = 1024 * 1024;
+/// Bytes of a small answer (a count, the seat overview).
+const SMALL_ANSWER_BYTES: u64 = 1024 * 1024;
+/// Bytes of an error page read to explain a refusal; the rest is left unread.
+const ERROR_PAGE_BYTES: usize = 8 * 1024;
+/// Characters of Qlik's text repeated in a message.
+const QLIK_TEXT_CHARS: usize = 200;
 
 /// Why a QRS request failed.
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +220,8 @@ pub struct QrsClient {
     retry: RetryPolicy,
     observer: Option<Arc<dyn RequestObserver>>,
     session: Option<ProxySession>,
+    /// Removes the xrfkey and the session id from whatever Qlik's answers repeat.
+    scrubber: Scrubber,
 }
 
 struct ProxySession {
@@ -244,6 +266,7 @@ impl QrsClient {
                 Ok(Self {
                     http,
                     qrs_base: repository_url.clone(),
+                    scrubber: Scrubber::new([xrfkey.as_str()]),
                     xrfkey,
                     auth_header: ("X-Qlik-User", header),
                     retry: connection.retry.clone(),
@@ -266,6 +289,7 @@ impl QrsClient {
                 let mut client = Self {
                     http,
                     qrs_base: format!("{hub_url}{prefix}"),
+                    scrubber: Scrubber::new([xrfkey.as_str(), session_id.as_str()]),
                     xrfkey,
                     auth_header: ("Cookie", format!("{session_cookie_name}={session_id}")),
                     retry: connection.retry.clone(),
@@ -320,33 +344,44 @@ impl QrsClient {
 
     /// Allocations of one access type last used at or before `cutoff` (never-used ones included: their
     /// sentinel date is older than any cutoff). QRS filters, so only what may be inactive crosses the wire.
+    /// `at_most` is what the site counts of this type: a list longer than that makes no sense.
     pub async fn inactive_allocations(
         &self,
         access_type: AccessType,
         cutoff: Timestamp,
+        at_most: u64,
     ) -> Result<Vec<Allocation>, QrsError> {
         let endpoint = format!("license/{}/full", access_type.qrs_entity());
         let filter = format!("lastUsed le '{}'", wire::format_qrs_date(cutoff));
-        let rows: Vec<wire::AllocationJson> =
-            self.get_json(&endpoint, &[("filter", filter)]).await?;
-        let mut seen = HashSet::with_capacity(rows.len());
-        let mut allocations = Vec::with_capacity(rows.len());
-        for row in rows {
-            let allocation =
+        let rows = usize::try_from(at_most)
+            .unwrap_or(usize::MAX)
+            .min(MAX_ALLOCATIONS_PER_TYPE);
+        let allocations = self
+            .get_list(&endpoint, &[("filter", filter)], rows, "allocations", move |row: wire::AllocationJson| {
                 row.into_allocation(access_type)
-                    .map_err(|detail| QrsError::Nonsense {
-                        method: Method::GET,
-                        endpoint: endpoint.clone(),
-                        detail,
-                    })?;
-            if !seen.insert(allocation.id.clone()) {
+            })
+            .await
+            .map_err(|e| match e {
+                QrsError::Nonsense { method, endpoint, detail } if (rows as u64) < at_most && detail.contains("more than") => {
+                    QrsError::Nonsense {
+                        method,
+                        endpoint,
+                        detail: format!(
+                            "{detail}: a run reads at most {MAX_ALLOCATIONS_PER_TYPE} inactive {access_type} allocations; raise inactiveDays or narrow spec.scope so that fewer are inactive at once"
+                        ),
+                    }
+                }
+                e => e,
+            })?;
+        let mut seen = HashSet::with_capacity(allocations.len());
+        for allocation in &allocations {
+            if !seen.insert(allocation.id.to_ascii_lowercase()) {
                 return Err(QrsError::Nonsense {
                     method: Method::GET,
                     endpoint,
                     detail: format!("allocation {} is listed twice", allocation.id),
                 });
             }
-            allocations.push(allocation);
         }
         Ok(allocations)
     }
@@ -383,21 +418,22 @@ impl QrsClient {
         Ok(seats)
     }
 
-    /// Tags, custom properties and roles of these users, fetched in batches of [`USER_BATCH`]. Users QRS does
-    /// not know are absent from the map.
+    /// Tags, custom properties and roles of these users (QRS user ids, GUIDs as QRS listed them), fetched in
+    /// batches of [`USER_BATCH`]. Users QRS does not know are absent from the map.
     pub async fn users(&self, ids: &[String]) -> Result<HashMap<String, UserDetails>, QrsError> {
         let mut users = HashMap::with_capacity(ids.len());
         for batch in ids.chunks(USER_BATCH) {
-            // GUIDs are written bare in QRS filters.
-            let filter = batch
-                .iter()
-                .map(|id| format!("id eq {}", sanitize_guid(id)))
-                .collect::<Vec<_>>()
-                .join(" or ");
-            let rows: Vec<wire::UserJson> =
-                self.get_json("user/full", &[("filter", filter)]).await?;
-            for row in rows {
-                let details = UserDetails::from(row);
+            let filter = guid_filter(batch)?;
+            let rows = self
+                .get_list(
+                    "user/full",
+                    &[("filter", filter)],
+                    batch.len(),
+                    "users",
+                    |row: wire::UserJson| row.into_details(),
+                )
+                .await?;
+            for details in rows {
                 users.insert(details.id.clone(), details);
             }
         }
@@ -418,11 +454,18 @@ impl QrsClient {
             )));
         }
         let endpoint = format!("license/{}/{{id}}", access_type.qrs_entity());
+        if !wire::is_guid(id) {
+            // The id goes into the path exactly as QRS listed it; anything else could name another resource.
+            return Err(QrsError::Nonsense {
+                method: Method::DELETE,
+                endpoint,
+                detail: "the allocation id is not a GUID; nothing was deleted".into(),
+            });
+        }
         let url = format!(
-            "{}/qrs/license/{}/{}",
+            "{}/qrs/license/{}/{id}",
             self.qrs_base,
             access_type.qrs_entity(),
-            sanitize_guid(id)
         );
         let response = self
             .send(Method::DELETE, &url, &endpoint, &[], None, true)
@@ -445,20 +488,66 @@ impl QrsClient {
             .send(Method::GET, &url, endpoint, query, None, true)
             .await?;
         let response = self.check_status(Method::GET, endpoint, response).await?;
-        let bytes = response.bytes().await.map_err(|e| QrsError::Unreachable {
-            method: Method::GET,
-            endpoint: endpoint.to_string(),
-            url: url.clone(),
-            detail: format!("the answer was cut off: {}", error_chain(&e.without_url())),
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| QrsError::Nonsense {
+        let body = answer::read_capped(response, SMALL_ANSWER_BYTES)
+            .await
+            .map_err(|e| self.read_error(endpoint, &url, e))?;
+        serde_json::from_slice(&body).map_err(|e| QrsError::Nonsense {
             method: Method::GET,
             endpoint: endpoint.to_string(),
             detail: format!("invalid JSON ({e})"),
         })
     }
 
-    /// Turn a non-success answer into an error that says what to fix.
+    /// A JSON list of at most `rows` elements, parsed as it arrives and converted element by element.
+    async fn get_list<T, U, F>(
+        &self,
+        endpoint: &str,
+        query: &[(&str, String)],
+        rows: usize,
+        what: &'static str,
+        convert: F,
+    ) -> Result<Vec<U>, QrsError>
+    where
+        T: DeserializeOwned,
+        U: Send + 'static,
+        F: FnMut(T) -> Result<U, String> + Send + 'static,
+    {
+        let url = format!("{}/qrs/{endpoint}", self.qrs_base);
+        let response = self
+            .send(Method::GET, &url, endpoint, query, None, true)
+            .await?;
+        let response = self.check_status(Method::GET, endpoint, response).await?;
+        let limits = ListLimits {
+            bytes: LIST_ANSWER_BYTES,
+            element_bytes: LIST_ELEMENT_BYTES,
+            rows,
+        };
+        answer::read_list(response, limits, what, convert)
+            .await
+            .map_err(|e| self.read_error(endpoint, &url, e))
+    }
+
+    fn read_error(&self, endpoint: &str, url: &str, error: ReadError) -> QrsError {
+        match error {
+            ReadError::Transport(detail) => QrsError::Unreachable {
+                method: Method::GET,
+                endpoint: endpoint.to_string(),
+                url: strip_query(url),
+                detail: format!(
+                    "the answer was cut off: {}",
+                    self.scrubber.scrub(&detail, QLIK_TEXT_CHARS)
+                ),
+            },
+            other => QrsError::Nonsense {
+                method: Method::GET,
+                endpoint: endpoint.to_string(),
+                detail: self.scrubber.scrub(&other.to_string(), QLIK_TEXT_CHARS),
+            },
+        }
+    }
+
+    /// Turn a non-success answer into an error that says what to fix. Qlik's text is repeated only scrubbed
+    /// of the secrets this client sent, and cut short: error pages often echo the request.
     async fn check_status(
         &self,
         method: Method,
@@ -469,9 +558,9 @@ impl QrsClient {
         if status.is_success() {
             return Ok(response);
         }
-        let body = response.text().await.unwrap_or_default();
-        let body = body.trim();
-        let snippet: String = body.chars().take(200).collect();
+        let body = answer::read_prefix(response, ERROR_PAGE_BYTES).await;
+        let body = String::from_utf8_lossy(&body);
+        let snippet = self.scrubber.scrub(body.trim(), QLIK_TEXT_CHARS);
         let endpoint = endpoint.to_string();
         Err(match status {
             StatusCode::FORBIDDEN if body.contains("XSRF") => QrsError::Refused {
@@ -548,7 +637,9 @@ impl QrsClient {
                     endpoint: endpoint.to_string(),
                     url: strip_query(url),
                     // The URL carries the xrfkey, which may come from the Secret: never repeat it.
-                    detail: error_chain(&e.without_url()),
+                    detail: self
+                        .scrubber
+                        .scrub(&error_chain(&e.without_url()), QLIK_TEXT_CHARS),
                 });
             }
             let delay = self.retry.delay(attempt - 1);
@@ -581,11 +672,23 @@ fn encode(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, USER_VALUE).to_string()
 }
 
-/// Ids come from QRS itself, but they go into paths and filters: keep only GUID characters.
-fn sanitize_guid(id: &str) -> String {
-    id.chars()
-        .filter(|c| c.is_ascii_hexdigit() || *c == '-')
-        .collect()
+/// `id eq <guid> or id eq <guid> ...`: GUIDs are written bare in QRS filters, so each must be one.
+fn guid_filter(ids: &[String]) -> Result<String, QrsError> {
+    if let Some(bad) = ids.iter().find(|id| !wire::is_guid(id)) {
+        return Err(QrsError::Nonsense {
+            method: Method::GET,
+            endpoint: "user/full".into(),
+            detail: format!(
+                "refusing to filter by {} characters that are not a GUID",
+                bad.len()
+            ),
+        });
+    }
+    Ok(ids
+        .iter()
+        .map(|id| format!("id eq {id}"))
+        .collect::<Vec<_>>()
+        .join(" or "))
 }
 
 fn strip_query(url: &str) -> String {
@@ -634,7 +737,12 @@ mod tests {
     }
 
     #[test]
-    fn guids_are_sanitized_before_they_reach_a_filter() {
-        assert_eq!(sanitize_guid("0a1b-2C3d' or 1 eq 1"), "0a1b-2C3d1e1");
+    fn filters_take_only_guids() {
+        let good = "3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c9d".to_string();
+        assert_eq!(
+            guid_filter(std::slice::from_ref(&good)).unwrap(),
+            format!("id eq {good}")
+        );
+        assert!(guid_filter(&[good, "0a1b-2C3d' or 1 eq 1".into()]).is_err());
     }
 }

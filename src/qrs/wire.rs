@@ -1,6 +1,9 @@
 //! Qlik's JSON, as QRS sends it, and its translation into the domain model.
 //!
-//! Only the fields the product reads are declared; QRS sends many more and unknown fields are ignored.
+//! Only the fields the product reads are declared; QRS sends many more and unknown fields are ignored. The
+//! declared ones are checked as QRS defines them: ids are GUIDs, dates are dates, lists are lists. A value of
+//! the wrong type makes the whole answer nonsense (the run fails before any DELETE); a field a decision
+//! depends on that is missing or null makes that one allocation (or user record) "unknown", which is kept.
 
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -16,9 +19,10 @@ pub(crate) struct AllocationJson {
     #[serde(default)]
     pub last_used: Option<String>,
     #[serde(default)]
-    pub quarantined: bool,
+    pub quarantined: Option<bool>,
     #[serde(default)]
     pub quarantine_end: Option<String>,
+    #[serde(default)]
     pub user: Option<AllocationUserJson>,
     #[serde(default)]
     pub deleted_user_id: Option<String>,
@@ -36,15 +40,40 @@ pub(crate) struct AllocationUserJson {
     pub name: Option<String>,
 }
 
+/// Whether `id` is a GUID as QRS writes them: 36 characters, hex digits in 8-4-4-4-12 groups. Ids go into
+/// DELETE paths and filters exactly as listed, so anything else is refused rather than "cleaned" into another.
+pub(crate) fn is_guid(id: &str) -> bool {
+    id.len() == 36
+        && id.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// `what` as it may be repeated in a message: short, printable.
+fn quoted(what: &str) -> String {
+    let shown: String = what
+        .chars()
+        .take(40)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if what.chars().count() > 40 {
+        format!("{shown:?}…")
+    } else {
+        format!("{shown:?}")
+    }
+}
+
 /// The year below which Qlik's DateTime values mean "never": the repository writes 1753-01-01 (SQL Server's
 /// minimum) and older releases 0001-01-01.
 const SENTINEL_YEAR_BELOW: i16 = 1900;
 
-/// Parse a QRS DateTime. `Ok(None)` is a sentinel or empty value (never); `Err` is text that is not a date.
+/// Parse a QRS DateTime. `Ok(None)` is a sentinel (never); `Err` is text that is not a date, the empty text
+/// included (QRS always writes a date).
 pub(crate) fn parse_qrs_date(raw: &str) -> Result<Option<Timestamp>, ()> {
     let raw = raw.trim();
     if raw.is_empty() {
-        return Ok(None);
+        return Err(());
     }
     // QRS writes UTC with a Z; a timestamp without an offset is read as UTC as QRS means it.
     let ts = raw
@@ -71,11 +100,18 @@ pub(crate) fn format_qrs_date(ts: Timestamp) -> String {
 }
 
 impl AllocationJson {
-    /// Into the domain type. `Err` says what makes no sense.
+    /// Into the domain type. `Err` says what makes the answer nonsense.
     pub fn into_allocation(self, access_type: AccessType) -> Result<Allocation, String> {
-        if self.id.trim().is_empty() {
-            return Err("an allocation has an empty id".into());
+        if !is_guid(&self.id) {
+            return Err(format!(
+                "an allocation id {} is not a GUID",
+                quoted(&self.id)
+            ));
         }
+        let quarantine_end = self
+            .quarantine_end
+            .as_deref()
+            .and_then(|raw| parse_qrs_date(raw).ok().flatten());
         let user = match (self.user, self.deleted_user_directory, self.deleted_user_id) {
             (Some(user), _, _) => user,
             // A deleted user's seat stays visible while Qlik's quarantine runs out; it is nobody's to reclaim.
@@ -89,36 +125,48 @@ impl AllocationJson {
                     last_used: LastUse::Never,
                     created: None,
                     quarantined: true,
-                    quarantine_end: self
-                        .quarantine_end
-                        .as_deref()
-                        .and_then(|raw| parse_qrs_date(raw).ok().flatten()),
+                    quarantine_end,
+                    incomplete: None,
                 });
             }
             (None, _, _) => return Err(format!("allocation {} has no user", self.id)),
         };
+        if !is_guid(&user.id) {
+            return Err(format!(
+                "allocation {} names a user whose id {} is not a GUID",
+                self.id,
+                quoted(&user.id)
+            ));
+        }
         if user.user_id.is_empty() || user.user_directory.is_empty() {
             return Err(format!(
                 "allocation {} has a user without a directory or id",
                 self.id
             ));
         }
+        let mut incomplete = None;
         let last_used = match self.last_used.as_deref() {
-            None => LastUse::Never,
+            None => {
+                incomplete = Some("lastUsed");
+                LastUse::Unknown("missing".into())
+            }
             Some(raw) => match parse_qrs_date(raw) {
                 Ok(Some(ts)) => LastUse::At(ts),
                 Ok(None) => LastUse::Never,
                 Err(()) => LastUse::Unknown(raw.to_string()),
             },
         };
-        let created = self
-            .created_date
-            .as_deref()
-            .and_then(|raw| parse_qrs_date(raw).ok().flatten());
-        let quarantine_end = self
-            .quarantine_end
-            .as_deref()
-            .and_then(|raw| parse_qrs_date(raw).ok().flatten());
+        let created = match self.created_date.as_deref().map(parse_qrs_date) {
+            Some(Ok(created)) => created,
+            None | Some(Err(())) => {
+                incomplete = incomplete.or(Some("createdDate"));
+                None
+            }
+        };
+        let quarantined = self.quarantined.unwrap_or_else(|| {
+            incomplete = incomplete.or(Some("quarantined"));
+            false
+        });
         Ok(Allocation {
             id: self.id,
             access_type,
@@ -127,8 +175,9 @@ impl AllocationJson {
             user_name: user.name.unwrap_or_default(),
             last_used,
             created,
-            quarantined: self.quarantined,
+            quarantined,
             quarantine_end,
+            incomplete,
         })
     }
 }
@@ -163,27 +212,28 @@ pub(crate) struct CustomPropertyValueJson {
     pub definition: NamedJson,
 }
 
-impl From<UserJson> for UserDetails {
-    fn from(u: UserJson) -> Self {
-        UserDetails {
-            id: u.id,
-            tags: u
-                .tags
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| t.name)
-                .collect(),
-            custom_properties: u
-                .custom_properties
-                .unwrap_or_default()
-                .into_iter()
-                .map(|cp| (cp.definition.name, cp.value.unwrap_or_default()))
-                .collect(),
-            roles: u.roles.unwrap_or_default(),
-            inactive: u.inactive,
-            removed_externally: u.removed_externally,
-            blacklisted: u.blacklisted,
+impl UserJson {
+    /// Into the domain type. `Err` says what makes the answer nonsense.
+    pub fn into_details(self) -> Result<UserDetails, String> {
+        if !is_guid(&self.id) {
+            return Err(format!("a user id {} is not a GUID", quoted(&self.id)));
         }
+        Ok(UserDetails {
+            id: self.id,
+            tags: self
+                .tags
+                .map(|tags| tags.into_iter().map(|t| t.name).collect()),
+            custom_properties: self.custom_properties.map(|properties| {
+                properties
+                    .into_iter()
+                    .map(|cp| (cp.definition.name, cp.value.unwrap_or_default()))
+                    .collect()
+            }),
+            roles: self.roles,
+            inactive: self.inactive,
+            removed_externally: self.removed_externally,
+            blacklisted: self.blacklisted,
+        })
     }
 }
 
@@ -243,11 +293,29 @@ impl From<SeatJson> for SeatCounts {
 mod tests {
     use super::*;
 
+    const ALLOCATION: &str = "3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c9d";
+    const USER: &str = "5e0c2a1b-8d3f-4a6e-b7c9-0f1e2d3c4b5a";
+
+    fn allocation(json: serde_json::Value) -> Result<Allocation, String> {
+        let row: AllocationJson = serde_json::from_value(json).map_err(|e| e.to_string())?;
+        row.into_allocation(AccessType::Professional)
+    }
+
+    fn complete() -> serde_json::Value {
+        serde_json::json!({
+            "id": ALLOCATION,
+            "createdDate": "2024-01-01T00:00:00.000Z",
+            "lastUsed": "2024-01-31T19:44:28.951Z",
+            "quarantined": false,
+            "user": {"id": USER, "userId": "jdoe", "userDirectory": "CORP", "name": "J Doe"},
+        })
+    }
+
     #[test]
-    fn sentinels_and_blanks_mean_never() {
+    fn sentinels_mean_never_and_blanks_are_unreadable() {
         assert_eq!(parse_qrs_date("1753-01-01T00:00:00.000Z"), Ok(None));
         assert_eq!(parse_qrs_date("0001-01-01T00:00:00.000Z"), Ok(None));
-        assert_eq!(parse_qrs_date(""), Ok(None));
+        assert_eq!(parse_qrs_date(""), Err(()), "QRS always writes a date");
         assert_eq!(parse_qrs_date("garbage"), Err(()));
         let ts = parse_qrs_date("2024-01-31T19:44:28.951Z").unwrap().unwrap();
         assert_eq!(format_qrs_date(ts), "2024-01-31T19:44:28.951Z");
@@ -256,26 +324,129 @@ mod tests {
     }
 
     #[test]
+    fn guids_are_exactly_guids() {
+        assert!(is_guid(ALLOCATION));
+        assert!(is_guid(&ALLOCATION.to_uppercase()));
+        for bad in [
+            "",
+            "a1",
+            "3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c9z",
+            "3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c9d0",
+            "3f2c7d9e1b4a-4c8e-9f00-2d5e6a7b8c9d0",
+            "{3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c9}",
+            "../../qrs/license/x",
+        ] {
+            assert!(!is_guid(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_complete_allocation_is_read() {
+        let alloc = allocation(complete()).unwrap();
+        assert_eq!(alloc.id, ALLOCATION);
+        assert_eq!(alloc.incomplete, None);
+        assert!(matches!(alloc.last_used, LastUse::At(_)));
+    }
+
+    #[test]
+    fn ids_that_are_not_guids_make_the_answer_nonsense() {
+        for (field, value) in [
+            ("id", "3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c0bz"),
+            ("id", "3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c0"),
+            ("id", ""),
+        ] {
+            let mut json = complete();
+            json[field] = value.into();
+            let err = allocation(json).unwrap_err();
+            assert!(err.contains("not a GUID"), "{err}");
+        }
+        let mut json = complete();
+        json["user"]["id"] = "u1".into();
+        assert!(allocation(json).unwrap_err().contains("not a GUID"));
+        let mut json = complete();
+        json["id"] = 17.into();
+        assert!(allocation(json).is_err(), "a number is no id");
+    }
+
+    #[test]
+    fn missing_or_null_decision_fields_make_the_allocation_unknown() {
+        for (field, expected) in [
+            ("lastUsed", "lastUsed"),
+            ("createdDate", "createdDate"),
+            ("quarantined", "quarantined"),
+        ] {
+            for value in [None, Some(serde_json::Value::Null)] {
+                let mut json = complete();
+                match &value {
+                    None => {
+                        json.as_object_mut().unwrap().remove(field);
+                    }
+                    Some(null) => json[field] = null.clone(),
+                }
+                let alloc = allocation(json).unwrap();
+                assert_eq!(alloc.incomplete, Some(expected), "{field} {value:?}");
+            }
+        }
+        let mut json = complete();
+        json["createdDate"] = "yesterday".into();
+        assert_eq!(allocation(json).unwrap().incomplete, Some("createdDate"));
+        let mut json = complete();
+        json["lastUsed"] = "".into();
+        assert_eq!(
+            allocation(json).unwrap().last_used,
+            LastUse::Unknown(String::new()),
+            "an empty date is not \"never used\""
+        );
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_make_the_answer_nonsense() {
+        let mut json = complete();
+        json["lastUsed"] = 1.into();
+        assert!(allocation(json).is_err());
+        let mut json = complete();
+        json["quarantined"] = "no".into();
+        assert!(allocation(json).is_err());
+        let user = r#"{"id":"5e0c2a1b-8d3f-4a6e-b7c9-0f1e2d3c4b5a","roles":"RootAdmin"}"#;
+        assert!(
+            serde_json::from_str::<UserJson>(user).is_err(),
+            "roles is a list"
+        );
+    }
+
+    #[test]
+    fn a_user_record_without_a_list_is_unknown_not_empty() {
+        let user: UserJson =
+            serde_json::from_str(r#"{"id":"5e0c2a1b-8d3f-4a6e-b7c9-0f1e2d3c4b5a","tags":[]}"#)
+                .unwrap();
+        let details = user.into_details().unwrap();
+        assert_eq!(details.roles, None);
+        assert_eq!(details.custom_properties, None);
+        assert_eq!(details.tags, Some(vec![]));
+        let user: UserJson = serde_json::from_str(r#"{"id":"nope","roles":[]}"#).unwrap();
+        assert!(user.into_details().unwrap_err().contains("not a GUID"));
+    }
+
+    #[test]
     fn allocation_without_user_makes_no_sense_unless_the_user_was_deleted() {
-        let json = r#"{"id":"a1","lastUsed":"2024-01-31T19:44:28.951Z","user":null}"#;
-        let alloc: AllocationJson = serde_json::from_str(json).unwrap();
-        let err = alloc.into_allocation(AccessType::Professional).unwrap_err();
+        let mut json = complete();
+        json["user"] = serde_json::Value::Null;
+        let err = allocation(json.clone()).unwrap_err();
         assert!(err.contains("has no user"), "{err}");
 
-        let json = r#"{"id":"a1","lastUsed":"2024-01-31T19:44:28.951Z","user":null,"quarantined":true,
-            "deletedUserId":"jdoe","deletedUserDirectory":"CORP"}"#;
-        let alloc: AllocationJson = serde_json::from_str(json).unwrap();
-        let alloc = alloc.into_allocation(AccessType::Professional).unwrap();
+        json["quarantined"] = true.into();
+        json["deletedUserId"] = "jdoe".into();
+        json["deletedUserDirectory"] = "CORP".into();
+        let alloc = allocation(json).unwrap();
         assert!(alloc.quarantined, "kept as quarantined, never reclaimed");
         assert_eq!(alloc.user.to_string(), "CORP\\jdoe");
     }
 
     #[test]
     fn unreadable_last_use_is_kept_as_unknown() {
-        let json = r#"{"id":"a1","createdDate":"2024-01-01T00:00:00.000Z","lastUsed":"31/01/2024","quarantined":false,
-            "user":{"id":"u1","userId":"jdoe","userDirectory":"CORP","name":"J Doe"}}"#;
-        let alloc: AllocationJson = serde_json::from_str(json).unwrap();
-        let alloc = alloc.into_allocation(AccessType::Analyzer).unwrap();
+        let mut json = complete();
+        json["lastUsed"] = "31/01/2024".into();
+        let alloc = allocation(json).unwrap();
         assert_eq!(alloc.last_used, LastUse::Unknown("31/01/2024".into()));
         assert_eq!(alloc.user, UserIdentity::new("corp", "JDOE"));
     }

@@ -110,6 +110,29 @@ impl Reply {
         )
     }
 
+    /// The same answer with `field` set (or removed) in every object of its JSON.
+    fn rewritten(self, field: &str, value: Option<&serde_json::Value>) -> Reply {
+        let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&self.body) else {
+            return self;
+        };
+        let path: Vec<&str> = field.split('.').collect();
+        match &mut json {
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    rewrite_field(item, &path, value);
+                }
+            }
+            object => rewrite_field(object, &path, value),
+        }
+        match serde_json::to_vec(&json) {
+            Ok(body) => Reply {
+                body: Bytes::from(body),
+                ..self
+            },
+            Err(_) => self,
+        }
+    }
+
     fn empty(status: StatusCode) -> Reply {
         Reply {
             status,
@@ -347,6 +370,37 @@ async fn handle(
                 )
                 .into_response();
             }
+            Fault::EchoRequest(code) => {
+                let status =
+                    StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                record.status = status.as_u16();
+                shared.record_request(record);
+                let headers: String = parts
+                    .headers
+                    .iter()
+                    .map(|(k, v)| format!("<li>{k}: {}</li>", v.to_str().unwrap_or("?")))
+                    .collect();
+                let page = format!(
+                    "<html><body><h1>{} Error</h1><p>The request https://{}{path}?{raw_query} failed.</p><ul>{headers}</ul></body></html>",
+                    status.as_u16(),
+                    parts
+                        .headers
+                        .get(header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("qlik"),
+                );
+                return Reply::bytes(status, "text/html; charset=utf-8", page.into_bytes())
+                    .into_response();
+            }
+            Fault::Huge {
+                bytes,
+                one_huge_element,
+            } => {
+                record.status = 200;
+                shared.record_request(record);
+                return huge_answer(*bytes, *one_huge_element);
+            }
+            Fault::Rewrite { .. } => {}
             Fault::MalformedJson => {
                 record.status = 200;
                 shared.record_request(record);
@@ -384,10 +438,38 @@ async fn handle(
         Listener::Qps => (qps(&shared, &request), None),
         Listener::Hub => hub(&shared, &request),
     };
+    let reply = match &fault {
+        Some(Fault::Rewrite { field, value }) => reply.rewritten(field, value.as_ref()),
+        _ => reply,
+    };
     record.status = reply.status.as_u16();
     record.user = user;
     shared.record_request(record);
     reply.into_response()
+}
+
+/// A 200 answer of `bytes` bytes of JSON list, produced as it is sent so that the simulator itself stays small.
+fn huge_answer(bytes: u64, one_huge_element: bool) -> Response {
+    const ELEMENT: &[u8] = br#"{"id":"3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c9d","createdDate":"2024-01-01T00:00:00.000Z","lastUsed":"2024-01-02T00:00:00.000Z","quarantined":false,"user":{"id":"5e0c2a1b-8d3f-4a6e-b7c9-0f1e2d3c4b5a","userId":"u","userDirectory":"D","name":"n"}},"#;
+    const CHUNK: usize = 64 * 1024;
+    let filler: Vec<u8> = if one_huge_element {
+        vec![b'x'; CHUNK]
+    } else {
+        ELEMENT.repeat(CHUNK / ELEMENT.len())
+    };
+    let filler = Bytes::from(filler);
+    let head = Bytes::from_static(if one_huge_element { b"[\"" } else { b"[" });
+    let chunks = (bytes / filler.len() as u64).max(1);
+    let body = futures::stream::iter(
+        std::iter::once(head)
+            .chain(std::iter::repeat_n(filler, chunks as usize))
+            .map(Ok::<Bytes, std::io::Error>),
+    );
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(axum::body::Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 struct Incoming<'a> {
@@ -397,6 +479,29 @@ struct Incoming<'a> {
     headers: &'a HeaderMap,
     body: &'a [u8],
     listener: Listener,
+}
+
+fn rewrite_field(object: &mut serde_json::Value, path: &[&str], value: Option<&serde_json::Value>) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut target = object;
+    for parent in parents {
+        match target.get_mut(*parent) {
+            Some(next) => target = next,
+            None => return,
+        }
+    }
+    if let Some(map) = target.as_object_mut() {
+        match value {
+            Some(value) => {
+                map.insert((*last).to_string(), value.clone());
+            }
+            None => {
+                map.remove(*last);
+            }
+        }
+    }
 }
 
 fn segments(path: &str) -> Vec<&str> {

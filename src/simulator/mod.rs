@@ -292,6 +292,18 @@ pub enum Fault {
     MalformedJson,
     /// Wait this long, then answer normally.
     Delay(Duration),
+    /// Answer with this status and an HTML error page that repeats the request: its URL with the query (and so
+    /// the xrfkey) and its headers (the session cookie among them), as proxies and Qlik's own pages do.
+    EchoRequest(u16),
+    /// Answer normally, then rewrite the JSON: in every object of the answer (each element of a list, or the
+    /// object itself) set `field` (a dotted path such as `user.id`) to `value`, or remove it when `None`.
+    Rewrite {
+        field: String,
+        value: Option<serde_json::Value>,
+    },
+    /// Answer 200 with a JSON list of this many bytes, streamed: copies of a well-formed allocation, then one
+    /// string that fills the rest when `one_huge_element` is set.
+    Huge { bytes: u64, one_huge_element: bool },
 }
 
 /// Why the simulator could not start.

@@ -5,3 +5,4 @@ mod cli;
 mod client;
 mod crd;
 mod support;
+mod trust;

@@ -1,0 +1,195 @@
+//! The two promises against a broken or hostile site: no seat taken on an answer that makes no sense, and no
+//! secret repeated whatever Qlik sends back.
+
+use qlik_license_reclaimer::credentials::Credentials;
+use qlik_license_reclaimer::policy::RunResult;
+use qlik_license_reclaimer::run::Outcome;
+use qlik_license_reclaimer::simulator::{Fault, FaultRule};
+
+use crate::support::*;
+
+const XRFKEY: &str = "SeCrEtXrFkEy0123";
+
+fn credentials_with_xrfkey(sim: &qlik_license_reclaimer::simulator::Simulator) -> Credentials {
+    let mut entries = credential_entries(sim);
+    entries.insert("xrfkey".into(), XRFKEY.as_bytes().to_vec());
+    Credentials::from_entries(&entries).expect("valid")
+}
+
+/// No DELETE reached QRS (ending a proxy session is a DELETE on QPS, not a deallocation).
+fn no_deletes(sim: &qlik_license_reclaimer::simulator::Simulator) -> bool {
+    sim.requests()
+        .iter()
+        .all(|r| r.method != "DELETE" || !r.path.contains("/qrs/"))
+}
+
+/// Any 36-character GUID in `text` (a session id would be one).
+fn guids(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .windows(36)
+        .map(|w| w.iter().collect::<String>())
+        .filter(|w| {
+            w.char_indices().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_hexdigit(),
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_error_page_that_echoes_the_request_never_repeats_the_xrfkey() {
+    let sim = known_site().await;
+    sim.inject(
+        FaultRule::always(Fault::EchoRequest(500))
+            .method("GET")
+            .path_contains("/full"),
+    );
+    let report = run_policy(&sim, &policy(&sim), &credentials_with_xrfkey(&sim)).await;
+    assert_eq!(report.result, RunResult::Failed);
+    assert!(report.message.contains("500"), "{}", report.message);
+    let echoed = sim.requests().iter().any(|r| r.fault.is_some());
+    assert!(echoed, "the echoing page was served");
+    for text in [report.message.as_str(), &format!("{report:?}")] {
+        assert!(!text.contains(XRFKEY), "{text}");
+        assert!(
+            !text.to_lowercase().contains(&XRFKEY.to_lowercase()),
+            "{text}"
+        );
+    }
+    assert!(report.message.contains("[redacted]"), "{}", report.message);
+    assert!(no_deletes(&sim));
+}
+
+#[tokio::test]
+async fn an_error_page_that_echoes_the_session_cookie_never_repeats_it() {
+    let sim = known_site_behind_proxy("ops").await;
+    sim.inject(
+        FaultRule::always(Fault::EchoRequest(502))
+            .method("GET")
+            .path_contains("/qrs/"),
+    );
+    let report = run_policy(
+        &sim,
+        &proxy_policy(&sim, "ops"),
+        &credentials_with_xrfkey(&sim),
+    )
+    .await;
+    assert_eq!(report.result, RunResult::Failed);
+    assert!(!report.message.contains(XRFKEY), "{}", report.message);
+    assert!(
+        guids(&report.message).is_empty(),
+        "a session id in {}",
+        report.message
+    );
+    assert!(no_deletes(&sim));
+}
+
+#[tokio::test]
+async fn an_allocation_id_that_is_no_guid_fails_the_run_before_any_delete() {
+    for bad in [
+        "3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c0bz",
+        "../professionalaccesstype",
+        "",
+    ] {
+        let sim = known_site().await;
+        sim.inject(
+            FaultRule::always(Fault::Rewrite {
+                field: "id".into(),
+                value: Some(bad.into()),
+            })
+            .method("GET")
+            .path_contains("professionalaccesstype/full"),
+        );
+        let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+        assert_eq!(report.result, RunResult::Failed, "{bad}");
+        assert!(report.message.contains("not a GUID"), "{}", report.message);
+        assert!(no_deletes(&sim), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_user_record_without_roles_keeps_the_role_protected_seat() {
+    let sim = known_site().await;
+    sim.inject(
+        FaultRule::always(Fault::Rewrite {
+            field: "roles".into(),
+            value: None,
+        })
+        .path_contains("/qrs/user/full"),
+    );
+    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
+    let heidi = report
+        .decisions
+        .iter()
+        .find(|e| e.user == "CORP\\heidi")
+        .expect("heidi decided");
+    assert_eq!(heidi.outcome, Outcome::Kept);
+    assert_eq!(heidi.reason_code, "unknown-data", "{}", heidi.reason);
+    assert!(
+        sim.deletions().iter().all(|d| d.user_id != "heidi"),
+        "the RootAdmin kept the seat"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_or_null_last_use_is_unknown_not_never() {
+    for value in [None, Some(serde_json::Value::Null)] {
+        let sim = known_site().await;
+        sim.inject(
+            FaultRule::always(Fault::Rewrite {
+                field: "lastUsed".into(),
+                value: value.clone(),
+            })
+            .path_contains("accesstype/full"),
+        );
+        let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+        assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
+        assert_eq!(report.totals.reclaimed, 0, "{value:?}");
+        assert!(no_deletes(&sim), "{value:?}");
+        assert!(
+            report
+                .decisions
+                .iter()
+                .filter(|e| e.reason_code == "unknown-data")
+                .count()
+                >= 2,
+            "alice and carol are unknown, not reclaimed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_huge_answer_fails_clearly_and_deletes_nothing() {
+    let sim = known_site().await;
+    // Rows well beyond what the site counts: refused as soon as the count is passed.
+    sim.inject(
+        FaultRule::always(Fault::Huge {
+            bytes: 64 * 1024 * 1024,
+            one_huge_element: false,
+        })
+        .method("GET")
+        .path_contains("professionalaccesstype/full"),
+    );
+    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Failed);
+    assert!(report.message.contains("more than"), "{}", report.message);
+    assert!(no_deletes(&sim));
+
+    // One element the size of the answer.
+    let sim = known_site().await;
+    sim.inject(
+        FaultRule::always(Fault::Huge {
+            bytes: 16 * 1024 * 1024,
+            one_huge_element: true,
+        })
+        .method("GET")
+        .path_contains("professionalaccesstype/full"),
+    );
+    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Failed);
+    assert!(report.message.contains("larger than"), "{}", report.message);
+    assert!(no_deletes(&sim));
+}
