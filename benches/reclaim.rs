@@ -1011,6 +1011,7 @@ async fn product_run(options: &Options) -> Result<RunMeasure, BoxError> {
             observer: None,
             stop: None,
             retry: None,
+            permissions: Default::default(),
         },
     )
     .await?;

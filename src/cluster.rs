@@ -13,8 +13,11 @@ use tokio::sync::watch;
 
 use crate::credentials::{Credentials, CredentialsError};
 use crate::metrics::Metrics;
+use crate::plan::Rules;
+use crate::policy::{InvalidPolicy, last_applied_unknown_field};
 use crate::policy::{LicenseCleanupPolicy, LicenseCleanupPolicyStatus, RunResult};
-use crate::run::{self, InvalidInput, RunContext, RunReport};
+use crate::qrs::Connection;
+use crate::run::{self, InvalidInput, Permissions, RunContext, RunReport};
 use crate::schedule::Schedule;
 use crate::status::{self, ConditionUpdate, READY, RUNNING};
 
@@ -57,6 +60,19 @@ impl StartError {
             StartError::SecretInvalid { .. } => "SecretInvalid",
         }
     }
+}
+
+/// A policy resource checked as the program checks a manifest file: the spec, what the operator allows, and
+/// the fields `kubectl apply` recorded but the API server dropped (a misspelt `exclude` would otherwise go
+/// unnoticed: the API server prunes unknown fields and only warns).
+pub fn validate(
+    policy: &LicenseCleanupPolicy,
+    permissions: &Permissions,
+) -> Result<(Rules, Connection), InvalidPolicy> {
+    if let Some(unknown) = last_applied_unknown_field(policy) {
+        return Err(unknown);
+    }
+    run::validate(&policy.spec, permissions)
 }
 
 /// Read and parse the policy's credentials Secret (at every run, so a rotated certificate is used at once).
@@ -222,6 +238,7 @@ pub struct PolicyRun<'a> {
     pub force_dry_run: bool,
     pub stop: Option<watch::Receiver<bool>>,
     pub trigger: Trigger,
+    pub permissions: Permissions,
 }
 
 /// How a policy run ended.
@@ -363,6 +380,9 @@ pub async fn run_policy(
         error
     };
 
+    if let Err(invalid) = validate(&policy, &ctx.permissions) {
+        return Err(start_failed(StartError::InvalidPolicy(invalid.to_string())).await);
+    }
     let credentials = match load_credentials(
         ctx.client,
         namespace,
@@ -384,6 +404,7 @@ pub async fn run_policy(
             observer: ctx.metrics.map(|m| m.qrs_observer(namespace, name)),
             stop: ctx.stop.clone(),
             retry: None,
+            permissions: ctx.permissions,
         },
     )
     .await;

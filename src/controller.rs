@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::cluster::{self, PolicyRun, PolicyRunOutcome, Trigger};
 use crate::metrics::Metrics;
 use crate::policy::{LicenseCleanupPolicy, RUN_NOW_ANNOTATION};
-use crate::run;
+use crate::run::Permissions;
 use crate::schedule::Schedule;
 use crate::status::{self, ConditionUpdate, READY};
 
@@ -41,6 +41,8 @@ pub struct ControllerOptions {
     pub identity: String,
     /// Seconds a Lease is valid without renewal.
     pub lease_duration_seconds: u64,
+    /// What policies may do (`--allow-insecure-skip-verify`).
+    pub permissions: Permissions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,7 @@ pub struct Context {
     stop: watch::Receiver<bool>,
     /// The controllers' caches of policies, to tell which ones were deleted.
     stores: Vec<Store<LicenseCleanupPolicy>>,
+    permissions: Permissions,
 }
 
 impl Context {
@@ -178,7 +181,7 @@ async fn reconcile(
 
     // A policy the API server accepted can still be wrong in ways CEL cannot see (a cron field out of range,
     // an unknown time zone): say so on the status and wait for a change.
-    let schedule = match run::validate(&policy.spec).and_then(|(rules, _)| {
+    let schedule = match cluster::validate(&policy, &ctx.permissions).and_then(|(rules, _)| {
         Schedule::parse(&policy.spec.schedule, &policy.spec.time_zone).map(|s| (s, rules))
     }) {
         Ok((schedule, rules)) => {
@@ -276,6 +279,7 @@ async fn reconcile(
                         force_dry_run: false,
                         stop: Some(task_ctx.stop.clone()),
                         trigger,
+                        permissions: task_ctx.permissions,
                     },
                 )
                 .await;
@@ -560,6 +564,7 @@ pub async fn run(client: Client, options: ControllerOptions) -> Result<(), Contr
         missed_reported: Mutex::new(HashSet::new()),
         stop: stop_rx.clone(),
         stores: controllers.iter().map(Controller::store).collect(),
+        permissions: options.permissions,
     });
     let controllers = controllers.into_iter().map(|controller| {
         controller
@@ -701,6 +706,7 @@ mod api_tests {
             missed_reported: Mutex::new(HashSet::new()),
             stop,
             stores: Vec::new(),
+            permissions: Permissions::default(),
         })
     }
 

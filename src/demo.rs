@@ -100,6 +100,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
             observer: None,
             stop: None,
             retry: None,
+            permissions: Default::default(),
         },
     )
     .await

@@ -7,9 +7,9 @@ use kube::CustomResourceExt;
 use qlik_license_reclaimer::cluster;
 use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::demo::{self, DemoOptions};
-use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, RunResult};
+use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, RunResult, check_known_fields};
 use qlik_license_reclaimer::report::{self, Format};
-use qlik_license_reclaimer::run::{self, RunContext};
+use qlik_license_reclaimer::run::{self, Permissions, RunContext};
 use qlik_license_reclaimer::simulator::{ProxyConfig, Simulator, SimulatorConfig};
 
 /// Exit codes of `run` (DESIGN.md section 4).
@@ -71,6 +71,9 @@ struct ControllerArgs {
     /// Seconds the Lease is valid without renewal; a standby takes over within this time.
     #[arg(long, default_value_t = 15)]
     lease_duration_seconds: u64,
+    /// Let policies set site.tls.insecureSkipVerify (otherwise such a policy is not Ready and nothing is sent).
+    #[arg(long, env = "ALLOW_INSECURE_SKIP_VERIFY")]
+    allow_insecure_skip_verify: bool,
 }
 
 #[derive(clap::Args)]
@@ -95,6 +98,9 @@ struct RunArgs {
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// Let the policy set site.tls.insecureSkipVerify (otherwise such a policy is invalid and nothing is sent).
+    #[arg(long, env = "ALLOW_INSECURE_SKIP_VERIFY")]
+    allow_insecure_skip_verify: bool,
 }
 
 #[derive(clap::Args)]
@@ -244,6 +250,9 @@ async fn run_file(args: RunArgs) -> ExitCode {
         observer: None,
         stop: None,
         retry: None,
+        permissions: Permissions {
+            allow_insecure_skip_verify: args.allow_insecure_skip_verify,
+        },
     };
     match run::execute(&policy.spec, ctx).await {
         Ok(report) => {
@@ -273,6 +282,8 @@ fn parse_policy(text: &str) -> Result<LicenseCleanupPolicy, String> {
             "expected apiVersion licensing.reclaimer.dev/v1alpha1 and kind LicenseCleanupPolicy, found {api_version:?} and {kind:?}"
         ));
     }
+    let json = serde_json::to_value(&value).map_err(|e| e.to_string())?;
+    check_known_fields(&json).map_err(|e| e.to_string())?;
     serde_yaml::from_value(value).map_err(|e| e.to_string())
 }
 
@@ -376,6 +387,9 @@ async fn run_ref(args: RunArgs) -> ExitCode {
             force_dry_run: args.dry_run,
             stop: Some(stop_rx),
             trigger: cluster::Trigger::Manual,
+            permissions: Permissions {
+                allow_insecure_skip_verify: args.allow_insecure_skip_verify,
+            },
         },
     )
     .await;
@@ -414,6 +428,9 @@ async fn controller(args: ControllerArgs) -> ExitCode {
         lease_namespace: args.lease_namespace,
         identity,
         lease_duration_seconds: args.lease_duration_seconds,
+        permissions: Permissions {
+            allow_insecure_skip_verify: args.allow_insecure_skip_verify,
+        },
     };
     match qlik_license_reclaimer::controller::run(client, options).await {
         Ok(()) => ExitCode::SUCCESS,

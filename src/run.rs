@@ -29,13 +29,36 @@ pub struct RunContext<'a> {
     pub stop: Option<watch::Receiver<bool>>,
     /// Overrides the default retry policy (tests use short delays).
     pub retry: Option<RetryPolicy>,
+    /// What the operator allows policies to do.
+    pub permissions: Permissions,
+}
+
+/// What the operator, not the policy's author, decides. A policy is written by whoever may edit it in its
+/// namespace; the operator's identity (its QPS session, its network position) is not theirs to lend out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Permissions {
+    /// `site.tls.insecureSkipVerify` takes effect only when the operator was started with
+    /// `--allow-insecure-skip-verify`; otherwise such a policy is invalid and nothing is sent.
+    pub allow_insecure_skip_verify: bool,
 }
 
 /// Check a policy completely before anything touches the network.
-pub fn validate(spec: &LicenseCleanupPolicySpec) -> Result<(Rules, Connection), InvalidPolicy> {
+pub fn validate(
+    spec: &LicenseCleanupPolicySpec,
+    permissions: &Permissions,
+) -> Result<(Rules, Connection), InvalidPolicy> {
     Schedule::parse(&spec.schedule, &spec.time_zone)?;
     let rules = Rules::from_spec(spec)?;
     validate_site(spec)?;
+    if spec.site.tls.insecure_skip_verify && !permissions.allow_insecure_skip_verify {
+        return Err(InvalidPolicy::new(
+            "spec.site.tls.insecureSkipVerify",
+            "is not allowed by this operator: without verification the client certificate's session could be \
+             sent to anyone on the network path. Add Qlik's root.pem to the Secret (and tls.serverName if the \
+             certificate names another host), or start the operator with --allow-insecure-skip-verify (chart \
+             value allowInsecureSkipVerify)",
+        ));
+    }
     let connection = Connection::from_site(&spec.site)
         .map_err(|problem| InvalidPolicy::new("spec.site", problem))?;
     Ok((rules, connection))
@@ -54,6 +77,23 @@ fn validate_site(spec: &LicenseCleanupPolicySpec) -> Result<(), InvalidPolicy> {
         }
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(InvalidPolicy::new(field, format!("{url:?} has no host")));
+        }
+        // An origin and nothing else: a path, query or credentials would send the xrfkey, the certificate's
+        // identity and every request somewhere the site's administrator did not choose.
+        let origin_only = parsed.username().is_empty()
+            && parsed.password().is_none()
+            && parsed.path() == "/"
+            && parsed.query().is_none()
+            && parsed.fragment().is_none()
+            && !url.trim_end_matches('/').ends_with('?')
+            && !url.trim_end_matches('/').ends_with('#');
+        if !origin_only {
+            return Err(InvalidPolicy::new(
+                field,
+                format!(
+                    "{url:?} must be an origin, https://HOST[:PORT] with no path, query or user (the product adds the Qlik paths itself)"
+                ),
+            ));
         }
         Ok(())
     };
@@ -220,7 +260,7 @@ pub async fn execute(
     spec: &LicenseCleanupPolicySpec,
     ctx: RunContext<'_>,
 ) -> Result<RunReport, InvalidInput> {
-    let (rules, mut connection) = validate(spec)?;
+    let (rules, mut connection) = validate(spec, &ctx.permissions)?;
     if let Some(retry) = &ctx.retry {
         connection.retry = retry.clone();
     }

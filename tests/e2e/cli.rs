@@ -191,6 +191,42 @@ async fn invalid_input_exits_2_before_any_request() {
             "kind",
         ),
         ("spec: [unclosed".to_string(), "invalid policy"),
+        // A typo must not drop a promise: the exclusions would silently be gone.
+        (
+            good.replace("  exclude:", "  exlcude:"),
+            "spec.exlcude: unknown field \"exlcude\"; did you mean \"exclude\"?",
+        ),
+        (
+            good.replace("    tags:", "    tag:"),
+            "spec.exclude.tag: unknown field \"tag\"; did you mean \"tags\"?",
+        ),
+        (
+            good.replace("  dryRun: false", "  dryrun: false"),
+            "did you mean \"dryRun\"?",
+        ),
+        // Policy URLs are origins: a path or query would send requests (and the xrfkey) elsewhere.
+        (
+            good.replace(
+                &sim.repository_url(),
+                &format!("{}/evil?x=1", sim.repository_url()),
+            ),
+            "spec.site.repositoryUrl",
+        ),
+        (
+            good.replace(
+                &sim.repository_url(),
+                &format!(
+                    "https://user@{}",
+                    sim.repository_url().trim_start_matches("https://")
+                ),
+            ),
+            "must be an origin",
+        ),
+        // Skipping verification is the operator's decision, not the policy author's.
+        (
+            good.replace("insecureSkipVerify: false", "insecureSkipVerify: true"),
+            "spec.site.tls.insecureSkipVerify: is not allowed",
+        ),
     ];
     for (yaml, expected) in cases {
         assert_ne!(yaml, good, "the case must change the policy ({expected})");
@@ -202,6 +238,29 @@ async fn invalid_input_exits_2_before_any_request() {
             "expected {expected:?} in: {}",
             out.stderr
         );
+    }
+
+    // A key whose line breaks were lost is diagnosed, and not one 16-character run of it is repeated.
+    let files = Files::new(&sim, &good);
+    let key_path = Path::new(&files.path("creds")).join("client_key.pem");
+    let key = std::fs::read_to_string(&key_path).unwrap();
+    std::fs::write(&key_path, key.replace('\n', "")).unwrap();
+    let out = reclaimer(files.args(&[])).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("lost its line breaks"),
+        "{}",
+        out.stderr
+    );
+    let body: Vec<char> = key
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<String>()
+        .chars()
+        .collect();
+    for run in body.windows(16) {
+        let run: String = run.iter().collect();
+        assert!(!out.stderr.contains(&run), "the key leaked: {}", out.stderr);
     }
 
     // Broken credentials name the file.

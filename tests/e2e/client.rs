@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use qlik_license_reclaimer::credentials::{self, Credentials};
 use qlik_license_reclaimer::policy::RunResult;
 use qlik_license_reclaimer::qrs::USER_BATCH;
-use qlik_license_reclaimer::run::Outcome;
+use qlik_license_reclaimer::run::{self, Outcome, Permissions, RunContext};
 use qlik_license_reclaimer::simulator::{Fault, FaultRule, KeyFormat, Listener, SimAccessType};
 
 use crate::support::*;
@@ -159,9 +159,39 @@ async fn the_server_name_must_match_unless_configured() {
         report.message
     );
 
+    // Skipping verification is refused unless the operator allows it, before any request.
     spec.site.tls.insecure_skip_verify = true;
     spec.dry_run = true;
-    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    sim.clear_records();
+    let run = |allow: bool| {
+        let creds = credentials(&sim);
+        let spec = spec.clone();
+        let now = sim.now();
+        async move {
+            run::execute(
+                &spec,
+                RunContext {
+                    credentials: &creds,
+                    force_dry_run: false,
+                    now,
+                    observer: None,
+                    stop: None,
+                    retry: Some(fast_retries()),
+                    permissions: Permissions {
+                        allow_insecure_skip_verify: allow,
+                    },
+                },
+            )
+            .await
+        }
+    };
+    let refused = run(false).await.expect_err("not allowed");
+    assert!(
+        refused.to_string().contains("insecureSkipVerify"),
+        "{refused}"
+    );
+    assert!(sim.requests().is_empty(), "nothing was sent");
+    let report = run(true).await.expect("allowed");
     assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
 }
 

@@ -227,6 +227,7 @@ pub async fn run_policy(
             observer: None,
             stop: None,
             retry: Some(fast_retries()),
+            permissions: Default::default(),
         },
     )
     .await
