@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
@@ -73,6 +73,77 @@ pub fn validate(
         return Err(unknown);
     }
     run::validate(&policy.spec, permissions)
+}
+
+/// How often a run re-reads its policy while it may delete.
+const POLICY_RECHECK: Duration = Duration::from_secs(2);
+/// Failed re-reads in a row after which a run stops deleting: a policy it cannot see may have changed.
+const POLICY_RECHECK_FAILURES: u32 = 3;
+
+/// A stop for one run: `Some(why)` on shutdown, or when the policy, re-read every [`POLICY_RECHECK`], was deleted,
+/// suspended, switched to dry run or edited (a new generation) since the run started. Abort the task when done.
+fn watch_for_stop(
+    api: Api<LicenseCleanupPolicy>,
+    name: String,
+    generation: Option<i64>,
+    mut shutdown: Option<watch::Receiver<bool>>,
+) -> (
+    watch::Receiver<run::StopReason>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = watch::channel(None);
+    let task = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(POLICY_RECHECK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failures = 0;
+        loop {
+            let shut_down = async {
+                match shutdown.as_mut() {
+                    Some(rx) => rx.wait_for(|stop| *stop).await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            let reason = tokio::select! {
+                signalled = shut_down => {
+                    if !signalled {
+                        // The sender is gone without a stop: nobody can ask for one any more.
+                        shutdown = None;
+                        continue;
+                    }
+                    Some("shutdown: SIGTERM or SIGINT".to_string())
+                }
+                _ = ticker.tick() => match api.get_opt(&name).await {
+                    Ok(None) => Some("the policy was deleted".to_string()),
+                    Ok(Some(p)) if p.metadata.deletion_timestamp.is_some() => {
+                        Some("the policy is being deleted".to_string())
+                    }
+                    Ok(Some(p)) if p.spec.suspend => Some("the policy was suspended".to_string()),
+                    Ok(Some(p)) if p.spec.dry_run => {
+                        Some("the policy was switched to dry run".to_string())
+                    }
+                    Ok(Some(p)) if p.metadata.generation != generation => Some(
+                        "the policy was changed since the run started; the next run follows the new spec".to_string(),
+                    ),
+                    Ok(Some(_)) => {
+                        failures = 0;
+                        None
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(policy = %name, error = %e, failures, "could not re-read the policy during a run");
+                        (failures >= POLICY_RECHECK_FAILURES)
+                            .then(|| "the policy could not be read again during the run".to_string())
+                    }
+                },
+            };
+            if let Some(reason) = reason {
+                tracing::warn!(policy = %name, "{reason}: no further seat is deallocated in this run");
+                let _ = tx.send(Some(reason));
+                return;
+            }
+        }
+    });
+    (rx, task)
 }
 
 /// Read and parse the policy's credentials Secret (at every run, so a rotated certificate is used at once).
@@ -247,6 +318,8 @@ pub enum PolicyRunOutcome {
     Ran(Box<RunReport>),
     /// Someone already answered this trigger; nothing was done.
     AlreadyAnswered,
+    /// The policy is suspended (`spec.suspend`); nothing was done.
+    Suspended,
 }
 
 /// Read-modify-write of the status from the resource as it is now, with the resourceVersion as a
@@ -301,9 +374,12 @@ pub async fn run_policy(
     let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), namespace);
     let started = jiff::Timestamp::now();
     let mut answered = false;
+    let mut suspended = false;
     let marked = update_status(&api, name, |policy, status| {
         answered = ctx.trigger.already_answered(status);
-        if answered {
+        // Read fresh: a suspend wins over any trigger, `run --policy-ref` (a CronJob) included.
+        suspended = policy.spec.suspend;
+        if answered || suspended {
             return;
         }
         status.last_schedule_time = Some(time(match &ctx.trigger {
@@ -336,6 +412,9 @@ pub async fn run_policy(
     };
     if answered {
         return Ok(PolicyRunOutcome::AlreadyAnswered);
+    }
+    if suspended {
+        return Ok(PolicyRunOutcome::Suspended);
     }
     let spec = &policy.spec;
     let schedule = Schedule::parse(&spec.schedule, &spec.time_zone).ok();
@@ -394,6 +473,12 @@ pub async fn run_policy(
         Err(error) => return Err(start_failed(error).await),
     };
 
+    let (stop, watching) = watch_for_stop(
+        api.clone(),
+        name.to_string(),
+        policy.metadata.generation,
+        ctx.stop.clone(),
+    );
     let clock = Instant::now();
     let outcome = run::execute(
         spec,
@@ -402,12 +487,13 @@ pub async fn run_policy(
             force_dry_run: ctx.force_dry_run,
             now: jiff::Timestamp::now(),
             observer: ctx.metrics.map(|m| m.qrs_observer(namespace, name)),
-            stop: ctx.stop.clone(),
+            stop: Some(stop),
             retry: None,
             permissions: ctx.permissions,
         },
     )
     .await;
+    watching.abort();
     let report = match outcome {
         Ok(report) => report,
         Err(InvalidInput::Policy(e)) => {

@@ -285,6 +285,9 @@ async fn reconcile(
                 .await;
                 match result {
                     Ok(PolicyRunOutcome::Ran(_)) => {}
+                    Ok(PolicyRunOutcome::Suspended) => {
+                        tracing::info!(policy = %task_name, "suspended; not running");
+                    }
                     Ok(PolicyRunOutcome::AlreadyAnswered) => {
                         tracing::debug!(policy = %task_name, "trigger already answered; not running again");
                     }
@@ -427,8 +430,9 @@ async fn serve_metrics(
     }))
 }
 
-/// Resolves when SIGTERM or SIGINT arrives.
-async fn termination() {
+/// Resolves when SIGTERM or SIGINT arrives. Every mode stops the same way on either: the controller, and
+/// `run` (a CronJob's pod is sent SIGTERM when its deadline passes or it is deleted).
+pub async fn termination() {
     #[cfg(unix)]
     {
         let mut term =

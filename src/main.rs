@@ -234,6 +234,13 @@ async fn run_file(args: RunArgs) -> ExitCode {
             ));
         }
     };
+    if policy.spec.suspend {
+        eprintln!(
+            "the policy {} is suspended (spec.suspend): nothing was done",
+            policy_path.display()
+        );
+        return ExitCode::SUCCESS;
+    }
     let credentials = match Credentials::from_dir(credentials_dir) {
         Ok(c) => c,
         Err(e) => {
@@ -243,12 +250,17 @@ async fn run_file(args: RunArgs) -> ExitCode {
             ));
         }
     };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
+    tokio::spawn(async move {
+        qlik_license_reclaimer::controller::termination().await;
+        let _ = stop_tx.send(Some("shutdown: SIGTERM or SIGINT".to_string()));
+    });
     let ctx = RunContext {
         credentials: &credentials,
         force_dry_run: args.dry_run,
         now: jiff::Timestamp::now(),
         observer: None,
-        stop: None,
+        stop: Some(stop_rx),
         retry: None,
         permissions: Permissions {
             allow_insecure_skip_verify: args.allow_insecure_skip_verify,
@@ -370,11 +382,12 @@ async fn run_ref(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     }
+    // SIGTERM (a Job past its deadline, or deleted) and SIGINT alike: no new deletions, in-flight ones finish,
+    // the status records what was done.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop_tx.send(true);
-        }
+        qlik_license_reclaimer::controller::termination().await;
+        let _ = stop_tx.send(true);
     });
     let recorder = cluster::recorder(&client);
     let outcome = cluster::run_policy(
@@ -399,6 +412,12 @@ async fn run_ref(args: RunArgs) -> ExitCode {
             exit_code(report.result)
         }
         Ok(cluster::PolicyRunOutcome::AlreadyAnswered) => ExitCode::SUCCESS,
+        Ok(cluster::PolicyRunOutcome::Suspended) => {
+            eprintln!(
+                "LicenseCleanupPolicy {namespace}/{name} is suspended (spec.suspend): nothing was done"
+            );
+            ExitCode::SUCCESS
+        }
         Err(cluster::StartError::Api(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(EXIT_FAILED)

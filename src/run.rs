@@ -2,7 +2,7 @@
 //!
 //! The CLI's `run`, `demo`, the controller and `run --policy-ref` all call [`execute`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -25,8 +25,9 @@ pub struct RunContext<'a> {
     pub force_dry_run: bool,
     pub now: Timestamp,
     pub observer: Option<Arc<dyn RequestObserver>>,
-    /// Becomes `true` on shutdown: no new deallocation starts, the ones in flight finish.
-    pub stop: Option<watch::Receiver<bool>>,
+    /// Becomes `Some(why)` on shutdown or when the policy changed under the run (switched to dry run,
+    /// suspended, deleted, edited): no new deallocation starts, the ones in flight finish.
+    pub stop: Option<watch::Receiver<StopReason>>,
     /// Overrides the default retry policy (tests use short delays).
     pub retry: Option<RetryPolicy>,
     /// What the operator allows policies to do.
@@ -143,6 +144,9 @@ fn validate_site(spec: &LicenseCleanupPolicySpec) -> Result<(), InvalidPolicy> {
     Ok(())
 }
 
+/// Why a run must start no more deallocations; `None` while it may go on.
+pub type StopReason = Option<String>;
+
 /// What happened to one allocation in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -157,6 +161,8 @@ pub enum Outcome {
     Failed,
     /// A candidate not deallocated: over the per-run cap, a tripped breaker, or shutdown.
     Deferred,
+    /// Read again just before its deletion, the seat had been used since the run read the site: kept.
+    UsedSinceRead,
     /// Not a candidate.
     Kept,
 }
@@ -169,6 +175,7 @@ impl Outcome {
             Outcome::AlreadyGone => "already-gone",
             Outcome::Failed => "failed",
             Outcome::Deferred => "deferred",
+            Outcome::UsedSinceRead => "used-since-read",
             Outcome::Kept => "kept",
         }
     }
@@ -370,7 +377,7 @@ async fn run_with_client(
         })
         .collect();
 
-    let mut stopped = false;
+    let mut stopped = None;
     if !dry_run && !plan.is_aborted() {
         stopped = deallocate_all(
             client,
@@ -386,63 +393,155 @@ async fn run_with_client(
     Ok(report)
 }
 
-/// Deallocate the plan's reclaims with bounded concurrency. Returns whether a stop signal cut it short.
+/// Deallocations re-checked with one request: the size of a QRS `id eq ... or ...` filter that stays well under
+/// URL length limits.
+const RECHECK_BATCH: usize = crate::qrs::USER_BATCH;
+
+/// Deallocate the plan's reclaims with bounded concurrency, longest idle first, in batches of one access type.
+/// Just before each batch, its seats are read again (one request for up to [`RECHECK_BATCH`]): a seat used since
+/// the run read the site (its `lastUsed` moved) is kept. Returns why a stop cut the run short, if one did.
 async fn deallocate_all(
     client: &QrsClient,
     plan: &Plan,
     concurrency: u32,
-    stop: Option<watch::Receiver<bool>>,
+    stop: Option<watch::Receiver<StopReason>>,
     outcomes: &mut [(Outcome, Option<String>)],
-) -> bool {
-    let stop_requested = || stop.as_ref().is_some_and(|rx| *rx.borrow());
-    let reclaim_indexes: Vec<usize> = plan
+) -> StopReason {
+    let stop_reason = || stop.as_ref().and_then(|rx| rx.borrow().clone());
+    let reclaims: Vec<usize> = plan
         .decisions
         .iter()
         .enumerate()
         .filter(|(_, d)| d.action == Action::Reclaim)
         .map(|(i, _)| i)
         .collect();
-    let mut stopped = false;
-    let results: Vec<(usize, Result<Deallocation, QrsError>)> = {
-        let stream = futures::stream::iter(reclaim_indexes)
-            // Checked as each deallocation is about to start, so a shutdown lets the ones in flight finish.
-            .take_while(|_| {
-                let go = !stop_requested();
-                stopped |= !go;
-                futures::future::ready(go)
-            })
-            .map(|i| {
-                let allocation = &plan.decisions[i].allocation;
-                async move {
-                    (
-                        i,
-                        client
-                            .deallocate(allocation.access_type, &allocation.id)
-                            .await,
-                    )
-                }
-            })
-            .buffer_unordered(concurrency.clamp(1, 32) as usize);
-        stream.collect().await
-    };
-    for (i, result) in results {
-        let allocation = &plan.decisions[i].allocation;
-        outcomes[i] = match result {
-            Ok(Deallocation::Done) => {
-                tracing::info!(user = %allocation.user, access_type = %allocation.access_type, allocation = %allocation.id, "deallocated");
-                (Outcome::Reclaimed, None)
-            }
-            Ok(Deallocation::AlreadyGone) => {
-                tracing::info!(user = %allocation.user, access_type = %allocation.access_type, allocation = %allocation.id, "already deallocated");
-                (Outcome::AlreadyGone, None)
-            }
+    for batch in batches_by_type(plan, &reclaims) {
+        if let Some(reason) = stop_reason() {
+            return Some(reason);
+        }
+        let access_type = plan.decisions[batch[0]].allocation.access_type;
+        let ids: Vec<&str> = batch
+            .iter()
+            .map(|&i| plan.decisions[i].allocation.id.as_str())
+            .collect();
+        let fresh = match client.allocations_by_id(access_type, &ids).await {
+            Ok(fresh) => fresh,
             Err(e) => {
-                tracing::warn!(user = %allocation.user, access_type = %allocation.access_type, allocation = %allocation.id, error = %e, "deallocation failed");
-                (Outcome::Failed, Some(e.to_string()))
+                tracing::warn!(access_type = %access_type, error = %e, "could not read the seats again before deleting; not deleting them");
+                for &i in &batch {
+                    outcomes[i] = (
+                        Outcome::Failed,
+                        Some(format!(
+                            "not deleted: the seat could not be read again just before ({e})"
+                        )),
+                    );
+                }
+                continue;
             }
         };
+        let fresh: HashMap<String, Allocation> = fresh
+            .into_iter()
+            .map(|a| (a.id.to_ascii_lowercase(), a))
+            .collect();
+        let mut to_delete = Vec::with_capacity(batch.len());
+        for &i in &batch {
+            let read = &plan.decisions[i].allocation;
+            match fresh.get(&read.id.to_ascii_lowercase()) {
+                None => {
+                    // Gone since the read: someone (or something) deallocated it; nothing to delete.
+                    tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "already deallocated");
+                    outcomes[i] = (Outcome::AlreadyGone, None);
+                }
+                Some(now) if unchanged(read, now) => to_delete.push(i),
+                Some(_) => {
+                    tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "used since the run read the site; kept");
+                    outcomes[i] = (Outcome::UsedSinceRead, None);
+                }
+            }
+        }
+        let mut stopped = None;
+        let results: Vec<(usize, Result<Deallocation, QrsError>)> = {
+            let stream = futures::stream::iter(to_delete)
+                // Checked as each deallocation is about to start, so a stop lets the ones in flight finish.
+                .take_while(|_| {
+                    let reason = stop_reason();
+                    let go = reason.is_none();
+                    if stopped.is_none() {
+                        stopped = reason;
+                    }
+                    futures::future::ready(go)
+                })
+                .map(|i| {
+                    let allocation = &plan.decisions[i].allocation;
+                    async move {
+                        (
+                            i,
+                            client
+                                .deallocate(allocation.access_type, &allocation.id)
+                                .await,
+                        )
+                    }
+                })
+                .buffer_unordered(concurrency.clamp(1, 32) as usize);
+            stream.collect().await
+        };
+        for (i, result) in results {
+            let allocation = &plan.decisions[i].allocation;
+            outcomes[i] = match result {
+                Ok(Deallocation::Done) => {
+                    tracing::info!(user = %allocation.user, access_type = %allocation.access_type, allocation = %allocation.id, "deallocated");
+                    (Outcome::Reclaimed, None)
+                }
+                Ok(Deallocation::AlreadyGone) => {
+                    tracing::info!(user = %allocation.user, access_type = %allocation.access_type, allocation = %allocation.id, "already deallocated");
+                    (Outcome::AlreadyGone, None)
+                }
+                Err(e) => {
+                    tracing::warn!(user = %allocation.user, access_type = %allocation.access_type, allocation = %allocation.id, error = %e, "deallocation failed");
+                    (Outcome::Failed, Some(e.to_string()))
+                }
+            };
+        }
+        if stopped.is_some() {
+            return stopped;
+        }
     }
-    stopped
+    None
+}
+
+/// Whether a seat read again is the seat the plan decided on: same holder, same last use and creation, not
+/// quarantined meanwhile, nothing unknown.
+fn unchanged(read: &Allocation, now: &Allocation) -> bool {
+    now.last_used == read.last_used
+        && now.created == read.created
+        && !now.quarantined
+        && now.incomplete.is_none()
+        && now.user == read.user
+}
+
+/// The reclaims (plan indexes, in reclaim order) cut into batches of one access type and at most
+/// [`RECHECK_BATCH`], ordered by their first (longest idle) seat.
+fn batches_by_type(plan: &Plan, reclaims: &[usize]) -> Vec<Vec<usize>> {
+    let mut by_type: BTreeMap<AccessType, Vec<usize>> = BTreeMap::new();
+    for &i in reclaims {
+        by_type
+            .entry(plan.decisions[i].allocation.access_type)
+            .or_default()
+            .push(i);
+    }
+    let mut batches: Vec<Vec<usize>> = by_type
+        .into_values()
+        .flat_map(|list| {
+            list.chunks(RECHECK_BATCH)
+                .map(<[usize]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // Batches start at distinct reclaims, in reclaim order.
+    let position: HashMap<usize, usize> =
+        reclaims.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    batches.sort_by_key(|batch| position.get(&batch[0]).copied().unwrap_or(usize::MAX));
+    batches
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -454,7 +553,7 @@ fn build_report(
     outcomes: Vec<(Outcome, Option<String>)>,
     site: SiteRead,
     rules: &Rules,
-    stopped: bool,
+    stopped: StopReason,
 ) -> RunReport {
     let mut per_type: BTreeMap<AccessType, TypeCounts> = BTreeMap::new();
     for access_type in rules.access_types() {
@@ -488,8 +587,17 @@ fn build_report(
                     decision.reason
                 )
             } else {
-                format!("{}; not deallocated: the run was stopped", decision.reason)
+                format!(
+                    "{}; not deallocated: the run was stopped ({})",
+                    decision.reason,
+                    stopped.as_deref().unwrap_or("shutdown")
+                )
             }
+        } else if outcome == Outcome::UsedSinceRead {
+            format!(
+                "{}; not deallocated: read again just before, the seat had been used since the run read the site",
+                decision.reason
+            )
         } else {
             decision.reason.to_string()
         };
@@ -528,11 +636,11 @@ fn build_report(
                 totals.failed + totals.reclaimed
             ),
         )
-    } else if stopped {
+    } else if let Some(why) = &stopped {
         (
             RunResult::Failed,
             format!(
-                "stopped by shutdown after reclaiming {} seats; the rest wait for the next run",
+                "stopped ({why}) after reclaiming {} seats; no further seat was deallocated",
                 totals.reclaimed
             ),
         )

@@ -386,6 +386,31 @@ impl QrsClient {
         Ok(allocations)
     }
 
+    /// These allocations of one access type as QRS holds them now (at most [`USER_BATCH`] ids a request, GUIDs
+    /// as QRS listed them). Allocations gone since are absent from the answer.
+    pub async fn allocations_by_id(
+        &self,
+        access_type: AccessType,
+        ids: &[&str],
+    ) -> Result<Vec<Allocation>, QrsError> {
+        let endpoint = format!("license/{}/full", access_type.qrs_entity());
+        let mut fresh = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(USER_BATCH) {
+            let filter = guid_filter(&endpoint, batch)?;
+            let rows = self
+                .get_list(
+                    &endpoint,
+                    &[("filter", filter)],
+                    batch.len(),
+                    "allocations",
+                    move |row: wire::AllocationJson| row.into_allocation(access_type),
+                )
+                .await?;
+            fresh.extend(rows);
+        }
+        Ok(fresh)
+    }
+
     /// Number of allocations of one access type on the whole site.
     pub async fn count(&self, access_type: AccessType) -> Result<u64, QrsError> {
         let endpoint = format!("license/{}/count", access_type.qrs_entity());
@@ -423,7 +448,7 @@ impl QrsClient {
     pub async fn users(&self, ids: &[String]) -> Result<HashMap<String, UserDetails>, QrsError> {
         let mut users = HashMap::with_capacity(ids.len());
         for batch in ids.chunks(USER_BATCH) {
-            let filter = guid_filter(batch)?;
+            let filter = guid_filter("user/full", batch)?;
             let rows = self
                 .get_list(
                     "user/full",
@@ -673,11 +698,11 @@ fn encode(value: &str) -> String {
 }
 
 /// `id eq <guid> or id eq <guid> ...`: GUIDs are written bare in QRS filters, so each must be one.
-fn guid_filter(ids: &[String]) -> Result<String, QrsError> {
-    if let Some(bad) = ids.iter().find(|id| !wire::is_guid(id)) {
+fn guid_filter(endpoint: &str, ids: &[impl AsRef<str>]) -> Result<String, QrsError> {
+    if let Some(bad) = ids.iter().map(AsRef::as_ref).find(|id| !wire::is_guid(id)) {
         return Err(QrsError::Nonsense {
             method: Method::GET,
-            endpoint: "user/full".into(),
+            endpoint: endpoint.into(),
             detail: format!(
                 "refusing to filter by {} characters that are not a GUID",
                 bad.len()
@@ -686,7 +711,7 @@ fn guid_filter(ids: &[String]) -> Result<String, QrsError> {
     }
     Ok(ids
         .iter()
-        .map(|id| format!("id eq {id}"))
+        .map(|id| format!("id eq {}", id.as_ref()))
         .collect::<Vec<_>>()
         .join(" or "))
 }
@@ -740,9 +765,9 @@ mod tests {
     fn filters_take_only_guids() {
         let good = "3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c9d".to_string();
         assert_eq!(
-            guid_filter(std::slice::from_ref(&good)).unwrap(),
+            guid_filter("user/full", std::slice::from_ref(&good)).unwrap(),
             format!("id eq {good}")
         );
-        assert!(guid_filter(&[good, "0a1b-2C3d' or 1 eq 1".into()]).is_err());
+        assert!(guid_filter("user/full", &[good, "0a1b-2C3d' or 1 eq 1".into()]).is_err());
     }
 }

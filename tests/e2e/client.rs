@@ -32,10 +32,16 @@ async fn direct_mode_reclaims_exactly_the_inactive_seats() {
         .iter()
         .filter(|r| r.path.ends_with("/full") && r.path.contains("accesstype"))
         .collect();
-    assert_eq!(full.len(), 2, "one filtered read per access type");
-    assert!(full.iter().all(|r| {
+    let (listings, rechecks): (Vec<&&_>, Vec<&&_>) = full.iter().partition(|r| {
         r.query_param("filter")
             .is_some_and(|f| f.starts_with("lastUsed le '"))
+    });
+    assert_eq!(listings.len(), 2, "one filtered read per access type");
+    // And one read again, by id, just before the deletions of each type.
+    assert_eq!(rechecks.len(), 2);
+    assert!(rechecks.iter().all(|r| {
+        r.query_param("filter")
+            .is_some_and(|f| f.starts_with("id eq "))
     }));
     // User data in one batch, not one request per user.
     let user_reads = requests

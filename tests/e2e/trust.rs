@@ -193,3 +193,43 @@ async fn a_huge_answer_fails_clearly_and_deletes_nothing() {
     assert!(report.message.contains("larger than"), "{}", report.message);
     assert!(no_deletes(&sim));
 }
+
+#[tokio::test]
+async fn a_seat_used_between_the_read_and_the_delete_is_kept() {
+    let sim = known_site().await;
+    // The listing goes through unchanged; the read just before the DELETE finds alice active again.
+    sim.inject(
+        FaultRule::always(Fault::Delay(std::time::Duration::ZERO))
+            .method("GET")
+            .path_contains("professionalaccesstype/full")
+            .times(1),
+    );
+    sim.inject(
+        FaultRule::always(Fault::Rewrite {
+            field: "lastUsed".into(),
+            value: Some(sim.now().to_string().into()),
+        })
+        .method("GET")
+        .path_contains("professionalaccesstype/full"),
+    );
+    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+    let alice = report
+        .decisions
+        .iter()
+        .find(|e| e.user == "CORP\\alice")
+        .expect("alice decided");
+    assert_eq!(alice.outcome, Outcome::UsedSinceRead, "{}", alice.reason);
+    let deleted: Vec<_> = sim.deletions().into_iter().map(|d| d.user_id).collect();
+    assert_eq!(deleted, ["carol"], "alice kept her seat; carol's went");
+    // One re-read per batch of up to 50 deletions of a type, with the ids in one filter.
+    let rechecks: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.query_param("filter")
+                .is_some_and(|f| f.starts_with("id eq"))
+                && r.path.contains("accesstype")
+        })
+        .collect();
+    assert_eq!(rechecks.len(), 2, "one per access type with a reclaim");
+}

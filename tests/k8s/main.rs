@@ -18,6 +18,8 @@ use observability::*;
 #[allow(dead_code)]
 #[path = "../e2e/support.rs"]
 mod support;
+mod trust;
+use trust::*;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -58,6 +60,9 @@ const TESTS: &[(&str, TestFn)] = tests![
     sigterm_lets_in_flight_deallocations_finish,
     leader_election_fails_over,
     run_policy_ref_writes_status,
+    a_switch_to_dry_run_mid_run_stops_its_deletions,
+    run_policy_ref_honours_suspend_and_stops_on_sigterm,
+    insecure_skip_verify_needs_the_operator_and_urls_are_origins,
     operator_rbac_is_least_privilege,
     a_missed_run_runs_once_on_start_within_its_deadline,
     a_schedule_or_time_zone_that_cannot_be_used_is_reported,

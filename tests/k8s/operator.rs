@@ -26,9 +26,9 @@ use crate::support;
 use crate::{TestResult, create_namespace, run};
 
 const OPERATOR_NAMESPACE: &str = "qlik-license-reclaimer";
-const SERVICE_ACCOUNT_USER: &str =
+pub const SERVICE_ACCOUNT_USER: &str =
     "system:serviceaccount:qlik-license-reclaimer:qlik-license-reclaimer";
-const SERVICE_ACCOUNT_GROUPS: &[&str] = &[
+pub const SERVICE_ACCOUNT_GROUPS: &[&str] = &[
     "system:serviceaccounts",
     "system:serviceaccounts:qlik-license-reclaimer",
 ];

@@ -1,0 +1,250 @@
+//! The promises in the cluster, in every mode: a run stops deleting when its policy changes under it, `run
+//! --policy-ref` honours `suspend` and SIGTERM like the controller, and `insecureSkipVerify` needs the operator.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use libtest_mimic::Failed;
+use qlik_license_reclaimer::policy::LicenseCleanupPolicy;
+use qlik_license_reclaimer::simulator::{Fault, FaultRule, Simulator, SimulatorConfig};
+use serde_json::json;
+
+use crate::control_plane::ControlPlane;
+use crate::operator::*;
+use crate::{TestResult, run, support};
+
+/// A site with many inactive seats whose DELETEs are slow, so that a run is surely mid-way when something
+/// happens to it.
+async fn slow_site() -> Simulator {
+    let sim = support::start_simulator(SimulatorConfig {
+        users: 400,
+        seed: 11,
+        ..Default::default()
+    })
+    .await;
+    sim.inject(FaultRule::always(Fault::Delay(Duration::from_millis(300))).method("DELETE"));
+    sim
+}
+
+fn qrs_deletes(sim: &Simulator) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.contains("/qrs/"))
+        .count()
+}
+
+async fn first_delete(sim: &Simulator, log: impl Fn() -> String) -> Result<(), Failed> {
+    let started = async {
+        while qrs_deletes(sim) == 0 && sim.deletions().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), started)
+        .await
+        .map_err(|_| format!("no deletion started; log:\n{}", log()).into())
+}
+
+fn last_run_message(p: &LicenseCleanupPolicy) -> Option<String> {
+    p.status
+        .as_ref()
+        .and_then(|s| s.last_run.as_ref())
+        .map(|r| r.message.clone())
+}
+
+pub fn a_switch_to_dry_run_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = slow_site().await;
+        let namespace = policy_namespace(cp, "midrun", &sim).await?;
+        let mut spec = support::policy(&sim);
+        spec.limits.max_reclaim_percent = 100;
+        spec.site.concurrency = 2;
+        create_policy(&admin, &namespace, "site", spec).await?;
+        let controller = ControllerProcess::start(cp, &namespace, &[])?;
+        run_now(&admin, &namespace, "site", "1").await?;
+        first_delete(&sim, || controller.log()).await?;
+        let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
+        api.patch(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"dryRun": true}})),
+        )
+        .await?;
+        let policy = wait_for(&admin, &namespace, "site", "the run to end", |p| {
+            last_run_message(p).is_some()
+        })
+        .await?;
+        let message = last_run_message(&policy).unwrap_or_default();
+        if !message.contains("switched to dry run") {
+            return Err(format!("the status should say why the run stopped: {message}").into());
+        }
+        let last = policy
+            .status
+            .and_then(|s| s.last_run)
+            .ok_or("no last run")?;
+        let sent = qrs_deletes(&sim);
+        // The run re-reads the policy every 2 s: 2 slots of 300 ms deletions get at most a few dozen through.
+        if last.totals.reclaimed >= last.totals.candidates.min(100) || sent > 40 {
+            return Err(
+                format!("deletions went on after the switch: {sent} sent, {last:?}").into(),
+            );
+        }
+        if sent != sim.deletions().len() || sent as u64 != last.totals.reclaimed {
+            return Err(format!(
+                "every DELETE sent must finish and be recorded: {sent} sent, {} done, {} in status",
+                sim.deletions().len(),
+                last.totals.reclaimed
+            )
+            .into());
+        }
+        Ok(())
+    })
+}
+
+/// `run --policy-ref` as a CronJob's pod runs it, as the operator's ServiceAccount.
+fn policy_ref_command(
+    cp: &ControlPlane,
+    reference: &str,
+    dir: &tempfile::TempDir,
+) -> Result<Command, Failed> {
+    let kubeconfig = dir.path().join("kubeconfig");
+    cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"));
+    command
+        .args(["run", "--policy-ref", reference, "--output", "json"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "info,kube=warn");
+    Ok(command)
+}
+
+pub fn run_policy_ref_honours_suspend_and_stops_on_sigterm(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = slow_site().await;
+        let namespace = policy_namespace(cp, "cronsig", &sim).await?;
+        let mut spec = support::policy(&sim);
+        spec.limits.max_reclaim_percent = 100;
+        spec.site.concurrency = 2;
+        spec.suspend = true;
+        create_policy(&admin, &namespace, "site", spec).await?;
+        let dir = tempfile::tempdir()?;
+        let reference = format!("{namespace}/site");
+
+        // Suspended: nothing at all reaches Qlik.
+        let mut command = policy_ref_command(cp, &reference, &dir)?;
+        let output = tokio::task::spawn_blocking(move || command.output()).await??;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if output.status.code() != Some(0) || !stderr.contains("suspended") {
+            return Err(format!(
+                "a suspended policy: exit {:?}, {stderr}",
+                output.status.code()
+            )
+            .into());
+        }
+        if !sim.requests().is_empty() {
+            return Err("a suspended policy's run sent requests to Qlik".into());
+        }
+
+        // Resumed, then SIGTERM mid-run: in-flight deletions finish, the status records them.
+        let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
+        api.patch(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"suspend": false}})),
+        )
+        .await?;
+        let mut command = policy_ref_command(cp, &reference, &dir)?;
+        let child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let pid = child.id();
+        first_delete(&sim, String::new).await?;
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGTERM);
+        }
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if output.status.code() != Some(1) {
+            return Err(format!(
+                "a stopped run exits 1 (it did not finish), got {:?}: {stderr}",
+                output.status.code()
+            )
+            .into());
+        }
+        let policy = api.get("site").await?;
+        let message = last_run_message(&policy).unwrap_or_default();
+        if !message.contains("SIGTERM") {
+            return Err(
+                format!("the status should say the run was stopped: {message}; {stderr}").into(),
+            );
+        }
+        if condition(&policy, "Running").is_some_and(|(status, _)| status == "True") {
+            return Err("Running stays True after the run stopped".into());
+        }
+        let last = policy
+            .status
+            .and_then(|s| s.last_run)
+            .ok_or("no last run")?;
+        let sent = qrs_deletes(&sim);
+        if sent != sim.deletions().len() || sent as u64 != last.totals.reclaimed || sent == 0 {
+            return Err(format!(
+                "every DELETE sent must finish and be recorded: {sent} sent, {} done, {} in status",
+                sim.deletions().len(),
+                last.totals.reclaimed
+            )
+            .into());
+        }
+        Ok(())
+    })
+}
+
+pub fn insecure_skip_verify_needs_the_operator_and_urls_are_origins(
+    cp: &ControlPlane,
+) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = known_site_namespace(cp, "insecure").await?;
+        let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
+
+        // Admission refuses a URL with a path or query.
+        let mut spec = support::policy(&sim);
+        spec.site.repository_url = Some(format!("{}/elsewhere?x=1", sim.repository_url()));
+        let refused = api
+            .create(
+                &Default::default(),
+                &LicenseCleanupPolicy::new("path", spec),
+            )
+            .await;
+        match refused {
+            Err(kube::Error::Api(e)) if e.message.contains("origin") => {}
+            other => return Err(format!("a URL with a path was not refused: {other:?}").into()),
+        }
+
+        let mut spec = support::policy(&sim);
+        spec.site.tls.insecure_skip_verify = true;
+        create_policy(&admin, &namespace, "site", spec).await?;
+        let controller = ControllerProcess::start(cp, &namespace, &[])?;
+        run_now(&admin, &namespace, "site", "1").await?;
+        let policy = wait_for(&admin, &namespace, "site", "Ready=False", |p| {
+            ready_message(p).contains("insecureSkipVerify")
+        })
+        .await?;
+        if condition(&policy, "Ready").is_none_or(|(status, _)| status != "False") {
+            return Err(format!("expected Ready=False: {:?}", policy.status).into());
+        }
+        if !sim.requests().is_empty() {
+            return Err(format!(
+                "requests were sent without the operator's consent; log:\n{}",
+                controller.log()
+            )
+            .into());
+        }
+        Ok(())
+    })
+}
