@@ -28,6 +28,24 @@ async fn slow_site() -> Simulator {
     sim
 }
 
+/// An enforcing policy "site" on a [`slow_site`] in a fresh namespace, with no breaker and two deletions at a
+/// time; `suspend` as given.
+async fn slow_policy(
+    cp: &ControlPlane,
+    prefix: &str,
+    suspend: bool,
+) -> Result<(kube::Client, Simulator, String), Failed> {
+    let admin = cp.admin_client();
+    let sim = slow_site().await;
+    let namespace = policy_namespace(cp, prefix, &sim).await?;
+    let mut spec = support::policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec.site.concurrency = 2;
+    spec.suspend = suspend;
+    create_policy(&admin, &namespace, "site", spec).await?;
+    Ok((admin, sim, namespace))
+}
+
 fn qrs_deletes(sim: &Simulator) -> usize {
     sim.requests()
         .iter()
@@ -56,13 +74,7 @@ fn last_run_message(p: &LicenseCleanupPolicy) -> Option<String> {
 pub fn a_switch_to_dry_run_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = slow_site().await;
-        let namespace = policy_namespace(cp, "midrun", &sim).await?;
-        let mut spec = support::policy(&sim);
-        spec.limits.max_reclaim_percent = 100;
-        spec.site.concurrency = 2;
-        create_policy(&admin, &namespace, "site", spec).await?;
+        let (admin, sim, namespace) = slow_policy(cp, "midrun", false).await?;
         let controller = ControllerProcess::start(cp, &namespace, &[])?;
         run_now(&admin, &namespace, "site", "1").await?;
         first_delete(&sim, || controller.log()).await?;
@@ -123,14 +135,7 @@ fn policy_ref_command(
 pub fn run_policy_ref_honours_suspend_and_stops_on_sigterm(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = slow_site().await;
-        let namespace = policy_namespace(cp, "cronsig", &sim).await?;
-        let mut spec = support::policy(&sim);
-        spec.limits.max_reclaim_percent = 100;
-        spec.site.concurrency = 2;
-        spec.suspend = true;
-        create_policy(&admin, &namespace, "site", spec).await?;
+        let (admin, sim, namespace) = slow_policy(cp, "cronsig", true).await?;
         let dir = tempfile::tempdir()?;
         let reference = format!("{namespace}/site");
 
