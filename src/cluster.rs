@@ -14,8 +14,8 @@ use tokio::sync::watch;
 use crate::credentials::{Credentials, CredentialsError};
 use crate::metrics::Metrics;
 use crate::plan::Rules;
+use crate::policy::{ActiveRun, LicenseCleanupPolicy, LicenseCleanupPolicyStatus, RunResult};
 use crate::policy::{InvalidPolicy, last_applied_unknown_field};
-use crate::policy::{LicenseCleanupPolicy, LicenseCleanupPolicyStatus, RunResult};
 use crate::qrs::Connection;
 use crate::run::{self, InvalidInput, Permissions, RunContext, RunReport};
 use crate::schedule::Schedule;
@@ -79,14 +79,39 @@ pub fn validate(
 const POLICY_RECHECK: Duration = Duration::from_secs(2);
 /// Failed re-reads in a row after which a run stops deleting: a policy it cannot see may have changed.
 const POLICY_RECHECK_FAILURES: u32 = 3;
+/// A run's hold on its policy is void this long after its last renewal (then another runner may take it).
+const HOLD_SECONDS: u32 = 30;
+/// How often a run renews its hold.
+const HOLD_RENEW: Duration = Duration::from_secs(10);
+/// A run that could not renew its hold for this long starts no more deletions: well before the hold is void
+/// and another runner (a new leader cut off from this one, a CronJob) could start deleting.
+const HOLD_SAFE: Duration = Duration::from_secs(20);
 
-/// A stop for one run: `Some(why)` on shutdown, or when the policy, re-read every [`POLICY_RECHECK`], was deleted,
-/// suspended, switched to dry run or edited (a new generation) since the run started. Abort the task when done.
-fn watch_for_stop(
+/// Who runs a policy: the pod, or this process.
+fn holder_name() -> String {
+    std::env::var("POD_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+            format!("{host}/pid-{}", std::process::id())
+        })
+}
+
+/// What a run's stop watch needs.
+struct StopWatch {
     api: Api<LicenseCleanupPolicy>,
     name: String,
     generation: Option<i64>,
-    mut shutdown: Option<watch::Receiver<bool>>,
+    hold_id: String,
+    shutdown: Option<watch::Receiver<bool>>,
+}
+
+/// A stop for one run: `Some(why)` on shutdown, when the policy, re-read every [`POLICY_RECHECK`], was deleted,
+/// suspended, switched to dry run or edited (a new generation) since the run started, or when the run lost its
+/// hold on the policy (renewed every [`HOLD_RENEW`]). Abort the task when the run is done.
+fn watch_for_stop(
+    mut w: StopWatch,
 ) -> (
     watch::Receiver<run::StopReason>,
     tokio::task::JoinHandle<()>,
@@ -96,9 +121,10 @@ fn watch_for_stop(
         let mut ticker = tokio::time::interval(POLICY_RECHECK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failures = 0;
+        let mut renewed = tokio::time::Instant::now();
         loop {
             let shut_down = async {
-                match shutdown.as_mut() {
+                match w.shutdown.as_mut() {
                     Some(rx) => rx.wait_for(|stop| *stop).await.is_ok(),
                     None => std::future::pending().await,
                 }
@@ -107,43 +133,79 @@ fn watch_for_stop(
                 signalled = shut_down => {
                     if !signalled {
                         // The sender is gone without a stop: nobody can ask for one any more.
-                        shutdown = None;
+                        w.shutdown = None;
                         continue;
                     }
                     Some("shutdown: SIGTERM or SIGINT".to_string())
                 }
-                _ = ticker.tick() => match api.get_opt(&name).await {
-                    Ok(None) => Some("the policy was deleted".to_string()),
-                    Ok(Some(p)) if p.metadata.deletion_timestamp.is_some() => {
-                        Some("the policy is being deleted".to_string())
+                _ = ticker.tick() => {
+                    let mut reason = policy_changed(&w, &mut failures).await;
+                    if reason.is_none() && renewed.elapsed() >= HOLD_RENEW {
+                        match renew_hold(&w).await {
+                            Ok(true) => renewed = tokio::time::Instant::now(),
+                            Ok(false) => reason = Some("another runner took the policy over".to_string()),
+                            Err(e) => tracing::warn!(policy = %w.name, error = %e, "could not renew the run's hold on the policy"),
+                        }
                     }
-                    Ok(Some(p)) if p.spec.suspend => Some("the policy was suspended".to_string()),
-                    Ok(Some(p)) if p.spec.dry_run => {
-                        Some("the policy was switched to dry run".to_string())
+                    if reason.is_none() && renewed.elapsed() >= HOLD_SAFE {
+                        reason = Some(format!(
+                            "the run could not renew its hold on the policy for {}s (is the API server reachable?)",
+                            HOLD_SAFE.as_secs()
+                        ));
                     }
-                    Ok(Some(p)) if p.metadata.generation != generation => Some(
-                        "the policy was changed since the run started; the next run follows the new spec".to_string(),
-                    ),
-                    Ok(Some(_)) => {
-                        failures = 0;
-                        None
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        tracing::warn!(policy = %name, error = %e, failures, "could not re-read the policy during a run");
-                        (failures >= POLICY_RECHECK_FAILURES)
-                            .then(|| "the policy could not be read again during the run".to_string())
-                    }
-                },
+                    reason
+                }
             };
             if let Some(reason) = reason {
-                tracing::warn!(policy = %name, "{reason}: no further seat is deallocated in this run");
+                tracing::warn!(policy = %w.name, "{reason}: no further seat is deallocated in this run");
                 let _ = tx.send(Some(reason));
                 return;
             }
         }
     });
     (rx, task)
+}
+
+/// Why the policy as it is now forbids further deletions, if it does.
+async fn policy_changed(w: &StopWatch, failures: &mut u32) -> Option<String> {
+    match w.api.get_opt(&w.name).await {
+        Ok(None) => Some("the policy was deleted".to_string()),
+        Ok(Some(p)) if p.metadata.deletion_timestamp.is_some() => {
+            Some("the policy is being deleted".to_string())
+        }
+        Ok(Some(p)) if p.spec.suspend => Some("the policy was suspended".to_string()),
+        Ok(Some(p)) if p.spec.dry_run => Some("the policy was switched to dry run".to_string()),
+        Ok(Some(p)) if p.metadata.generation != w.generation => Some(
+            "the policy was changed since the run started; the next run follows the new spec"
+                .to_string(),
+        ),
+        Ok(Some(_)) => {
+            *failures = 0;
+            None
+        }
+        Err(e) => {
+            *failures += 1;
+            tracing::warn!(policy = %w.name, error = %e, failures = *failures, "could not re-read the policy during a run");
+            (*failures >= POLICY_RECHECK_FAILURES)
+                .then(|| "the policy could not be read again during the run".to_string())
+        }
+    }
+}
+
+/// Renew the run's hold; `Ok(false)` when another run holds the policy now.
+async fn renew_hold(w: &StopWatch) -> Result<bool, kube::Error> {
+    let mut ours = false;
+    update_status(&w.api, &w.name, |_, status| {
+        ours = false;
+        if let Some(hold) = status.active_run.as_mut()
+            && hold.id == w.hold_id
+        {
+            hold.renew_time = time(jiff::Timestamp::now());
+            ours = true;
+        }
+    })
+    .await?;
+    Ok(ours)
 }
 
 /// Read and parse the policy's credentials Secret (at every run, so a rotated certificate is used at once).
@@ -320,6 +382,8 @@ pub enum PolicyRunOutcome {
     AlreadyAnswered,
     /// The policy is suspended (`spec.suspend`); nothing was done.
     Suspended,
+    /// Another run holds the policy; nothing was done.
+    Busy { holder: String },
 }
 
 /// Read-modify-write of the status from the resource as it is now, with the resourceVersion as a
@@ -360,6 +424,17 @@ pub async fn update_status(
     }
 }
 
+/// Give the policy up, if this run still holds it.
+fn release_hold(status: &mut LicenseCleanupPolicyStatus, hold_id: &str) {
+    if status
+        .active_run
+        .as_ref()
+        .is_some_and(|hold| hold.id == hold_id)
+    {
+        status.active_run = None;
+    }
+}
+
 fn time(t: jiff::Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t)
 }
@@ -375,13 +450,29 @@ pub async fn run_policy(
     let started = jiff::Timestamp::now();
     let mut answered = false;
     let mut suspended = false;
+    let mut busy = None;
+    let hold_id = uuid::Uuid::new_v4().simple().to_string();
+    let holder = holder_name();
     let marked = update_status(&api, name, |policy, status| {
         answered = ctx.trigger.already_answered(status);
         // Read fresh: a suspend wins over any trigger, `run --policy-ref` (a CronJob) included.
         suspended = policy.spec.suspend;
-        if answered || suspended {
+        // At most one run of a policy at a time, whoever runs it; a hold not renewed in time is void.
+        busy = status
+            .active_run
+            .as_ref()
+            .filter(|hold| hold.holds_at(started) && hold.id != hold_id)
+            .map(|hold| hold.holder.clone());
+        if answered || suspended || busy.is_some() {
             return;
         }
+        status.active_run = Some(ActiveRun {
+            id: hold_id.clone(),
+            holder: holder.clone(),
+            start_time: time(started),
+            renew_time: time(started),
+            hold_seconds: HOLD_SECONDS,
+        });
         status.last_schedule_time = Some(time(match &ctx.trigger {
             Trigger::Scheduled(at) => *at,
             _ => started,
@@ -416,6 +507,9 @@ pub async fn run_policy(
     if suspended {
         return Ok(PolicyRunOutcome::Suspended);
     }
+    if let Some(holder) = busy {
+        return Ok(PolicyRunOutcome::Busy { holder });
+    }
     let spec = &policy.spec;
     let schedule = Schedule::parse(&spec.schedule, &spec.time_zone).ok();
     let next_run = || {
@@ -437,6 +531,7 @@ pub async fn run_policy(
         .await;
         let next = next_run();
         let written = update_status(&api, name, |policy, status| {
+            release_hold(status, &hold_id);
             status.observed_generation = policy.metadata.generation;
             status.next_schedule_time = next.map(time);
             status.conditions = status::merge_conditions(
@@ -473,12 +568,13 @@ pub async fn run_policy(
         Err(error) => return Err(start_failed(error).await),
     };
 
-    let (stop, watching) = watch_for_stop(
-        api.clone(),
-        name.to_string(),
-        policy.metadata.generation,
-        ctx.stop.clone(),
-    );
+    let (stop, watching) = watch_for_stop(StopWatch {
+        api: api.clone(),
+        name: name.to_string(),
+        generation: policy.metadata.generation,
+        hold_id: hold_id.clone(),
+        shutdown: ctx.stop.clone(),
+    });
     let clock = Instant::now();
     let outcome = run::execute(
         spec,
@@ -535,6 +631,7 @@ pub async fn run_policy(
     let (warning, reason, note) = run_event(&report);
     publish(ctx.recorder, &policy, warning, reason, note).await;
     let written = update_status(&api, name, |policy, status| {
+        release_hold(status, &hold_id);
         *status = status::after_run(
             status,
             &report,

@@ -285,6 +285,9 @@ async fn reconcile(
                 .await;
                 match result {
                     Ok(PolicyRunOutcome::Ran(_)) => {}
+                    Ok(PolicyRunOutcome::Busy { holder }) => {
+                        tracing::info!(policy = %task_name, %holder, "another run holds the policy; not running");
+                    }
                     Ok(PolicyRunOutcome::Suspended) => {
                         tracing::info!(policy = %task_name, "suspended; not running");
                     }

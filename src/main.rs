@@ -412,6 +412,12 @@ async fn run_ref(args: RunArgs) -> ExitCode {
             exit_code(report.result)
         }
         Ok(cluster::PolicyRunOutcome::AlreadyAnswered) => ExitCode::SUCCESS,
+        Ok(cluster::PolicyRunOutcome::Busy { holder }) => {
+            eprintln!(
+                "LicenseCleanupPolicy {namespace}/{name} is being run by {holder} (status.activeRun): nothing was done"
+            );
+            ExitCode::SUCCESS
+        }
         Ok(cluster::PolicyRunOutcome::Suspended) => {
             eprintln!(
                 "LicenseCleanupPolicy {namespace}/{name} is suspended (spec.suspend): nothing was done"

@@ -367,6 +367,33 @@ pub struct LicenseCleanupPolicyStatus {
     /// The value of the licensing.reclaimer.dev/run-now annotation that the last triggered run answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_now: Option<String>,
+    /// The run that holds the policy now. A policy runs at most once at a time, whichever runs it (the
+    /// controller, another replica, a CronJob's `run --policy-ref`); a hold not renewed within
+    /// `holdSeconds` is void, so a runner that crashed cannot keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_run: Option<ActiveRun>,
+}
+
+/// A run's hold on its policy, renewed while the run goes on.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveRun {
+    /// The run's id.
+    pub id: String,
+    /// Who runs it: the controller's pod, or `run --policy-ref`.
+    pub holder: String,
+    pub start_time: Time,
+    /// Last renewal.
+    pub renew_time: Time,
+    /// The hold is void this long after its last renewal.
+    pub hold_seconds: u32,
+}
+
+impl ActiveRun {
+    /// Whether the hold still stands at `now`.
+    pub fn holds_at(&self, now: jiff::Timestamp) -> bool {
+        self.renew_time.0.as_second() + i64::from(self.hold_seconds) > now.as_second()
+    }
 }
 
 /// How a run ended.

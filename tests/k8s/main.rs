@@ -63,6 +63,7 @@ const TESTS: &[(&str, TestFn)] = tests![
     a_switch_to_dry_run_mid_run_stops_its_deletions,
     run_policy_ref_honours_suspend_and_stops_on_sigterm,
     insecure_skip_verify_needs_the_operator_and_urls_are_origins,
+    two_runners_never_run_a_policy_at_once,
     operator_rbac_is_least_privilege,
     a_missed_run_runs_once_on_start_within_its_deadline,
     a_schedule_or_time_zone_that_cannot_be_used_is_reported,

@@ -253,3 +253,88 @@ pub fn insecure_skip_verify_needs_the_operator_and_urls_are_origins(
         Ok(())
     })
 }
+
+pub fn two_runners_never_run_a_policy_at_once(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = slow_policy(cp, "twice", false).await?;
+        let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
+        let dir = tempfile::tempdir()?;
+        let reference = format!("{namespace}/site");
+        let counts = |sim: &Simulator| {
+            sim.requests()
+                .iter()
+                .filter(|r| r.path.ends_with("/count"))
+                .count()
+        };
+
+        // The controller runs it; a CronJob's run meanwhile finds it held and does nothing.
+        let mut controller = ControllerProcess::start(cp, &namespace, &[])?;
+        run_now(&admin, &namespace, "site", "1").await?;
+        first_delete(&sim, || controller.log()).await?;
+        let held = api.get("site").await?;
+        let holder = held
+            .status
+            .as_ref()
+            .and_then(|s| s.active_run.as_ref())
+            .map(|h| h.holder.clone())
+            .ok_or("a running policy shows its hold in status.activeRun")?;
+        let counted = counts(&sim);
+        let mut command = policy_ref_command(cp, &reference, &dir)?;
+        let output = tokio::task::spawn_blocking(move || command.output()).await??;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if output.status.code() != Some(0) || !stderr.contains("is being run by") {
+            return Err(
+                format!("a second runner: exit {:?}, {stderr}", output.status.code()).into(),
+            );
+        }
+        if counts(&sim) != counted {
+            return Err("the second runner read the site".into());
+        }
+        let code = controller.terminate().await?;
+        if code != 0 {
+            return Err(format!("controller exit {code}; log:\n{}", controller.log()).into());
+        }
+        let after = api.get("site").await?;
+        if after
+            .status
+            .as_ref()
+            .and_then(|s| s.active_run.as_ref())
+            .is_some()
+        {
+            return Err(format!("the run of {holder} did not give the policy up").into());
+        }
+
+        // A runner that crashed holds the policy only until its hold runs out.
+        let hold = |renewed: jiff::Timestamp| {
+            json!({"status": {"activeRun": {
+                "id": "crashed", "holder": "a-pod-that-died", "startTime": renewed.to_string(),
+                "renewTime": renewed.to_string(), "holdSeconds": 30}}})
+        };
+        let now = jiff::Timestamp::now();
+        api.patch_status("site", &PatchParams::default(), &Patch::Merge(&hold(now)))
+            .await?;
+        let mut command = policy_ref_command(cp, &reference, &dir)?;
+        command.arg("--dry-run");
+        let output = tokio::task::spawn_blocking(move || command.output()).await??;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if !stderr.contains("a-pod-that-died") {
+            return Err(format!("a fresh hold must be honoured: {stderr}").into());
+        }
+        let stale = now - jiff::SignedDuration::from_secs(120);
+        api.patch_status("site", &PatchParams::default(), &Patch::Merge(&hold(stale)))
+            .await?;
+        let mut command = policy_ref_command(cp, &reference, &dir)?;
+        command.arg("--dry-run");
+        let output = tokio::task::spawn_blocking(move || command.output()).await??;
+        if output.status.code() != Some(0) || output.stdout.is_empty() {
+            return Err(format!(
+                "a void hold must not block: exit {:?}, {}",
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr)
+            )
+            .into());
+        }
+        Ok(())
+    })
+}
