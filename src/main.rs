@@ -250,11 +250,26 @@ async fn run_file(args: RunArgs) -> ExitCode {
             ));
         }
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
-    tokio::spawn(async move {
-        qlik_license_reclaimer::controller::termination().await;
-        let _ = stop_tx.send(Some("shutdown: SIGTERM or SIGINT".to_string()));
-    });
+    // One run of a policy file at a time on this machine: an advisory lock the system drops with the process,
+    // so a crashed run cannot keep it.
+    let lock = match std::fs::File::open(policy_path) {
+        Ok(file) => file,
+        Err(e) => return invalid(format_args!("cannot open {}: {e}", policy_path.display())),
+    };
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "another run of {} is in progress: nothing was done",
+                policy_path.display()
+            );
+            return ExitCode::SUCCESS;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return invalid(format_args!("cannot lock {}: {e}", policy_path.display()));
+        }
+    }
+    let stop_rx = stop_on_signal_or_change(policy_path.clone(), text.into_bytes());
     let ctx = RunContext {
         credentials: &credentials,
         force_dry_run: args.dry_run,
@@ -276,6 +291,38 @@ async fn run_file(args: RunArgs) -> ExitCode {
         }
         Err(e) => invalid(e),
     }
+}
+
+/// How often `run --policy FILE` reads its file again while it may delete.
+const POLICY_FILE_RECHECK: Duration = Duration::from_secs(2);
+
+/// A stop for a run of a policy file: SIGTERM or SIGINT, or the file changed (or vanished) since the run read it.
+/// The same promise as in the cluster: an administrator who edits the policy (to dry run, say) stops deletions.
+fn stop_on_signal_or_change(
+    path: PathBuf,
+    read: Vec<u8>,
+) -> tokio::sync::watch::Receiver<run::StopReason> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(POLICY_FILE_RECHECK);
+        let terminated = qlik_license_reclaimer::controller::termination();
+        tokio::pin!(terminated);
+        let reason = loop {
+            tokio::select! {
+                _ = &mut terminated => {
+                    break "shutdown: SIGTERM or SIGINT".to_string();
+                }
+                _ = ticker.tick() => match tokio::fs::read(&path).await {
+                    Ok(now) if now == read => {}
+                    Ok(_) => break format!("the policy file {} changed during the run; run it again to follow the new version", path.display()),
+                    Err(e) => break format!("the policy file {} cannot be read again ({e})", path.display()),
+                },
+            }
+        };
+        tracing::warn!("{reason}: no further seat is deallocated in this run");
+        let _ = stop_tx.send(Some(reason));
+    });
+    stop_rx
 }
 
 /// A manifest as `kubectl apply` would take it: apiVersion and kind must be ours.

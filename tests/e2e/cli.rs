@@ -403,3 +403,117 @@ async fn simulate_serves_a_site_that_run_can_use() {
         out.stdout
     );
 }
+
+/// An enforcing policy file on a site with many inactive seats whose DELETEs are slow.
+async fn slow_site_files() -> (Simulator, Files) {
+    let sim = start_simulator(qlik_license_reclaimer::simulator::SimulatorConfig {
+        users: 400,
+        seed: 11,
+        ..Default::default()
+    })
+    .await;
+    sim.inject(
+        qlik_license_reclaimer::simulator::FaultRule::always(
+            qlik_license_reclaimer::simulator::Fault::Delay(std::time::Duration::from_millis(300)),
+        )
+        .method("DELETE"),
+    );
+    let mut spec = policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec.site.concurrency = 2;
+    let files = Files::new(&sim, &manifest(&spec));
+    (sim, files)
+}
+
+fn qrs_deletes(sim: &Simulator) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.contains("/qrs/"))
+        .count()
+}
+
+/// Start `run` with a JSON report, and wait for its first DELETE.
+async fn start_and_wait_for_a_delete(sim: &Simulator, files: &Files) -> std::process::Child {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
+        .args(files.args(&["--output", "json"]))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let started = async {
+        while qrs_deletes(sim) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), started)
+        .await
+        .expect("a deletion started");
+    child
+}
+
+async fn finish(child: std::process::Child) -> Outcome {
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A stopped run: exit 1, every DELETE sent finished and is in the report, fewer than all candidates.
+fn assert_stopped(sim: &Simulator, out: &Outcome, why: &str) {
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out.stdout);
+    let message = report["message"].as_str().unwrap_or_default();
+    assert!(message.contains(why), "{message}");
+    let reclaimed = report["totals"]["reclaimed"].as_u64().unwrap_or_default();
+    let sent = qrs_deletes(sim);
+    assert!(
+        sent > 0 && sent < 100,
+        "{sent} DELETEs: the run did not stop"
+    );
+    assert_eq!(sent, sim.deletions().len(), "every DELETE sent finished");
+    assert_eq!(sent as u64, reclaimed, "and is in the report");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_file_run_stops_on_sigterm_and_when_the_file_changes() {
+    let (sim, files) = slow_site_files().await;
+    let child = start_and_wait_for_a_delete(&sim, &files).await;
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert_stopped(&sim, &finish(child).await, "SIGTERM");
+
+    let (sim, files) = slow_site_files().await;
+    let child = start_and_wait_for_a_delete(&sim, &files).await;
+    let path = files.path("policy.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("dryRun: false", "dryRun: true")).unwrap();
+    assert_stopped(&sim, &finish(child).await, "changed during the run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_file_runs_once_at_a_time_and_not_when_suspended() {
+    let sim = known_site().await;
+    let files = Files::new(&sim, &manifest(&policy(&sim)));
+    let held = std::fs::File::open(files.path("policy.yaml")).unwrap();
+    held.try_lock().expect("the test holds the lock");
+    let out = reclaimer(files.args(&[])).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("another run"), "{}", out.stderr);
+    drop(held);
+
+    let mut spec = policy(&sim);
+    spec.suspend = true;
+    let files = Files::new(&sim, &manifest(&spec));
+    let out = reclaimer(files.args(&[])).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("suspended"), "{}", out.stderr);
+    assert!(sim.requests().is_empty(), "neither run reached Qlik");
+}
