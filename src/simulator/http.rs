@@ -22,7 +22,8 @@ use super::site::{
     UserCondensedOut, UserOut, UserView, millis,
 };
 use super::{
-    DeletionOutcome, Fault, Identity, Listener, RecordedDeletion, RecordedRequest, Shared, lock,
+    DeletionOutcome, Fault, Identity, Listener, RecordedArrival, RecordedDeletion, RecordedRequest,
+    Shared, lock,
 };
 
 const XSRF_MESSAGE: &str = "XSRF prevention check failed. Possible XSRF discovered.";
@@ -314,6 +315,12 @@ async fn handle(
     let method = parts.method;
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
+    shared.record_arrival(RecordedArrival {
+        at,
+        listener: ctx.listener,
+        method: method.to_string(),
+        path: path.clone(),
+    });
 
     let latency = shared.latency();
     if !latency.is_zero() {

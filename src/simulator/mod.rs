@@ -210,6 +210,15 @@ impl RecordedRequest {
     }
 }
 
+/// A request as it arrived, recorded before anything else happens to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedArrival {
+    pub at: Timestamp,
+    pub listener: Listener,
+    pub method: String,
+    pub path: String,
+}
+
 /// What a successful DELETE did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeletionOutcome {
@@ -333,6 +342,7 @@ pub(crate) struct Shared {
     pub(crate) site: Mutex<site::SiteState>,
     pub(crate) proxy: Mutex<http::ProxyState>,
     requests: Mutex<Vec<RecordedRequest>>,
+    arrivals: Mutex<Vec<RecordedArrival>>,
     deletions: Mutex<Vec<RecordedDeletion>>,
 }
 
@@ -373,6 +383,10 @@ impl Shared {
             }
         }
         Some(fault)
+    }
+
+    pub(crate) fn record_arrival(&self, arrival: RecordedArrival) {
+        lock(&self.arrivals).push(arrival);
     }
 
     pub(crate) fn record_request(&self, request: RecordedRequest) {
@@ -436,6 +450,7 @@ impl Simulator {
             site: Mutex::new(state),
             proxy: Mutex::new(http::ProxyState::default()),
             requests: Mutex::new(Vec::new()),
+            arrivals: Mutex::new(Vec::new()),
             deletions: Mutex::new(Vec::new()),
             config,
         });
@@ -545,6 +560,20 @@ impl Simulator {
         lock(&self.shared.requests).clone()
     }
 
+    /// Every request as it arrived, before any latency, fault or handling: a request the client gave up on
+    /// (a connection dropped mid-way) is here but not in [`Simulator::requests`].
+    pub fn arrivals(&self) -> Vec<RecordedArrival> {
+        lock(&self.shared.arrivals).clone()
+    }
+
+    /// DELETEs on QRS (`/qrs/` paths, not the end of a QPS session) that arrived so far, answered or not.
+    pub fn qrs_delete_arrivals(&self) -> usize {
+        lock(&self.shared.arrivals)
+            .iter()
+            .filter(|a| a.method == "DELETE" && a.path.contains("/qrs/"))
+            .count()
+    }
+
     /// Every DELETE answered with 204 so far.
     pub fn deletions(&self) -> Vec<RecordedDeletion> {
         lock(&self.shared.deletions).clone()
@@ -553,6 +582,7 @@ impl Simulator {
     /// Forgets the recorded requests and deletions.
     pub fn clear_records(&self) {
         lock(&self.shared.requests).clear();
+        lock(&self.shared.arrivals).clear();
         lock(&self.shared.deletions).clear();
     }
 

@@ -18,9 +18,7 @@ fn credentials_with_xrfkey(sim: &qlik_license_reclaimer::simulator::Simulator) -
 
 /// No DELETE reached QRS (ending a proxy session is a DELETE on QPS, not a deallocation).
 fn no_deletes(sim: &qlik_license_reclaimer::simulator::Simulator) -> bool {
-    sim.requests()
-        .iter()
-        .all(|r| r.method != "DELETE" || !r.path.contains("/qrs/"))
+    sim.qrs_delete_arrivals() == 0
 }
 
 /// Any 36-character GUID in `text` (a session id would be one).
