@@ -257,6 +257,19 @@ async fn reconcile(
     };
     ctx.metrics.set_next_run(&namespace, &name, next);
 
+    // Another runner (a CronJob, a replica that lost leadership) holds the policy: come back when its hold
+    // runs out, since a runner cut off from the API server cannot announce that it stopped.
+    let held_elsewhere = status
+        .active_run
+        .as_ref()
+        .filter(|hold| hold.holds_at(now) && !ctx.is_running(&key));
+    if let (Decision::Run { .. }, Some(hold)) = (&decision, held_elsewhere) {
+        let void_at = hold.renew_time.0.as_second() + i64::from(hold.hold_seconds);
+        let wait = (void_at - now.as_second()).max(0) as u64 + 1;
+        tracing::info!(policy = %name, holder = %hold.holder, wait_seconds = wait, "another run holds the policy; waiting");
+        return Ok(Action::requeue(Duration::from_secs(wait)));
+    }
+
     match decision {
         Decision::Run {
             scheduled_for,

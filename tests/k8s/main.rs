@@ -64,6 +64,7 @@ const TESTS: &[(&str, TestFn)] = tests![
     run_policy_ref_honours_suspend_and_stops_on_sigterm,
     insecure_skip_verify_needs_the_operator_and_urls_are_origins,
     two_runners_never_run_a_policy_at_once,
+    a_leader_cut_off_from_the_api_server_stops_before_another_takes_over,
     operator_rbac_is_least_privilege,
     a_missed_run_runs_once_on_start_within_its_deadline,
     a_schedule_or_time_zone_that_cannot_be_used_is_reported,

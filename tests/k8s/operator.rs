@@ -276,9 +276,29 @@ impl ControllerProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self, Failed> {
+        Self::start_through(cp, None, user, groups, args, env)
+    }
+
+    /// [`ControllerProcess::start_as`], reaching the API server at `server` (a proxy, say) when given.
+    pub fn start_through(
+        cp: &ControlPlane,
+        server: Option<&str>,
+        user: &str,
+        groups: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, Failed> {
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
-        cp.write_kubeconfig(&kubeconfig, user, groups)?;
+        let mut config = cp.kubeconfig(user, groups)?;
+        if let Some(server) = server {
+            for cluster in &mut config.clusters {
+                if let Some(c) = cluster.cluster.as_mut() {
+                    c.server = Some(server.to_string());
+                }
+            }
+        }
+        std::fs::write(&kubeconfig, serde_yaml::to_string(&config)?)?;
         let metrics_port = free_port()?;
         let log = dir.path().join("controller.log");
         let stderr = std::fs::File::create(&log)?;
@@ -920,13 +940,29 @@ pub fn leader_election_fails_over(cp: &ControlPlane) -> TestResult {
         )?;
         wait_metrics_up(&b).await?;
 
+        // Every run reads each configured access type's count once: the number of runs that reached Qlik.
+        let runs_seen = |sim: &Simulator| {
+            sim.requests()
+                .iter()
+                .filter(|r| r.path.ends_with("/count"))
+                .count()
+                / 2
+        };
         run_now(&admin, &namespace, "site", "1").await?;
         wait_for(&admin, &namespace, "site", "a run by the leader", |p| {
-            last_run_id(p).is_some()
+            last_run_id(p).is_some() && condition(p, "Running").is_some_and(|(s, _)| s == "False")
         })
         .await?;
         if b.log().contains("became leader") {
             return Err("the standby ran as leader while the leader lived".into());
+        }
+        if runs_seen(&sim) != 1 {
+            return Err(format!(
+                "one run-now value must reach Qlik once, not {} times; standby log:\n{}",
+                runs_seen(&sim),
+                b.log()
+            )
+            .into());
         }
 
         // The leader dies without releasing: the standby takes over within the lease duration.
@@ -934,7 +970,7 @@ pub fn leader_election_fails_over(cp: &ControlPlane) -> TestResult {
         a.kill();
         tokio::time::timeout(
             Duration::from_secs(20),
-            await_condition(leases, &lease_name, move |l: Option<&Lease>| {
+            await_condition(leases.clone(), &lease_name, move |l: Option<&Lease>| {
                 holder(l) == "replica-b"
             }),
         )
@@ -953,6 +989,22 @@ pub fn leader_election_fails_over(cp: &ControlPlane) -> TestResult {
                 && condition(p, "Running").is_some_and(|(s, _)| s == "False")
         })
         .await?;
+        if runs_seen(&sim) != 2 {
+            return Err(
+                format!("two run-now values, {} runs reached Qlik", runs_seen(&sim)).into(),
+            );
+        }
+
+        // SIGTERM releases the Lease at once, so that a standby need not wait out its duration.
+        let mut b = b;
+        let code = b.terminate().await?;
+        if code != 0 {
+            return Err(format!("replica-b exit {code}; log:\n{}", b.log()).into());
+        }
+        let lease = leases.get(&lease_name).await?;
+        if holder(Some(&lease)) == "replica-b" {
+            return Err(format!("replica-b still holds the Lease after SIGTERM: {lease:?}").into());
+        }
         Ok(())
     })
 }

@@ -337,3 +337,161 @@ pub fn two_runners_never_run_a_policy_at_once(cp: &ControlPlane) -> TestResult {
         Ok(())
     })
 }
+
+/// A TCP forwarder to the API server that can be cut: what sits behind it loses the API server while Qlik stays
+/// reachable (a network partition, or an API server overloaded for that replica).
+struct Partition {
+    url: String,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Partition {
+    async fn start(api_server: &str) -> Result<Self, Failed> {
+        let upstream = api_server.trim_start_matches("https://").to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("https://{}", listener.local_addr()?);
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *cut_rx.borrow() {
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let mut cut_rx = cut_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Ok(Self { url, cut })
+    }
+
+    fn cut(&self) {
+        let _ = self.cut.send(true);
+    }
+}
+
+pub fn a_leader_cut_off_from_the_api_server_stops_before_another_takes_over(
+    cp: &ControlPlane,
+) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = support::start_simulator(SimulatorConfig {
+            users: 400,
+            seed: 11,
+            ..Default::default()
+        })
+        .await;
+        // 60 deletions one at a time, 200 ms each: replica-a is still deleting when it notices the cut.
+        sim.inject(FaultRule::always(Fault::Delay(Duration::from_millis(200))).method("DELETE"));
+        let namespace = policy_namespace(cp, "partition", &sim).await?;
+        let mut spec = support::policy(&sim);
+        spec.limits.max_reclaim_percent = 100;
+        spec.limits.max_reclaims_per_run = 60;
+        spec.site.concurrency = 1;
+        create_policy(&admin, &namespace, "site", spec).await?;
+        let lease_name = format!("lease-{namespace}");
+        let args = |identity: &str| {
+            vec![
+                "controller".to_string(),
+                "--namespace".into(),
+                namespace.clone(),
+                "--leader-elect".into(),
+                "--lease-name".into(),
+                lease_name.clone(),
+                "--lease-namespace".into(),
+                "qlik-license-reclaimer".into(),
+                "--identity".into(),
+                identity.into(),
+                "--lease-duration-seconds".into(),
+                "3".into(),
+            ]
+        };
+        let as_strs = |v: &[String]| v.iter().map(String::to_string).collect::<Vec<_>>();
+        let partition = Partition::start(cp.server_url()).await?;
+        let a_args = as_strs(&args("replica-a"));
+        let a = ControllerProcess::start_through(
+            cp,
+            Some(&partition.url),
+            SERVICE_ACCOUNT_USER,
+            SERVICE_ACCOUNT_GROUPS,
+            &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[("POD_NAME", "replica-a")],
+        )?;
+        wait_metrics_up(&a).await?;
+        run_now(&admin, &namespace, "site", "1").await?;
+        first_delete(&sim, || a.log()).await?;
+
+        // The leader loses the API server mid-run; a standby takes the Lease and is asked to run the policy.
+        partition.cut();
+        let b_args = as_strs(&args("replica-b"));
+        let b = ControllerProcess::start_through(
+            cp,
+            None,
+            SERVICE_ACCOUNT_USER,
+            SERVICE_ACCOUNT_GROUPS,
+            &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[("POD_NAME", "replica-b")],
+        )?;
+        wait_metrics_up(&b).await?;
+        run_now(&admin, &namespace, "site", "2").await?;
+        wait_for(&admin, &namespace, "site", "a run by the new leader", |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.last_run_now.as_deref() == Some("2")
+                    && s.active_run.is_none()
+                    && s.last_run.is_some()
+            })
+        })
+        .await
+        .map_err(|e| format!("{e:?}; replica-b log:\n{}", b.log()))?;
+
+        // No overlap: at no instant were two DELETEs in flight (each run deletes one at a time).
+        let done: std::collections::HashMap<String, jiff::Timestamp> = sim
+            .deletions()
+            .into_iter()
+            .map(|d| (d.allocation_id.to_string(), d.at))
+            .collect();
+        let mut edges: Vec<(jiff::Timestamp, i32)> = Vec::new();
+        for arrival in sim.arrivals() {
+            if arrival.method != "DELETE" || !arrival.path.contains("/qrs/") {
+                continue;
+            }
+            let id = arrival
+                .path
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let end = done
+                .get(&id)
+                .copied()
+                .ok_or("a DELETE that never completed")?;
+            edges.push((arrival.at, 1));
+            edges.push((end, -1));
+        }
+        edges.sort();
+        let (mut in_flight, mut most) = (0, 0);
+        for (_, change) in edges {
+            in_flight += change;
+            most = most.max(in_flight);
+        }
+        if most > 1 {
+            return Err(format!(
+                "the two replicas deleted at the same time ({most} DELETEs in flight); replica-a log:\n{}",
+                a.log()
+            )
+            .into());
+        }
+        if !a.log().contains("no further seat is deallocated") {
+            return Err(format!("replica-a did not stop; log:\n{}", a.log()).into());
+        }
+        Ok(())
+    })
+}
