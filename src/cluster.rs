@@ -482,12 +482,10 @@ pub async fn run_policy(
         }
         status.conditions = status::merge_conditions(
             &status.conditions,
-            &[ConditionUpdate::new(
-                RUNNING,
-                true,
-                "Running",
-                "a run is in progress",
-            )],
+            &[
+                ConditionUpdate::new(RUNNING, true, "Running", "a run is in progress"),
+                status::tls_verified(policy.spec.site.tls.insecure_skip_verify),
+            ],
             started,
             policy.metadata.generation,
         );

@@ -185,6 +185,11 @@ async fn reconcile(
         Schedule::parse(&policy.spec.schedule, &policy.spec.time_zone).map(|s| (s, rules))
     }) {
         Ok((schedule, rules)) => {
+            ctx.metrics.set_tls_unverified(
+                &namespace,
+                &name,
+                policy.spec.site.tls.insecure_skip_verify,
+            );
             ctx.metrics.register_policy(
                 &namespace,
                 &name,
@@ -343,6 +348,14 @@ async fn reconcile(
     let updated = cluster::update_status(&api, &name, |fresh, status| {
         status.observed_generation = fresh.metadata.generation;
         status.next_schedule_time = next.map(Time);
+        status.conditions = status::merge_conditions(
+            &status.conditions,
+            &[status::tls_verified(
+                fresh.spec.site.tls.insecure_skip_verify,
+            )],
+            now,
+            fresh.metadata.generation,
+        );
         let was_invalid = status
             .conditions
             .iter()

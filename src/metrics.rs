@@ -81,6 +81,8 @@ pub struct Metrics {
     pub reclaim_failures: Family<TypeLabels, Counter>,
     pub candidates: Family<TypeLabels, Gauge>,
     pub excluded: Family<TypeLabels, Gauge>,
+    pub unknown: Family<TypeLabels, Gauge>,
+    pub tls_unverified: Family<PolicyLabels, Gauge>,
     pub allocations: Family<TypeLabels, Gauge>,
     pub seats: Family<SeatLabels, Gauge>,
     pub run_duration: Family<PolicyLabels, Histogram>,
@@ -133,6 +135,18 @@ impl Metrics {
             "excluded",
             "Inactive allocations kept by an exclusion or the scope in the last run",
             excluded.clone(),
+        );
+        let unknown = Family::<TypeLabels, Gauge>::default();
+        registry.register(
+            "unknown",
+            "Allocations kept in the last run because QRS sent a field a decision reads as missing, null or unreadable",
+            unknown.clone(),
+        );
+        let tls_unverified = Family::<PolicyLabels, Gauge>::default();
+        registry.register(
+            "policy_tls_unverified",
+            "1 when the policy runs without verifying Qlik's certificate (site.tls.insecureSkipVerify, allowed by the operator)",
+            tls_unverified.clone(),
         );
         let allocations = Family::<TypeLabels, Gauge>::default();
         registry.register(
@@ -205,6 +219,8 @@ impl Metrics {
             reclaim_failures,
             candidates,
             excluded,
+            unknown,
+            tls_unverified,
             allocations,
             seats,
             run_duration,
@@ -281,6 +297,9 @@ impl Metrics {
                 self.excluded
                     .get_or_create(&labels)
                     .set(counts.excluded as i64);
+                self.unknown
+                    .get_or_create(&labels)
+                    .set(counts.unknown as i64);
                 self.allocations
                     .get_or_create(&labels)
                     .set(counts.allocated as i64);
@@ -379,6 +398,17 @@ impl Metrics {
         self.dry_run.get_or_create(&p).set(i64::from(dry_run));
     }
 
+    /// Whether the policy runs without verifying Qlik's certificate.
+    pub fn set_tls_unverified(&self, namespace: &str, policy: &str, unverified: bool) {
+        let p = PolicyLabels {
+            namespace: namespace.into(),
+            policy: policy.into(),
+        };
+        self.tls_unverified
+            .get_or_create(&p)
+            .set(i64::from(unverified));
+    }
+
     /// Forget a deleted policy's gauges so dashboards do not show it forever. Counters stay until restart, as
     /// Prometheus expects of counters.
     pub fn forget_policy(&self, namespace: &str, policy: &str) {
@@ -393,6 +423,7 @@ impl Metrics {
         self.next_run.remove(&p);
         self.policy_ready.remove(&p);
         self.dry_run.remove(&p);
+        self.tls_unverified.remove(&p);
         for t in AccessType::ALL {
             let labels = TypeLabels {
                 namespace: namespace.into(),
@@ -401,6 +432,7 @@ impl Metrics {
             };
             self.candidates.remove(&labels);
             self.excluded.remove(&labels);
+            self.unknown.remove(&labels);
             self.allocations.remove(&labels);
             for state in ["total", "allocated", "available", "quarantined"] {
                 self.seats.remove(&SeatLabels {

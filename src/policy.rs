@@ -457,6 +457,12 @@ pub struct TypeCounts {
     pub failed: u64,
     /// Inactive but kept by an exclusion or the scope.
     pub excluded: u64,
+    /// Kept because QRS sent a field a decision reads as missing, null or unreadable.
+    #[serde(default)]
+    pub unknown: u64,
+    /// Candidates kept because, read again just before the deletion, the seat had been used since.
+    #[serde(default)]
+    pub used_since_read: u64,
 }
 
 /// One reclaimed seat.

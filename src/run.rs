@@ -574,6 +574,17 @@ fn build_report(
         if outcome == Outcome::Failed {
             counts.failed += 1;
         }
+        if outcome == Outcome::UsedSinceRead {
+            counts.used_since_read += 1;
+        }
+        if matches!(
+            decision.reason,
+            crate::plan::Reason::UnknownDate { .. }
+                | crate::plan::Reason::NoCreatedDate
+                | crate::plan::Reason::Incomplete { .. }
+        ) {
+            counts.unknown += 1;
+        }
         let (last_used, idle_since) = match &a.last_used {
             LastUse::At(t) => (crate::qrs::wire::format_qrs_date(*t), Some(*t)),
             LastUse::Never => ("never".to_string(), a.created),
@@ -621,6 +632,8 @@ fn build_report(
         totals.reclaimed += c.reclaimed;
         totals.failed += c.failed;
         totals.excluded += c.excluded;
+        totals.unknown += c.unknown;
+        totals.used_since_read += c.used_since_read;
     }
     let (result, message) = if let Some(trip) = &plan.breaker {
         (

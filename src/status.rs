@@ -11,6 +11,28 @@ pub const RECLAIMED_LISTED: usize = 50;
 
 pub const READY: &str = "Ready";
 pub const RUNNING: &str = "Running";
+/// False while the policy runs without verifying Qlik's certificate (`site.tls.insecureSkipVerify`, allowed by
+/// the operator's `--allow-insecure-skip-verify`).
+pub const TLS_VERIFIED: &str = "TLSVerified";
+
+/// The TLSVerified condition for a policy that does or does not skip verification.
+pub fn tls_verified(skips_verification: bool) -> ConditionUpdate {
+    if skips_verification {
+        ConditionUpdate::new(
+            TLS_VERIFIED,
+            false,
+            "InsecureSkipVerify",
+            "Qlik's server certificate is NOT verified (site.tls.insecureSkipVerify): anyone on the network path can impersonate the site; add root.pem and tls.serverName instead",
+        )
+    } else {
+        ConditionUpdate::new(
+            TLS_VERIFIED,
+            true,
+            "Verified",
+            "Qlik's server certificate is verified against root.pem",
+        )
+    }
+}
 
 /// A condition as the program wants it now; [`merge_conditions`] keeps transition times.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -146,6 +146,11 @@ async fn a_missing_or_null_last_use_is_unknown_not_never() {
         let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
         assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
         assert_eq!(report.totals.reclaimed, 0, "{value:?}");
+        assert!(
+            report.totals.unknown >= 2,
+            "counted as unknown: {:?}",
+            report.totals
+        );
         assert!(no_deletes(&sim), "{value:?}");
         assert!(
             report
@@ -217,6 +222,7 @@ async fn a_seat_used_between_the_read_and_the_delete_is_kept() {
         .find(|e| e.user == "CORP\\alice")
         .expect("alice decided");
     assert_eq!(alice.outcome, Outcome::UsedSinceRead, "{}", alice.reason);
+    assert_eq!(report.totals.used_since_read, 1);
     let deleted: Vec<_> = sim.deletions().into_iter().map(|d| d.user_id).collect();
     assert_eq!(deleted, ["carol"], "alice kept her seat; carol's went");
     // One re-read per batch of up to 50 deletions of a type, with the ids in one filter.

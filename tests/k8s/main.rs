@@ -76,7 +76,7 @@ const TESTS: &[(&str, TestFn)] = tests![
     chart_installs_and_runs_a_policy_in_its_watch_namespace,
     chart_default_install_reads_secrets_only_in_listed_namespaces,
     chart_cronjob_mode_runs_a_policy_with_namespaced_rbac,
-    release_binary_needs_no_os_time_zone_files,
+    the_binary_needs_no_os_time_zone_files,
     dashboard_has_every_panel_with_a_query,
     alerts_are_actionable_and_each_has_unit_tests,
     promtool_checks_and_unit_tests_the_alerts,

@@ -249,6 +249,34 @@ pub fn insecure_skip_verify_needs_the_operator_and_urls_are_origins(
             )
             .into());
         }
+
+        // With the operator's consent it runs, and says so in a condition and a metric.
+        drop(controller);
+        let controller =
+            ControllerProcess::start(cp, &namespace, &["--allow-insecure-skip-verify"])?;
+        wait_metrics_up(&controller).await?;
+        run_now(&admin, &namespace, "site", "2").await?;
+        let policy = wait_for(
+            &admin,
+            &namespace,
+            "site",
+            "a run without verification",
+            |p| {
+                p.status.as_ref().is_some_and(|s| s.last_run.is_some())
+                    && condition(p, "TLSVerified").is_some_and(|(status, _)| status == "False")
+            },
+        )
+        .await?;
+        if condition(&policy, "Ready").is_none_or(|(status, _)| status != "True") {
+            return Err(format!("allowed, the policy runs: {:?}", policy.status).into());
+        }
+        let metrics = controller.metrics().await?;
+        let line = format!(
+            "qlik_reclaimer_policy_tls_unverified{{namespace=\"{namespace}\",policy=\"site\"}} 1"
+        );
+        if !metrics.contains(&line) {
+            return Err(format!("no {line} in /metrics").into());
+        }
         Ok(())
     })
 }
