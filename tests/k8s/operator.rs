@@ -696,21 +696,75 @@ pub fn secret_rotation_and_a_broken_secret(cp: &ControlPlane) -> TestResult {
             return Err("no Warning event for the missing Secret".into());
         }
 
-        // A Secret rotated to a new xrfkey is used by the next run without a restart.
+        // Rotation between two runs of the running controller: each run uses the Secret as it is then.
+        let keys_sent = |sim: &Simulator| {
+            sim.requests()
+                .iter()
+                .filter_map(|r| r.query_param("xrfkey").map(str::to_string))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        // Run now and wait for that run's own outcome.
+        let run_and_wait = |value: &'static str| {
+            let admin = admin.clone();
+            let namespace = namespace.clone();
+            async move {
+                let before = Api::<LicenseCleanupPolicy>::namespaced(admin.clone(), &namespace)
+                    .get("site")
+                    .await?;
+                let previous = last_run_id(&before);
+                run_now(&admin, &namespace, "site", value).await?;
+                wait_for(&admin, &namespace, "site", "the run's outcome", move |p| {
+                    last_run_id(p).is_some()
+                        && last_run_id(p) != previous
+                        && p.status
+                            .as_ref()
+                            .is_some_and(|s| s.last_run_now.as_deref() == Some(value))
+                })
+                .await
+            }
+        };
+        let mut entries = support::credential_entries(&sim);
+        entries.insert("xrfkey".into(), b"FirstKey00000001".to_vec());
+        put_secret(&admin, &namespace, entries).await?;
+        sim.clear_records();
+        run_and_wait("0").await?;
+        if keys_sent(&sim) != ["FirstKey00000001".to_string()].into() {
+            return Err(format!("the first run sent {:?}", keys_sent(&sim)).into());
+        }
         let mut entries = support::credential_entries(&sim);
         entries.insert("xrfkey".into(), b"Rotated000000001".to_vec());
         put_secret(&admin, &namespace, entries).await?;
-        run_now(&admin, &namespace, "site", "1").await?;
-        wait_for(&admin, &namespace, "site", "a run", |p| {
-            last_run_id(p).is_some()
-        })
-        .await?;
-        if !sim
-            .requests()
-            .iter()
-            .any(|r| r.query_param("xrfkey") == Some("Rotated000000001"))
-        {
-            return Err("the rotated xrfkey was not used".into());
+        sim.clear_records();
+        run_and_wait("1").await?;
+        if keys_sent(&sim) != ["Rotated000000001".to_string()].into() {
+            return Err(format!(
+                "the rotated xrfkey was not used alone: {:?}",
+                keys_sent(&sim)
+            )
+            .into());
+        }
+
+        // The client certificate rotated to one Qlik does not trust: the next run presents it (and fails the
+        // handshake); the broken and fixed Secrets below show the way back. No restart in between.
+        let mut entries = support::credential_entries(&sim);
+        entries.insert(
+            "client.pem".into(),
+            sim.pki().wrong_client_pem.clone().into_bytes(),
+        );
+        entries.insert(
+            "client_key.pem".into(),
+            sim.pki().wrong_client_key_pem.clone().into_bytes(),
+        );
+        put_secret(&admin, &namespace, entries).await?;
+        let refused = run_and_wait("1b").await?;
+        let last = refused
+            .status
+            .and_then(|s| s.last_run)
+            .ok_or("no last run")?;
+        if last.result != RunResult::Failed {
+            return Err(
+                format!("a certificate Qlik does not trust must fail the run: {last:?}").into(),
+            );
         }
 
         // A broken key in the Secret: Ready=False with the key named, and nothing sent.
