@@ -43,6 +43,8 @@ pub struct ControllerOptions {
     pub lease_duration_seconds: u64,
     /// What policies may do (`--allow-insecure-skip-verify`).
     pub permissions: Permissions,
+    /// Policies run at once; more wait their turn (each run holds its site's allocations in memory).
+    pub max_concurrent_runs: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,8 @@ pub struct Context {
     /// The controllers' caches of policies, to tell which ones were deleted.
     stores: Vec<Store<LicenseCleanupPolicy>>,
     permissions: Permissions,
+    /// One permit per run that may go on at once.
+    run_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Context {
@@ -287,6 +291,13 @@ async fn reconcile(
             let task_ctx = ctx.clone();
             let (task_namespace, task_name) = key.clone();
             let handle = tokio::spawn(async move {
+                // Wait for a slot; the policy counts as running meanwhile, so it is not started twice.
+                let Ok(_slot) = task_ctx.run_slots.clone().acquire_owned().await else {
+                    return;
+                };
+                if task_ctx.stopping() {
+                    return;
+                }
                 let result = cluster::run_policy(
                     &task_namespace,
                     &task_name,
@@ -403,6 +414,13 @@ fn error_policy(
     Action::requeue(Duration::from_secs(5))
 }
 
+/// Connections `/metrics`, `/healthz` and `/readyz` serve at once.
+const METRICS_MAX_CONNECTIONS: usize = 32;
+/// A client must send its request headers within this time.
+const METRICS_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(3);
+/// A connection is closed after this long, whatever it does.
+const METRICS_CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
 /// Serve `/metrics`, `/healthz` and `/readyz`.
 async fn serve_metrics(
     addr: SocketAddr,
@@ -447,14 +465,31 @@ async fn serve_metrics(
             }),
         );
     Ok(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "metrics server stopped");
+        // Probes must answer whatever other clients do: each connection gets its headers read within a few
+        // seconds and lives a bounded time, and at most a few dozen are served at once (more are closed at once
+        // rather than queued behind slow ones).
+        let slots = Arc::new(tokio::sync::Semaphore::new(METRICS_MAX_CONNECTIONS));
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                accepted = listener.accept() => accepted,
+            };
+            let Ok((stream, _)) = accepted else {
+                continue;
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                drop(stream);
+                continue;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let _slot = slot;
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(METRICS_HEADER_READ_TIMEOUT)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(METRICS_CONNECTION_LIFETIME, connection).await;
+            });
         }
     }))
 }
@@ -598,6 +633,9 @@ pub async fn run(client: Client, options: ControllerOptions) -> Result<(), Contr
         stop: stop_rx.clone(),
         stores: controllers.iter().map(Controller::store).collect(),
         permissions: options.permissions,
+        run_slots: Arc::new(tokio::sync::Semaphore::new(
+            options.max_concurrent_runs.max(1),
+        )),
     });
     let controllers = controllers.into_iter().map(|controller| {
         controller
@@ -740,6 +778,7 @@ mod api_tests {
             stop,
             stores: Vec::new(),
             permissions: Permissions::default(),
+            run_slots: Arc::new(tokio::sync::Semaphore::new(1)),
         })
     }
 

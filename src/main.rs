@@ -74,6 +74,10 @@ struct ControllerArgs {
     /// Let policies set site.tls.insecureSkipVerify (otherwise such a policy is not Ready and nothing is sent).
     #[arg(long, env = "ALLOW_INSECURE_SKIP_VERIFY")]
     allow_insecure_skip_verify: bool,
+    /// Policies run at once; the others wait their turn. Each run holds its site's inactive allocations in
+    /// memory (a few hundred bytes each), so this bounds the controller's memory with many policies.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    max_concurrent_runs: u16,
 }
 
 #[derive(clap::Args)]
@@ -503,6 +507,7 @@ async fn controller(args: ControllerArgs) -> ExitCode {
         permissions: Permissions {
             allow_insecure_skip_verify: args.allow_insecure_skip_verify,
         },
+        max_concurrent_runs: usize::from(args.max_concurrent_runs),
     };
     match qlik_license_reclaimer::controller::run(client, options).await {
         Ok(()) => ExitCode::SUCCESS,

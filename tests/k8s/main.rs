@@ -65,6 +65,8 @@ const TESTS: &[(&str, TestFn)] = tests![
     insecure_skip_verify_needs_the_operator_and_urls_are_origins,
     two_runners_never_run_a_policy_at_once,
     a_leader_cut_off_from_the_api_server_stops_before_another_takes_over,
+    slow_clients_cannot_starve_the_probes,
+    two_hundred_policies_on_one_controller_all_run_within_memory,
     operator_rbac_is_least_privilege,
     a_missed_run_runs_once_on_start_within_its_deadline,
     a_schedule_or_time_zone_that_cannot_be_used_is_reported,

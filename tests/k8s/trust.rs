@@ -523,3 +523,113 @@ pub fn a_leader_cut_off_from_the_api_server_stops_before_another_takes_over(
         Ok(())
     })
 }
+
+pub fn slow_clients_cannot_starve_the_probes(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (_admin, _sim, namespace) = known_site_namespace(cp, "probes").await?;
+        let controller = ControllerProcess::start(cp, &namespace, &[])?;
+        wait_metrics_up(&controller).await?;
+        // Far more idle connections than the server serves at once, none of them sending a request.
+        let mut idle = Vec::new();
+        for _ in 0..100 {
+            idle.push(
+                tokio::net::TcpStream::connect(("127.0.0.1", controller.metrics_port)).await?,
+            );
+        }
+        // The probe answers within a few seconds (the kubelet retries, as this loop does).
+        let probe = async {
+            loop {
+                if http_get(controller.metrics_port, "/healthz").await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), probe)
+            .await
+            .map_err(|_| "/healthz did not answer within 10 s behind 100 idle connections")?;
+        // And the idle connections are closed by the server, not held forever.
+        for mut stream in idle {
+            use tokio::io::AsyncReadExt;
+            let mut buf = [0u8; 64];
+            let closed = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+            match closed {
+                Ok(Ok(_)) | Ok(Err(_)) => {}
+                Err(_) => return Err("an idle connection was still open after 10 s".into()),
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn two_hundred_policies_on_one_controller_all_run_within_memory(
+    cp: &ControlPlane,
+) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = known_site_namespace(cp, "many").await?;
+        const POLICIES: usize = 200;
+        let spec = support::dry_run_policy(&sim);
+        for i in 0..POLICIES {
+            create_policy(&admin, &namespace, &format!("p{i:03}"), spec.clone()).await?;
+        }
+        let controller = ControllerProcess::start(cp, &namespace, &[])?;
+        wait_metrics_up(&controller).await?;
+        for i in 0..POLICIES {
+            run_now(&admin, &namespace, &format!("p{i:03}"), "1").await?;
+        }
+        let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
+        let all_ran = async {
+            loop {
+                let list = api.list(&Default::default()).await?;
+                let done = list
+                    .items
+                    .iter()
+                    .filter(|p| {
+                        p.status.as_ref().is_some_and(|s| {
+                            s.last_run_now.as_deref() == Some("1")
+                                && s.last_run.is_some()
+                                && s.active_run.is_none()
+                        })
+                    })
+                    .count();
+                if done == POLICIES {
+                    return Ok::<_, Failed>(());
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(100), all_ran)
+            .await
+            .map_err(|_| {
+                format!(
+                    "not every policy ran; log tail:\n{}",
+                    tail(&controller.log())
+                )
+            })??;
+        // Peak resident memory of the controller over the whole test, against the chart's 128 MiB limit.
+        let status = std::fs::read_to_string(format!("/proc/{}/status", controller.pid()))?;
+        let peak_kib: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .ok_or("no VmHWM")?;
+        eprintln!(
+            "200 policies: controller peak resident memory {} MiB",
+            peak_kib / 1024
+        );
+        if peak_kib > 128 * 1024 {
+            return Err(
+                format!("peak resident memory {peak_kib} KiB exceeds the chart's 128 MiB").into(),
+            );
+        }
+        Ok(())
+    })
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
