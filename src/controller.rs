@@ -128,6 +128,32 @@ pub enum Decision {
     Wait,
 }
 
+/// What the policy's own schedule, suspend and run-now annotation ask for at `now`: the rule the controller
+/// follows, and `run --policy-ref --if-due` too (a CronJob that looks often, so that the policy stays the source
+/// of truth for when it runs).
+pub fn due(policy: &LicenseCleanupPolicy, schedule: &Schedule, now: Timestamp) -> Decision {
+    let status = policy.status.clone().unwrap_or_default();
+    let reference = status
+        .last_schedule_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| policy.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(now);
+    let annotation = policy
+        .annotations()
+        .get(RUN_NOW_ANNOTATION)
+        .map(String::as_str);
+    decide_run(
+        schedule,
+        now,
+        reference,
+        policy.spec.starting_deadline_seconds,
+        policy.spec.suspend,
+        annotation,
+        status.last_run_now.as_deref(),
+    )
+}
+
 /// The scheduling rule, pure so it can be tested without a cluster.
 /// `reference` is the last scheduled instant that was acted on (or the policy's creation).
 pub fn decide_run(
@@ -240,25 +266,7 @@ async fn reconcile(
         }
     };
 
-    let reference = status
-        .last_schedule_time
-        .as_ref()
-        .map(|t| t.0)
-        .or_else(|| policy.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .unwrap_or(now);
-    let annotation = policy
-        .annotations()
-        .get(RUN_NOW_ANNOTATION)
-        .map(String::as_str);
-    let decision = decide_run(
-        &schedule,
-        now,
-        reference,
-        policy.spec.starting_deadline_seconds,
-        policy.spec.suspend,
-        annotation,
-        status.last_run_now.as_deref(),
-    );
+    let decision = due(&policy, &schedule, now);
     let next = if policy.spec.suspend {
         None
     } else {

@@ -10,6 +10,7 @@ use qlik_license_reclaimer::demo::{self, DemoOptions};
 use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, RunResult, check_known_fields};
 use qlik_license_reclaimer::report::{self, Format};
 use qlik_license_reclaimer::run::{self, Permissions, RunContext};
+use qlik_license_reclaimer::schedule::Schedule;
 use qlik_license_reclaimer::simulator::{ProxyConfig, Simulator, SimulatorConfig};
 
 /// Exit codes of `run` (DESIGN.md section 4).
@@ -99,6 +100,10 @@ struct RunArgs {
     /// Report only, whatever the policy says.
     #[arg(long)]
     dry_run: bool,
+    /// With --policy-ref: run only if the policy's own schedule (or a new run-now annotation) makes a run due,
+    /// as the controller would; otherwise exit 0. A CronJob that looks often then follows the policy's schedule.
+    #[arg(long, requires = "policy_ref")]
+    if_due: bool,
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -421,8 +426,8 @@ async fn run_ref(args: RunArgs) -> ExitCode {
         Err(code) => return code,
     };
     let api: kube::Api<LicenseCleanupPolicy> = kube::Api::namespaced(client.clone(), namespace);
-    match api.get_opt(name).await {
-        Ok(Some(_)) => {}
+    let policy = match api.get_opt(name).await {
+        Ok(Some(policy)) => policy,
         Ok(None) => {
             return invalid(format_args!(
                 "LicenseCleanupPolicy {namespace}/{name} not found"
@@ -432,7 +437,18 @@ async fn run_ref(args: RunArgs) -> ExitCode {
             eprintln!("error: cannot read LicenseCleanupPolicy {namespace}/{name}: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
-    }
+    };
+    let trigger = if args.if_due {
+        match due_trigger(&policy) {
+            Ok(trigger) => trigger,
+            Err(why) => {
+                eprintln!("LicenseCleanupPolicy {namespace}/{name}: {why}: nothing was done");
+                return ExitCode::SUCCESS;
+            }
+        }
+    } else {
+        cluster::Trigger::Manual
+    };
     // SIGTERM (a Job past its deadline, or deleted) and SIGINT alike: no new deletions, in-flight ones finish,
     // the status records what was done.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -450,7 +466,7 @@ async fn run_ref(args: RunArgs) -> ExitCode {
             metrics: None,
             force_dry_run: args.dry_run,
             stop: Some(stop_rx),
-            trigger: cluster::Trigger::Manual,
+            trigger,
             permissions: Permissions {
                 allow_insecure_skip_verify: args.allow_insecure_skip_verify,
             },
@@ -480,6 +496,31 @@ async fn run_ref(args: RunArgs) -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
         Err(e) => invalid(e),
+    }
+}
+
+/// The trigger a due run answers (so that the controller and a CronJob never both run one instant), or why
+/// nothing is due. A schedule that cannot be used is left for the run to report (Ready=False, exit 2).
+fn due_trigger(policy: &LicenseCleanupPolicy) -> Result<cluster::Trigger, String> {
+    use qlik_license_reclaimer::controller::{Decision, due};
+    let Ok(schedule) = Schedule::parse(&policy.spec.schedule, &policy.spec.time_zone) else {
+        return Ok(cluster::Trigger::Manual);
+    };
+    let now = jiff::Timestamp::now();
+    match due(policy, &schedule, now) {
+        Decision::Run {
+            run_now: Some(value),
+            ..
+        } => Ok(cluster::Trigger::RunNow(value)),
+        Decision::Run { scheduled_for, .. } => Ok(cluster::Trigger::Scheduled(scheduled_for)),
+        Decision::SkipMissed { scheduled_for } => Err(format!(
+            "the run due at {scheduled_for} was missed by more than startingDeadlineSeconds and is skipped"
+        )),
+        Decision::Wait if policy.spec.suspend => Err("suspended (spec.suspend)".into()),
+        Decision::Wait => Err(match schedule.next_after(now) {
+            Some(next) => format!("not due; next run at {next}"),
+            None => "not due".into(),
+        }),
     }
 }
 

@@ -1505,8 +1505,11 @@ pub fn chart_cronjob_mode_runs_a_policy_with_namespaced_rbac(cp: &ControlPlane) 
         }
         let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
         let notes = helm_install(cp, &release, &release, &[], &sets).await?;
-        let run_now = format!("kubectl -n {release} create job --from=cronjob/");
-        if !notes.contains(&run_now) || !notes.contains("describe lcp site") {
+        let create_job = format!("kubectl -n {release} create job --from=cronjob/");
+        if !notes.contains(&create_job)
+            || !notes.contains("describe lcp site")
+            || !notes.contains("licensing.reclaimer.dev/run-now")
+        {
             return Err(format!(
                 "the notes should tell how to follow and run {policies}/site:\n{notes}"
             )
@@ -1514,7 +1517,34 @@ pub fn chart_cronjob_mode_runs_a_policy_with_namespaced_rbac(cp: &ControlPlane) 
         }
 
         let identity = Identity::service_account(&release, name_of(only(&docs, "ServiceAccount")?));
-        let output = run_binary_as(cp, &identity, args(only(&docs, "CronJob")?)).await?;
+        let cronjob_args = args(only(&docs, "CronJob")?);
+        if !cronjob_args.iter().any(|a| a == "--if-due") {
+            return Err(format!(
+                "the CronJob should follow the policy's schedule: {cronjob_args:?}"
+            )
+            .into());
+        }
+        // Not due (the policy's schedule is at 03:00): the CronJob's look changes nothing.
+        let output = run_binary_as(cp, &identity, cronjob_args.clone()).await?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let untouched: LicenseCleanupPolicy = Api::namespaced(admin.clone(), &policies)
+            .get("site")
+            .await?;
+        if !output.status.success()
+            || !stderr.contains("not due")
+            || untouched
+                .status
+                .as_ref()
+                .and_then(|s| s.last_run.as_ref())
+                .is_some()
+        {
+            return Err(
+                format!("a CronJob look when nothing is due: {}", describe(&output)).into(),
+            );
+        }
+        // A run-now value makes it due, as it would for the controller.
+        run_now(&admin, &policies, "site", "1").await?;
+        let output = run_binary_as(cp, &identity, cronjob_args).await?;
         if !output.status.success() {
             return Err(format!("the CronJob's run failed: {}", describe(&output)).into());
         }
