@@ -4,8 +4,8 @@
 
 use std::io::Read;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde::de::{DeserializeOwned, DeserializeSeed, SeqAccess, Visitor};
@@ -97,6 +97,8 @@ where
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let element_bytes = Arc::new(AtomicUsize::new(0));
     let element_too_large = Arc::new(AtomicBool::new(false));
+    // Why the parser stopped, when it was this code's decision rather than the JSON's.
+    let refused: Arc<Mutex<Option<ReadError>>> = Arc::default();
     let reader = ChannelReader {
         rx,
         current: Bytes::new(),
@@ -104,6 +106,7 @@ where
         element_limit: limits.element_bytes,
         element_too_large: Arc::clone(&element_too_large),
     };
+    let refused_by_seed = Arc::clone(&refused);
     let parser = tokio::task::spawn_blocking(move || {
         let mut deserializer = serde_json::Deserializer::from_reader(
             std::io::BufReader::with_capacity(64 * 1024, reader),
@@ -113,12 +116,13 @@ where
             rows: limits.rows,
             what,
             element_bytes,
+            refused: Arc::clone(&refused_by_seed),
             _element: PhantomData::<T>,
         };
         let items = seed
             .deserialize(&mut deserializer)
             .and_then(|items| deserializer.end().map(|()| items));
-        items.map_err(|e| (e.is_io(), e.to_string()))
+        items.map_err(|e| e.to_string())
     });
 
     let mut received: u64 = 0;
@@ -157,23 +161,13 @@ where
         Err(_) if element_too_large.load(Ordering::Relaxed) => Err(ReadError::ElementTooLarge {
             limit: limits.element_bytes,
         }),
-        Err((_, message)) if message.starts_with(ROW_LIMIT_MARK) => Err(ReadError::TooManyRows {
-            limit: limits.rows,
-            what,
-        }),
-        Err((_, message)) if message.starts_with(ELEMENT_MARK) => Err(ReadError::Element(
-            message[ELEMENT_MARK.len()..]
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-        )),
-        Err((_, message)) => Err(ReadError::Json(message)),
+        Err(message) => Err(refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or(ReadError::Json(message))),
     }
 }
-
-const ROW_LIMIT_MARK: &str = "row limit: ";
-const ELEMENT_MARK: &str = "element: ";
 
 /// Feeds the parser from the chunks the async side receives, counting the bytes of the current element.
 struct ChannelReader {
@@ -210,6 +204,7 @@ struct ListSeed<T, F> {
     rows: usize,
     what: &'static str,
     element_bytes: Arc<AtomicUsize>,
+    refused: Arc<Mutex<Option<ReadError>>>,
     _element: PhantomData<T>,
 }
 
@@ -240,13 +235,24 @@ where
         use serde::de::Error as _;
         let mut items = Vec::new();
         while let Some(element) = seq.next_element::<T>()? {
-            if items.len() == self.rows {
-                return Err(A::Error::custom(format!("{ROW_LIMIT_MARK}{}", self.rows)));
-            }
-            let item = (self.convert)(element)
-                .map_err(|problem| A::Error::custom(format!("{ELEMENT_MARK}{problem}")))?;
-            items.push(item);
-            self.element_bytes.store(0, Ordering::Relaxed);
+            let refusal = if items.len() == self.rows {
+                ReadError::TooManyRows {
+                    limit: self.rows,
+                    what: self.what,
+                }
+            } else {
+                match (self.convert)(element) {
+                    Ok(item) => {
+                        items.push(item);
+                        self.element_bytes.store(0, Ordering::Relaxed);
+                        continue;
+                    }
+                    Err(problem) => ReadError::Element(problem),
+                }
+            };
+            let message = refusal.to_string();
+            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(refusal);
+            return Err(A::Error::custom(message));
         }
         Ok(items)
     }

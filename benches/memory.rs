@@ -1,0 +1,158 @@
+//! Peak resident memory of one run, as the product runs it (the `run` command in its own process), against the
+//! bundled simulator: a site with 100,000 allocations, and answers of 1 GiB.
+//!
+//! cargo bench --bench memory                  # the three measurements, a line each on stdout
+//! cargo bench --bench memory -- --users N     # another site size
+//!
+//! Each run is a child process (the release build of the binary), so its peak is its own: `wait4` reports the
+//! child's maximum resident set size. The chart's memory limit is 128 MiB.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use qlik_license_reclaimer::demo::demo_policy;
+use qlik_license_reclaimer::policy::{AccessTypeRule, LicenseCleanupPolicy};
+use qlik_license_reclaimer::simulator::{Fault, FaultRule, Simulator, SimulatorConfig};
+
+const LIMIT_MIB: f64 = 128.0;
+
+struct Measured {
+    exit: i32,
+    peak_mib: f64,
+    elapsed: Duration,
+    allocations: u64,
+    message: String,
+}
+
+/// Runs `run --policy FILE --credentials DIR --dry-run --output json` and measures its peak resident memory.
+// The child is reaped by wait4 below, which (unlike Child::wait) also returns its resource usage.
+#[allow(clippy::zombie_processes)]
+fn measure(dir: &Path) -> Measured {
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
+        .args(["run", "--policy"])
+        .arg(dir.join("policy.yaml"))
+        .arg("--credentials")
+        .arg(dir.join("creds"))
+        .args(["--dry-run", "--output", "json"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let pid = child.id() as libc::pid_t;
+    // Read stdout before waiting, so that a large report cannot block the child.
+    let mut stdout = child.stdout.expect("piped");
+    let mut report = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut report).expect("report");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child, with valid pointers.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4");
+    let elapsed = started.elapsed();
+    let json: serde_json::Value = serde_json::from_str(&report).unwrap_or_default();
+    Measured {
+        exit: libc::WEXITSTATUS(status),
+        // Linux reports ru_maxrss in KiB.
+        peak_mib: usage.ru_maxrss as f64 / 1024.0,
+        elapsed,
+        allocations: json["totals"]["allocated"].as_u64().unwrap_or_default(),
+        message: json["message"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .take(140)
+            .collect(),
+    }
+}
+
+fn write_files(sim: &Simulator, dir: &Path) {
+    let mut spec = demo_policy(sim.repository_url(), sim.pki().server_name.clone());
+    // Read as much as the site has: every allocation unused for a week is listed.
+    spec.access_types.professional = Some(AccessTypeRule { inactive_days: 7 });
+    spec.access_types.analyzer = Some(AccessTypeRule { inactive_days: 7 });
+    spec.limits.max_reclaim_percent = 100;
+    spec.limits.max_reclaims_per_run = 100_000;
+    spec.site.request_timeout_seconds = 600;
+    let manifest = serde_yaml::to_string(&LicenseCleanupPolicy::new("bench", spec)).expect("yaml");
+    std::fs::write(dir.join("policy.yaml"), manifest).expect("policy");
+    sim.write_credentials(&dir.join("creds"))
+        .expect("credentials");
+}
+
+fn report(what: &str, m: &Measured) {
+    println!(
+        "{what:<52} peak RSS {:>7.1} MiB ({}), {:>6.1} s, exit {}, {} allocations; {}",
+        m.peak_mib,
+        if m.peak_mib < LIMIT_MIB {
+            "under the chart's 128 MiB"
+        } else {
+            "OVER the chart's 128 MiB"
+        },
+        m.elapsed.as_secs_f64(),
+        m.exit,
+        m.allocations,
+        m.message
+    );
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<String> = std::env::args().collect();
+    let users = args
+        .iter()
+        .position(|a| a == "--users")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000usize);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        eprintln!("[memory bench] generating a site of {users} users");
+        let sim = Simulator::start(SimulatorConfig {
+            users,
+            seed: 7,
+            ..Default::default()
+        })
+        .await
+        .expect("simulator");
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_files(&sim, dir.path());
+        let path = dir.path().to_path_buf();
+
+        let m = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || measure(&path)
+        })
+        .await
+        .expect("join");
+        report(
+            &format!("site of {users} users, every allocation listed"),
+            &m,
+        );
+
+        for (what, one_huge_element) in [
+            ("1 GiB answer of well-formed allocations", false),
+            ("1 GiB answer that is one element", true),
+        ] {
+            sim.clear_faults();
+            sim.inject(
+                FaultRule::always(Fault::Huge {
+                    bytes: 1024 * 1024 * 1024,
+                    one_huge_element,
+                })
+                .method("GET")
+                .path_contains("professionalaccesstype/full"),
+            );
+            let m = tokio::task::spawn_blocking({
+                let path = path.clone();
+                move || measure(&path)
+            })
+            .await
+            .expect("join");
+            report(what, &m);
+        }
+    });
+}
