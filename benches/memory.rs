@@ -4,8 +4,8 @@
 //! cargo bench --bench memory                  # the three measurements, a line each on stdout
 //! cargo bench --bench memory -- --users N     # another site size
 //!
-//! Each run is a child process (the release build of the binary), so its peak is its own: `wait4` reports the
-//! child's maximum resident set size. The chart's memory limit is 128 MiB.
+//! Each run is a child process (the release build of the binary), so its peak is its own (see [`measure`]). The
+//! chart's memory limit is 128 MiB.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -25,12 +25,13 @@ struct Measured {
     message: String,
 }
 
-/// Runs `run --policy FILE --credentials DIR --dry-run --output json` and measures its peak resident memory.
-// The child is reaped by wait4 below, which (unlike Child::wait) also returns its resource usage.
-#[allow(clippy::zombie_processes)]
+/// Runs `run --policy FILE --credentials DIR --dry-run --output json` and measures its peak resident memory:
+/// the kernel's high-water mark of the process (`VmHWM`, which starts afresh at exec), sampled every few
+/// milliseconds until the process ends. (`ru_maxrss` would not do: it keeps the parent's size across fork and
+/// exec, and this parent holds the simulated site.)
 fn measure(dir: &Path) -> Measured {
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
         .args(["run", "--policy"])
         .arg(dir.join("policy.yaml"))
         .arg("--credentials")
@@ -41,23 +42,35 @@ fn measure(dir: &Path) -> Measured {
         .stderr(Stdio::null())
         .spawn()
         .expect("the binary runs");
-    let pid = child.id() as libc::pid_t;
-    // Read stdout before waiting, so that a large report cannot block the child.
-    let mut stdout = child.stdout.expect("piped");
+    let status_path = format!("/proc/{}/status", child.id());
+    let sampler = std::thread::spawn(move || {
+        let mut peak_kib = 0u64;
+        // The file loses its memory lines once the process has exited (a zombie until reaped).
+        while let Some(kib) = std::fs::read_to_string(&status_path)
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        {
+            peak_kib = peak_kib.max(kib);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        peak_kib
+    });
     let mut report = String::new();
+    let mut stdout = child.stdout.take().expect("piped");
     std::io::Read::read_to_string(&mut stdout, &mut report).expect("report");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own child, with valid pointers.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4");
+    let peak_kib = sampler.join().expect("sampler");
+    let status = child.wait().expect("wait");
     let elapsed = started.elapsed();
     let json: serde_json::Value = serde_json::from_str(&report).unwrap_or_default();
     Measured {
-        exit: libc::WEXITSTATUS(status),
-        // Linux reports ru_maxrss in KiB.
-        peak_mib: usage.ru_maxrss as f64 / 1024.0,
+        exit: status.code().unwrap_or(-1),
+        peak_mib: peak_kib as f64 / 1024.0,
         elapsed,
         allocations: json["totals"]["allocated"].as_u64().unwrap_or_default(),
         message: json["message"]

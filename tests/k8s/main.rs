@@ -66,6 +66,7 @@ const TESTS: &[(&str, TestFn)] = tests![
     two_runners_never_run_a_policy_at_once,
     a_leader_cut_off_from_the_api_server_stops_before_another_takes_over,
     slow_clients_cannot_starve_the_probes,
+    a_misspelt_field_kubectl_recorded_makes_the_policy_not_ready,
     two_hundred_policies_on_one_controller_all_run_within_memory,
     operator_rbac_is_least_privilege,
     a_missed_run_runs_once_on_start_within_its_deadline,

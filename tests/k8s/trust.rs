@@ -633,3 +633,45 @@ fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
+
+pub fn a_misspelt_field_kubectl_recorded_makes_the_policy_not_ready(
+    cp: &ControlPlane,
+) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = known_site_namespace(cp, "typo").await?;
+        // What `kubectl apply` records of a manifest with `exlcude:`; the API server itself dropped the field.
+        let spec = support::policy(&sim);
+        let mut manifest = serde_json::to_value(LicenseCleanupPolicy::new("site", spec.clone()))?;
+        let exclude = manifest["spec"]["exclude"].take();
+        manifest["spec"]
+            .as_object_mut()
+            .ok_or("spec is an object")?
+            .insert("exlcude".into(), exclude);
+        let mut policy = LicenseCleanupPolicy::new("site", spec);
+        policy.metadata.annotations = Some(
+            [(
+                "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                manifest.to_string(),
+            )]
+            .into(),
+        );
+        let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
+        api.create(&Default::default(), &policy).await?;
+        let controller = ControllerProcess::start(cp, &namespace, &[])?;
+        run_now(&admin, &namespace, "site", "1").await?;
+        wait_for(
+            &admin,
+            &namespace,
+            "site",
+            "Ready=False for the typo",
+            |p| ready_message(p).contains("did you mean \"exclude\""),
+        )
+        .await
+        .map_err(|e| format!("{e:?}; log:\n{}", controller.log()))?;
+        if !sim.requests().is_empty() {
+            return Err("a policy with a misspelt field reached Qlik".into());
+        }
+        Ok(())
+    })
+}
