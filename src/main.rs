@@ -208,6 +208,15 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The report on stdout, written as it is produced (a large site's JSON is never held whole).
+fn print_report(report: &run::RunReport, format: Format) {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if let Err(e) = report::write(report, format, &mut out).and_then(|()| out.flush()) {
+        tracing::error!("could not write the report: {e}");
+    }
+}
+
 fn exit_code(result: RunResult) -> ExitCode {
     match result {
         RunResult::Succeeded => ExitCode::SUCCESS,
@@ -292,7 +301,7 @@ async fn run_file(args: RunArgs) -> ExitCode {
     };
     match run::execute(&policy.spec, ctx).await {
         Ok(report) => {
-            print!("{}", report::render(&report, args.output));
+            print_report(&report, args.output);
             if report.result != RunResult::Succeeded {
                 tracing::error!(run = %report.id, result = report.result.as_str(), "{}", report.message);
             }
@@ -475,7 +484,7 @@ async fn run_ref(args: RunArgs) -> ExitCode {
     .await;
     match outcome {
         Ok(cluster::PolicyRunOutcome::Ran(report)) => {
-            print!("{}", report::render(&report, args.output));
+            print_report(&report, args.output);
             exit_code(report.result)
         }
         Ok(cluster::PolicyRunOutcome::AlreadyAnswered) => ExitCode::SUCCESS,

@@ -13,6 +13,23 @@ pub enum Format {
     Csv,
 }
 
+/// Write the report to `out`. JSON and CSV are written as they are produced, so that a report of a large
+/// site is never held twice in memory.
+pub fn write(
+    report: &RunReport,
+    format: Format,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    match format {
+        Format::Table => out.write_all(table(report).as_bytes()),
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, report)?;
+            out.write_all(b"\n")
+        }
+        Format::Csv => csv_to(report, out),
+    }
+}
+
 pub fn render(report: &RunReport, format: Format) -> String {
     match format {
         Format::Table => table(report),
@@ -262,40 +279,46 @@ fn table(report: &RunReport) -> String {
 }
 
 fn csv(report: &RunReport) -> String {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let _ = writer.write_record([
-        "user",
-        "user_name",
-        "access_type",
-        "allocation_id",
-        "last_used",
-        "idle_days",
-        "outcome",
-        "reason_code",
-        "reason",
-        "error",
-        "dry_run",
-        "run_id",
-    ]);
-    for e in &report.decisions {
-        let _ = writer.write_record([
-            e.user.as_str(),
-            e.user_name.as_str(),
-            e.access_type.key(),
-            e.allocation_id.as_str(),
-            e.last_used.as_str(),
-            &e.idle_days.map(|d| d.to_string()).unwrap_or_default(),
-            e.outcome.as_str(),
-            e.reason_code,
-            e.reason.as_str(),
-            e.error.as_deref().unwrap_or(""),
-            if report.dry_run { "true" } else { "false" },
-            report.id.as_str(),
-        ]);
-    }
+    let mut bytes = Vec::new();
+    let _ = csv_to(report, &mut bytes);
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+fn csv_to(report: &RunReport, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
     writer
-        .into_inner()
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .unwrap_or_default()
+        .write_record([
+            "user",
+            "user_name",
+            "access_type",
+            "allocation_id",
+            "last_used",
+            "idle_days",
+            "outcome",
+            "reason_code",
+            "reason",
+            "error",
+            "dry_run",
+            "run_id",
+        ])
+        .map_err(std::io::Error::other)?;
+    for e in &report.decisions {
+        writer
+            .write_record([
+                e.user.as_str(),
+                e.user_name.as_str(),
+                e.access_type.key(),
+                e.allocation_id.as_str(),
+                e.last_used.as_str(),
+                &e.idle_days.map(|d| d.to_string()).unwrap_or_default(),
+                e.outcome.as_str(),
+                e.reason_code,
+                e.reason.as_str(),
+                e.error.as_deref().unwrap_or(""),
+                if report.dry_run { "true" } else { "false" },
+                report.id.as_str(),
+            ])
+            .map_err(std::io::Error::other)?;
+    }
+    writer.flush()
 }

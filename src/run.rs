@@ -389,7 +389,7 @@ async fn run_with_client(
         .await;
     }
 
-    let report = build_report(id, ctx.now, dry_run, &plan, outcomes, site, rules, stopped);
+    let report = build_report(id, ctx.now, dry_run, plan, outcomes, site, rules, stopped);
     Ok(report)
 }
 
@@ -549,12 +549,13 @@ fn build_report(
     id: String,
     start: Timestamp,
     dry_run: bool,
-    plan: &Plan,
+    plan: Plan,
     outcomes: Vec<(Outcome, Option<String>)>,
     site: SiteRead,
     rules: &Rules,
     stopped: StopReason,
 ) -> RunReport {
+    let aborted = plan.is_aborted();
     let mut per_type: BTreeMap<AccessType, TypeCounts> = BTreeMap::new();
     for access_type in rules.access_types() {
         let counts = per_type.entry(access_type).or_default();
@@ -565,8 +566,9 @@ fn build_report(
         }
     }
     let mut decisions = Vec::with_capacity(plan.decisions.len());
-    for (decision, (outcome, error)) in plan.decisions.iter().zip(outcomes) {
-        let a = &decision.allocation;
+    // The plan's allocations move into the report, so that a large site is not held twice.
+    for (decision, (outcome, error)) in plan.decisions.into_iter().zip(outcomes) {
+        let a = decision.allocation;
         let counts = per_type.entry(a.access_type).or_default();
         if outcome.counts_as_reclaimed() {
             counts.reclaimed += 1;
@@ -592,7 +594,7 @@ fn build_report(
             LastUse::Unknown(raw) => (raw.clone(), None),
         };
         let reason = if outcome == Outcome::Deferred && decision.action == Action::Reclaim {
-            if plan.is_aborted() {
+            if aborted {
                 format!(
                     "{}; not deallocated: the run was aborted by the breaker",
                     decision.reason
@@ -614,9 +616,9 @@ fn build_report(
         };
         decisions.push(Entry {
             user: a.user.to_string(),
-            user_name: a.user_name.clone(),
+            user_name: a.user_name,
             access_type: a.access_type,
-            allocation_id: a.id.clone(),
+            allocation_id: a.id,
             last_used,
             idle_days: idle_since.map(|t| (start.as_second() - t.as_second()).div_euclid(86_400)),
             outcome,
