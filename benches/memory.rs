@@ -1,5 +1,6 @@
 //! Peak resident memory of one run, as the product runs it (the `run` command in its own process), against the
-//! bundled simulator: a site with 100,000 allocations, and answers of 1 GiB.
+//! bundled simulator: a site of 100,000 users, answers of 1 GiB, and a run that reads nearly as many allocations
+//! as a run may (`MAX_ALLOCATIONS_PER_RUN`).
 //!
 //! cargo bench --bench memory                  # the three measurements, a line each on stdout
 //! cargo bench --bench memory -- --users N     # another site size
@@ -82,11 +83,11 @@ fn measure(dir: &Path) -> Measured {
     }
 }
 
-fn write_files(sim: &Simulator, dir: &Path) {
+/// The demo's policy on `sim`, reading every allocation unused for `inactive_days`, reporting only.
+fn write_files(sim: &Simulator, dir: &Path, inactive_days: u32) {
     let mut spec = demo_policy(sim.repository_url(), sim.pki().server_name.clone());
-    // Read as much as the site has: every allocation unused for a week is listed.
-    spec.access_types.professional = Some(AccessTypeRule { inactive_days: 7 });
-    spec.access_types.analyzer = Some(AccessTypeRule { inactive_days: 7 });
+    spec.access_types.professional = Some(AccessTypeRule { inactive_days });
+    spec.access_types.analyzer = Some(AccessTypeRule { inactive_days });
     spec.limits.max_reclaim_percent = 100;
     spec.limits.max_reclaims_per_run = 100_000;
     spec.site.request_timeout_seconds = 600;
@@ -94,6 +95,25 @@ fn write_files(sim: &Simulator, dir: &Path) {
     std::fs::write(dir.join("policy.yaml"), manifest).expect("policy");
     sim.write_credentials(&dir.join("creds"))
         .expect("credentials");
+}
+
+async fn site(users: usize) -> (Simulator, tempfile::TempDir) {
+    eprintln!("[memory bench] generating a site of {users} users");
+    let sim = Simulator::start(SimulatorConfig {
+        users,
+        seed: 7,
+        ..Default::default()
+    })
+    .await
+    .expect("simulator");
+    (sim, tempfile::tempdir().expect("tempdir"))
+}
+
+async fn measured(dir: &Path) -> Measured {
+    let path = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || measure(&path))
+        .await
+        .expect("join")
 }
 
 fn report(what: &str, m: &Measured) {
@@ -123,29 +143,13 @@ fn main() {
         .unwrap_or(100_000usize);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        eprintln!("[memory bench] generating a site of {users} users");
-        let sim = Simulator::start(SimulatorConfig {
-            users,
-            seed: 7,
-            ..Default::default()
-        })
-        .await
-        .expect("simulator");
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_files(&sim, dir.path());
-        let path = dir.path().to_path_buf();
+        // A large site as a policy with the usual 30 days sees it.
+        let (sim, dir) = site(users).await;
+        write_files(&sim, dir.path(), 30);
+        let m = measured(dir.path()).await;
+        report(&format!("site of {users} users, 30 days"), &m);
 
-        let m = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || measure(&path)
-        })
-        .await
-        .expect("join");
-        report(
-            &format!("site of {users} users, every allocation listed"),
-            &m,
-        );
-
+        // Answers of 1 GiB.
         for (what, one_huge_element) in [
             ("1 GiB answer of well-formed allocations", false),
             ("1 GiB answer that is one element", true),
@@ -159,13 +163,15 @@ fn main() {
                 .method("GET")
                 .path_contains("professionalaccesstype/full"),
             );
-            let m = tokio::task::spawn_blocking({
-                let path = path.clone();
-                move || measure(&path)
-            })
-            .await
-            .expect("join");
+            let m = measured(dir.path()).await;
             report(what, &m);
         }
+        drop(sim);
+
+        // The most a run reads: just under MAX_ALLOCATIONS_PER_RUN inactive allocations (7 days, 88,000 users).
+        let (sim, dir) = site(88_000).await;
+        write_files(&sim, dir.path(), 7);
+        let m = measured(dir.path()).await;
+        report("site of 88000 users, 7 days (near the run's cap)", &m);
     });
 }

@@ -323,11 +323,17 @@ async fn read_site(
         let total = client.count(access_type).await?;
         // The breaker divides by this total: a list longer than the count would weaken it, so the client
         // refuses one as soon as it passes the count.
+        // And no run reads more than its memory allows, over all its access types.
+        let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
         let inactive = client
-            .inactive_allocations(access_type, cutoff, total)
+            .inactive_allocations(access_type, cutoff, total, budget)
             .await?;
         totals.insert(access_type, total);
-        allocations.extend(inactive);
+        if allocations.is_empty() {
+            allocations = inactive;
+        } else {
+            allocations.extend(inactive);
+        }
     }
     // The overview is marked experimental by Qlik and some releases lack it: seats are reported when
     // available, and a run does not fail without them.
@@ -364,6 +370,8 @@ async fn run_with_client(
     // The plan takes the allocations over: a big site is not held in memory twice.
     let allocations = std::mem::take(&mut site.allocations);
     let plan = plan::decide_owned(rules, allocations, &users, &site.totals, now);
+    // User records are needed for the decisions only; on a large site they are tens of megabytes.
+    drop(users);
 
     let mut outcomes: Vec<(Outcome, Option<String>)> = plan
         .decisions

@@ -20,6 +20,8 @@ pub(crate) struct ListLimits {
     pub element_bytes: usize,
     /// Elements in the list.
     pub rows: usize,
+    /// Why there may be no more elements, for the message when there are.
+    pub rows_why: &'static str,
 }
 
 /// Why an answer could not be read.
@@ -29,8 +31,12 @@ pub(crate) enum ReadError {
     TooLarge { limit: u64 },
     #[error("one element of the answer is larger than {limit} bytes; nothing was used")]
     ElementTooLarge { limit: usize },
-    #[error("the answer lists more than {limit} {what}")]
-    TooManyRows { limit: usize, what: &'static str },
+    #[error("the answer lists more than {limit} {what}{why}")]
+    TooManyRows {
+        limit: usize,
+        what: &'static str,
+        why: &'static str,
+    },
     #[error("the answer was cut off: {0}")]
     Transport(String),
     #[error("invalid JSON ({0})")]
@@ -114,6 +120,7 @@ where
         let seed = ListSeed {
             convert,
             rows: limits.rows,
+            rows_why: limits.rows_why,
             what,
             element_bytes,
             refused: Arc::clone(&refused_by_seed),
@@ -202,6 +209,7 @@ impl Read for ChannelReader {
 struct ListSeed<T, F> {
     convert: F,
     rows: usize,
+    rows_why: &'static str,
     what: &'static str,
     element_bytes: Arc<AtomicUsize>,
     refused: Arc<Mutex<Option<ReadError>>>,
@@ -239,6 +247,7 @@ where
                 ReadError::TooManyRows {
                     limit: self.rows,
                     what: self.what,
+                    why: self.rows_why,
                 }
             } else {
                 match (self.convert)(element) {

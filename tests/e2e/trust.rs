@@ -181,6 +181,34 @@ async fn a_huge_answer_fails_clearly_and_deletes_nothing() {
     assert!(report.message.contains("more than"), "{}", report.message);
     assert!(no_deletes(&sim));
 
+    // A site that counts a million: a run still reads no more than its memory allows, and says why.
+    let sim = known_site().await;
+    sim.inject(
+        FaultRule::always(Fault::Rewrite {
+            field: "value".into(),
+            value: Some(1_000_000.into()),
+        })
+        .path_contains("professionalaccesstype/count"),
+    );
+    sim.inject(
+        FaultRule::always(Fault::Huge {
+            bytes: 64 * 1024 * 1024,
+            one_huge_element: false,
+        })
+        .method("GET")
+        .path_contains("professionalaccesstype/full"),
+    );
+    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Failed);
+    assert!(
+        report
+            .message
+            .contains("more than 80000 allocations, more than a run reads"),
+        "{}",
+        report.message
+    );
+    assert!(no_deletes(&sim));
+
     // One element the size of the answer.
     let sim = known_site().await;
     sim.inject(
