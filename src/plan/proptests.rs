@@ -433,6 +433,17 @@ proptest! {
             }
         }
 
+        // The totals are the sums of the per-type counts, and every allocation is counted once.
+        let totals = plan.totals();
+        let sum = |field: fn(&PlanCounts) -> u64| plan.per_type.values().map(field).sum::<u64>();
+        prop_assert_eq!(totals.fetched, sum(|c| c.fetched));
+        prop_assert_eq!(totals.candidates, sum(|c| c.candidates));
+        prop_assert_eq!(totals.reclaim, sum(|c| c.reclaim));
+        prop_assert_eq!(totals.deferred, sum(|c| c.deferred));
+        prop_assert_eq!(totals.excluded, sum(|c| c.excluded));
+        prop_assert_eq!(totals.kept, sum(|c| c.kept));
+        prop_assert_eq!(totals.fetched, plan.decisions.len() as u64);
+
         prop_assert!(plan.reclaims().count() <= cap);
         if plan.is_aborted() {
             prop_assert_eq!(plan.reclaims().count(), 0);
