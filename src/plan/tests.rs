@@ -1382,3 +1382,23 @@ fn idle_since_of_decisions() {
     assert_eq!(only(&plan, "u").idle_since(), Some(days_ago(40)));
     assert_eq!(only(&plan, "n").idle_since(), Some(days_ago(50)));
 }
+
+#[test]
+fn breaker_percentages_are_whole_where_that_is_honest() {
+    assert_eq!(super::percent(60, 100, 50), "60%");
+    assert_eq!(
+        super::percent(50, 100, 50),
+        "50%",
+        "an exact value stays whole"
+    );
+    assert_eq!(
+        super::percent(501, 1000, 50),
+        "50.1%",
+        "just above reads as above"
+    );
+    assert_eq!(
+        super::percent(1, 3, 33),
+        "33.4%",
+        "rounded up, never down to the limit"
+    );
+}
