@@ -1402,3 +1402,14 @@ fn breaker_percentages_are_whole_where_that_is_honest() {
         "rounded up, never down to the limit"
     );
 }
+
+#[test]
+fn a_seat_allocated_hours_ago_is_in_grace_not_in_the_future() {
+    let hours_ago = now() - SignedDuration::from_hours(3);
+    let a = never(alloc("a", Professional, "CORP", "new"), Some(hours_ago));
+    let plan = decide(&rules(), &[a], &HashMap::new(), &BTreeMap::new(), now());
+    assert_eq!(
+        only(&plan, "a").reason.to_string(),
+        "never used; allocated less than a day ago, within the 14-day grace"
+    );
+}
