@@ -366,13 +366,16 @@ impl QrsClient {
         } else {
             (counted, ", more than the site counts")
         };
+        let scrubber = self.scrubber.clone();
         let allocations = self
             .get_list(
                 &endpoint,
                 &[("filter", filter)],
                 (rows, rows_why),
                 "allocations",
-                move |row: wire::AllocationJson| row.into_allocation(access_type),
+                move |row: wire::AllocationJson| {
+                    scrubbed(row.into_allocation(access_type), &scrubber)
+                },
             )
             .await?;
         let mut seen = HashSet::with_capacity(allocations.len());
@@ -399,13 +402,16 @@ impl QrsClient {
         let mut fresh = Vec::with_capacity(ids.len());
         for batch in ids.chunks(USER_BATCH) {
             let filter = guid_filter(&endpoint, batch)?;
+            let scrubber = self.scrubber.clone();
             let rows = self
                 .get_list(
                     &endpoint,
                     &[("filter", filter)],
                     (batch.len(), ", more than were asked for"),
                     "allocations",
-                    move |row: wire::AllocationJson| row.into_allocation(access_type),
+                    move |row: wire::AllocationJson| {
+                        scrubbed(row.into_allocation(access_type), &scrubber)
+                    },
                 )
                 .await?;
             fresh.extend(rows);
@@ -698,6 +704,20 @@ const USER_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
 /// Percent-encode a value for the `X-Qlik-User` header, as QPS expects (UTF-8, URL-encoded).
 fn encode(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, USER_VALUE).to_string()
+}
+
+/// An allocation whose unreadable `lastUsed` text is repeated in reports only scrubbed and cut short, like any
+/// other text Qlik sends.
+fn scrubbed(
+    allocation: Result<Allocation, String>,
+    scrubber: &Scrubber,
+) -> Result<Allocation, String> {
+    allocation.map(|mut allocation| {
+        if let crate::model::LastUse::Unknown(raw) = &mut allocation.last_used {
+            *raw = scrubber.scrub(raw, 64);
+        }
+        allocation
+    })
 }
 
 /// `id eq <guid> or id eq <guid> ...`: GUIDs are written bare in QRS filters, so each must be one.

@@ -265,3 +265,29 @@ async fn a_seat_used_between_the_read_and_the_delete_is_kept() {
         .collect();
     assert_eq!(rechecks.len(), 2, "one per access type with a reclaim");
 }
+
+#[tokio::test]
+async fn an_unreadable_date_is_repeated_only_scrubbed_and_short() {
+    let sim = known_site().await;
+    sim.inject(
+        FaultRule::always(Fault::Rewrite {
+            field: "lastUsed".into(),
+            value: Some(
+                format!(
+                    "error: request ?xrfkey={XRFKEY} failed {}",
+                    "x".repeat(5000)
+                )
+                .into(),
+            ),
+        })
+        .path_contains("accesstype/full"),
+    );
+    let report = run_policy(&sim, &policy(&sim), &credentials_with_xrfkey(&sim)).await;
+    assert_eq!(report.totals.reclaimed, 0);
+    let json = serde_json::to_string(&report).expect("json");
+    assert!(!json.contains(XRFKEY), "the key was repeated");
+    for entry in &report.decisions {
+        assert!(entry.last_used.chars().count() <= 65, "{}", entry.last_used);
+    }
+    assert!(no_deletes(&sim));
+}
