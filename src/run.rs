@@ -278,7 +278,12 @@ pub async fn execute(
     let report = async {
         let client =
             match QrsClient::connect(&connection, ctx.credentials, ctx.observer.clone()).await {
-                Ok(client) => client,
+                Ok(mut client) => {
+                    if let Some(stop) = &ctx.stop {
+                        client.stop_retrying_on(stop.clone());
+                    }
+                    client
+                }
                 Err(e) => return RunReport::failed(id, ctx.now, dry_run, e.to_string()),
             };
         let outcome = run_with_client(&client, spec, &rules, &ctx, id.clone(), dry_run).await;
@@ -650,6 +655,20 @@ fn build_report(
             RunResult::Aborted,
             format!("aborted before any deallocation: {trip}"),
         )
+    } else if let Some(why) = &stopped {
+        // Why it stopped comes first: it is what an administrator acts on (a changed policy, a shutdown).
+        let failed = if totals.failed > 0 {
+            format!(" ({} deallocations failed)", totals.failed)
+        } else {
+            String::new()
+        };
+        (
+            RunResult::Failed,
+            format!(
+                "stopped ({why}) after reclaiming {} seats{failed}; no further seat was deallocated",
+                totals.reclaimed
+            ),
+        )
     } else if totals.failed > 0 {
         (
             RunResult::Failed,
@@ -657,14 +676,6 @@ fn build_report(
                 "{} of {} deallocations failed; the others were reclaimed",
                 totals.failed,
                 totals.failed + totals.reclaimed
-            ),
-        )
-    } else if let Some(why) = &stopped {
-        (
-            RunResult::Failed,
-            format!(
-                "stopped ({why}) after reclaiming {} seats; no further seat was deallocated",
-                totals.reclaimed
             ),
         )
     } else if dry_run {

@@ -227,6 +227,9 @@ pub struct QrsClient {
     session: Option<ProxySession>,
     /// Removes the xrfkey and the session id from whatever Qlik's answers repeat.
     scrubber: Scrubber,
+    /// Once it holds a reason, no request is retried: a stopping run lets the attempts in flight finish but
+    /// starts no new one, so that shutdown takes at most one request timeout.
+    stop: Option<tokio::sync::watch::Receiver<Option<String>>>,
 }
 
 struct ProxySession {
@@ -277,6 +280,7 @@ impl QrsClient {
                     retry: connection.retry.clone(),
                     observer,
                     session: None,
+                    stop: None,
                 })
             }
             Route::Proxy {
@@ -300,6 +304,7 @@ impl QrsClient {
                     retry: connection.retry.clone(),
                     observer,
                     session: None,
+                    stop: None,
                 };
                 let create_url = format!("{qps_url}/qps{prefix}/session");
                 let body = serde_json::json!({
@@ -327,6 +332,11 @@ impl QrsClient {
                 Ok(client)
             }
         }
+    }
+
+    /// Retry no request once `stop` holds a reason (see [`RunContext::stop`](crate::run::RunContext)).
+    pub fn stop_retrying_on(&mut self, stop: tokio::sync::watch::Receiver<Option<String>>) {
+        self.stop = Some(stop);
     }
 
     /// End the proxy session, if any. Best effort: a session left behind expires on its own.
@@ -665,7 +675,8 @@ impl QrsClient {
                 Ok(response) => response.status().is_server_error(),
                 Err(_) => true,
             };
-            if !retryable || attempt >= attempts {
+            let stopping = self.stop.as_ref().is_some_and(|rx| rx.borrow().is_some());
+            if !retryable || attempt >= attempts || stopping {
                 return outcome.map_err(|e| QrsError::Unreachable {
                     method: method.clone(),
                     endpoint: endpoint.to_string(),

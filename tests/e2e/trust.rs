@@ -291,3 +291,43 @@ async fn an_unreadable_date_is_repeated_only_scrubbed_and_short() {
     }
     assert!(no_deletes(&sim));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_run_retries_nothing() {
+    use qlik_license_reclaimer::run::{self, RunContext};
+    let sim = known_site().await;
+    // Every DELETE is slow and fails: normally retried, but not once the run is stopping.
+    sim.set_latency(std::time::Duration::from_millis(300));
+    sim.inject(FaultRule::always(Fault::Status(503)).method("DELETE"));
+    let mut spec = policy(&sim);
+    spec.site.concurrency = 1;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
+    let creds = credentials(&sim);
+    // Stop as soon as the first DELETE has reached QRS (it is then in flight for 300 ms, and fails).
+    let watcher = async {
+        while sim.qrs_delete_arrivals() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let _ = stop_tx.send(Some("test stop".to_string()));
+    };
+    let run = run::execute(
+        &spec,
+        RunContext {
+            credentials: &creds,
+            force_dry_run: false,
+            now: sim.now(),
+            observer: None,
+            stop: Some(stop_rx),
+            retry: Some(fast_retries()),
+            permissions: Default::default(),
+        },
+    );
+    let (report, ()) = tokio::join!(run, watcher);
+    let report = report.expect("valid input");
+    assert_eq!(
+        sim.qrs_delete_arrivals(),
+        1,
+        "the failed DELETE was not retried, and no other started"
+    );
+    assert!(report.message.contains("test stop"), "{}", report.message);
+}
