@@ -331,3 +331,25 @@ async fn a_stopping_run_retries_nothing() {
     );
     assert!(report.message.contains("test stop"), "{}", report.message);
 }
+
+#[tokio::test]
+async fn an_aborted_dry_run_reports_nothing_as_would_be_reclaimed() {
+    let sim = known_site().await;
+    let mut spec = dry_run_policy(&sim);
+    // One professional candidate out of eight allocations is 12.5%.
+    spec.limits.max_reclaim_percent = 10;
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Aborted, "{}", report.message);
+    assert_eq!(
+        report.totals.reclaimed, 0,
+        "an aborted run reclaims nothing, not even on paper"
+    );
+    assert!(
+        report
+            .decisions
+            .iter()
+            .all(|e| e.outcome != Outcome::WouldReclaim),
+        "nothing is reported as would-reclaim"
+    );
+    assert!(no_deletes(&sim));
+}
