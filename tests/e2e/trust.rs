@@ -164,65 +164,52 @@ async fn a_missing_or_null_last_use_is_unknown_not_never() {
     }
 }
 
+/// A run of the test policy on a known site whose professional listing is `bytes` of streamed JSON (see
+/// [`Fault::Huge`]), after `prepare`: it fails with `expected` in its message and deletes nothing.
+async fn a_huge_listing_fails(
+    bytes: u64,
+    one_huge_element: bool,
+    prepare: impl FnOnce(&qlik_license_reclaimer::simulator::Simulator),
+    expected: &str,
+) {
+    let sim = known_site().await;
+    prepare(&sim);
+    sim.inject(
+        FaultRule::always(Fault::Huge {
+            bytes,
+            one_huge_element,
+        })
+        .method("GET")
+        .path_contains("professionalaccesstype/full"),
+    );
+    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Failed);
+    assert!(report.message.contains(expected), "{}", report.message);
+    assert!(no_deletes(&sim));
+}
+
 #[tokio::test]
 async fn a_huge_answer_fails_clearly_and_deletes_nothing() {
-    let sim = known_site().await;
     // Rows well beyond what the site counts: refused as soon as the count is passed.
-    sim.inject(
-        FaultRule::always(Fault::Huge {
-            bytes: 64 * 1024 * 1024,
-            one_huge_element: false,
-        })
-        .method("GET")
-        .path_contains("professionalaccesstype/full"),
-    );
-    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
-    assert_eq!(report.result, RunResult::Failed);
-    assert!(report.message.contains("more than"), "{}", report.message);
-    assert!(no_deletes(&sim));
-
+    a_huge_listing_fails(64 * 1024 * 1024, false, |_| {}, "more than the site counts").await;
     // A site that counts a million: a run still reads no more than its memory allows, and says why.
-    let sim = known_site().await;
-    sim.inject(
-        FaultRule::always(Fault::Rewrite {
-            field: "value".into(),
-            value: Some(1_000_000.into()),
-        })
-        .path_contains("professionalaccesstype/count"),
-    );
-    sim.inject(
-        FaultRule::always(Fault::Huge {
-            bytes: 64 * 1024 * 1024,
-            one_huge_element: false,
-        })
-        .method("GET")
-        .path_contains("professionalaccesstype/full"),
-    );
-    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
-    assert_eq!(report.result, RunResult::Failed);
-    assert!(
-        report
-            .message
-            .contains("more than 80000 allocations, more than a run reads"),
-        "{}",
-        report.message
-    );
-    assert!(no_deletes(&sim));
-
+    a_huge_listing_fails(
+        64 * 1024 * 1024,
+        false,
+        |sim| {
+            sim.inject(
+                FaultRule::always(Fault::Rewrite {
+                    field: "value".into(),
+                    value: Some(1_000_000.into()),
+                })
+                .path_contains("professionalaccesstype/count"),
+            )
+        },
+        "more than 80000 allocations, more than a run reads",
+    )
+    .await;
     // One element the size of the answer.
-    let sim = known_site().await;
-    sim.inject(
-        FaultRule::always(Fault::Huge {
-            bytes: 16 * 1024 * 1024,
-            one_huge_element: true,
-        })
-        .method("GET")
-        .path_contains("professionalaccesstype/full"),
-    );
-    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
-    assert_eq!(report.result, RunResult::Failed);
-    assert!(report.message.contains("larger than"), "{}", report.message);
-    assert!(no_deletes(&sim));
+    a_huge_listing_fails(16 * 1024 * 1024, true, |_| {}, "larger than").await;
 }
 
 #[tokio::test]
