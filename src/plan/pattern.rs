@@ -394,6 +394,19 @@ mod tests {
     }
 
     #[test]
+    fn folded_keys_of_any_length_and_any_case() {
+        // The stack buffer holds 128 bytes: keys at, around and far beyond it, in one part or several.
+        for len in [0, 1, 63, 127, 128, 129, 300] {
+            let part = "Ab".repeat(len / 2) + &"C".repeat(len % 2);
+            let one = with_folded(&[part.as_str()], str::to_string);
+            assert_eq!(one, part.to_lowercase(), "one part of {len} bytes");
+            let two = with_folded(&[part.as_str(), "DIR"], str::to_string);
+            assert_eq!(two, format!("{}\\dir", part.to_lowercase()), "two parts");
+        }
+        assert_eq!(with_folded(&["ÅSE", "Ölund"], str::to_string), "åse\\ölund");
+    }
+
+    #[test]
     fn prefix_wildcard_in_user_id() {
         let p = pattern(r"INTERNAL\sa_*");
         assert!(p.matches(&id("INTERNAL", "sa_repository")));
