@@ -357,6 +357,12 @@ mod tests {
     }
 
     #[test]
+    fn patterns_are_equal_when_written_alike() {
+        assert_eq!(pattern(r"CORP\a*"), pattern(r"CORP\a*"));
+        assert_ne!(pattern(r"CORP\a*"), pattern(r"CORP\b*"));
+    }
+
+    #[test]
     fn folded_keys_of_any_length_and_any_case() {
         // The stack buffer holds 128 bytes: keys at, around and far beyond it, in one part or several.
         for len in [0, 1, 63, 127, 128, 129, 300] {
