@@ -360,6 +360,11 @@ mod tests {
     fn patterns_are_equal_when_written_alike() {
         assert_eq!(pattern(r"CORP\a*"), pattern(r"CORP\a*"));
         assert_ne!(pattern(r"CORP\a*"), pattern(r"CORP\b*"));
+        assert_eq!(
+            pattern(r"CORP\A*").to_string(),
+            r"CORP\A*",
+            "shown as the policy spells it"
+        );
     }
 
     #[test]
