@@ -521,16 +521,26 @@ impl QrsClient {
         Ok(Deallocation::Done)
     }
 
-    async fn get_json<T: DeserializeOwned>(
+    /// GET a QRS endpoint, with retries; a success answer, still unread, and its URL for messages.
+    async fn get_ok(
         &self,
         endpoint: &str,
         query: &[(&str, String)],
-    ) -> Result<T, QrsError> {
+    ) -> Result<(String, reqwest::Response), QrsError> {
         let url = format!("{}/qrs/{endpoint}", self.qrs_base);
         let response = self
             .send(Method::GET, &url, endpoint, query, None, true)
             .await?;
         let response = self.check_status(Method::GET, endpoint, response).await?;
+        Ok((url, response))
+    }
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, QrsError> {
+        let (url, response) = self.get_ok(endpoint, query).await?;
         let body = answer::read_capped(response, SMALL_ANSWER_BYTES)
             .await
             .map_err(|e| self.read_error(endpoint, &url, e))?;
@@ -555,11 +565,7 @@ impl QrsClient {
         U: Send + 'static,
         F: FnMut(T) -> Result<U, String> + Send + 'static,
     {
-        let url = format!("{}/qrs/{endpoint}", self.qrs_base);
-        let response = self
-            .send(Method::GET, &url, endpoint, query, None, true)
-            .await?;
-        let response = self.check_status(Method::GET, endpoint, response).await?;
+        let (url, response) = self.get_ok(endpoint, query).await?;
         let limits = ListLimits {
             bytes: LIST_ANSWER_BYTES,
             element_bytes: LIST_ELEMENT_BYTES,

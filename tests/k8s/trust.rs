@@ -15,16 +15,16 @@ use crate::control_plane::ControlPlane;
 use crate::operator::*;
 use crate::{TestResult, run, support};
 
-/// A site with many inactive seats whose DELETEs are slow, so that a run is surely mid-way when something
-/// happens to it.
-async fn slow_site() -> Simulator {
+/// A site with many inactive seats whose DELETEs each take `delete`, so that a run is surely mid-way when
+/// something happens to it.
+async fn slow_site(delete: Duration) -> Simulator {
     let sim = support::start_simulator(SimulatorConfig {
         users: 400,
         seed: 11,
         ..Default::default()
     })
     .await;
-    sim.inject(FaultRule::always(Fault::Delay(Duration::from_millis(300))).method("DELETE"));
+    sim.inject(FaultRule::always(Fault::Delay(delete)).method("DELETE"));
     sim
 }
 
@@ -36,7 +36,7 @@ async fn slow_policy(
     suspend: bool,
 ) -> Result<(kube::Client, Simulator, String), Failed> {
     let admin = cp.admin_client();
-    let sim = slow_site().await;
+    let sim = slow_site(Duration::from_millis(300)).await;
     let namespace = policy_namespace(cp, prefix, &sim).await?;
     let mut spec = support::policy(&sim);
     spec.limits.max_reclaim_percent = 100;
@@ -414,14 +414,8 @@ pub fn a_leader_cut_off_from_the_api_server_stops_before_another_takes_over(
     ensure_installed(cp)?;
     run(cp, async {
         let admin = cp.admin_client();
-        let sim = support::start_simulator(SimulatorConfig {
-            users: 400,
-            seed: 11,
-            ..Default::default()
-        })
-        .await;
         // 60 deletions one at a time, 200 ms each: replica-a is still deleting when it notices the cut.
-        sim.inject(FaultRule::always(Fault::Delay(Duration::from_millis(200))).method("DELETE"));
+        let sim = slow_site(Duration::from_millis(200)).await;
         let namespace = policy_namespace(cp, "partition", &sim).await?;
         let mut spec = support::policy(&sim);
         spec.limits.max_reclaim_percent = 100;
