@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use qlik_license_reclaimer::demo::demo_policy;
 use qlik_license_reclaimer::policy::{AccessTypeRule, LicenseCleanupPolicy};
-use qlik_license_reclaimer::simulator::{Fault, FaultRule, Simulator, SimulatorConfig};
+use qrs_simulator::{Fault, FaultRule, Simulator, SimulatorConfig};
 
 const LIMIT_MIB: f64 = 128.0;
 

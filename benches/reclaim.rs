@@ -35,7 +35,7 @@ use qlik_license_reclaimer::policy::{
     LimitsSpec, QlikUserSpec, RunResult, ScopeSpec, SecretRef, SiteSpec, TlsSpec,
 };
 use qlik_license_reclaimer::run::{self, RunContext};
-use qlik_license_reclaimer::simulator::{Simulator, SimulatorConfig};
+use qrs_simulator::{Simulator, SimulatorConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rustls::pki_types::pem::PemObject;

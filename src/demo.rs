@@ -8,7 +8,7 @@ use crate::policy::{
     LimitsSpec, QlikUserSpec, ScopeSpec, SecretRef, SiteSpec, TlsSpec,
 };
 use crate::run::{self, RunContext, RunReport};
-use crate::simulator::{Simulator, SimulatorConfig};
+use qrs_simulator::{Simulator, SimulatorConfig};
 
 pub struct DemoOptions {
     pub users: usize,

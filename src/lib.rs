@@ -15,5 +15,4 @@ pub mod qrs;
 pub mod report;
 pub mod run;
 pub mod schedule;
-pub mod simulator;
 pub mod status;

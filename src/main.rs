@@ -11,7 +11,7 @@ use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, RunResult, check_know
 use qlik_license_reclaimer::report::{self, Format};
 use qlik_license_reclaimer::run::{self, Permissions, RunContext};
 use qlik_license_reclaimer::schedule::Schedule;
-use qlik_license_reclaimer::simulator::{ProxyConfig, Simulator, SimulatorConfig};
+use qrs_simulator::{ProxyConfig, Simulator, SimulatorConfig};
 
 /// Exit codes of `run` (DESIGN.md section 4).
 const EXIT_FAILED: u8 = 1;

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use assert_cmd::Command;
-use qlik_license_reclaimer::simulator::Simulator;
+use qrs_simulator::Simulator;
 use serde_json::Value;
 
 use crate::support::*;
@@ -145,7 +145,7 @@ async fn enforcing_deletes_exactly_the_expected_seats() {
     // The seats are gone from the site.
     let remaining = sim
         .site()
-        .allocations(qlik_license_reclaimer::simulator::SimAccessType::Professional);
+        .allocations(qrs_simulator::SimAccessType::Professional);
     assert!(remaining.iter().all(|a| a.user_id != "alice"));
 }
 
@@ -406,16 +406,16 @@ async fn simulate_serves_a_site_that_run_can_use() {
 
 /// An enforcing policy file on a site with many inactive seats whose DELETEs are slow.
 async fn slow_site_files() -> (Simulator, Files) {
-    let sim = start_simulator(qlik_license_reclaimer::simulator::SimulatorConfig {
+    let sim = start_simulator(qrs_simulator::SimulatorConfig {
         users: 400,
         seed: 11,
         ..Default::default()
     })
     .await;
     sim.inject(
-        qlik_license_reclaimer::simulator::FaultRule::always(
-            qlik_license_reclaimer::simulator::Fault::Delay(std::time::Duration::from_millis(300)),
-        )
+        qrs_simulator::FaultRule::always(qrs_simulator::Fault::Delay(
+            std::time::Duration::from_millis(300),
+        ))
         .method("DELETE"),
     );
     let mut spec = policy(&sim);

@@ -6,7 +6,7 @@ use qlik_license_reclaimer::credentials::{self, Credentials};
 use qlik_license_reclaimer::policy::RunResult;
 use qlik_license_reclaimer::qrs::USER_BATCH;
 use qlik_license_reclaimer::run::{self, Outcome, Permissions, RunContext};
-use qlik_license_reclaimer::simulator::{Fault, FaultRule, KeyFormat, Listener, SimAccessType};
+use qrs_simulator::{Fault, FaultRule, KeyFormat, Listener, SimAccessType};
 
 use crate::support::*;
 
@@ -352,7 +352,7 @@ async fn the_cap_takes_the_longest_idle_and_the_breaker_aborts_before_any_delete
 
 #[tokio::test]
 async fn users_are_fetched_in_batches() {
-    let sim = start_simulator(qlik_license_reclaimer::simulator::SimulatorConfig {
+    let sim = start_simulator(qrs_simulator::SimulatorConfig {
         users: 600,
         seed: 7,
         ..Default::default()

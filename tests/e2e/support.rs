@@ -9,9 +9,7 @@ use qlik_license_reclaimer::demo::demo_policy;
 use qlik_license_reclaimer::policy::{LicenseCleanupPolicySpec, ProxySpec};
 use qlik_license_reclaimer::qrs::RetryPolicy;
 use qlik_license_reclaimer::run::{self, RunContext, RunReport};
-use qlik_license_reclaimer::simulator::{
-    KeyFormat, NewUser, ProxyConfig, SimAccessType, Simulator, SimulatorConfig,
-};
+use qrs_simulator::{KeyFormat, NewUser, ProxyConfig, SimAccessType, Simulator, SimulatorConfig};
 
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();

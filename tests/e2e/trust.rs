@@ -4,20 +4,20 @@
 use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::policy::RunResult;
 use qlik_license_reclaimer::run::Outcome;
-use qlik_license_reclaimer::simulator::{Fault, FaultRule};
+use qrs_simulator::{Fault, FaultRule};
 
 use crate::support::*;
 
 const XRFKEY: &str = "SeCrEtXrFkEy0123";
 
-fn credentials_with_xrfkey(sim: &qlik_license_reclaimer::simulator::Simulator) -> Credentials {
+fn credentials_with_xrfkey(sim: &qrs_simulator::Simulator) -> Credentials {
     let mut entries = credential_entries(sim);
     entries.insert("xrfkey".into(), XRFKEY.as_bytes().to_vec());
     Credentials::from_entries(&entries).expect("valid")
 }
 
 /// No DELETE reached QRS (ending a proxy session is a DELETE on QPS, not a deallocation).
-fn no_deletes(sim: &qlik_license_reclaimer::simulator::Simulator) -> bool {
+fn no_deletes(sim: &qrs_simulator::Simulator) -> bool {
     sim.qrs_delete_arrivals() == 0
 }
 
@@ -169,7 +169,7 @@ async fn a_missing_or_null_last_use_is_unknown_not_never() {
 async fn a_huge_listing_fails(
     bytes: u64,
     one_huge_element: bool,
-    prepare: impl FnOnce(&qlik_license_reclaimer::simulator::Simulator),
+    prepare: impl FnOnce(&qrs_simulator::Simulator),
     expected: &str,
 ) {
     let sim = known_site().await;

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use libtest_mimic::Failed;
 use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, RunResult};
-use qlik_license_reclaimer::simulator::{Fault, FaultRule};
+use qrs_simulator::{Fault, FaultRule};
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 

@@ -18,7 +18,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, ResourceExt};
 use libtest_mimic::Failed;
 use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, LicenseCleanupPolicySpec, RunResult};
-use qlik_license_reclaimer::simulator::{Fault, FaultRule, Simulator};
+use qrs_simulator::{Fault, FaultRule, Simulator};
 use serde_json::json;
 
 use crate::control_plane::ControlPlane;
@@ -885,7 +885,7 @@ pub fn sigterm_lets_in_flight_deallocations_finish(cp: &ControlPlane) -> TestRes
     ensure_installed(cp)?;
     run(cp, async {
         let admin = cp.admin_client();
-        let sim = support::start_simulator(qlik_license_reclaimer::simulator::SimulatorConfig {
+        let sim = support::start_simulator(qrs_simulator::SimulatorConfig {
             users: 400,
             seed: 11,
             ..Default::default()

@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use libtest_mimic::Failed;
 use qlik_license_reclaimer::policy::LicenseCleanupPolicy;
-use qlik_license_reclaimer::simulator::{Fault, FaultRule, Simulator, SimulatorConfig};
+use qrs_simulator::{Fault, FaultRule, Simulator, SimulatorConfig};
 use serde_json::json;
 
 use crate::control_plane::ControlPlane;

@@ -593,7 +593,7 @@ async fn count_filtered_full_orderby_and_bad_filters() {
     assert_eq!(total["value"].as_u64(), Some(all.len() as u64));
 
     let cutoff = days_ago(&sim, 30);
-    let cutoff_text = format!("lastUsed le '{}'", super::site::format_ts(cutoff));
+    let cutoff_text = format!("lastUsed le '{}'", crate::time::format_ts(cutoff));
     let want = all
         .iter()
         .filter(|a| {

@@ -10,10 +10,11 @@ use jiff::{SignedDuration, Timestamp};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
+use uuid::Uuid;
 
-use super::site::{
-    AllocRec, LastUsed, NewUser, QUARANTINE, SeatTotals, SimAccessType, SiteState, millis, shift,
-};
+use crate::records::{AllocRec, LastUsed, NewUser, QUARANTINE, SeatTotals, SimAccessType};
+use crate::site::SiteState;
+use crate::time::{millis, shift};
 
 const FIRST: &[&str] = &[
     "Anna", "Ben", "Carla", "David", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kari",
@@ -92,10 +93,62 @@ fn days(n: f64) -> SignedDuration {
 }
 
 /// Adds `users` synthetic users (and their allocations, login usage and seat totals) to `site`.
+///
+/// The order of draws from the seeded generator is part of the contract: a seed gives the same site every time.
 pub(crate) fn generate(site: &mut SiteState, seed: u64, users: usize, now: Timestamp) {
     let mut rng = StdRng::seed_from_u64(seed);
     let now = millis(now);
+    let services = add_service_accounts(site, &mut rng, users, now);
+    let people = users - services;
+    let mut login_users = Vec::new();
+    let mut root_admins = 0usize;
+    for i in 0..people {
+        let (spec, is_root_admin) = person(&mut rng, i, people, root_admins);
+        root_admins += usize::from(is_root_admin);
+        let user_created = shift(now, -days(rng.random_range(1.0..1100.0)));
+        let Ok(user) = site.add_user(&spec, user_created) else {
+            continue;
+        };
+        let Some(kind) = seat_kind(&mut rng) else {
+            login_users.push(user);
+            continue;
+        };
+        let (last_used, created, quarantined) = usage(&mut rng, now, user_created);
+        let modified = match last_used {
+            LastUsed::At(t) => t,
+            _ => created,
+        };
+        let id = site.new_id();
+        let _ = site.insert_allocation(AllocRec {
+            id,
+            kind,
+            user: Some(user),
+            deleted_user: None,
+            created,
+            modified,
+            modified_by: "INTERNAL\\sa_repository".to_string(),
+            quarantine_end: match (&last_used, quarantined) {
+                (LastUsed::At(t), true) => Some(shift(*t, QUARANTINE)),
+                _ => None,
+            },
+            last_used,
+            excess: false,
+            quarantined,
+        });
+    }
+    if users >= 10 {
+        add_login_usage(site, &mut rng, &login_users, now);
+    }
+    set_seat_totals(site, &mut rng, users);
+}
 
+/// Service accounts (RootAdmins of the INTERNAL directory) on any site of ten users or more; returns how many.
+fn add_service_accounts(
+    site: &mut SiteState,
+    rng: &mut StdRng,
+    users: usize,
+    now: Timestamp,
+) -> usize {
     let services = if users >= 10 {
         (3 + users / 2000).min(SERVICE_ACCOUNTS.len())
     } else {
@@ -125,183 +178,130 @@ pub(crate) fn generate(site: &mut SiteState, seed: u64, users: usize, now: Times
             });
         }
     }
+    services
+}
 
-    let people = users - services;
-    let mut login_users = Vec::new();
-    let mut root_admins = 0usize;
-    for i in 0..people {
-        let external = rng.random_bool(0.12);
-        let directory = if external { "EXTERNAL" } else { "CORP" };
-        let first = FIRST.choose(&mut rng).copied().unwrap_or("Alex");
-        let last = LAST.choose(&mut rng).copied().unwrap_or("Doe");
-        let user_id = if external {
-            format!(
-                "{}.{}{}@partner.example",
-                first.to_lowercase(),
-                ascii_fold(last).to_lowercase(),
-                i
-            )
-        } else {
-            format!(
-                "{}{}{}",
-                first
-                    .chars()
-                    .next()
-                    .map(|c| c.to_ascii_lowercase())
-                    .unwrap_or('x'),
-                ascii_fold(last).to_lowercase(),
-                i
-            )
-        };
-        let mut spec = NewUser::new(directory, user_id.clone()).name(format!("{first} {last}"));
-        spec = spec.attribute(
-            "email",
-            format!(
-                "{}@example.com",
-                user_id.split('@').next().unwrap_or("user")
-            ),
-        );
-        if let Some(dept) = DEPARTMENTS.choose(&mut rng) {
-            spec = spec.custom_property("Department", *dept);
-        }
-        if external {
-            spec = spec.tag("Contractor");
-        }
-        if rng.random_bool(0.02) {
-            spec = spec.tag("VIP");
-        }
-        if rng.random_bool(0.015) {
-            spec = spec.custom_property("LicenseCleanup", "Exempt");
-        }
-        // At least one RootAdmin person on any site of reasonable size.
-        if rng.random_bool(0.005) || (root_admins == 0 && i == people / 2 && people >= 20) {
-            spec = spec.role("RootAdmin");
-            root_admins += 1;
-        } else if rng.random_bool(0.02) {
-            spec = spec.role("ContentAdmin");
-        }
-        let status = rng.random::<f64>();
-        if status < 0.02 {
-            spec = spec.removed_externally(true);
-        } else if status < 0.05 {
-            spec = spec.inactive(true);
-        } else if status < 0.055 {
-            spec = spec.blacklisted(true);
-        }
-
-        let user_created = shift(now, -days(rng.random_range(1.0..1100.0)));
-        let Ok(user) = site.add_user(&spec, user_created) else {
-            continue;
-        };
-
-        let pick = rng.random::<f64>();
-        let kind = if pick < 0.45 {
-            SimAccessType::Professional
-        } else if pick < 0.90 {
-            SimAccessType::Analyzer
-        } else if pick < 0.94 {
-            SimAccessType::User
-        } else {
-            login_users.push(user);
-            continue;
-        };
-
-        let bucket = rng.random::<f64>();
-        let (last_used, created, quarantined) = if bucket < 0.55 {
-            let used = shift(now, -days(rng.random_range(0.0..30.0)));
-            (
-                LastUsed::At(used),
-                created_before(&mut rng, used, user_created),
-                false,
-            )
-        } else if bucket < 0.75 {
-            let used = shift(now, -days(rng.random_range(30.0..90.0)));
-            (
-                LastUsed::At(used),
-                created_before(&mut rng, used, user_created),
-                false,
-            )
-        } else if bucket < 0.85 {
-            let used = shift(now, -days(rng.random_range(90.0..365.0)));
-            (
-                LastUsed::At(used),
-                created_before(&mut rng, used, user_created),
-                false,
-            )
-        } else if bucket < 0.91 {
-            let used = shift(now, -days(rng.random_range(365.0..730.0)));
-            (
-                LastUsed::At(used),
-                created_before(&mut rng, used, user_created),
-                false,
-            )
-        } else if bucket < 0.98 {
-            let age = if rng.random_bool(0.25) {
-                rng.random_range(0.0..14.0)
-            } else {
-                rng.random_range(14.0..365.0)
-            };
-            (LastUsed::Never, shift(now, -days(age)), false)
-        } else {
-            // Deallocated within the last week while in use: waiting out the quarantine.
-            let used = shift(now, -days(rng.random_range(0.5..6.5)));
-            (
-                LastUsed::At(used),
-                created_before(&mut rng, used, user_created),
-                true,
-            )
-        };
-        let last_used = match last_used {
-            LastUsed::At(t) => LastUsed::At(millis(t)),
-            other => other,
-        };
-        let modified = match last_used {
-            LastUsed::At(t) => t,
-            _ => created,
-        };
-        let id = site.new_id();
-        let _ = site.insert_allocation(AllocRec {
-            id,
-            kind,
-            user: Some(user),
-            deleted_user: None,
-            created,
-            modified,
-            modified_by: "INTERNAL\\sa_repository".to_string(),
-            quarantine_end: match (&last_used, quarantined) {
-                (LastUsed::At(t), true) => Some(shift(*t, QUARANTINE)),
-                _ => None,
-            },
-            last_used,
-            excess: false,
-            quarantined,
-        });
+/// The `i`th of `people` people: name, directory, e-mail, department, tags, exemptions, roles and user state. The
+/// second value says whether the person is a RootAdmin.
+fn person(rng: &mut StdRng, i: usize, people: usize, root_admins: usize) -> (NewUser, bool) {
+    let external = rng.random_bool(0.12);
+    let directory = if external { "EXTERNAL" } else { "CORP" };
+    let first = FIRST.choose(rng).copied().unwrap_or("Alex");
+    let last = LAST.choose(rng).copied().unwrap_or("Doe");
+    let user_id = if external {
+        format!(
+            "{}.{}{}@partner.example",
+            first.to_lowercase(),
+            ascii_fold(last).to_lowercase(),
+            i
+        )
+    } else {
+        let initial = first.chars().next().map_or('x', |c| c.to_ascii_lowercase());
+        format!("{initial}{}{i}", ascii_fold(last).to_lowercase())
+    };
+    let mailbox = user_id.split('@').next().unwrap_or("user");
+    let mut spec = NewUser::new(directory, user_id.clone())
+        .name(format!("{first} {last}"))
+        .attribute("email", format!("{mailbox}@example.com"));
+    if let Some(dept) = DEPARTMENTS.choose(rng) {
+        spec = spec.custom_property("Department", *dept);
     }
-
-    // Login access: two groups, with recent usage by the people who hold no seat.
-    let mut login_passes = 0u32;
-    if users >= 10 {
-        let groups = [
-            site.add_login_group("Occasional users", 10, shift(now, -days(400.0))),
-            site.add_login_group("Contractors", 5, shift(now, -days(200.0))),
-        ];
-        for (i, user) in login_users.iter().enumerate() {
-            let group = groups[i % groups.len()];
-            // Each group holds at most its assigned passes (ten per token).
-            let capacity = if i % 2 == 0 { 100 } else { 50 };
-            if i / 2 >= capacity {
-                break;
-            }
-            let start = shift(now, -days(rng.random_range(0.0..27.0)));
-            let latest = shift(start, SignedDuration::from_mins(rng.random_range(5..60)));
-            if site.add_login_usage(group, *user, start, latest).is_ok() {
-                login_passes += 1;
-            }
-        }
+    if external {
+        spec = spec.tag("Contractor");
     }
+    if rng.random_bool(0.02) {
+        spec = spec.tag("VIP");
+    }
+    if rng.random_bool(0.015) {
+        spec = spec.custom_property("LicenseCleanup", "Exempt");
+    }
+    // At least one RootAdmin person on any site of reasonable size.
+    let root_admin =
+        rng.random_bool(0.005) || (root_admins == 0 && i == people / 2 && people >= 20);
+    if root_admin {
+        spec = spec.role("RootAdmin");
+    } else if rng.random_bool(0.02) {
+        spec = spec.role("ContentAdmin");
+    }
+    let status = rng.random::<f64>();
+    if status < 0.02 {
+        spec = spec.removed_externally(true);
+    } else if status < 0.05 {
+        spec = spec.inactive(true);
+    } else if status < 0.055 {
+        spec = spec.blacklisted(true);
+    }
+    (spec, root_admin)
+}
 
+/// The seat a person holds; None for the few who use login access instead.
+fn seat_kind(rng: &mut StdRng) -> Option<SimAccessType> {
+    let pick = rng.random::<f64>();
+    if pick < 0.45 {
+        Some(SimAccessType::Professional)
+    } else if pick < 0.90 {
+        Some(SimAccessType::Analyzer)
+    } else if pick < 0.94 {
+        Some(SimAccessType::User)
+    } else {
+        None
+    }
+}
+
+/// Days since last use, by share of seats: 55% within a month, 20% one to three months, 10% up to a year, 6% up
+/// to two years. Of the rest 7% were never used and 2% are in quarantine.
+const USED_AGO: [(f64, std::ops::Range<f64>); 4] = [
+    (0.55, 0.0..30.0),
+    (0.75, 30.0..90.0),
+    (0.85, 90.0..365.0),
+    (0.91, 365.0..730.0),
+];
+
+/// A seat's last use, creation date and whether it waits out a quarantine.
+fn usage(rng: &mut StdRng, now: Timestamp, user_created: Timestamp) -> (LastUsed, Timestamp, bool) {
+    let bucket = rng.random::<f64>();
+    if let Some((_, ago)) = USED_AGO.iter().find(|(below, _)| bucket < *below) {
+        let used = shift(now, -days(rng.random_range(ago.clone())));
+        let created = created_before(rng, used, user_created);
+        return (LastUsed::At(millis(used)), created, false);
+    }
+    if bucket < 0.98 {
+        let age = if rng.random_bool(0.25) {
+            rng.random_range(0.0..14.0)
+        } else {
+            rng.random_range(14.0..365.0)
+        };
+        return (LastUsed::Never, shift(now, -days(age)), false);
+    }
+    // Deallocated within the last week while in use: waiting out the quarantine.
+    let used = shift(now, -days(rng.random_range(0.5..6.5)));
+    let created = created_before(rng, used, user_created);
+    (LastUsed::At(millis(used)), created, true)
+}
+
+/// Two login access groups, with recent usage by the people who hold no seat.
+fn add_login_usage(site: &mut SiteState, rng: &mut StdRng, login_users: &[Uuid], now: Timestamp) {
+    let groups = [
+        site.add_login_group("Occasional users", 10, shift(now, -days(400.0))),
+        site.add_login_group("Contractors", 5, shift(now, -days(200.0))),
+    ];
+    for (i, user) in login_users.iter().enumerate() {
+        let group = groups[i % groups.len()];
+        // Each group holds at most its assigned passes (ten per token).
+        let capacity = if i % 2 == 0 { 100 } else { 50 };
+        if i / 2 >= capacity {
+            break;
+        }
+        let start = shift(now, -days(rng.random_range(0.0..27.0)));
+        let latest = shift(start, SignedDuration::from_mins(rng.random_range(5..60)));
+        let _ = site.add_login_usage(group, *user, start, latest);
+    }
+}
+
+/// Seat totals: what is held plus a few free seats of each kind.
+fn set_seat_totals(site: &mut SiteState, rng: &mut StdRng, users: usize) {
     let summary = site.summary();
-    let held = |t: super::site::TypeSummary| {
+    let held = |t: crate::handle::TypeSummary| {
         u32::try_from(t.allocated + t.quarantined).unwrap_or(u32::MAX)
     };
     let free = |held: u32, rng: &mut StdRng| held / 20 + rng.random_range(1..=5);
@@ -309,11 +309,10 @@ pub(crate) fn generate(site: &mut SiteState, seed: u64, users: usize, now: Times
     let analyzer = held(summary.analyzer);
     let user_passes = held(summary.user);
     let login_tokens = if users >= 10 { 15 } else { 0 };
-    let _ = login_passes;
     site.seats = SeatTotals {
-        professional: professional + free(professional, &mut rng),
-        analyzer: analyzer + free(analyzer, &mut rng),
-        tokens: user_passes + login_tokens + free(user_passes, &mut rng),
+        professional: professional + free(professional, rng),
+        analyzer: analyzer + free(analyzer, rng),
+        tokens: user_passes + login_tokens + free(user_passes, rng),
     };
 }
 

@@ -27,11 +27,15 @@
 //!   recorded for assertions.
 
 mod filter;
+mod handle;
 mod http;
 mod pki;
+mod records;
 mod server;
 mod site;
 mod synthetic;
+mod time;
+mod views;
 
 #[cfg(test)]
 mod tests;
@@ -47,11 +51,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-pub use pki::Pki;
-pub use site::{
-    AllocationSnapshot, LoginGroupSnapshot, NewUser, SeatTotals, SimAccessType, SiteError,
-    SiteHandle, SiteSummary, TypeSummary, UserSnapshot,
+pub use handle::{
+    AllocationSnapshot, LoginGroupSnapshot, SiteHandle, SiteSummary, TypeSummary, UserSnapshot,
 };
+pub use pki::Pki;
+pub use records::{NewUser, SeatTotals, SimAccessType, SiteError};
 
 /// The sentinel QRS writes for a date that was never set (for example `lastUsed` of a never-used allocation).
 pub const NEVER_USED_SENTINEL: &str = "1753-01-01T00:00:00.000Z";
@@ -354,7 +358,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub(crate) fn now(&self) -> Timestamp {
         let offset = *lock(&self.clock_offset);
-        site::shift(Timestamp::now(), offset)
+        time::shift(Timestamp::now(), offset)
     }
 
     pub(crate) fn latency(&self) -> Duration {

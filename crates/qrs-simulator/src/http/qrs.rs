@@ -1,0 +1,316 @@
+//! The QRS routes: `/qrs/about`, the licence overview, allocations of each access type, login access groups and
+//! users, with QRS's DELETE and POST semantics.
+
+use axum::http::{Method, StatusCode};
+use jiff::Timestamp;
+use uuid::Uuid;
+
+use crate::records::{AllocRec, LastUsed, SimAccessType};
+use crate::site::SiteState;
+use crate::time::millis;
+use crate::views::{AllocView, UserView};
+use crate::{DeletionOutcome, Identity, RecordedDeletion, Shared, lock};
+
+use super::checks::*;
+use super::collections::*;
+use super::reply::*;
+use super::*;
+
+pub(super) fn about() -> serde_json::Value {
+    serde_json::json!({
+        "buildVersion": "34.25.2.0",
+        "buildDate": "9/20/2013 10:09:00 AM",
+        "databaseProvider": "Devart.Data.PostgreSql",
+        "nodeType": 1,
+        "sharedPersistence": true,
+        "requiresBootstrap": false,
+        "singleNodeOnly": false,
+        "schemaPath": "About",
+    })
+}
+
+/// A request to one collection route, once the checks passed: `rest` is the lower-cased path below the collection,
+/// `original` the same segments as sent (ids keep their case).
+pub(super) struct Call<'a> {
+    shared: &'a Shared,
+    req: &'a Incoming<'a>,
+    identity: &'a Identity,
+    query: &'a Query,
+    now: Timestamp,
+    rest: &'a [&'a str],
+    original: &'a [&'a str],
+}
+
+pub(super) fn qrs(
+    shared: &Shared,
+    req: &Incoming<'_>,
+    identity: &Identity,
+    segs: &[&str],
+    query: &Query,
+) -> Reply {
+    let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let method = req.method;
+    let now = shared.now();
+    let mut site = lock(&shared.site);
+    site.expire(now);
+    let get = method == Method::GET;
+    match l.as_slice() {
+        ["about"] if get => Reply::ok(&about()),
+        ["license"] if get => Reply::ok(&site.license_json(now)),
+        ["license", "accesstypeoverview"] if get => Reply::ok(&site.overview()),
+        ["license", "accesstypeinfo"] if get => Reply::ok(&site.access_type_info()),
+        ["about"]
+        | ["license"]
+        | ["license", "accesstypeoverview"]
+        | ["license", "accesstypeinfo"] => Reply::method_not_allowed(),
+        ["license", "loginaccessusage", rest @ ..] => {
+            let p = query.flag("privileges");
+            let rows: Vec<serde_json::Value> = site
+                .login_usage()
+                .map(|u| site.login_usage_json(u, p))
+                .collect();
+            json_collection(method, rest, &segs[2..], &rows, query, req.body)
+        }
+        ["license", kind, rest @ ..] => {
+            let call = Call {
+                shared,
+                req,
+                identity,
+                query,
+                now,
+                rest,
+                original: &segs[2..],
+            };
+            match SimAccessType::from_path_segment(kind) {
+                Some(SimAccessType::Login) => login_groups(&call, &mut site),
+                Some(kind) => allocations(&call, &mut site, kind),
+                None => Reply::not_found(),
+            }
+        }
+        ["user", rest @ ..] => {
+            let call = Call {
+                shared,
+                req,
+                identity,
+                query,
+                now,
+                rest,
+                original: &segs[1..],
+            };
+            users(&call, &mut site)
+        }
+        _ => Reply::not_found(),
+    }
+}
+
+pub(super) fn json_collection(
+    method: &Method,
+    rest: &[&str],
+    original: &[&str],
+    rows: &[serde_json::Value],
+    query: &Query,
+    body: &[u8],
+) -> Reply {
+    let op = match collection_op(method, rest, original) {
+        Ok(op) => op,
+        Err(reply) => return reply,
+    };
+    serve_collection(op, rows.iter().map(JsonRow).collect(), query, body)
+}
+
+pub(super) fn login_groups(call: &Call<'_>, site: &mut SiteState) -> Reply {
+    let Call {
+        shared,
+        req,
+        identity,
+        query,
+        rest,
+        original,
+        ..
+    } = *call;
+    if req.method == Method::DELETE {
+        let id = match delete_target(rest, original) {
+            Ok(id) => id,
+            Err(reply) => return reply,
+        };
+        // A login access type is a group: deleting it removes the whole group and its passes.
+        return match site.delete_login_group(id) {
+            Some(_) => {
+                shared.record_deletion(RecordedDeletion {
+                    at: shared.now(),
+                    listener: req.listener,
+                    access_type: SimAccessType::Login,
+                    allocation_id: id,
+                    user: None,
+                    user_directory: String::new(),
+                    user_id: String::new(),
+                    outcome: DeletionOutcome::Removed,
+                    requested_by: Some(identity.clone()),
+                });
+                Reply::empty(StatusCode::NO_CONTENT)
+            }
+            None => Reply::not_found(),
+        };
+    }
+    let op = match collection_op(req.method, rest, original) {
+        Ok(op) => op,
+        Err(reply) => return reply,
+    };
+    let p = query.flag("privileges");
+    let rows: Vec<serde_json::Value> = site
+        .login_groups()
+        .map(|g| site.login_group_json(g, p))
+        .collect();
+    serve_collection(op, rows.iter().map(JsonRow).collect(), query, req.body)
+}
+
+pub(super) fn allocations(call: &Call<'_>, site: &mut SiteState, kind: SimAccessType) -> Reply {
+    let Call {
+        shared,
+        req,
+        identity,
+        query,
+        now,
+        rest,
+        original,
+    } = *call;
+    if req.method == Method::DELETE {
+        let id = match delete_target(rest, original) {
+            Ok(id) => id,
+            Err(reply) => return reply,
+        };
+        let by = identity.to_string();
+        return match site.deallocate(kind, id, now, &by) {
+            Some((outcome, rec)) => {
+                let user = rec.user.and_then(|u| site.user(u));
+                let (user_directory, user_id) = match (user, &rec.deleted_user) {
+                    (Some(u), _) => (u.user_directory.clone(), u.user_id.clone()),
+                    (None, Some((d, i))) => (d.clone(), i.clone()),
+                    (None, None) => (String::new(), String::new()),
+                };
+                shared.record_deletion(RecordedDeletion {
+                    at: now,
+                    listener: req.listener,
+                    access_type: kind,
+                    allocation_id: id,
+                    user: rec.user,
+                    user_directory,
+                    user_id,
+                    outcome,
+                    requested_by: Some(identity.clone()),
+                });
+                Reply::empty(StatusCode::NO_CONTENT)
+            }
+            None => Reply::not_found(),
+        };
+    }
+    if req.method == Method::POST && rest.is_empty() {
+        return create_allocation(
+            site,
+            kind,
+            req.body,
+            identity,
+            now,
+            query.flag("privileges"),
+        );
+    }
+    let op = match collection_op(req.method, rest, original) {
+        Ok(op) => op,
+        Err(reply) => return reply,
+    };
+    let site: &SiteState = site;
+    let rows: Vec<AllocView<'_>> = site.allocations(kind).map(|a| site.alloc_view(a)).collect();
+    serve_collection(op, rows, query, req.body)
+}
+
+/// `POST /qrs/license/<type>accesstype` with `{"user": {"id": ...}}`: allocates a seat, as QMC's "Allocate" does.
+pub(super) fn create_allocation(
+    site: &mut SiteState,
+    kind: SimAccessType,
+    body: &[u8],
+    identity: &Identity,
+    now: Timestamp,
+    privileges: bool,
+) -> Reply {
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return Reply::bad_request(&format!("Invalid request body: {e}")),
+    };
+    let Some(user) = value
+        .get("user")
+        .and_then(|u| u.get("id"))
+        .and_then(|id| id.as_str())
+        .and_then(|id| Uuid::try_parse(id).ok())
+    else {
+        return Reply::bad_request("user.id is missing or not a GUID");
+    };
+    if site.user(user).is_none() {
+        return Reply::bad_request("The user does not exist");
+    }
+    if site.allocations(kind).any(|a| a.user == Some(user)) {
+        return Reply::bad_request("The user already has this access type");
+    }
+    let id = site.new_id();
+    let inserted = site.insert_allocation(AllocRec {
+        id,
+        kind,
+        user: Some(user),
+        deleted_user: None,
+        created: now,
+        modified: now,
+        modified_by: identity.to_string(),
+        last_used: LastUsed::Never,
+        excess: false,
+        quarantined: false,
+        quarantine_end: None,
+    });
+    if let Err(e) = inserted {
+        return Reply::bad_request(&e.to_string());
+    }
+    match site.allocation(id) {
+        Some(a) => Reply::json(StatusCode::CREATED, &site.alloc_view(a).full(privileges)),
+        None => Reply::text(StatusCode::INTERNAL_SERVER_ERROR, "allocation vanished"),
+    }
+}
+
+/// The id of `DELETE .../{id}`: a DELETE on the collection is not allowed, anything else is not found.
+pub(super) fn delete_target(rest: &[&str], original: &[&str]) -> Result<Uuid, Reply> {
+    let [_] = rest else {
+        return Err(if rest.is_empty() {
+            Reply::method_not_allowed()
+        } else {
+            Reply::not_found()
+        });
+    };
+    Uuid::try_parse(original.first().copied().unwrap_or_default()).map_err(|_| Reply::not_found())
+}
+
+pub(super) fn users(call: &Call<'_>, site: &mut SiteState) -> Reply {
+    let Call {
+        req,
+        identity,
+        query,
+        now,
+        rest,
+        original,
+        ..
+    } = *call;
+    if req.method == Method::DELETE {
+        let id = match delete_target(rest, original) {
+            Ok(id) => id,
+            Err(reply) => return reply,
+        };
+        return match site.delete_user(id, millis(now), &identity.to_string()) {
+            Ok(()) => Reply::empty(StatusCode::NO_CONTENT),
+            Err(_) => Reply::not_found(),
+        };
+    }
+    let op = match collection_op(req.method, rest, original) {
+        Ok(op) => op,
+        Err(reply) => return reply,
+    };
+    let site: &SiteState = site;
+    let rows: Vec<UserView<'_>> = site.users().map(|u| site.user_view(u)).collect();
+    serve_collection(op, rows, query, req.body)
+}
