@@ -3,16 +3,14 @@
 //! Layout: [`model`] and [`plan`] are the pure domain (no I/O); [`qrs`] talks to Qlik; [`run`] ties one run
 //! together for every entry point; [`simulator`] is the bundled stand-in for a Qlik site.
 
-pub mod cluster;
-pub mod controller;
+pub mod cli;
 pub mod credentials;
 pub mod demo;
-pub mod metrics;
+pub(crate) mod k8s;
 pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod qrs;
-pub mod report;
+pub(crate) mod report;
 pub mod run;
-pub mod schedule;
-pub mod status;
+pub(crate) mod schedule;

@@ -13,8 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::SeatCounts;
 
-/// API group of the custom resource.
-pub const GROUP: &str = "licensing.reclaimer.dev";
 /// Annotation whose every new value triggers one run now.
 pub const RUN_NOW_ANNOTATION: &str = "licensing.reclaimer.dev/run-now";
 

@@ -12,7 +12,6 @@ use crate::policy::InvalidPolicy;
 pub struct Schedule {
     cron: Cron,
     time_zone: TimeZone,
-    expression: String,
 }
 
 impl Schedule {
@@ -52,11 +51,7 @@ impl Schedule {
                 format!("{expression:?} is not a valid cron expression: {e}"),
             )
         })?;
-        Ok(Self {
-            cron,
-            time_zone,
-            expression: expression.to_string(),
-        })
+        Ok(Self { cron, time_zone })
     }
 
     /// The first scheduled instant strictly after `after`.
@@ -75,10 +70,6 @@ impl Schedule {
             .find_previous_occurrence(&start, true)
             .ok()
             .map(|z| z.timestamp())
-    }
-
-    pub fn expression(&self) -> &str {
-        &self.expression
     }
 }
 

@@ -87,19 +87,6 @@ pub enum QrsError {
     },
 }
 
-impl QrsError {
-    /// A short label for metrics and Events.
-    pub fn category(&self) -> &'static str {
-        match self {
-            QrsError::Setup(_) => "setup",
-            QrsError::Unreachable { .. } => "unreachable",
-            QrsError::Refused { .. } => "refused",
-            QrsError::Status { .. } => "status",
-            QrsError::Nonsense { .. } => "nonsense",
-        }
-    }
-}
-
 /// What a deallocation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deallocation {

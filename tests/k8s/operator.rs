@@ -594,9 +594,9 @@ pub fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) ->
             .collect();
         let note = events
             .iter()
-            .find(|e| e.reason.as_deref() == Some("DryRunCompleted"))
+            .find(|e| e.reason.as_deref() == Some("DryRunSucceeded"))
             .and_then(|e| e.note.clone())
-            .ok_or_else(|| format!("no DryRunCompleted event among {reasons:?}"))?;
+            .ok_or_else(|| format!("no DryRunSucceeded event among {reasons:?}"))?;
         if !note.contains("CORP\\alice") {
             return Err(format!("the Event should name who would be reclaimed: {note}").into());
         }
@@ -656,9 +656,9 @@ pub fn enforcing_deletes_exactly_the_planned_seats(cp: &ControlPlane) -> TestRes
         let events = events_for(&admin, &namespace, "site").await?;
         if !events
             .iter()
-            .any(|e| e.reason.as_deref() == Some("Reclaimed"))
+            .any(|e| e.reason.as_deref() == Some("RunSucceeded"))
         {
-            return Err("no Reclaimed event".into());
+            return Err("no RunSucceeded event".into());
         }
         Ok(())
     })

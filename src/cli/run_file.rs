@@ -1,0 +1,125 @@
+//! `run --policy FILE --credentials DIR`: one run of a policy manifest from a laptop, against a folder shaped like
+//! the policy's Secret. The same promises as in the cluster: one run of a file at a time, and an edit to the file
+//! (or SIGTERM, SIGINT) stops further deletions.
+
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::args::RunArgs;
+use super::{CliError, print_report};
+use crate::credentials::Credentials;
+use crate::k8s::shutdown::Shutdown;
+use crate::policy::{LicenseCleanupPolicy, RunResult, check_known_fields};
+use crate::run::{self, Permissions, RunContext};
+
+/// How often `run --policy FILE` reads its file again while it may delete.
+const POLICY_FILE_RECHECK: Duration = Duration::from_secs(2);
+
+pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
+    let (Some(policy_path), Some(credentials_dir)) = (&args.policy, &args.credentials) else {
+        return Err(CliError::Invalid(
+            "run needs --policy FILE and --credentials DIR, or --policy-ref NS/NAME".into(),
+        ));
+    };
+    let path = policy_path.display();
+    let text = std::fs::read_to_string(policy_path)
+        .map_err(|e| CliError::Invalid(format!("cannot read the policy {path}: {e}")))?;
+    let policy = parse_policy(&text)
+        .map_err(|e| CliError::Invalid(format!("invalid policy {path}: {e}")))?;
+    if policy.spec.suspend {
+        eprintln!("the policy {path} is suspended (spec.suspend): nothing was done");
+        return Ok(RunResult::Succeeded);
+    }
+    let credentials = Credentials::from_dir(credentials_dir).map_err(|e| {
+        CliError::Invalid(format!(
+            "invalid credentials in {}: {e}",
+            credentials_dir.display()
+        ))
+    })?;
+    let Some(_lock) = lock(policy_path)? else {
+        eprintln!("another run of {path} is in progress: nothing was done");
+        return Ok(RunResult::Succeeded);
+    };
+    let ctx = RunContext {
+        credentials: &credentials,
+        force_dry_run: args.dry_run,
+        now: jiff::Timestamp::now(),
+        observer: None,
+        stop: Some(stop_on_signal_or_change(
+            policy_path.clone(),
+            text.into_bytes(),
+        )),
+        retry: None,
+        permissions: Permissions {
+            allow_insecure_skip_verify: args.allow_insecure_skip_verify,
+        },
+    };
+    let report = run::execute(&policy.spec, ctx)
+        .await
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    print_report(&report, args.output);
+    if report.result != RunResult::Succeeded {
+        tracing::error!(run = %report.id, result = report.result.as_str(), "{}", report.message);
+    }
+    Ok(report.result)
+}
+
+/// One run of a policy file at a time on this machine: an advisory lock the system drops with the process, so
+/// a crashed run cannot keep it. `None` when another run holds it.
+fn lock(policy_path: &Path) -> Result<Option<File>, CliError> {
+    let path = policy_path.display();
+    let file = File::open(policy_path)
+        .map_err(|e| CliError::Invalid(format!("cannot open {path}: {e}")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(CliError::Invalid(format!("cannot lock {path}: {e}"))),
+    }
+}
+
+/// A stop for a run of a policy file: SIGTERM or SIGINT, or the file changed (or vanished) since the run read it.
+/// The same promise as in the cluster: an administrator who edits the policy (to dry run, say) stops deletions.
+fn stop_on_signal_or_change(path: PathBuf, read: Vec<u8>) -> watch::Receiver<run::StopReason> {
+    let (stop_tx, stop_rx) = watch::channel(None);
+    let shutdown = Shutdown::on_signals();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(POLICY_FILE_RECHECK);
+        let reason = loop {
+            tokio::select! {
+                () = shutdown.requested() => break "shutdown: SIGTERM or SIGINT".to_string(),
+                _ = ticker.tick() => match tokio::fs::read(&path).await {
+                    Ok(now) if now == read => {}
+                    Ok(_) => break format!("the policy file {} changed during the run; run it again to follow the new version", path.display()),
+                    Err(e) => break format!("the policy file {} cannot be read again ({e})", path.display()),
+                },
+            }
+        };
+        tracing::warn!("{reason}: no further seat is deallocated in this run");
+        let _ = stop_tx.send(Some(reason));
+    });
+    stop_rx
+}
+
+/// A manifest as `kubectl apply` would take it: apiVersion and kind must be ours, and no field unknown to the CRD.
+fn parse_policy(text: &str) -> Result<LicenseCleanupPolicy, String> {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (api_version, kind) = (field("apiVersion"), field("kind"));
+    if api_version != "licensing.reclaimer.dev/v1alpha1" || kind != "LicenseCleanupPolicy" {
+        return Err(format!(
+            "expected apiVersion licensing.reclaimer.dev/v1alpha1 and kind LicenseCleanupPolicy, found {api_version:?} and {kind:?}"
+        ));
+    }
+    let json = serde_json::to_value(&value).map_err(|e| e.to_string())?;
+    check_known_fields(&json).map_err(|e| e.to_string())?;
+    serde_yaml::from_value(value).map_err(|e| e.to_string())
+}

@@ -1,0 +1,281 @@
+//! The policy's conditions and the reasons behind them, as types: one place names every condition and every
+//! reason, and one outcome has one name whether a condition or an Event tells it.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::policy::RunResult;
+
+/// The conditions a policy carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConditionType {
+    /// The policy can run: valid, its Secret usable, its last run not failed or aborted.
+    Ready,
+    /// A run is in progress.
+    Running,
+    /// False while the policy runs without verifying Qlik's certificate (`site.tls.insecureSkipVerify`, allowed
+    /// by the operator's `--allow-insecure-skip-verify`).
+    TlsVerified,
+}
+
+impl ConditionType {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => "Ready",
+            ConditionType::Running => "Running",
+            ConditionType::TlsVerified => "TLSVerified",
+        }
+    }
+}
+
+/// Why a condition is what it is, or why an Event was published. Warnings are the reasons an administrator
+/// should act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// Ready: valid and waiting for its next run.
+    Scheduled,
+    /// Ready: the last run, a dry run, succeeded (also its Event).
+    DryRunSucceeded,
+    /// Ready: the last run succeeded and reclaimed what it decided to (also its Event).
+    RunSucceeded,
+    /// Not ready: the last run stopped before the end, for example at the breaker (also its Event).
+    RunAborted,
+    /// Not ready: the last run failed (also its Event).
+    RunFailed,
+    /// Not ready: the policy cannot be used as written.
+    InvalidPolicy,
+    /// Not ready: the policy's Secret does not exist.
+    SecretNotFound,
+    /// Not ready: the policy's Secret cannot be read.
+    SecretUnreadable,
+    /// Not ready: the policy's Secret does not hold usable credentials.
+    SecretInvalid,
+    /// Not ready: the API server refused or failed a request the run needed.
+    ApiError,
+    /// Running: a run is in progress.
+    Running,
+    /// Not running.
+    Idle,
+    /// TLSVerified: Qlik's certificate is verified.
+    Verified,
+    /// Not TLSVerified: `site.tls.insecureSkipVerify` is set and allowed.
+    InsecureSkipVerify,
+    /// An Event: a scheduled run was missed by more than the starting deadline and is skipped.
+    MissedRunSkipped,
+}
+
+impl Reason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Reason::Scheduled => "Scheduled",
+            Reason::DryRunSucceeded => "DryRunSucceeded",
+            Reason::RunSucceeded => "RunSucceeded",
+            Reason::RunAborted => "RunAborted",
+            Reason::RunFailed => "RunFailed",
+            Reason::InvalidPolicy => "InvalidPolicy",
+            Reason::SecretNotFound => "SecretNotFound",
+            Reason::SecretUnreadable => "SecretUnreadable",
+            Reason::SecretInvalid => "SecretInvalid",
+            Reason::ApiError => "ApiError",
+            Reason::Running => "Running",
+            Reason::Idle => "Idle",
+            Reason::Verified => "Verified",
+            Reason::InsecureSkipVerify => "InsecureSkipVerify",
+            Reason::MissedRunSkipped => "MissedRunSkipped",
+        }
+    }
+
+    /// Whether an Event with this reason is a Warning.
+    pub(crate) fn is_warning(self) -> bool {
+        !matches!(
+            self,
+            Reason::Scheduled
+                | Reason::DryRunSucceeded
+                | Reason::RunSucceeded
+                | Reason::Running
+                | Reason::Idle
+                | Reason::Verified
+        )
+    }
+
+    /// How a finished run ended.
+    pub(crate) fn of_run(result: RunResult, dry_run: bool) -> Reason {
+        match (result, dry_run) {
+            (RunResult::Succeeded, true) => Reason::DryRunSucceeded,
+            (RunResult::Succeeded, false) => Reason::RunSucceeded,
+            (RunResult::Aborted, _) => Reason::RunAborted,
+            (RunResult::Failed, _) => Reason::RunFailed,
+        }
+    }
+}
+
+/// A condition as the program wants it now; [`merge_conditions`] keeps transition times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConditionUpdate {
+    pub(crate) type_: ConditionType,
+    pub(crate) status: bool,
+    pub(crate) reason: Reason,
+    pub(crate) message: String,
+}
+
+impl ConditionUpdate {
+    pub(crate) fn ready(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(ConditionType::Ready, true, reason, message)
+    }
+
+    pub(crate) fn not_ready(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(ConditionType::Ready, false, reason, message)
+    }
+
+    /// Ready as a finished run leaves it.
+    pub(crate) fn after_run(result: RunResult, dry_run: bool, message: impl Into<String>) -> Self {
+        let reason = Reason::of_run(result, dry_run);
+        Self::new(
+            ConditionType::Ready,
+            result == RunResult::Succeeded,
+            reason,
+            message,
+        )
+    }
+
+    pub(crate) fn running() -> Self {
+        Self::new(
+            ConditionType::Running,
+            true,
+            Reason::Running,
+            "a run is in progress",
+        )
+    }
+
+    pub(crate) fn idle(message: impl Into<String>) -> Self {
+        Self::new(ConditionType::Running, false, Reason::Idle, message)
+    }
+
+    /// TLSVerified for a policy that does or does not skip verification.
+    pub(crate) fn tls_verified(skips_verification: bool) -> Self {
+        if skips_verification {
+            Self::new(
+                ConditionType::TlsVerified,
+                false,
+                Reason::InsecureSkipVerify,
+                "Qlik's server certificate is NOT verified (site.tls.insecureSkipVerify): anyone on the network path can impersonate the site; add root.pem and tls.serverName instead",
+            )
+        } else {
+            Self::new(
+                ConditionType::TlsVerified,
+                true,
+                Reason::Verified,
+                "Qlik's server certificate is verified against root.pem",
+            )
+        }
+    }
+
+    fn new(type_: ConditionType, status: bool, reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            type_,
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// The condition of this type, if the policy has it.
+pub(crate) fn find(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == type_.as_str())
+}
+
+/// Whether the condition of this type is True.
+pub(crate) fn is_true(conditions: &[Condition], type_: ConditionType) -> bool {
+    find(conditions, type_).is_some_and(|c| c.status == "True")
+}
+
+/// Replace or add conditions; `lastTransitionTime` moves only when the status (True/False) changes, as
+/// metav1.Condition semantics require.
+pub(crate) fn merge_conditions(
+    existing: &[Condition],
+    updates: &[ConditionUpdate],
+    now: jiff::Timestamp,
+    generation: Option<i64>,
+) -> Vec<Condition> {
+    let mut out: Vec<Condition> = existing.to_vec();
+    for update in updates {
+        let status = if update.status { "True" } else { "False" }.to_string();
+        // Kubernetes bounds the message.
+        let message: String = update.message.chars().take(32_000).collect();
+        let reason = update.reason.as_str().to_string();
+        match out.iter_mut().find(|c| c.type_ == update.type_.as_str()) {
+            Some(c) => {
+                if c.status != status {
+                    c.last_transition_time = Time(now);
+                }
+                c.status = status;
+                c.reason = reason;
+                c.message = message;
+                c.observed_generation = generation;
+            }
+            None => out.push(Condition {
+                type_: update.type_.as_str().to_string(),
+                status,
+                reason,
+                message,
+                last_transition_time: Time(now),
+                observed_generation: generation,
+            }),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn transition_time_moves_only_on_a_real_transition() {
+        let t0 = ts("2026-01-01T00:00:00Z");
+        let t1 = ts("2026-01-02T00:00:00Z");
+        let t2 = ts("2026-01-03T00:00:00Z");
+        let c = merge_conditions(
+            &[],
+            &[ConditionUpdate::ready(Reason::Scheduled, "ok")],
+            t0,
+            Some(1),
+        );
+        assert_eq!(c[0].last_transition_time, Time(t0));
+        let again = ConditionUpdate::after_run(RunResult::Succeeded, false, "again");
+        let c = merge_conditions(&c, &[again], t1, Some(2));
+        assert_eq!(
+            c[0].last_transition_time,
+            Time(t0),
+            "same status keeps the time"
+        );
+        assert_eq!(c[0].reason, "RunSucceeded");
+        assert_eq!(c[0].observed_generation, Some(2));
+        let failed = ConditionUpdate::after_run(RunResult::Failed, false, "boom");
+        let c = merge_conditions(&c, &[failed], t2, Some(2));
+        assert_eq!(c[0].last_transition_time, Time(t2));
+        assert_eq!(
+            (c[0].status.as_str(), c[0].reason.as_str()),
+            ("False", "RunFailed")
+        );
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn a_run_and_its_event_share_one_reason() {
+        for (result, dry_run, reason, warning) in [
+            (RunResult::Succeeded, true, "DryRunSucceeded", false),
+            (RunResult::Succeeded, false, "RunSucceeded", false),
+            (RunResult::Aborted, false, "RunAborted", true),
+            (RunResult::Failed, true, "RunFailed", true),
+        ] {
+            let condition = ConditionUpdate::after_run(result, dry_run, "m");
+            assert_eq!(condition.reason.as_str(), reason);
+            assert_eq!(Reason::of_run(result, dry_run).is_warning(), warning);
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The Kubernetes side: everything that knows the API server. It turns resources into runs and runs back into
+//! status, Events and metrics; the run itself ([`crate::run`]) knows nothing of Kubernetes.
+//!
+//! - [`controller`]: wiring of the controller process (HTTP endpoints, leader election, watches, shutdown).
+//! - [`reconcile`]: one reconcile of one policy, delegating to the files below.
+//! - [`scheduling`]: whether a run is due (the schedule, suspend, the run-now annotation).
+//! - [`policy_run`]: one run of a policy from the cluster, shared by the controller and `run --policy-ref`.
+//! - [`hold`]: a run's hold on its policy (at most one run at a time) and what stops it mid-run.
+//! - [`status`]: the status subresource; [`conditions`]: its conditions, with their reasons as types.
+//! - [`events`]: the Events that tell each run's story.
+//! - [`metrics`], [`http`]: the Prometheus metrics and the endpoints that serve them.
+//! - [`leader`]: the leader Lease; [`shutdown`]: the one way every mode stops.
+
+pub mod conditions;
+pub mod controller;
+pub mod events;
+pub mod hold;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod policy_run;
+pub mod reconcile;
+pub mod scheduling;
+pub mod shutdown;
+pub mod status;
+
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "qlik-license-reclaimer";

@@ -1,0 +1,359 @@
+//! One run of a policy from the cluster, shared by the controller and `run --policy-ref`: take the policy's hold,
+//! read its Secret, run, and write status, Events and metrics.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::events::Recorder;
+use kube::{Api, Client};
+
+use super::conditions::{ConditionUpdate, Reason, merge_conditions};
+use super::events::{publish, run_event};
+use super::hold::{HOLD_SECONDS, StopWatch, holder_name, release_hold, watch_for_stop};
+use super::metrics::Metrics;
+use super::shutdown::Shutdown;
+use super::status::{self, time, update_status};
+use crate::credentials::{Credentials, CredentialsError};
+use crate::plan::Rules;
+use crate::policy::{ActiveRun, LicenseCleanupPolicy, LicenseCleanupPolicyStatus, RunResult};
+use crate::policy::{InvalidPolicy, last_applied_unknown_field};
+use crate::qrs::Connection;
+use crate::run::{self, InvalidInput, Permissions, RunContext, RunReport};
+use crate::schedule::Schedule;
+
+/// Why a run could not start. Each maps to a `Ready=False` reason an administrator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    InvalidPolicy(String),
+    #[error(
+        "Secret {namespace}/{name} not found: create it from the QMC certificate export, for example `kubectl -n {namespace} create secret generic {name} --from-file=client.pem --from-file=client_key.pem --from-file=root.pem`"
+    )]
+    SecretNotFound { namespace: String, name: String },
+    #[error("Secret {namespace}/{name} cannot be read: {detail}")]
+    SecretUnreadable {
+        namespace: String,
+        name: String,
+        detail: String,
+    },
+    #[error("{0}")]
+    Api(String),
+    #[error("Secret {namespace}/{name}: {source}")]
+    SecretInvalid {
+        namespace: String,
+        name: String,
+        #[source]
+        source: CredentialsError,
+    },
+}
+
+impl StartError {
+    pub(crate) fn reason(&self) -> Reason {
+        match self {
+            StartError::InvalidPolicy(_) => Reason::InvalidPolicy,
+            StartError::Api(_) => Reason::ApiError,
+            StartError::SecretNotFound { .. } => Reason::SecretNotFound,
+            StartError::SecretUnreadable { .. } => Reason::SecretUnreadable,
+            StartError::SecretInvalid { .. } => Reason::SecretInvalid,
+        }
+    }
+}
+
+/// A policy resource checked as the program checks a manifest file: the spec, what the operator allows, and
+/// the fields `kubectl apply` recorded but the API server dropped (a misspelt `exclude` would otherwise go
+/// unnoticed: the API server prunes unknown fields and only warns).
+pub fn validate(
+    policy: &LicenseCleanupPolicy,
+    permissions: &Permissions,
+) -> Result<(Rules, Connection), InvalidPolicy> {
+    if let Some(unknown) = last_applied_unknown_field(policy) {
+        return Err(unknown);
+    }
+    run::validate(&policy.spec, permissions)
+}
+
+/// Read and parse the policy's credentials Secret (at every run, so a rotated certificate is used at once).
+pub async fn load_credentials(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Credentials, StartError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = match secrets.get_opt(name).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => {
+            return Err(StartError::SecretNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            });
+        }
+        Err(e) => {
+            return Err(StartError::SecretUnreadable {
+                namespace: namespace.into(),
+                name: name.into(),
+                detail: e.to_string(),
+            });
+        }
+    };
+    let mut entries: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (key, value) in secret.data.unwrap_or_default() {
+        entries.insert(key, value.0);
+    }
+    for (key, value) in secret.string_data.unwrap_or_default() {
+        entries.insert(key, value.into_bytes());
+    }
+    Credentials::from_entries(&entries).map_err(|source| StartError::SecretInvalid {
+        namespace: namespace.into(),
+        name: name.into(),
+        source,
+    })
+}
+
+/// What a run answers; checked against the resource as it is now, so a reconcile working from a cache that
+/// lags behind never runs the same instant (or the same run-now value) twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// `run --policy-ref`: always runs.
+    Manual,
+    /// A scheduled instant.
+    Scheduled(jiff::Timestamp),
+    /// A new value of the run-now annotation.
+    RunNow(String),
+}
+
+impl Trigger {
+    fn already_answered(&self, status: &LicenseCleanupPolicyStatus) -> bool {
+        match self {
+            Trigger::Manual => false,
+            Trigger::Scheduled(at) => status
+                .last_schedule_time
+                .as_ref()
+                .is_some_and(|t| t.0 >= *at),
+            Trigger::RunNow(value) => status.last_run_now.as_deref() == Some(value.as_str()),
+        }
+    }
+}
+
+/// What a policy run needs from its caller.
+pub struct PolicyRun<'a> {
+    pub client: &'a Client,
+    pub recorder: &'a Recorder,
+    pub metrics: Option<&'a Arc<Metrics>>,
+    pub force_dry_run: bool,
+    pub shutdown: Option<Shutdown>,
+    pub trigger: Trigger,
+    pub permissions: Permissions,
+}
+
+/// How a policy run ended.
+pub enum PolicyRunOutcome {
+    /// The run happened; its report.
+    Ran(Box<RunReport>),
+    /// Someone already answered this trigger; nothing was done.
+    AlreadyAnswered,
+    /// The policy is suspended (`spec.suspend`); nothing was done.
+    Suspended,
+    /// Another run holds the policy; nothing was done.
+    Busy { holder: String },
+}
+
+/// Run one policy from the cluster: mark it running, read its Secret, run, write status and Events.
+/// Why a run could not start is written to the status and returned.
+pub async fn run_policy(
+    namespace: &str,
+    name: &str,
+    ctx: PolicyRun<'_>,
+) -> Result<PolicyRunOutcome, StartError> {
+    let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), namespace);
+    let started = jiff::Timestamp::now();
+    let mut answered = false;
+    let mut suspended = false;
+    let mut busy = None;
+    let hold_id = uuid::Uuid::new_v4().simple().to_string();
+    let holder = holder_name();
+    let marked = update_status(&api, name, |policy, status| {
+        answered = ctx.trigger.already_answered(status);
+        // Read fresh: a suspend wins over any trigger, `run --policy-ref` (a CronJob) included.
+        suspended = policy.spec.suspend;
+        // At most one run of a policy at a time, whoever runs it; a hold not renewed in time is void.
+        busy = status
+            .active_run
+            .as_ref()
+            .filter(|hold| hold.holds_at(started) && hold.id != hold_id)
+            .map(|hold| hold.holder.clone());
+        if answered || suspended || busy.is_some() {
+            return;
+        }
+        status.active_run = Some(ActiveRun {
+            id: hold_id.clone(),
+            holder: holder.clone(),
+            start_time: time(started),
+            renew_time: time(started),
+            hold_seconds: HOLD_SECONDS,
+        });
+        status.last_schedule_time = Some(time(match &ctx.trigger {
+            Trigger::Scheduled(at) => *at,
+            _ => started,
+        }));
+        if let Trigger::RunNow(value) = &ctx.trigger {
+            status.last_run_now = Some(value.clone());
+        }
+        status.conditions = merge_conditions(
+            &status.conditions,
+            &[
+                ConditionUpdate::running(),
+                ConditionUpdate::tls_verified(policy.spec.site.tls.insecure_skip_verify),
+            ],
+            started,
+            policy.metadata.generation,
+        );
+    })
+    .await;
+    let policy = match marked {
+        Ok(policy) => policy,
+        Err(e) => {
+            return Err(StartError::Api(format!(
+                "cannot read or mark LicenseCleanupPolicy {namespace}/{name}: {e}"
+            )));
+        }
+    };
+    if answered {
+        return Ok(PolicyRunOutcome::AlreadyAnswered);
+    }
+    if suspended {
+        return Ok(PolicyRunOutcome::Suspended);
+    }
+    if let Some(holder) = busy {
+        return Ok(PolicyRunOutcome::Busy { holder });
+    }
+    let spec = &policy.spec;
+    let schedule = Schedule::parse(&spec.schedule, &spec.time_zone).ok();
+    let next_run = || {
+        schedule
+            .as_ref()
+            .filter(|_| !spec.suspend)
+            .and_then(|s| s.next_after(jiff::Timestamp::now()))
+    };
+
+    // Events and metrics before the status: whoever sees the status finds them already there.
+    let start_failed = |error: StartError| async {
+        publish(ctx.recorder, &policy, error.reason(), error.to_string()).await;
+        let next = next_run();
+        let written = update_status(&api, name, |policy, status| {
+            release_hold(status, &hold_id);
+            status.observed_generation = policy.metadata.generation;
+            status.next_schedule_time = next.map(time);
+            status.conditions = merge_conditions(
+                &status.conditions,
+                &[
+                    ConditionUpdate::not_ready(error.reason(), error.to_string()),
+                    ConditionUpdate::idle("the run could not start"),
+                ],
+                jiff::Timestamp::now(),
+                policy.metadata.generation,
+            );
+        })
+        .await;
+        if let Err(e) = written {
+            tracing::error!(policy = %name, error = %e, "could not write status");
+        }
+        if let Some(m) = ctx.metrics {
+            m.set_policy_state(namespace, name, false, spec.dry_run);
+        }
+        error
+    };
+
+    if let Err(invalid) = validate(&policy, &ctx.permissions) {
+        return Err(start_failed(StartError::InvalidPolicy(invalid.to_string())).await);
+    }
+    let credentials = match load_credentials(
+        ctx.client,
+        namespace,
+        &spec.site.credentials_secret_ref.name,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(error) => return Err(start_failed(error).await),
+    };
+
+    let (stop, watching) = watch_for_stop(StopWatch {
+        api: api.clone(),
+        name: name.to_string(),
+        generation: policy.metadata.generation,
+        hold_id: hold_id.clone(),
+        shutdown: ctx.shutdown.clone(),
+    });
+    let clock = Instant::now();
+    let outcome = run::execute(
+        spec,
+        RunContext {
+            credentials: &credentials,
+            force_dry_run: ctx.force_dry_run,
+            now: jiff::Timestamp::now(),
+            observer: ctx.metrics.map(|m| m.qrs_observer(namespace, name)),
+            stop: Some(stop),
+            retry: None,
+            permissions: ctx.permissions,
+        },
+    )
+    .await;
+    watching.abort();
+    let report = match outcome {
+        Ok(report) => report,
+        Err(InvalidInput::Policy(e)) => {
+            return Err(start_failed(StartError::InvalidPolicy(e.to_string())).await);
+        }
+        Err(InvalidInput::Credentials(source)) => {
+            return Err(start_failed(StartError::SecretInvalid {
+                namespace: namespace.to_string(),
+                name: spec.site.credentials_secret_ref.name.clone(),
+                source,
+            })
+            .await);
+        }
+    };
+    let elapsed = clock.elapsed().as_secs_f64();
+    tracing::info!(
+        policy = %format!("{namespace}/{name}"),
+        run = %report.id,
+        result = report.result.as_str(),
+        reclaimed = report.totals.reclaimed,
+        candidates = report.totals.candidates,
+        dry_run = report.dry_run,
+        "{}",
+        report.message
+    );
+
+    let next = next_run();
+    // Metrics first: whoever sees the status can rely on the metrics including this run.
+    if let Some(m) = ctx.metrics {
+        m.record_run(namespace, name, &report, elapsed);
+        m.set_policy_state(
+            namespace,
+            name,
+            report.result != RunResult::Failed,
+            report.dry_run,
+        );
+        m.set_next_run(namespace, name, next);
+    }
+    let (reason, note) = run_event(&report);
+    publish(ctx.recorder, &policy, reason, note).await;
+    let written = update_status(&api, name, |policy, status| {
+        release_hold(status, &hold_id);
+        *status = status::after_run(
+            status,
+            &report,
+            spec.history_limit,
+            policy.metadata.generation,
+            next,
+        );
+    })
+    .await;
+    if let Err(e) = written {
+        tracing::error!(policy = %name, error = %e, "could not write the run's status");
+    }
+    Ok(PolicyRunOutcome::Ran(Box::new(report)))
+}
