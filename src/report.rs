@@ -131,138 +131,9 @@ fn table(report: &RunReport) -> String {
         report.message
     );
     let _ = writeln!(out);
-
-    if !report.seats.is_empty() {
-        let _ = writeln!(out, "Seats on the site");
-        let mut t = Table::new(vec![
-            "ACCESS TYPE",
-            "TOTAL",
-            "ALLOCATED",
-            "AVAILABLE",
-            "QUARANTINED",
-        ])
-        .right_align(&[1, 2, 3, 4]);
-        for (access_type, s) in &report.seats {
-            t.rows.push(vec![
-                access_type.to_string(),
-                s.total.to_string(),
-                s.allocated.to_string(),
-                s.available.to_string(),
-                s.quarantined.to_string(),
-            ]);
-        }
-        t.render(&mut out);
-        let _ = writeln!(out);
-    }
-
-    if !report.per_access_type.is_empty() {
-        let _ = writeln!(out, "This run");
-        let reclaimed_header = if report.dry_run {
-            "WOULD RECLAIM"
-        } else {
-            "RECLAIMED"
-        };
-        let mut t = Table::new(vec![
-            "ACCESS TYPE",
-            "ALLOCATED",
-            "CANDIDATES",
-            reclaimed_header,
-            "FAILED",
-            "EXCLUDED",
-        ])
-        .right_align(&[1, 2, 3, 4, 5]);
-        for (access_type, c) in &report.per_access_type {
-            t.rows.push(vec![
-                access_type.to_string(),
-                c.allocated.to_string(),
-                c.candidates.to_string(),
-                c.reclaimed.to_string(),
-                c.failed.to_string(),
-                c.excluded.to_string(),
-            ]);
-        }
-        t.render(&mut out);
-        let _ = writeln!(out);
-    }
-
-    let section = |title: String, entries: Vec<&Entry>, out: &mut String, with_idle: bool| {
-        if entries.is_empty() {
-            return;
-        }
-        let _ = writeln!(out, "{title}");
-        let mut t = if with_idle {
-            Table::new(vec![
-                "USER",
-                "NAME",
-                "ACCESS TYPE",
-                "LAST USED",
-                "IDLE",
-                "REASON",
-            ])
-            .right_align(&[4])
-        } else {
-            Table::new(vec!["USER", "NAME", "ACCESS TYPE", "LAST USED", "REASON"])
-        };
-        for e in entries {
-            let mut reason = e.reason.clone();
-            if let Some(error) = &e.error {
-                let _ = write!(reason, ": {error}");
-            }
-            let mut row = vec![
-                e.user.clone(),
-                e.user_name.clone(),
-                e.access_type.to_string(),
-                short_date(&e.last_used),
-            ];
-            if with_idle {
-                row.push(idle(e));
-            }
-            row.push(reason);
-            t.rows.push(row);
-        }
-        t.render(out);
-        let _ = writeln!(out);
-    };
-
-    let of = |outcomes: &[Outcome]| -> Vec<&Entry> {
-        report
-            .decisions
-            .iter()
-            .filter(|e| outcomes.contains(&e.outcome))
-            .collect()
-    };
-    let reclaimed = of(&[
-        Outcome::Reclaimed,
-        Outcome::AlreadyGone,
-        Outcome::WouldReclaim,
-    ]);
-    let title = if report.dry_run {
-        format!("Would reclaim ({}), longest idle first", reclaimed.len())
-    } else {
-        format!("Reclaimed ({}), longest idle first", reclaimed.len())
-    };
-    section(title, reclaimed, &mut out, true);
-    let failed = of(&[Outcome::Failed]);
-    section(format!("Failed ({})", failed.len()), failed, &mut out, true);
-    let deferred = of(&[Outcome::Deferred]);
-    section(
-        format!("Not reclaimed this run ({})", deferred.len()),
-        deferred,
-        &mut out,
-        true,
-    );
-    let kept = of(&[Outcome::Kept]);
-    section(format!("Kept ({})", kept.len()), kept, &mut out, false);
-    let listed = report.decisions.len() as u64;
-    if report.totals.allocated > listed {
-        let _ = writeln!(
-            out,
-            "The other {} allocations were used within their threshold: kept, and not listed.",
-            report.totals.allocated - listed
-        );
-        let _ = writeln!(out);
-    }
-
+    seats_table(report, &mut out);
+    counts_table(report, &mut out);
+    decision_tables(report, &mut out);
     let _ = writeln!(
         out,
         "Result: {}: {}",
@@ -276,6 +147,149 @@ fn table(report: &RunReport) -> String {
         );
     }
     out
+}
+
+/// The site's seat counters per access type.
+fn seats_table(report: &RunReport, out: &mut String) {
+    if report.seats.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "Seats on the site");
+    let header = vec![
+        "ACCESS TYPE",
+        "TOTAL",
+        "ALLOCATED",
+        "AVAILABLE",
+        "QUARANTINED",
+    ];
+    let mut t = Table::new(header).right_align(&[1, 2, 3, 4]);
+    for (access_type, s) in &report.seats {
+        t.rows.push(vec![
+            access_type.to_string(),
+            s.total.to_string(),
+            s.allocated.to_string(),
+            s.available.to_string(),
+            s.quarantined.to_string(),
+        ]);
+    }
+    t.render(out);
+    let _ = writeln!(out);
+}
+
+/// What the run did per access type.
+fn counts_table(report: &RunReport, out: &mut String) {
+    if report.per_access_type.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "This run");
+    let reclaimed = if report.dry_run {
+        "WOULD RECLAIM"
+    } else {
+        "RECLAIMED"
+    };
+    let header = vec![
+        "ACCESS TYPE",
+        "ALLOCATED",
+        "CANDIDATES",
+        reclaimed,
+        "FAILED",
+        "EXCLUDED",
+    ];
+    let mut t = Table::new(header).right_align(&[1, 2, 3, 4, 5]);
+    for (access_type, c) in &report.per_access_type {
+        t.rows.push(vec![
+            access_type.to_string(),
+            c.allocated.to_string(),
+            c.candidates.to_string(),
+            c.reclaimed.to_string(),
+            c.failed.to_string(),
+            c.excluded.to_string(),
+        ]);
+    }
+    t.render(out);
+    let _ = writeln!(out);
+}
+
+/// One table per kind of outcome: reclaimed (or would be), failed, deferred, kept.
+fn decision_tables(report: &RunReport, out: &mut String) {
+    let of = |outcomes: &[Outcome]| -> Vec<&Entry> {
+        report
+            .decisions
+            .iter()
+            .filter(|e| outcomes.contains(&e.outcome))
+            .collect()
+    };
+    let reclaimed = of(&[
+        Outcome::Reclaimed,
+        Outcome::AlreadyGone,
+        Outcome::WouldReclaim,
+    ]);
+    let verb = if report.dry_run {
+        "Would reclaim"
+    } else {
+        "Reclaimed"
+    };
+    let title = format!("{verb} ({}), longest idle first", reclaimed.len());
+    decision_table(title, &reclaimed, out, true);
+    let failed = of(&[Outcome::Failed]);
+    decision_table(format!("Failed ({})", failed.len()), &failed, out, true);
+    let deferred = of(&[Outcome::Deferred]);
+    decision_table(
+        format!("Not reclaimed this run ({})", deferred.len()),
+        &deferred,
+        out,
+        true,
+    );
+    let kept = of(&[Outcome::Kept]);
+    decision_table(format!("Kept ({})", kept.len()), &kept, out, false);
+    let listed = report.decisions.len() as u64;
+    if report.totals.allocated > listed {
+        let _ = writeln!(
+            out,
+            "The other {} allocations were used within their threshold: kept, and not listed.",
+            report.totals.allocated - listed
+        );
+        let _ = writeln!(out);
+    }
+}
+
+fn decision_table(title: String, entries: &[&Entry], out: &mut String, with_idle: bool) {
+    if entries.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{title}");
+    let mut t = if with_idle {
+        Table::new(vec![
+            "USER",
+            "NAME",
+            "ACCESS TYPE",
+            "LAST USED",
+            "IDLE",
+            "REASON",
+        ])
+        .right_align(&[4])
+    } else {
+        Table::new(vec!["USER", "NAME", "ACCESS TYPE", "LAST USED", "REASON"])
+    };
+    for e in entries {
+        let mut reason = e.reason.clone();
+        if let Some(error) = &e.error {
+            let _ = write!(reason, ": {error}");
+        }
+        let mut row = vec![
+            e.user.clone(),
+            e.user_name.clone(),
+            e.access_type.to_string(),
+            short_date(&e.last_used),
+        ];
+        if with_idle {
+            row.push(idle(e));
+        }
+        row.push(reason);
+        t.rows.push(row);
+    }
+    t.render(out);
+    let _ = writeln!(out);
 }
 
 fn csv(report: &RunReport) -> String {

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::credentials::Credentials;
 use crate::model::{AccessType, Allocation, LastUse, SeatCounts};
-use crate::plan::{self, Action, Plan, Rules};
+use crate::plan::{self, Action, Decision, Plan, Reason, Rules};
 use crate::policy::{InvalidPolicy, LicenseCleanupPolicySpec, RunResult, TypeCounts};
 use crate::qrs::{Connection, Deallocation, QrsClient, QrsError, RequestObserver, RetryPolicy};
 use crate::schedule::Schedule;
@@ -402,8 +402,16 @@ async fn run_with_client(
         .await;
     }
 
-    let report = build_report(id, ctx.now, dry_run, plan, outcomes, site, rules, stopped);
-    Ok(report)
+    let finished = Finished {
+        id,
+        start: ctx.now,
+        dry_run,
+        plan,
+        outcomes,
+        site,
+        stopped,
+    };
+    Ok(build_report(finished, rules))
 }
 
 /// Deallocations re-checked with one request: the size of a QRS `id eq ... or ...` filter that stays well under
@@ -432,49 +440,10 @@ async fn deallocate_all(
         if let Some(reason) = stop_reason() {
             return Some(reason);
         }
-        let access_type = plan.decisions[batch[0]].allocation.access_type;
-        let ids: Vec<&str> = batch
-            .iter()
-            .map(|&i| plan.decisions[i].allocation.id.as_str())
-            .collect();
-        let fresh = match client.allocations_by_id(access_type, &ids).await {
-            Ok(fresh) => fresh,
-            Err(e) => {
-                tracing::warn!(access_type = %access_type, error = %e, "could not read the seats again before deleting; not deleting them");
-                for &i in &batch {
-                    outcomes[i] = (
-                        Outcome::Failed,
-                        Some(format!(
-                            "not deleted: the seat could not be read again just before ({e})"
-                        )),
-                    );
-                }
-                continue;
-            }
-        };
-        let fresh: HashMap<String, Allocation> = fresh
-            .into_iter()
-            .map(|a| (a.id.to_ascii_lowercase(), a))
-            .collect();
-        let mut to_delete = Vec::with_capacity(batch.len());
-        for &i in &batch {
-            let read = &plan.decisions[i].allocation;
-            match fresh.get(&read.id.to_ascii_lowercase()) {
-                None => {
-                    // Gone since the read: someone (or something) deallocated it; nothing to delete.
-                    tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "already deallocated");
-                    outcomes[i] = (Outcome::AlreadyGone, None);
-                }
-                Some(now) if unchanged(read, now) => to_delete.push(i),
-                Some(_) => {
-                    tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "used since the run read the site; kept");
-                    outcomes[i] = (Outcome::UsedSinceRead, None);
-                }
-            }
-        }
+        let to_delete = recheck(client, plan, &batch, outcomes).await;
         let mut stopped = None;
-        let results: Vec<(usize, Result<Deallocation, QrsError>)> = {
-            let stream = futures::stream::iter(to_delete)
+        let results: Vec<(usize, Result<Deallocation, QrsError>)> =
+            futures::stream::iter(to_delete)
                 // Checked as each deallocation is about to start, so a stop lets the ones in flight finish.
                 .take_while(|_| {
                     let reason = stop_reason();
@@ -495,31 +464,86 @@ async fn deallocate_all(
                         )
                     }
                 })
-                .buffer_unordered(concurrency.clamp(1, 32) as usize);
-            stream.collect().await
-        };
+                .buffer_unordered(concurrency.clamp(1, 32) as usize)
+                .collect()
+                .await;
         for (i, result) in results {
-            let allocation = &plan.decisions[i].allocation;
-            outcomes[i] = match result {
-                Ok(Deallocation::Done) => {
-                    tracing::info!(user = %allocation.user, access_type = %allocation.access_type, allocation = %allocation.id, "deallocated");
-                    (Outcome::Reclaimed, None)
-                }
-                Ok(Deallocation::AlreadyGone) => {
-                    tracing::info!(user = %allocation.user, access_type = %allocation.access_type, allocation = %allocation.id, "already deallocated");
-                    (Outcome::AlreadyGone, None)
-                }
-                Err(e) => {
-                    tracing::warn!(user = %allocation.user, access_type = %allocation.access_type, allocation = %allocation.id, error = %e, "deallocation failed");
-                    (Outcome::Failed, Some(e.to_string()))
-                }
-            };
+            outcomes[i] = deallocation_outcome(&plan.decisions[i].allocation, result);
         }
         if stopped.is_some() {
             return stopped;
         }
     }
     None
+}
+
+/// Reads a batch of one access type again, with one request, just before deleting it. Returns the seats still
+/// to delete; the others get their outcome: gone already, used since the run read the site, or not readable.
+async fn recheck(
+    client: &QrsClient,
+    plan: &Plan,
+    batch: &[usize],
+    outcomes: &mut [(Outcome, Option<String>)],
+) -> Vec<usize> {
+    let access_type = plan.decisions[batch[0]].allocation.access_type;
+    let ids: Vec<&str> = batch
+        .iter()
+        .map(|&i| plan.decisions[i].allocation.id.as_str())
+        .collect();
+    let fresh = match client.allocations_by_id(access_type, &ids).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            tracing::warn!(access_type = %access_type, error = %e, "could not read the seats again before deleting; not deleting them");
+            let why = format!("not deleted: the seat could not be read again just before ({e})");
+            for &i in batch {
+                outcomes[i] = (Outcome::Failed, Some(why.clone()));
+            }
+            return Vec::new();
+        }
+    };
+    let fresh: HashMap<String, Allocation> = fresh
+        .into_iter()
+        .map(|a| (a.id.to_ascii_lowercase(), a))
+        .collect();
+    let mut to_delete = Vec::with_capacity(batch.len());
+    for &i in batch {
+        let read = &plan.decisions[i].allocation;
+        match fresh.get(&read.id.to_ascii_lowercase()) {
+            None => {
+                // Gone since the read: someone (or something) deallocated it; nothing to delete.
+                tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "already deallocated");
+                outcomes[i] = (Outcome::AlreadyGone, None);
+            }
+            Some(now) if unchanged(read, now) => to_delete.push(i),
+            Some(_) => {
+                tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "used since the run read the site; kept");
+                outcomes[i] = (Outcome::UsedSinceRead, None);
+            }
+        }
+    }
+    to_delete
+}
+
+/// What one DELETE did, logged.
+fn deallocation_outcome(
+    allocation: &Allocation,
+    result: Result<Deallocation, QrsError>,
+) -> (Outcome, Option<String>) {
+    let (user, access_type, id) = (&allocation.user, allocation.access_type, &allocation.id);
+    match result {
+        Ok(Deallocation::Done) => {
+            tracing::info!(user = %user, access_type = %access_type, allocation = %id, "deallocated");
+            (Outcome::Reclaimed, None)
+        }
+        Ok(Deallocation::AlreadyGone) => {
+            tracing::info!(user = %user, access_type = %access_type, allocation = %id, "already deallocated");
+            (Outcome::AlreadyGone, None)
+        }
+        Err(e) => {
+            tracing::warn!(user = %user, access_type = %access_type, allocation = %id, error = %e, "deallocation failed");
+            (Outcome::Failed, Some(e.to_string()))
+        }
+    }
 }
 
 /// Whether a seat read again is the seat the plan decided on: same holder, same last use and creation, not
@@ -557,18 +581,27 @@ fn batches_by_type(plan: &Plan, reclaims: &[usize]) -> Vec<Vec<usize>> {
     batches
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build_report(
+/// A run's decisions and what became of them, before they are told as a report.
+struct Finished {
     id: String,
     start: Timestamp,
     dry_run: bool,
     plan: Plan,
     outcomes: Vec<(Outcome, Option<String>)>,
     site: SiteRead,
-    rules: &Rules,
     stopped: StopReason,
-) -> RunReport {
-    let aborted = plan.is_aborted();
+}
+
+fn build_report(run: Finished, rules: &Rules) -> RunReport {
+    let Finished {
+        id,
+        start,
+        dry_run,
+        plan,
+        outcomes,
+        site,
+        stopped,
+    } = run;
     let mut per_type: BTreeMap<AccessType, TypeCounts> = BTreeMap::new();
     for access_type in rules.access_types() {
         let counts = per_type.entry(access_type).or_default();
@@ -578,67 +611,27 @@ fn build_report(
             counts.excluded = pc.excluded;
         }
     }
+    let why_deferred = if plan.is_aborted() {
+        "the run was aborted by the breaker".to_string()
+    } else {
+        format!(
+            "the run was stopped ({})",
+            stopped.as_deref().unwrap_or("shutdown")
+        )
+    };
+    let verdict_of_breaker = plan
+        .breaker
+        .as_ref()
+        .map(|trip| format!("aborted before any deallocation: {trip}"));
     let mut decisions = Vec::with_capacity(plan.decisions.len());
     // The plan's allocations move into the report, so that a large site is not held twice.
     for (decision, (outcome, error)) in plan.decisions.into_iter().zip(outcomes) {
-        let a = decision.allocation;
-        let counts = per_type.entry(a.access_type).or_default();
-        if outcome.counts_as_reclaimed() {
-            counts.reclaimed += 1;
-        }
-        if outcome == Outcome::Failed {
-            counts.failed += 1;
-        }
-        if outcome == Outcome::UsedSinceRead {
-            counts.used_since_read += 1;
-        }
-        if matches!(
-            decision.reason,
-            crate::plan::Reason::UnknownDate { .. }
-                | crate::plan::Reason::NoCreatedDate
-                | crate::plan::Reason::Incomplete { .. }
-        ) {
-            counts.unknown += 1;
-        }
-        let (last_used, idle_since) = match &a.last_used {
-            LastUse::At(t) => (crate::qrs::wire::format_qrs_date(*t), Some(*t)),
-            LastUse::Never => ("never".to_string(), a.created),
-            LastUse::Unknown(raw) if raw.is_empty() => ("unknown".to_string(), None),
-            LastUse::Unknown(raw) => (raw.clone(), None),
-        };
-        let reason = if outcome == Outcome::Deferred && decision.action == Action::Reclaim {
-            if aborted {
-                format!(
-                    "{}; not deallocated: the run was aborted by the breaker",
-                    decision.reason
-                )
-            } else {
-                format!(
-                    "{}; not deallocated: the run was stopped ({})",
-                    decision.reason,
-                    stopped.as_deref().unwrap_or("shutdown")
-                )
-            }
-        } else if outcome == Outcome::UsedSinceRead {
-            format!(
-                "{}; not deallocated: read again just before, the seat had been used since the run read the site",
-                decision.reason
-            )
-        } else {
-            decision.reason.to_string()
-        };
-        decisions.push(Entry {
-            user: a.user.to_string(),
-            user_name: a.user_name,
-            access_type: a.access_type,
-            allocation_id: a.id,
-            last_used,
-            idle_days: idle_since.map(|t| (start.as_second() - t.as_second()).div_euclid(86_400)),
+        count(
+            per_type.entry(decision.allocation.access_type).or_default(),
+            &decision,
             outcome,
-            reason_code: decision.reason.code(),
-            reason,
-            error,
-        });
+        );
+        decisions.push(entry(decision, outcome, error, start, &why_deferred));
     }
     let mut totals = TypeCounts::default();
     for c in per_type.values() {
@@ -650,51 +643,7 @@ fn build_report(
         totals.unknown += c.unknown;
         totals.used_since_read += c.used_since_read;
     }
-    let (result, message) = if let Some(trip) = &plan.breaker {
-        (
-            RunResult::Aborted,
-            format!("aborted before any deallocation: {trip}"),
-        )
-    } else if let Some(why) = &stopped {
-        // Why it stopped comes first: it is what an administrator acts on (a changed policy, a shutdown).
-        let failed = if totals.failed > 0 {
-            format!(" ({} deallocations failed)", totals.failed)
-        } else {
-            String::new()
-        };
-        (
-            RunResult::Failed,
-            format!(
-                "stopped ({why}) after reclaiming {} seats{failed}; no further seat was deallocated",
-                totals.reclaimed
-            ),
-        )
-    } else if totals.failed > 0 {
-        (
-            RunResult::Failed,
-            format!(
-                "{} of {} deallocations failed; the others were reclaimed",
-                totals.failed,
-                totals.failed + totals.reclaimed
-            ),
-        )
-    } else if dry_run {
-        (
-            RunResult::Succeeded,
-            format!(
-                "dry run: {} of {} candidate seats would be reclaimed; nothing was deallocated",
-                totals.reclaimed, totals.candidates
-            ),
-        )
-    } else {
-        (
-            RunResult::Succeeded,
-            format!(
-                "reclaimed {} of {} candidate seats",
-                totals.reclaimed, totals.candidates
-            ),
-        )
-    };
+    let (result, message) = verdict(verdict_of_breaker, &stopped, &totals, dry_run);
     RunReport {
         id,
         start_time: start,
@@ -707,4 +656,107 @@ fn build_report(
         seats: site.seats,
         decisions,
     }
+}
+
+/// Adds one decision and its outcome to its access type's counts.
+fn count(counts: &mut TypeCounts, decision: &Decision, outcome: Outcome) {
+    if outcome.counts_as_reclaimed() {
+        counts.reclaimed += 1;
+    }
+    if outcome == Outcome::Failed {
+        counts.failed += 1;
+    }
+    if outcome == Outcome::UsedSinceRead {
+        counts.used_since_read += 1;
+    }
+    if matches!(
+        decision.reason,
+        Reason::UnknownDate { .. } | Reason::NoCreatedDate | Reason::Incomplete { .. }
+    ) {
+        counts.unknown += 1;
+    }
+}
+
+/// One decision as the report lists it.
+fn entry(
+    decision: Decision,
+    outcome: Outcome,
+    error: Option<String>,
+    start: Timestamp,
+    why_deferred: &str,
+) -> Entry {
+    let a = decision.allocation;
+    let (last_used, idle_since) = match &a.last_used {
+        LastUse::At(t) => (crate::qrs::wire::format_qrs_date(*t), Some(*t)),
+        LastUse::Never => ("never".to_string(), a.created),
+        LastUse::Unknown(raw) if raw.is_empty() => ("unknown".to_string(), None),
+        LastUse::Unknown(raw) => (raw.clone(), None),
+    };
+    let reason = if outcome == Outcome::Deferred && decision.action == Action::Reclaim {
+        format!("{}; not deallocated: {why_deferred}", decision.reason)
+    } else if outcome == Outcome::UsedSinceRead {
+        format!(
+            "{}; not deallocated: read again just before, the seat had been used since the run read the site",
+            decision.reason
+        )
+    } else {
+        decision.reason.to_string()
+    };
+    Entry {
+        user: a.user.to_string(),
+        user_name: a.user_name,
+        access_type: a.access_type,
+        allocation_id: a.id,
+        last_used,
+        idle_days: idle_since.map(|t| (start.as_second() - t.as_second()).div_euclid(86_400)),
+        outcome,
+        reason_code: decision.reason.code(),
+        reason,
+        error,
+    }
+}
+
+/// The run's result and the sentence that says it.
+fn verdict(
+    aborted: Option<String>,
+    stopped: &StopReason,
+    totals: &TypeCounts,
+    dry_run: bool,
+) -> (RunResult, String) {
+    if let Some(message) = aborted {
+        return (RunResult::Aborted, message);
+    }
+    if let Some(why) = stopped {
+        // Why it stopped comes first: it is what an administrator acts on (a changed policy, a shutdown).
+        let failed = if totals.failed > 0 {
+            format!(" ({} deallocations failed)", totals.failed)
+        } else {
+            String::new()
+        };
+        let message = format!(
+            "stopped ({why}) after reclaiming {} seats{failed}; no further seat was deallocated",
+            totals.reclaimed
+        );
+        return (RunResult::Failed, message);
+    }
+    if totals.failed > 0 {
+        let attempted = totals.failed + totals.reclaimed;
+        let message = format!(
+            "{} of {attempted} deallocations failed; the others were reclaimed",
+            totals.failed
+        );
+        return (RunResult::Failed, message);
+    }
+    let message = if dry_run {
+        format!(
+            "dry run: {} of {} candidate seats would be reclaimed; nothing was deallocated",
+            totals.reclaimed, totals.candidates
+        )
+    } else {
+        format!(
+            "reclaimed {} of {} candidate seats",
+            totals.reclaimed, totals.candidates
+        )
+    };
+    (RunResult::Succeeded, message)
 }

@@ -159,201 +159,248 @@ pub enum PolicyRunOutcome {
     Busy { holder: String },
 }
 
-/// Run one policy from the cluster: mark it running, read its Secret, run, write status and Events.
+/// Run one policy from the cluster: take its hold, read its Secret, run, write status, Events and metrics.
 /// Why a run could not start is written to the status and returned.
-pub async fn run_policy(
+pub(crate) async fn run_policy(
     namespace: &str,
     name: &str,
     ctx: PolicyRun<'_>,
 ) -> Result<PolicyRunOutcome, StartError> {
     let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), namespace);
-    let started = jiff::Timestamp::now();
-    let mut answered = false;
-    let mut suspended = false;
-    let mut busy = None;
     let hold_id = uuid::Uuid::new_v4().simple().to_string();
-    let holder = holder_name();
-    let marked = update_status(&api, name, |policy, status| {
-        answered = ctx.trigger.already_answered(status);
-        // Read fresh: a suspend wins over any trigger, `run --policy-ref` (a CronJob) included.
-        suspended = policy.spec.suspend;
-        // At most one run of a policy at a time, whoever runs it; a hold not renewed in time is void.
-        busy = status
-            .active_run
-            .as_ref()
-            .filter(|hold| hold.holds_at(started) && hold.id != hold_id)
-            .map(|hold| hold.holder.clone());
-        if answered || suspended || busy.is_some() {
-            return;
-        }
-        status.active_run = Some(ActiveRun {
-            id: hold_id.clone(),
-            holder: holder.clone(),
-            start_time: time(started),
-            renew_time: time(started),
-            hold_seconds: HOLD_SECONDS,
-        });
-        status.last_schedule_time = Some(time(match &ctx.trigger {
-            Trigger::Scheduled(at) => *at,
-            _ => started,
-        }));
-        if let Trigger::RunNow(value) = &ctx.trigger {
-            status.last_run_now = Some(value.clone());
-        }
-        status.conditions = merge_conditions(
-            &status.conditions,
-            &[
-                ConditionUpdate::running(),
-                ConditionUpdate::tls_verified(policy.spec.site.tls.insecure_skip_verify),
-            ],
-            started,
-            policy.metadata.generation,
-        );
-    })
-    .await;
-    let policy = match marked {
-        Ok(policy) => policy,
+    let policy = match take_hold(&api, name, &ctx.trigger, &hold_id).await {
+        Ok(Held::Policy(policy)) => policy,
+        Ok(Held::Not(outcome)) => return Ok(outcome),
         Err(e) => {
             return Err(StartError::Api(format!(
                 "cannot read or mark LicenseCleanupPolicy {namespace}/{name}: {e}"
             )));
         }
     };
-    if answered {
-        return Ok(PolicyRunOutcome::AlreadyAnswered);
-    }
-    if suspended {
-        return Ok(PolicyRunOutcome::Suspended);
-    }
-    if let Some(holder) = busy {
-        return Ok(PolicyRunOutcome::Busy { holder });
-    }
-    let spec = &policy.spec;
-    let schedule = Schedule::parse(&spec.schedule, &spec.time_zone).ok();
-    let next_run = || {
-        schedule
-            .as_ref()
-            .filter(|_| !spec.suspend)
-            .and_then(|s| s.next_after(jiff::Timestamp::now()))
+    let run = HeldRun {
+        ctx: &ctx,
+        api,
+        namespace,
+        name,
+        hold_id,
+        policy: *policy,
     };
+    let credentials = match run.check_and_read_secret().await {
+        Ok(credentials) => credentials,
+        Err(error) => return Err(run.start_failed(error).await),
+    };
+    let (stop, watching) = watch_for_stop(StopWatch {
+        api: run.api.clone(),
+        name: name.to_string(),
+        generation: run.policy.metadata.generation,
+        hold_id: run.hold_id.clone(),
+        shutdown: ctx.shutdown.clone(),
+    });
+    let clock = Instant::now();
+    let context = RunContext {
+        credentials: &credentials,
+        force_dry_run: ctx.force_dry_run,
+        now: jiff::Timestamp::now(),
+        observer: ctx.metrics.map(|m| m.qrs_observer(namespace, name)),
+        stop: Some(stop),
+        retry: None,
+        permissions: ctx.permissions,
+    };
+    let outcome = run::execute(&run.policy.spec, context).await;
+    watching.abort();
+    let report = match outcome {
+        Ok(report) => report,
+        Err(InvalidInput::Policy(e)) => {
+            return Err(run
+                .start_failed(StartError::InvalidPolicy(e.to_string()))
+                .await);
+        }
+        Err(InvalidInput::Credentials(source)) => {
+            let secret = run.policy.spec.site.credentials_secret_ref.name.clone();
+            let error = StartError::SecretInvalid {
+                namespace: namespace.to_string(),
+                name: secret,
+                source,
+            };
+            return Err(run.start_failed(error).await);
+        }
+    };
+    run.record(&report, clock.elapsed().as_secs_f64()).await;
+    Ok(PolicyRunOutcome::Ran(Box::new(report)))
+}
 
-    // Events and metrics before the status: whoever sees the status finds them already there.
-    let start_failed = |error: StartError| async {
-        publish(ctx.recorder, &policy, error.reason(), error.to_string()).await;
-        let next = next_run();
-        let written = update_status(&api, name, |policy, status| {
-            release_hold(status, &hold_id);
+/// What taking the policy's hold found.
+enum Held {
+    /// The hold is ours; the policy as it was when taken.
+    Policy(Box<LicenseCleanupPolicy>),
+    /// Nothing to run: the trigger was answered, the policy is suspended, or another run holds it.
+    Not(PolicyRunOutcome),
+}
+
+/// Takes the policy's hold and marks it running, unless the trigger was answered already, the policy is
+/// suspended (read fresh: a suspend wins over any trigger, `run --policy-ref` included) or another run holds it.
+/// At most one run of a policy at a time, whoever runs it; a hold not renewed in time is void.
+async fn take_hold(
+    api: &Api<LicenseCleanupPolicy>,
+    name: &str,
+    trigger: &Trigger,
+    hold_id: &str,
+) -> Result<Held, kube::Error> {
+    let started = jiff::Timestamp::now();
+    let holder = holder_name();
+    let mut not_run = None;
+    let policy = update_status(api, name, |policy, status| {
+        let busy = status
+            .active_run
+            .as_ref()
+            .filter(|hold| hold.holds_at(started) && hold.id != hold_id)
+            .map(|hold| hold.holder.clone());
+        not_run = if trigger.already_answered(status) {
+            Some(PolicyRunOutcome::AlreadyAnswered)
+        } else if policy.spec.suspend {
+            Some(PolicyRunOutcome::Suspended)
+        } else {
+            busy.map(|holder| PolicyRunOutcome::Busy { holder })
+        };
+        if not_run.is_some() {
+            return;
+        }
+        status.active_run = Some(ActiveRun {
+            id: hold_id.to_string(),
+            holder: holder.clone(),
+            start_time: time(started),
+            renew_time: time(started),
+            hold_seconds: HOLD_SECONDS,
+        });
+        status.last_schedule_time = Some(time(match trigger {
+            Trigger::Scheduled(at) => *at,
+            _ => started,
+        }));
+        if let Trigger::RunNow(value) = trigger {
+            status.last_run_now = Some(value.clone());
+        }
+        let running = [
+            ConditionUpdate::running(),
+            ConditionUpdate::tls_verified(policy.spec.site.tls.insecure_skip_verify),
+        ];
+        status.conditions = merge_conditions(
+            &status.conditions,
+            &running,
+            started,
+            policy.metadata.generation,
+        );
+    })
+    .await?;
+    Ok(match not_run {
+        Some(outcome) => Held::Not(outcome),
+        None => Held::Policy(Box::new(policy)),
+    })
+}
+
+/// A run that holds its policy.
+struct HeldRun<'a> {
+    ctx: &'a PolicyRun<'a>,
+    api: Api<LicenseCleanupPolicy>,
+    namespace: &'a str,
+    name: &'a str,
+    hold_id: String,
+    policy: LicenseCleanupPolicy,
+}
+
+impl HeldRun<'_> {
+    /// The policy checked as the controller checks it, and its Secret read (at every run, so a rotated
+    /// certificate is used at once).
+    async fn check_and_read_secret(&self) -> Result<Credentials, StartError> {
+        if let Err(invalid) = validate(&self.policy, &self.ctx.permissions) {
+            return Err(StartError::InvalidPolicy(invalid.to_string()));
+        }
+        let secret = &self.policy.spec.site.credentials_secret_ref.name;
+        load_credentials(self.ctx.client, self.namespace, secret).await
+    }
+
+    /// The next scheduled instant, as of now.
+    fn next_run(&self) -> Option<jiff::Timestamp> {
+        let spec = &self.policy.spec;
+        let schedule = Schedule::parse(&spec.schedule, &spec.time_zone).ok()?;
+        (!spec.suspend)
+            .then(|| schedule.next_after(jiff::Timestamp::now()))
+            .flatten()
+    }
+
+    /// Why the run could not start: an Event, Ready=False with the reason, the hold given up. Events and metrics
+    /// go before the status: whoever sees the status finds them already there.
+    async fn start_failed(&self, error: StartError) -> StartError {
+        publish(
+            self.ctx.recorder,
+            &self.policy,
+            error.reason(),
+            error.to_string(),
+        )
+        .await;
+        let next = self.next_run();
+        let written = update_status(&self.api, self.name, |policy, status| {
+            release_hold(status, &self.hold_id);
             status.observed_generation = policy.metadata.generation;
             status.next_schedule_time = next.map(time);
+            let updates = [
+                ConditionUpdate::not_ready(error.reason(), error.to_string()),
+                ConditionUpdate::idle("the run could not start"),
+            ];
+            let now = jiff::Timestamp::now();
             status.conditions = merge_conditions(
                 &status.conditions,
-                &[
-                    ConditionUpdate::not_ready(error.reason(), error.to_string()),
-                    ConditionUpdate::idle("the run could not start"),
-                ],
-                jiff::Timestamp::now(),
+                &updates,
+                now,
                 policy.metadata.generation,
             );
         })
         .await;
         if let Err(e) = written {
-            tracing::error!(policy = %name, error = %e, "could not write status");
+            tracing::error!(policy = %self.name, error = %e, "could not write status");
         }
-        if let Some(m) = ctx.metrics {
-            m.set_policy_state(namespace, name, false, spec.dry_run);
+        if let Some(m) = self.ctx.metrics {
+            m.set_policy_state(self.namespace, self.name, false, self.policy.spec.dry_run);
         }
         error
-    };
-
-    if let Err(invalid) = validate(&policy, &ctx.permissions) {
-        return Err(start_failed(StartError::InvalidPolicy(invalid.to_string())).await);
     }
-    let credentials = match load_credentials(
-        ctx.client,
-        namespace,
-        &spec.site.credentials_secret_ref.name,
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(error) => return Err(start_failed(error).await),
-    };
 
-    let (stop, watching) = watch_for_stop(StopWatch {
-        api: api.clone(),
-        name: name.to_string(),
-        generation: policy.metadata.generation,
-        hold_id: hold_id.clone(),
-        shutdown: ctx.shutdown.clone(),
-    });
-    let clock = Instant::now();
-    let outcome = run::execute(
-        spec,
-        RunContext {
-            credentials: &credentials,
-            force_dry_run: ctx.force_dry_run,
-            now: jiff::Timestamp::now(),
-            observer: ctx.metrics.map(|m| m.qrs_observer(namespace, name)),
-            stop: Some(stop),
-            retry: None,
-            permissions: ctx.permissions,
-        },
-    )
-    .await;
-    watching.abort();
-    let report = match outcome {
-        Ok(report) => report,
-        Err(InvalidInput::Policy(e)) => {
-            return Err(start_failed(StartError::InvalidPolicy(e.to_string())).await);
-        }
-        Err(InvalidInput::Credentials(source)) => {
-            return Err(start_failed(StartError::SecretInvalid {
-                namespace: namespace.to_string(),
-                name: spec.site.credentials_secret_ref.name.clone(),
-                source,
-            })
-            .await);
-        }
-    };
-    let elapsed = clock.elapsed().as_secs_f64();
-    tracing::info!(
-        policy = %format!("{namespace}/{name}"),
-        run = %report.id,
-        result = report.result.as_str(),
-        reclaimed = report.totals.reclaimed,
-        candidates = report.totals.candidates,
-        dry_run = report.dry_run,
-        "{}",
-        report.message
-    );
-
-    let next = next_run();
-    // Metrics first: whoever sees the status can rely on the metrics including this run.
-    if let Some(m) = ctx.metrics {
-        m.record_run(namespace, name, &report, elapsed);
-        m.set_policy_state(
-            namespace,
-            name,
-            report.result != RunResult::Failed,
-            report.dry_run,
+    /// The finished run in the log, the metrics, an Event and the status (in that order: whoever sees the status
+    /// can rely on the rest including this run), and the hold given up.
+    async fn record(&self, report: &RunReport, elapsed: f64) {
+        let (namespace, name) = (self.namespace, self.name);
+        tracing::info!(
+            policy = %format!("{namespace}/{name}"),
+            run = %report.id,
+            result = report.result.as_str(),
+            reclaimed = report.totals.reclaimed,
+            candidates = report.totals.candidates,
+            dry_run = report.dry_run,
+            "{}",
+            report.message
         );
-        m.set_next_run(namespace, name, next);
+        let next = self.next_run();
+        if let Some(m) = self.ctx.metrics {
+            m.record_run(namespace, name, report, elapsed);
+            let ready = report.result != RunResult::Failed;
+            m.set_policy_state(namespace, name, ready, report.dry_run);
+            m.set_next_run(namespace, name, next);
+        }
+        let (reason, note) = run_event(report);
+        publish(self.ctx.recorder, &self.policy, reason, note).await;
+        let history_limit = self.policy.spec.history_limit;
+        let written = update_status(&self.api, name, |policy, status| {
+            release_hold(status, &self.hold_id);
+            *status = status::after_run(
+                status,
+                report,
+                history_limit,
+                policy.metadata.generation,
+                next,
+            );
+        })
+        .await;
+        if let Err(e) = written {
+            tracing::error!(policy = %name, error = %e, "could not write the run's status");
+        }
     }
-    let (reason, note) = run_event(&report);
-    publish(ctx.recorder, &policy, reason, note).await;
-    let written = update_status(&api, name, |policy, status| {
-        release_hold(status, &hold_id);
-        *status = status::after_run(
-            status,
-            &report,
-            spec.history_limit,
-            policy.metadata.generation,
-            next,
-        );
-    })
-    .await;
-    if let Err(e) = written {
-        tracing::error!(policy = %name, error = %e, "could not write the run's status");
-    }
-    Ok(PolicyRunOutcome::Ran(Box::new(report)))
 }
