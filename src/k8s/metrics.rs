@@ -106,132 +106,35 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
-        let runs = Family::<RunLabels, Counter>::default();
-        registry.register(
-            "runs",
-            "Policy runs by result (Succeeded, Failed, Aborted)",
-            runs.clone(),
-        );
-        let reclaimed = Family::<ReclaimLabels, Counter>::default();
-        registry.register(
-            "reclaimed",
-            "Seats reclaimed; dry_run=\"true\" counts seats a dry run would have reclaimed",
-            reclaimed.clone(),
-        );
-        let reclaim_failures = Family::<TypeLabels, Counter>::default();
-        registry.register(
-            "reclaim_failures",
-            "Deallocations that failed after retries",
-            reclaim_failures.clone(),
-        );
-        let candidates = Family::<TypeLabels, Gauge>::default();
-        registry.register(
-            "candidates",
-            "Inactive, in-scope, not excluded allocations found by the last run",
-            candidates.clone(),
-        );
-        let excluded = Family::<TypeLabels, Gauge>::default();
-        registry.register(
-            "excluded",
-            "Inactive allocations kept by an exclusion or the scope in the last run",
-            excluded.clone(),
-        );
-        let unknown = Family::<TypeLabels, Gauge>::default();
-        registry.register(
-            "unknown",
-            "Allocations kept in the last run because QRS sent a field a decision reads as missing, null or unreadable",
-            unknown.clone(),
-        );
-        let tls_unverified = Family::<PolicyLabels, Gauge>::default();
-        registry.register(
-            "policy_tls_unverified",
-            "1 when the policy runs without verifying Qlik's certificate (site.tls.insecureSkipVerify, allowed by the operator)",
-            tls_unverified.clone(),
-        );
-        let allocations = Family::<TypeLabels, Gauge>::default();
-        registry.register(
-            "allocations",
-            "Allocations on the site at the last run",
-            allocations.clone(),
-        );
-        let seats = Family::<SeatLabels, Gauge>::default();
-        registry.register(
-            "seats",
-            "Seats by state (total, allocated, available, quarantined) from the access type overview",
-            seats.clone(),
-        );
-        let run_duration = Family::<PolicyLabels, Histogram>::new_with_constructor(
-            (|| Histogram::new(exponential_buckets(0.5, 2.0, 12))) as fn() -> Histogram,
-        );
-        registry.register(
-            "run_duration_seconds",
-            "Duration of policy runs",
-            run_duration.clone(),
-        );
-        let last_success = Family::<PolicyLabels, F64Gauge>::default();
-        registry.register(
-            "last_success_timestamp_seconds",
-            "Unix time the policy last completed a run successfully",
-            last_success.clone(),
-        );
-        let last_run = Family::<PolicyLabels, F64Gauge>::default();
-        registry.register(
-            "last_run_timestamp_seconds",
-            "Unix time the policy's last run completed, whatever its result",
-            last_run.clone(),
-        );
-        let next_run = Family::<PolicyLabels, F64Gauge>::default();
-        registry.register(
-            "next_run_timestamp_seconds",
-            "Unix time of the policy's next scheduled run",
-            next_run.clone(),
-        );
-        let policy_ready = Family::<PolicyLabels, Gauge>::default();
-        registry.register(
-            "policy_ready",
-            "1 when the policy is valid and its last run did not fail, else 0",
-            policy_ready.clone(),
-        );
-        let dry_run = Family::<PolicyLabels, Gauge>::default();
-        registry.register(
-            "policy_dry_run",
-            "1 when the policy only reports",
-            dry_run.clone(),
-        );
-        let qrs_requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "qrs_requests",
-            "Requests to Qlik by method, endpoint and HTTP status (code=\"error\" when no answer came)",
-            qrs_requests.clone(),
-        );
-        let qrs_request_duration = Family::<RequestDurationLabels, Histogram>::new_with_constructor(
-            (|| Histogram::new(exponential_buckets(0.005, 2.0, 14))) as fn() -> Histogram,
-        );
-        registry.register(
-            "qrs_request_duration_seconds",
-            "Duration of requests to Qlik",
-            qrs_request_duration.clone(),
-        );
-        Self {
-            registry,
-            runs,
-            reclaimed,
-            reclaim_failures,
-            candidates,
-            excluded,
-            unknown,
-            tls_unverified,
-            allocations,
-            seats,
-            run_duration,
-            last_success,
-            last_run,
-            next_run,
-            policy_ready,
-            dry_run,
-            qrs_requests,
-            qrs_request_duration,
-            known: Default::default(),
+        // Runs take seconds to minutes; requests to Qlik milliseconds to a minute.
+        let run_buckets: fn() -> Histogram = || Histogram::new(exponential_buckets(0.5, 2.0, 12));
+        let request_buckets: fn() -> Histogram =
+            || Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        // Each metric: its field, its name (after the prefix), its help text and its family.
+        macro_rules! metrics {
+            ($($field:ident: $name:literal, $help:literal, $family:expr;)*) => {
+                $(let $field = $family; registry.register($name, $help, $field.clone());)*
+                Self { registry, known: Default::default(), $($field),* }
+            };
+        }
+        metrics! {
+            runs: "runs", "Policy runs by result (Succeeded, Failed, Aborted)", Family::default();
+            reclaimed: "reclaimed", "Seats reclaimed; dry_run=\"true\" counts seats a dry run would have reclaimed", Family::default();
+            reclaim_failures: "reclaim_failures", "Deallocations that failed after retries", Family::default();
+            candidates: "candidates", "Inactive, in-scope, not excluded allocations found by the last run", Family::default();
+            excluded: "excluded", "Inactive allocations kept by an exclusion or the scope in the last run", Family::default();
+            unknown: "unknown", "Allocations kept in the last run because QRS sent a field a decision reads as missing, null or unreadable", Family::default();
+            tls_unverified: "policy_tls_unverified", "1 when the policy runs without verifying Qlik's certificate (site.tls.insecureSkipVerify, allowed by the operator)", Family::default();
+            allocations: "allocations", "Allocations on the site at the last run", Family::default();
+            seats: "seats", "Seats by state (total, allocated, available, quarantined) from the access type overview", Family::default();
+            run_duration: "run_duration_seconds", "Duration of policy runs", Family::new_with_constructor(run_buckets);
+            last_success: "last_success_timestamp_seconds", "Unix time the policy last completed a run successfully", Family::default();
+            last_run: "last_run_timestamp_seconds", "Unix time the policy's last run completed, whatever its result", Family::default();
+            next_run: "next_run_timestamp_seconds", "Unix time of the policy's next scheduled run", Family::default();
+            policy_ready: "policy_ready", "1 when the policy is valid and its last run did not fail, else 0", Family::default();
+            dry_run: "policy_dry_run", "1 when the policy only reports", Family::default();
+            qrs_requests: "qrs_requests", "Requests to Qlik by method, endpoint and HTTP status (code=\"error\" when no answer came)", Family::default();
+            qrs_request_duration: "qrs_request_duration_seconds", "Duration of requests to Qlik", Family::new_with_constructor(request_buckets);
         }
     }
 
