@@ -24,23 +24,23 @@
 //! inclusive), as is a never-used one created exactly `neverUsedGraceDays` ago. Candidates at exactly
 //! `maxReclaimPercent` do not trip the breaker; one more does.
 
+mod decision;
+mod judge;
 mod pattern;
 mod rules;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde::Serialize;
 
-use crate::model::{AccessType, Allocation, LastUse, UserDetails};
+use crate::model::{AccessType, Allocation, UserDetails};
 
+pub use decision::{Action, BreakerTrip, Decision, Plan, PlanCounts, Reason, ScopeRule};
 pub use pattern::UserPattern;
 pub use rules::Rules;
 
-use rules::{PropertyRule, whole_days};
+use judge::{Clock, Judgement, evaluate, judge_dates, judge_identity};
 
 /// QRS user ids (GUIDs) whose records (tags, custom properties, roles) must be fetched: the users of
 /// allocations that would be candidates judging by dates, quarantine, scope and identity exclusions alone.
@@ -98,7 +98,7 @@ pub fn decide_owned(
 /// Every allocation judged, and the candidates in reclaim order.
 struct Ranking {
     /// One per allocation, in the order given; candidates carry their rank.
-    outcomes: Vec<Outcome>,
+    outcomes: Vec<Judgement>,
     candidates: usize,
     counts: [PlanCounts; AccessType::ALL.len()],
 }
@@ -120,12 +120,12 @@ fn rank(
         let counts = &mut counts[type_index(allocation.access_type)];
         counts.fetched += 1;
         match &outcome {
-            Outcome::Candidate(idle, _) => {
+            Judgement::Candidate(idle, _) => {
                 counts.candidates += 1;
                 candidates.push((idle.since(), type_index(allocation.access_type), index));
             }
-            Outcome::Kept(reason) if reason.is_exclusion() => counts.excluded += 1,
-            Outcome::Kept(_) => counts.kept += 1,
+            Judgement::Kept(reason) if reason.is_exclusion() => counts.excluded += 1,
+            Judgement::Kept(_) => counts.kept += 1,
         }
         outcomes.push(outcome);
     }
@@ -144,7 +144,7 @@ fn rank(
         } else {
             counts.deferred += 1;
         }
-        if let Outcome::Candidate(_, place) = &mut outcomes[index] {
+        if let Judgement::Candidate(_, place) = &mut outcomes[index] {
             *place = rank;
         }
     }
@@ -174,12 +174,12 @@ fn assemble(
     let mut decisions: Vec<Decision> = Vec::with_capacity(ranking.outcomes.len());
     for (allocation, outcome) in allocations.zip(ranking.outcomes) {
         match outcome {
-            Outcome::Kept(reason) => decisions.push(Decision {
+            Judgement::Kept(reason) => decisions.push(Decision {
                 allocation,
                 action: Action::Keep,
                 reason,
             }),
-            Outcome::Candidate(idle, rank) => {
+            Judgement::Candidate(idle, rank) => {
                 let (action, reason) = if rank < cap {
                     (Action::Reclaim, idle.reason())
                 } else {
@@ -229,7 +229,7 @@ fn assemble(
     }
 }
 
-fn type_index(access_type: AccessType) -> usize {
+pub(super) fn type_index(access_type: AccessType) -> usize {
     match access_type {
         AccessType::Professional => 0,
         AccessType::Analyzer => 1,
@@ -245,682 +245,8 @@ fn tie_break(a: &Allocation, b: &Allocation) -> Ordering {
         .then_with(|| a.id.cmp(&b.id))
 }
 
-/// What one run decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// One decision per allocation: candidates first in reclaim order (longest idle first), then the rest in
-    /// the order given.
-    pub decisions: Vec<Decision>,
-    /// Set when the breaker tripped: the run must deallocate nothing.
-    pub breaker: Option<BreakerTrip>,
-    /// Counts per access type: every configured type, plus any other type seen.
-    pub per_type: BTreeMap<AccessType, PlanCounts>,
-}
-
-impl Plan {
-    pub fn is_aborted(&self) -> bool {
-        self.breaker.is_some()
-    }
-
-    /// The seats to deallocate, in order. Empty when the breaker tripped.
-    pub fn reclaims(&self) -> impl Iterator<Item = &Decision> {
-        let live = !self.is_aborted();
-        self.decisions
-            .iter()
-            .take_while(move |d| live && d.action == Action::Reclaim)
-    }
-
-    /// What would be reclaimed were it not for the breaker: the report of an aborted run shows these.
-    pub fn planned_reclaims(&self) -> impl Iterator<Item = &Decision> {
-        self.decisions
-            .iter()
-            .take_while(|d| d.action == Action::Reclaim)
-    }
-
-    /// Candidates, reclaimed or deferred, in reclaim order.
-    pub fn candidates(&self) -> impl Iterator<Item = &Decision> {
-        self.decisions
-            .iter()
-            .take_while(|d| d.action != Action::Keep)
-    }
-
-    /// The counts summed over all access types.
-    pub fn totals(&self) -> PlanCounts {
-        self.per_type
-            .values()
-            .fold(PlanCounts::default(), |sum, c| sum.add(c))
-    }
-}
-
-/// Counts of one access type. `fetched = candidates + excluded + kept` and `candidates = reclaim + deferred`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct PlanCounts {
-    /// Allocations given to the engine.
-    pub fetched: u64,
-    /// Inactive, in scope and not excluded.
-    pub candidates: u64,
-    /// Candidates within `maxReclaimsPerRun` (counted even when the breaker tripped).
-    pub reclaim: u64,
-    /// Candidates beyond `maxReclaimsPerRun`.
-    pub deferred: u64,
-    /// Inactive, but kept by the scope or an exclusion.
-    pub excluded: u64,
-    /// Kept for any other reason: active, in grace, quarantined, unreadable, no user record, not managed.
-    pub kept: u64,
-}
-
-impl PlanCounts {
-    fn add(self, other: &PlanCounts) -> PlanCounts {
-        PlanCounts {
-            fetched: self.fetched + other.fetched,
-            candidates: self.candidates + other.candidates,
-            reclaim: self.reclaim + other.reclaim,
-            deferred: self.deferred + other.deferred,
-            excluded: self.excluded + other.excluded,
-            kept: self.kept + other.kept,
-        }
-    }
-}
-
-/// Why a plan was aborted: the first access type (in `AccessType` order) whose candidates exceed
-/// `maxReclaimPercent` of its allocations.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BreakerTrip {
-    pub access_type: AccessType,
-    pub candidates: u64,
-    /// All allocations of the type on the site.
-    pub allocated: u64,
-    pub limit_percent: u32,
-}
-
-impl fmt::Display for BreakerTrip {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (t, candidates, limit) = (self.access_type, self.candidates, self.limit_percent);
-        if self.allocated == 0 {
-            write!(
-                f,
-                "{t}: {candidates} candidates, but the site reports no {t} allocations at all (above the {limit}% limit)"
-            )?;
-        } else {
-            write!(
-                f,
-                "{t}: {candidates} of {} allocations ({}) are candidates, above the {limit}% limit",
-                self.allocated,
-                percent(candidates, self.allocated, limit)
-            )?;
-        }
-        f.write_str(
-            "; nothing was deallocated. Check the thresholds and the site's lastUsed dates, or raise \
-             limits.maxReclaimPercent.",
-        )
-    }
-}
-
-/// `part` of `whole` as a percentage for a message about exceeding `limit`: whole numbers where that is honest,
-/// one decimal rounded up just above the limit, so that 501 of 1000 never reads as "50%, above the 50% limit".
-fn percent(part: u64, whole: u64, limit: u32) -> String {
-    let (part, whole) = (u128::from(part) * 100, u128::from(whole));
-    let floor = part / whole;
-    if part % whole == 0 || floor > u128::from(limit) {
-        format!("{floor}%")
-    } else {
-        let tenths = (part * 10).div_ceil(whole);
-        format!("{}.{}%", tenths / 10, tenths % 10)
-    }
-}
-
-/// The decision about one allocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub allocation: Allocation,
-    pub action: Action,
-    pub reason: Reason,
-}
-
-impl Decision {
-    /// Since when the allocation has been idle: its last use, or its creation when never used.
-    pub fn idle_since(&self) -> Option<Timestamp> {
-        match self.allocation.last_used {
-            LastUse::At(t) => Some(t),
-            LastUse::Never => self.allocation.created,
-            LastUse::Unknown(_) => None,
-        }
-    }
-}
-
-/// What happens to an allocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    /// Deallocate it.
-    Reclaim,
-    /// A candidate cut by `maxReclaimsPerRun`; a later run takes it.
-    Deferred,
-    /// Leave it.
-    Keep,
-}
-
-impl Action {
-    /// Stable name for reports.
-    pub fn code(self) -> &'static str {
-        match self {
-            Action::Reclaim => "reclaim",
-            Action::Deferred => "deferred",
-            Action::Keep => "keep",
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
-
-/// Which scope list left a user out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ScopeRule {
-    UserDirectories,
-    Users,
-}
-
-/// Why an allocation was decided the way it was. `Display` is a sentence for a Qlik administrator; `code` a
-/// stable token for JSON and CSV.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reason {
-    /// Last used `idle_days` ago, at least `threshold` (`inactiveDays`).
-    Inactive {
-        idle_days: i64,
-        threshold: u32,
-    },
-    /// Never used, created `allocated_days` ago, at least `grace` (`neverUsedGraceDays`).
-    NeverUsed {
-        allocated_days: i64,
-        grace: u32,
-    },
-    /// Used within `threshold` days (negative `idle_days`: a last use date in the future).
-    Active {
-        idle_days: i64,
-        threshold: u32,
-    },
-    /// Never used, but created within `grace` days.
-    NeverUsedGrace {
-        allocated_days: i64,
-        grace: u32,
-    },
-    /// Matched an `exclude.users` pattern (as the policy spells it).
-    ExcludedUser {
-        pattern: Arc<str>,
-    },
-    /// In an `exclude.userDirectories` directory.
-    ExcludedDirectory {
-        directory: Arc<str>,
-    },
-    ExcludedTag {
-        tag: Arc<str>,
-    },
-    /// The user's custom property `name` has `value`.
-    ExcludedCustomProperty {
-        name: Arc<str>,
-        value: Arc<str>,
-    },
-    ExcludedRole {
-        role: Arc<str>,
-    },
-    /// Not admitted by the scope.
-    OutOfScope {
-        rule: ScopeRule,
-    },
-    /// Qlik already deallocated the seat and holds it in quarantine.
-    Quarantined {
-        until: Option<Timestamp>,
-    },
-    /// QRS sent a last use date that cannot be read (shortened for display).
-    UnknownDate {
-        raw: String,
-    },
-    /// Never used and QRS sent no creation date, so the grace cannot be judged.
-    NoCreatedDate,
-    /// QRS sent no usable value for a field the decision reads (an allocation's `lastUsed`, `createdDate` or
-    /// `quarantined`; a user record's `tags`, `customProperties` or `roles` that an exclusion needs).
-    Incomplete {
-        field: &'static str,
-    },
-    /// Exclusions need the user's record and QRS has none.
-    UserNotFound,
-    /// A login access pass belongs to a group, not to one user.
-    LoginGroup,
-    /// The policy does not configure this access type.
-    NotManaged {
-        access_type: AccessType,
-    },
-    /// A candidate beyond `maxReclaimsPerRun`.
-    OverCap {
-        limit: u32,
-        idle_days: i64,
-        never_used: bool,
-    },
-}
-
-impl Reason {
-    /// Stable machine-readable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Reason::Inactive { .. } => "inactive",
-            Reason::NeverUsed { .. } => "never-used",
-            Reason::Active { .. } => "active",
-            Reason::NeverUsedGrace { .. } => "never-used-grace",
-            Reason::ExcludedUser { .. }
-            | Reason::ExcludedDirectory { .. }
-            | Reason::ExcludedTag { .. }
-            | Reason::ExcludedCustomProperty { .. }
-            | Reason::ExcludedRole { .. } => "excluded",
-            Reason::OutOfScope { .. } => "out-of-scope",
-            Reason::Quarantined { .. } => "quarantined",
-            Reason::UnknownDate { .. } | Reason::NoCreatedDate => "unknown-date",
-            Reason::Incomplete { .. } => "unknown-data",
-            Reason::UserNotFound => "user-not-found",
-            Reason::LoginGroup => "login-group",
-            Reason::NotManaged { .. } => "not-managed",
-            Reason::OverCap { .. } => "over-cap",
-        }
-    }
-
-    /// Whether an inactive allocation was kept by the scope or an exclusion (`PlanCounts::excluded`).
-    pub fn is_exclusion(&self) -> bool {
-        matches!(
-            self,
-            Reason::ExcludedUser { .. }
-                | Reason::ExcludedDirectory { .. }
-                | Reason::ExcludedTag { .. }
-                | Reason::ExcludedCustomProperty { .. }
-                | Reason::ExcludedRole { .. }
-                | Reason::OutOfScope { .. }
-        )
-    }
-}
-
-/// "less than a day ago", "1 day ago", "12 days ago".
-struct Ago(i64);
-
-impl fmt::Display for Ago {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            i64::MIN..=0 => f.write_str("less than a day ago"),
-            1 => f.write_str("1 day ago"),
-            days => write!(f, "{days} days ago"),
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::Inactive {
-                idle_days,
-                threshold,
-            } => write!(f, "not used for {idle_days} days (threshold {threshold})"),
-            Reason::NeverUsed {
-                allocated_days,
-                grace,
-            } => write!(
-                f,
-                "never used; allocated {} (grace {grace})",
-                Ago(*allocated_days)
-            ),
-            Reason::Active {
-                idle_days,
-                threshold,
-            } if *idle_days < 0 => write!(
-                f,
-                "last use date is in the future; treated as used (threshold {threshold})"
-            ),
-            Reason::Active {
-                idle_days,
-                threshold,
-            } => write!(f, "used {} (threshold {threshold})", Ago(*idle_days)),
-            Reason::NeverUsedGrace {
-                allocated_days,
-                grace,
-            } if *allocated_days < 0 => write!(
-                f,
-                "never used; createdDate is in the future, treated as within the {grace}-day grace"
-            ),
-            Reason::NeverUsedGrace {
-                allocated_days,
-                grace,
-            } => write!(
-                f,
-                "never used; allocated {}, within the {grace}-day grace",
-                Ago(*allocated_days)
-            ),
-            Reason::ExcludedUser { pattern } => {
-                write!(f, "excluded by exclude.users pattern {pattern}")
-            }
-            Reason::ExcludedDirectory { directory } => {
-                write!(f, "excluded: user directory {directory}")
-            }
-            Reason::ExcludedTag { tag } => write!(f, "excluded: tag {tag}"),
-            Reason::ExcludedCustomProperty { name, value } => {
-                write!(f, "excluded: custom property {name}={value}")
-            }
-            Reason::ExcludedRole { role } => write!(f, "excluded: role {role}"),
-            Reason::OutOfScope {
-                rule: ScopeRule::UserDirectories,
-            } => f.write_str("outside scope.userDirectories"),
-            Reason::OutOfScope {
-                rule: ScopeRule::Users,
-            } => f.write_str("outside scope.users"),
-            Reason::Quarantined { until: Some(until) } => {
-                write!(f, "quarantined until {}", until.strftime("%Y-%m-%d"))
-            }
-            Reason::Quarantined { until: None } => {
-                f.write_str("quarantined (Qlik already deallocated it)")
-            }
-            Reason::UnknownDate { raw } => {
-                write!(f, "last use date {raw:?} cannot be read; kept")
-            }
-            Reason::NoCreatedDate => f.write_str("never used and no createdDate; kept"),
-            Reason::Incomplete { field } => write!(
-                f,
-                "QRS sent no usable {field}; kept (a missing value is never read as none)"
-            ),
-            Reason::UserNotFound => f.write_str("user record not found in QRS; kept"),
-            Reason::LoginGroup => f.write_str("login access passes are groups; never deallocated"),
-            Reason::NotManaged { access_type } => write!(
-                f,
-                "accessTypes.{} is not configured; not touched",
-                access_type.key()
-            ),
-            Reason::OverCap {
-                limit,
-                idle_days,
-                never_used,
-            } => {
-                write!(
-                    f,
-                    "over limits.maxReclaimsPerRun ({limit}); left for the next run"
-                )?;
-                if *never_used {
-                    write!(f, " (never used, allocated {})", Ago(*idle_days))
-                } else {
-                    write!(f, " (not used for {idle_days} days)")
-                }
-            }
-        }
-    }
-}
-
-/// Instants shared by every allocation of one run.
-struct Clock {
-    now: Timestamp,
-    /// Indexed by `type_index`; `None` for access types the policy does not manage.
-    cutoffs: [Option<Timestamp>; AccessType::ALL.len()],
-    never_used_cutoff: Timestamp,
-}
-
-impl Clock {
-    fn new(rules: &Rules, now: Timestamp) -> Clock {
-        Clock {
-            now,
-            cutoffs: AccessType::ALL.map(|t| rules.cutoff(t, now)),
-            never_used_cutoff: rules.never_used_cutoff(now),
-        }
-    }
-}
-
-/// How an inactive allocation is inactive.
-#[derive(Debug, Clone, Copy)]
-enum Idle {
-    Used {
-        since: Timestamp,
-        days: i64,
-        threshold: u32,
-    },
-    Never {
-        created: Timestamp,
-        days: i64,
-        grace: u32,
-    },
-}
-
-impl Idle {
-    fn since(&self) -> Timestamp {
-        match *self {
-            Idle::Used { since, .. } => since,
-            Idle::Never { created, .. } => created,
-        }
-    }
-
-    fn reason(&self) -> Reason {
-        match *self {
-            Idle::Used {
-                days, threshold, ..
-            } => Reason::Inactive {
-                idle_days: days,
-                threshold,
-            },
-            Idle::Never { days, grace, .. } => Reason::NeverUsed {
-                allocated_days: days,
-                grace,
-            },
-        }
-    }
-
-    fn over_cap(&self, limit: u32) -> Reason {
-        match *self {
-            Idle::Used { days, .. } => Reason::OverCap {
-                limit,
-                idle_days: days,
-                never_used: false,
-            },
-            Idle::Never { days, .. } => Reason::OverCap {
-                limit,
-                idle_days: days,
-                never_used: true,
-            },
-        }
-    }
-}
-
-enum Outcome {
-    /// A candidate and, once sorted, its place in the reclaim order.
-    Candidate(Idle, usize),
-    Kept(Reason),
-}
-
-fn evaluate(
-    rules: &Rules,
-    clock: &Clock,
-    allocation: &Allocation,
-    users: &HashMap<String, UserDetails>,
-) -> Outcome {
-    let idle = match judge_dates(rules, clock, allocation) {
-        Ok(idle) => idle,
-        Err(reason) => return Outcome::Kept(reason),
-    };
-    if let Some(reason) = judge_identity(rules, allocation) {
-        return Outcome::Kept(reason);
-    }
-    if let Some(reason) = judge_details(rules, allocation, users) {
-        return Outcome::Kept(reason);
-    }
-    Outcome::Candidate(idle, usize::MAX)
-}
-
-/// Steps 1 to 4: the allocation itself.
-fn judge_dates(rules: &Rules, clock: &Clock, allocation: &Allocation) -> Result<Idle, Reason> {
-    let access_type = allocation.access_type;
-    if !access_type.is_per_user_seat() {
-        return Err(Reason::LoginGroup);
-    }
-    if let Some(field) = allocation.incomplete {
-        return Err(Reason::Incomplete { field });
-    }
-    if allocation.quarantined {
-        return Err(Reason::Quarantined {
-            until: allocation.quarantine_end,
-        });
-    }
-    let (Some(threshold), Some(cutoff)) = (
-        rules.inactive_days(access_type),
-        clock.cutoffs[type_index(access_type)],
-    ) else {
-        return Err(Reason::NotManaged { access_type });
-    };
-    match &allocation.last_used {
-        LastUse::Unknown(raw) => Err(Reason::UnknownDate { raw: shorten(raw) }),
-        &LastUse::At(since) => {
-            let days = whole_days(since, clock.now);
-            if since > cutoff {
-                Err(Reason::Active {
-                    idle_days: days,
-                    threshold,
-                })
-            } else {
-                Ok(Idle::Used {
-                    since,
-                    days,
-                    threshold,
-                })
-            }
-        }
-        LastUse::Never => {
-            let Some(created) = allocation.created else {
-                return Err(Reason::NoCreatedDate);
-            };
-            let days = whole_days(created, clock.now);
-            let grace = rules.never_used_grace_days();
-            if created > clock.never_used_cutoff {
-                Err(Reason::NeverUsedGrace {
-                    allocated_days: days,
-                    grace,
-                })
-            } else {
-                Ok(Idle::Never {
-                    created,
-                    days,
-                    grace,
-                })
-            }
-        }
-    }
-}
-
-/// Whatever QRS sent goes into reports and logs: keep it short.
-fn shorten(raw: &str) -> String {
-    const MAX_CHARS: usize = 64;
-    match raw.char_indices().nth(MAX_CHARS) {
-        Some((end, _)) => format!("{}…", &raw[..end]),
-        None => raw.to_string(),
-    }
-}
-
-/// Steps 5 and 6: scope and identity exclusions, which need nothing beyond the allocation.
-fn judge_identity(rules: &Rules, allocation: &Allocation) -> Option<Reason> {
-    let user = &allocation.user;
-    if !rules.scope_directories.is_empty() && rules.scope_directories.get(&user.directory).is_none()
-    {
-        return Some(Reason::OutOfScope {
-            rule: ScopeRule::UserDirectories,
-        });
-    }
-    if !rules.scope_users.is_empty() && rules.scope_users.first_match(user).is_none() {
-        return Some(Reason::OutOfScope {
-            rule: ScopeRule::Users,
-        });
-    }
-    if let Some(directory) = rules.exclude_directories.get(&user.directory) {
-        return Some(Reason::ExcludedDirectory {
-            directory: Arc::clone(directory),
-        });
-    }
-    if let Some(pattern) = rules.exclude_users.first_match(user) {
-        return Some(Reason::ExcludedUser {
-            pattern: Arc::clone(pattern.shared_text()),
-        });
-    }
-    None
-}
-
-/// Step 7: exclusions read from the user's QRS record.
-fn judge_details(
-    rules: &Rules,
-    allocation: &Allocation,
-    users: &HashMap<String, UserDetails>,
-) -> Option<Reason> {
-    if !rules.needs_user_details() {
-        return None;
-    }
-    let Some(details) = users.get(&allocation.user_id) else {
-        return Some(Reason::UserNotFound);
-    };
-    // A list the rules read that QRS did not send is unknown: the user may well hold the excluded role.
-    let tags = match needed(&details.tags, !rules.exclude_tags.is_empty(), "tags") {
-        Ok(tags) => tags,
-        Err(reason) => return Some(reason),
-    };
-    let properties = match needed(
-        &details.custom_properties,
-        !rules.exclude_custom_properties.is_empty(),
-        "customProperties",
-    ) {
-        Ok(properties) => properties,
-        Err(reason) => return Some(reason),
-    };
-    let roles = match needed(&details.roles, !rules.exclude_roles.is_empty(), "roles") {
-        Ok(roles) => roles,
-        Err(reason) => return Some(reason),
-    };
-    if let Some(tag) = tags.iter().find_map(|t| rules.exclude_tags.get(t)) {
-        return Some(Reason::ExcludedTag {
-            tag: Arc::clone(tag),
-        });
-    }
-    if !rules.exclude_custom_properties.is_empty() {
-        for (name, value) in properties {
-            if let Some(reason) = property_exclusion(rules, name, value) {
-                return Some(reason);
-            }
-        }
-    }
-    if let Some(role) = roles.iter().find_map(|r| rules.exclude_roles.get(r)) {
-        return Some(Reason::ExcludedRole {
-            role: Arc::clone(role),
-        });
-    }
-    None
-}
-
-/// A user record's list as an exclusion reads it: `Err` when the rules need it and QRS did not send it.
-fn needed<'a, T>(
-    list: &'a Option<Vec<T>>,
-    rules_read_it: bool,
-    field: &'static str,
-) -> Result<&'a [T], Reason> {
-    match list {
-        Some(list) => Ok(list),
-        None if rules_read_it => Err(Reason::Incomplete { field }),
-        None => Ok(&[]),
-    }
-}
-
-fn property_exclusion(rules: &Rules, name: &str, value: &str) -> Option<Reason> {
-    let rule: &PropertyRule =
-        pattern::with_folded(&[name], |key| rules.exclude_custom_properties.get(key))?;
-    let value = match rule.values.get(value) {
-        Some(listed) => Arc::clone(listed),
-        None if rule.any_value => Arc::from(value),
-        None => return None,
-    };
-    Some(Reason::ExcludedCustomProperty {
-        name: Arc::clone(&rule.name),
-        value,
-    })
-}
-
 #[cfg(test)]
 mod proptests;
+
 #[cfg(test)]
 mod tests;

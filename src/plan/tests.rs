@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::decision::percent;
 use super::*;
 use crate::model::{AccessType, Allocation, LastUse, UserDetails, UserIdentity};
 use crate::policy::{AccessTypeRule, CustomPropertyMatch, InvalidPolicy, LicenseCleanupPolicySpec};
@@ -1385,19 +1386,11 @@ fn idle_since_of_decisions() {
 
 #[test]
 fn breaker_percentages_are_whole_where_that_is_honest() {
-    assert_eq!(super::percent(60, 100, 50), "60%");
+    assert_eq!(percent(60, 100, 50), "60%");
+    assert_eq!(percent(50, 100, 50), "50%", "an exact value stays whole");
+    assert_eq!(percent(501, 1000, 50), "50.1%", "just above reads as above");
     assert_eq!(
-        super::percent(50, 100, 50),
-        "50%",
-        "an exact value stays whole"
-    );
-    assert_eq!(
-        super::percent(501, 1000, 50),
-        "50.1%",
-        "just above reads as above"
-    );
-    assert_eq!(
-        super::percent(1, 3, 33),
+        percent(1, 3, 33),
         "33.4%",
         "rounded up, never down to the limit"
     );

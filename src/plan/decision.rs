@@ -1,0 +1,418 @@
+//! What the engine decides: a plan of decisions, each with the action and the reason an administrator can check,
+//! the counts per access type, and the breaker's verdict.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::model::{AccessType, Allocation, LastUse};
+
+/// What one run decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// One decision per allocation: candidates first in reclaim order (longest idle first), then the rest in
+    /// the order given.
+    pub decisions: Vec<Decision>,
+    /// Set when the breaker tripped: the run must deallocate nothing.
+    pub breaker: Option<BreakerTrip>,
+    /// Counts per access type: every configured type, plus any other type seen.
+    pub per_type: BTreeMap<AccessType, PlanCounts>,
+}
+
+impl Plan {
+    pub fn is_aborted(&self) -> bool {
+        self.breaker.is_some()
+    }
+
+    /// The seats to deallocate, in order. Empty when the breaker tripped.
+    pub fn reclaims(&self) -> impl Iterator<Item = &Decision> {
+        let live = !self.is_aborted();
+        self.decisions
+            .iter()
+            .take_while(move |d| live && d.action == Action::Reclaim)
+    }
+
+    /// What would be reclaimed were it not for the breaker: the report of an aborted run shows these.
+    pub fn planned_reclaims(&self) -> impl Iterator<Item = &Decision> {
+        self.decisions
+            .iter()
+            .take_while(|d| d.action == Action::Reclaim)
+    }
+
+    /// Candidates, reclaimed or deferred, in reclaim order.
+    pub fn candidates(&self) -> impl Iterator<Item = &Decision> {
+        self.decisions
+            .iter()
+            .take_while(|d| d.action != Action::Keep)
+    }
+
+    /// The counts summed over all access types.
+    pub fn totals(&self) -> PlanCounts {
+        self.per_type
+            .values()
+            .fold(PlanCounts::default(), |sum, c| sum.add(c))
+    }
+}
+
+/// Counts of one access type. `fetched = candidates + excluded + kept` and `candidates = reclaim + deferred`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PlanCounts {
+    /// Allocations given to the engine.
+    pub fetched: u64,
+    /// Inactive, in scope and not excluded.
+    pub candidates: u64,
+    /// Candidates within `maxReclaimsPerRun` (counted even when the breaker tripped).
+    pub reclaim: u64,
+    /// Candidates beyond `maxReclaimsPerRun`.
+    pub deferred: u64,
+    /// Inactive, but kept by the scope or an exclusion.
+    pub excluded: u64,
+    /// Kept for any other reason: active, in grace, quarantined, unreadable, no user record, not managed.
+    pub kept: u64,
+}
+
+impl PlanCounts {
+    fn add(self, other: &PlanCounts) -> PlanCounts {
+        PlanCounts {
+            fetched: self.fetched + other.fetched,
+            candidates: self.candidates + other.candidates,
+            reclaim: self.reclaim + other.reclaim,
+            deferred: self.deferred + other.deferred,
+            excluded: self.excluded + other.excluded,
+            kept: self.kept + other.kept,
+        }
+    }
+}
+
+/// Why a plan was aborted: the first access type (in `AccessType` order) whose candidates exceed
+/// `maxReclaimPercent` of its allocations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakerTrip {
+    pub access_type: AccessType,
+    pub candidates: u64,
+    /// All allocations of the type on the site.
+    pub allocated: u64,
+    pub limit_percent: u32,
+}
+
+impl fmt::Display for BreakerTrip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (t, candidates, limit) = (self.access_type, self.candidates, self.limit_percent);
+        if self.allocated == 0 {
+            write!(
+                f,
+                "{t}: {candidates} candidates, but the site reports no {t} allocations at all (above the {limit}% limit)"
+            )?;
+        } else {
+            write!(
+                f,
+                "{t}: {candidates} of {} allocations ({}) are candidates, above the {limit}% limit",
+                self.allocated,
+                percent(candidates, self.allocated, limit)
+            )?;
+        }
+        f.write_str(
+            "; nothing was deallocated. Check the thresholds and the site's lastUsed dates, or raise \
+             limits.maxReclaimPercent.",
+        )
+    }
+}
+
+/// `part` of `whole` as a percentage for a message about exceeding `limit`: whole numbers where that is honest,
+/// one decimal rounded up just above the limit, so that 501 of 1000 never reads as "50%, above the 50% limit".
+pub(super) fn percent(part: u64, whole: u64, limit: u32) -> String {
+    let (part, whole) = (u128::from(part) * 100, u128::from(whole));
+    let floor = part / whole;
+    if part % whole == 0 || floor > u128::from(limit) {
+        format!("{floor}%")
+    } else {
+        let tenths = (part * 10).div_ceil(whole);
+        format!("{}.{}%", tenths / 10, tenths % 10)
+    }
+}
+
+/// The decision about one allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allocation: Allocation,
+    pub action: Action,
+    pub reason: Reason,
+}
+
+impl Decision {
+    /// Since when the allocation has been idle: its last use, or its creation when never used.
+    pub fn idle_since(&self) -> Option<Timestamp> {
+        match self.allocation.last_used {
+            LastUse::At(t) => Some(t),
+            LastUse::Never => self.allocation.created,
+            LastUse::Unknown(_) => None,
+        }
+    }
+}
+
+/// What happens to an allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Deallocate it.
+    Reclaim,
+    /// A candidate cut by `maxReclaimsPerRun`; a later run takes it.
+    Deferred,
+    /// Leave it.
+    Keep,
+}
+
+impl Action {
+    /// Stable name for reports.
+    pub fn code(self) -> &'static str {
+        match self {
+            Action::Reclaim => "reclaim",
+            Action::Deferred => "deferred",
+            Action::Keep => "keep",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Which scope list left a user out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScopeRule {
+    UserDirectories,
+    Users,
+}
+
+/// Why an allocation was decided the way it was. `Display` is a sentence for a Qlik administrator; `code` a
+/// stable token for JSON and CSV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Last used `idle_days` ago, at least `threshold` (`inactiveDays`).
+    Inactive {
+        idle_days: i64,
+        threshold: u32,
+    },
+    /// Never used, created `allocated_days` ago, at least `grace` (`neverUsedGraceDays`).
+    NeverUsed {
+        allocated_days: i64,
+        grace: u32,
+    },
+    /// Used within `threshold` days (negative `idle_days`: a last use date in the future).
+    Active {
+        idle_days: i64,
+        threshold: u32,
+    },
+    /// Never used, but created within `grace` days.
+    NeverUsedGrace {
+        allocated_days: i64,
+        grace: u32,
+    },
+    /// Matched an `exclude.users` pattern (as the policy spells it).
+    ExcludedUser {
+        pattern: Arc<str>,
+    },
+    /// In an `exclude.userDirectories` directory.
+    ExcludedDirectory {
+        directory: Arc<str>,
+    },
+    ExcludedTag {
+        tag: Arc<str>,
+    },
+    /// The user's custom property `name` has `value`.
+    ExcludedCustomProperty {
+        name: Arc<str>,
+        value: Arc<str>,
+    },
+    ExcludedRole {
+        role: Arc<str>,
+    },
+    /// Not admitted by the scope.
+    OutOfScope {
+        rule: ScopeRule,
+    },
+    /// Qlik already deallocated the seat and holds it in quarantine.
+    Quarantined {
+        until: Option<Timestamp>,
+    },
+    /// QRS sent a last use date that cannot be read (shortened for display).
+    UnknownDate {
+        raw: String,
+    },
+    /// Never used and QRS sent no creation date, so the grace cannot be judged.
+    NoCreatedDate,
+    /// QRS sent no usable value for a field the decision reads (an allocation's `lastUsed`, `createdDate` or
+    /// `quarantined`; a user record's `tags`, `customProperties` or `roles` that an exclusion needs).
+    Incomplete {
+        field: &'static str,
+    },
+    /// Exclusions need the user's record and QRS has none.
+    UserNotFound,
+    /// A login access pass belongs to a group, not to one user.
+    LoginGroup,
+    /// The policy does not configure this access type.
+    NotManaged {
+        access_type: AccessType,
+    },
+    /// A candidate beyond `maxReclaimsPerRun`.
+    OverCap {
+        limit: u32,
+        idle_days: i64,
+        never_used: bool,
+    },
+}
+
+impl Reason {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::Inactive { .. } => "inactive",
+            Reason::NeverUsed { .. } => "never-used",
+            Reason::Active { .. } => "active",
+            Reason::NeverUsedGrace { .. } => "never-used-grace",
+            Reason::ExcludedUser { .. }
+            | Reason::ExcludedDirectory { .. }
+            | Reason::ExcludedTag { .. }
+            | Reason::ExcludedCustomProperty { .. }
+            | Reason::ExcludedRole { .. } => "excluded",
+            Reason::OutOfScope { .. } => "out-of-scope",
+            Reason::Quarantined { .. } => "quarantined",
+            Reason::UnknownDate { .. } | Reason::NoCreatedDate => "unknown-date",
+            Reason::Incomplete { .. } => "unknown-data",
+            Reason::UserNotFound => "user-not-found",
+            Reason::LoginGroup => "login-group",
+            Reason::NotManaged { .. } => "not-managed",
+            Reason::OverCap { .. } => "over-cap",
+        }
+    }
+
+    /// Whether an inactive allocation was kept by the scope or an exclusion (`PlanCounts::excluded`).
+    pub fn is_exclusion(&self) -> bool {
+        matches!(
+            self,
+            Reason::ExcludedUser { .. }
+                | Reason::ExcludedDirectory { .. }
+                | Reason::ExcludedTag { .. }
+                | Reason::ExcludedCustomProperty { .. }
+                | Reason::ExcludedRole { .. }
+                | Reason::OutOfScope { .. }
+        )
+    }
+}
+
+/// "less than a day ago", "1 day ago", "12 days ago".
+struct Ago(i64);
+
+impl fmt::Display for Ago {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            i64::MIN..=0 => f.write_str("less than a day ago"),
+            1 => f.write_str("1 day ago"),
+            days => write!(f, "{days} days ago"),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Inactive {
+                idle_days,
+                threshold,
+            } => write!(f, "not used for {idle_days} days (threshold {threshold})"),
+            Reason::NeverUsed {
+                allocated_days,
+                grace,
+            } => write!(
+                f,
+                "never used; allocated {} (grace {grace})",
+                Ago(*allocated_days)
+            ),
+            Reason::Active {
+                idle_days,
+                threshold,
+            } if *idle_days < 0 => write!(
+                f,
+                "last use date is in the future; treated as used (threshold {threshold})"
+            ),
+            Reason::Active {
+                idle_days,
+                threshold,
+            } => write!(f, "used {} (threshold {threshold})", Ago(*idle_days)),
+            Reason::NeverUsedGrace {
+                allocated_days,
+                grace,
+            } if *allocated_days < 0 => write!(
+                f,
+                "never used; createdDate is in the future, treated as within the {grace}-day grace"
+            ),
+            Reason::NeverUsedGrace {
+                allocated_days,
+                grace,
+            } => write!(
+                f,
+                "never used; allocated {}, within the {grace}-day grace",
+                Ago(*allocated_days)
+            ),
+            Reason::ExcludedUser { pattern } => {
+                write!(f, "excluded by exclude.users pattern {pattern}")
+            }
+            Reason::ExcludedDirectory { directory } => {
+                write!(f, "excluded: user directory {directory}")
+            }
+            Reason::ExcludedTag { tag } => write!(f, "excluded: tag {tag}"),
+            Reason::ExcludedCustomProperty { name, value } => {
+                write!(f, "excluded: custom property {name}={value}")
+            }
+            Reason::ExcludedRole { role } => write!(f, "excluded: role {role}"),
+            Reason::OutOfScope {
+                rule: ScopeRule::UserDirectories,
+            } => f.write_str("outside scope.userDirectories"),
+            Reason::OutOfScope {
+                rule: ScopeRule::Users,
+            } => f.write_str("outside scope.users"),
+            Reason::Quarantined { until: Some(until) } => {
+                write!(f, "quarantined until {}", until.strftime("%Y-%m-%d"))
+            }
+            Reason::Quarantined { until: None } => {
+                f.write_str("quarantined (Qlik already deallocated it)")
+            }
+            Reason::UnknownDate { raw } => {
+                write!(f, "last use date {raw:?} cannot be read; kept")
+            }
+            Reason::NoCreatedDate => f.write_str("never used and no createdDate; kept"),
+            Reason::Incomplete { field } => write!(
+                f,
+                "QRS sent no usable {field}; kept (a missing value is never read as none)"
+            ),
+            Reason::UserNotFound => f.write_str("user record not found in QRS; kept"),
+            Reason::LoginGroup => f.write_str("login access passes are groups; never deallocated"),
+            Reason::NotManaged { access_type } => write!(
+                f,
+                "accessTypes.{} is not configured; not touched",
+                access_type.key()
+            ),
+            Reason::OverCap {
+                limit,
+                idle_days,
+                never_used,
+            } => {
+                write!(
+                    f,
+                    "over limits.maxReclaimsPerRun ({limit}); left for the next run"
+                )?;
+                if *never_used {
+                    write!(f, " (never used, allocated {})", Ago(*idle_days))
+                } else {
+                    write!(f, " (not used for {idle_days} days)")
+                }
+            }
+        }
+    }
+}
