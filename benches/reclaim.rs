@@ -24,8 +24,8 @@ use jiff::{SignedDuration, Timestamp};
 use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::model::{AccessType, Allocation, UserDetails};
 use qlik_license_reclaimer::plan::{self, Plan, PlanCounts, Rules};
-use qlik_license_reclaimer::policy::{LicenseCleanupPolicySpec, RunResult};
-use qlik_license_reclaimer::qrs::{Connection, QrsClient};
+use qlik_license_reclaimer::policy::{self, LicenseCleanupPolicySpec, RunResult};
+use qlik_license_reclaimer::qrs::QrsClient;
 use qlik_license_reclaimer::run::{self, RunContext};
 use qrs_simulator::{Simulator, SimulatorConfig};
 use serde::Serialize;
@@ -230,8 +230,8 @@ async fn connect(
     spec: &LicenseCleanupPolicySpec,
 ) -> Result<QrsClient, BoxError> {
     let credentials = Credentials::from_entries(&simulator.pki().secret_entries())?;
-    let connection = Connection::from_site(&spec.site)?;
-    Ok(QrsClient::connect(&connection, &credentials, None).await?)
+    let policy = policy::validate(spec, &Default::default())?;
+    Ok(QrsClient::connect(&policy.connection, &credentials, None).await?)
 }
 
 /// What the engine decides on: every allocation of the policy's access types, the records of the users it asks
@@ -318,7 +318,7 @@ fn load_decide_site(
     runtime.block_on(async {
         let simulator = start_simulator(options.seed, site_users, Duration::ZERO).await?;
         let spec = policy(&simulator, 80_000, 8);
-        let rules = Rules::from_spec(&spec)?;
+        let rules = policy::rules(&spec)?;
         eprintln!("(a) reading every allocation and the users the engine asks for");
         let client = connect(&simulator, &spec).await?;
         let now = simulator.now();
@@ -483,9 +483,8 @@ async fn product_run(
         observer: None,
         stop: None,
         retry: None,
-        permissions: Default::default(),
     };
-    let report = run::execute(&spec, context).await?;
+    let report = run::execute(&policy::validate(&spec, &Default::default())?, context).await;
     let measure = RunMeasure::from_simulator(&simulator, start.elapsed(), process_cpu() - cpu0);
     if report.result != RunResult::Succeeded {
         let (result, message) = (report.result, report.message);
@@ -506,7 +505,7 @@ async fn sequential_run(
     let latency = Duration::from_millis(options.latency_ms);
     let simulator = start_simulator(options.seed, users, latency).await?;
     let spec = policy(&simulator, reclaims, 1);
-    let rules = Rules::from_spec(&spec)?;
+    let rules = policy::rules(&spec)?;
     let client = connect(&simulator, &spec).await?;
     simulator.clear_records();
     eprintln!("(b) sequential: every allocation, one GET per user, one DELETE at a time");

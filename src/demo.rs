@@ -4,8 +4,9 @@ use std::fmt::Write as _;
 
 use crate::credentials::Credentials;
 use crate::policy::{
-    AccessTypeRule, AccessTypesSpec, CustomPropertyMatch, ExcludeSpec, LicenseCleanupPolicySpec,
-    LimitsSpec, QlikUserSpec, ScopeSpec, SecretRef, SiteSpec, TlsSpec,
+    self, AccessTypeRule, AccessTypesSpec, CustomPropertyMatch, ExcludeSpec,
+    LicenseCleanupPolicySpec, LimitsSpec, Permissions, QlikUserSpec, ScopeSpec, SecretRef,
+    SiteSpec, TlsSpec,
 };
 use crate::run::{self, RunContext, RunReport};
 use qrs_simulator::{Simulator, SimulatorConfig};
@@ -91,20 +92,17 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
         Credentials::from_entries(&entries).map_err(|e| DemoError::Invalid(e.to_string()))?;
     let spec = demo_policy(simulator.repository_url(), server_name);
 
-    let report = run::execute(
-        &spec,
-        RunContext {
-            credentials: &credentials,
-            force_dry_run: true,
-            now: simulator.now(),
-            observer: None,
-            stop: None,
-            retry: None,
-            permissions: Default::default(),
-        },
-    )
-    .await
-    .map_err(|e| DemoError::Invalid(e.to_string()))?;
+    let policy = policy::validate(&spec, &Permissions::default())
+        .map_err(|e| DemoError::Invalid(e.to_string()))?;
+    let context = RunContext {
+        credentials: &credentials,
+        force_dry_run: true,
+        now: simulator.now(),
+        observer: None,
+        stop: None,
+        retry: None,
+    };
+    let report = run::execute(&policy, context).await;
     let requests = simulator.requests().len();
     simulator.shutdown().await;
 

@@ -163,17 +163,12 @@ pub struct UserDetails {
     pub blacklisted: bool,
 }
 
-/// Seat counters of one access type, from `/qrs/license/accesstypeoverview`.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
-)]
+/// Seat counters of one access type, from `/qrs/license/accesstypeoverview`: what the licence grants, what is
+/// allocated, what is free, and what waits out Qlik's 7-day quarantine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatCounts {
-    /// Seats the licence grants.
     pub total: u64,
-    /// Seats allocated to users.
     pub allocated: u64,
-    /// Seats free to allocate.
     pub available: u64,
-    /// Seats deallocated but in Qlik's 7-day quarantine.
     pub quarantined: u64,
 }

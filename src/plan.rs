@@ -38,7 +38,7 @@ use crate::model::{AccessType, Allocation, UserDetails};
 
 pub use decision::{Action, BreakerTrip, Decision, Plan, PlanCounts, Reason, ScopeRule};
 pub use pattern::UserPattern;
-pub use rules::Rules;
+pub use rules::{PropertyMatch, RuleSet, Rules};
 
 use judge::{Clock, Judgement, evaluate, judge_dates, judge_identity};
 

@@ -14,9 +14,8 @@ use tracing::Instrument;
 use crate::credentials::Credentials;
 use crate::model::{AccessType, Allocation, LastUse, SeatCounts};
 use crate::plan::{self, Action, Decision, Plan, Reason, Rules};
-use crate::policy::{InvalidPolicy, LicenseCleanupPolicySpec, RunResult, TypeCounts};
-use crate::qrs::{Connection, Deallocation, QrsClient, QrsError, RequestObserver, RetryPolicy};
-use crate::schedule::Schedule;
+use crate::policy::{RunResult, TypeCounts, ValidPolicy};
+use crate::qrs::{Deallocation, QrsClient, QrsError, RequestObserver, RetryPolicy};
 
 /// What a run needs besides the policy.
 pub struct RunContext<'a> {
@@ -30,118 +29,6 @@ pub struct RunContext<'a> {
     pub stop: Option<watch::Receiver<StopReason>>,
     /// Overrides the default retry policy (tests use short delays).
     pub retry: Option<RetryPolicy>,
-    /// What the operator allows policies to do.
-    pub permissions: Permissions,
-}
-
-/// What the operator, not the policy's author, decides. A policy is written by whoever may edit it in its
-/// namespace; the operator's identity (its QPS session, its network position) is not theirs to lend out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Permissions {
-    /// `site.tls.insecureSkipVerify` takes effect only when the operator was started with
-    /// `--allow-insecure-skip-verify`; otherwise such a policy is invalid and nothing is sent.
-    pub allow_insecure_skip_verify: bool,
-}
-
-/// Check a policy completely before anything touches the network.
-pub fn validate(
-    spec: &LicenseCleanupPolicySpec,
-    permissions: &Permissions,
-) -> Result<(Rules, Connection), InvalidPolicy> {
-    Schedule::parse(&spec.schedule, &spec.time_zone)?;
-    let rules = Rules::from_spec(spec)?;
-    validate_site(spec)?;
-    if spec.site.tls.insecure_skip_verify && !permissions.allow_insecure_skip_verify {
-        return Err(InvalidPolicy::new(
-            "spec.site.tls.insecureSkipVerify",
-            "is not allowed by this operator: without verification the client certificate's session could be \
-             sent to anyone on the network path. Add Qlik's root.pem to the Secret (and tls.serverName if the \
-             certificate names another host), or start the operator with --allow-insecure-skip-verify (chart \
-             value allowInsecureSkipVerify)",
-        ));
-    }
-    let connection = Connection::from_site(&spec.site)
-        .map_err(|problem| InvalidPolicy::new("spec.site", problem))?;
-    Ok((rules, connection))
-}
-
-fn validate_site(spec: &LicenseCleanupPolicySpec) -> Result<(), InvalidPolicy> {
-    let site = &spec.site;
-    let check_url = |field: &str, url: &str| -> Result<(), InvalidPolicy> {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| InvalidPolicy::new(field, format!("{url:?} is not a URL ({e})")))?;
-        if parsed.scheme() != "https" {
-            return Err(InvalidPolicy::new(
-                field,
-                format!("{url:?} must use https: Qlik's services only speak TLS"),
-            ));
-        }
-        if parsed.host_str().is_none_or(str::is_empty) {
-            return Err(InvalidPolicy::new(field, format!("{url:?} has no host")));
-        }
-        // An origin and nothing else: a path, query or credentials would send the xrfkey, the certificate's
-        // identity and every request somewhere the site's administrator did not choose.
-        let origin_only = parsed.username().is_empty()
-            && parsed.password().is_none()
-            && parsed.path() == "/"
-            && parsed.query().is_none()
-            && parsed.fragment().is_none()
-            && !url.trim_end_matches('/').ends_with('?')
-            && !url.trim_end_matches('/').ends_with('#');
-        if !origin_only {
-            return Err(InvalidPolicy::new(
-                field,
-                format!(
-                    "{url:?} must be an origin, https://HOST[:PORT] with no path, query or user (the product adds the Qlik paths itself)"
-                ),
-            ));
-        }
-        Ok(())
-    };
-    match (&site.repository_url, &site.proxy) {
-        (Some(url), None) => check_url("spec.site.repositoryUrl", url)?,
-        (None, Some(proxy)) => {
-            check_url("spec.site.proxy.qpsUrl", &proxy.qps_url)?;
-            check_url("spec.site.proxy.hubUrl", &proxy.hub_url)?;
-        }
-        (Some(_), Some(_)) => {
-            return Err(InvalidPolicy::new(
-                "spec.site",
-                "set only one of repositoryUrl (direct QRS) or proxy (QPS session), not both",
-            ));
-        }
-        (None, None) => {
-            return Err(InvalidPolicy::new(
-                "spec.site",
-                "set repositoryUrl (direct QRS, usually https://HOST:4242) or proxy (QPS session)",
-            ));
-        }
-    }
-    if !(1..=32).contains(&site.concurrency) {
-        return Err(InvalidPolicy::new(
-            "spec.site.concurrency",
-            "must be between 1 and 32",
-        ));
-    }
-    if !(1..=600).contains(&site.request_timeout_seconds) {
-        return Err(InvalidPolicy::new(
-            "spec.site.requestTimeoutSeconds",
-            "must be between 1 and 600",
-        ));
-    }
-    if site.user.directory.trim().is_empty() || site.user.id.trim().is_empty() {
-        return Err(InvalidPolicy::new(
-            "spec.site.user",
-            "directory and id must not be empty (for example INTERNAL and sa_repository)",
-        ));
-    }
-    if site.credentials_secret_ref.name.trim().is_empty() {
-        return Err(InvalidPolicy::new(
-            "spec.site.credentialsSecretRef.name",
-            "must name the Secret holding client.pem, client_key.pem and root.pem",
-        ));
-    }
-    Ok(())
 }
 
 /// Why a run must start no more deallocations; `None` while it may go on.
@@ -252,30 +139,18 @@ impl RunReport {
     }
 }
 
-/// A run that could not start because its input is wrong. Nothing was sent to Qlik.
-#[derive(Debug, thiserror::Error)]
-pub enum InvalidInput {
-    #[error("invalid policy: {0}")]
-    Policy(#[from] InvalidPolicy),
-    #[error("invalid credentials: {0}")]
-    Credentials(#[from] crate::credentials::CredentialsError),
-}
-
-/// Run a policy once. Invalid input is an `Err`; everything after that (including a site that cannot be
-/// reached) is a report whose `result` says how it ended.
-pub async fn execute(
-    spec: &LicenseCleanupPolicySpec,
-    ctx: RunContext<'_>,
-) -> Result<RunReport, InvalidInput> {
-    let (rules, mut connection) = validate(spec, &ctx.permissions)?;
+/// Run a policy once. The policy was checked before ([`crate::policy::validate`]); whatever happens now
+/// (a site that cannot be reached included) is a report whose `result` says how it ended.
+pub async fn execute(policy: &ValidPolicy, ctx: RunContext<'_>) -> RunReport {
+    let mut connection = policy.connection.clone();
     if let Some(retry) = &ctx.retry {
         connection.retry = retry.clone();
     }
     let id = run_id(ctx.now);
-    let dry_run = spec.dry_run || ctx.force_dry_run;
+    let dry_run = policy.dry_run || ctx.force_dry_run;
     // Every log line of the run, the deallocations' included, carries the run id.
     let span = tracing::info_span!("run", run = %id, dry_run);
-    let report = async {
+    async {
         let client =
             match QrsClient::connect(&connection, ctx.credentials, ctx.observer.clone()).await {
                 Ok(mut client) => {
@@ -286,7 +161,7 @@ pub async fn execute(
                 }
                 Err(e) => return RunReport::failed(id, ctx.now, dry_run, e.to_string()),
             };
-        let outcome = run_with_client(&client, spec, &rules, &ctx, id.clone(), dry_run).await;
+        let outcome = run_with_client(&client, policy, &ctx, id.clone(), dry_run).await;
         client.close().await;
         match outcome {
             Ok(report) => report,
@@ -294,8 +169,7 @@ pub async fn execute(
         }
     }
     .instrument(span)
-    .await;
-    Ok(report)
+    .await
 }
 
 fn run_id(now: Timestamp) -> String {
@@ -358,13 +232,12 @@ async fn read_site(
 
 async fn run_with_client(
     client: &QrsClient,
-    spec: &LicenseCleanupPolicySpec,
-    rules: &Rules,
+    policy: &ValidPolicy,
     ctx: &RunContext<'_>,
     id: String,
     dry_run: bool,
 ) -> Result<RunReport, QrsError> {
-    let now = ctx.now;
+    let (now, rules) = (ctx.now, &policy.rules);
     let mut site = read_site(client, rules, now).await?;
     let user_ids = plan::users_needing_details(rules, &site.allocations, now);
     let users = if user_ids.is_empty() {
@@ -395,7 +268,7 @@ async fn run_with_client(
         stopped = deallocate_all(
             client,
             &plan,
-            spec.site.concurrency,
+            policy.concurrency,
             ctx.stop.clone(),
             &mut outcomes,
         )

@@ -13,9 +13,10 @@ use kube::CustomResourceExt;
 
 use crate::demo::{self, DemoOptions};
 use crate::k8s::controller::{self, ControllerOptions};
+use crate::policy::Permissions;
 use crate::policy::{LicenseCleanupPolicy, RunResult};
 use crate::report::{self, Format};
-use crate::run::{Permissions, RunReport};
+use crate::run::RunReport;
 use args::{Cli, Command, ControllerArgs, DemoArgs, LogFormat};
 
 /// Exit codes of `run` and `demo` (docs/cli.md).

@@ -12,8 +12,8 @@ use super::args::RunArgs;
 use super::{CliError, print_report};
 use crate::credentials::Credentials;
 use crate::k8s::shutdown::Shutdown;
-use crate::policy::{LicenseCleanupPolicy, RunResult, check_known_fields};
-use crate::run::{self, Permissions, RunContext};
+use crate::policy::{self, LicenseCleanupPolicy, Permissions, RunResult, check_known_fields};
+use crate::run::{self, RunContext};
 
 /// How often `run --policy FILE` reads its file again while it may delete.
 const POLICY_FILE_RECHECK: Duration = Duration::from_secs(2);
@@ -43,6 +43,11 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         eprintln!("another run of {path} is in progress: nothing was done");
         return Ok(RunResult::Succeeded);
     };
+    let permissions = Permissions {
+        allow_insecure_skip_verify: args.allow_insecure_skip_verify,
+    };
+    let valid = policy::validate(&policy.spec, &permissions)
+        .map_err(|e| CliError::Invalid(format!("invalid policy: {e}")))?;
     let ctx = RunContext {
         credentials: &credentials,
         force_dry_run: args.dry_run,
@@ -53,13 +58,8 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
             text.into_bytes(),
         )),
         retry: None,
-        permissions: Permissions {
-            allow_insecure_skip_verify: args.allow_insecure_skip_verify,
-        },
     };
-    let report = run::execute(&policy.spec, ctx)
-        .await
-        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let report = run::execute(&valid, ctx).await;
     print_report(&report, args.output);
     if report.result != RunResult::Succeeded {
         tracing::error!(run = %report.id, result = report.result.as_str(), "{}", report.message);

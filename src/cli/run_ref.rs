@@ -7,8 +7,8 @@ use crate::k8s::events::recorder;
 use crate::k8s::policy_run::{self, PolicyRun, PolicyRunOutcome, StartError, Trigger};
 use crate::k8s::scheduling::{Due, due};
 use crate::k8s::shutdown::Shutdown;
+use crate::policy::Permissions;
 use crate::policy::{LicenseCleanupPolicy, RunResult};
-use crate::run::Permissions;
 use crate::schedule::Schedule;
 
 pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {

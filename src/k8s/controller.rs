@@ -20,7 +20,7 @@ use super::metrics::Metrics;
 use super::reconcile::{Context, error_policy, reconcile};
 use super::shutdown::Shutdown;
 use crate::policy::LicenseCleanupPolicy;
-use crate::run::Permissions;
+use crate::policy::Permissions;
 
 /// Command-line options of `controller`.
 #[derive(Debug, Clone)]

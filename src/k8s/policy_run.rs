@@ -16,11 +16,9 @@ use super::metrics::Metrics;
 use super::shutdown::Shutdown;
 use super::status::{self, time, update_status};
 use crate::credentials::{Credentials, CredentialsError};
-use crate::plan::Rules;
 use crate::policy::{ActiveRun, LicenseCleanupPolicy, LicenseCleanupPolicyStatus, RunResult};
-use crate::policy::{InvalidPolicy, last_applied_unknown_field};
-use crate::qrs::Connection;
-use crate::run::{self, InvalidInput, Permissions, RunContext, RunReport};
+use crate::policy::{InvalidPolicy, Permissions, ValidPolicy, last_applied_unknown_field};
+use crate::run::{self, RunContext, RunReport};
 use crate::schedule::Schedule;
 
 /// Why a run could not start. Each maps to a `Ready=False` reason an administrator can act on.
@@ -64,14 +62,14 @@ impl StartError {
 /// A policy resource checked as the program checks a manifest file: the spec, what the operator allows, and
 /// the fields `kubectl apply` recorded but the API server dropped (a misspelt `exclude` would otherwise go
 /// unnoticed: the API server prunes unknown fields and only warns).
-pub fn validate(
+pub(crate) fn validate(
     policy: &LicenseCleanupPolicy,
     permissions: &Permissions,
-) -> Result<(Rules, Connection), InvalidPolicy> {
+) -> Result<ValidPolicy, InvalidPolicy> {
     if let Some(unknown) = last_applied_unknown_field(policy) {
         return Err(unknown);
     }
-    run::validate(&policy.spec, permissions)
+    crate::policy::validate(&policy.spec, permissions)
 }
 
 /// Read and parse the policy's credentials Secret (at every run, so a rotated certificate is used at once).
@@ -185,8 +183,8 @@ pub(crate) async fn run_policy(
         hold_id,
         policy: *policy,
     };
-    let credentials = match run.check_and_read_secret().await {
-        Ok(credentials) => credentials,
+    let (valid, credentials) = match run.check_and_read_secret().await {
+        Ok(checked) => checked,
         Err(error) => return Err(run.start_failed(error).await),
     };
     let (stop, watching) = watch_for_stop(StopWatch {
@@ -204,27 +202,9 @@ pub(crate) async fn run_policy(
         observer: ctx.metrics.map(|m| m.qrs_observer(namespace, name)),
         stop: Some(stop),
         retry: None,
-        permissions: ctx.permissions,
     };
-    let outcome = run::execute(&run.policy.spec, context).await;
+    let report = run::execute(&valid, context).await;
     watching.abort();
-    let report = match outcome {
-        Ok(report) => report,
-        Err(InvalidInput::Policy(e)) => {
-            return Err(run
-                .start_failed(StartError::InvalidPolicy(e.to_string()))
-                .await);
-        }
-        Err(InvalidInput::Credentials(source)) => {
-            let secret = run.policy.spec.site.credentials_secret_ref.name.clone();
-            let error = StartError::SecretInvalid {
-                namespace: namespace.to_string(),
-                name: secret,
-                source,
-            };
-            return Err(run.start_failed(error).await);
-        }
-    };
     run.record(&report, clock.elapsed().as_secs_f64()).await;
     Ok(PolicyRunOutcome::Ran(Box::new(report)))
 }
@@ -308,17 +288,17 @@ struct HeldRun<'a> {
 }
 
 impl HeldRun<'_> {
-    /// The policy checked as the controller checks it, and its Secret read (at every run, so a rotated
-    /// certificate is used at once).
-    async fn check_and_read_secret(&self) -> Result<Credentials, StartError> {
-        if let Err(invalid) = validate(&self.policy, &self.ctx.permissions) {
-            return Err(StartError::InvalidPolicy(invalid.to_string()));
-        }
+    /// The policy checked as the controller checks it (once per run, as it is now), and its Secret read (at
+    /// every run, so a rotated certificate is used at once).
+    async fn check_and_read_secret(&self) -> Result<(ValidPolicy, Credentials), StartError> {
+        let valid = validate(&self.policy, &self.ctx.permissions)
+            .map_err(|invalid| StartError::InvalidPolicy(invalid.to_string()))?;
         let secret = &self.policy.spec.site.credentials_secret_ref.name;
-        load_credentials(self.ctx.client, self.namespace, secret).await
+        let credentials = load_credentials(self.ctx.client, self.namespace, secret).await?;
+        Ok((valid, credentials))
     }
 
-    /// The next scheduled instant, as of now.
+    /// The next scheduled instant, as of now. A schedule that cannot be read has none.
     fn next_run(&self) -> Option<jiff::Timestamp> {
         let spec = &self.policy.spec;
         let schedule = Schedule::parse(&spec.schedule, &spec.time_zone).ok()?;

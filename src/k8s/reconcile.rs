@@ -20,10 +20,8 @@ use super::policy_run::{self, PolicyRun, PolicyRunOutcome, Trigger};
 use super::scheduling::{Due, due};
 use super::shutdown::Shutdown;
 use super::status::update_status;
-use crate::plan::Rules;
-use crate::policy::LicenseCleanupPolicy;
-use crate::run::Permissions;
-use crate::schedule::Schedule;
+use crate::policy::Permissions;
+use crate::policy::{LicenseCleanupPolicy, ValidPolicy};
 
 /// Errors of one reconcile; retried with a short backoff.
 #[derive(Debug, thiserror::Error)]
@@ -103,13 +101,13 @@ pub(super) async fn reconcile(
     let now = Timestamp::now();
     // A policy the API server accepted can still be wrong in ways CEL cannot see (a cron field out of range,
     // an unknown time zone): say so on the status and wait for a change.
-    let schedule = match ValidPolicy::check(&policy, ctx.permissions) {
+    let schedule = match policy_run::validate(&policy, &ctx.permissions) {
         Ok(valid) => {
             register_metrics(&ctx, &key, &policy, &valid);
             valid.schedule
         }
-        Err(message) => {
-            mark_invalid(&ctx, &key, &policy, message, now).await?;
+        Err(invalid) => {
+            mark_invalid(&ctx, &key, &policy, invalid.to_string(), now).await?;
             return Ok(Action::await_change());
         }
     };
@@ -152,24 +150,6 @@ pub(super) async fn reconcile(
         }
         None => Action::await_change(),
     })
-}
-
-/// A policy as a reconcile needs it: valid (spec, permissions, fields `kubectl apply` recorded) and its schedule.
-struct ValidPolicy {
-    rules: Rules,
-    schedule: Schedule,
-}
-
-impl ValidPolicy {
-    fn check(
-        policy: &LicenseCleanupPolicy,
-        permissions: Permissions,
-    ) -> Result<ValidPolicy, String> {
-        let (rules, _) = policy_run::validate(policy, &permissions).map_err(|e| e.to_string())?;
-        let schedule = Schedule::parse(&policy.spec.schedule, &policy.spec.time_zone)
-            .map_err(|e| e.to_string())?;
-        Ok(ValidPolicy { rules, schedule })
-    }
 }
 
 /// The policy's metrics exist from its first reconcile, before any run.

@@ -33,7 +33,7 @@ pub(crate) fn run_status(report: &RunReport) -> RunStatus {
         seats: report
             .seats
             .iter()
-            .map(|(t, s)| (t.key().to_string(), *s))
+            .map(|(t, s)| (t.key().to_string(), (*s).into()))
             .collect(),
         reclaimed: report
             .reclaimed()

@@ -305,6 +305,16 @@ pub(super) struct PatternSet {
     wildcard: Vec<usize>,
 }
 
+impl FromIterator<UserPattern> for PatternSet {
+    fn from_iter<I: IntoIterator<Item = UserPattern>>(patterns: I) -> Self {
+        let mut set = PatternSet::default();
+        for pattern in patterns {
+            set.push(pattern);
+        }
+        set
+    }
+}
+
 impl PatternSet {
     pub(super) fn push(&mut self, pattern: UserPattern) {
         let index = self.patterns.len();

@@ -47,7 +47,7 @@ struct Scenario {
 
 impl Scenario {
     fn rules(&self) -> Rules {
-        match Rules::from_spec(&self.spec) {
+        match crate::policy::rules(&self.spec) {
             Ok(rules) => rules,
             Err(e) => panic!("generated an invalid spec: {e}"),
         }

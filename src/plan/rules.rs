@@ -1,4 +1,4 @@
-//! A policy spec checked and compiled into what the decision engine reads.
+//! The rules the decision engine reads, compiled from a [`RuleSet`] in the engine's own terms.
 
 use std::sync::Arc;
 
@@ -6,7 +6,6 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::pattern::{FoldedMap, FoldedSet, PatternSet, UserPattern, fold};
 use crate::model::AccessType;
-use crate::policy::{InvalidPolicy, LicenseCleanupPolicySpec};
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -65,74 +64,56 @@ pub struct Rules {
     max_reclaim_percent: u32,
 }
 
+/// The rules in the engine's own terms. The edge ([`crate::policy`]) checks a policy and builds this; the engine
+/// trusts it: thresholds in range, names that are not empty, patterns already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    /// Days without use after which a seat of an access type is inactive; a type not listed is left alone.
+    pub inactive_days: Vec<(AccessType, u32)>,
+    /// Days a never-used seat is left alone after its creation.
+    pub never_used_grace_days: u32,
+    /// Only users of these directories are considered, when any are listed.
+    pub scope_directories: Vec<String>,
+    /// Only users matching one of these patterns are considered, when any are listed.
+    pub scope_users: Vec<UserPattern>,
+    pub exclude_directories: Vec<String>,
+    pub exclude_users: Vec<UserPattern>,
+    pub exclude_tags: Vec<String>,
+    pub exclude_custom_properties: Vec<PropertyMatch>,
+    pub exclude_roles: Vec<String>,
+    pub max_reclaims_per_run: u32,
+    pub max_reclaim_percent: u32,
+}
+
+/// A custom property whose values exclude a user; no values means any value does.
+#[derive(Debug, Clone, Default)]
+pub struct PropertyMatch {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
 impl Rules {
-    /// Checks what the engine relies on and compiles the patterns and name lists. The API server enforces most
-    /// of this at admission; a manifest given to `run --policy FILE` never went through it.
-    pub fn from_spec(spec: &LicenseCleanupPolicySpec) -> Result<Rules, InvalidPolicy> {
-        let access_types = &spec.access_types;
-        let configured = [
-            &access_types.professional,
-            &access_types.analyzer,
-            &access_types.user,
-        ];
+    /// Compiles the rules: name lists into case-insensitive sets, custom properties by name.
+    pub fn new(set: RuleSet) -> Rules {
         let mut inactive_days = [None; 3];
-        for ((slot, rule), access_type) in inactive_days.iter_mut().zip(configured).zip(MANAGED) {
-            if let Some(rule) = rule {
-                let field = format!("spec.accessTypes.{}.inactiveDays", access_type.key());
-                check_range(
-                    &field,
-                    rule.inactive_days,
-                    7,
-                    3650,
-                    "; below 7 Qlik quarantines the seat instead of freeing it, and the user loses access meanwhile",
-                )?;
-                *slot = Some(rule.inactive_days);
+        for (access_type, days) in set.inactive_days {
+            if let Some(i) = slot(access_type) {
+                inactive_days[i] = Some(days);
             }
         }
-        if inactive_days.iter().all(Option::is_none) {
-            return Err(InvalidPolicy::new(
-                "spec.accessTypes",
-                "configure at least one of professional, analyzer or user, for example professional: {inactiveDays: 30}",
-            ));
-        }
-        check_range(
-            "spec.neverUsedGraceDays",
-            spec.never_used_grace_days,
-            1,
-            3650,
-            "",
-        )?;
-
-        let scope = &spec.scope;
-        let exclude = &spec.exclude;
-        let rules = Rules {
+        Rules {
             inactive_days,
-            never_used_grace_days: spec.never_used_grace_days,
-            scope_directories: names("spec.scope.userDirectories", &scope.user_directories)?,
-            scope_users: patterns("spec.scope.users", &scope.users)?,
-            exclude_users: patterns("spec.exclude.users", &exclude.users)?,
-            exclude_directories: names("spec.exclude.userDirectories", &exclude.user_directories)?,
-            exclude_tags: names("spec.exclude.tags", &exclude.tags)?,
-            exclude_custom_properties: custom_properties(exclude)?,
-            exclude_roles: names("spec.exclude.roles", &exclude.roles)?,
-            max_reclaims_per_run: spec.limits.max_reclaims_per_run,
-            max_reclaim_percent: spec.limits.max_reclaim_percent,
-        };
-        check_range(
-            "spec.limits.maxReclaimsPerRun",
-            rules.max_reclaims_per_run,
-            1,
-            100_000,
-            "",
-        )?;
-        check_range(
-            "spec.limits.maxReclaimPercent",
-            rules.max_reclaim_percent,
-            1,
-            100,
-            "",
-        )?;
-        Ok(rules)
+            never_used_grace_days: set.never_used_grace_days,
+            scope_directories: folded(&set.scope_directories),
+            scope_users: set.scope_users.into_iter().collect(),
+            exclude_directories: folded(&set.exclude_directories),
+            exclude_users: set.exclude_users.into_iter().collect(),
+            exclude_tags: folded(&set.exclude_tags),
+            exclude_custom_properties: custom_properties(&set.exclude_custom_properties),
+            exclude_roles: folded(&set.exclude_roles),
+            max_reclaims_per_run: set.max_reclaims_per_run,
+            max_reclaim_percent: set.max_reclaim_percent,
+        }
     }
 
     /// The configured access types (professional, analyzer, user), in `AccessType` order.
@@ -184,75 +165,17 @@ impl Rules {
     }
 }
 
-fn check_range(
-    field: &str,
-    value: u32,
-    min: u32,
-    max: u32,
-    why: &str,
-) -> Result<(), InvalidPolicy> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(InvalidPolicy::new(
-            field,
-            format!("must be between {min} and {max}, not {value}{why}"),
-        ))
-    }
-}
-
-/// An empty name, or one with surrounding spaces, would silently match nobody: for an exclusion that means
-/// reclaiming a seat the administrator meant to protect.
-fn check_name(field: &str, name: &str) -> Result<(), InvalidPolicy> {
-    if name.is_empty() {
-        return Err(InvalidPolicy::new(field, "must not be empty"));
-    }
-    if name.trim() != name {
-        return Err(InvalidPolicy::new(
-            field,
-            format!(
-                "\"{name}\" has leading or trailing spaces, so it would match nothing in Qlik; remove them"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn names(field: &str, list: &[String]) -> Result<FoldedSet, InvalidPolicy> {
+fn folded(names: &[String]) -> FoldedSet {
     let mut set = FoldedSet::default();
-    for (i, name) in list.iter().enumerate() {
-        check_name(&format!("{field}[{i}]"), name)?;
+    for name in names {
         set.insert(name);
     }
-    Ok(set)
+    set
 }
 
-fn patterns(field: &str, list: &[String]) -> Result<PatternSet, InvalidPolicy> {
-    let mut set = PatternSet::default();
-    for (i, text) in list.iter().enumerate() {
-        let pattern = UserPattern::parse(text)
-            .map_err(|problem| InvalidPolicy::new(format!("{field}[{i}]"), problem))?;
-        set.push(pattern);
-    }
-    Ok(set)
-}
-
-fn custom_properties(
-    exclude: &crate::policy::ExcludeSpec,
-) -> Result<FoldedMap<PropertyRule>, InvalidPolicy> {
+fn custom_properties(properties: &[PropertyMatch]) -> FoldedMap<PropertyRule> {
     let mut rules = FoldedMap::<PropertyRule>::default();
-    for (i, property) in exclude.custom_properties.iter().enumerate() {
-        let field = format!("spec.exclude.customProperties[{i}]");
-        check_name(&format!("{field}.name"), &property.name)?;
-        for (j, value) in property.values.iter().enumerate() {
-            if value.is_empty() {
-                return Err(InvalidPolicy::new(
-                    format!("{field}.values[{j}]"),
-                    "must not be empty; leave values out to match any value",
-                ));
-            }
-            check_name(&format!("{field}.values[{j}]"), value)?;
-        }
+    for property in properties {
         let rule = rules
             .entry(fold(&property.name).into_boxed_str())
             .or_insert_with(|| PropertyRule {
@@ -266,5 +189,5 @@ fn custom_properties(
             rule.values.insert(value);
         }
     }
-    Ok(rules)
+    rules
 }

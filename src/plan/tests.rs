@@ -37,7 +37,7 @@ accessTypes:
 fn rules_with(edit: impl FnOnce(&mut LicenseCleanupPolicySpec)) -> Rules {
     let mut spec = base_spec();
     edit(&mut spec);
-    match Rules::from_spec(&spec) {
+    match crate::policy::rules(&spec) {
         Ok(rules) => rules,
         Err(e) => panic!("rules: {e}"),
     }
@@ -50,7 +50,7 @@ fn rules() -> Rules {
 fn invalid(edit: impl FnOnce(&mut LicenseCleanupPolicySpec)) -> InvalidPolicy {
     let mut spec = base_spec();
     edit(&mut spec);
-    match Rules::from_spec(&spec) {
+    match crate::policy::rules(&spec) {
         Ok(_) => panic!("the spec should be rejected"),
         Err(e) => e,
     }
@@ -143,7 +143,7 @@ fn reclaim_ids(plan: &Plan) -> Vec<String> {
     plan.reclaims().map(|d| d.allocation.id.clone()).collect()
 }
 
-// ---- Rules::from_spec ----
+// ---- policy::rules: a spec checked and turned into the engine's rules ----
 
 #[test]
 fn default_spec_compiles() {

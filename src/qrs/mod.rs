@@ -23,7 +23,6 @@ use serde::de::DeserializeOwned;
 
 use crate::credentials::{Credentials, Xrfkey};
 use crate::model::{AccessType, Allocation, SeatCounts, UserDetails};
-use crate::policy::SiteSpec;
 use answer::{ListLimits, ReadError};
 use scrub::Scrubber;
 pub use tls::ServerVerification;
@@ -164,41 +163,6 @@ pub enum Route {
         virtual_proxy_prefix: String,
         session_cookie_name: String,
     },
-}
-
-impl Connection {
-    /// From a policy's `spec.site`.
-    pub fn from_site(site: &SiteSpec) -> Result<Self, String> {
-        let route = match (&site.repository_url, &site.proxy) {
-            (Some(url), None) => Route::Direct {
-                repository_url: url.trim_end_matches('/').to_string(),
-            },
-            (None, Some(proxy)) => Route::Proxy {
-                qps_url: proxy.qps_url.trim_end_matches('/').to_string(),
-                hub_url: proxy.hub_url.trim_end_matches('/').to_string(),
-                virtual_proxy_prefix: proxy.virtual_proxy_prefix.trim_matches('/').to_string(),
-                session_cookie_name: proxy.effective_cookie_name(),
-            },
-            _ => {
-                return Err("set exactly one of site.repositoryUrl or site.proxy".to_string());
-            }
-        };
-        let verification = if site.tls.insecure_skip_verify {
-            ServerVerification::Insecure
-        } else if let Some(name) = site.tls.server_name.as_deref().filter(|n| !n.is_empty()) {
-            ServerVerification::Name(name.to_string())
-        } else {
-            ServerVerification::UrlHost
-        };
-        Ok(Self {
-            route,
-            user_directory: site.user.directory.clone(),
-            user_id: site.user.id.clone(),
-            verification,
-            request_timeout: Duration::from_secs(u64::from(site.request_timeout_seconds.max(1))),
-            retry: RetryPolicy::default(),
-        })
-    }
 }
 
 /// A connected QRS client. Cheap to share by reference across concurrent deallocations.

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use qlik_license_reclaimer::credentials::{self, Credentials};
-use qlik_license_reclaimer::policy::RunResult;
+use qlik_license_reclaimer::policy::{self, Permissions, RunResult};
 use qlik_license_reclaimer::qrs::USER_BATCH;
-use qlik_license_reclaimer::run::{self, Outcome, Permissions, RunContext};
+use qlik_license_reclaimer::run::{self, Outcome, RunContext};
 use qrs_simulator::{Fault, FaultRule, KeyFormat, Listener, SimAccessType};
 
 use crate::support::*;
@@ -174,21 +174,19 @@ async fn the_server_name_must_match_unless_configured() {
         let spec = spec.clone();
         let now = sim.now();
         async move {
-            run::execute(
-                &spec,
-                RunContext {
-                    credentials: &creds,
-                    force_dry_run: false,
-                    now,
-                    observer: None,
-                    stop: None,
-                    retry: Some(fast_retries()),
-                    permissions: Permissions {
-                        allow_insecure_skip_verify: allow,
-                    },
-                },
-            )
-            .await
+            let permissions = Permissions {
+                allow_insecure_skip_verify: allow,
+            };
+            let policy = policy::validate(&spec, &permissions)?;
+            let context = RunContext {
+                credentials: &creds,
+                force_dry_run: false,
+                now,
+                observer: None,
+                stop: None,
+                retry: Some(fast_retries()),
+            };
+            Ok::<_, policy::InvalidPolicy>(run::execute(&policy, context).await)
         }
     };
     let refused = run(false).await.expect_err("not allowed");

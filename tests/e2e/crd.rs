@@ -63,7 +63,7 @@ fn crd_carries_names_validation_and_columns() {
 fn the_example_policy_is_valid_and_starts_in_dry_run() {
     let text = include_str!("../../deploy/examples/policy.yaml");
     let policy: LicenseCleanupPolicy = serde_yaml::from_str(text).expect("the example parses");
-    qlik_license_reclaimer::run::validate(&policy.spec, &Default::default())
+    qlik_license_reclaimer::policy::validate(&policy.spec, &Default::default())
         .expect("the example is a valid policy");
     assert!(
         policy.spec.dry_run,

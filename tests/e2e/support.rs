@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::demo::demo_policy;
-use qlik_license_reclaimer::policy::{LicenseCleanupPolicySpec, ProxySpec};
+use qlik_license_reclaimer::policy::{self, LicenseCleanupPolicySpec, ProxySpec};
 use qlik_license_reclaimer::qrs::RetryPolicy;
 use qlik_license_reclaimer::run::{self, RunContext, RunReport};
 use qrs_simulator::{KeyFormat, NewUser, ProxyConfig, SimAccessType, Simulator, SimulatorConfig};
@@ -216,20 +216,16 @@ pub async fn run_policy(
     spec: &LicenseCleanupPolicySpec,
     credentials: &Credentials,
 ) -> RunReport {
-    run::execute(
-        spec,
-        RunContext {
-            credentials,
-            force_dry_run: false,
-            now: simulator.now(),
-            observer: None,
-            stop: None,
-            retry: Some(fast_retries()),
-            permissions: Default::default(),
-        },
-    )
-    .await
-    .expect("valid input")
+    let policy = policy::validate(spec, &Default::default()).expect("a valid policy");
+    let context = RunContext {
+        credentials,
+        force_dry_run: false,
+        now: simulator.now(),
+        observer: None,
+        stop: None,
+        retry: Some(fast_retries()),
+    };
+    run::execute(&policy, context).await
 }
 
 /// `(DIRECTORY\user, type)` of every deletion the simulator recorded, sorted.

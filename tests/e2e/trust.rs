@@ -2,7 +2,7 @@
 //! secret repeated whatever Qlik sends back.
 
 use qlik_license_reclaimer::credentials::Credentials;
-use qlik_license_reclaimer::policy::RunResult;
+use qlik_license_reclaimer::policy::{self, RunResult};
 use qlik_license_reclaimer::run::Outcome;
 use qrs_simulator::{Fault, FaultRule};
 
@@ -297,8 +297,9 @@ async fn a_stopping_run_retries_nothing() {
         }
         let _ = stop_tx.send(Some("test stop".to_string()));
     };
+    let policy = policy::validate(&spec, &Default::default()).expect("a valid policy");
     let run = run::execute(
-        &spec,
+        &policy,
         RunContext {
             credentials: &creds,
             force_dry_run: false,
@@ -306,11 +307,9 @@ async fn a_stopping_run_retries_nothing() {
             observer: None,
             stop: Some(stop_rx),
             retry: Some(fast_retries()),
-            permissions: Default::default(),
         },
     );
     let (report, ()) = tokio::join!(run, watcher);
-    let report = report.expect("valid input");
     assert_eq!(
         sim.qrs_delete_arrivals(),
         1,

@@ -1,17 +1,26 @@
-//! The `LicenseCleanupPolicy` custom resource (group `licensing.reclaimer.dev`, version `v1alpha1`).
+//! The `LicenseCleanupPolicy` custom resource (group `licensing.reclaimer.dev`, version `v1alpha1`): the edge
+//! where Kubernetes' shapes meet the program's own.
 //!
-//! Doc comments on fields become `kubectl explain` text. Bounds and CEL rules are enforced by the API server
-//! at admission; `crate::plan::Rules::from_spec` checks the same things again (and what CEL cannot, such as
-//! whether a cron expression really parses) so that `run --policy FILE` fails just as clearly.
+//! Doc comments on fields become `kubectl explain` text. Bounds and CEL rules are enforced by the API server at
+//! admission; [`validate`] checks the same things again (and what CEL cannot, such as whether a cron expression
+//! really parses) so that `run --policy FILE` fails just as clearly, and turns a spec into the one
+//! [`ValidPolicy`] every entry point runs. [`status`] holds what the resource reports; [`fields`] refuses
+//! misspelt fields.
 
-use std::collections::BTreeMap;
+pub mod fields;
+pub mod status;
+mod valid;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::model::SeatCounts;
+pub use fields::{check_known_fields, last_applied_unknown_field};
+pub use status::{
+    ActiveRun, LicenseCleanupPolicyStatus, ReclaimedSeat, RunResult, RunStatus, RunSummary,
+    TypeCounts,
+};
+pub use valid::{InvalidPolicy, Permissions, ValidPolicy, rules, validate};
 
 /// Annotation whose every new value triggers one run now.
 pub const RUN_NOW_ANNOTATION: &str = "licensing.reclaimer.dev/run-now";
@@ -312,309 +321,35 @@ impl Default for LimitsSpec {
 fn default_time_zone() -> String {
     "UTC".into()
 }
+
 fn default_true() -> bool {
     true
 }
+
 fn default_starting_deadline() -> i64 {
     3600
 }
+
 fn default_never_used_grace() -> u32 {
     14
 }
+
 fn default_history_limit() -> u32 {
     10
 }
+
 fn default_request_timeout() -> u32 {
     30
 }
+
 fn default_concurrency() -> u32 {
     4
 }
+
 fn default_max_reclaims() -> u32 {
     100
 }
+
 fn default_max_percent() -> u32 {
     50
-}
-
-/// What the controller (or `run --policy-ref`) last observed and did.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct LicenseCleanupPolicyStatus {
-    /// The spec generation the status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// Ready: the policy is valid and its last run did not fail. Running: a run is in progress.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-    /// When the last run was started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_schedule_time: Option<Time>,
-    /// When a run last completed successfully.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_successful_time: Option<Time>,
-    /// When the next run is due.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_schedule_time: Option<Time>,
-    /// The outcome of the last run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_run: Option<RunStatus>,
-    /// Compact summaries of recent runs, newest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub history: Vec<RunSummary>,
-    /// The value of the licensing.reclaimer.dev/run-now annotation that the last triggered run answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_run_now: Option<String>,
-    /// The run that holds the policy now. A policy runs at most once at a time, whichever runs it (the
-    /// controller, another replica, a CronJob's `run --policy-ref`); a hold not renewed within
-    /// `holdSeconds` is void, so a runner that crashed cannot keep it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_run: Option<ActiveRun>,
-}
-
-/// A run's hold on its policy, renewed while the run goes on.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ActiveRun {
-    /// The run's id.
-    pub id: String,
-    /// Who runs it: the controller's pod, or `run --policy-ref`.
-    pub holder: String,
-    pub start_time: Time,
-    /// Last renewal.
-    pub renew_time: Time,
-    /// The hold is void this long after its last renewal.
-    pub hold_seconds: u32,
-}
-
-impl ActiveRun {
-    /// Whether the hold still stands at `now`.
-    pub fn holds_at(&self, now: jiff::Timestamp) -> bool {
-        self.renew_time.0.as_second() + i64::from(self.hold_seconds) > now.as_second()
-    }
-}
-
-/// How a run ended.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunResult {
-    /// The run completed; in dry run, it reported what it would reclaim.
-    Succeeded,
-    /// The run could not complete (unreachable site, authentication, nonsensical answers, failed seats).
-    Failed,
-    /// A safety limit stopped the run before anything was deallocated.
-    Aborted,
-}
-
-impl RunResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunResult::Succeeded => "Succeeded",
-            RunResult::Failed => "Failed",
-            RunResult::Aborted => "Aborted",
-        }
-    }
-}
-
-/// The last run in detail.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct RunStatus {
-    /// Run identifier, also in logs and Events.
-    pub id: String,
-    pub start_time: Time,
-    pub completion_time: Time,
-    /// Whether this run only reported.
-    pub dry_run: bool,
-    pub result: RunResult,
-    /// What happened, in a sentence.
-    pub message: String,
-    /// Totals over all access types.
-    pub totals: TypeCounts,
-    /// Counts per access type (professional, analyzer, user).
-    #[serde(default)]
-    pub per_access_type: BTreeMap<String, TypeCounts>,
-    /// Seats per access type from the site's access type overview.
-    #[serde(default)]
-    pub seats: BTreeMap<String, SeatCounts>,
-    /// The first 50 seats reclaimed (or, in dry run, that would be).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reclaimed: Vec<ReclaimedSeat>,
-}
-
-/// Counters of one access type in one run.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct TypeCounts {
-    /// Allocations of this type on the site.
-    pub allocated: u64,
-    /// Inactive, in scope, not excluded.
-    pub candidates: u64,
-    /// Deallocated (or, in dry run, that would be).
-    pub reclaimed: u64,
-    /// Deallocations that failed.
-    pub failed: u64,
-    /// Inactive but kept by an exclusion or the scope.
-    pub excluded: u64,
-    /// Kept because QRS sent a field a decision reads as missing, null or unreadable.
-    #[serde(default)]
-    pub unknown: u64,
-    /// Candidates kept because, read again just before the deletion, the seat had been used since.
-    #[serde(default)]
-    pub used_since_read: u64,
-}
-
-/// One reclaimed seat.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct ReclaimedSeat {
-    /// DIRECTORY\userId.
-    pub user: String,
-    pub access_type: String,
-    /// Last use, or "never".
-    pub last_used: String,
-}
-
-/// A compact summary of one run.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct RunSummary {
-    pub id: String,
-    pub start_time: Time,
-    pub completion_time: Time,
-    pub dry_run: bool,
-    pub result: RunResult,
-    pub candidates: u64,
-    pub reclaimed: u64,
-    pub failed: u64,
-}
-
-/// A policy that cannot be run, with the field at fault and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {problem}")]
-pub struct InvalidPolicy {
-    /// Path of the field, for example `spec.exclude.users[2]`.
-    pub field: String,
-    /// What is wrong and, where it helps, what would be right.
-    pub problem: String,
-}
-
-impl InvalidPolicy {
-    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            problem: problem.into(),
-        }
-    }
-}
-
-/// Refuses fields the resource does not have, naming the nearest one it does: `exlcude:` for `exclude:` would
-/// otherwise run with no exclusions at all. The API server drops unknown fields (and `kubectl` warns or, with
-/// `--validate=strict`, refuses); a manifest given to `run --policy FILE` never went through it, and the
-/// controller reads what `kubectl apply` recorded of the manifest (see [`last_applied_unknown_field`]).
-pub fn check_known_fields(manifest: &serde_json::Value) -> Result<(), InvalidPolicy> {
-    use kube::CustomResourceExt as _;
-    let crd = LicenseCleanupPolicy::crd();
-    let Some(schema) = crd
-        .spec
-        .versions
-        .first()
-        .and_then(|v| v.schema.as_ref())
-        .and_then(|s| s.open_api_v3_schema.as_ref())
-    else {
-        return Ok(());
-    };
-    check_against(manifest, schema, "")
-}
-
-/// What `kubectl apply` recorded of the manifest (`kubectl.kubernetes.io/last-applied-configuration`), checked
-/// with [`check_known_fields`]: the API server pruned the misspelt field, but the record still holds it.
-pub fn last_applied_unknown_field(policy: &LicenseCleanupPolicy) -> Option<InvalidPolicy> {
-    let recorded = policy
-        .metadata
-        .annotations
-        .as_ref()?
-        .get("kubectl.kubernetes.io/last-applied-configuration")?;
-    let manifest: serde_json::Value = serde_json::from_str(recorded).ok()?;
-    check_known_fields(&manifest).err()
-}
-
-fn check_against(
-    value: &serde_json::Value,
-    schema: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
-    path: &str,
-) -> Result<(), InvalidPolicy> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray;
-    if schema.x_kubernetes_preserve_unknown_fields == Some(true) {
-        return Ok(());
-    }
-    match value {
-        serde_json::Value::Object(map) => {
-            let Some(properties) = &schema.properties else {
-                // A map (additionalProperties) or free-form object, such as metadata.
-                return Ok(());
-            };
-            for (key, child) in map {
-                let field = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                // The generated schema leaves out the fields every object has.
-                if path.is_empty() && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
-                    continue;
-                }
-                match properties.get(key) {
-                    Some(child_schema) => check_against(child, child_schema, &field)?,
-                    None => return Err(unknown_field(&field, key, properties.keys())),
-                }
-            }
-            Ok(())
-        }
-        serde_json::Value::Array(items) => {
-            let Some(JSONSchemaPropsOrArray::Schema(item_schema)) = &schema.items else {
-                return Ok(());
-            };
-            for (i, item) in items.iter().enumerate() {
-                check_against(item, item_schema, &format!("{path}[{i}]"))?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-fn unknown_field<'a>(
-    field: &str,
-    key: &str,
-    known: impl Iterator<Item = &'a String>,
-) -> InvalidPolicy {
-    let known: Vec<&String> = known.collect();
-    let nearest = known
-        .iter()
-        .map(|k| {
-            (
-                strsim::damerau_levenshtein(&key.to_lowercase(), &k.to_lowercase()),
-                *k,
-            )
-        })
-        .min();
-    let hint = match nearest {
-        Some((distance, name)) if distance <= key.len().max(3) / 2 => {
-            format!("; did you mean {name:?}?")
-        }
-        _ => format!(
-            "; known fields here: {}",
-            known
-                .iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    InvalidPolicy::new(
-        field,
-        format!(
-            "unknown field {key:?}{hint} (a misspelt field would be ignored, and with it whatever it promised)"
-        ),
-    )
 }

@@ -1,0 +1,188 @@
+//! What a `LicenseCleanupPolicy` reports: the last run, a bounded history, the hold of the run in progress.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What the controller (or `run --policy-ref`) last observed and did.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseCleanupPolicyStatus {
+    /// The spec generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready: the policy is valid and its last run did not fail. Running: a run is in progress.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// When the last run was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// When a run last completed successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+    /// When the next run is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<Time>,
+    /// The outcome of the last run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<RunStatus>,
+    /// Compact summaries of recent runs, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RunSummary>,
+    /// The value of the licensing.reclaimer.dev/run-now annotation that the last triggered run answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_now: Option<String>,
+    /// The run that holds the policy now. A policy runs at most once at a time, whichever runs it (the
+    /// controller, another replica, a CronJob's `run --policy-ref`); a hold not renewed within
+    /// `holdSeconds` is void, so a runner that crashed cannot keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_run: Option<ActiveRun>,
+}
+
+/// A run's hold on its policy, renewed while the run goes on.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveRun {
+    /// The run's id.
+    pub id: String,
+    /// Who runs it: the controller's pod, or `run --policy-ref`.
+    pub holder: String,
+    pub start_time: Time,
+    /// Last renewal.
+    pub renew_time: Time,
+    /// The hold is void this long after its last renewal.
+    pub hold_seconds: u32,
+}
+
+impl ActiveRun {
+    /// Whether the hold still stands at `now`.
+    pub fn holds_at(&self, now: jiff::Timestamp) -> bool {
+        self.renew_time.0.as_second() + i64::from(self.hold_seconds) > now.as_second()
+    }
+}
+
+/// How a run ended.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunResult {
+    /// The run completed; in dry run, it reported what it would reclaim.
+    Succeeded,
+    /// The run could not complete (unreachable site, authentication, nonsensical answers, failed seats).
+    Failed,
+    /// A safety limit stopped the run before anything was deallocated.
+    Aborted,
+}
+
+impl RunResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunResult::Succeeded => "Succeeded",
+            RunResult::Failed => "Failed",
+            RunResult::Aborted => "Aborted",
+        }
+    }
+}
+
+/// The last run in detail.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStatus {
+    /// Run identifier, also in logs and Events.
+    pub id: String,
+    pub start_time: Time,
+    pub completion_time: Time,
+    /// Whether this run only reported.
+    pub dry_run: bool,
+    pub result: RunResult,
+    /// What happened, in a sentence.
+    pub message: String,
+    /// Totals over all access types.
+    pub totals: TypeCounts,
+    /// Counts per access type (professional, analyzer, user).
+    #[serde(default)]
+    pub per_access_type: BTreeMap<String, TypeCounts>,
+    /// Seats per access type from the site's access type overview.
+    #[serde(default)]
+    pub seats: BTreeMap<String, SeatCounts>,
+    /// The first 50 seats reclaimed (or, in dry run, that would be).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reclaimed: Vec<ReclaimedSeat>,
+}
+
+/// Counters of one access type in one run.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeCounts {
+    /// Allocations of this type on the site.
+    pub allocated: u64,
+    /// Inactive, in scope, not excluded.
+    pub candidates: u64,
+    /// Deallocated (or, in dry run, that would be).
+    pub reclaimed: u64,
+    /// Deallocations that failed.
+    pub failed: u64,
+    /// Inactive but kept by an exclusion or the scope.
+    pub excluded: u64,
+    /// Kept because QRS sent a field a decision reads as missing, null or unreadable.
+    #[serde(default)]
+    pub unknown: u64,
+    /// Candidates kept because, read again just before the deletion, the seat had been used since.
+    #[serde(default)]
+    pub used_since_read: u64,
+}
+
+/// One reclaimed seat.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReclaimedSeat {
+    /// DIRECTORY\userId.
+    pub user: String,
+    pub access_type: String,
+    /// Last use, or "never".
+    pub last_used: String,
+}
+
+/// Seat counters of one access type, from `/qrs/license/accesstypeoverview`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeatCounts {
+    /// Seats the licence grants.
+    pub total: u64,
+    /// Seats allocated to users.
+    pub allocated: u64,
+    /// Seats free to allocate.
+    pub available: u64,
+    /// Seats deallocated but in Qlik's 7-day quarantine.
+    pub quarantined: u64,
+}
+
+impl From<crate::model::SeatCounts> for SeatCounts {
+    fn from(c: crate::model::SeatCounts) -> Self {
+        let crate::model::SeatCounts {
+            total,
+            allocated,
+            available,
+            quarantined,
+        } = c;
+        SeatCounts {
+            total,
+            allocated,
+            available,
+            quarantined,
+        }
+    }
+}
+
+/// A compact summary of one run.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub id: String,
+    pub start_time: Time,
+    pub completion_time: Time,
+    pub dry_run: bool,
+    pub result: RunResult,
+    pub candidates: u64,
+    pub reclaimed: u64,
+    pub failed: u64,
+}
