@@ -4,5 +4,6 @@
 mod cli;
 mod client;
 mod crd;
+#[path = "../support/mod.rs"]
 mod support;
 mod trust;

@@ -1,5 +1,4 @@
-//! Packaging: the Helm chart (`charts/qlik-license-reclaimer`), the plain manifests of `deploy/` and the release
-//! binary the image holds.
+//! Packaging: the Helm chart (`charts/qlik-license-reclaimer`) and the plain manifests of `deploy/`.
 //!
 //! - helm is `helm.sh/helm/v3`'s `cmd/helm` from the Go module proxy, built once by `scripts/helm.sh` into
 //!   `<target>/tools/` (`QLR_HELM` selects another helm binary). It lints and renders the chart with default values
@@ -10,13 +9,10 @@
 //! - ServiceMonitor and PrometheusRule need the Prometheus Operator's CRDs, which are not part of a bare API server:
 //!   the tests install small stand-ins with the real group, kinds and field names of what the chart sets, so those
 //!   two objects are validated, installed and checked like the others.
-//! - The release binary (`scripts/build-release.sh`, the image's build) is built and checked only with
-//!   `QLR_RELEASE_TESTS=1` (minutes on 2 cores); otherwise its behavioural checks run on the debug binary.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -38,22 +34,14 @@ use crate::operator::{
     run_now, wait_for, wait_metrics_up,
 };
 use crate::support;
-use crate::{TestResult, create_namespace, run};
+use crate::tools::{BINARY, describe, helm_binary, read, repo_path};
+use crate::{TestResult, create_namespace, register, run};
 
 /// The release name and namespace whose object names are those of `deploy/`.
 const DEPLOY_NAME: &str = "qlik-license-reclaimer";
-const BINARY: &str = env!("CARGO_BIN_EXE_qlik-license-reclaimer");
-
-fn repo_path(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
-}
 
 fn chart_dir() -> PathBuf {
     repo_path("charts/qlik-license-reclaimer")
-}
-
-fn read(path: &Path) -> Result<String, Failed> {
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
 /// Every non-empty document of a YAML stream, as JSON values.
@@ -66,52 +54,6 @@ fn yaml_docs(text: &str) -> Result<Vec<Value>, Failed> {
         }
     }
     Ok(docs)
-}
-
-/// The Cargo target directory (as the control plane harness finds it).
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => std::path::absolute(dir).unwrap_or_else(|_| repo_path("target")),
-        None => Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| repo_path("target")),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// helm
-// ---------------------------------------------------------------------------------------------------------
-
-/// The helm binary: `QLR_HELM`, or built once by `scripts/helm.sh` into `<target>/tools/` (a few minutes cold;
-/// the script returns at once when the pinned version is there, and serialises concurrent builds with a lock).
-fn helm_binary() -> Result<PathBuf, Failed> {
-    static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    HELM.get_or_init(|| {
-        if let Some(path) = std::env::var_os("QLR_HELM").filter(|p| !p.is_empty()) {
-            return Ok(PathBuf::from(path));
-        }
-        let dir = target_dir().join("tools");
-        let script = repo_path("scripts/helm.sh");
-        let status = Command::new("bash")
-            .arg(&script)
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .status()
-            .map_err(|e| format!("running {}: {e}", script.display()))?;
-        if !status.success() {
-            return Err(format!(
-                "{} {} failed ({status}); set QLR_HELM to a helm binary to use another",
-                script.display(),
-                dir.display()
-            ));
-        }
-        Ok(dir.join("helm"))
-    })
-    .clone()
-    .map_err(Failed::from)
 }
 
 /// Runs helm with its home, cache and configuration in a fresh temporary directory (nothing of the user's).
@@ -402,7 +344,7 @@ fn value_paths(
     Ok(())
 }
 
-pub fn chart_readme_documents_every_value(_: &ControlPlane) -> TestResult {
+fn chart_readme_documents_every_value(_: &ControlPlane) -> TestResult {
     let dir = chart_dir();
     let values: Value = serde_yaml::from_str(&read(&dir.join("values.yaml"))?)?;
     let schema: Value = serde_json::from_str(&read(&dir.join("values.schema.json"))?)?;
@@ -427,8 +369,9 @@ pub fn chart_readme_documents_every_value(_: &ControlPlane) -> TestResult {
     }
     Ok(())
 }
+register!(chart_readme_documents_every_value);
 
-pub fn deploy_is_in_step_with_the_chart(_: &ControlPlane) -> TestResult {
+fn deploy_is_in_step_with_the_chart(_: &ControlPlane) -> TestResult {
     // The CRD: the chart's copy is deploy/'s, byte for byte; rendered, only the metadata gains labels and keep.
     let deploy_crd = read(&repo_path("deploy/crd.yaml"))?;
     if read(&chart_dir().join("files/crd.yaml"))? != deploy_crd {
@@ -614,8 +557,9 @@ pub fn deploy_is_in_step_with_the_chart(_: &ControlPlane) -> TestResult {
     }
     Ok(())
 }
+register!(deploy_is_in_step_with_the_chart);
 
-pub fn chart_lints_and_renders_every_option(_: &ControlPlane) -> TestResult {
+fn chart_lints_and_renders_every_option(_: &ControlPlane) -> TestResult {
     let chart = chart_dir().display().to_string();
     let all_options = all_options_values();
     let all_options_arg = all_options.display().to_string();
@@ -781,8 +725,9 @@ pub fn chart_lints_and_renders_every_option(_: &ControlPlane) -> TestResult {
     }
     Ok(())
 }
+register!(chart_lints_and_renders_every_option);
 
-pub fn chart_rbac_never_grants_secrets_cluster_wide(_: &ControlPlane) -> TestResult {
+fn chart_rbac_never_grants_secrets_cluster_wide(_: &ControlPlane) -> TestResult {
     let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
     struct Case {
         sets: &'static [&'static str],
@@ -948,6 +893,7 @@ pub fn chart_rbac_never_grants_secrets_cluster_wide(_: &ControlPlane) -> TestRes
     }
     Ok(())
 }
+register!(chart_rbac_never_grants_secrets_cluster_wide);
 
 // ---------------------------------------------------------------------------------------------------------
 // On the control plane
@@ -1187,15 +1133,6 @@ async fn run_binary_as(
     .await??)
 }
 
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// The API call must be refused with 403.
 fn forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) -> TestResult {
     match result {
@@ -1207,7 +1144,7 @@ fn forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) -> 
 /// Everything the all-options values switch on, installed with `helm install`: the controller (two replicas, so
 /// leader election; one watch namespace) runs under the chart's ServiceAccount with the Deployment's arguments and
 /// runs the example policy on run-now; the CronJob's command runs it too; the ServiceAccount reaches nothing else.
-pub fn chart_installs_and_runs_a_policy_in_its_watch_namespace(cp: &ControlPlane) -> TestResult {
+fn chart_installs_and_runs_a_policy_in_its_watch_namespace(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     helm_binary()?;
     run(cp, async {
@@ -1373,12 +1310,11 @@ pub fn chart_installs_and_runs_a_policy_in_its_watch_namespace(cp: &ControlPlane
         Ok(())
     })
 }
+register!(chart_installs_and_runs_a_policy_in_its_watch_namespace);
 
 /// The default values (all namespaces) with one Secret namespace: policies everywhere are visible, Secrets only
 /// there; a run of a policy there succeeds, one elsewhere cannot read its Secret.
-pub fn chart_default_install_reads_secrets_only_in_listed_namespaces(
-    cp: &ControlPlane,
-) -> TestResult {
+fn chart_default_install_reads_secrets_only_in_listed_namespaces(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     helm_binary()?;
     run(cp, async {
@@ -1472,10 +1408,11 @@ pub fn chart_default_install_reads_secrets_only_in_listed_namespaces(
         Ok(())
     })
 }
+register!(chart_default_install_reads_secrets_only_in_listed_namespaces);
 
 /// CronJob mode without the controller: every permission is a RoleBinding in the policy's namespace, and the
 /// CronJob's command runs the policy with them.
-pub fn chart_cronjob_mode_runs_a_policy_with_namespaced_rbac(cp: &ControlPlane) -> TestResult {
+fn chart_cronjob_mode_runs_a_policy_with_namespaced_rbac(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     helm_binary()?;
     run(cp, async {
@@ -1571,194 +1508,4 @@ pub fn chart_cronjob_mode_runs_a_policy_with_namespaced_rbac(cp: &ControlPlane) 
         Ok(())
     })
 }
-
-// ---------------------------------------------------------------------------------------------------------
-// The release binary
-// ---------------------------------------------------------------------------------------------------------
-
-/// The binary the image holds, built by scripts/build-release.sh (cargo caches it under target/).
-fn release_binary() -> Result<PathBuf, Failed> {
-    let script = repo_path("scripts/build-release.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("running {}: {e}", script.display()))?;
-    if !output.status.success() {
-        return Err(format!("{} failed ({})", script.display(), output.status).into());
-    }
-    let path = String::from_utf8(output.stdout)?;
-    Ok(PathBuf::from(path.trim()))
-}
-
-/// Whether an ELF executable asks for a dynamic loader (has a PT_INTERP program header).
-fn has_interpreter(elf: &[u8]) -> Result<bool, Failed> {
-    if elf.get(..5) != Some(b"\x7fELF\x02") {
-        return Err("not a 64-bit ELF file".into());
-    }
-    let u16_at = |at: usize| {
-        elf.get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-    };
-    let u64_at = |at: usize| {
-        elf.get(at..at + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
-    };
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
-        return Err("truncated ELF header".into());
-    };
-    const PT_INTERP: u32 = 3;
-    Ok((0..phnum).any(|i| {
-        let at = phoff + i * phentsize;
-        elf.get(at..at + 4)
-            .is_some_and(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) == PT_INTERP)
-    }))
-}
-
-/// Image target: under 40 MB with distroless/static (about 2 MB) under the binary.
-const MAX_BINARY_BYTES: u64 = 38 * 1000 * 1000;
-
-/// The binary needs no OS time zone files: with jiff's bundled database, Europe/Oslo resolves with no
-/// zoneinfo at hand, so a run gets as far as the unreachable site (exit 1) rather than refusing the policy (exit 2,
-/// as for Mars/Olympus_Mons); it also prints the CRD and runs the demo.
-///
-/// By default (and in CI, where a release build would take minutes): the debug binary, with TZDIR at an empty
-/// directory; the image's static release binary is not checked then. With QLR_RELEASE_TESTS=1: the release binary of
-/// scripts/build-release.sh, checked to be static and small enough for a 40 MB image, and, when the tests run as
-/// root, run as the image runs it: alone in an otherwise empty root directory (no libc, no zoneinfo, no /etc, no
-/// shell) as uid 65532.
-pub fn the_binary_needs_no_os_time_zone_files(cp: &ControlPlane) -> TestResult {
-    let release = std::env::var("QLR_RELEASE_TESTS").is_ok_and(|v| v == "1");
-    let binary = if release {
-        let binary = release_binary()?;
-        let bytes = std::fs::read(&binary)?;
-        let size = bytes.len() as u64;
-        eprintln!(
-            "release binary {}: {size} bytes ({:.1} MiB)",
-            binary.display(),
-            size as f64 / (1024.0 * 1024.0)
-        );
-        if has_interpreter(&bytes)? {
-            return Err(format!(
-                "{} is dynamically linked; distroless/static has no libc",
-                binary.display()
-            )
-            .into());
-        }
-        if size > MAX_BINARY_BYTES {
-            return Err(format!(
-                "the release binary is {size} bytes: the image would exceed 40 MB"
-            )
-            .into());
-        }
-        binary
-    } else {
-        eprintln!(
-            "note: checking the debug binary; QLR_RELEASE_TESTS=1 builds the image's release binary \
-             (scripts/build-release.sh) and checks that one"
-        );
-        PathBuf::from(BINARY)
-    };
-
-    // Everything the runs read lives in `root`; in the empty-root mode it is the whole file system they see.
-    // SAFETY: geteuid(2) has no preconditions.
-    let chroot = release && unsafe { libc::geteuid() } == 0;
-    let dir = tempfile::tempdir()?;
-    let root = dir.path().join("root");
-    std::fs::create_dir(&root)?;
-    let empty_tzdir = dir.path().join("zoneinfo");
-    std::fs::create_dir(&empty_tzdir)?;
-    let inside = |name: &str| {
-        if chroot {
-            format!("/{name}")
-        } else {
-            root.join(name).display().to_string()
-        }
-    };
-    if chroot {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))?;
-        std::fs::copy(&binary, root.join("qlik-license-reclaimer"))?;
-        eprintln!("running the release binary alone in an empty root directory as uid 65532");
-    }
-    let command = |args: &[&str]| {
-        let mut command = if chroot {
-            let mut command = Command::new("chroot");
-            command
-                .arg("--userspec=65532:65532")
-                .arg(&root)
-                .arg("/qlik-license-reclaimer");
-            command
-        } else {
-            Command::new(&binary)
-        };
-        command
-            .args(args)
-            .env("TZDIR", &empty_tzdir)
-            .env_remove("TZ")
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null());
-        command
-    };
-
-    let crd = command(&["crd"]).output()?;
-    if !crd.status.success() || crd.stdout != read(&repo_path("deploy/crd.yaml"))?.into_bytes() {
-        return Err(format!("`crd` does not print deploy/crd.yaml: {}", describe(&crd)).into());
-    }
-
-    let credentials = root.join("credentials");
-    run(cp, async {
-        let sim = support::known_site().await;
-        sim.write_credentials(&credentials)?;
-        Ok(())
-    })?;
-    if chroot {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o755))?;
-        for entry in std::fs::read_dir(&credentials)? {
-            std::fs::set_permissions(entry?.path(), std::fs::Permissions::from_mode(0o644))?;
-        }
-    }
-    // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    for (zone, expected) in [("Europe/Oslo", 1), ("Mars/Olympus_Mons", 2)] {
-        let name = format!("policy-{expected}.yaml");
-        std::fs::write(
-            root.join(&name),
-            format!(
-                "apiVersion: licensing.reclaimer.dev/v1alpha1\nkind: LicenseCleanupPolicy\n\
-                 metadata: {{name: oslo, namespace: qlik-ops}}\n\
-                 spec:\n  schedule: \"0 3 * * *\"\n  timeZone: {zone}\n  site:\n    \
-                 repositoryUrl: https://127.0.0.1:{port}\n    requestTimeoutSeconds: 5\n    \
-                 credentialsSecretRef: {{name: qlik}}\n  accessTypes:\n    professional: {{inactiveDays: 30}}\n"
-            ),
-        )?;
-        let output = command(&[
-            "run",
-            "--policy",
-            &inside(&name),
-            "--credentials",
-            &inside("credentials"),
-        ])
-        .output()?;
-        let names_the_zone = String::from_utf8_lossy(&output.stderr).contains("spec.timeZone");
-        if output.status.code() != Some(expected) || names_the_zone != (expected == 2) {
-            return Err(format!(
-                "time zone {zone} with no zoneinfo: expected exit {expected}, {}",
-                describe(&output)
-            )
-            .into());
-        }
-    }
-
-    let demo = command(&["demo"]).output()?;
-    let report = String::from_utf8_lossy(&demo.stdout);
-    if !demo.status.success() || !report.contains("DRY RUN") {
-        return Err(format!("`demo` failed: {}", describe(&demo)).into());
-    }
-    Ok(())
-}
+register!(chart_cronjob_mode_runs_a_policy_with_namespaced_rbac);

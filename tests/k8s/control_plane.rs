@@ -38,6 +38,8 @@ use rcgen::{
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SigningKey,
 };
 
+use crate::tools::target_dir;
+
 /// Errors from the harness. Test functions can `?` them into `libtest_mimic::Failed`.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -58,18 +60,6 @@ pub fn kubernetes_version() -> &'static str {
         .find_map(|line| line.trim().strip_prefix("KUBERNETES_VERSION="))
         .and_then(|rest| rest.split('"').nth(1))
         .expect("scripts/envtest-assets.sh sets KUBERNETES_VERSION=\"...\"")
-}
-
-/// The Cargo target directory: `CARGO_TARGET_DIR` if set when the tests run, else the one these tests were
-/// built into.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => std::path::absolute(dir).expect("CARGO_TARGET_DIR as an absolute path"),
-        None => Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target")),
-    }
 }
 
 /// The directory holding `etcd` and `kube-apiserver`: `KUBEBUILDER_ASSETS` if set, else

@@ -3,23 +3,21 @@
 //! One control plane is started before the tests run and stopped after them, whatever their outcome. Tests
 //! run in parallel against it, so each works in its own namespace and with its own user names.
 //!
-//! To add a test: write `fn name(cp: &ControlPlane) -> TestResult` (usually `run(cp, async { ... })`) and
-//! add `name` to the `tests!` list below. `cargo test --test k8s -- NAME` runs the tests whose name
+//! To add a test: write `fn name(cp: &ControlPlane) -> TestResult` (usually `run(cp, async { ... })`) in the
+//! file of its subject and `register!(name);` after it. `cargo test --test k8s -- NAME` runs the tests whose name
 //! contains NAME; `KUBEBUILDER_ASSETS` selects prebuilt binaries (otherwise they are built once, see
 //! `scripts/envtest-assets.sh`).
 
 mod chart;
-use chart::*;
 mod control_plane;
-mod operator;
-use operator::*;
 mod observability;
-use observability::*;
+mod operator;
+mod release_binary;
 #[allow(dead_code)]
-#[path = "../e2e/support.rs"]
+#[path = "../support/mod.rs"]
 mod support;
+mod tools;
 mod trust;
-use trust::*;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -41,57 +39,30 @@ type TestFn = fn(&ControlPlane) -> TestResult;
 /// How long one test may take before it fails (tests are not otherwise interrupted).
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-macro_rules! tests {
-    ($($test:ident),* $(,)?) => {
-        &[$((stringify!($test), $test as TestFn)),*]
-    };
+/// A test against the shared control plane. Each registers itself next to its definition with [`register!`].
+struct K8sTest {
+    name: &'static str,
+    run: TestFn,
 }
 
-const TESTS: &[(&str, TestFn)] = tests![
-    admin_lists_namespaces,
-    user_without_rbac_is_forbidden_until_bound,
-    client_certificate_carries_user_and_groups,
-    kubeconfig_file_authenticates,
-    crd_admission_accepts_valid_and_rejects_invalid,
-    dry_run_on_run_now_writes_status_events_and_metrics,
-    enforcing_deletes_exactly_the_planned_seats,
-    secret_rotation_and_a_broken_secret,
-    suspend_stops_runs_and_a_seconds_schedule_runs_on_time,
-    sigterm_lets_in_flight_deallocations_finish,
-    leader_election_fails_over,
-    run_policy_ref_writes_status,
-    a_switch_to_dry_run_mid_run_stops_its_deletions,
-    run_policy_ref_honours_suspend_and_stops_on_sigterm,
-    insecure_skip_verify_needs_the_operator_and_urls_are_origins,
-    two_runners_never_run_a_policy_at_once,
-    a_leader_cut_off_from_the_api_server_stops_before_another_takes_over,
-    slow_clients_cannot_starve_the_probes,
-    a_misspelt_field_kubectl_recorded_makes_the_policy_not_ready,
-    two_hundred_policies_on_one_controller_all_run_within_memory,
-    operator_rbac_is_least_privilege,
-    a_missed_run_runs_once_on_start_within_its_deadline,
-    a_schedule_or_time_zone_that_cannot_be_used_is_reported,
-    a_controller_watches_exactly_the_namespaces_it_is_given,
-    chart_readme_documents_every_value,
-    deploy_is_in_step_with_the_chart,
-    chart_lints_and_renders_every_option,
-    chart_rbac_never_grants_secrets_cluster_wide,
-    chart_installs_and_runs_a_policy_in_its_watch_namespace,
-    chart_default_install_reads_secrets_only_in_listed_namespaces,
-    chart_cronjob_mode_runs_a_policy_with_namespaced_rbac,
-    the_binary_needs_no_os_time_zone_files,
-    dashboard_has_every_panel_with_a_query,
-    alerts_are_actionable_and_each_has_unit_tests,
-    promtool_checks_and_unit_tests_the_alerts,
-    dashboard_and_alerts_use_only_exported_metrics,
-];
+inventory::collect!(K8sTest);
+
+/// Registers test functions `fn(&ControlPlane) -> TestResult`, by their names.
+macro_rules! register {
+    ($($test:ident),* $(,)?) => {
+        $(inventory::submit! { $crate::K8sTest { name: stringify!($test), run: $test } })*
+    };
+}
+pub(crate) use register;
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let plane: Arc<OnceLock<Result<ControlPlane, String>>> = Arc::new(OnceLock::new());
-    let trials: Vec<Trial> = TESTS
-        .iter()
-        .map(|&(name, test)| {
+    let mut tests: Vec<&K8sTest> = inventory::iter::<K8sTest>.into_iter().collect();
+    tests.sort_by_key(|t| t.name);
+    let trials: Vec<Trial> = tests
+        .into_iter()
+        .map(|&K8sTest { name, run: test }| {
             let plane = Arc::clone(&plane);
             Trial::test(name, move || match plane.get() {
                 Some(Ok(cp)) => test(cp),
@@ -189,6 +160,7 @@ fn admin_lists_namespaces(cp: &ControlPlane) -> TestResult {
         Ok(())
     })
 }
+register!(admin_lists_namespaces);
 
 fn user_without_rbac_is_forbidden_until_bound(cp: &ControlPlane) -> TestResult {
     run(cp, async {
@@ -253,6 +225,7 @@ fn user_without_rbac_is_forbidden_until_bound(cp: &ControlPlane) -> TestResult {
         }
     })
 }
+register!(user_without_rbac_is_forbidden_until_bound);
 
 fn client_certificate_carries_user_and_groups(cp: &ControlPlane) -> TestResult {
     run(cp, async {
@@ -272,6 +245,7 @@ fn client_certificate_carries_user_and_groups(cp: &ControlPlane) -> TestResult {
         Ok(())
     })
 }
+register!(client_certificate_carries_user_and_groups);
 
 fn kubeconfig_file_authenticates(cp: &ControlPlane) -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -291,3 +265,4 @@ fn kubeconfig_file_authenticates(cp: &ControlPlane) -> TestResult {
         Ok(())
     })
 }
+register!(kubeconfig_file_authenticates);

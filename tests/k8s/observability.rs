@@ -6,7 +6,7 @@
 //!   those unit tests (`tests/promtool/alerts_test.yaml`) and parses every dashboard query.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use libtest_mimic::Failed;
@@ -19,12 +19,12 @@ use crate::control_plane::ControlPlane;
 use crate::operator::{
     ControllerProcess, create_policy, ensure_installed, known_site_namespace, run_now, wait_for,
 };
-use crate::{TestResult, run, support};
+use crate::tools::{promtool, repo_path};
+use crate::{TestResult, register, run, support};
 
 const DASHBOARD: &str = "charts/qlik-license-reclaimer/dashboards/qlik-license-reclaimer.json";
 const ALERTS: &str = "charts/qlik-license-reclaimer/files/alerts.yaml";
 const ALERT_TESTS: &str = "tests/promtool/alerts_test.yaml";
-const PROMTOOL_SCRIPT: &str = "scripts/promtool.sh";
 const PREFIX: &str = "qlik_reclaimer_";
 
 /// Panels the dashboard must have (by title).
@@ -55,10 +55,6 @@ const ALERT_NAMES: &[&str] = &[
     "QlikReclaimerReclaimFailures",
     "QlikReclaimerMetricsAbsent",
 ];
-
-fn repo_path(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
 
 fn read(path: &str) -> Result<String, Failed> {
     std::fs::read_to_string(repo_path(path)).map_err(|e| format!("{path}: {e}").into())
@@ -363,7 +359,7 @@ impl Exposition {
 
 /// Runs, against the simulator, a policy of every outcome the dashboard and alerts select on, then checks every
 /// metric name and label value they use against the controller's /metrics.
-pub fn dashboard_and_alerts_use_only_exported_metrics(cp: &ControlPlane) -> TestResult {
+fn dashboard_and_alerts_use_only_exported_metrics(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "observability").await?;
@@ -468,6 +464,7 @@ pub fn dashboard_and_alerts_use_only_exported_metrics(cp: &ControlPlane) -> Test
         Ok(())
     })
 }
+register!(dashboard_and_alerts_use_only_exported_metrics);
 
 fn last_run(policy: &LicenseCleanupPolicy) -> Option<(RunResult, String)> {
     let last = policy.status.as_ref()?.last_run.as_ref()?;
@@ -475,7 +472,7 @@ fn last_run(policy: &LicenseCleanupPolicy) -> Option<(RunResult, String)> {
 }
 
 /// The dashboard parses, has every panel of [`PANELS`], each with a query, and filters by its variables.
-pub fn dashboard_has_every_panel_with_a_query(_: &ControlPlane) -> TestResult {
+fn dashboard_has_every_panel_with_a_query(_: &ControlPlane) -> TestResult {
     let dashboard = dashboard()?;
     let mut problems = Vec::new();
     if dashboard["schemaVersion"].as_u64() != Some(39) {
@@ -571,10 +568,11 @@ pub fn dashboard_has_every_panel_with_a_query(_: &ControlPlane) -> TestResult {
         Err(format!("{DASHBOARD}:\n  {}", problems.join("\n  ")).into())
     }
 }
+register!(dashboard_has_every_panel_with_a_query);
 
 /// Every alert of [`ALERT_NAMES`] is there with a severity and annotations a person can act on, and
 /// `tests/promtool/alerts_test.yaml` shows it firing and, at another time, not firing.
-pub fn alerts_are_actionable_and_each_has_unit_tests(_: &ControlPlane) -> TestResult {
+fn alerts_are_actionable_and_each_has_unit_tests(_: &ControlPlane) -> TestResult {
     let rules = yaml(ALERTS)?;
     let tests = yaml(ALERT_TESTS)?;
     let mut problems = Vec::new();
@@ -654,44 +652,7 @@ pub fn alerts_are_actionable_and_each_has_unit_tests(_: &ControlPlane) -> TestRe
         Err(problems.join("\n").into())
     }
 }
-
-/// The Cargo target directory, as the control plane's assets use it.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => std::path::absolute(dir).unwrap_or_else(|_| repo_path("target")),
-        None => Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| repo_path("target")),
-    }
-}
-
-/// promtool: `PROMTOOL` if set, else built by `scripts/promtool.sh` into `<target>/tools/` (once; the script
-/// returns at once when it is there, and takes a lock while building).
-fn promtool() -> Result<PathBuf, Failed> {
-    if let Some(path) = std::env::var_os("PROMTOOL").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(path));
-    }
-    let dir = target_dir().join("tools");
-    let script = repo_path(PROMTOOL_SCRIPT);
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .status()
-        .map_err(|e| format!("running {}: {e}", script.display()))?;
-    if !status.success() {
-        return Err(format!(
-            "{} {} failed ({status}); set PROMTOOL to a promtool binary to use another",
-            script.display(),
-            dir.display()
-        )
-        .into());
-    }
-    Ok(dir.join("promtool"))
-}
+register!(alerts_are_actionable_and_each_has_unit_tests);
 
 fn promtool_run(promtool: &Path, args: &[&str], what: &str) -> TestResult {
     let output = Command::new(promtool)
@@ -716,7 +677,7 @@ fn promtool_run(promtool: &Path, args: &[&str], what: &str) -> TestResult {
 
 /// `promtool check rules` on the alerts, `promtool test rules` on their unit tests, and every dashboard query
 /// parsed by promtool (as a recording rule, with the dashboard's variables filled in).
-pub fn promtool_checks_and_unit_tests_the_alerts(_: &ControlPlane) -> TestResult {
+fn promtool_checks_and_unit_tests_the_alerts(_: &ControlPlane) -> TestResult {
     let promtool = promtool()?;
     promtool_run(&promtool, &["check", "rules", ALERTS], "the chart's alerts")?;
     promtool_run(
@@ -756,3 +717,4 @@ pub fn promtool_checks_and_unit_tests_the_alerts(_: &ControlPlane) -> TestResult
         "the dashboard's queries",
     )
 }
+register!(promtool_checks_and_unit_tests_the_alerts);

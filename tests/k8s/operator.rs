@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::control_plane::ControlPlane;
 use crate::support;
-use crate::{TestResult, create_namespace, run};
+use crate::{TestResult, create_namespace, register, run};
 
 const OPERATOR_NAMESPACE: &str = "qlik-license-reclaimer";
 pub const SERVICE_ACCOUNT_USER: &str =
@@ -417,7 +417,7 @@ async fn events_for(client: &Client, namespace: &str, name: &str) -> Result<Vec<
 // Tests
 // ---------------------------------------------------------------------------------------------------------
 
-pub fn crd_admission_accepts_valid_and_rejects_invalid(cp: &ControlPlane) -> TestResult {
+fn crd_admission_accepts_valid_and_rejects_invalid(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let admin = cp.admin_client();
@@ -514,8 +514,9 @@ pub fn crd_admission_accepts_valid_and_rejects_invalid(cp: &ControlPlane) -> Tes
         Ok(())
     })
 }
+register!(crd_admission_accepts_valid_and_rejects_invalid);
 
-pub fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) -> TestResult {
+fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "dry-run").await?;
@@ -634,8 +635,9 @@ pub fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) ->
         Ok(())
     })
 }
+register!(dry_run_on_run_now_writes_status_events_and_metrics);
 
-pub fn enforcing_deletes_exactly_the_planned_seats(cp: &ControlPlane) -> TestResult {
+fn enforcing_deletes_exactly_the_planned_seats(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "enforce").await?;
@@ -663,8 +665,9 @@ pub fn enforcing_deletes_exactly_the_planned_seats(cp: &ControlPlane) -> TestRes
         Ok(())
     })
 }
+register!(enforcing_deletes_exactly_the_planned_seats);
 
-pub fn secret_rotation_and_a_broken_secret(cp: &ControlPlane) -> TestResult {
+fn secret_rotation_and_a_broken_secret(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "secret").await?;
@@ -805,8 +808,9 @@ pub fn secret_rotation_and_a_broken_secret(cp: &ControlPlane) -> TestResult {
         Ok(())
     })
 }
+register!(secret_rotation_and_a_broken_secret);
 
-pub fn suspend_stops_runs_and_a_seconds_schedule_runs_on_time(cp: &ControlPlane) -> TestResult {
+fn suspend_stops_runs_and_a_seconds_schedule_runs_on_time(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "schedule").await?;
@@ -880,8 +884,9 @@ pub fn suspend_stops_runs_and_a_seconds_schedule_runs_on_time(cp: &ControlPlane)
         Ok(())
     })
 }
+register!(suspend_stops_runs_and_a_seconds_schedule_runs_on_time);
 
-pub fn sigterm_lets_in_flight_deallocations_finish(cp: &ControlPlane) -> TestResult {
+fn sigterm_lets_in_flight_deallocations_finish(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let admin = cp.admin_client();
@@ -944,8 +949,9 @@ pub fn sigterm_lets_in_flight_deallocations_finish(cp: &ControlPlane) -> TestRes
         Ok(())
     })
 }
+register!(sigterm_lets_in_flight_deallocations_finish);
 
-pub fn leader_election_fails_over(cp: &ControlPlane) -> TestResult {
+fn leader_election_fails_over(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "leader").await?;
@@ -1062,8 +1068,9 @@ pub fn leader_election_fails_over(cp: &ControlPlane) -> TestResult {
         Ok(())
     })
 }
+register!(leader_election_fails_over);
 
-pub fn run_policy_ref_writes_status(cp: &ControlPlane) -> TestResult {
+fn run_policy_ref_writes_status(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "cronjob").await?;
@@ -1132,8 +1139,9 @@ pub fn run_policy_ref_writes_status(cp: &ControlPlane) -> TestResult {
         Ok(())
     })
 }
+register!(run_policy_ref_writes_status);
 
-pub fn operator_rbac_is_least_privilege(cp: &ControlPlane) -> TestResult {
+fn operator_rbac_is_least_privilege(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let admin = cp.admin_client();
@@ -1180,8 +1188,9 @@ pub fn operator_rbac_is_least_privilege(cp: &ControlPlane) -> TestResult {
         }
     })
 }
+register!(operator_rbac_is_least_privilege);
 
-pub fn a_missed_run_runs_once_on_start_within_its_deadline(cp: &ControlPlane) -> TestResult {
+fn a_missed_run_runs_once_on_start_within_its_deadline(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "missed").await?;
@@ -1245,8 +1254,9 @@ pub fn a_missed_run_runs_once_on_start_within_its_deadline(cp: &ControlPlane) ->
         Ok(())
     })
 }
+register!(a_missed_run_runs_once_on_start_within_its_deadline);
 
-pub fn a_schedule_or_time_zone_that_cannot_be_used_is_reported(cp: &ControlPlane) -> TestResult {
+fn a_schedule_or_time_zone_that_cannot_be_used_is_reported(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "invalid").await?;
@@ -1290,8 +1300,9 @@ pub fn a_schedule_or_time_zone_that_cannot_be_used_is_reported(cp: &ControlPlane
         Ok(())
     })
 }
+register!(a_schedule_or_time_zone_that_cannot_be_used_is_reported);
 
-pub fn a_controller_watches_exactly_the_namespaces_it_is_given(cp: &ControlPlane) -> TestResult {
+fn a_controller_watches_exactly_the_namespaces_it_is_given(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let admin = cp.admin_client();
@@ -1346,3 +1357,4 @@ pub fn a_controller_watches_exactly_the_namespaces_it_is_given(cp: &ControlPlane
         Ok(())
     })
 }
+register!(a_controller_watches_exactly_the_namespaces_it_is_given);

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::control_plane::ControlPlane;
 use crate::operator::*;
-use crate::{TestResult, run, support};
+use crate::{TestResult, register, run, support};
 
 /// A site with many inactive seats whose DELETEs each take `delete`, so that a run is surely mid-way when
 /// something happens to it.
@@ -87,7 +87,7 @@ fn last_run_message(p: &LicenseCleanupPolicy) -> Option<String> {
         .map(|r| r.message.clone())
 }
 
-pub fn a_switch_to_dry_run_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult {
+fn a_switch_to_dry_run_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = slow_policy(cp, "midrun", false).await?;
@@ -123,6 +123,7 @@ pub fn a_switch_to_dry_run_mid_run_stops_its_deletions(cp: &ControlPlane) -> Tes
         every_delete_finished_and_recorded(&sim, &last)
     })
 }
+register!(a_switch_to_dry_run_mid_run_stops_its_deletions);
 
 /// `run --policy-ref` as a CronJob's pod runs it, as the operator's ServiceAccount.
 fn policy_ref_command(
@@ -140,7 +141,7 @@ fn policy_ref_command(
     Ok(command)
 }
 
-pub fn run_policy_ref_honours_suspend_and_stops_on_sigterm(cp: &ControlPlane) -> TestResult {
+fn run_policy_ref_honours_suspend_and_stops_on_sigterm(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = slow_policy(cp, "cronsig", true).await?;
@@ -210,10 +211,9 @@ pub fn run_policy_ref_honours_suspend_and_stops_on_sigterm(cp: &ControlPlane) ->
         every_delete_finished_and_recorded(&sim, &last)
     })
 }
+register!(run_policy_ref_honours_suspend_and_stops_on_sigterm);
 
-pub fn insecure_skip_verify_needs_the_operator_and_urls_are_origins(
-    cp: &ControlPlane,
-) -> TestResult {
+fn insecure_skip_verify_needs_the_operator_and_urls_are_origins(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "insecure").await?;
@@ -283,8 +283,9 @@ pub fn insecure_skip_verify_needs_the_operator_and_urls_are_origins(
         Ok(())
     })
 }
+register!(insecure_skip_verify_needs_the_operator_and_urls_are_origins);
 
-pub fn two_runners_never_run_a_policy_at_once(cp: &ControlPlane) -> TestResult {
+fn two_runners_never_run_a_policy_at_once(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = slow_policy(cp, "twice", false).await?;
@@ -368,6 +369,7 @@ pub fn two_runners_never_run_a_policy_at_once(cp: &ControlPlane) -> TestResult {
         Ok(())
     })
 }
+register!(two_runners_never_run_a_policy_at_once);
 
 /// A TCP forwarder to the API server that can be cut: what sits behind it loses the API server while Qlik stays
 /// reachable (a network partition, or an API server overloaded for that replica).
@@ -408,7 +410,7 @@ impl Partition {
     }
 }
 
-pub fn a_leader_cut_off_from_the_api_server_stops_before_another_takes_over(
+fn a_leader_cut_off_from_the_api_server_stops_before_another_takes_over(
     cp: &ControlPlane,
 ) -> TestResult {
     ensure_installed(cp)?;
@@ -520,8 +522,9 @@ pub fn a_leader_cut_off_from_the_api_server_stops_before_another_takes_over(
         Ok(())
     })
 }
+register!(a_leader_cut_off_from_the_api_server_stops_before_another_takes_over);
 
-pub fn slow_clients_cannot_starve_the_probes(cp: &ControlPlane) -> TestResult {
+fn slow_clients_cannot_starve_the_probes(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (_admin, _sim, namespace) = known_site_namespace(cp, "probes").await?;
@@ -559,10 +562,9 @@ pub fn slow_clients_cannot_starve_the_probes(cp: &ControlPlane) -> TestResult {
         Ok(())
     })
 }
+register!(slow_clients_cannot_starve_the_probes);
 
-pub fn two_hundred_policies_on_one_controller_all_run_within_memory(
-    cp: &ControlPlane,
-) -> TestResult {
+fn two_hundred_policies_on_one_controller_all_run_within_memory(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "many").await?;
@@ -625,15 +627,14 @@ pub fn two_hundred_policies_on_one_controller_all_run_within_memory(
         Ok(())
     })
 }
+register!(two_hundred_policies_on_one_controller_all_run_within_memory);
 
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-pub fn a_misspelt_field_kubectl_recorded_makes_the_policy_not_ready(
-    cp: &ControlPlane,
-) -> TestResult {
+fn a_misspelt_field_kubectl_recorded_makes_the_policy_not_ready(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "typo").await?;
@@ -672,3 +673,4 @@ pub fn a_misspelt_field_kubectl_recorded_makes_the_policy_not_ready(
         Ok(())
     })
 }
+register!(a_misspelt_field_kubectl_recorded_makes_the_policy_not_ready);

@@ -1,0 +1,86 @@
+//! Where the tests find the repository, the Cargo target directory and the real tools they drive (helm,
+//! promtool), each built once by its script into `<target>/tools/` unless an environment variable names one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use libtest_mimic::Failed;
+
+/// The program's debug binary, as Cargo built it for these tests.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_qlik-license-reclaimer");
+
+/// A file's text, or a failure that names the file.
+pub fn read(path: &Path) -> Result<String, Failed> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+/// What a finished process said, for a failure message.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A path in the repository.
+pub fn repo_path(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The Cargo target directory: `CARGO_TARGET_DIR` if set when the tests run, else the one these tests were built
+/// into.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => std::path::absolute(dir).unwrap_or_else(|_| repo_path("target")),
+        None => Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| repo_path("target")),
+    }
+}
+
+/// A tool built by `script` into `<target>/tools/`, or the one the environment variable `variable` names. The
+/// scripts return at once when the pinned version is there, and serialise concurrent builds with a lock.
+fn tool(variable: &str, script: &str, name: &str) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(variable).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let dir = target_dir().join("tools");
+    let script = repo_path(script);
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    if !status.success() {
+        return Err(format!(
+            "{} {} failed ({status}); set {variable} to a {name} binary to use another",
+            script.display(),
+            dir.display()
+        ));
+    }
+    Ok(dir.join(name))
+}
+
+/// helm (`helm.sh/helm/v3`'s `cmd/helm`, a few minutes cold), or `QLR_HELM`.
+pub fn helm_binary() -> Result<PathBuf, Failed> {
+    static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    HELM.get_or_init(|| tool("QLR_HELM", "scripts/helm.sh", "helm"))
+        .clone()
+        .map_err(Failed::from)
+}
+
+/// promtool, or `PROMTOOL`.
+pub fn promtool() -> Result<PathBuf, Failed> {
+    static PROMTOOL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PROMTOOL
+        .get_or_init(|| tool("PROMTOOL", "scripts/promtool.sh", "promtool"))
+        .clone()
+        .map_err(Failed::from)
+}
