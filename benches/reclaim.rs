@@ -1,4 +1,4 @@
-//! Benchmarks of the design's targets (docs/design.md, "Targets").
+//! Benchmarks of the targets in docs/benchmarks.md.
 //!
 //! (a) Deciding 100,000 allocations: `plan::users_needing_details` plus `plan::decide_owned` (as `run::execute`
 //!     calls them; `plan::decide` for reference), timed in thread CPU time, with the peak heap measured by a

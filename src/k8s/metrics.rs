@@ -1,4 +1,4 @@
-//! Prometheus metrics (DESIGN.md section 6). The chart's dashboard and alerts use exactly these names.
+//! Prometheus metrics (docs/metrics.md). The chart's dashboard and alerts use exactly these names.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

@@ -1,9 +1,9 @@
 //! A faithful stand-in for the Qlik Sense Repository Service (QRS), the Qlik Proxy Service (QPS) session API and the
 //! hub's `/qrs` pass-through, on loopback.
 //!
-//! It backs the `demo` and `simulate` commands and is the test double of the QRS client. What it reproduces, and
-//! the choices it makes where Qlik's behaviour is not documented, follow `qrs-api.md` ("Faithful QRS simulator
-//! spec"):
+//! It backs qlik-license-reclaimer's `demo` and `simulate` commands and is the test double of its QRS client; any
+//! tool that talks to QRS can be tested against it. What it reproduces, and the choices it makes where Qlik's
+//! behaviour is not documented, are described in the repository's `docs/qrs.md`:
 //!
 //! - **Transport.** HTTPS with HTTP/1.1 and HTTP/2. The repository listener (like port 4242) and the QPS listener
 //!   (like 4243) require a client certificate chaining to the simulator's own root; without one the TLS handshake
@@ -25,6 +25,12 @@
 //!   Quarantined rows vanish when the simulated clock passes `quarantineEnd`.
 //! - **Faults and latency** can be injected per request ([`FaultRule`]); every request and every deallocation is
 //!   recorded for assertions.
+//!
+//! The code, by concern: the site's state ([`SiteHandle`] outside; `site.rs`, `records.rs` inside), how QRS renders
+//! it (`views.rs`, `time.rs`), the filter language (`filter.rs`), the QRS routes (`http/qrs.rs`,
+//! `http/collections.rs`), the checks every request passes (`http/checks.rs`), QPS and the hub (`http/proxy.rs`),
+//! injected faults (`http/faults.rs`), the PKI (`pki.rs`), the TLS listeners (`server.rs`) and synthetic sites
+//! (`synthetic.rs`).
 
 mod filter;
 mod handle;
