@@ -36,7 +36,7 @@ use jiff::Timestamp;
 
 use crate::model::{AccessType, Allocation, UserDetails};
 
-pub use decision::{Action, BreakerTrip, Decision, Plan, PlanCounts, Reason, ScopeRule};
+pub use decision::{BreakerTrip, Decision, Plan, PlanCounts, Reason, ScopeRule, Verdict};
 pub use pattern::UserPattern;
 pub use rules::{PropertyMatch, RuleSet, Rules};
 
@@ -176,22 +176,22 @@ fn assemble(
         match outcome {
             Judgement::Kept(reason) => decisions.push(Decision {
                 allocation,
-                action: Action::Keep,
+                verdict: Verdict::Keep,
                 reason,
             }),
             Judgement::Candidate(idle, rank) => {
-                let (action, reason) = if rank < cap {
-                    (Action::Reclaim, idle.reason())
+                let (verdict, reason) = if rank < cap {
+                    (Verdict::Reclaim, idle.reason())
                 } else {
                     (
-                        Action::Deferred,
+                        Verdict::Deferred,
                         idle.over_cap(rules.max_reclaims_per_run()),
                     )
                 };
                 if let Some(slot) = ranked.get_mut(rank) {
                     *slot = Some(Decision {
                         allocation,
-                        action,
+                        verdict,
                         reason,
                     });
                 }

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::credentials::Credentials;
 use crate::model::{AccessType, Allocation, LastUse, SeatCounts};
-use crate::plan::{self, Action, Decision, Plan, Reason, Rules};
+use crate::plan::{self, Decision, Plan, Reason, Rules, Verdict};
 use crate::policy::{RunResult, TypeCounts, ValidPolicy};
 use crate::qrs::{Deallocation, QrsClient, QrsError, RequestObserver, RetryPolicy};
 
@@ -254,12 +254,12 @@ async fn run_with_client(
     let mut outcomes: Vec<(Outcome, Option<String>)> = plan
         .decisions
         .iter()
-        .map(|d| match d.action {
-            Action::Reclaim if plan.is_aborted() => (Outcome::Deferred, None),
-            Action::Reclaim if dry_run => (Outcome::WouldReclaim, None),
-            Action::Reclaim => (Outcome::Deferred, None),
-            Action::Deferred => (Outcome::Deferred, None),
-            Action::Keep => (Outcome::Kept, None),
+        .map(|d| match d.verdict {
+            Verdict::Reclaim if plan.is_aborted() => (Outcome::Deferred, None),
+            Verdict::Reclaim if dry_run => (Outcome::WouldReclaim, None),
+            Verdict::Reclaim => (Outcome::Deferred, None),
+            Verdict::Deferred => (Outcome::Deferred, None),
+            Verdict::Keep => (Outcome::Kept, None),
         })
         .collect();
 
@@ -306,7 +306,7 @@ async fn deallocate_all(
         .decisions
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.action == Action::Reclaim)
+        .filter(|(_, d)| d.verdict == Verdict::Reclaim)
         .map(|(i, _)| i)
         .collect();
     for batch in batches_by_type(plan, &reclaims) {
@@ -565,7 +565,7 @@ fn entry(
         LastUse::Unknown(raw) if raw.is_empty() => ("unknown".to_string(), None),
         LastUse::Unknown(raw) => (raw.clone(), None),
     };
-    let reason = if outcome == Outcome::Deferred && decision.action == Action::Reclaim {
+    let reason = if outcome == Outcome::Deferred && decision.verdict == Verdict::Reclaim {
         format!("{}; not deallocated: {why_deferred}", decision.reason)
     } else if outcome == Outcome::UsedSinceRead {
         format!(

@@ -15,7 +15,7 @@ use kube::{Api, Client};
 
 use super::events::recorder;
 use super::http::serve_metrics;
-use super::leader::Leadership;
+use super::leader::{Leadership, Lease};
 use super::metrics::Metrics;
 use super::reconcile::{Context, error_policy, reconcile};
 use super::shutdown::Shutdown;
@@ -62,19 +62,24 @@ pub async fn run(client: Client, options: ControllerOptions) -> Result<(), Contr
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let shutdown = Shutdown::on_signals();
-    let server = serve_metrics(
-        options.metrics_addr,
-        metrics.clone(),
-        ready.clone(),
-        shutdown.clone(),
-    )
-    .await?;
+    let addr = options.metrics_addr;
+    let server = serve_metrics(addr, metrics.clone(), ready.clone(), shutdown.clone())
+        .await
+        .map_err(|source| ControllerError::Metrics { addr, source })?;
 
     // With leader election, a standby replica waits here: healthy and ready, running nothing.
     let mut leadership = None;
     if options.leader_elect {
         ready.store(true, Ordering::Relaxed);
-        leadership = Leadership::acquire(&client, &options, &shutdown).await?;
+        let lease = Lease {
+            name: &options.lease_name,
+            namespace: &options.lease_namespace,
+            identity: &options.identity,
+            duration_seconds: options.lease_duration_seconds,
+        };
+        leadership = Leadership::acquire(&client, &lease, &shutdown)
+            .await
+            .map_err(ControllerError::LeaderElection)?;
         if leadership.is_none() {
             let _ = server.await;
             return Ok(());

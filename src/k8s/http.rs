@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::controller::ControllerError;
 use super::metrics::Metrics;
 use super::shutdown::Shutdown;
 
@@ -26,12 +25,10 @@ pub(super) async fn serve_metrics(
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     shutdown: Shutdown,
-) -> Result<JoinHandle<()>, ControllerError> {
+) -> std::io::Result<JoinHandle<()>> {
     use axum::http::{StatusCode, header};
     use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ControllerError::Metrics { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "serving /metrics, /healthz and /readyz");
     let app = axum::Router::new()
         .route(

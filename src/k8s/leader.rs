@@ -7,8 +7,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::FIELD_MANAGER;
-use super::controller::{ControllerError, ControllerOptions};
 use super::shutdown::Shutdown;
+
+/// Which Lease, and who this replica is in it.
+pub(crate) struct Lease<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) namespace: &'a str,
+    pub(crate) identity: &'a str,
+    /// Seconds the Lease is valid without renewal.
+    pub(crate) duration_seconds: u64,
+}
 
 /// The Lease, once held: `is_leader` turns false if it is lost.
 pub(crate) struct Leadership {
@@ -20,28 +28,28 @@ impl Leadership {
     /// Waits for the Lease. `Ok(None)` when the process was told to stop first.
     pub(crate) async fn acquire(
         client: &Client,
-        options: &ControllerOptions,
+        lease: &Lease<'_>,
         shutdown: &Shutdown,
-    ) -> Result<Option<Leadership>, ControllerError> {
-        let duration = options.lease_duration_seconds.max(2);
-        let manager = LeaseManagerBuilder::new(client.clone(), &options.lease_name)
-            .with_namespace(&options.lease_namespace)
-            .with_identity(&options.identity)
+    ) -> Result<Option<Leadership>, String> {
+        let duration = lease.duration_seconds.max(2);
+        let manager = LeaseManagerBuilder::new(client.clone(), lease.name)
+            .with_namespace(lease.namespace)
+            .with_identity(lease.identity)
             .with_duration(duration)
             .with_grace((duration / 3).max(1))
             .with_field_manager(FIELD_MANAGER)
             .build()
             .await
-            .map_err(|e| ControllerError::LeaderElection(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         let (mut is_leader, task) = manager.watch().await;
-        tracing::info!(lease = %options.lease_name, identity = %options.identity, "waiting to become leader");
+        tracing::info!(lease = %lease.name, identity = %lease.identity, "waiting to become leader");
         let became_leader = tokio::select! {
             r = is_leader.wait_for(|l| *l) => r.is_ok(),
             () = shutdown.requested() => false,
         };
         let leadership = Leadership { is_leader, task };
         if became_leader {
-            tracing::info!(identity = %options.identity, "became leader");
+            tracing::info!(identity = %lease.identity, "became leader");
             return Ok(Some(leadership));
         }
         let stopping = shutdown.is_requested();
@@ -49,9 +57,7 @@ impl Leadership {
         if stopping {
             Ok(None)
         } else {
-            Err(ControllerError::LeaderElection(
-                "the lease task ended".into(),
-            ))
+            Err("the lease task ended".to_string())
         }
     }
 

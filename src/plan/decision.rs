@@ -32,21 +32,21 @@ impl Plan {
         let live = !self.is_aborted();
         self.decisions
             .iter()
-            .take_while(move |d| live && d.action == Action::Reclaim)
+            .take_while(move |d| live && d.verdict == Verdict::Reclaim)
     }
 
     /// What would be reclaimed were it not for the breaker: the report of an aborted run shows these.
     pub fn planned_reclaims(&self) -> impl Iterator<Item = &Decision> {
         self.decisions
             .iter()
-            .take_while(|d| d.action == Action::Reclaim)
+            .take_while(|d| d.verdict == Verdict::Reclaim)
     }
 
     /// Candidates, reclaimed or deferred, in reclaim order.
     pub fn candidates(&self) -> impl Iterator<Item = &Decision> {
         self.decisions
             .iter()
-            .take_while(|d| d.action != Action::Keep)
+            .take_while(|d| d.verdict != Verdict::Keep)
     }
 
     /// The counts summed over all access types.
@@ -139,7 +139,7 @@ pub(super) fn percent(part: u64, whole: u64, limit: u32) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub allocation: Allocation,
-    pub action: Action,
+    pub verdict: Verdict,
     pub reason: Reason,
 }
 
@@ -154,10 +154,10 @@ impl Decision {
     }
 }
 
-/// What happens to an allocation.
+/// What the engine decided to do with an allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub enum Verdict {
     /// Deallocate it.
     Reclaim,
     /// A candidate cut by `maxReclaimsPerRun`; a later run takes it.
@@ -166,18 +166,18 @@ pub enum Action {
     Keep,
 }
 
-impl Action {
+impl Verdict {
     /// Stable name for reports.
     pub fn code(self) -> &'static str {
         match self {
-            Action::Reclaim => "reclaim",
-            Action::Deferred => "deferred",
-            Action::Keep => "keep",
+            Verdict::Reclaim => "reclaim",
+            Verdict::Deferred => "deferred",
+            Verdict::Keep => "keep",
         }
     }
 }
 
-impl fmt::Display for Action {
+impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
     }

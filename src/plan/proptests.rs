@@ -412,7 +412,7 @@ proptest! {
         given.sort_unstable();
         prop_assert_eq!(decided, given);
 
-        for d in plan.decisions.iter().filter(|d| d.action != Action::Keep) {
+        for d in plan.decisions.iter().filter(|d| d.verdict != Verdict::Keep) {
             let a = &d.allocation;
             prop_assert!(!protected(spec, a, &s.users), "{} of {} is protected but {}", a.id, a.user, d.reason);
             prop_assert!(!a.quarantined, "{} is quarantined", a.id);
@@ -454,12 +454,12 @@ proptest! {
         prop_assert!(since.windows(2).all(|w| w[0] <= w[1]), "reclaims out of order: {:?}", since);
 
         // Candidates come first, the reclaimed ones before the deferred ones.
-        let actions: Vec<Action> = plan.decisions.iter().map(|d| d.action).collect();
-        let first_deferred = actions.iter().position(|&a| a != Action::Reclaim).unwrap_or(actions.len());
-        let first_kept = actions.iter().position(|&a| a == Action::Keep).unwrap_or(actions.len());
-        prop_assert!(actions[..first_deferred].iter().all(|&a| a == Action::Reclaim));
-        prop_assert!(actions[first_deferred..first_kept].iter().all(|&a| a == Action::Deferred));
-        prop_assert!(actions[first_kept..].iter().all(|&a| a == Action::Keep));
+        let verdicts: Vec<Verdict> = plan.decisions.iter().map(|d| d.verdict).collect();
+        let first_deferred = verdicts.iter().position(|&a| a != Verdict::Reclaim).unwrap_or(verdicts.len());
+        let first_kept = verdicts.iter().position(|&a| a == Verdict::Keep).unwrap_or(verdicts.len());
+        prop_assert!(verdicts[..first_deferred].iter().all(|&a| a == Verdict::Reclaim));
+        prop_assert!(verdicts[first_deferred..first_kept].iter().all(|&a| a == Verdict::Deferred));
+        prop_assert!(verdicts[first_kept..].iter().all(|&a| a == Verdict::Keep));
 
         for (t, c) in &plan.per_type {
             prop_assert_eq!(c.fetched, c.candidates + c.excluded + c.kept, "{}", t);

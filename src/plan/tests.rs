@@ -129,9 +129,9 @@ fn decide_one(rules: &Rules, allocation: Allocation) -> Decision {
     only(&plan, &allocation.id)
 }
 
-fn assert_reason(decision: &Decision, action: Action, code: &str, text: &str) {
+fn assert_reason(decision: &Decision, verdict: Verdict, code: &str, text: &str) {
     assert_eq!(
-        decision.action, action,
+        decision.verdict, verdict,
         "{}: {}",
         decision.allocation.id, decision.reason
     );
@@ -330,7 +330,7 @@ fn inactive_is_reclaimed() {
     );
     assert_reason(
         &d,
-        Action::Reclaim,
+        Verdict::Reclaim,
         "inactive",
         "not used for 94 days (threshold 30)",
     );
@@ -344,7 +344,7 @@ fn never_used_past_grace_is_reclaimed() {
     );
     assert_reason(
         &d,
-        Action::Reclaim,
+        Verdict::Reclaim,
         "never-used",
         "never used; allocated 40 days ago (grace 14)",
     );
@@ -356,14 +356,19 @@ fn recently_used_is_active() {
         &rules(),
         used(alloc("a", Professional, "CORP", "jdoe"), days_ago(3)),
     );
-    assert_reason(&d, Action::Keep, "active", "used 3 days ago (threshold 30)");
+    assert_reason(
+        &d,
+        Verdict::Keep,
+        "active",
+        "used 3 days ago (threshold 30)",
+    );
     let d = decide_one(
         &rules(),
         used(alloc("a", Professional, "CORP", "jdoe"), now()),
     );
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "active",
         "used less than a day ago (threshold 30)",
     );
@@ -371,7 +376,7 @@ fn recently_used_is_active() {
         &rules(),
         used(alloc("a", Professional, "CORP", "jdoe"), days_ago(1)),
     );
-    assert_reason(&d, Action::Keep, "active", "used 1 day ago (threshold 30)");
+    assert_reason(&d, Verdict::Keep, "active", "used 1 day ago (threshold 30)");
 }
 
 #[test]
@@ -382,7 +387,7 @@ fn future_last_use_is_active() {
     );
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "active",
         "last use date is in the future; treated as used (threshold 30)",
     );
@@ -402,7 +407,7 @@ fn never_used_within_grace_is_kept() {
     );
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "never-used-grace",
         "never used; allocated 5 days ago, within the 14-day grace",
     );
@@ -412,7 +417,7 @@ fn never_used_within_grace_is_kept() {
     );
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "never-used-grace",
         "never used; createdDate is in the future, treated as within the 14-day grace",
     );
@@ -426,7 +431,7 @@ fn never_used_without_created_date_is_kept() {
     );
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "unknown-date",
         "never used and no createdDate; kept",
     );
@@ -439,7 +444,7 @@ fn unreadable_last_use_is_kept() {
     let d = decide_one(&rules(), a);
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "unknown-date",
         r#"last use date "garbage" cannot be read; kept"#,
     );
@@ -458,7 +463,7 @@ fn quarantined_is_kept() {
     let d = decide_one(&rules(), a.clone());
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "quarantined",
         "quarantined until 2026-11-20",
     );
@@ -466,7 +471,7 @@ fn quarantined_is_kept() {
     let d = decide_one(&rules(), a);
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "quarantined",
         "quarantined (Qlik already deallocated it)",
     );
@@ -481,7 +486,7 @@ fn login_passes_are_never_deallocated() {
     );
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "login-group",
         "login access passes are groups; never deallocated",
     );
@@ -495,7 +500,7 @@ fn unconfigured_access_type_is_not_touched() {
     );
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "not-managed",
         "accessTypes.analyzer is not configured; not touched",
     );
@@ -532,7 +537,7 @@ fn used_exactly_inactive_days_ago_is_inactive() {
     let d = decide_one(&rules(), a);
     assert_reason(
         &d,
-        Action::Reclaim,
+        Verdict::Reclaim,
         "inactive",
         "not used for 30 days (threshold 30)",
     );
@@ -544,7 +549,7 @@ fn used_a_second_inside_the_threshold_is_active() {
     let d = decide_one(&rules(), used(alloc("a", Professional, "CORP", "jdoe"), at));
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "active",
         "used 29 days ago (threshold 30)",
     );
@@ -555,7 +560,7 @@ fn used_a_second_inside_the_threshold_is_active() {
     let d = decide_one(&rules(), used(alloc("a", Professional, "CORP", "jdoe"), at));
     assert_reason(
         &d,
-        Action::Reclaim,
+        Verdict::Reclaim,
         "inactive",
         "not used for 30 days (threshold 30)",
     );
@@ -569,7 +574,7 @@ fn never_used_grace_boundary() {
     );
     assert_reason(
         &d,
-        Action::Reclaim,
+        Verdict::Reclaim,
         "never-used",
         "never used; allocated 14 days ago (grace 14)",
     );
@@ -580,7 +585,7 @@ fn never_used_grace_boundary() {
     );
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "never-used-grace",
         "never used; allocated 13 days ago, within the 14-day grace",
     );
@@ -595,7 +600,7 @@ fn minimum_grace_of_one_day() {
     );
     assert_reason(
         &d,
-        Action::Reclaim,
+        Verdict::Reclaim,
         "never-used",
         "never used; allocated 1 day ago (grace 1)",
     );
@@ -662,10 +667,10 @@ fn scope_directories_admit_only_their_users() {
             alloc("out", Professional, "EXT", "b"),
         ],
     );
-    assert_eq!(only(&plan, "in").action, Action::Reclaim);
+    assert_eq!(only(&plan, "in").verdict, Verdict::Reclaim);
     assert_reason(
         &only(&plan, "out"),
-        Action::Keep,
+        Verdict::Keep,
         "out-of-scope",
         "outside scope.userDirectories",
     );
@@ -682,11 +687,11 @@ fn scope_users_is_a_predefined_list() {
             alloc("other", Professional, "CORP", "alice"),
         ],
     );
-    assert_eq!(only(&plan, "listed").action, Action::Reclaim);
-    assert_eq!(only(&plan, "wild").action, Action::Reclaim);
+    assert_eq!(only(&plan, "listed").verdict, Verdict::Reclaim);
+    assert_eq!(only(&plan, "wild").verdict, Verdict::Reclaim);
     assert_reason(
         &only(&plan, "other"),
-        Action::Keep,
+        Verdict::Keep,
         "out-of-scope",
         "outside scope.users",
     );
@@ -706,7 +711,7 @@ fn scope_lists_both_have_to_admit() {
             alloc("user-only", Professional, "EXT", "jdoe"),
         ],
     );
-    assert_eq!(only(&plan, "both").action, Action::Reclaim);
+    assert_eq!(only(&plan, "both").verdict, Verdict::Reclaim);
     assert_eq!(
         only(&plan, "dir-only").reason.to_string(),
         "outside scope.users"
@@ -728,7 +733,7 @@ fn large_scope_list_is_looked_up_not_scanned() {
             alloc("out", Professional, "CORP", "user10000"),
         ],
     );
-    assert_eq!(only(&plan, "in").action, Action::Reclaim);
+    assert_eq!(only(&plan, "in").verdict, Verdict::Reclaim);
     assert_eq!(only(&plan, "out").reason.code(), "out-of-scope");
 }
 
@@ -740,7 +745,7 @@ fn excluded_directory() {
     let d = decide_one(&rules, alloc("a", Professional, "internal", "sa_scheduler"));
     assert_reason(
         &d,
-        Action::Keep,
+        Verdict::Keep,
         "excluded",
         "excluded: user directory INTERNAL",
     );
@@ -762,7 +767,7 @@ fn excluded_user_patterns() {
     );
     assert_reason(
         &only(&plan, "sa"),
-        Action::Keep,
+        Verdict::Keep,
         "excluded",
         r"excluded by exclude.users pattern INTERNAL\sa_*",
     );
@@ -774,8 +779,8 @@ fn excluded_user_patterns() {
         only(&plan, "board").reason.to_string(),
         r"excluded by exclude.users pattern BOARD\*"
     );
-    assert_eq!(only(&plan, "free").action, Action::Reclaim);
-    assert_eq!(only(&plan, "free2").action, Action::Reclaim);
+    assert_eq!(only(&plan, "free").verdict, Verdict::Reclaim);
+    assert_eq!(only(&plan, "free2").verdict, Verdict::Reclaim);
     assert_eq!(plan.per_type[&Professional].excluded, 3);
 }
 
@@ -829,7 +834,7 @@ fn excluded_tag() {
     );
     assert_reason(
         &only(&plan, "a"),
-        Action::Keep,
+        Verdict::Keep,
         "excluded",
         "excluded: tag VIP",
     );
@@ -846,7 +851,7 @@ fn excluded_role() {
     );
     assert_reason(
         &only(&plan, "a"),
-        Action::Keep,
+        Verdict::Keep,
         "excluded",
         "excluded: role RootAdmin",
     );
@@ -871,12 +876,12 @@ fn excluded_custom_property_with_listed_values() {
     );
     assert_reason(
         &only(&plan, "a"),
-        Action::Keep,
+        Verdict::Keep,
         "excluded",
         "excluded: custom property LicenseCleanup=Exempt",
     );
-    assert_eq!(only(&plan, "b").action, Action::Reclaim);
-    assert_eq!(only(&plan, "c").action, Action::Reclaim);
+    assert_eq!(only(&plan, "b").verdict, Verdict::Reclaim);
+    assert_eq!(only(&plan, "c").verdict, Verdict::Reclaim);
 }
 
 #[test]
@@ -893,7 +898,7 @@ fn excluded_custom_property_with_any_value() {
     );
     assert_reason(
         &only(&plan, "a"),
-        Action::Keep,
+        Verdict::Keep,
         "excluded",
         "excluded: custom property Board=Chair",
     );
@@ -929,7 +934,7 @@ fn custom_property_entries_for_one_name_merge() {
         only(&plan, "a").reason.to_string(),
         "excluded: custom property Dept=Legal"
     );
-    assert_eq!(only(&plan, "b").action, Action::Reclaim);
+    assert_eq!(only(&plan, "b").verdict, Verdict::Reclaim);
 }
 
 #[test]
@@ -953,7 +958,7 @@ fn a_list_missing_from_a_user_record_is_unknown_not_empty() {
             vec![admin],
         );
         let decision = only(&plan, "a");
-        assert_eq!(decision.action, Action::Keep, "{field}");
+        assert_eq!(decision.verdict, Verdict::Keep, "{field}");
         assert_eq!(decision.reason, Reason::Incomplete { field }, "{field}");
         assert_eq!(decision.reason.code(), "unknown-data");
     }
@@ -965,7 +970,7 @@ fn a_list_missing_from_a_user_record_is_unknown_not_empty() {
         &[alloc("a", Professional, "CORP", "plain")],
         vec![user],
     );
-    assert_eq!(only(&plan, "a").action, Action::Reclaim);
+    assert_eq!(only(&plan, "a").verdict, Verdict::Reclaim);
 }
 
 #[test]
@@ -975,7 +980,7 @@ fn an_allocation_missing_a_decision_field_is_kept() {
         a.incomplete = Some(field);
         let plan = decide(&rules(), &[a], &HashMap::new(), &BTreeMap::new(), now());
         let decision = only(&plan, "a");
-        assert_eq!(decision.action, Action::Keep, "{field}");
+        assert_eq!(decision.verdict, Verdict::Keep, "{field}");
         assert_eq!(
             decision.reason.to_string(),
             format!("QRS sent no usable {field}; kept (a missing value is never read as none)")
@@ -995,11 +1000,11 @@ fn missing_user_record_is_kept_when_records_are_needed() {
     );
     assert_reason(
         &only(&plan, "a"),
-        Action::Keep,
+        Verdict::Keep,
         "user-not-found",
         "user record not found in QRS; kept",
     );
-    assert_eq!(only(&plan, "b").action, Action::Reclaim);
+    assert_eq!(only(&plan, "b").verdict, Verdict::Reclaim);
     let counts = plan.per_type[&Professional];
     assert_eq!((counts.kept, counts.excluded, counts.reclaim), (1, 0, 1));
 }
@@ -1113,19 +1118,19 @@ fn cap_defers_the_rest_to_the_next_run() {
     assert_eq!(reclaim_ids(&plan), ["u-80", "u-70"]);
     assert_reason(
         &only(&plan, "p-never-60"),
-        Action::Deferred,
+        Verdict::Deferred,
         "over-cap",
         "over limits.maxReclaimsPerRun (2); left for the next run (never used, allocated 60 days ago)",
     );
     assert_reason(
         &only(&plan, "p-40"),
-        Action::Deferred,
+        Verdict::Deferred,
         "over-cap",
         "over limits.maxReclaimsPerRun (2); left for the next run (not used for 40 days)",
     );
     let deferred: Vec<&str> = plan
         .candidates()
-        .filter(|d| d.action == Action::Deferred)
+        .filter(|d| d.verdict == Verdict::Deferred)
         .map(|d| d.allocation.id.as_str())
         .collect();
     assert_eq!(deferred, ["p-never-60", "p-40"]);
@@ -1189,7 +1194,7 @@ fn breaker_trips_just_above_the_limit() {
     );
     // Decisions stay as computed, for the report.
     assert_eq!(plan.per_type[&Professional].reclaim, 6);
-    assert_eq!(plan.decisions[0].action, Action::Reclaim);
+    assert_eq!(plan.decisions[0].verdict, Verdict::Reclaim);
 }
 
 #[test]
@@ -1365,10 +1370,10 @@ fn non_candidates_keep_their_input_order() {
 }
 
 #[test]
-fn action_codes() {
-    assert_eq!(Action::Reclaim.to_string(), "reclaim");
-    assert_eq!(Action::Deferred.code(), "deferred");
-    assert_eq!(Action::Keep.code(), "keep");
+fn verdict_codes() {
+    assert_eq!(Verdict::Reclaim.to_string(), "reclaim");
+    assert_eq!(Verdict::Deferred.code(), "deferred");
+    assert_eq!(Verdict::Keep.code(), "keep");
 }
 
 #[test]
