@@ -407,6 +407,24 @@ mod api_tests {
         }
     }
 
+    /// A reconcile context on a scripted API server, and the handle that scripts it.
+    fn scripted() -> (Arc<Context>, ApiHandle) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        (context(Client::new(service, "default")), handle)
+    }
+
+    /// How a reconcile writes the status: it reads the policy as it is now, then patches; the patch.
+    async fn status_write(handle: &mut ApiHandle, object: &Value) -> Value {
+        expect(handle, "GET", POLICY_PATH, object.clone()).await;
+        expect(
+            handle,
+            "PATCH",
+            &format!("{POLICY_PATH}/status"),
+            object.clone(),
+        )
+        .await
+    }
+
     fn ready(status: &Value) -> (String, String, String) {
         let ready = status["conditions"]
             .as_array()
@@ -420,18 +438,10 @@ mod api_tests {
     #[tokio::test]
     async fn an_unusable_time_zone_is_reported_once_and_waits_for_a_change() {
         let policy = policy(|s| s.time_zone = "Mars/Olympus_Mons".into());
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let ctx = context(Client::new(service, "default"));
+        let (ctx, mut handle) = scripted();
         let object = serde_json::to_value(&policy).unwrap();
         let server = tokio::spawn(async move {
-            expect(&mut handle, "GET", POLICY_PATH, object.clone()).await;
-            let patch = expect(
-                &mut handle,
-                "PATCH",
-                &format!("{POLICY_PATH}/status"),
-                object.clone(),
-            )
-            .await;
+            let patch = status_write(&mut handle, &object).await;
             assert_eq!(
                 patch["metadata"]["resourceVersion"], "41",
                 "written with a precondition"
@@ -473,18 +483,10 @@ mod api_tests {
             .annotations
             .get_or_insert_with(Default::default)
             .insert(RUN_NOW_ANNOTATION.into(), "now".into());
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let ctx = context(Client::new(service, "default"));
+        let (ctx, mut handle) = scripted();
         let object = serde_json::to_value(&annotated).unwrap();
         let server = tokio::spawn(async move {
-            expect(&mut handle, "GET", POLICY_PATH, object.clone()).await;
-            let patch = expect(
-                &mut handle,
-                "PATCH",
-                &format!("{POLICY_PATH}/status"),
-                object.clone(),
-            )
-            .await;
+            let patch = status_write(&mut handle, &object).await;
             let (status, reason, message) = ready(&patch["status"]);
             assert_eq!(
                 (status.as_str(), reason.as_str(), message.as_str()),
@@ -513,18 +515,10 @@ mod api_tests {
     #[tokio::test]
     async fn a_valid_policy_sleeps_until_its_next_instant() {
         let policy = policy(|s| s.schedule = "0 3 * * *".into());
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let ctx = context(Client::new(service, "default"));
+        let (ctx, mut handle) = scripted();
         let object = serde_json::to_value(&policy).unwrap();
         let server = tokio::spawn(async move {
-            expect(&mut handle, "GET", POLICY_PATH, object.clone()).await;
-            let patch = expect(
-                &mut handle,
-                "PATCH",
-                &format!("{POLICY_PATH}/status"),
-                object.clone(),
-            )
-            .await;
+            let patch = status_write(&mut handle, &object).await;
             let next: Timestamp = patch["status"]["nextScheduleTime"]
                 .as_str()
                 .expect("next run")

@@ -51,14 +51,19 @@ pub(crate) fn client_config(
                 .map_err(|_| format!("tls.serverName {name:?} is not a valid host name"))?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(FixedNameVerifier {
-                    inner: webpki,
-                    name,
+                .with_custom_certificate_verifier(Arc::new(SiteVerifier {
+                    chain: Some((webpki, name)),
+                    provider,
                 }))
         }
-        ServerVerification::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification { provider })),
+        ServerVerification::Insecure => {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(SiteVerifier {
+                    chain: None,
+                    provider,
+                }))
+        }
     };
     let mut config = builder
         .with_client_auth_cert(
@@ -70,14 +75,17 @@ pub(crate) fn client_config(
     Ok(config)
 }
 
-/// Checks the chain against the root CA as usual, but for a configured name rather than the URL's host.
+/// The two ways Qlik sites need besides the usual check: the chain against the root CA for a configured name
+/// rather than the URL's host (`chain: Some`), or, loudly, no check of the certificate at all (`chain: None`).
+/// The handshake signatures are checked either way, so the session keys are sound; without a chain check anyone on
+/// the path can impersonate Qlik.
 #[derive(Debug)]
-struct FixedNameVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-    name: ServerName<'static>,
+struct SiteVerifier {
+    chain: Option<(Arc<WebPkiServerVerifier>, ServerName<'static>)>,
+    provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for FixedNameVerifier {
+impl ServerCertVerifier for SiteVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -86,50 +94,12 @@ impl ServerCertVerifier for FixedNameVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// Accepts any server certificate. The handshake signatures are still checked so the session keys are sound,
-/// but anyone on the path can impersonate Qlik.
-#[derive(Debug)]
-struct NoVerification {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        match &self.chain {
+            Some((webpki, name)) => {
+                webpki.verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
+            }
+            None => Ok(ServerCertVerified::assertion()),
+        }
     }
 
     fn verify_tls12_signature(

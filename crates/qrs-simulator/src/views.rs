@@ -525,17 +525,7 @@ impl SiteState {
             })
         };
         let user = self.type_counts(SimAccessType::User);
-        let login_allocated: u64 = self
-            .login_groups
-            .values()
-            .map(|g| u64::from(g.assigned_tokens))
-            .sum();
-        let login_used_passes: u64 = self
-            .login_groups
-            .values()
-            .map(|g| u64::from(self.used_passes(g.id)))
-            .sum();
-        let login_used = login_used_passes.div_ceil(u64::from(PASSES_PER_TOKEN));
+        let (login_allocated, login_used) = self.login_tokens();
         let tokens = u64::from(self.seats.tokens);
         let spent = user.allocated + user.quarantined + login_allocated;
         serde_json::json!({
@@ -571,21 +561,20 @@ impl SiteState {
         })
     }
 
+    /// Tokens assigned to login access groups, and tokens their passes in use cost (ten passes a token).
+    fn login_tokens(&self) -> (u64, u64) {
+        let groups = self.login_groups.values();
+        let allocated: u64 = groups.clone().map(|g| u64::from(g.assigned_tokens)).sum();
+        let used_passes: u64 = groups.map(|g| u64::from(self.used_passes(g.id))).sum();
+        (allocated, used_passes.div_ceil(u64::from(PASSES_PER_TOKEN)))
+    }
+
     /// `GET /qrs/license/accesstypeinfo` (deprecated in QRS, still served).
     pub(crate) fn access_type_info(&self) -> serde_json::Value {
         let user = self.type_counts(SimAccessType::User);
         let prof = self.type_counts(SimAccessType::Professional);
         let anal = self.type_counts(SimAccessType::Analyzer);
-        let login_allocated: u64 = self
-            .login_groups
-            .values()
-            .map(|g| u64::from(g.assigned_tokens))
-            .sum();
-        let login_used_passes: u64 = self
-            .login_groups
-            .values()
-            .map(|g| u64::from(self.used_passes(g.id)))
-            .sum();
+        let (login_allocated, login_used) = self.login_tokens();
         let tokens = u64::from(self.seats.tokens);
         serde_json::json!({
             "totalTokens": tokens,
@@ -593,8 +582,8 @@ impl SiteState {
             "loginAccessType": {
                 "tokenCost": 1,
                 "allocatedTokens": login_allocated,
-                "usedTokens": login_used_passes.div_ceil(u64::from(PASSES_PER_TOKEN)),
-                "unavailableTokens": login_used_passes.div_ceil(u64::from(PASSES_PER_TOKEN)),
+                "usedTokens": login_used,
+                "unavailableTokens": login_used,
                 "schemaPath": "AccessTypeInfo.AccessTypeInfoDetails",
             },
             "userAccessType": {

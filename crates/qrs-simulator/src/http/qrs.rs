@@ -119,109 +119,124 @@ pub(super) fn json_collection(
     serve_collection(op, rows.iter().map(JsonRow).collect(), query, body)
 }
 
+impl Call<'_> {
+    /// What the collection was asked for: a DELETE's id, or a read.
+    fn target(&self) -> Result<Target, Reply> {
+        if self.req.method == Method::DELETE {
+            return delete_target(self.rest, self.original).map(Target::Delete);
+        }
+        collection_op(self.req.method, self.rest, self.original).map(Target::Read)
+    }
+
+    /// Records a deletion QRS carried out.
+    fn record_deletion(&self, deleted: Deleted) {
+        self.shared.record_deletion(RecordedDeletion {
+            at: self.now,
+            listener: self.req.listener,
+            access_type: deleted.access_type,
+            allocation_id: deleted.id,
+            user: deleted.user,
+            user_directory: deleted.directory,
+            user_id: deleted.user_id,
+            outcome: deleted.outcome,
+            requested_by: Some(self.identity.clone()),
+        });
+    }
+}
+
+/// What a request to a collection is after.
+enum Target {
+    Delete(Uuid),
+    Read(CollectionOp),
+}
+
+/// One deletion, for the record.
+struct Deleted {
+    access_type: SimAccessType,
+    id: Uuid,
+    user: Option<Uuid>,
+    directory: String,
+    user_id: String,
+    outcome: DeletionOutcome,
+}
+
 pub(super) fn login_groups(call: &Call<'_>, site: &mut SiteState) -> Reply {
-    let Call {
-        shared,
-        req,
-        identity,
-        query,
-        rest,
-        original,
-        ..
-    } = *call;
-    if req.method == Method::DELETE {
-        let id = match delete_target(rest, original) {
-            Ok(id) => id,
-            Err(reply) => return reply,
-        };
+    match call.target() {
+        Err(reply) => reply,
         // A login access type is a group: deleting it removes the whole group and its passes.
-        return match site.delete_login_group(id) {
+        Ok(Target::Delete(id)) => match site.delete_login_group(id) {
             Some(_) => {
-                shared.record_deletion(RecordedDeletion {
-                    at: shared.now(),
-                    listener: req.listener,
+                call.record_deletion(Deleted {
                     access_type: SimAccessType::Login,
-                    allocation_id: id,
+                    id,
                     user: None,
-                    user_directory: String::new(),
+                    directory: String::new(),
                     user_id: String::new(),
                     outcome: DeletionOutcome::Removed,
-                    requested_by: Some(identity.clone()),
                 });
                 Reply::empty(StatusCode::NO_CONTENT)
             }
             None => Reply::not_found(),
-        };
+        },
+        Ok(Target::Read(op)) => {
+            let p = call.query.flag("privileges");
+            let rows: Vec<serde_json::Value> = site
+                .login_groups()
+                .map(|g| site.login_group_json(g, p))
+                .collect();
+            serve_collection(
+                op,
+                rows.iter().map(JsonRow).collect(),
+                call.query,
+                call.req.body,
+            )
+        }
     }
-    let op = match collection_op(req.method, rest, original) {
-        Ok(op) => op,
-        Err(reply) => return reply,
-    };
-    let p = query.flag("privileges");
-    let rows: Vec<serde_json::Value> = site
-        .login_groups()
-        .map(|g| site.login_group_json(g, p))
-        .collect();
-    serve_collection(op, rows.iter().map(JsonRow).collect(), query, req.body)
 }
 
 pub(super) fn allocations(call: &Call<'_>, site: &mut SiteState, kind: SimAccessType) -> Reply {
-    let Call {
-        shared,
-        req,
-        identity,
-        query,
-        now,
-        rest,
-        original,
-    } = *call;
-    if req.method == Method::DELETE {
-        let id = match delete_target(rest, original) {
-            Ok(id) => id,
-            Err(reply) => return reply,
-        };
-        let by = identity.to_string();
-        return match site.deallocate(kind, id, now, &by) {
-            Some((outcome, rec)) => {
-                let user = rec.user.and_then(|u| site.user(u));
-                let (user_directory, user_id) = match (user, &rec.deleted_user) {
-                    (Some(u), _) => (u.user_directory.clone(), u.user_id.clone()),
-                    (None, Some((d, i))) => (d.clone(), i.clone()),
-                    (None, None) => (String::new(), String::new()),
-                };
-                shared.record_deletion(RecordedDeletion {
-                    at: now,
-                    listener: req.listener,
-                    access_type: kind,
-                    allocation_id: id,
-                    user: rec.user,
-                    user_directory,
-                    user_id,
-                    outcome,
-                    requested_by: Some(identity.clone()),
-                });
-                Reply::empty(StatusCode::NO_CONTENT)
-            }
-            None => Reply::not_found(),
-        };
-    }
-    if req.method == Method::POST && rest.is_empty() {
+    if call.req.method == Method::POST && call.rest.is_empty() {
+        let privileges = call.query.flag("privileges");
         return create_allocation(
             site,
             kind,
-            req.body,
-            identity,
-            now,
-            query.flag("privileges"),
+            call.req.body,
+            call.identity,
+            call.now,
+            privileges,
         );
     }
-    let op = match collection_op(req.method, rest, original) {
-        Ok(op) => op,
-        Err(reply) => return reply,
-    };
-    let site: &SiteState = site;
-    let rows: Vec<AllocView<'_>> = site.allocations(kind).map(|a| site.alloc_view(a)).collect();
-    serve_collection(op, rows, query, req.body)
+    match call.target() {
+        Err(reply) => reply,
+        Ok(Target::Delete(id)) => {
+            let Some((outcome, rec)) =
+                site.deallocate(kind, id, call.now, &call.identity.to_string())
+            else {
+                return Reply::not_found();
+            };
+            let user = rec.user.and_then(|u| site.user(u));
+            let (directory, user_id) = match (user, &rec.deleted_user) {
+                (Some(u), _) => (u.user_directory.clone(), u.user_id.clone()),
+                (None, Some((d, i))) => (d.clone(), i.clone()),
+                (None, None) => (String::new(), String::new()),
+            };
+            call.record_deletion(Deleted {
+                access_type: kind,
+                id,
+                user: rec.user,
+                directory,
+                user_id,
+                outcome,
+            });
+            Reply::empty(StatusCode::NO_CONTENT)
+        }
+        Ok(Target::Read(op)) => {
+            let site: &SiteState = site;
+            let rows: Vec<AllocView<'_>> =
+                site.allocations(kind).map(|a| site.alloc_view(a)).collect();
+            serve_collection(op, rows, call.query, call.req.body)
+        }
+    }
 }
 
 /// `POST /qrs/license/<type>accesstype` with `{"user": {"id": ...}}`: allocates a seat, as QMC's "Allocate" does.
@@ -287,30 +302,18 @@ pub(super) fn delete_target(rest: &[&str], original: &[&str]) -> Result<Uuid, Re
 }
 
 pub(super) fn users(call: &Call<'_>, site: &mut SiteState) -> Reply {
-    let Call {
-        req,
-        identity,
-        query,
-        now,
-        rest,
-        original,
-        ..
-    } = *call;
-    if req.method == Method::DELETE {
-        let id = match delete_target(rest, original) {
-            Ok(id) => id,
-            Err(reply) => return reply,
-        };
-        return match site.delete_user(id, millis(now), &identity.to_string()) {
-            Ok(()) => Reply::empty(StatusCode::NO_CONTENT),
-            Err(_) => Reply::not_found(),
-        };
+    match call.target() {
+        Err(reply) => reply,
+        Ok(Target::Delete(id)) => {
+            match site.delete_user(id, millis(call.now), &call.identity.to_string()) {
+                Ok(()) => Reply::empty(StatusCode::NO_CONTENT),
+                Err(_) => Reply::not_found(),
+            }
+        }
+        Ok(Target::Read(op)) => {
+            let site: &SiteState = site;
+            let rows: Vec<UserView<'_>> = site.users().map(|u| site.user_view(u)).collect();
+            serve_collection(op, rows, call.query, call.req.body)
+        }
     }
-    let op = match collection_op(req.method, rest, original) {
-        Ok(op) => op,
-        Err(reply) => return reply,
-    };
-    let site: &SiteState = site;
-    let rows: Vec<UserView<'_>> = site.users().map(|u| site.user_view(u)).collect();
-    serve_collection(op, rows, query, req.body)
 }
