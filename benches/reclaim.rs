@@ -269,16 +269,10 @@ async fn read_site(
             .collect()
     };
     let needed: Vec<String> = needed.into_iter().filter(|id| !id.is_empty()).collect();
-    let batch = if one_user_a_request {
-        1
-    } else {
-        needed.len().max(1)
-    };
-    for (n, ids) in needed.chunks(batch).enumerate() {
+    // The product's client batches 50 users a request; the sequential approach asks for each alone.
+    let batch = if one_user_a_request { 1 } else { usize::MAX };
+    for ids in needed.chunks(batch) {
         site.users.extend(client.users(ids).await?);
-        if one_user_a_request && (n + 1) % 5_000 == 0 {
-            eprintln!("(b) sequential: {} of {} users", n + 1, needed.len());
-        }
     }
     Ok(site)
 }
@@ -460,21 +454,30 @@ impl RunMeasure {
     }
 }
 
+/// A simulator with the latency of (b) and the enforcing policy against it, its records cleared.
+async fn start_run(
+    options: &Options,
+    users: usize,
+    reclaims: u32,
+    concurrency: u32,
+) -> Result<(Simulator, LicenseCleanupPolicySpec), BoxError> {
+    let latency = Duration::from_millis(options.latency_ms);
+    let simulator = start_simulator(options.seed, users, latency).await?;
+    let spec = policy(&simulator, reclaims, concurrency);
+    simulator.clear_records();
+    Ok((simulator, spec))
+}
+
 /// The product: `run::execute` with the enforcing policy.
 async fn product_run(
     options: &Options,
     users: usize,
     reclaims: u32,
 ) -> Result<RunMeasure, BoxError> {
-    let latency = Duration::from_millis(options.latency_ms);
-    let simulator = start_simulator(options.seed, users, latency).await?;
+    let concurrency = options.concurrency;
+    let (simulator, spec) = start_run(options, users, reclaims, concurrency).await?;
     let credentials = Credentials::from_entries(&simulator.pki().secret_entries())?;
-    let spec = policy(&simulator, reclaims, options.concurrency);
-    simulator.clear_records();
-    eprintln!(
-        "(b) product run: run::execute, concurrency {}",
-        spec.site.concurrency
-    );
+    eprintln!("(b) product run: run::execute, concurrency {concurrency}");
     let (cpu0, start) = (process_cpu(), Instant::now());
     let context = RunContext {
         credentials: &credentials,
@@ -502,9 +505,7 @@ async fn sequential_run(
     users: usize,
     reclaims: u32,
 ) -> Result<RunMeasure, BoxError> {
-    let latency = Duration::from_millis(options.latency_ms);
-    let simulator = start_simulator(options.seed, users, latency).await?;
-    let spec = policy(&simulator, reclaims, 1);
+    let (simulator, spec) = start_run(options, users, reclaims, 1).await?;
     let rules = policy::rules(&spec)?;
     let client = connect(&simulator, &spec).await?;
     simulator.clear_records();

@@ -19,13 +19,7 @@ TOOL=helm
 # shellcheck source-path=SCRIPTDIR source=lib/go-build.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/go-build.sh"
 
-[[ $# -eq 1 && -n $1 ]] || {
-	echo "usage: $0 OUT_DIR" >&2
-	exit 2
-}
-mkdir -p "$1"
-OUT_DIR=$(cd "$1" && pwd)
-BIN="$OUT_DIR/helm"
+single_tool_setup "$@"
 
 # have: OUT_DIR/helm exists, runs, and reports the pinned version.
 have() {
@@ -39,14 +33,7 @@ build_once "helm ${HELM_VERSION}"
 
 go_build_env
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/helm-build.XXXXXX")
-TMP_BIN="$OUT_DIR/.helm.tmp.$$"
-cleanup() {
-	heartbeat_stop
-	rm -rf "$WORK"
-	rm -f "$TMP_BIN"
-}
-trap cleanup EXIT
+build_workspace
 
 start=$SECONDS
 

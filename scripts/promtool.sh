@@ -25,13 +25,7 @@ TOOL=promtool
 # shellcheck source-path=SCRIPTDIR source=lib/go-build.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/go-build.sh"
 
-[[ $# -eq 1 && -n $1 ]] || {
-	echo "usage: $0 OUT_DIR" >&2
-	exit 2
-}
-mkdir -p "$1"
-OUT_DIR=$(cd "$1" && pwd)
-BIN="$OUT_DIR/promtool"
+single_tool_setup "$@"
 
 # have: OUT_DIR/promtool exists, runs, and reports the pinned version.
 have() {
@@ -45,14 +39,7 @@ build_once "promtool ${PROMETHEUS_VERSION}"
 
 go_build_env
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/promtool.XXXXXX")
-TMP_BIN="$OUT_DIR/.promtool.tmp.$$"
-cleanup() {
-	heartbeat_stop
-	rm -rf "$WORK"
-	rm -f "$TMP_BIN"
-}
-trap cleanup EXIT
+build_workspace
 
 start=$SECONDS
 

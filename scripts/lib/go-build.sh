@@ -8,6 +8,26 @@ die() {
 	exit 1
 }
 
+# single_tool_setup "$@": for a script that builds one tool TOOL into OUT_DIR (its one argument): sets OUT_DIR
+# (absolute, created) and BIN (OUT_DIR/TOOL).
+single_tool_setup() {
+	[[ $# -eq 1 && -n $1 ]] || {
+		echo "usage: $0 OUT_DIR" >&2
+		exit 2
+	}
+	mkdir -p "$1"
+	OUT_DIR=$(cd "$1" && pwd)
+	BIN="$OUT_DIR/$TOOL"
+}
+
+# build_workspace: a temporary WORK directory and the TMP_BIN the build writes before it is moved to BIN, both
+# removed on exit.
+build_workspace() {
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/$TOOL-build.XXXXXX")
+	TMP_BIN="$OUT_DIR/.$TOOL.tmp.$$"
+	trap 'heartbeat_stop; rm -rf "$WORK"; rm -f "$TMP_BIN"' EXIT
+}
+
 # build_once WHAT: exits (0) when the caller's `have` finds the tool already built; otherwise takes the lock
 # OUT_DIR/.TOOL.lock, so that one process builds while others wait, and checks again once it holds it.
 build_once() {

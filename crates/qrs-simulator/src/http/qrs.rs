@@ -73,15 +73,7 @@ pub(super) fn qrs(
             json_collection(method, rest, &segs[2..], &rows, query, req.body)
         }
         ["license", kind, rest @ ..] => {
-            let call = Call {
-                shared,
-                req,
-                identity,
-                query,
-                now,
-                rest,
-                original: &segs[2..],
-            };
+            let call = Call::new(shared, req, identity, query, now, (rest, &segs[2..]));
             match SimAccessType::from_path_segment(kind) {
                 Some(SimAccessType::Login) => login_groups(&call, &mut site),
                 Some(kind) => allocations(&call, &mut site, kind),
@@ -89,15 +81,7 @@ pub(super) fn qrs(
             }
         }
         ["user", rest @ ..] => {
-            let call = Call {
-                shared,
-                req,
-                identity,
-                query,
-                now,
-                rest,
-                original: &segs[1..],
-            };
+            let call = Call::new(shared, req, identity, query, now, (rest, &segs[1..]));
             users(&call, &mut site)
         }
         _ => Reply::not_found(),
@@ -119,7 +103,27 @@ pub(super) fn json_collection(
     serve_collection(op, rows.iter().map(JsonRow).collect(), query, body)
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    /// `path` is the path below the collection, lower-cased and as sent.
+    fn new(
+        shared: &'a Shared,
+        req: &'a Incoming<'a>,
+        identity: &'a Identity,
+        query: &'a Query,
+        now: Timestamp,
+        (rest, original): (&'a [&'a str], &'a [&'a str]),
+    ) -> Call<'a> {
+        Call {
+            shared,
+            req,
+            identity,
+            query,
+            now,
+            rest,
+            original,
+        }
+    }
+
     /// What the collection was asked for: a DELETE's id, or a read.
     fn target(&self) -> Result<Target, Reply> {
         if self.req.method == Method::DELETE {
