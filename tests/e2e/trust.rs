@@ -93,12 +93,9 @@ async fn an_allocation_id_that_is_no_guid_fails_the_run_before_any_delete() {
     ] {
         let sim = known_site().await;
         sim.inject(
-            FaultRule::always(Fault::Rewrite {
-                field: "id".into(),
-                value: Some(bad.into()),
-            })
-            .method("GET")
-            .path_contains("professionalaccesstype/full"),
+            FaultRule::rewrite("id", Some(bad.into()))
+                .method("GET")
+                .path_contains("professionalaccesstype/full"),
         );
         let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
         assert_eq!(report.result, RunResult::Failed, "{bad}");
@@ -110,13 +107,7 @@ async fn an_allocation_id_that_is_no_guid_fails_the_run_before_any_delete() {
 #[tokio::test]
 async fn a_user_record_without_roles_keeps_the_role_protected_seat() {
     let sim = known_site().await;
-    sim.inject(
-        FaultRule::always(Fault::Rewrite {
-            field: "roles".into(),
-            value: None,
-        })
-        .path_contains("/qrs/user/full"),
-    );
+    sim.inject(FaultRule::rewrite("roles", None).path_contains("/qrs/user/full"));
     let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
     let heidi = report
@@ -136,13 +127,7 @@ async fn a_user_record_without_roles_keeps_the_role_protected_seat() {
 async fn a_missing_or_null_last_use_is_unknown_not_never() {
     for value in [None, Some(serde_json::Value::Null)] {
         let sim = known_site().await;
-        sim.inject(
-            FaultRule::always(Fault::Rewrite {
-                field: "lastUsed".into(),
-                value: value.clone(),
-            })
-            .path_contains("accesstype/full"),
-        );
+        sim.inject(FaultRule::rewrite("lastUsed", value.clone()).path_contains("accesstype/full"));
         let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
         assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
         assert_eq!(report.totals.reclaimed, 0, "{value:?}");
@@ -198,11 +183,8 @@ async fn a_huge_answer_fails_clearly_and_deletes_nothing() {
         false,
         |sim| {
             sim.inject(
-                FaultRule::always(Fault::Rewrite {
-                    field: "value".into(),
-                    value: Some(1_000_000.into()),
-                })
-                .path_contains("professionalaccesstype/count"),
+                FaultRule::rewrite("value", Some(1_000_000.into()))
+                    .path_contains("professionalaccesstype/count"),
             )
         },
         "more than 80000 allocations, more than a run reads",
@@ -223,12 +205,9 @@ async fn a_seat_used_between_the_read_and_the_delete_is_kept() {
             .times(1),
     );
     sim.inject(
-        FaultRule::always(Fault::Rewrite {
-            field: "lastUsed".into(),
-            value: Some(sim.now().to_string().into()),
-        })
-        .method("GET")
-        .path_contains("professionalaccesstype/full"),
+        FaultRule::rewrite("lastUsed", Some(sim.now().to_string().into()))
+            .method("GET")
+            .path_contains("professionalaccesstype/full"),
     );
     let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
     let alice = report
@@ -257,16 +236,16 @@ async fn a_seat_used_between_the_read_and_the_delete_is_kept() {
 async fn an_unreadable_date_is_repeated_only_scrubbed_and_short() {
     let sim = known_site().await;
     sim.inject(
-        FaultRule::always(Fault::Rewrite {
-            field: "lastUsed".into(),
-            value: Some(
+        FaultRule::rewrite(
+            "lastUsed",
+            Some(
                 format!(
                     "error: request ?xrfkey={XRFKEY} failed {}",
                     "x".repeat(5000)
                 )
                 .into(),
             ),
-        })
+        )
         .path_contains("accesstype/full"),
     );
     let report = run_policy(&sim, &policy(&sim), &credentials_with_xrfkey(&sim)).await;

@@ -138,17 +138,11 @@ impl SiteHandle {
                 }
             });
             s.insert_allocation(AllocRec {
-                id,
-                kind: access_type,
-                user: Some(user),
-                deleted_user: None,
-                created,
                 modified: last_used.map_or(created, |t| t.max(created)),
-                modified_by: "INTERNAL\\sa_repository".to_string(),
                 last_used: last_used.map_or(LastUsed::Never, |t| LastUsed::At(millis(t))),
-                excess: false,
                 quarantined,
                 quarantine_end,
+                ..AllocRec::new(id, access_type, user, created, "INTERNAL\\sa_repository")
             })
         })
     }
@@ -217,17 +211,8 @@ impl SiteHandle {
                 None => {
                     let id = s.new_id();
                     s.insert_allocation(AllocRec {
-                        id,
-                        kind: access_type,
-                        user: Some(user),
-                        deleted_user: None,
-                        created: now,
-                        modified: now,
-                        modified_by: "INTERNAL\\sa_repository".to_string(),
                         last_used: LastUsed::At(millis(now)),
-                        excess: false,
-                        quarantined: false,
-                        quarantine_end: None,
+                        ..AllocRec::new(id, access_type, user, now, "INTERNAL\\sa_repository")
                     })
                     .map(Some)
                 }
@@ -283,16 +268,13 @@ impl SiteHandle {
     }
 
     pub fn login_groups(&self) -> Vec<LoginGroupSnapshot> {
-        self.with(|s, _| {
-            s.login_groups()
-                .map(|g| LoginGroupSnapshot {
-                    id: g.id,
-                    name: g.name.clone(),
-                    assigned_tokens: g.assigned_tokens,
-                    used_passes: s.used_passes(g.id),
-                })
-                .collect()
-        })
+        let group = |s: &SiteState, g: &LoginGroupRec| LoginGroupSnapshot {
+            id: g.id,
+            name: g.name.clone(),
+            assigned_tokens: g.assigned_tokens,
+            used_passes: s.used_passes(g.id),
+        };
+        self.with(|s, _| s.login_groups().map(|g| group(s, g)).collect())
     }
 
     /// The allocations of one type, in the order QRS lists them.
@@ -305,35 +287,7 @@ impl SiteHandle {
     }
 
     pub fn users(&self) -> Vec<UserSnapshot> {
-        self.with(|s, _| {
-            s.users()
-                .map(|u| UserSnapshot {
-                    id: u.id,
-                    directory: u.user_directory.clone(),
-                    user_id: u.user_id.clone(),
-                    name: u.name.clone(),
-                    roles: u.roles.clone(),
-                    tags: u
-                        .tags
-                        .iter()
-                        .filter_map(|t| s.tags.get(t))
-                        .map(|t| t.name.clone())
-                        .collect(),
-                    custom_properties: u
-                        .custom_properties
-                        .iter()
-                        .filter_map(|cp| {
-                            s.cp_defs
-                                .get(&cp.definition)
-                                .map(|d| (d.name.clone(), cp.value.clone()))
-                        })
-                        .collect(),
-                    inactive: u.inactive,
-                    removed_externally: u.removed_externally,
-                    blacklisted: u.blacklisted,
-                })
-                .collect()
-        })
+        self.with(|s, _| s.users().map(|u| user_snapshot(s, u)).collect())
     }
 
     pub fn user_count(&self) -> usize {
@@ -402,5 +356,29 @@ impl SiteState {
             login_groups: self.login_groups.len(),
             seats: self.seats,
         }
+    }
+}
+
+fn user_snapshot(s: &SiteState, u: &UserRec) -> UserSnapshot {
+    let tags = u
+        .tags
+        .iter()
+        .filter_map(|t| s.tags.get(t))
+        .map(|t| t.name.clone());
+    let custom_properties = u.custom_properties.iter().filter_map(|cp| {
+        let definition = s.cp_defs.get(&cp.definition)?;
+        Some((definition.name.clone(), cp.value.clone()))
+    });
+    UserSnapshot {
+        id: u.id,
+        directory: u.user_directory.clone(),
+        user_id: u.user_id.clone(),
+        name: u.name.clone(),
+        roles: u.roles.clone(),
+        tags: tags.collect(),
+        custom_properties: custom_properties.collect(),
+        inactive: u.inactive,
+        removed_externally: u.removed_externally,
+        blacklisted: u.blacklisted,
     }
 }

@@ -281,6 +281,14 @@ impl FaultRule {
         }
     }
 
+    /// Rewrites `field` in every answer (or every element of a list answer) to `value`; `None` removes it.
+    pub fn rewrite(field: impl Into<String>, value: Option<serde_json::Value>) -> FaultRule {
+        FaultRule::always(Fault::Rewrite {
+            field: field.into(),
+            value,
+        })
+    }
+
     /// Only requests with this method.
     pub fn method(mut self, method: impl Into<String>) -> FaultRule {
         self.method = Some(method.into());

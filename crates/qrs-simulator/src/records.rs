@@ -171,6 +171,31 @@ pub(crate) struct AllocRec {
     pub(crate) quarantine_end: Option<Timestamp>,
 }
 
+impl AllocRec {
+    /// A seat of `kind` held by `user`, created at `created` by `by`: never used, not quarantined.
+    pub(crate) fn new(
+        id: Uuid,
+        kind: SimAccessType,
+        user: Uuid,
+        created: Timestamp,
+        by: &str,
+    ) -> AllocRec {
+        AllocRec {
+            id,
+            kind,
+            user: Some(user),
+            deleted_user: None,
+            created,
+            modified: created,
+            modified_by: by.to_string(),
+            last_used: LastUsed::Never,
+            excess: false,
+            quarantined: false,
+            quarantine_end: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct LoginGroupRec {
     pub(crate) id: Uuid,

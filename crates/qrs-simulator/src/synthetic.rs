@@ -16,6 +16,9 @@ use crate::records::{AllocRec, LastUsed, NewUser, QUARANTINE, SeatTotals, SimAcc
 use crate::site::SiteState;
 use crate::time::{millis, shift};
 
+/// Who QRS names as the author of changes it makes itself.
+const REPOSITORY: &str = "INTERNAL\\sa_repository";
+
 const FIRST: &[&str] = &[
     "Anna", "Ben", "Carla", "David", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kari",
     "Lars", "Maja", "Nils", "Olga", "Per", "Quinn", "Rosa", "Sven", "Tuva", "Ulrik", "Vera", "Wei",
@@ -120,20 +123,14 @@ pub(crate) fn generate(site: &mut SiteState, seed: u64, users: usize, now: Times
         };
         let id = site.new_id();
         let _ = site.insert_allocation(AllocRec {
-            id,
-            kind,
-            user: Some(user),
-            deleted_user: None,
-            created,
             modified,
-            modified_by: "INTERNAL\\sa_repository".to_string(),
             quarantine_end: match (&last_used, quarantined) {
                 (LastUsed::At(t), true) => Some(shift(*t, QUARANTINE)),
                 _ => None,
             },
             last_used,
-            excess: false,
             quarantined,
+            ..AllocRec::new(id, kind, user, created, REPOSITORY)
         });
     }
     if users >= 10 {
@@ -163,18 +160,17 @@ fn add_service_accounts(
         // A service account that was handed a Professional seat once and never used it: a classic exclusion case.
         if *name == "sa_api" {
             let alloc = site.new_id();
+            let allocated = shift(now, -days(rng.random_range(200.0..600.0)));
+            let seat = AllocRec::new(
+                alloc,
+                SimAccessType::Professional,
+                id,
+                allocated,
+                REPOSITORY,
+            );
             let _ = site.insert_allocation(AllocRec {
-                id: alloc,
-                kind: SimAccessType::Professional,
-                user: Some(id),
-                deleted_user: None,
-                created: shift(now, -days(rng.random_range(200.0..600.0))),
                 modified: created,
-                modified_by: "INTERNAL\\sa_repository".to_string(),
-                last_used: LastUsed::Never,
-                excess: false,
-                quarantined: false,
-                quarantine_end: None,
+                ..seat
             });
         }
     }

@@ -175,21 +175,21 @@ fn date_parser_formats() {
 
 #[test]
 fn orderby_sorts_and_validates() {
-    let mut r = rows();
-    let order = OrderBy::parse::<serde_json::Value>("n desc")
-        .expect("valid")
-        .expect("some");
-    order.sort(&mut r);
-    let ids: Vec<_> = r
+    let sorted = |orderby: &str| {
+        let mut r = rows();
+        let order = OrderBy::parse::<serde_json::Value>(orderby)
+            .expect("valid")
+            .expect("some");
+        order.sort(&mut r);
+        r
+    };
+    let ids: Vec<_> = sorted("n desc")
         .iter()
         .map(|v| v["n"].as_i64().unwrap_or_default())
         .collect();
     assert_eq!(ids, [10, 5, 1]);
-    let order = OrderBy::parse::<serde_json::Value>("name")
-        .expect("valid")
-        .expect("some");
-    order.sort(&mut r);
-    let names: Vec<_> = r
+    let by_name = sorted("name");
+    let names: Vec<_> = by_name
         .iter()
         .map(|v| v["user"]["userId"].as_str().unwrap_or_default())
         .collect();

@@ -5,7 +5,7 @@ use axum::http::{Method, StatusCode};
 use jiff::Timestamp;
 use uuid::Uuid;
 
-use crate::records::{AllocRec, LastUsed, SimAccessType};
+use crate::records::{AllocRec, SimAccessType};
 use crate::site::SiteState;
 use crate::time::millis;
 use crate::views::{AllocView, UserView};
@@ -271,19 +271,8 @@ pub(super) fn create_allocation(
         return Reply::bad_request("The user already has this access type");
     }
     let id = site.new_id();
-    let inserted = site.insert_allocation(AllocRec {
-        id,
-        kind,
-        user: Some(user),
-        deleted_user: None,
-        created: now,
-        modified: now,
-        modified_by: identity.to_string(),
-        last_used: LastUsed::Never,
-        excess: false,
-        quarantined: false,
-        quarantine_end: None,
-    });
+    let inserted =
+        site.insert_allocation(AllocRec::new(id, kind, user, now, &identity.to_string()));
     if let Err(e) = inserted {
         return Reply::bad_request(&e.to_string());
     }

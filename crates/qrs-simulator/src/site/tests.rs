@@ -14,18 +14,10 @@ fn deallocation_quarantines_recent_and_removes_old() {
     let u = s.add_user(&NewUser::new("CORP", "a"), now).expect("user");
     let mk = |s: &mut SiteState, last: LastUsed| {
         let id = s.new_id();
+        let created = ts("2024-01-01T00:00:00Z");
         s.insert_allocation(AllocRec {
-            id,
-            kind: SimAccessType::Professional,
-            user: Some(u),
-            deleted_user: None,
-            created: ts("2024-01-01T00:00:00Z"),
-            modified: ts("2024-01-01T00:00:00Z"),
-            modified_by: String::new(),
             last_used: last,
-            excess: false,
-            quarantined: false,
-            quarantine_end: None,
+            ..AllocRec::new(id, SimAccessType::Professional, u, created, "")
         })
         .expect("allocation")
     };
@@ -42,25 +34,21 @@ fn deallocation_quarantines_recent_and_removes_old() {
         .deallocate(SimAccessType::Professional, recent, now, "X\\y")
         .expect("found");
     assert_eq!(outcome, DeletionOutcome::AlreadyQuarantined);
+    let mut outcome = |kind, id| s.deallocate(kind, id, now, "X\\y").map(|r| r.0);
     assert_eq!(
-        s.deallocate(SimAccessType::Professional, old, now, "X\\y")
-            .map(|r| r.0),
+        outcome(SimAccessType::Professional, old),
         Some(DeletionOutcome::Removed)
     );
-    assert!(
-        s.deallocate(SimAccessType::Analyzer, never, now, "X\\y")
-            .is_none(),
+    assert_eq!(
+        outcome(SimAccessType::Analyzer, never),
+        None,
         "wrong type is not found"
     );
     assert_eq!(
-        s.deallocate(SimAccessType::Professional, never, now, "X\\y")
-            .map(|r| r.0),
+        outcome(SimAccessType::Professional, never),
         Some(DeletionOutcome::Removed)
     );
-    assert!(
-        s.deallocate(SimAccessType::Professional, old, now, "X\\y")
-            .is_none()
-    );
+    assert_eq!(outcome(SimAccessType::Professional, old), None, "gone");
 
     s.expire(ts("2025-03-12T07:59:59Z"));
     assert!(s.allocation(recent).is_some());
@@ -77,17 +65,8 @@ fn deleted_user_keeps_quarantined_row_until_it_ends() {
         .expect("user");
     let id = s.new_id();
     s.insert_allocation(AllocRec {
-        id,
-        kind: SimAccessType::Analyzer,
-        user: Some(u),
-        deleted_user: None,
-        created: now,
-        modified: now,
-        modified_by: String::new(),
         last_used: LastUsed::At(ts("2025-03-09T12:00:00Z")),
-        excess: false,
-        quarantined: false,
-        quarantine_end: None,
+        ..AllocRec::new(id, SimAccessType::Analyzer, u, now, "")
     })
     .expect("allocation");
     s.delete_user(u, now, "INTERNAL\\sa_repository")
