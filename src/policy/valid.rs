@@ -10,7 +10,7 @@ use super::{
 use crate::model::AccessType;
 use crate::plan::{PropertyMatch, RuleSet, Rules, UserPattern};
 use crate::qrs::{Connection, RetryPolicy, Route, ServerVerification};
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, ScheduleError};
 
 /// A policy that cannot be run, with the field at fault and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,7 +58,10 @@ pub fn validate(
     spec: &LicenseCleanupPolicySpec,
     permissions: &Permissions,
 ) -> Result<ValidPolicy, InvalidPolicy> {
-    let schedule = Schedule::parse(&spec.schedule, &spec.time_zone)?;
+    let schedule = Schedule::parse(&spec.schedule, &spec.time_zone).map_err(|e| match e {
+        ScheduleError::TimeZone(problem) => InvalidPolicy::new("spec.timeZone", problem),
+        ScheduleError::Expression(problem) => InvalidPolicy::new("spec.schedule", problem),
+    })?;
     let rules = rules(spec)?;
     check_site(&spec.site)?;
     if spec.site.tls.insecure_skip_verify && !permissions.allow_insecure_skip_verify {

@@ -103,6 +103,27 @@ fn main() -> ExitCode {
     conclusion.exit_code()
 }
 
+/// A RoleBinding named `name` granting `role` (kind and name) to the user `user`.
+fn binding_for_user(name: &str, (kind, role): (&str, &str), user: &str) -> RoleBinding {
+    RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: kind.into(),
+            name: role.into(),
+        },
+        subjects: Some(vec![Subject {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "User".into(),
+            name: user.into(),
+            ..Subject::default()
+        }]),
+    }
+}
+
 /// Runs a test's async body on the shared runtime, failing it after [`TEST_TIMEOUT`].
 fn run(cp: &ControlPlane, body: impl Future<Output = TestResult>) -> TestResult {
     cp.block_on(async {
@@ -189,23 +210,7 @@ fn user_without_rbac_is_forbidden_until_bound(cp: &ControlPlane) -> TestResult {
         Api::<Role>::namespaced(admin.clone(), &namespace)
             .create(&PostParams::default(), &role)
             .await?;
-        let binding = RoleBinding {
-            metadata: ObjectMeta {
-                name: Some("secret-reader".into()),
-                ..ObjectMeta::default()
-            },
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "Role".into(),
-                name: "secret-reader".into(),
-            },
-            subjects: Some(vec![Subject {
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                kind: "User".into(),
-                name: user.clone(),
-                ..Subject::default()
-            }]),
-        };
+        let binding = binding_for_user("secret-reader", ("Role", "secret-reader"), &user);
         Api::<RoleBinding>::namespaced(admin, &namespace)
             .create(&PostParams::default(), &binding)
             .await?;

@@ -11,7 +11,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::control_plane::ControlPlane;
 use crate::support;
-use crate::{TestResult, create_namespace, register, run};
+use crate::{TestResult, binding_for_user, create_namespace, register, run};
 
 const OPERATOR_NAMESPACE: &str = "qlik-license-reclaimer";
 pub const SERVICE_ACCOUNT_USER: &str =
@@ -182,6 +182,20 @@ pub async fn create_policy(
         &LicenseCleanupPolicy::new(name, spec),
     )
     .await?;
+    Ok(())
+}
+
+/// Merges `spec` into the policy's spec, as `kubectl patch --type merge` would.
+pub async fn patch_spec(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> Result<(), Failed> {
+    let api: Api<LicenseCleanupPolicy> = Api::namespaced(client.clone(), namespace);
+    let patch = json!({ "spec": spec });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     Ok(())
 }
 
@@ -1165,23 +1179,11 @@ fn operator_rbac_is_least_privilege(cp: &ControlPlane) -> TestResult {
             other => return Err(format!("expected 403 deleting a policy, got {other:?}").into()),
         }
         let bindings: Api<RoleBinding> = Api::namespaced(operator, &namespace);
-        let binding = RoleBinding {
-            metadata: ObjectMeta {
-                name: Some("escalate".into()),
-                ..ObjectMeta::default()
-            },
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "ClusterRole".into(),
-                name: "cluster-admin".into(),
-            },
-            subjects: Some(vec![Subject {
-                kind: "User".into(),
-                name: SERVICE_ACCOUNT_USER.into(),
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                ..Subject::default()
-            }]),
-        };
+        let binding = binding_for_user(
+            "escalate",
+            ("ClusterRole", "cluster-admin"),
+            SERVICE_ACCOUNT_USER,
+        );
         match bindings.create(&PostParams::default(), &binding).await {
             Err(kube::Error::Api(s)) if s.code == 403 => Ok(()),
             other => Err(format!("expected 403 creating a RoleBinding, got {other:?}").into()),

@@ -94,13 +94,7 @@ fn a_switch_to_dry_run_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestRes
         let controller = ControllerProcess::start(cp, &namespace, &[])?;
         run_now(&admin, &namespace, "site", "1").await?;
         first_delete(&sim, || controller.log()).await?;
-        let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
-        api.patch(
-            "site",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"dryRun": true}})),
-        )
-        .await?;
+        patch_spec(&admin, &namespace, "site", json!({"dryRun": true})).await?;
         let policy = wait_for(&admin, &namespace, "site", "the run to end", |p| {
             last_run_message(p).is_some()
         })
@@ -164,13 +158,7 @@ fn run_policy_ref_honours_suspend_and_stops_on_sigterm(cp: &ControlPlane) -> Tes
         }
 
         // Resumed, then SIGTERM mid-run: in-flight deletions finish, the status records them.
-        let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
-        api.patch(
-            "site",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"suspend": false}})),
-        )
-        .await?;
+        patch_spec(&admin, &namespace, "site", json!({"suspend": false})).await?;
         let mut command = policy_ref_command(cp, &reference, &dir)?;
         let child = command
             .stdout(Stdio::piped())
@@ -191,6 +179,7 @@ fn run_policy_ref_honours_suspend_and_stops_on_sigterm(cp: &ControlPlane) -> Tes
             )
             .into());
         }
+        let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
         let policy = api.get("site").await?;
         let message = last_run_message(&policy).unwrap_or_default();
         if !message.contains("SIGTERM") {
@@ -441,32 +430,27 @@ fn a_leader_cut_off_from_the_api_server_stops_before_another_takes_over(
                 "3".into(),
             ]
         };
-        let as_strs = |v: &[String]| v.iter().map(String::to_string).collect::<Vec<_>>();
+        // A replica of the controller, reaching the API server through `through` when given.
+        let replica = |identity: &str, through: Option<&str>| {
+            let args = args(identity);
+            ControllerProcess::start_through(
+                cp,
+                through,
+                SERVICE_ACCOUNT_USER,
+                SERVICE_ACCOUNT_GROUPS,
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+                &[("POD_NAME", identity)],
+            )
+        };
         let partition = Partition::start(cp.server_url()).await?;
-        let a_args = as_strs(&args("replica-a"));
-        let a = ControllerProcess::start_through(
-            cp,
-            Some(&partition.url),
-            SERVICE_ACCOUNT_USER,
-            SERVICE_ACCOUNT_GROUPS,
-            &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
-            &[("POD_NAME", "replica-a")],
-        )?;
+        let a = replica("replica-a", Some(&partition.url))?;
         wait_metrics_up(&a).await?;
         run_now(&admin, &namespace, "site", "1").await?;
         first_delete(&sim, || a.log()).await?;
 
         // The leader loses the API server mid-run; a standby takes the Lease and is asked to run the policy.
         partition.cut();
-        let b_args = as_strs(&args("replica-b"));
-        let b = ControllerProcess::start_through(
-            cp,
-            None,
-            SERVICE_ACCOUNT_USER,
-            SERVICE_ACCOUNT_GROUPS,
-            &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
-            &[("POD_NAME", "replica-b")],
-        )?;
+        let b = replica("replica-b", None)?;
         wait_metrics_up(&b).await?;
         run_now(&admin, &namespace, "site", "2").await?;
         wait_for(&admin, &namespace, "site", "a run by the new leader", |p| {
