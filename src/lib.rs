@@ -1,16 +1,23 @@
 //! qlik-license-reclaimer: takes Qlik Sense Enterprise licences back from users who no longer use them.
 //!
-//! Layout: [`model`] and [`plan`] are the pure domain (no I/O); [`qrs`] talks to Qlik; [`run`] ties one run
-//! together for every entry point; [`simulator`] is the bundled stand-in for a Qlik site.
+//! Layout: [`model`] and [`plan`] are the pure domain (no I/O); [`qrs`] talks to Qlik; [`policy`] is the edge
+//! where the resource becomes the program's own values; [`run`] ties one run together for every entry point; the
+//! Kubernetes side (`k8s`) and the command line ([`cli`]) call it. The QRS simulator is the `qrs-simulator` crate.
+//!
+//! Only what the tests and benchmarks use is public. The crate-private modules warn on a `pub` that reaches no
+//! further than the crate (`unreachable_pub`), so their items say `pub(crate)`.
 
 pub mod cli;
 pub mod credentials;
 pub mod demo;
+#[warn(unreachable_pub)]
 pub(crate) mod k8s;
 pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod qrs;
+#[warn(unreachable_pub)]
 pub(crate) mod report;
 pub mod run;
+#[warn(unreachable_pub)]
 pub(crate) mod schedule;

@@ -7,7 +7,7 @@ use crate::run::{Entry, Outcome, RunReport};
 
 /// Output formats of `run` and `demo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Table,
     Json,
     Csv,
@@ -15,7 +15,7 @@ pub enum Format {
 
 /// Write the report to `out`. JSON and CSV are written as they are produced, so that a report of a large
 /// site is never held twice in memory.
-pub fn write(
+pub(crate) fn write(
     report: &RunReport,
     format: Format,
     out: &mut impl std::io::Write,
@@ -30,7 +30,7 @@ pub fn write(
     }
 }
 
-pub fn render(report: &RunReport, format: Format) -> String {
+pub(crate) fn render(report: &RunReport, format: Format) -> String {
     match format {
         Format::Table => table(report),
         Format::Json => {

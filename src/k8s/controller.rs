@@ -24,7 +24,7 @@ use crate::policy::Permissions;
 
 /// Command-line options of `controller`.
 #[derive(Debug, Clone)]
-pub struct ControllerOptions {
+pub(crate) struct ControllerOptions {
     /// Watch only these namespaces; all namespaces when empty.
     pub namespaces: Vec<String>,
     pub metrics_addr: SocketAddr,
@@ -42,7 +42,7 @@ pub struct ControllerOptions {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ControllerError {
+pub(crate) enum ControllerError {
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
         addr: SocketAddr,
@@ -58,7 +58,7 @@ pub enum ControllerError {
 }
 
 /// Run the controller until SIGTERM or SIGINT, or until it loses the leader Lease.
-pub async fn run(client: Client, options: ControllerOptions) -> Result<(), ControllerError> {
+pub(crate) async fn run(client: Client, options: ControllerOptions) -> Result<(), ControllerError> {
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let shutdown = Shutdown::on_signals();

@@ -8,7 +8,7 @@ use super::conditions::Reason;
 use crate::policy::LicenseCleanupPolicy;
 use crate::run::RunReport;
 
-pub fn recorder(client: &Client) -> Recorder {
+pub(crate) fn recorder(client: &Client) -> Recorder {
     Recorder::new(
         client.clone(),
         Reporter {

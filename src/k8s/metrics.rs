@@ -15,30 +15,30 @@ use crate::qrs::{RequestObserver, RequestRecord};
 use crate::run::RunReport;
 
 /// Metric name prefix.
-pub const PREFIX: &str = "qlik_reclaimer";
+pub(crate) const PREFIX: &str = "qlik_reclaimer";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PolicyLabels {
+pub(crate) struct PolicyLabels {
     pub namespace: String,
     pub policy: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RunLabels {
+pub(crate) struct RunLabels {
     pub namespace: String,
     pub policy: String,
     pub result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TypeLabels {
+pub(crate) struct TypeLabels {
     pub namespace: String,
     pub policy: String,
     pub access_type: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReclaimLabels {
+pub(crate) struct ReclaimLabels {
     pub namespace: String,
     pub policy: String,
     pub access_type: String,
@@ -47,7 +47,7 @@ pub struct ReclaimLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SeatLabels {
+pub(crate) struct SeatLabels {
     pub namespace: String,
     pub policy: String,
     pub access_type: String,
@@ -55,7 +55,7 @@ pub struct SeatLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     pub namespace: String,
     pub policy: String,
     pub method: String,
@@ -64,7 +64,7 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestDurationLabels {
+pub(crate) struct RequestDurationLabels {
     pub namespace: String,
     pub policy: String,
     pub method: String,
@@ -74,7 +74,7 @@ pub struct RequestDurationLabels {
 type F64Gauge = Gauge<f64, AtomicU64>;
 
 /// Every metric the operator exports.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     pub runs: Family<RunLabels, Counter>,
     pub reclaimed: Family<ReclaimLabels, Counter>,
@@ -104,7 +104,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
         // Runs take seconds to minutes; requests to Qlik milliseconds to a minute.
         let run_buckets: fn() -> Histogram = || Histogram::new(exponential_buckets(0.5, 2.0, 12));
@@ -139,7 +139,7 @@ impl Metrics {
     }
 
     /// Prometheus text exposition.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -148,7 +148,7 @@ impl Metrics {
     }
 
     /// Record a finished run of `namespace/policy`.
-    pub fn record_run(
+    pub(crate) fn record_run(
         &self,
         namespace: &str,
         policy: &str,
@@ -229,7 +229,7 @@ impl Metrics {
 
     /// Create a policy's counters at zero when it is first seen, so that `increase()` sees its first run, and
     /// restore the run-time gauges from its status after a restart or a change of leader.
-    pub fn register_policy(
+    pub(crate) fn register_policy(
         &self,
         namespace: &str,
         policy: &str,
@@ -275,7 +275,7 @@ impl Metrics {
         }
     }
 
-    pub fn set_next_run(&self, namespace: &str, policy: &str, at: Option<jiff::Timestamp>) {
+    pub(crate) fn set_next_run(&self, namespace: &str, policy: &str, at: Option<jiff::Timestamp>) {
         let p = PolicyLabels {
             namespace: namespace.into(),
             policy: policy.into(),
@@ -292,7 +292,13 @@ impl Metrics {
         }
     }
 
-    pub fn set_policy_state(&self, namespace: &str, policy: &str, ready: bool, dry_run: bool) {
+    pub(crate) fn set_policy_state(
+        &self,
+        namespace: &str,
+        policy: &str,
+        ready: bool,
+        dry_run: bool,
+    ) {
         let p = PolicyLabels {
             namespace: namespace.into(),
             policy: policy.into(),
@@ -302,7 +308,7 @@ impl Metrics {
     }
 
     /// Whether the policy runs without verifying Qlik's certificate.
-    pub fn set_tls_unverified(&self, namespace: &str, policy: &str, unverified: bool) {
+    pub(crate) fn set_tls_unverified(&self, namespace: &str, policy: &str, unverified: bool) {
         let p = PolicyLabels {
             namespace: namespace.into(),
             policy: policy.into(),
@@ -314,7 +320,7 @@ impl Metrics {
 
     /// Forget a deleted policy's gauges so dashboards do not show it forever. Counters stay until restart, as
     /// Prometheus expects of counters.
-    pub fn forget_policy(&self, namespace: &str, policy: &str) {
+    pub(crate) fn forget_policy(&self, namespace: &str, policy: &str) {
         self.known
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -350,7 +356,7 @@ impl Metrics {
 
     /// Forget every policy for which `exists` says no: a deleted policy's gauges must not linger (a
     /// `policy_ready` of 0 would keep an alert firing for a policy that is gone).
-    pub fn retain_policies(&self, exists: impl Fn(&str, &str) -> bool) {
+    pub(crate) fn retain_policies(&self, exists: impl Fn(&str, &str) -> bool) {
         let gone: Vec<(String, String)> = self
             .known
             .lock()
@@ -365,7 +371,7 @@ impl Metrics {
     }
 
     /// An observer that counts one policy's requests to Qlik.
-    pub fn qrs_observer(
+    pub(crate) fn qrs_observer(
         self: &Arc<Self>,
         namespace: &str,
         policy: &str,

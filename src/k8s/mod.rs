@@ -11,18 +11,18 @@
 //! - [`metrics`], [`http`]: the Prometheus metrics and the endpoints that serve them.
 //! - [`leader`]: the leader Lease; [`shutdown`]: the one way every mode stops.
 
-pub mod conditions;
-pub mod controller;
-pub mod events;
-pub mod hold;
-pub mod http;
-pub mod leader;
-pub mod metrics;
-pub mod policy_run;
-pub mod reconcile;
-pub mod scheduling;
-pub mod shutdown;
-pub mod status;
+pub(crate) mod conditions;
+pub(crate) mod controller;
+pub(crate) mod events;
+pub(crate) mod hold;
+pub(crate) mod http;
+pub(crate) mod leader;
+pub(crate) mod metrics;
+pub(crate) mod policy_run;
+pub(crate) mod reconcile;
+pub(crate) mod scheduling;
+pub(crate) mod shutdown;
+pub(crate) mod status;
 
 /// Field manager of every write.
-pub const FIELD_MANAGER: &str = "qlik-license-reclaimer";
+pub(crate) const FIELD_MANAGER: &str = "qlik-license-reclaimer";

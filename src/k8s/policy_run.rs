@@ -23,7 +23,7 @@ use crate::schedule::Schedule;
 
 /// Why a run could not start. Each maps to a `Ready=False` reason an administrator can act on.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error("{0}")]
     InvalidPolicy(String),
     #[error(
@@ -73,7 +73,7 @@ pub(crate) fn validate(
 }
 
 /// Read and parse the policy's credentials Secret (at every run, so a rotated certificate is used at once).
-pub async fn load_credentials(
+pub(crate) async fn load_credentials(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -112,7 +112,7 @@ pub async fn load_credentials(
 /// What a run answers; checked against the resource as it is now, so a reconcile working from a cache that
 /// lags behind never runs the same instant (or the same run-now value) twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// `run --policy-ref`: always runs.
     Manual,
     /// A scheduled instant.
@@ -135,7 +135,7 @@ impl Trigger {
 }
 
 /// What a policy run needs from its caller.
-pub struct PolicyRun<'a> {
+pub(crate) struct PolicyRun<'a> {
     pub client: &'a Client,
     pub recorder: &'a Recorder,
     pub metrics: Option<&'a Arc<Metrics>>,
@@ -146,7 +146,7 @@ pub struct PolicyRun<'a> {
 }
 
 /// How a policy run ended.
-pub enum PolicyRunOutcome {
+pub(crate) enum PolicyRunOutcome {
     /// The run happened; its report.
     Ran(Box<RunReport>),
     /// Someone already answered this trigger; nothing was done.

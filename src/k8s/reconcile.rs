@@ -25,7 +25,7 @@ use crate::policy::{LicenseCleanupPolicy, ValidPolicy};
 
 /// Errors of one reconcile; retried with a short backoff.
 #[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
+pub(crate) enum ReconcileError {
     #[error("cannot write status: {0}")]
     Status(#[source] kube::Error),
 }
@@ -33,7 +33,7 @@ pub enum ReconcileError {
 type PolicyKey = (String, String);
 
 /// Shared by every reconcile and run task.
-pub struct Context {
+pub(crate) struct Context {
     pub(super) client: Client,
     pub(super) recorder: Recorder,
     pub(super) metrics: Arc<Metrics>,

@@ -9,7 +9,7 @@ use crate::schedule::Schedule;
 
 /// What should happen now for one policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Due {
+pub(crate) enum Due {
     /// Run now, answering this scheduled instant (or, for run-now, the current time) and annotation value.
     Run {
         scheduled_for: Timestamp,
@@ -24,7 +24,7 @@ pub enum Due {
 /// What the policy's own schedule, suspend and run-now annotation ask for at `now`: the rule the controller
 /// follows, and `run --policy-ref --if-due` too (a CronJob that looks often, so that the policy stays the source
 /// of truth for when it runs).
-pub fn due(policy: &LicenseCleanupPolicy, schedule: &Schedule, now: Timestamp) -> Due {
+pub(crate) fn due(policy: &LicenseCleanupPolicy, schedule: &Schedule, now: Timestamp) -> Due {
     let status = policy.status.clone().unwrap_or_default();
     let reference = status
         .last_schedule_time
@@ -49,7 +49,7 @@ pub fn due(policy: &LicenseCleanupPolicy, schedule: &Schedule, now: Timestamp) -
 
 /// The scheduling rule, pure so it can be tested without a cluster.
 /// `reference` is the last scheduled instant that was acted on (or the policy's creation).
-pub fn decide_run(
+pub(crate) fn decide_run(
     schedule: &Schedule,
     now: Timestamp,
     reference: Timestamp,

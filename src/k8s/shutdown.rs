@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 /// A stop that every task of the process can see. Cheap to clone.
 #[derive(Clone)]
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     sender: Arc<watch::Sender<bool>>,
     receiver: watch::Receiver<bool>,
 }
@@ -21,7 +21,7 @@ impl Default for Shutdown {
 
 impl Shutdown {
     /// A stop that only [`Shutdown::request`] asks for.
-    pub fn new() -> Shutdown {
+    pub(crate) fn new() -> Shutdown {
         let (sender, receiver) = watch::channel(false);
         Shutdown {
             sender: Arc::new(sender),
@@ -30,7 +30,7 @@ impl Shutdown {
     }
 
     /// A stop asked for by SIGTERM or SIGINT.
-    pub fn on_signals() -> Shutdown {
+    pub(crate) fn on_signals() -> Shutdown {
         let shutdown = Shutdown::new();
         let requester = shutdown.clone();
         tokio::spawn(async move {
@@ -43,16 +43,16 @@ impl Shutdown {
         shutdown
     }
 
-    pub fn request(&self) {
+    pub(crate) fn request(&self) {
         self.sender.send_replace(true);
     }
 
-    pub fn is_requested(&self) -> bool {
+    pub(crate) fn is_requested(&self) -> bool {
         *self.receiver.borrow()
     }
 
     /// Resolves once a stop is asked for.
-    pub async fn requested(&self) {
+    pub(crate) async fn requested(&self) {
         let mut receiver = self.receiver.clone();
         // The sender lives as long as any clone of this value, so the wait ends only on a request.
         let _ = receiver.wait_for(|stop| *stop).await;

@@ -10,6 +10,7 @@
 mod answer;
 mod scrub;
 mod tls;
+#[warn(unreachable_pub)]
 pub(crate) mod wire;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -101,7 +101,7 @@ pub(crate) fn format_qrs_date(ts: Timestamp) -> String {
 
 impl AllocationJson {
     /// Into the domain type. `Err` says what makes the answer nonsense.
-    pub fn into_allocation(self, access_type: AccessType) -> Result<Allocation, String> {
+    pub(crate) fn into_allocation(self, access_type: AccessType) -> Result<Allocation, String> {
         if !is_guid(&self.id) {
             return Err(format!(
                 "an allocation id {} is not a GUID",
@@ -214,7 +214,7 @@ pub(crate) struct CustomPropertyValueJson {
 
 impl UserJson {
     /// Into the domain type. `Err` says what makes the answer nonsense.
-    pub fn into_details(self) -> Result<UserDetails, String> {
+    pub(crate) fn into_details(self) -> Result<UserDetails, String> {
         if !is_guid(&self.id) {
             return Err(format!("a user id {} is not a GUID", quoted(&self.id)));
         }
