@@ -151,43 +151,28 @@ fn table(report: &RunReport) -> String {
 
 /// The site's seat counters per access type.
 fn seats_table(report: &RunReport, out: &mut String) {
-    if report.seats.is_empty() {
-        return;
-    }
-    let _ = writeln!(out, "Seats on the site");
-    let header = vec![
+    let header = [
         "ACCESS TYPE",
         "TOTAL",
         "ALLOCATED",
         "AVAILABLE",
         "QUARANTINED",
     ];
-    let mut t = Table::new(header).right_align(&[1, 2, 3, 4]);
-    for (access_type, s) in &report.seats {
-        t.rows.push(vec![
-            access_type.to_string(),
-            s.total.to_string(),
-            s.allocated.to_string(),
-            s.available.to_string(),
-            s.quarantined.to_string(),
-        ]);
-    }
-    t.render(out);
-    let _ = writeln!(out);
+    let rows = report.seats.iter().map(|(access_type, s)| {
+        let counts = [s.total, s.allocated, s.available, s.quarantined];
+        (access_type.to_string(), counts.to_vec())
+    });
+    counter_table("Seats on the site", &header, rows, out);
 }
 
 /// What the run did per access type.
 fn counts_table(report: &RunReport, out: &mut String) {
-    if report.per_access_type.is_empty() {
-        return;
-    }
-    let _ = writeln!(out, "This run");
     let reclaimed = if report.dry_run {
         "WOULD RECLAIM"
     } else {
         "RECLAIMED"
     };
-    let header = vec![
+    let header = [
         "ACCESS TYPE",
         "ALLOCATED",
         "CANDIDATES",
@@ -195,17 +180,32 @@ fn counts_table(report: &RunReport, out: &mut String) {
         "FAILED",
         "EXCLUDED",
     ];
-    let mut t = Table::new(header).right_align(&[1, 2, 3, 4, 5]);
-    for (access_type, c) in &report.per_access_type {
-        t.rows.push(vec![
-            access_type.to_string(),
-            c.allocated.to_string(),
-            c.candidates.to_string(),
-            c.reclaimed.to_string(),
-            c.failed.to_string(),
-            c.excluded.to_string(),
-        ]);
+    let rows = report.per_access_type.iter().map(|(access_type, c)| {
+        let counts = [c.allocated, c.candidates, c.reclaimed, c.failed, c.excluded];
+        (access_type.to_string(), counts.to_vec())
+    });
+    counter_table("This run", &header, rows, out);
+}
+
+/// A titled table of counters, one row per access type, the numbers right-aligned; nothing when there are no rows.
+fn counter_table(
+    title: &str,
+    header: &[&'static str],
+    rows: impl Iterator<Item = (String, Vec<u64>)>,
+    out: &mut String,
+) {
+    let mut t = Table::new(header.to_vec()).right_align(&(1..header.len()).collect::<Vec<_>>());
+    for (name, counts) in rows {
+        t.rows.push(
+            std::iter::once(name)
+                .chain(counts.iter().map(u64::to_string))
+                .collect(),
+        );
     }
+    if t.rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{title}");
     t.render(out);
     let _ = writeln!(out);
 }
