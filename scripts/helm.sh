@@ -22,12 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/go-build.sh"
 single_tool_setup "$@"
 
 # have: OUT_DIR/helm exists, runs, and reports the pinned version.
-have() {
-	local out
-	[[ -x $BIN ]] || return 1
-	out=$("$BIN" version --short 2>&1) || return 1
-	[[ $out == "${HELM_VERSION}"* ]]
-}
+have() { reports_version "${HELM_VERSION}*" version --short; }
 
 build_once "helm ${HELM_VERSION}"
 
@@ -44,16 +39,8 @@ if grep -qE '^[[:space:]]*replace[[:space:]]' "$gomod"; then
 	die "${module}'s go.mod has replace directives; this script would build other dependency versions than helm's"
 fi
 
-# A throwaway module requiring helm, with its `go` and `godebug` lines so the build uses the language version and
-# GODEBUG defaults helm builds with; the selected dependency versions are exactly those of its release.
-{
-	echo "module helm-build"
-	echo
-	grep -E '^(go|godebug)[[:space:]]' "$gomod" || true
-	echo
-	echo "require ${module/@/ }"
-} >"$WORK/go.mod"
-required_go=$(sed -n 's/^go[[:space:]]\{1,\}\([0-9.]*\).*/\1/p' "$gomod")
+# Without replace directives, the selected dependency versions are exactly those of helm's release.
+wrapper_module helm-build helm.sh/helm/v3 "${HELM_VERSION}" "$gomod"
 
 # What helm's Makefile stamps: the version, and the Kubernetes version `helm template` and `helm lint` assume
 # (.Capabilities.KubeVersion), derived from the client-go it is built with (v0.N.x is Kubernetes 1.N).

@@ -28,12 +28,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/go-build.sh"
 single_tool_setup "$@"
 
 # have: OUT_DIR/promtool exists, runs, and reports the pinned version.
-have() {
-	local out
-	[[ -x $BIN ]] || return 1
-	out=$("$BIN" --version 2>&1) || return 1
-	[[ $out == *"version ${PROMETHEUS_VERSION} "* ]]
-}
+have() { reports_version "*version ${PROMETHEUS_VERSION} *" --version; }
 
 build_once "promtool ${PROMETHEUS_VERSION}"
 
@@ -46,17 +41,9 @@ start=$SECONDS
 module="github.com/prometheus/prometheus@${PROMETHEUS_MODULE_VERSION}"
 gomod=$(download "$module")
 
-# A throwaway module requiring Prometheus, with its `go` and `godebug` lines so the build uses the language
-# version and GODEBUG defaults Prometheus builds with. Prometheus' go.mod has no replace directives, so the
-# selected dependency versions are exactly those of its release.
-{
-	echo "module promtool-build"
-	echo
-	grep -E '^(go|godebug)[[:space:]]' "$gomod" || true
-	echo
-	echo "require github.com/prometheus/prometheus ${PROMETHEUS_MODULE_VERSION}"
-} >"$WORK/go.mod"
-required_go=$(sed -n 's/^go[[:space:]]\{1,\}\([0-9.]*\).*/\1/p' "$gomod")
+# Prometheus' go.mod has no replace directives, so the selected dependency versions are exactly those of its
+# release.
+wrapper_module promtool-build github.com/prometheus/prometheus "${PROMETHEUS_MODULE_VERSION}" "$gomod"
 log "Prometheus ${PROMETHEUS_VERSION} needs go ${required_go:-?}"
 
 # The version `promtool --version` reports, as Prometheus' release build (.promu.yml) stamps it.

@@ -21,3 +21,12 @@ pub(crate) mod report;
 pub mod run;
 #[warn(unreachable_pub)]
 pub(crate) mod schedule;
+
+/// Helpers the unit tests of several modules share.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// An instant written as RFC 3339, for tests.
+    pub(crate) fn ts(text: &str) -> jiff::Timestamp {
+        text.parse().expect("a valid RFC 3339 instant")
+    }
+}

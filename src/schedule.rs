@@ -78,10 +78,7 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
+    use crate::testing::ts;
 
     #[test]
     fn daily_in_a_time_zone() {

@@ -20,6 +20,31 @@ single_tool_setup() {
 	BIN="$OUT_DIR/$TOOL"
 }
 
+# reports_version PATTERN ARGS...: BIN exists, runs with ARGS, and what it prints matches the glob PATTERN.
+reports_version() {
+	local pattern=$1 out
+	shift
+	[[ -x $BIN ]] || return 1
+	out=$("$BIN" "$@" 2>&1) || return 1
+	# shellcheck disable=SC2053 # PATTERN is a glob on purpose
+	[[ $out == $pattern ]]
+}
+
+# wrapper_module NAME MODULE VERSION GOMOD: writes WORK/go.mod, a throwaway module NAME requiring MODULE at
+# VERSION with the `go` and `godebug` lines of MODULE's own go.mod (GOMOD), so the build uses the language version
+# and GODEBUG defaults MODULE builds with; sets required_go to that go version.
+wrapper_module() {
+	{
+		echo "module $1"
+		echo
+		grep -E '^(go|godebug)[[:space:]]' "$4" || true
+		echo
+		echo "require $2 $3"
+	} >"$WORK/go.mod"
+	# shellcheck disable=SC2034 # read by the calling script
+	required_go=$(sed -n 's/^go[[:space:]]\{1,\}\([0-9.]*\).*/\1/p' "$4")
+}
+
 # build_workspace: a temporary WORK directory and the TMP_BIN the build writes before it is moved to BIN, both
 # removed on exit.
 build_workspace() {

@@ -229,10 +229,7 @@ pub(crate) fn merge_conditions(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ts(s: &str) -> jiff::Timestamp {
-        s.parse().unwrap()
-    }
+    use crate::testing::ts;
 
     #[test]
     fn transition_time_moves_only_on_a_real_transition() {

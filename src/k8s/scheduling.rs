@@ -89,14 +89,16 @@ pub(crate) fn decide_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::ts;
 
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap()
+    /// Every day at 03:00 UTC.
+    fn daily_at_three() -> Schedule {
+        Schedule::parse("0 3 * * *", "UTC").expect("a valid schedule")
     }
 
     #[test]
     fn a_due_instant_runs_and_a_late_one_is_skipped() {
-        let s = Schedule::parse("0 3 * * *", "UTC").unwrap();
+        let s = daily_at_three();
         let created = ts("2026-11-20T12:00:00Z");
         // 03:00 passed 10 minutes ago: within the hour's deadline.
         let now = ts("2026-11-21T03:10:00Z");
@@ -124,7 +126,7 @@ mod tests {
 
     #[test]
     fn run_now_runs_once_per_value_and_suspend_wins() {
-        let s = Schedule::parse("0 3 * * *", "UTC").unwrap();
+        let s = daily_at_three();
         let now = ts("2026-11-21T12:00:00Z");
         let reference = ts("2026-11-21T03:00:00Z");
         assert!(matches!(

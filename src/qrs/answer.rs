@@ -82,6 +82,11 @@ fn transport(error: reqwest::Error) -> ReadError {
     ReadError::Transport(super::error_chain(&error.without_url()))
 }
 
+/// Turns one element of a list into what the caller keeps, or says why it cannot.
+pub(crate) trait Convert<T, U>: FnMut(T) -> Result<U, String> + Send + 'static {}
+
+impl<T, U, F: FnMut(T) -> Result<U, String> + Send + 'static> Convert<T, U> for F {}
+
 /// A JSON list, parsed element by element as the body arrives, each element turned into `U` by `convert`
 /// (which may refuse it). Peak memory is the converted elements plus a bounded buffer.
 pub(crate) async fn read_list<T, U, F>(
@@ -93,7 +98,7 @@ pub(crate) async fn read_list<T, U, F>(
 where
     T: DeserializeOwned,
     U: Send + 'static,
-    F: FnMut(T) -> Result<U, String> + Send + 'static,
+    F: Convert<T, U>,
 {
     if response.content_length().is_some_and(|n| n > limits.bytes) {
         return Err(ReadError::TooLarge {

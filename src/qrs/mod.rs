@@ -504,19 +504,14 @@ impl QrsClient {
     }
 
     /// A JSON list of at most `rows` elements, parsed as it arrives and converted element by element.
-    async fn get_list<T, U, F>(
+    async fn get_list<T: DeserializeOwned, U: Send + 'static>(
         &self,
         endpoint: &str,
         query: &[(&str, String)],
         (rows, rows_why): (usize, &'static str),
         what: &'static str,
-        convert: F,
-    ) -> Result<Vec<U>, QrsError>
-    where
-        T: DeserializeOwned,
-        U: Send + 'static,
-        F: FnMut(T) -> Result<U, String> + Send + 'static,
-    {
+        convert: impl answer::Convert<T, U>,
+    ) -> Result<Vec<U>, QrsError> {
         let (url, response) = self.get_ok(endpoint, query).await?;
         let limits = ListLimits {
             bytes: LIST_ANSWER_BYTES,
