@@ -71,7 +71,9 @@ pub fn demo_policy(repository_url: String, server_name: String) -> LicenseCleanu
                 values: vec!["Exempt".into()],
             }],
             roles: vec!["RootAdmin".into()],
+            ..ExcludeSpec::default()
         },
+        leavers: None,
         limits: LimitsSpec::default(),
         history_limit: 10,
     }

@@ -158,9 +158,69 @@ pub struct UserDetails {
     pub custom_properties: Option<Vec<(String, String)>>,
     /// `None` as for `tags`.
     pub roles: Option<Vec<String>>,
-    pub inactive: bool,
-    pub removed_externally: bool,
-    pub blacklisted: bool,
+    /// QMC "Inactive"; `None` when QRS sent no value (unknown, never "not inactive").
+    pub inactive: Option<bool>,
+    /// Removed from the user directory (QMC "Removed externally"); `None` as for `inactive`.
+    pub removed_externally: Option<bool>,
+    /// Blocked in the QMC (QRS `blacklisted`); `None` as for `inactive`.
+    pub blocked: Option<bool>,
+}
+
+impl UserDetails {
+    /// Whether the user is in `state`; `None` when QRS did not say.
+    pub fn in_state(&self, state: UserState) -> Option<bool> {
+        match state {
+            UserState::RemovedExternally => self.removed_externally,
+            UserState::Blocked => self.blocked,
+            UserState::Inactive => self.inactive,
+        }
+    }
+}
+
+/// A state Qlik records on a user that says they are gone or barred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UserState {
+    /// Removed from the user directory: the directory connector's sync no longer finds the user.
+    RemovedExternally,
+    /// Blocked in the QMC (QRS `blacklisted`).
+    Blocked,
+    /// Marked inactive in the QMC.
+    Inactive,
+}
+
+impl UserState {
+    pub const ALL: [UserState; 3] = [
+        UserState::RemovedExternally,
+        UserState::Blocked,
+        UserState::Inactive,
+    ];
+
+    /// The name in policies (`spec.leavers`, `spec.exclude.userStates`).
+    pub fn key(self) -> &'static str {
+        match self {
+            UserState::RemovedExternally => "removedExternally",
+            UserState::Blocked => "blocked",
+            UserState::Inactive => "inactive",
+        }
+    }
+
+    /// The field of QRS's user record, as the filter language names it.
+    pub fn qrs_field(self) -> &'static str {
+        match self {
+            UserState::RemovedExternally => "removedExternally",
+            UserState::Blocked => "blacklisted",
+            UserState::Inactive => "inactive",
+        }
+    }
+
+    /// What the state means, for decisions' reasons.
+    pub fn describe(self) -> &'static str {
+        match self {
+            UserState::RemovedExternally => "removed from the user directory",
+            UserState::Blocked => "blocked in the QMC",
+            UserState::Inactive => "inactive in the QMC",
+        }
+    }
 }
 
 /// Seat counters of one access type, from `/qrs/license/accesstypeoverview`: what the licence grants, what is

@@ -38,9 +38,9 @@ use crate::model::{AccessType, Allocation, UserDetails};
 
 pub use decision::{BreakerTrip, Decision, Plan, PlanCounts, Reason, ScopeRule, Verdict};
 pub use pattern::UserPattern;
-pub use rules::{PropertyMatch, RuleSet, Rules};
+pub use rules::{Leavers, PropertyMatch, RuleSet, Rules};
 
-use judge::{Clock, Judgement, evaluate, judge_dates, judge_identity};
+use judge::{Clock, Judgement, could_be_leaver, evaluate, judge_dates, judge_identity};
 
 /// QRS user ids (GUIDs) whose records (tags, custom properties, roles) must be fetched: the users of
 /// allocations that would be candidates judging by dates, quarantine, scope and identity exclusions alone.
@@ -56,7 +56,10 @@ pub fn users_needing_details(
     let clock = Clock::new(rules, now);
     let mut ids: Vec<String> = allocations
         .iter()
-        .filter(|a| judge_dates(rules, &clock, a).is_ok() && judge_identity(rules, a).is_none())
+        .filter(|a| {
+            (judge_dates(rules, &clock, a).is_ok() || could_be_leaver(rules, &clock, a))
+                && judge_identity(rules, a).is_none()
+        })
         .map(|a| a.user_id.clone())
         .collect();
     ids.sort_unstable();
@@ -113,8 +116,9 @@ fn rank(
     let mut counts = [PlanCounts::default(); AccessType::ALL.len()];
 
     let mut outcomes = Vec::with_capacity(allocations.len());
-    // The sort key carries the access type so that only exact ties reach the allocations' strings.
-    let mut candidates: Vec<(Timestamp, usize, usize)> = Vec::new();
+    // Leavers first, then idle seats, each longest idle first. The sort key carries the access type so that only
+    // exact ties reach the allocations' strings.
+    let mut candidates: Vec<(u8, Timestamp, usize, usize)> = Vec::new();
     for (index, allocation) in allocations.iter().enumerate() {
         let outcome = evaluate(rules, &clock, allocation, users);
         let counts = &mut counts[type_index(allocation.access_type)];
@@ -122,7 +126,8 @@ fn rank(
         match &outcome {
             Judgement::Candidate(idle, _) => {
                 counts.candidates += 1;
-                candidates.push((idle.since(), type_index(allocation.access_type), index));
+                let key = (idle.rule_order(), idle.since());
+                candidates.push((key.0, key.1, type_index(allocation.access_type), index));
             }
             Judgement::Kept(reason) if reason.is_exclusion() => counts.excluded += 1,
             Judgement::Kept(_) => counts.kept += 1,
@@ -130,14 +135,16 @@ fn rank(
         outcomes.push(outcome);
     }
 
-    candidates.sort_unstable_by(|&(since_a, type_a, a), &(since_b, type_b, b)| {
-        (since_a, type_a)
-            .cmp(&(since_b, type_b))
-            .then_with(|| tie_break(&allocations[a], &allocations[b]))
-            .then(a.cmp(&b))
-    });
+    candidates.sort_unstable_by(
+        |&(rule_a, since_a, type_a, a), &(rule_b, since_b, type_b, b)| {
+            (rule_a, since_a, type_a)
+                .cmp(&(rule_b, since_b, type_b))
+                .then_with(|| tie_break(&allocations[a], &allocations[b]))
+                .then(a.cmp(&b))
+        },
+    );
     let cap = cap(rules);
-    for (rank, &(_, access_type, index)) in candidates.iter().enumerate() {
+    for (rank, &(_, _, access_type, index)) in candidates.iter().enumerate() {
         let counts = &mut counts[access_type];
         if rank < cap {
             counts.reclaim += 1;

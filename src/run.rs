@@ -2,7 +2,7 @@
 //!
 //! The CLI's `run`, `demo`, the controller and `run --policy-ref` all call [`execute`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -212,6 +212,25 @@ async fn read_site(
             allocations = inactive;
         } else {
             allocations.extend(inactive);
+        }
+        // Leavers' seats used since the idle cutoff: one more request, for the seats the first one did not list.
+        if let (Some(leavers), Some(leaver_cutoff)) = (rules.leavers(), rules.leaver_cutoff(now))
+            && leaver_cutoff > cutoff
+        {
+            let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
+            let leavers = client
+                .leaver_allocations(access_type, leaver_cutoff, &leavers.states, total, budget)
+                .await?;
+            let listed: HashSet<String> = allocations
+                .iter()
+                .filter(|a| a.access_type == access_type)
+                .map(|a| a.id.to_ascii_lowercase())
+                .collect();
+            allocations.extend(
+                leavers
+                    .into_iter()
+                    .filter(|a| !listed.contains(&a.id.to_ascii_lowercase())),
+            );
         }
     }
     // The overview is marked experimental by Qlik and some releases lack it: seats are reported when

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::model::{AccessType, Allocation, LastUse};
+use crate::model::{AccessType, Allocation, LastUse, UserState};
 
 /// What one run decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +204,14 @@ pub enum Reason {
         allocated_days: i64,
         grace: u32,
     },
+    /// The user is a leaver (`spec.leavers`): in `state`, and the seat unused for `idle_days` (since its creation when
+    /// `never_used`), at least `after_days` (`leavers.afterDays`).
+    Leaver {
+        state: UserState,
+        idle_days: i64,
+        after_days: u32,
+        never_used: bool,
+    },
     /// Used within `threshold` days (negative `idle_days`: a last use date in the future).
     Active {
         idle_days: i64,
@@ -232,6 +240,10 @@ pub enum Reason {
     },
     ExcludedRole {
         role: Arc<str>,
+    },
+    /// The user is in a state `exclude.userStates` protects.
+    ExcludedUserState {
+        state: UserState,
     },
     /// Not admitted by the scope.
     OutOfScope {
@@ -274,13 +286,15 @@ impl Reason {
         match self {
             Reason::Inactive { .. } => "inactive",
             Reason::NeverUsed { .. } => "never-used",
+            Reason::Leaver { .. } => "leaver",
             Reason::Active { .. } => "active",
             Reason::NeverUsedGrace { .. } => "never-used-grace",
             Reason::ExcludedUser { .. }
             | Reason::ExcludedDirectory { .. }
             | Reason::ExcludedTag { .. }
             | Reason::ExcludedCustomProperty { .. }
-            | Reason::ExcludedRole { .. } => "excluded",
+            | Reason::ExcludedRole { .. }
+            | Reason::ExcludedUserState { .. } => "excluded",
             Reason::OutOfScope { .. } => "out-of-scope",
             Reason::Quarantined { .. } => "quarantined",
             Reason::UnknownDate { .. } | Reason::NoCreatedDate => "unknown-date",
@@ -301,6 +315,7 @@ impl Reason {
                 | Reason::ExcludedTag { .. }
                 | Reason::ExcludedCustomProperty { .. }
                 | Reason::ExcludedRole { .. }
+                | Reason::ExcludedUserState { .. }
                 | Reason::OutOfScope { .. }
         )
     }
@@ -392,6 +407,34 @@ impl fmt::Display for Reason {
                 "QRS sent no usable {field}; kept (a missing value is never read as none)"
             ),
             Reason::UserNotFound => f.write_str("user record not found in QRS; kept"),
+            Reason::Leaver {
+                state,
+                idle_days,
+                after_days,
+                never_used,
+            } => {
+                let state = state.describe();
+                if *never_used {
+                    write!(
+                        f,
+                        "{state}; never used, allocated {} (leavers.afterDays {after_days})",
+                        Ago(*idle_days)
+                    )
+                } else {
+                    write!(
+                        f,
+                        "{state}; not used for {idle_days} days (leavers.afterDays {after_days})"
+                    )
+                }
+            }
+            Reason::ExcludedUserState { state } => {
+                write!(
+                    f,
+                    "excluded: {} (exclude.userStates {})",
+                    state.describe(),
+                    state.key()
+                )
+            }
             Reason::LoginGroup => f.write_str("login access passes are groups; never deallocated"),
             Reason::NotManaged { access_type } => write!(
                 f,

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use super::decision::{Reason, ScopeRule};
 use super::rules::{PropertyRule, Rules, whole_days};
 use super::type_index;
-use crate::model::{AccessType, Allocation, LastUse, UserDetails};
+use crate::model::{AccessType, Allocation, LastUse, UserDetails, UserState};
 
 /// Instants shared by every allocation of one run.
 pub(super) struct Clock {
@@ -17,6 +17,7 @@ pub(super) struct Clock {
     /// Indexed by `type_index`; `None` for access types the policy does not manage.
     cutoffs: [Option<Timestamp>; AccessType::ALL.len()],
     never_used_cutoff: Timestamp,
+    leaver_cutoff: Option<Timestamp>,
 }
 
 impl Clock {
@@ -25,6 +26,7 @@ impl Clock {
             now,
             cutoffs: AccessType::ALL.map(|t| rules.cutoff(t, now)),
             never_used_cutoff: rules.never_used_cutoff(now),
+            leaver_cutoff: rules.leaver_cutoff(now),
         }
     }
 }
@@ -42,13 +44,29 @@ pub(super) enum Idle {
         days: i64,
         grace: u32,
     },
+    /// The user is a leaver (`spec.leavers`) and the seat has gone unused `leavers.afterDays`.
+    Leaver {
+        state: UserState,
+        since: Timestamp,
+        days: i64,
+        after_days: u32,
+        never_used: bool,
+    },
 }
 
 impl Idle {
     pub(super) fn since(&self) -> Timestamp {
         match *self {
-            Idle::Used { since, .. } => since,
+            Idle::Used { since, .. } | Idle::Leaver { since, .. } => since,
             Idle::Never { created, .. } => created,
+        }
+    }
+
+    /// Which rule took the seat, in reclaim order: leavers first, then idle seats.
+    pub(super) fn rule_order(&self) -> u8 {
+        match self {
+            Idle::Leaver { .. } => 0,
+            Idle::Used { .. } | Idle::Never { .. } => 1,
         }
     }
 
@@ -64,6 +82,18 @@ impl Idle {
                 allocated_days: days,
                 grace,
             },
+            Idle::Leaver {
+                state,
+                days,
+                after_days,
+                never_used,
+                ..
+            } => Reason::Leaver {
+                state,
+                idle_days: days,
+                after_days,
+                never_used,
+            },
         }
     }
 
@@ -78,6 +108,13 @@ impl Idle {
                 limit,
                 idle_days: days,
                 never_used: true,
+            },
+            Idle::Leaver {
+                days, never_used, ..
+            } => Reason::OverCap {
+                limit,
+                idle_days: days,
+                never_used,
             },
         }
     }
@@ -95,9 +132,17 @@ pub(super) fn evaluate(
     allocation: &Allocation,
     users: &HashMap<String, UserDetails>,
 ) -> Judgement {
-    let idle = match judge_dates(rules, clock, allocation) {
-        Ok(idle) => idle,
-        Err(reason) => return Judgement::Kept(reason),
+    if let Some(reason) = judge_seat(rules, allocation) {
+        return Judgement::Kept(reason);
+    }
+    // A leaver's seat goes as a leaver's, whatever the idle threshold says.
+    let idle = match (
+        as_leaver(rules, clock, allocation, users),
+        judge_idle(rules, clock, allocation),
+    ) {
+        (Some(leaver), _) => leaver,
+        (None, Ok(idle)) => idle,
+        (None, Err(reason)) => return Judgement::Kept(reason),
     };
     if let Some(reason) = judge_identity(rules, allocation) {
         return Judgement::Kept(reason);
@@ -108,24 +153,83 @@ pub(super) fn evaluate(
     Judgement::Candidate(idle, usize::MAX)
 }
 
-/// Steps 1 to 4: the allocation itself.
+/// Steps 1 to 5: the allocation itself, then its dates against the idle threshold.
 pub(super) fn judge_dates(
     rules: &Rules,
     clock: &Clock,
     allocation: &Allocation,
 ) -> Result<Idle, Reason> {
+    match judge_seat(rules, allocation) {
+        Some(reason) => Err(reason),
+        None => judge_idle(rules, clock, allocation),
+    }
+}
+
+/// Steps 1 to 4: login groups, incomplete answers, quarantine, access types the policy leaves alone.
+fn judge_seat(rules: &Rules, allocation: &Allocation) -> Option<Reason> {
     let access_type = allocation.access_type;
     if !access_type.is_per_user_seat() {
-        return Err(Reason::LoginGroup);
+        return Some(Reason::LoginGroup);
     }
     if let Some(field) = allocation.incomplete {
-        return Err(Reason::Incomplete { field });
+        return Some(Reason::Incomplete { field });
     }
     if allocation.quarantined {
-        return Err(Reason::Quarantined {
+        return Some(Reason::Quarantined {
             until: allocation.quarantine_end,
         });
     }
+    rules
+        .inactive_days(access_type)
+        .is_none()
+        .then_some(Reason::NotManaged { access_type })
+}
+
+/// Since when the seat has gone unused: its last use, or its creation when never used; `None` when unknown.
+fn unused_since(allocation: &Allocation) -> Option<(Timestamp, bool)> {
+    match allocation.last_used {
+        LastUse::At(since) => Some((since, false)),
+        LastUse::Never => allocation.created.map(|created| (created, true)),
+        LastUse::Unknown(_) => None,
+    }
+}
+
+/// Whether a seat is a leaver's (`spec.leavers`) that has gone unused `leavers.afterDays`: the user's record says
+/// they are in a leaver state (a state QRS did not send is not taken for one).
+fn as_leaver(
+    rules: &Rules,
+    clock: &Clock,
+    allocation: &Allocation,
+    users: &HashMap<String, UserDetails>,
+) -> Option<Idle> {
+    let (leavers, cutoff) = (rules.leavers()?, clock.leaver_cutoff?);
+    let details = users.get(&allocation.user_id)?;
+    let state = *leavers
+        .states
+        .iter()
+        .find(|&&state| details.in_state(state) == Some(true))?;
+    let (since, never_used) = unused_since(allocation)?;
+    (since <= cutoff).then(|| Idle::Leaver {
+        state,
+        since,
+        days: whole_days(since, clock.now),
+        after_days: leavers.after_days,
+        never_used,
+    })
+}
+
+/// Whether a seat could be a leaver's judging by its dates alone (its user's record decides).
+pub(super) fn could_be_leaver(rules: &Rules, clock: &Clock, allocation: &Allocation) -> bool {
+    let Some(cutoff) = clock.leaver_cutoff else {
+        return false;
+    };
+    judge_seat(rules, allocation).is_none()
+        && unused_since(allocation).is_some_and(|(since, _)| since <= cutoff)
+}
+
+/// Step 5: the seat's dates against the idle threshold.
+fn judge_idle(rules: &Rules, clock: &Clock, allocation: &Allocation) -> Result<Idle, Reason> {
+    let access_type = allocation.access_type;
     let (Some(threshold), Some(cutoff)) = (
         rules.inactive_days(access_type),
         clock.cutoffs[type_index(access_type)],
@@ -213,12 +317,24 @@ pub(super) fn judge_details(
     allocation: &Allocation,
     users: &HashMap<String, UserDetails>,
 ) -> Option<Reason> {
-    if !rules.needs_user_details() {
+    if !rules.exclusions_need_details() {
         return None;
     }
     let Some(details) = users.get(&allocation.user_id) else {
         return Some(Reason::UserNotFound);
     };
+    // A state QRS did not send is unknown: the user may well be one the policy protects.
+    for &state in &rules.exclude_user_states {
+        match details.in_state(state) {
+            Some(true) => return Some(Reason::ExcludedUserState { state }),
+            Some(false) => {}
+            None => {
+                return Some(Reason::Incomplete {
+                    field: state.qrs_field(),
+                });
+            }
+        }
+    }
     // A list the rules read that QRS did not send is unknown: the user may well hold the excluded role.
     let tags = match needed(&details.tags, !rules.exclude_tags.is_empty(), "tags") {
         Ok(tags) => tags,

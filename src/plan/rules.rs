@@ -5,7 +5,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 
 use super::pattern::{FoldedMap, FoldedSet, PatternSet, UserPattern, fold};
-use crate::model::AccessType;
+use crate::model::{AccessType, UserState};
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -60,8 +60,19 @@ pub struct Rules {
     /// Keyed by the folded property name.
     pub(super) exclude_custom_properties: FoldedMap<PropertyRule>,
     pub(super) exclude_roles: FoldedSet,
+    pub(super) exclude_user_states: Vec<UserState>,
+    pub(super) leavers: Option<Leavers>,
     max_reclaims_per_run: u32,
     max_reclaim_percent: u32,
+}
+
+/// Users Qlik marks as gone lose their seats sooner than the idle threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leavers {
+    /// The states that make a user a leaver; never empty.
+    pub states: Vec<UserState>,
+    /// A leaver's seat unused this many days (since its last use, or its creation when never used) is reclaimed.
+    pub after_days: u32,
 }
 
 /// The rules in the engine's own terms. The edge ([`crate::policy`]) checks a policy and builds this; the engine
@@ -81,6 +92,10 @@ pub struct RuleSet {
     pub exclude_tags: Vec<String>,
     pub exclude_custom_properties: Vec<PropertyMatch>,
     pub exclude_roles: Vec<String>,
+    /// Users in any of these states are never reclaimed.
+    pub exclude_user_states: Vec<UserState>,
+    /// Leavers' seats go first and sooner; `None` leaves leavers to the idle threshold like anyone else.
+    pub leavers: Option<Leavers>,
     pub max_reclaims_per_run: u32,
     pub max_reclaim_percent: u32,
 }
@@ -111,6 +126,8 @@ impl Rules {
             exclude_tags: folded(&set.exclude_tags),
             exclude_custom_properties: custom_properties(&set.exclude_custom_properties),
             exclude_roles: folded(&set.exclude_roles),
+            exclude_user_states: set.exclude_user_states,
+            leavers: set.leavers.filter(|l| !l.states.is_empty()),
             max_reclaims_per_run: set.max_reclaims_per_run,
             max_reclaim_percent: set.max_reclaim_percent,
         }
@@ -150,10 +167,29 @@ impl Rules {
     }
 
     /// Whether exclusions need user records (tags, custom properties, roles) from QRS.
+    /// Whether any rule reads user records (exclusions by tag, custom property, role or state; leavers) from QRS.
     pub fn needs_user_details(&self) -> bool {
+        self.exclusions_need_details() || self.leavers.is_some()
+    }
+
+    /// Whether an exclusion reads user records: then a seat whose user has no record is kept.
+    pub(super) fn exclusions_need_details(&self) -> bool {
         !self.exclude_tags.is_empty()
             || !self.exclude_custom_properties.is_empty()
             || !self.exclude_roles.is_empty()
+            || !self.exclude_user_states.is_empty()
+    }
+
+    /// The leaver rule, if the policy has one.
+    pub fn leavers(&self) -> Option<&Leavers> {
+        self.leavers.as_ref()
+    }
+
+    /// A leaver's seat last used (or, never used, created) at or before this instant is reclaimed.
+    pub fn leaver_cutoff(&self, now: Timestamp) -> Option<Timestamp> {
+        self.leavers
+            .as_ref()
+            .map(|l| days_before(now, l.after_days))
     }
 
     pub fn max_reclaims_per_run(&self) -> u32 {

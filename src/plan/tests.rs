@@ -1411,3 +1411,186 @@ fn a_seat_allocated_hours_ago_is_in_grace_not_in_the_future() {
         "never used; allocated less than a day ago, within the 14-day grace"
     );
 }
+
+// ---- leavers (spec.leavers) and exclude.userStates ----
+
+fn leaver_rules(edit: impl FnOnce(&mut LicenseCleanupPolicySpec)) -> Rules {
+    rules_with(|s| {
+        s.leavers = Some(crate::policy::LeaversSpec {
+            removed_externally: true,
+            blocked: true,
+            inactive: false,
+            after_days: 2,
+        });
+        edit(s);
+    })
+}
+
+/// A user record that says the user is removed from the directory, blocked and inactive as given.
+fn in_states(
+    directory: &str,
+    user: &str,
+    removed: bool,
+    blocked: bool,
+    inactive: bool,
+) -> UserDetails {
+    UserDetails {
+        removed_externally: Some(removed),
+        blocked: Some(blocked),
+        inactive: Some(inactive),
+        ..details(directory, user)
+    }
+}
+
+fn decide_with(rules: &Rules, allocations: &[Allocation], users: Vec<UserDetails>) -> Plan {
+    decide(
+        rules,
+        allocations,
+        &user_map(users),
+        &BTreeMap::new(),
+        now(),
+    )
+}
+
+#[test]
+fn a_leaver_loses_a_recently_used_seat_before_anyone_idle() {
+    let rules = leaver_rules(|s| {
+        s.limits.max_reclaims_per_run = 1;
+        s.limits.max_reclaim_percent = 100;
+    });
+    let gone = used(alloc("gone", Professional, "CORP", "gone"), days_ago(3));
+    let idle = used(alloc("idle", Professional, "CORP", "idle"), days_ago(200));
+    let users = vec![
+        in_states("CORP", "gone", true, false, false),
+        in_states("CORP", "idle", false, false, false),
+    ];
+    let plan = decide_with(&rules, &[idle, gone], users);
+    assert_eq!(reclaim_ids(&plan), ["gone"], "leavers first under the cap");
+    assert_reason(
+        &only(&plan, "gone"),
+        Verdict::Reclaim,
+        "leaver",
+        "removed from the user directory; not used for 3 days (leavers.afterDays 2)",
+    );
+    assert_eq!(only(&plan, "idle").verdict, Verdict::Deferred);
+}
+
+#[test]
+fn a_leaver_used_inside_after_days_or_in_an_unreported_state_is_judged_like_anyone() {
+    let rules = leaver_rules(|_| {});
+    let recent = used(alloc("recent", Professional, "CORP", "recent"), days_ago(1));
+    let unknown = used(
+        alloc("unknown", Professional, "CORP", "unknown"),
+        days_ago(3),
+    );
+    let inactive_only = used(
+        alloc("inactive", Professional, "CORP", "inactive"),
+        days_ago(3),
+    );
+    let users = vec![
+        in_states("CORP", "recent", true, true, true),
+        details("CORP", "unknown"),
+        in_states("CORP", "inactive", false, false, true),
+    ];
+    let plan = decide_with(&rules, &[recent, unknown, inactive_only], users);
+    for id in ["recent", "unknown", "inactive"] {
+        assert_eq!(only(&plan, id).reason.code(), "active", "{id}");
+    }
+}
+
+#[test]
+fn a_leaver_keeps_the_seat_when_excluded_quarantined_or_out_of_scope() {
+    let rules = leaver_rules(|s| {
+        s.exclude.tags = strings(&["VIP"]);
+        s.scope.user_directories = strings(&["CORP"]);
+    });
+    let vip = used(alloc("vip", Professional, "CORP", "vip"), days_ago(5));
+    let mut quarantined = used(alloc("q", Professional, "CORP", "q"), days_ago(5));
+    quarantined.quarantined = true;
+    let elsewhere = used(alloc("ext", Professional, "EXTERNAL", "ext"), days_ago(5));
+    let mut vip_record = in_states("CORP", "vip", false, true, false);
+    vip_record.tags = Some(strings(&["VIP"]));
+    let users = vec![
+        vip_record,
+        in_states("CORP", "q", true, false, false),
+        in_states("EXTERNAL", "ext", true, false, false),
+    ];
+    let plan = decide_with(&rules, &[vip, quarantined, elsewhere], users);
+    assert!(reclaim_ids(&plan).is_empty(), "{:?}", plan.decisions);
+    assert_eq!(only(&plan, "vip").reason.code(), "excluded");
+    assert_eq!(only(&plan, "q").reason.code(), "quarantined");
+    assert_eq!(only(&plan, "ext").reason.code(), "out-of-scope");
+}
+
+#[test]
+fn leavers_count_toward_the_breaker() {
+    // A directory sync gone wrong marks everyone removed: the run must stop, not empty the site.
+    let rules = leaver_rules(|s| s.limits.max_reclaim_percent = 50);
+    let seats: Vec<Allocation> = ["a", "b", "c"]
+        .iter()
+        .map(|u| used(alloc(u, Professional, "CORP", u), days_ago(4)))
+        .collect();
+    let users = ["a", "b", "c"]
+        .iter()
+        .map(|u| in_states("CORP", u, true, false, false))
+        .collect();
+    let plan = decide_with(&rules, &seats, users);
+    assert!(plan.is_aborted(), "{:?}", plan.totals());
+    assert!(plan.reclaims().next().is_none());
+}
+
+#[test]
+fn a_protected_state_keeps_the_seat_and_an_unreported_one_keeps_it_too() {
+    use crate::policy::UserStateName;
+    let rules = rules_with(|s| {
+        s.exclude.user_states = vec![UserStateName::Inactive];
+        s.limits.max_reclaim_percent = 100;
+    });
+    let inactive = alloc("inactive", Professional, "CORP", "inactive");
+    let active_user = alloc("fine", Professional, "CORP", "fine");
+    let unreported = alloc("unknown", Professional, "CORP", "unknown");
+    let users = vec![
+        in_states("CORP", "inactive", false, false, true),
+        in_states("CORP", "fine", false, false, false),
+        details("CORP", "unknown"),
+    ];
+    let plan = decide_with(&rules, &[inactive, active_user, unreported], users);
+    assert_reason(
+        &only(&plan, "inactive"),
+        Verdict::Keep,
+        "excluded",
+        "excluded: inactive in the QMC (exclude.userStates inactive)",
+    );
+    assert_eq!(only(&plan, "fine").verdict, Verdict::Reclaim);
+    assert_eq!(only(&plan, "unknown").reason.code(), "unknown-data");
+}
+
+#[test]
+fn leavers_need_records_of_recently_used_seats_and_the_policy_checks_their_states() {
+    let rules = leaver_rules(|_| {});
+    assert!(rules.needs_user_details());
+    let recent = used(alloc("r", Professional, "CORP", "r"), days_ago(3));
+    let too_recent = used(alloc("t", Professional, "CORP", "t"), days_ago(1));
+    let ids = users_needing_details(&rules, &[recent, too_recent], now());
+    assert_eq!(ids, [guid("CORP", "r")]);
+
+    let both = invalid(|s| {
+        s.leavers = Some(crate::policy::LeaversSpec {
+            removed_externally: true,
+            blocked: false,
+            inactive: false,
+            after_days: 0,
+        });
+        s.exclude.user_states = vec![crate::policy::UserStateName::RemovedExternally];
+    });
+    assert_eq!(both.field, "spec.exclude.userStates");
+    let none = invalid(|s| {
+        s.leavers = Some(crate::policy::LeaversSpec {
+            removed_externally: false,
+            blocked: false,
+            inactive: false,
+            after_days: 0,
+        });
+    });
+    assert_eq!(none.field, "spec.leavers");
+}

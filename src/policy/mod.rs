@@ -90,6 +90,12 @@ pub struct LicenseCleanupPolicySpec {
     #[serde(default)]
     pub exclude: ExcludeSpec,
 
+    /// Users Qlik marks as gone (removed from the user directory, blocked in the QMC, optionally inactive): their
+    /// seats go first, once unused for afterDays, ahead of the idle threshold. Scope, exclusions, quarantine, the
+    /// cap, dry run and the breaker apply as to any seat. Absent: leavers are treated like everyone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leavers: Option<LeaversSpec>,
+
     /// Safety limits.
     #[serde(default)]
     pub limits: LimitsSpec,
@@ -280,6 +286,42 @@ pub struct ExcludeSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub roles: Vec<String>,
+    /// Users in any of these QMC states are never reclaimed: removedExternally (removed from the user directory),
+    /// blocked, inactive. A state QRS does not report for a user keeps the seat.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3))]
+    pub user_states: Vec<UserStateName>,
+}
+
+/// A state Qlik records on a user.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum UserStateName {
+    /// Removed from the user directory (QMC "Removed externally").
+    RemovedExternally,
+    /// Blocked in the QMC (the QRS user field blacklisted).
+    Blocked,
+    /// Marked inactive in the QMC.
+    Inactive,
+}
+
+/// Which users count as leavers, and when their seats go.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaversSpec {
+    /// Users removed from the user directory (QMC "Removed externally") are leavers.
+    #[serde(default = "default_true")]
+    pub removed_externally: bool,
+    /// Users blocked in the QMC are leavers.
+    #[serde(default = "default_true")]
+    pub blocked: bool,
+    /// Users marked inactive in the QMC are leavers.
+    #[serde(default)]
+    pub inactive: bool,
+    /// A leaver's seat unused this many days (since its last use, or its creation when never used) is reclaimed.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 3650))]
+    pub after_days: u32,
 }
 
 /// A custom property and the values that exclude a user.

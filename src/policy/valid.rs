@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use super::{
     AccessTypesSpec, CustomPropertyMatch, ExcludeSpec, LicenseCleanupPolicySpec, SiteSpec,
+    UserStateName,
 };
-use crate::model::AccessType;
-use crate::plan::{PropertyMatch, RuleSet, Rules, UserPattern};
+use crate::model::{AccessType, UserState};
+use crate::plan::{Leavers, PropertyMatch, RuleSet, Rules, UserPattern};
 use crate::qrs::{Connection, RetryPolicy, Route, ServerVerification};
 use crate::schedule::{Schedule, ScheduleError};
 
@@ -119,6 +120,8 @@ pub fn rules(spec: &LicenseCleanupPolicySpec) -> Result<Rules, InvalidPolicy> {
         exclude_tags: names("spec.exclude.tags", &exclude.tags)?,
         exclude_custom_properties: custom_properties(exclude)?,
         exclude_roles: names("spec.exclude.roles", &exclude.roles)?,
+        exclude_user_states: exclude.user_states.iter().map(|&s| user_state(s)).collect(),
+        leavers: leavers(spec)?,
         max_reclaims_per_run: limits.max_reclaims_per_run,
         max_reclaim_percent: limits.max_reclaim_percent,
     }))
@@ -151,6 +154,54 @@ fn inactive_days(access_types: &AccessTypesSpec) -> Result<Vec<(AccessType, u32)
         ));
     }
     Ok(days)
+}
+
+fn user_state(name: UserStateName) -> UserState {
+    match name {
+        UserStateName::RemovedExternally => UserState::RemovedExternally,
+        UserStateName::Blocked => UserState::Blocked,
+        UserStateName::Inactive => UserState::Inactive,
+    }
+}
+
+/// `spec.leavers` in the engine's terms. A state both a leaver's and protected by `exclude.userStates` is a
+/// contradiction the administrator must resolve, not one the program guesses at.
+fn leavers(spec: &LicenseCleanupPolicySpec) -> Result<Option<Leavers>, InvalidPolicy> {
+    let Some(leavers) = &spec.leavers else {
+        return Ok(None);
+    };
+    check_range("spec.leavers.afterDays", leavers.after_days, 0, 3650, "")?;
+    let listed = [
+        (leavers.removed_externally, UserState::RemovedExternally),
+        (leavers.blocked, UserState::Blocked),
+        (leavers.inactive, UserState::Inactive),
+    ];
+    let states: Vec<UserState> = listed
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|&(_, s)| s)
+        .collect();
+    if states.is_empty() {
+        return Err(InvalidPolicy::new(
+            "spec.leavers",
+            "names no state: set removedExternally, blocked or inactive to true, or remove leavers",
+        ));
+    }
+    let excluded = spec.exclude.user_states.iter().map(|&s| user_state(s));
+    if let Some(both) = excluded.into_iter().find(|s| states.contains(s)) {
+        return Err(InvalidPolicy::new(
+            "spec.exclude.userStates",
+            format!(
+                "{} is both a leaver state (spec.leavers.{}) and protected here; keep it in one of the two",
+                both.key(),
+                both.key()
+            ),
+        ));
+    }
+    Ok(Some(Leavers {
+        states,
+        after_days: leavers.after_days,
+    }))
 }
 
 fn check_range(

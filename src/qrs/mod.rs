@@ -23,7 +23,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::credentials::{Credentials, Xrfkey};
-use crate::model::{AccessType, Allocation, SeatCounts, UserDetails};
+use crate::model::{AccessType, Allocation, SeatCounts, UserDetails, UserState};
 use answer::{ListLimits, ReadError};
 use scrub::Scrubber;
 pub use tls::ServerVerification;
@@ -320,8 +320,43 @@ impl QrsClient {
         counted: u64,
         budget: usize,
     ) -> Result<Vec<Allocation>, QrsError> {
-        let endpoint = format!("license/{}/full", access_type.qrs_entity());
         let filter = format!("lastUsed le '{}'", wire::format_qrs_date(cutoff));
+        self.allocations_where(access_type, filter, counted, budget)
+            .await
+    }
+
+    /// Allocations of one access type whose users are in any of `states` (leavers), last used at or before
+    /// `cutoff` (never-used ones included). QRS's filter reaches the allocation's user, so this is one request
+    /// however many leavers there are. `counted` and `budget` as for [`QrsClient::inactive_allocations`].
+    pub async fn leaver_allocations(
+        &self,
+        access_type: AccessType,
+        cutoff: Timestamp,
+        states: &[UserState],
+        counted: u64,
+        budget: usize,
+    ) -> Result<Vec<Allocation>, QrsError> {
+        let states: Vec<String> = states
+            .iter()
+            .map(|s| format!("user.{} eq true", s.qrs_field()))
+            .collect();
+        let filter = format!(
+            "lastUsed le '{}' and ({})",
+            wire::format_qrs_date(cutoff),
+            states.join(" or ")
+        );
+        self.allocations_where(access_type, filter, counted, budget)
+            .await
+    }
+
+    async fn allocations_where(
+        &self,
+        access_type: AccessType,
+        filter: String,
+        counted: u64,
+        budget: usize,
+    ) -> Result<Vec<Allocation>, QrsError> {
+        let endpoint = format!("license/{}/full", access_type.qrs_entity());
         let counted = usize::try_from(counted).unwrap_or(usize::MAX);
         let (rows, rows_why) = if budget < counted {
             (budget, RUN_LIMIT_WHY)

@@ -193,11 +193,11 @@ pub(crate) struct UserJson {
     #[serde(default)]
     pub custom_properties: Option<Vec<CustomPropertyValueJson>>,
     #[serde(default)]
-    pub inactive: bool,
+    pub inactive: Option<bool>,
     #[serde(default)]
-    pub removed_externally: bool,
+    pub removed_externally: Option<bool>,
     #[serde(default)]
-    pub blacklisted: bool,
+    pub blacklisted: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -232,7 +232,7 @@ impl UserJson {
             roles: self.roles,
             inactive: self.inactive,
             removed_externally: self.removed_externally,
-            blacklisted: self.blacklisted,
+            blocked: self.blacklisted,
         })
     }
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod crd;
+mod leavers;
 #[path = "../support/mod.rs"]
 mod support;
 mod trust;

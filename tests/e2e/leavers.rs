@@ -1,0 +1,115 @@
+//! Leavers (`spec.leavers`) and protected user states (`spec.exclude.userStates`) against the simulator.
+
+use qlik_license_reclaimer::policy::{LeaversSpec, RunResult, UserStateName};
+use qlik_license_reclaimer::run::Outcome;
+use qrs_simulator::{NewUser, SimAccessType};
+
+use crate::support::{credentials, dry_run_policy, known_site, run_policy};
+
+/// Adds `directory\user` holding one seat of `access_type`, last used `days` ago.
+fn seat(sim: &qrs_simulator::Simulator, user: NewUser, access_type: SimAccessType, days: i64) {
+    let site = sim.site();
+    let now = sim.now();
+    let id = site.add_user(user).expect("user added");
+    let used = now - jiff::SignedDuration::from_hours(24 * days);
+    let created = now - jiff::SignedDuration::from_hours(24 * 400);
+    site.allocate(access_type, id, Some(used), created, false)
+        .expect("allocated");
+}
+
+#[tokio::test]
+async fn a_leavers_recent_seat_is_found_with_one_request_per_type_and_goes_first() {
+    let sim = known_site().await;
+    seat(
+        &sim,
+        NewUser::new("CORP", "gone").removed_externally(true),
+        SimAccessType::Professional,
+        3,
+    );
+    seat(
+        &sim,
+        NewUser::new("CORP", "barred").blacklisted(true),
+        SimAccessType::Analyzer,
+        1,
+    );
+    seat(
+        &sim,
+        NewUser::new("CORP", "resting").inactive(true),
+        SimAccessType::Analyzer,
+        3,
+    );
+    let mut spec = dry_run_policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec.leavers = Some(LeaversSpec {
+        removed_externally: true,
+        blocked: true,
+        inactive: false,
+        after_days: 2,
+    });
+    sim.clear_records();
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
+
+    let entry = |user: &str| report.decisions.iter().find(|e| e.user == user);
+    let gone = entry("CORP\\gone").expect("the leaver's seat is listed");
+    assert_eq!(
+        (gone.outcome, gone.reason_code),
+        (Outcome::WouldReclaim, "leaver")
+    );
+    assert!(
+        gone.reason.contains("removed from the user directory"),
+        "{}",
+        gone.reason
+    );
+    let first = report
+        .decisions
+        .iter()
+        .find(|e| e.outcome == Outcome::WouldReclaim)
+        .expect("something would be reclaimed");
+    assert_eq!(first.user, "CORP\\gone", "leavers come first");
+    // Used a day ago: not yet two days, and the idle threshold is 30; inactive users are not leavers here.
+    for quiet in ["CORP\\barred", "CORP\\resting"] {
+        assert!(
+            entry(quiet).is_none_or(|e| e.outcome == Outcome::Kept),
+            "{quiet}"
+        );
+    }
+
+    // One more list request per access type, whatever the number of leavers.
+    let leaver_queries = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/full"))
+        .filter(|r| {
+            r.query
+                .iter()
+                .any(|(k, v)| k == "filter" && v.contains("user.removedExternally eq true"))
+        })
+        .count();
+    assert_eq!(leaver_queries, 2, "professional and analyzer");
+}
+
+#[tokio::test]
+async fn a_protected_state_keeps_an_idle_seat() {
+    let sim = known_site().await;
+    seat(
+        &sim,
+        NewUser::new("CORP", "resting").inactive(true),
+        SimAccessType::Professional,
+        200,
+    );
+    let mut spec = dry_run_policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec.exclude.user_states = vec![UserStateName::Inactive];
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    let resting = report
+        .decisions
+        .iter()
+        .find(|e| e.user == "CORP\\resting")
+        .expect("listed");
+    assert_eq!(
+        (resting.outcome, resting.reason_code),
+        (Outcome::Kept, "excluded")
+    );
+    assert!(report.reclaimed().count() > 0, "others are still reclaimed");
+}
