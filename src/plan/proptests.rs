@@ -200,10 +200,16 @@ fn spec() -> impl Strategy<Value = LicenseCleanupPolicySpec> {
         )
 }
 
+/// A user state as QRS reports it: mostly not, sometimes so, now and then not at all.
+fn state() -> impl Strategy<Value = Option<bool>> {
+    prop_oneof![7 => Just(Some(false)), 2 => Just(Some(true)), 1 => Just(None)]
+}
+
 fn user_details(id: String) -> impl Strategy<Value = Option<UserDetails>> {
     proptest::option::weighted(
         0.9,
         (
+            (state(), state(), state()),
             // A list QRS did not send is unknown, never "has none".
             proptest::option::weighted(0.9, names(&TAGS, 2)),
             proptest::option::weighted(0.9, names(&ROLES, 2)),
@@ -220,18 +226,22 @@ fn user_details(id: String) -> impl Strategy<Value = Option<UserDetails>> {
         ),
     )
     .prop_map(move |d| {
-        d.map(|(tags, roles, properties)| UserDetails {
-            id: id.clone(),
-            tags,
-            roles,
-            custom_properties: properties.map(|properties| {
-                properties
-                    .into_iter()
-                    .map(|(n, v)| (n.to_string(), v.to_string()))
-                    .collect()
-            }),
-            ..UserDetails::default()
-        })
+        d.map(
+            |((removed, blocked, inactive), tags, roles, properties)| UserDetails {
+                id: id.clone(),
+                removed_externally: removed,
+                blocked,
+                inactive,
+                tags,
+                roles,
+                custom_properties: properties.map(|properties| {
+                    properties
+                        .into_iter()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect()
+                }),
+            },
+        )
     })
 }
 
@@ -540,4 +550,98 @@ proptest! {
                 && !protected_by_identity(&s.spec, a)));
         }
     }
+}
+
+/// A scenario with leavers: the same random site and policy, plus `spec.leavers` with some states and afterDays.
+fn leaver_scenario() -> impl Strategy<Value = Scenario> {
+    (scenario(), any::<(bool, bool, bool)>(), 0u32..10).prop_map(
+        |(mut s, (removed, blocked, inactive), after)| {
+            s.spec.leavers = Some(crate::policy::LeaversSpec {
+                removed_externally: removed || !(blocked || inactive),
+                blocked,
+                inactive,
+                after_days: after,
+            });
+            s
+        },
+    )
+}
+
+/// The reasons that keep a seat whoever its user is: a leaver's seat must be kept for them too.
+const KEPT_WHOEVER: [&str; 8] = [
+    "excluded",
+    "out-of-scope",
+    "quarantined",
+    "unknown-data",
+    "unknown-date",
+    "login-group",
+    "not-managed",
+    "user-not-found",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn leavers_never_override_an_exclusion_quarantine_or_the_limits(s in leaver_scenario()) {
+        let with = s.decide();
+        let mut without = s.clone();
+        without.spec.leavers = None;
+        let without = without.decide();
+        let leavers = s.spec.leavers.clone().unwrap_or_else(|| unreachable!());
+
+        for kept in without.decisions.iter().filter(|d| KEPT_WHOEVER.contains(&d.reason.code())) {
+            let same = with.decisions.iter().find(|d| d.allocation.id == kept.allocation.id);
+            prop_assert!(
+                same.is_some_and(|d| d.verdict == Verdict::Keep),
+                "{} was kept ({}) without leavers but not with them", kept.allocation.id, kept.reason
+            );
+        }
+        prop_assert!(with.reclaims().count() <= s.spec.limits.max_reclaims_per_run as usize);
+        if with.is_aborted() {
+            prop_assert_eq!(with.reclaims().count(), 0);
+        }
+        // The breaker counts leavers: a type with more candidates than without leavers can only trip it sooner.
+        for (t, c) in &with.per_type {
+            let before = without.per_type.get(t).map_or(0, |c| c.candidates);
+            prop_assert!(c.candidates >= before, "{}: {} candidates with leavers, {} without", t, c.candidates, before);
+        }
+        if without.is_aborted() {
+            prop_assert!(with.is_aborted(), "leavers turned an aborted run into one that deletes");
+        }
+
+        // Leavers first: no idle seat is reclaimed while a leaver's seat is deferred, and every leaver's seat
+        // taken is one whose record says a leaver state and that has gone unused afterDays.
+        let leaver = |d: &&Decision| d.reason.code() == "leaver";
+        let deferred_leavers = with.decisions.iter().filter(|d| d.verdict == Verdict::Deferred).any(|d| {
+            s.users.get(&d.allocation.user_id).is_some_and(|u| leaver_states(&leavers).iter().any(|&st| u.in_state(st) == Some(true)))
+                && d.idle_since().is_some_and(|t| now().duration_since(t) >= days(leavers.after_days))
+        });
+        if deferred_leavers {
+            prop_assert!(with.reclaims().all(|d| leaver(&d)), "an idle seat went before a leaver's");
+        }
+        for d in with.reclaims().filter(leaver) {
+            let user = s.users.get(&d.allocation.user_id);
+            prop_assert!(
+                user.is_some_and(|u| leaver_states(&leavers).iter().any(|&st| u.in_state(st) == Some(true))),
+                "{} taken as a leaver's without a leaver state", d.allocation.id
+            );
+            prop_assert!(
+                d.idle_since().is_some_and(|t| now().duration_since(t) >= days(leavers.after_days)),
+                "{} taken as a leaver's inside afterDays", d.allocation.id
+            );
+        }
+    }
+}
+
+fn leaver_states(leavers: &crate::policy::LeaversSpec) -> Vec<crate::model::UserState> {
+    use crate::model::UserState;
+    [
+        (leavers.removed_externally, UserState::RemovedExternally),
+        (leavers.blocked, UserState::Blocked),
+        (leavers.inactive, UserState::Inactive),
+    ]
+    .into_iter()
+    .filter_map(|(on, state)| on.then_some(state))
+    .collect()
 }
