@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use crate::credentials::Credentials;
 use crate::policy::{
     self, AccessTypeRule, AccessTypesSpec, CustomPropertyMatch, ExcludeSpec,
-    LicenseCleanupPolicySpec, LimitsSpec, Permissions, QlikUserSpec, ScopeSpec, SecretRef,
-    SiteSpec, TlsSpec,
+    LicenseCleanupPolicySpec, LimitsSpec, Permissions, QlikUserSpec, RedundantSpec, ScopeSpec,
+    SecretRef, SiteSpec, TlsSpec,
 };
 use crate::run::{self, RunContext, RunReport};
 use qrs_simulator::{Simulator, SimulatorConfig};
@@ -74,6 +74,7 @@ pub fn demo_policy(repository_url: String, server_name: String) -> LicenseCleanu
             ..ExcludeSpec::default()
         },
         leavers: None,
+        redundant: RedundantSpec::default(),
         limits: LimitsSpec::default(),
         history_limit: 10,
     }

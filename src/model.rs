@@ -146,6 +146,9 @@ pub struct Allocation {
     /// A field a decision depends on (`lastUsed`, `createdDate`, `quarantined`) that QRS sent as missing, null
     /// or unreadable. Such an allocation is kept and reported: no value is never read as "never used".
     pub incomplete: Option<&'static str>,
+    /// An Analyzer seat whose user holds a Professional seat too (learnt from the site's other allocations, not
+    /// from this one; `spec.redundant`).
+    pub user_also_professional: bool,
 }
 
 /// The parts of a QRS user record that scope and exclusion rules read.

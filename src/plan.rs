@@ -30,7 +30,7 @@ mod pattern;
 mod rules;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 
@@ -40,7 +40,9 @@ pub use decision::{BreakerTrip, Decision, Plan, PlanCounts, Reason, ScopeRule, V
 pub use pattern::UserPattern;
 pub use rules::{Leavers, PropertyMatch, RuleSet, Rules};
 
-use judge::{Clock, Judgement, could_be_leaver, evaluate, judge_dates, judge_identity};
+use judge::{
+    Clock, Judgement, could_be_leaver, could_be_redundant, evaluate, judge_dates, judge_identity,
+};
 
 /// QRS user ids (GUIDs) whose records (tags, custom properties, roles) must be fetched: the users of
 /// allocations that would be candidates judging by dates, quarantine, scope and identity exclusions alone.
@@ -57,7 +59,9 @@ pub fn users_needing_details(
     let mut ids: Vec<String> = allocations
         .iter()
         .filter(|a| {
-            (judge_dates(rules, &clock, a).is_ok() || could_be_leaver(rules, &clock, a))
+            (judge_dates(rules, &clock, a).is_ok()
+                || could_be_leaver(rules, &clock, a)
+                || could_be_redundant(rules, a))
                 && judge_identity(rules, a).is_none()
         })
         .map(|a| a.user_id.clone())
@@ -98,6 +102,42 @@ pub fn decide_owned(
     assemble(rules, ranking, allocations.into_iter(), allocated_totals)
 }
 
+/// Every allocation judged, in the order given. Professional seats are judged first: an Analyzer seat is redundant
+/// (`spec.redundant`) only while its user keeps their Professional seat, so not when that seat is a candidate.
+fn judge_all(
+    rules: &Rules,
+    clock: &Clock,
+    allocations: &[Allocation],
+    users: &HashMap<String, UserDetails>,
+) -> Vec<Judgement> {
+    let professional = |a: &&Allocation| a.access_type == AccessType::Professional;
+    let mut judged: Vec<Option<Judgement>> = (0..allocations.len()).map(|_| None).collect();
+    let mut losing_professional: HashSet<&str> = HashSet::new();
+    for (index, allocation) in allocations
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| professional(a))
+    {
+        let judgement = evaluate(rules, clock, allocation, users, false);
+        if matches!(judgement, Judgement::Candidate(..)) {
+            losing_professional.insert(allocation.user_id.as_str());
+        }
+        judged[index] = Some(judgement);
+    }
+    for (index, allocation) in allocations
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| !professional(a))
+    {
+        let redundant = rules.redundant_analyzer()
+            && allocation.access_type == AccessType::Analyzer
+            && allocation.user_also_professional
+            && !losing_professional.contains(allocation.user_id.as_str());
+        judged[index] = Some(evaluate(rules, clock, allocation, users, redundant));
+    }
+    judged.into_iter().flatten().collect()
+}
+
 /// Every allocation judged, and the candidates in reclaim order.
 struct Ranking {
     /// One per allocation, in the order given; candidates carry their rank.
@@ -115,12 +155,11 @@ fn rank(
     let clock = Clock::new(rules, now);
     let mut counts = [PlanCounts::default(); AccessType::ALL.len()];
 
-    let mut outcomes = Vec::with_capacity(allocations.len());
-    // Leavers first, then idle seats, each longest idle first. The sort key carries the access type so that only
-    // exact ties reach the allocations' strings.
+    let mut outcomes = judge_all(rules, &clock, allocations, users);
+    // Leavers first, then redundant seats, then idle seats, each longest idle first. The sort key carries the
+    // access type so that only exact ties reach the allocations' strings.
     let mut candidates: Vec<(u8, Timestamp, usize, usize)> = Vec::new();
-    for (index, allocation) in allocations.iter().enumerate() {
-        let outcome = evaluate(rules, &clock, allocation, users);
+    for (index, (allocation, outcome)) in allocations.iter().zip(&outcomes).enumerate() {
         let counts = &mut counts[type_index(allocation.access_type)];
         counts.fetched += 1;
         match &outcome {
@@ -132,7 +171,6 @@ fn rank(
             Judgement::Kept(reason) if reason.is_exclusion() => counts.excluded += 1,
             Judgement::Kept(_) => counts.kept += 1,
         }
-        outcomes.push(outcome);
     }
 
     candidates.sort_unstable_by(

@@ -233,6 +233,9 @@ async fn read_site(
             );
         }
     }
+    if rules.redundant_analyzer() {
+        add_redundant(client, &mut allocations, &totals).await?;
+    }
     // The overview is marked experimental by Qlik and some releases lack it: seats are reported when
     // available, and a run does not fail without them.
     let seats = match client.seats().await {
@@ -247,6 +250,56 @@ async fn read_site(
         totals,
         seats,
     })
+}
+
+/// Analyzer seats whose users hold a Professional seat too (`spec.redundant`): marked when listed already, and
+/// read by id (50 a request) when not, since a redundant seat goes whatever its last use. Who holds what comes
+/// from QRS's table view: two ids a seat, two requests however large the site.
+async fn add_redundant(
+    client: &QrsClient,
+    allocations: &mut Vec<Allocation>,
+    totals: &BTreeMap<AccessType, u64>,
+) -> Result<(), QrsError> {
+    let holders = async |access_type| -> Result<Vec<(uuid::Uuid, uuid::Uuid)>, QrsError> {
+        let counted = match totals.get(&access_type) {
+            Some(&n) => n,
+            None => client.count(access_type).await?,
+        };
+        client.holders(access_type, counted).await
+    };
+    let professionals: HashSet<uuid::Uuid> = holders(AccessType::Professional)
+        .await?
+        .into_iter()
+        .map(|(_, user)| user)
+        .collect();
+    let mut redundant: HashSet<uuid::Uuid> = holders(AccessType::Analyzer)
+        .await?
+        .into_iter()
+        .filter(|(_, user)| professionals.contains(user))
+        .map(|(id, _)| id)
+        .collect();
+    for allocation in allocations.iter_mut() {
+        if allocation.access_type == AccessType::Analyzer
+            && uuid::Uuid::try_parse(&allocation.id).is_ok_and(|id| redundant.remove(&id))
+        {
+            allocation.user_also_professional = true;
+        }
+    }
+    // No run reads more than its memory allows: the rest wait for the next run.
+    let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
+    let mut ids: Vec<String> = redundant
+        .iter()
+        .map(|id| id.hyphenated().to_string())
+        .collect();
+    ids.sort_unstable();
+    ids.truncate(budget);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut fresh = client.allocations_by_id(AccessType::Analyzer, &ids).await?;
+    for allocation in &mut fresh {
+        allocation.user_also_professional = true;
+    }
+    allocations.extend(fresh);
+    Ok(())
 }
 
 async fn run_with_client(

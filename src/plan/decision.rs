@@ -212,6 +212,8 @@ pub enum Reason {
         after_days: u32,
         never_used: bool,
     },
+    /// An Analyzer seat whose user keeps a Professional seat (`spec.redundant.analyzerWithProfessional`).
+    Redundant,
     /// Used within `threshold` days (negative `idle_days`: a last use date in the future).
     Active {
         idle_days: i64,
@@ -287,6 +289,7 @@ impl Reason {
             Reason::Inactive { .. } => "inactive",
             Reason::NeverUsed { .. } => "never-used",
             Reason::Leaver { .. } => "leaver",
+            Reason::Redundant => "redundant",
             Reason::Active { .. } => "active",
             Reason::NeverUsedGrace { .. } => "never-used-grace",
             Reason::ExcludedUser { .. }
@@ -426,6 +429,9 @@ impl fmt::Display for Reason {
                         "{state}; not used for {idle_days} days (leavers.afterDays {after_days})"
                     )
                 }
+            }
+            Reason::Redundant => {
+                f.write_str("holds a Professional seat too; the Analyzer seat is redundant")
             }
             Reason::ExcludedUserState { state } => {
                 write!(

@@ -44,6 +44,8 @@ pub(super) enum Idle {
         days: i64,
         grace: u32,
     },
+    /// An Analyzer seat whose user keeps a Professional seat (`spec.redundant`), whatever its last use.
+    Redundant { since: Timestamp },
     /// The user is a leaver (`spec.leavers`) and the seat has gone unused `leavers.afterDays`.
     Leaver {
         state: UserState,
@@ -57,16 +59,19 @@ pub(super) enum Idle {
 impl Idle {
     pub(super) fn since(&self) -> Timestamp {
         match *self {
-            Idle::Used { since, .. } | Idle::Leaver { since, .. } => since,
+            Idle::Used { since, .. } | Idle::Leaver { since, .. } | Idle::Redundant { since } => {
+                since
+            }
             Idle::Never { created, .. } => created,
         }
     }
 
-    /// Which rule took the seat, in reclaim order: leavers first, then idle seats.
+    /// Which rule took the seat, in reclaim order: leavers first, then redundant seats, then idle seats.
     pub(super) fn rule_order(&self) -> u8 {
         match self {
             Idle::Leaver { .. } => 0,
-            Idle::Used { .. } | Idle::Never { .. } => 1,
+            Idle::Redundant { .. } => 1,
+            Idle::Used { .. } | Idle::Never { .. } => 2,
         }
     }
 
@@ -82,6 +87,7 @@ impl Idle {
                 allocated_days: days,
                 grace,
             },
+            Idle::Redundant { .. } => Reason::Redundant,
             Idle::Leaver {
                 state,
                 days,
@@ -116,6 +122,11 @@ impl Idle {
                 idle_days: days,
                 never_used,
             },
+            Idle::Redundant { .. } => Reason::OverCap {
+                limit,
+                idle_days: 0,
+                never_used: false,
+            },
         }
     }
 }
@@ -126,21 +137,26 @@ pub(super) enum Judgement {
     Kept(Reason),
 }
 
+/// `redundant`: the seat is an Analyzer seat whose user keeps a Professional seat in this run (so taking it leaves
+/// the user with access).
 pub(super) fn evaluate(
     rules: &Rules,
     clock: &Clock,
     allocation: &Allocation,
     users: &HashMap<String, UserDetails>,
+    redundant: bool,
 ) -> Judgement {
     if let Some(reason) = judge_seat(rules, allocation) {
         return Judgement::Kept(reason);
     }
-    // A leaver's seat goes as a leaver's, whatever the idle threshold says.
-    let idle = match (
-        as_leaver(rules, clock, allocation, users),
-        judge_idle(rules, clock, allocation),
-    ) {
-        (Some(leaver), _) => leaver,
+    // A leaver's seat goes as a leaver's, and a redundant seat as such, whatever the idle threshold says.
+    let rule = as_leaver(rules, clock, allocation, users).or_else(|| {
+        redundant.then(|| Idle::Redundant {
+            since: unused_since(allocation).map_or(clock.now, |(since, _)| since),
+        })
+    });
+    let idle = match (rule, judge_idle(rules, clock, allocation)) {
+        (Some(rule), _) => rule,
         (None, Ok(idle)) => idle,
         (None, Err(reason)) => return Judgement::Kept(reason),
     };
@@ -225,6 +241,15 @@ pub(super) fn could_be_leaver(rules: &Rules, clock: &Clock, allocation: &Allocat
     };
     judge_seat(rules, allocation).is_none()
         && unused_since(allocation).is_some_and(|(since, _)| since <= cutoff)
+}
+
+/// Whether a seat could be taken as redundant (`spec.redundant`): an Analyzer seat of a user who holds
+/// Professional too, past steps 1 to 4. Its user's record still decides the exclusions.
+pub(super) fn could_be_redundant(rules: &Rules, allocation: &Allocation) -> bool {
+    rules.redundant_analyzer()
+        && allocation.access_type == AccessType::Analyzer
+        && allocation.user_also_professional
+        && judge_seat(rules, allocation).is_none()
 }
 
 /// Step 5: the seat's dates against the idle threshold.

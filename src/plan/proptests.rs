@@ -125,6 +125,7 @@ fn allocation() -> impl Strategy<Value = Allocation> {
                     quarantined,
                     quarantine_end: None,
                     incomplete,
+                    user_also_professional: false,
                 }
             },
         )

@@ -62,6 +62,7 @@ pub struct Rules {
     pub(super) exclude_roles: FoldedSet,
     pub(super) exclude_user_states: Vec<UserState>,
     pub(super) leavers: Option<Leavers>,
+    redundant_analyzer: bool,
     max_reclaims_per_run: u32,
     max_reclaim_percent: u32,
 }
@@ -96,6 +97,8 @@ pub struct RuleSet {
     pub exclude_user_states: Vec<UserState>,
     /// Leavers' seats go first and sooner; `None` leaves leavers to the idle threshold like anyone else.
     pub leavers: Option<Leavers>,
+    /// A user holding both keeps Professional; the Analyzer seat is reclaimed, whatever its last use.
+    pub redundant_analyzer: bool,
     pub max_reclaims_per_run: u32,
     pub max_reclaim_percent: u32,
 }
@@ -128,6 +131,7 @@ impl Rules {
             exclude_roles: folded(&set.exclude_roles),
             exclude_user_states: set.exclude_user_states,
             leavers: set.leavers.filter(|l| !l.states.is_empty()),
+            redundant_analyzer: set.redundant_analyzer,
             max_reclaims_per_run: set.max_reclaims_per_run,
             max_reclaim_percent: set.max_reclaim_percent,
         }
@@ -178,6 +182,11 @@ impl Rules {
             || !self.exclude_custom_properties.is_empty()
             || !self.exclude_roles.is_empty()
             || !self.exclude_user_states.is_empty()
+    }
+
+    /// Whether an Analyzer seat of a user who holds a Professional seat too is reclaimed (`spec.redundant`).
+    pub fn redundant_analyzer(&self) -> bool {
+        self.redundant_analyzer
     }
 
     /// The leaver rule, if the policy has one.

@@ -79,6 +79,7 @@ fn alloc(id: &str, access_type: AccessType, directory: &str, user: &str) -> Allo
         quarantined: false,
         quarantine_end: None,
         incomplete: None,
+        user_also_professional: false,
     }
 }
 
@@ -1593,4 +1594,69 @@ fn leavers_need_records_of_recently_used_seats_and_the_policy_checks_their_state
         });
     });
     assert_eq!(none.field, "spec.leavers");
+}
+
+// ---- redundant seats (spec.redundant.analyzerWithProfessional) ----
+
+fn redundant_rules(edit: impl FnOnce(&mut LicenseCleanupPolicySpec)) -> Rules {
+    rules_with(|s| {
+        s.access_types.analyzer = threshold(30);
+        s.redundant.analyzer_with_professional = true;
+        s.limits.max_reclaim_percent = 100;
+        edit(s);
+    })
+}
+
+/// An Analyzer seat of a user who holds Professional too, used `days` ago.
+fn redundant_seat(id: &str, user: &str, days: i64) -> Allocation {
+    let mut a = used(alloc(id, Analyzer, "CORP", user), days_ago(days));
+    a.user_also_professional = true;
+    a
+}
+
+#[test]
+fn a_redundant_analyzer_seat_goes_whatever_its_last_use_after_leavers_and_before_idle_seats() {
+    let rules = redundant_rules(|s| s.limits.max_reclaims_per_run = 1);
+    let both = redundant_seat("both", "both", 1);
+    let idle = used(alloc("idle", Professional, "CORP", "idle"), days_ago(300));
+    let plan = decide_simple(&rules, &[idle, both]);
+    assert_eq!(reclaim_ids(&plan), ["both"]);
+    assert_reason(
+        &only(&plan, "both"),
+        Verdict::Reclaim,
+        "redundant",
+        "holds a Professional seat too; the Analyzer seat is redundant",
+    );
+    assert_eq!(only(&plan, "idle").verdict, Verdict::Deferred);
+    // Without the rule the same seat is simply in use.
+    let plain = decide_simple(
+        &rules_with(|s| s.access_types.analyzer = threshold(30)),
+        &[redundant_seat("both", "both", 1)],
+    );
+    assert_eq!(only(&plain, "both").reason.code(), "active");
+}
+
+#[test]
+fn a_user_whose_professional_seat_goes_keeps_the_analyzer_seat() {
+    let rules = redundant_rules(|_| {});
+    let professional = used(alloc("pro", Professional, "CORP", "both"), days_ago(300));
+    let analyzer = redundant_seat("analyzer", "both", 1);
+    let plan = decide_simple(&rules, &[analyzer, professional]);
+    assert_eq!(reclaim_ids(&plan), ["pro"]);
+    assert_eq!(only(&plan, "analyzer").reason.code(), "active");
+}
+
+#[test]
+fn a_redundant_seat_obeys_exclusions_and_quarantine_and_needs_analyzer_managed() {
+    let rules = redundant_rules(|s| s.exclude.users = strings(&["CORP\\vip"]));
+    let vip = redundant_seat("vip", "vip", 1);
+    let mut quarantined = redundant_seat("q", "q", 1);
+    quarantined.quarantined = true;
+    let plan = decide_simple(&rules, &[vip, quarantined]);
+    assert!(reclaim_ids(&plan).is_empty());
+    assert_eq!(only(&plan, "vip").reason.code(), "excluded");
+    assert_eq!(only(&plan, "q").reason.code(), "quarantined");
+
+    let unmanaged = invalid(|s| s.redundant.analyzer_with_professional = true);
+    assert_eq!(unmanaged.field, "spec.redundant.analyzerWithProfessional");
 }

@@ -96,6 +96,10 @@ pub struct LicenseCleanupPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leavers: Option<LeaversSpec>,
 
+    /// Seats a user does not need because they hold a better one.
+    #[serde(default)]
+    pub redundant: RedundantSpec,
+
     /// Safety limits.
     #[serde(default)]
     pub limits: LimitsSpec,
@@ -303,6 +307,17 @@ pub enum UserStateName {
     Blocked,
     /// Marked inactive in the QMC.
     Inactive,
+}
+
+/// Seats a user does not need because they hold a better one.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RedundantSpec {
+    /// A user holding both keeps Professional; the Analyzer seat is reclaimed, whatever its last use (after the
+    /// leavers, before idle seats). Needs accessTypes.analyzer. Scope, exclusions, quarantine, the cap, dry run and
+    /// the breaker apply.
+    #[serde(default)]
+    pub analyzer_with_professional: bool,
 }
 
 /// Which users count as leavers, and when their seats go.

@@ -122,6 +122,7 @@ pub fn rules(spec: &LicenseCleanupPolicySpec) -> Result<Rules, InvalidPolicy> {
         exclude_roles: names("spec.exclude.roles", &exclude.roles)?,
         exclude_user_states: exclude.user_states.iter().map(|&s| user_state(s)).collect(),
         leavers: leavers(spec)?,
+        redundant_analyzer: redundant_analyzer(spec)?,
         max_reclaims_per_run: limits.max_reclaims_per_run,
         max_reclaim_percent: limits.max_reclaim_percent,
     }))
@@ -202,6 +203,18 @@ fn leavers(spec: &LicenseCleanupPolicySpec) -> Result<Option<Leavers>, InvalidPo
         states,
         after_days: leavers.after_days,
     }))
+}
+
+/// `spec.redundant.analyzerWithProfessional`, which only means something when Analyzer seats are managed.
+fn redundant_analyzer(spec: &LicenseCleanupPolicySpec) -> Result<bool, InvalidPolicy> {
+    let on = spec.redundant.analyzer_with_professional;
+    if on && spec.access_types.analyzer.is_none() {
+        return Err(InvalidPolicy::new(
+            "spec.redundant.analyzerWithProfessional",
+            "needs accessTypes.analyzer: an access type that is not configured is not touched",
+        ));
+    }
+    Ok(on)
 }
 
 fn check_range(

@@ -127,6 +127,7 @@ impl AllocationJson {
                     quarantined: true,
                     quarantine_end,
                     incomplete: None,
+                    user_also_professional: false,
                 });
             }
             (None, _, _) => return Err(format!("allocation {} has no user", self.id)),
@@ -178,7 +179,46 @@ impl AllocationJson {
             quarantined,
             quarantine_end,
             incomplete,
+            user_also_professional: false,
         })
+    }
+}
+
+/// A page of QRS's table view with the columns `id` and `user.id`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TableJson {
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+/// One row of the table: `[allocation id, user id]`.
+pub(crate) trait HolderRow {
+    /// The two ids; `None` for a seat whose user was deleted (the seat waits out a quarantine). `Err` says what
+    /// makes the answer nonsense.
+    fn into_holder(self) -> Result<Option<(uuid::Uuid, uuid::Uuid)>, String>;
+}
+
+impl HolderRow for Vec<serde_json::Value> {
+    fn into_holder(self) -> Result<Option<(uuid::Uuid, uuid::Uuid)>, String> {
+        let guid = |value: &serde_json::Value| -> Result<Option<uuid::Uuid>, String> {
+            match value {
+                serde_json::Value::Null => Ok(None),
+                serde_json::Value::String(text) if is_guid(text) => uuid::Uuid::try_parse(text)
+                    .map(Some)
+                    .map_err(|_| format!("{} is not a GUID", quoted(text))),
+                other => Err(format!(
+                    "a table cell {} is not a GUID",
+                    quoted(&other.to_string())
+                )),
+            }
+        };
+        match self.as_slice() {
+            [id, user] => match (guid(id)?, guid(user)?) {
+                (Some(id), Some(user)) => Ok(Some((id, user))),
+                (None, _) => Err("a table row has no allocation id".into()),
+                (Some(_), None) => Ok(None),
+            },
+            _ => Err(format!("a table row has {} cells, not 2", self.len())),
+        }
     }
 }
 

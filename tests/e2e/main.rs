@@ -4,7 +4,7 @@
 mod cli;
 mod client;
 mod crd;
-mod leavers;
+mod seat_rules;
 #[path = "../support/mod.rs"]
 mod support;
 mod trust;

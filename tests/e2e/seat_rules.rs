@@ -1,4 +1,5 @@
-//! Leavers (`spec.leavers`) and protected user states (`spec.exclude.userStates`) against the simulator.
+//! The rules beyond idleness, against the simulator: leavers (`spec.leavers`), protected user states
+//! (`spec.exclude.userStates`) and redundant seats (`spec.redundant`).
 
 use qlik_license_reclaimer::policy::{LeaversSpec, RunResult, UserStateName};
 use qlik_license_reclaimer::run::Outcome;
@@ -112,4 +113,67 @@ async fn a_protected_state_keeps_an_idle_seat() {
         (Outcome::Kept, "excluded")
     );
     assert!(report.reclaimed().count() > 0, "others are still reclaimed");
+}
+
+#[tokio::test]
+async fn a_redundant_analyzer_seat_goes_unless_the_professional_seat_goes() {
+    let sim = known_site().await;
+    let site = sim.site();
+    let now = sim.now();
+    let created = now - jiff::SignedDuration::from_hours(24 * 400);
+    let ago = |days: i64| Some(now - jiff::SignedDuration::from_hours(24 * days));
+    // Uses both seats: keeps Professional, loses the Analyzer seat it does not need.
+    let both = site.add_user(NewUser::new("CORP", "both")).expect("user");
+    site.allocate(SimAccessType::Professional, both, ago(1), created, false)
+        .expect("seat");
+    site.allocate(SimAccessType::Analyzer, both, ago(1), created, false)
+        .expect("seat");
+    // Loses an idle Professional seat, so keeps the Analyzer seat it uses.
+    let idle = site
+        .add_user(NewUser::new("CORP", "idlepro"))
+        .expect("user");
+    site.allocate(SimAccessType::Professional, idle, ago(120), created, false)
+        .expect("seat");
+    site.allocate(SimAccessType::Analyzer, idle, ago(1), created, false)
+        .expect("seat");
+
+    let mut spec = dry_run_policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec.redundant.analyzer_with_professional = true;
+    sim.clear_records();
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
+    let decision = |user: &str, access_type: &str| {
+        report
+            .decisions
+            .iter()
+            .find(|e| e.user == user && e.access_type.key() == access_type)
+            .map(|e| (e.outcome, e.reason_code))
+    };
+    assert_eq!(
+        decision("CORP\\both", "analyzer"),
+        Some((Outcome::WouldReclaim, "redundant"))
+    );
+    assert_eq!(
+        decision("CORP\\both", "professional"),
+        None,
+        "in use: not even listed"
+    );
+    assert_eq!(
+        decision("CORP\\idlepro", "professional"),
+        Some((Outcome::WouldReclaim, "inactive"))
+    );
+    assert!(
+        decision("CORP\\idlepro", "analyzer").is_none_or(|(outcome, _)| outcome == Outcome::Kept),
+        "the Analyzer seat of a user losing Professional stays"
+    );
+    let tables = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/table"))
+        .count();
+    assert_eq!(
+        tables, 2,
+        "who holds Professional and Analyzer seats: two table reads"
+    );
 }
