@@ -227,11 +227,14 @@ impl UserState {
 }
 
 /// Seat counters of one access type, from `/qrs/license/accesstypeoverview`: what the licence grants, what is
-/// allocated, what is free, and what waits out Qlik's 7-day quarantine.
+/// allocated, what is free, what waits out Qlik's 7-day quarantine, and what is allocated beyond the licence
+/// (`excess`: those users are already denied access).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatCounts {
     pub total: u64,
     pub allocated: u64,
     pub available: u64,
     pub quarantined: u64,
+    #[serde(default)]
+    pub excess: u64,
 }

@@ -149,18 +149,25 @@ fn table(report: &RunReport) -> String {
     out
 }
 
-/// The site's seat counters per access type.
+/// The site's seat counters per access type; the excess (seats beyond the licence) when there is any.
 fn seats_table(report: &RunReport, out: &mut String) {
-    let header = [
+    let excess = report.seats.values().any(|s| s.excess > 0);
+    let mut header = vec![
         "ACCESS TYPE",
         "TOTAL",
         "ALLOCATED",
         "AVAILABLE",
         "QUARANTINED",
     ];
+    if excess {
+        header.push("EXCESS");
+    }
     let rows = report.seats.iter().map(|(access_type, s)| {
-        let counts = [s.total, s.allocated, s.available, s.quarantined];
-        (access_type.to_string(), counts.to_vec())
+        let mut counts = vec![s.total, s.allocated, s.available, s.quarantined];
+        if excess {
+            counts.push(s.excess);
+        }
+        (access_type.to_string(), counts)
     });
     counter_table("Seats on the site", &header, rows, out);
 }

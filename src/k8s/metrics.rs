@@ -214,6 +214,7 @@ impl Metrics {
                 ("allocated", seats.allocated),
                 ("available", seats.available),
                 ("quarantined", seats.quarantined),
+                ("excess", seats.excess),
             ] {
                 self.seats
                     .get_or_create(&SeatLabels {
@@ -343,7 +344,7 @@ impl Metrics {
             self.excluded.remove(&labels);
             self.unknown.remove(&labels);
             self.allocations.remove(&labels);
-            for state in ["total", "allocated", "available", "quarantined"] {
+            for state in ["total", "allocated", "available", "quarantined", "excess"] {
                 self.seats.remove(&SeatLabels {
                     namespace: namespace.into(),
                     policy: policy.into(),

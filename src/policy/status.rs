@@ -154,6 +154,10 @@ pub struct SeatCounts {
     pub available: u64,
     /// Seats deallocated but in Qlik's 7-day quarantine.
     pub quarantined: u64,
+    /// Seats allocated beyond what the licence grants (a licence that shrank): those users are denied access until
+    /// seats are freed.
+    #[serde(default)]
+    pub excess: u64,
 }
 
 impl From<crate::model::SeatCounts> for SeatCounts {
@@ -163,12 +167,14 @@ impl From<crate::model::SeatCounts> for SeatCounts {
             allocated,
             available,
             quarantined,
+            excess,
         } = c;
         SeatCounts {
             total,
             allocated,
             available,
             quarantined,
+            excess,
         }
     }
 }

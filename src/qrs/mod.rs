@@ -506,6 +506,7 @@ impl QrsClient {
                     allocated: u.used_tokens,
                     available: u.allocated_tokens.saturating_sub(u.used_tokens),
                     quarantined: u.quarantined_tokens,
+                    excess: 0,
                 },
             );
         }

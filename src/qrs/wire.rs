@@ -305,6 +305,9 @@ pub(crate) struct SeatJson {
     pub available: u64,
     #[serde(default)]
     pub quarantined: u64,
+    /// Allocated beyond the licence's total (a licence that shrank): those users are denied access.
+    #[serde(default)]
+    pub excess: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,6 +328,7 @@ impl From<SeatJson> for SeatCounts {
             allocated: s.allocated,
             available: s.available,
             quarantined: s.quarantined,
+            excess: s.excess,
         }
     }
 }

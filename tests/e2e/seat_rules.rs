@@ -177,3 +177,29 @@ async fn a_redundant_analyzer_seat_goes_unless_the_professional_seat_goes() {
         "who holds Professional and Analyzer seats: two table reads"
     );
 }
+
+#[tokio::test]
+async fn seats_allocated_beyond_the_licence_are_reported_as_excess() {
+    let sim = known_site().await;
+    let site = sim.site();
+    let held = site
+        .allocations(SimAccessType::Professional)
+        .iter()
+        .filter(|a| !a.quarantined)
+        .count() as u64;
+    // The licence shrank to one Professional seat.
+    let mut seats = site.seat_totals();
+    seats.professional = 1;
+    site.set_seat_totals(seats);
+    let report = run_policy(&sim, &dry_run_policy(&sim), &credentials(&sim)).await;
+    let professional = report
+        .seats
+        .get(&qlik_license_reclaimer::model::AccessType::Professional)
+        .expect("seat counts");
+    assert!(held > 1, "the known site holds several Professional seats");
+    assert_eq!(professional.total, 1);
+    assert!(
+        professional.excess >= held - 1,
+        "{professional:?}, {held} held"
+    );
+}
