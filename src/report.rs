@@ -172,14 +172,14 @@ fn seats_table(report: &RunReport, out: &mut String) {
     counter_table("Seats on the site", &header, rows, out);
 }
 
-/// What the run did per access type.
+/// What the run did per access type; how many seats the leaver and redundant rules took when they took any.
 fn counts_table(report: &RunReport, out: &mut String) {
     let reclaimed = if report.dry_run {
         "WOULD RECLAIM"
     } else {
         "RECLAIMED"
     };
-    let header = [
+    let mut header = vec![
         "ACCESS TYPE",
         "ALLOCATED",
         "CANDIDATES",
@@ -187,9 +187,16 @@ fn counts_table(report: &RunReport, out: &mut String) {
         "FAILED",
         "EXCLUDED",
     ];
+    let by_rule = report.totals.leavers + report.totals.redundant > 0;
+    if by_rule {
+        header.extend(["OF THEM LEAVERS", "REDUNDANT"]);
+    }
     let rows = report.per_access_type.iter().map(|(access_type, c)| {
-        let counts = [c.allocated, c.candidates, c.reclaimed, c.failed, c.excluded];
-        (access_type.to_string(), counts.to_vec())
+        let mut counts = vec![c.allocated, c.candidates, c.reclaimed, c.failed, c.excluded];
+        if by_rule {
+            counts.extend([c.leavers, c.redundant]);
+        }
+        (access_type.to_string(), counts)
     });
     counter_table("This run", &header, rows, out);
 }

@@ -123,7 +123,7 @@ impl RunReport {
             .filter(|e| e.outcome.counts_as_reclaimed())
     }
 
-    fn failed(id: String, start: Timestamp, dry_run: bool, message: String) -> Self {
+    pub(crate) fn failed(id: String, start: Timestamp, dry_run: bool, message: String) -> Self {
         Self {
             id,
             start_time: start,
@@ -587,6 +587,8 @@ fn build_report(run: Finished, rules: &Rules) -> RunReport {
         totals.excluded += c.excluded;
         totals.unknown += c.unknown;
         totals.used_since_read += c.used_since_read;
+        totals.leavers += c.leavers;
+        totals.redundant += c.redundant;
     }
     let (result, message) = verdict(verdict_of_breaker, &stopped, &totals, dry_run);
     RunReport {
@@ -607,6 +609,11 @@ fn build_report(run: Finished, rules: &Rules) -> RunReport {
 fn count(counts: &mut TypeCounts, decision: &Decision, outcome: Outcome) {
     if outcome.counts_as_reclaimed() {
         counts.reclaimed += 1;
+        match decision.reason {
+            Reason::Leaver { .. } => counts.leavers += 1,
+            Reason::Redundant => counts.redundant += 1,
+            _ => {}
+        }
     }
     if outcome == Outcome::Failed {
         counts.failed += 1;

@@ -44,7 +44,12 @@ pub(crate) struct ReclaimLabels {
     pub access_type: String,
     /// "true" or "false".
     pub dry_run: String,
+    /// The rule that took the seats: "idle", "leaver" or "redundant".
+    pub reason: String,
 }
+
+/// The rules that take seats, as the `reason` label of `reclaimed_total` names them.
+const RECLAIM_REASONS: [&str; 3] = ["idle", "leaver", "redundant"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct SeatLabels {
@@ -181,14 +186,21 @@ impl Metrics {
         };
         for (t, counts) in &report.per_access_type {
             let labels = type_labels(*t);
-            self.reclaimed
-                .get_or_create(&ReclaimLabels {
-                    namespace: namespace.into(),
-                    policy: policy.into(),
-                    access_type: t.key().into(),
-                    dry_run: report.dry_run.to_string(),
-                })
-                .inc_by(counts.reclaimed);
+            for (reason, seats) in
+                RECLAIM_REASONS
+                    .into_iter()
+                    .zip([counts.idle(), counts.leavers, counts.redundant])
+            {
+                self.reclaimed
+                    .get_or_create(&ReclaimLabels {
+                        namespace: namespace.into(),
+                        policy: policy.into(),
+                        access_type: t.key().into(),
+                        dry_run: report.dry_run.to_string(),
+                        reason: reason.into(),
+                    })
+                    .inc_by(seats);
+            }
             self.reclaim_failures
                 .get_or_create(&labels)
                 .inc_by(counts.failed);
@@ -251,12 +263,15 @@ impl Metrics {
             });
         }
         for t in access_types {
-            let _ = self.reclaimed.get_or_create(&ReclaimLabels {
-                namespace: namespace.into(),
-                policy: policy.into(),
-                access_type: t.key().into(),
-                dry_run: dry_run.to_string(),
-            });
+            for reason in RECLAIM_REASONS {
+                let _ = self.reclaimed.get_or_create(&ReclaimLabels {
+                    namespace: namespace.into(),
+                    policy: policy.into(),
+                    access_type: t.key().into(),
+                    dry_run: dry_run.to_string(),
+                    reason: reason.into(),
+                });
+            }
             let _ = self.reclaim_failures.get_or_create(&TypeLabels {
                 namespace: namespace.into(),
                 policy: policy.into(),
@@ -479,5 +494,31 @@ mod tests {
             !text.contains("qlik_reclaimer_policy_ready{namespace=\"ns\",policy=\"deleted\"}"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn reclaimed_seats_are_counted_by_the_rule_that_took_them() {
+        use crate::policy::TypeCounts;
+        let m = Metrics::new();
+        m.register_policy("ns", "p", &[AccessType::Analyzer], false, None, None);
+        let mut report =
+            crate::run::RunReport::failed("r".into(), jiff::Timestamp::now(), false, String::new());
+        report.per_access_type.insert(
+            AccessType::Analyzer,
+            TypeCounts {
+                reclaimed: 6,
+                leavers: 2,
+                redundant: 1,
+                ..TypeCounts::default()
+            },
+        );
+        m.record_run("ns", "p", &report, 1.0);
+        let text = m.encode();
+        for (reason, seats) in [("idle", 3), ("leaver", 2), ("redundant", 1)] {
+            let line = format!(
+                "qlik_reclaimer_reclaimed_total{{namespace=\"ns\",policy=\"p\",access_type=\"analyzer\",dry_run=\"false\",reason=\"{reason}\"}} {seats}"
+            );
+            assert!(text.contains(&line), "no {line} in {text}");
+        }
     }
 }

@@ -130,6 +130,19 @@ pub struct TypeCounts {
     /// Candidates kept because, read again just before the deletion, the seat had been used since.
     #[serde(default)]
     pub used_since_read: u64,
+    /// Of `reclaimed`, the seats of leavers (spec.leavers).
+    #[serde(default)]
+    pub leavers: u64,
+    /// Of `reclaimed`, the redundant seats (spec.redundant); the rest were idle.
+    #[serde(default)]
+    pub redundant: u64,
+}
+
+impl TypeCounts {
+    /// Of `reclaimed`, the seats taken because they were idle.
+    pub fn idle(&self) -> u64 {
+        self.reclaimed.saturating_sub(self.leavers + self.redundant)
+    }
 }
 
 /// One reclaimed seat.

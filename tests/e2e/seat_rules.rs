@@ -68,6 +68,11 @@ async fn a_leavers_recent_seat_is_found_with_one_request_per_type_and_goes_first
         .find(|e| e.outcome == Outcome::WouldReclaim)
         .expect("something would be reclaimed");
     assert_eq!(first.user, "CORP\\gone", "leavers come first");
+    assert_eq!(
+        (report.totals.leavers, report.totals.redundant),
+        (1, 0),
+        "counted by rule"
+    );
     // Used a day ago: not yet two days, and the idle threshold is 30; inactive users are not leavers here.
     for quiet in ["CORP\\barred", "CORP\\resting"] {
         assert!(
@@ -153,6 +158,11 @@ async fn a_redundant_analyzer_seat_goes_unless_the_professional_seat_goes() {
     assert_eq!(
         decision("CORP\\both", "analyzer"),
         Some((Outcome::WouldReclaim, "redundant"))
+    );
+    assert_eq!(
+        (report.totals.leavers, report.totals.redundant),
+        (0, 1),
+        "counted by rule"
     );
     assert_eq!(
         decision("CORP\\both", "professional"),

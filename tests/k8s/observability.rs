@@ -51,6 +51,7 @@ const ALERT_NAMES: &[&str] = &[
     "QlikReclaimerRunAborted",
     "QlikReclaimerPolicyNotReady",
     "QlikReclaimerSeatsNearlyExhausted",
+    "QlikReclaimerSiteOverAllocated",
     "QlikReclaimerQrsErrors",
     "QlikReclaimerReclaimFailures",
     "QlikReclaimerMetricsAbsent",

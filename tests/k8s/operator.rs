@@ -622,7 +622,7 @@ fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) -> Tes
                 "qlik_reclaimer_runs_total{{namespace=\"{namespace}\",policy=\"site\",result=\"Succeeded\"}} 3"
             ),
             format!(
-                "qlik_reclaimer_reclaimed_total{{namespace=\"{namespace}\",policy=\"site\",access_type=\"professional\",dry_run=\"true\"}} 3"
+                "qlik_reclaimer_reclaimed_total{{namespace=\"{namespace}\",policy=\"site\",access_type=\"professional\",dry_run=\"true\",reason=\"idle\"}} 3"
             ),
             format!(
                 "qlik_reclaimer_candidates{{namespace=\"{namespace}\",policy=\"site\",access_type=\"analyzer\"}} 1"
