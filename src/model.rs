@@ -235,6 +235,5 @@ pub struct SeatCounts {
     pub allocated: u64,
     pub available: u64,
     pub quarantined: u64,
-    #[serde(default)]
     pub excess: u64,
 }

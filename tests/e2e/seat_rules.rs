@@ -98,12 +98,8 @@ async fn a_leavers_recent_seat_is_found_with_one_request_per_type_and_goes_first
 #[tokio::test]
 async fn a_protected_state_keeps_an_idle_seat() {
     let sim = known_site().await;
-    seat(
-        &sim,
-        NewUser::new("CORP", "resting").inactive(true),
-        SimAccessType::Professional,
-        200,
-    );
+    let resting = NewUser::new("CORP", "resting").inactive(true);
+    seat(&sim, resting, SimAccessType::Professional, 200);
     let mut spec = dry_run_policy(&sim);
     spec.limits.max_reclaim_percent = 100;
     spec.exclude.user_states = vec![UserStateName::Inactive];
