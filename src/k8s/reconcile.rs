@@ -173,7 +173,8 @@ fn register_metrics(
     );
 }
 
-/// Ready=False with the reason, and a Warning Event the first time this message is seen.
+/// Ready=False with the reason, and a Warning Event the first time this message is seen. The Event goes first, as
+/// a run's do: whoever sees the status finds the Event already there.
 async fn mark_invalid(
     ctx: &Context,
     (namespace, name): &PolicyKey,
@@ -181,11 +182,21 @@ async fn mark_invalid(
     message: String,
     now: Timestamp,
 ) -> Result<(), ReconcileError> {
+    let reported = policy.status.as_ref().and_then(|s| {
+        conditions::find(&s.conditions, ConditionType::Ready)
+            .map(|c| (c.status.as_str(), c.message.as_str()))
+    });
+    if reported != Some(("False", message.as_str())) {
+        publish(
+            &ctx.recorder,
+            policy,
+            Reason::InvalidPolicy,
+            message.clone(),
+        )
+        .await;
+    }
     let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut newly_invalid = false;
     update_status(&api, name, |fresh, status| {
-        let before = conditions::find(&status.conditions, ConditionType::Ready)
-            .map(|c| (c.status.clone(), c.message.clone()));
         status.observed_generation = fresh.metadata.generation;
         status.next_schedule_time = None;
         let invalid = ConditionUpdate::not_ready(Reason::InvalidPolicy, message.clone());
@@ -195,13 +206,9 @@ async fn mark_invalid(
             now,
             fresh.metadata.generation,
         );
-        newly_invalid = before != Some(("False".to_string(), message.clone()));
     })
     .await
     .map_err(ReconcileError::Status)?;
-    if newly_invalid {
-        publish(&ctx.recorder, policy, Reason::InvalidPolicy, message).await;
-    }
     ctx.metrics
         .set_policy_state(namespace, name, false, policy.spec.dry_run);
     ctx.metrics.set_next_run(namespace, name, None);
@@ -441,6 +448,16 @@ mod api_tests {
         let (ctx, mut handle) = scripted();
         let object = serde_json::to_value(&policy).unwrap();
         let server = tokio::spawn(async move {
+            // The Event first: whoever sees the status finds it already there.
+            let event = expect(
+                &mut handle,
+                "POST",
+                "/apis/events.k8s.io/v1/namespaces/ops/events",
+                json!({}),
+            )
+            .await;
+            assert_eq!(event["type"], "Warning");
+            assert_eq!(event["reason"], "InvalidPolicy");
             let patch = status_write(&mut handle, &object).await;
             assert_eq!(
                 patch["metadata"]["resourceVersion"], "41",
@@ -453,15 +470,6 @@ mod api_tests {
             );
             assert!(message.contains("spec.timeZone"), "{message}");
             assert_eq!(patch["status"]["observedGeneration"], 3);
-            let event = expect(
-                &mut handle,
-                "POST",
-                "/apis/events.k8s.io/v1/namespaces/ops/events",
-                json!({}),
-            )
-            .await;
-            assert_eq!(event["type"], "Warning");
-            assert_eq!(event["reason"], "InvalidPolicy");
             handle
         });
         let action = reconcile(Arc::new(policy), ctx.clone())
