@@ -15,7 +15,7 @@ use crate::credentials::Credentials;
 use crate::model::{AccessType, Allocation, LastUse, SeatCounts};
 use crate::plan::{self, Decision, Plan, Reason, Rules, Verdict};
 use crate::policy::{RunResult, TypeCounts, ValidPolicy};
-use crate::qrs::{Deallocation, QrsClient, QrsError, RequestObserver, RetryPolicy};
+use crate::qrs::{Deallocation, Holder, QrsClient, QrsError, RequestObserver, RetryPolicy};
 
 /// What a run needs besides the policy.
 pub struct RunContext<'a> {
@@ -260,23 +260,25 @@ async fn add_redundant(
     allocations: &mut Vec<Allocation>,
     totals: &BTreeMap<AccessType, u64>,
 ) -> Result<(), QrsError> {
-    let holders = async |access_type| -> Result<Vec<(uuid::Uuid, uuid::Uuid)>, QrsError> {
+    let holders = async |access_type| -> Result<Vec<Holder>, QrsError> {
         let counted = match totals.get(&access_type) {
             Some(&n) => n,
             None => client.count(access_type).await?,
         };
         client.holders(access_type, counted).await
     };
+    // Only a Professional seat that gives access counts: a quarantined or excess one leaves its user without.
     let professionals: HashSet<uuid::Uuid> = holders(AccessType::Professional)
         .await?
         .into_iter()
-        .map(|(_, user)| user)
+        .filter(|h| h.gives_access)
+        .map(|h| h.user)
         .collect();
     let mut redundant: HashSet<uuid::Uuid> = holders(AccessType::Analyzer)
         .await?
         .into_iter()
-        .filter(|(_, user)| professionals.contains(user))
-        .map(|(id, _)| id)
+        .filter(|h| professionals.contains(&h.user))
+        .map(|h| h.allocation)
         .collect();
     for allocation in allocations.iter_mut() {
         if allocation.access_type == AccessType::Analyzer

@@ -27,7 +27,7 @@ use crate::model::{AccessType, Allocation, SeatCounts, UserDetails, UserState};
 use answer::{ListLimits, ReadError};
 use scrub::Scrubber;
 pub use tls::ServerVerification;
-use uuid::Uuid;
+pub use wire::Holder;
 use wire::HolderRow;
 
 /// User ids per `/qrs/user/full` request: an `id eq X or id eq Y ...` filter stays well under URL length
@@ -421,14 +421,14 @@ impl QrsClient {
         Ok(fresh)
     }
 
-    /// `(allocation id, user id)` of every allocation of one access type held by an existing user, from QRS's table
-    /// view (`POST .../table`): two ids a row however large the site, read a page at a time. `counted` is what the
-    /// site counts of this type; more rows than that make no sense.
+    /// Every allocation of one access type held by an existing user, from QRS's table view (`POST .../table`): two
+    /// ids and two flags a row however large the site, read a page at a time. `counted` is what the site counts of
+    /// this type; more rows than that make no sense.
     pub async fn holders(
         &self,
         access_type: AccessType,
         counted: u64,
-    ) -> Result<Vec<(Uuid, Uuid)>, QrsError> {
+    ) -> Result<Vec<Holder>, QrsError> {
         let endpoint = format!("license/{}/table", access_type.qrs_entity());
         let url = format!("{}/qrs/{endpoint}", self.qrs_base);
         let definition = serde_json::json!({
@@ -436,6 +436,8 @@ impl QrsClient {
             "columns": [
                 {"name": "id", "columnType": "Property", "definition": "id"},
                 {"name": "userId", "columnType": "Property", "definition": "user.id"},
+                {"name": "quarantined", "columnType": "Property", "definition": "quarantined"},
+                {"name": "excess", "columnType": "Property", "definition": "excess"},
             ],
         });
         let nonsense = |detail: String| QrsError::Nonsense {

@@ -190,15 +190,25 @@ pub(crate) struct TableJson {
     pub rows: Vec<Vec<serde_json::Value>>,
 }
 
-/// One row of the table: `[allocation id, user id]`.
+/// One allocation as the table view shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    pub allocation: uuid::Uuid,
+    pub user: uuid::Uuid,
+    /// Neither quarantined (deallocated; the user has lost access) nor excess (beyond the licence; the proxy
+    /// denies the user): the seat gives its user access.
+    pub gives_access: bool,
+}
+
+/// One row of the table: `[allocation id, user id, quarantined, excess]`.
 pub(crate) trait HolderRow {
-    /// The two ids; `None` for a seat whose user was deleted (the seat waits out a quarantine). `Err` says what
-    /// makes the answer nonsense.
-    fn into_holder(self) -> Result<Option<(uuid::Uuid, uuid::Uuid)>, String>;
+    /// The row; `None` for a seat whose user was deleted (the seat waits out a quarantine). `Err` says what makes
+    /// the answer nonsense.
+    fn into_holder(self) -> Result<Option<Holder>, String>;
 }
 
 impl HolderRow for Vec<serde_json::Value> {
-    fn into_holder(self) -> Result<Option<(uuid::Uuid, uuid::Uuid)>, String> {
+    fn into_holder(self) -> Result<Option<Holder>, String> {
         let guid = |value: &serde_json::Value| -> Result<Option<uuid::Uuid>, String> {
             match value {
                 serde_json::Value::Null => Ok(None),
@@ -211,13 +221,19 @@ impl HolderRow for Vec<serde_json::Value> {
                 )),
             }
         };
+        // A flag QRS did not send counts against access: a seat is trusted to give access only when QRS says so.
+        let flag = |value: &serde_json::Value, absent: bool| value.as_bool().unwrap_or(absent);
         match self.as_slice() {
-            [id, user] => match (guid(id)?, guid(user)?) {
-                (Some(id), Some(user)) => Ok(Some((id, user))),
+            [id, user, quarantined, excess] => match (guid(id)?, guid(user)?) {
+                (Some(allocation), Some(user)) => Ok(Some(Holder {
+                    allocation,
+                    user,
+                    gives_access: !flag(quarantined, true) && !flag(excess, false),
+                })),
                 (None, _) => Err("a table row has no allocation id".into()),
                 (Some(_), None) => Ok(None),
             },
-            _ => Err(format!("a table row has {} cells, not 2", self.len())),
+            _ => Err(format!("a table row has {} cells, not 4", self.len())),
         }
     }
 }

@@ -138,6 +138,13 @@ async fn a_redundant_analyzer_seat_goes_unless_the_professional_seat_goes() {
     site.allocate(SimAccessType::Analyzer, idle, ago(1), created, false)
         .expect("seat");
 
+    // Its Professional seat is in quarantine (deallocated, no access meanwhile): the Analyzer seat is all it has.
+    let parked = site.add_user(NewUser::new("CORP", "parked")).expect("user");
+    site.allocate(SimAccessType::Professional, parked, ago(2), created, true)
+        .expect("seat");
+    site.allocate(SimAccessType::Analyzer, parked, ago(1), created, false)
+        .expect("seat");
+
     let mut spec = dry_run_policy(&sim);
     spec.limits.max_reclaim_percent = 100;
     spec.redundant.analyzer_with_professional = true;
@@ -159,6 +166,10 @@ async fn a_redundant_analyzer_seat_goes_unless_the_professional_seat_goes() {
         (report.totals.leavers, report.totals.redundant),
         (0, 1),
         "counted by rule"
+    );
+    assert!(
+        decision("CORP\\parked", "analyzer").is_none_or(|(outcome, _)| outcome == Outcome::Kept),
+        "a quarantined Professional seat gives no access: the Analyzer seat stays"
     );
     assert_eq!(
         decision("CORP\\both", "professional"),
