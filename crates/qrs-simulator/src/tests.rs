@@ -1199,3 +1199,42 @@ async fn a_seeded_quarantine_that_would_already_have_ended_lasts_a_week_from_now
     sim.advance_clock(SignedDuration::from_hours(24 * 7 + 1));
     assert!(site.allocation(id).is_none());
 }
+
+#[tokio::test]
+async fn allocating_a_seat_needs_a_user_without_one_and_a_free_seat() {
+    let sim = empty_site().await;
+    let site = sim.site();
+    let mut seats = site.seat_totals();
+    seats.professional = 1;
+    site.set_seat_totals(seats);
+    let first = site.add_user(NewUser::new("CORP", "first")).expect("user");
+    let second = site.add_user(NewUser::new("CORP", "second")).expect("user");
+    let c = client(&sim);
+    let url = qrs(&sim, "/qrs/license/professionalaccesstype");
+    let allocate = |user: uuid::Uuid| {
+        let (c, url) = (c.clone(), url.clone());
+        async move {
+            let response = c
+                .post(&url)
+                .query(&[("xrfkey", KEY)])
+                .header("X-Qlik-Xrfkey", KEY)
+                .json(&serde_json::json!({"user": {"id": user}}))
+                .send()
+                .await
+                .expect("answered");
+            let status = response.status();
+            (status, response.text().await.unwrap_or_default())
+        }
+    };
+    let (status, body) = allocate(first).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body.contains(&first.to_string()), "{body}");
+    let (status, body) = allocate(first).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "already allocated: {body}");
+    let (status, body) = allocate(second).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no free seat: {body}");
+    assert!(body.contains("BrokenRules"), "{body}");
+    let (status, _) = allocate(uuid::Uuid::new_v4()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no such user");
+    assert_eq!(site.allocations(SimAccessType::Professional).len(), 1);
+}

@@ -609,6 +609,25 @@ impl SiteState {
         })
     }
 
+    /// Seats (or, for user passes, tokens) of `kind` the licence still has free: what QRS checks before it allocates.
+    pub(crate) fn free_seats(&self, kind: SimAccessType) -> u64 {
+        let held = |kind| {
+            let c = self.type_counts(kind);
+            c.allocated + c.quarantined
+        };
+        match kind {
+            SimAccessType::Professional => {
+                u64::from(self.seats.professional).saturating_sub(held(kind))
+            }
+            SimAccessType::Analyzer => u64::from(self.seats.analyzer).saturating_sub(held(kind)),
+            SimAccessType::User | SimAccessType::Login => {
+                let (login_allocated, _) = self.login_tokens();
+                let spent = held(SimAccessType::User) + login_allocated;
+                u64::from(self.seats.tokens).saturating_sub(spent)
+            }
+        }
+    }
+
     fn type_counts(&self, kind: SimAccessType) -> Counts {
         let mut c = Counts::default();
         for a in self.allocations(kind) {

@@ -270,6 +270,14 @@ pub(super) fn create_allocation(
     if site.allocations(kind).any(|a| a.user == Some(user)) {
         return Reply::bad_request("The user already has this access type");
     }
+    // QRS refuses an allocation the licence has no room for, with the rule it breaks.
+    if site.free_seats(kind) == 0 {
+        let rule = format!("There is no available {kind} access on the license");
+        return Reply::json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({ "BrokenRules": [rule] }),
+        );
+    }
     let id = site.new_id();
     let inserted =
         site.insert_allocation(AllocRec::new(id, kind, user, now, &identity.to_string()));
