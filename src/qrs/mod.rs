@@ -431,15 +431,12 @@ impl QrsClient {
     ) -> Result<Vec<Holder>, QrsError> {
         let endpoint = format!("license/{}/table", access_type.qrs_entity());
         let url = format!("{}/qrs/{endpoint}", self.qrs_base);
-        let definition = serde_json::json!({
-            "type": "LicenseAccessType",
-            "columns": [
-                {"name": "id", "columnType": "Property", "definition": "id"},
-                {"name": "userId", "columnType": "Property", "definition": "user.id"},
-                {"name": "quarantined", "columnType": "Property", "definition": "quarantined"},
-                {"name": "excess", "columnType": "Property", "definition": "excess"},
-            ],
-        });
+        // The columns `Holder` reads, in its order.
+        let columns: Vec<serde_json::Value> = ["id", "user.id", "quarantined", "excess"]
+            .iter()
+            .map(|path| serde_json::json!({"name": path, "columnType": "Property", "definition": path}))
+            .collect();
+        let definition = serde_json::json!({"type": "LicenseAccessType", "columns": columns});
         let nonsense = |detail: String| QrsError::Nonsense {
             method: Method::POST,
             endpoint: endpoint.clone(),

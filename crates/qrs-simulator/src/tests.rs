@@ -1214,14 +1214,11 @@ async fn allocating_a_seat_needs_a_user_without_one_and_a_free_seat() {
     let allocate = |user: uuid::Uuid| {
         let (c, url) = (c.clone(), url.clone());
         async move {
-            let response = c
-                .post(&url)
-                .query(&[("xrfkey", KEY)])
-                .header("X-Qlik-Xrfkey", KEY)
-                .json(&serde_json::json!({"user": {"id": user}}))
-                .send()
-                .await
-                .expect("answered");
+            let body = serde_json::json!({"user": {"id": user}});
+            let request = c
+                .post(format!("{url}?xrfkey={KEY}"))
+                .header("X-Qlik-Xrfkey", KEY);
+            let response = request.json(&body).send().await.expect("answered");
             let status = response.status();
             (status, response.text().await.unwrap_or_default())
         }
