@@ -378,6 +378,53 @@ impl fmt::Display for Reason {
                 "never used; allocated {}, within the {grace}-day grace",
                 Ago(*allocated_days)
             ),
+            Reason::Leaver {
+                state,
+                idle_days,
+                after_days,
+                never_used,
+            } => {
+                let state = state.describe();
+                if *never_used {
+                    write!(
+                        f,
+                        "{state}; never used, allocated {} (leavers.afterDays {after_days})",
+                        Ago(*idle_days)
+                    )
+                } else {
+                    write!(
+                        f,
+                        "{state}; not used for {idle_days} days (leavers.afterDays {after_days})"
+                    )
+                }
+            }
+            Reason::Redundant => {
+                f.write_str("holds a Professional seat too; the Analyzer seat is redundant")
+            }
+            Reason::OverCap {
+                limit,
+                idle_days,
+                never_used,
+            } => {
+                write!(
+                    f,
+                    "over limits.maxReclaimsPerRun ({limit}); left for the next run"
+                )?;
+                if *never_used {
+                    write!(f, " (never used, allocated {})", Ago(*idle_days))
+                } else {
+                    write!(f, " (not used for {idle_days} days)")
+                }
+            }
+            kept => kept.fmt_kept(f),
+        }
+    }
+}
+
+impl Reason {
+    /// The reasons that keep a seat whatever its dates: exclusions, scope, quarantine, what Qlik did not say.
+    fn fmt_kept(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Reason::ExcludedUser { pattern } => {
                 write!(f, "excluded by exclude.users pattern {pattern}")
             }
@@ -410,29 +457,6 @@ impl fmt::Display for Reason {
                 "QRS sent no usable {field}; kept (a missing value is never read as none)"
             ),
             Reason::UserNotFound => f.write_str("user record not found in QRS; kept"),
-            Reason::Leaver {
-                state,
-                idle_days,
-                after_days,
-                never_used,
-            } => {
-                let state = state.describe();
-                if *never_used {
-                    write!(
-                        f,
-                        "{state}; never used, allocated {} (leavers.afterDays {after_days})",
-                        Ago(*idle_days)
-                    )
-                } else {
-                    write!(
-                        f,
-                        "{state}; not used for {idle_days} days (leavers.afterDays {after_days})"
-                    )
-                }
-            }
-            Reason::Redundant => {
-                f.write_str("holds a Professional seat too; the Analyzer seat is redundant")
-            }
             Reason::ExcludedUserState { state } => {
                 write!(
                     f,
@@ -447,21 +471,8 @@ impl fmt::Display for Reason {
                 "accessTypes.{} is not configured; not touched",
                 access_type.key()
             ),
-            Reason::OverCap {
-                limit,
-                idle_days,
-                never_used,
-            } => {
-                write!(
-                    f,
-                    "over limits.maxReclaimsPerRun ({limit}); left for the next run"
-                )?;
-                if *never_used {
-                    write!(f, " (never used, allocated {})", Ago(*idle_days))
-                } else {
-                    write!(f, " (not used for {idle_days} days)")
-                }
-            }
+            // The reasons that take a seat, or wait for a later run, are written by `fmt`.
+            taken => f.write_str(taken.code()),
         }
     }
 }
