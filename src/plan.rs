@@ -111,7 +111,10 @@ fn judge_all(
     users: &HashMap<String, UserDetails>,
 ) -> Vec<Judgement> {
     let professional = |a: &&Allocation| a.access_type == AccessType::Professional;
-    let mut judged: Vec<Option<Judgement>> = (0..allocations.len()).map(|_| None).collect();
+    // One buffer, filled in two passes (a placeholder first): a large site is not judged into two.
+    let mut judged: Vec<Judgement> = (0..allocations.len())
+        .map(|_| Judgement::Kept(Reason::LoginGroup))
+        .collect();
     let mut losing_professional: HashSet<&str> = HashSet::new();
     for (index, allocation) in allocations
         .iter()
@@ -122,7 +125,7 @@ fn judge_all(
         if matches!(judgement, Judgement::Candidate(..)) {
             losing_professional.insert(allocation.user_id.as_str());
         }
-        judged[index] = Some(judgement);
+        judged[index] = judgement;
     }
     for (index, allocation) in allocations
         .iter()
@@ -133,9 +136,9 @@ fn judge_all(
             && allocation.access_type == AccessType::Analyzer
             && allocation.user_also_professional
             && !losing_professional.contains(allocation.user_id.as_str());
-        judged[index] = Some(evaluate(rules, clock, allocation, users, redundant));
+        judged[index] = evaluate(rules, clock, allocation, users, redundant);
     }
-    judged.into_iter().flatten().collect()
+    judged
 }
 
 /// Every allocation judged, and the candidates in reclaim order.
@@ -243,7 +246,10 @@ fn assemble(
             }
         }
     }
-    let ranked: Vec<Decision> = ranked.into_iter().flatten().collect();
+    // `filter_map` (unlike `flatten`) collects in place: `Option<Decision>` is as large as a `Decision`, so the
+    // ranked slots become the ranked decisions without a second buffer the size of the candidates.
+    #[allow(clippy::filter_map_identity)]
+    let ranked: Vec<Decision> = ranked.into_iter().filter_map(|slot| slot).collect();
     decisions.splice(0..0, ranked);
 
     let per_type: BTreeMap<AccessType, PlanCounts> = AccessType::ALL
