@@ -89,7 +89,7 @@ fn write_files(sim: &Simulator, dir: &Path, inactive_days: u32) {
     spec.access_types.professional = Some(AccessTypeRule { inactive_days });
     spec.access_types.analyzer = Some(AccessTypeRule { inactive_days });
     spec.limits.max_reclaim_percent = 100;
-    spec.limits.max_reclaims_per_run = 100_000;
+    spec.limits.max_reclaims_per_run = qlik_license_reclaimer::policy::MAX_RECLAIMS_PER_RUN;
     spec.site.request_timeout_seconds = 600;
     let manifest = serde_yaml::to_string(&LicenseCleanupPolicy::new("bench", spec)).expect("yaml");
     std::fs::write(dir.join("policy.yaml"), manifest).expect("policy");

@@ -486,6 +486,7 @@ async fn product_run(
         observer: None,
         stop: None,
         retry: None,
+        earlier_reclaims: Vec::new(),
     };
     let report = run::execute(&policy::validate(&spec, &Default::default())?, context).await;
     let measure = RunMeasure::from_simulator(&simulator, start.elapsed(), process_cpu() - cpu0);

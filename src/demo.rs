@@ -104,6 +104,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
         observer: None,
         stop: None,
         retry: None,
+        earlier_reclaims: Vec::new(),
     };
     let report = run::execute(&policy, context).await;
     let requests = simulator.requests().len();

@@ -16,6 +16,7 @@ pub mod model;
 pub mod plan;
 pub mod policy;
 pub mod qrs;
+pub mod record;
 #[warn(unreachable_pub)]
 pub(crate) mod report;
 pub mod run;

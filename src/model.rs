@@ -53,6 +53,18 @@ impl AccessType {
         }
     }
 
+    /// The access type a key names (the reverse of [`AccessType::key`]).
+    pub fn from_key(key: &str) -> Option<Self> {
+        [
+            AccessType::Professional,
+            AccessType::Analyzer,
+            AccessType::User,
+            AccessType::Login,
+        ]
+        .into_iter()
+        .find(|t| t.key() == key)
+    }
+
     /// Whether a single allocation of this type belongs to one user and can be deallocated.
     /// Login access passes are groups: deleting one removes the whole group.
     pub fn is_per_user_seat(self) -> bool {
@@ -80,6 +92,12 @@ impl UserIdentity {
             directory: directory.into(),
             user_id: user_id.into(),
         }
+    }
+
+    /// `DIRECTORY\\userId` as reports write it; `None` without a backslash or with an empty part.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (directory, user_id) = text.split_once('\\')?;
+        (!directory.is_empty() && !user_id.is_empty()).then(|| Self::new(directory, user_id))
     }
 
     fn folded(&self) -> (String, String) {

@@ -3,9 +3,11 @@
 use std::fmt::Write as _;
 
 use crate::policy::RunResult;
+use crate::record::RunRecord;
 use crate::run::{Entry, Outcome, RunReport};
 
-/// Output formats of `run` and `demo`.
+/// Output formats of `run` and `demo`. JSON is the run's record (as a `LicenseCleanupRun` keeps it); CSV lists
+/// every seat the run read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
     Table,
@@ -23,7 +25,7 @@ pub(crate) fn write(
     match format {
         Format::Table => out.write_all(table(report).as_bytes()),
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, report)?;
+            serde_json::to_writer_pretty(&mut *out, &RunRecord::of(report))?;
             out.write_all(b"\n")
         }
         Format::Csv => csv_to(report, out),
@@ -34,7 +36,7 @@ pub(crate) fn render(report: &RunReport, format: Format) -> String {
     match format {
         Format::Table => table(report),
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(report)
+            let mut s = serde_json::to_string_pretty(&RunRecord::of(report))
                 .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
             s.push('\n');
             s

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::credentials::Credentials;
-use crate::model::{AccessType, Allocation, LastUse, SeatCounts};
+use crate::model::{AccessType, Allocation, LastUse, SeatCounts, UserIdentity};
 use crate::plan::{self, Decision, Plan, Reason, Rules, Verdict};
 use crate::policy::{RunResult, TypeCounts, ValidPolicy};
 use crate::qrs::{Deallocation, Holder, QrsClient, QrsError, RequestObserver, RetryPolicy};
@@ -29,6 +29,29 @@ pub struct RunContext<'a> {
     pub stop: Option<watch::Receiver<StopReason>>,
     /// Overrides the default retry policy (tests use short delays).
     pub retry: Option<RetryPolicy>,
+    /// Seats earlier recorded runs reclaimed (cluster runs): a user who holds one again has returned.
+    pub earlier_reclaims: Vec<EarlierReclaim>,
+}
+
+/// A seat an earlier recorded run took from its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlierReclaim {
+    pub user: UserIdentity,
+    pub access_type: AccessType,
+    /// When the run that took it started: an allocation created since is the user's again.
+    pub at: Timestamp,
+    /// That run's id.
+    pub run: String,
+}
+
+/// A user an earlier recorded run reclaimed, who holds that access type again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Returned {
+    pub user: UserIdentity,
+    pub access_type: AccessType,
+    /// The run that reclaimed the seat.
+    pub reclaimed_by: String,
 }
 
 /// Why a run must start no more deallocations; `None` while it may go on.
@@ -113,6 +136,8 @@ pub struct RunReport {
     pub seats: BTreeMap<AccessType, SeatCounts>,
     /// Candidates first in reclaim order, then what was kept.
     pub decisions: Vec<Entry>,
+    /// Users earlier recorded runs reclaimed who hold that access type again.
+    pub returns: Vec<Returned>,
 }
 
 impl RunReport {
@@ -135,6 +160,7 @@ impl RunReport {
             per_access_type: BTreeMap::new(),
             seats: BTreeMap::new(),
             decisions: Vec::new(),
+            returns: Vec::new(),
         }
     }
 }
@@ -313,6 +339,7 @@ async fn run_with_client(
 ) -> Result<RunReport, QrsError> {
     let (now, rules) = (ctx.now, &policy.rules);
     let mut site = read_site(client, rules, now).await?;
+    let returns = find_returns(client, &ctx.earlier_reclaims, &site.totals).await?;
     let user_ids = plan::users_needing_details(rules, &site.allocations, now);
     let users = if user_ids.is_empty() {
         Default::default()
@@ -358,7 +385,60 @@ async fn run_with_client(
         site,
         stopped,
     };
-    Ok(build_report(finished, rules))
+    let mut report = build_report(finished, rules);
+    report.returns = returns;
+    Ok(report)
+}
+
+/// Users earlier runs reclaimed who hold that access type again: per access type, one request for the allocations
+/// created since the oldest of those reclaims, matched by user.
+async fn find_returns(
+    client: &QrsClient,
+    earlier: &[EarlierReclaim],
+    totals: &BTreeMap<AccessType, u64>,
+) -> Result<Vec<Returned>, QrsError> {
+    let mut by_type: BTreeMap<AccessType, HashMap<&UserIdentity, &EarlierReclaim>> =
+        BTreeMap::new();
+    for reclaim in earlier {
+        let users = by_type.entry(reclaim.access_type).or_default();
+        // A user reclaimed twice returned after the later reclaim, if at all.
+        let later = users
+            .get(&reclaim.user)
+            .is_none_or(|seen| seen.at < reclaim.at);
+        if later {
+            users.insert(&reclaim.user, reclaim);
+        }
+    }
+    let mut returns = Vec::new();
+    for (access_type, users) in by_type {
+        let Some(since) = users.values().map(|r| r.at).min() else {
+            continue;
+        };
+        let counted = match totals.get(&access_type) {
+            Some(&n) => n,
+            None => client.count(access_type).await?,
+        };
+        let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN;
+        let fresh = client
+            .allocations_created_since(access_type, since, counted, budget)
+            .await?;
+        let mut found: Vec<Returned> = fresh
+            .iter()
+            .filter_map(|a| {
+                let reclaim = users.get(&a.user)?;
+                let created = a.created?;
+                (created >= reclaim.at).then(|| Returned {
+                    user: reclaim.user.clone(),
+                    access_type,
+                    reclaimed_by: reclaim.run.clone(),
+                })
+            })
+            .collect();
+        found.sort_by(|a, b| a.user.cmp(&b.user));
+        found.dedup_by(|a, b| a.user == b.user);
+        returns.extend(found);
+    }
+    Ok(returns)
 }
 
 /// Deallocations re-checked with one request: the size of a QRS `id eq ... or ...` filter that stays well under
@@ -604,6 +684,7 @@ fn build_report(run: Finished, rules: &Rules) -> RunReport {
         per_access_type: per_type,
         seats: site.seats,
         decisions,
+        returns: Vec::new(),
     }
 }
 

@@ -27,7 +27,7 @@ pub(crate) enum LogFormat {
 pub(crate) enum Command {
     /// Run a policy once and exit (laptop or CronJob).
     Run(RunArgs),
-    /// Print the LicenseCleanupPolicy CustomResourceDefinition as YAML.
+    /// Print the CustomResourceDefinitions (LicenseCleanupPolicy, LicenseCleanupRun) as YAML.
     Crd,
     /// Run the bundled QRS simulator until interrupted.
     Simulate(SimulateArgs),

@@ -15,6 +15,7 @@ use crate::demo::{self, DemoOptions};
 use crate::k8s::controller::{self, ControllerOptions};
 use crate::policy::Permissions;
 use crate::policy::{LicenseCleanupPolicy, RunResult};
+use crate::record::LicenseCleanupRun;
 use crate::report::{self, Format};
 use crate::run::RunReport;
 use args::{Cli, Command, ControllerArgs, DemoArgs, LogFormat};
@@ -97,9 +98,15 @@ fn print_report(report: &RunReport, format: Format) {
     }
 }
 
+/// The CustomResourceDefinitions as `crd` prints them (and deploy/crd.yaml holds them): the policy, then its runs.
+pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+    let policy = serde_yaml::to_string(&LicenseCleanupPolicy::crd())?;
+    let run = serde_yaml::to_string(&LicenseCleanupRun::crd())?;
+    Ok(format!("{policy}---\n{run}"))
+}
+
 fn print_crd() -> Result<RunResult, CliError> {
-    let yaml = serde_yaml::to_string(&LicenseCleanupPolicy::crd())
-        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let yaml = crds_yaml().map_err(|e| CliError::Failed(e.to_string()))?;
     print!("{yaml}");
     Ok(RunResult::Succeeded)
 }

@@ -58,6 +58,7 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
             text.into_bytes(),
         )),
         retry: None,
+        earlier_reclaims: Vec::new(),
     };
     let report = run::execute(&valid, ctx).await;
     print_report(&report, args.output);

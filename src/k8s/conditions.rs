@@ -61,6 +61,10 @@ pub(crate) enum Reason {
     InsecureSkipVerify,
     /// An Event: a scheduled run was missed by more than the starting deadline and is skipped.
     MissedRunSkipped,
+    /// An Event: more than a fifth of the seats the kept runs reclaimed went back to their users.
+    ManySeatsReturned,
+    /// An Event: the run's record could not be kept.
+    RecordNotKept,
 }
 
 impl Reason {
@@ -81,6 +85,8 @@ impl Reason {
             Reason::Verified => "Verified",
             Reason::InsecureSkipVerify => "InsecureSkipVerify",
             Reason::MissedRunSkipped => "MissedRunSkipped",
+            Reason::ManySeatsReturned => "ManySeatsReturned",
+            Reason::RecordNotKept => "RecordNotKept",
         }
     }
 

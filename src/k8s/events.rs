@@ -5,7 +5,6 @@ use kube::{Client, Resource};
 
 use super::FIELD_MANAGER;
 use super::conditions::Reason;
-use crate::policy::LicenseCleanupPolicy;
 use crate::run::RunReport;
 
 pub(crate) fn recorder(client: &Client) -> Recorder {
@@ -18,10 +17,10 @@ pub(crate) fn recorder(client: &Client) -> Recorder {
     )
 }
 
-/// Publish an Event on the policy; a failure to do so is logged, never fatal.
-pub(crate) async fn publish(
+/// Publish an Event on a policy or a run; a failure to do so is logged, never fatal.
+pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
     recorder: &Recorder,
-    policy: &LicenseCleanupPolicy,
+    object: &K,
     reason: Reason,
     note: String,
 ) {
@@ -37,7 +36,7 @@ pub(crate) async fn publish(
         action: "Reclaim".into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&event, &policy.object_ref(&())).await {
+    if let Err(e) = recorder.publish(&event, &object.object_ref(&())).await {
         tracing::warn!(error = %e, reason = reason.as_str(), "could not publish an Event");
     }
 }

@@ -84,6 +84,7 @@ pub(crate) struct Metrics {
     pub runs: Family<RunLabels, Counter>,
     pub reclaimed: Family<ReclaimLabels, Counter>,
     pub reclaim_failures: Family<TypeLabels, Counter>,
+    pub returned: Family<TypeLabels, Counter>,
     pub candidates: Family<TypeLabels, Gauge>,
     pub excluded: Family<TypeLabels, Gauge>,
     pub unknown: Family<TypeLabels, Gauge>,
@@ -126,6 +127,7 @@ impl Metrics {
             runs: "runs", "Policy runs by result (Succeeded, Failed, Aborted)", Family::default();
             reclaimed: "reclaimed", "Seats reclaimed; dry_run=\"true\" counts seats a dry run would have reclaimed", Family::default();
             reclaim_failures: "reclaim_failures", "Deallocations that failed after retries", Family::default();
+            returned: "returned", "Users an earlier recorded run reclaimed who hold that access type again (a threshold too tight, or a licence rule handing seats back)", Family::default();
             candidates: "candidates", "Inactive, in-scope, not excluded allocations found by the last run", Family::default();
             excluded: "excluded", "Inactive allocations kept by an exclusion or the scope in the last run", Family::default();
             unknown: "unknown", "Allocations kept in the last run because QRS sent a field a decision reads as missing, null or unreadable", Family::default();
@@ -220,6 +222,11 @@ impl Metrics {
                     .set(counts.allocated as i64);
             }
         }
+        for returned in &report.returns {
+            self.returned
+                .get_or_create(&type_labels(returned.access_type))
+                .inc();
+        }
         for (t, seats) in &report.seats {
             for (state, value) in [
                 ("total", seats.total),
@@ -272,11 +279,13 @@ impl Metrics {
                     reason: reason.into(),
                 });
             }
-            let _ = self.reclaim_failures.get_or_create(&TypeLabels {
+            let labels = TypeLabels {
                 namespace: namespace.into(),
                 policy: policy.into(),
                 access_type: t.key().into(),
-            });
+            };
+            let _ = self.reclaim_failures.get_or_create(&labels);
+            let _ = self.returned.get_or_create(&labels);
         }
         let p = PolicyLabels {
             namespace: namespace.into(),

@@ -13,11 +13,13 @@ use super::conditions::{ConditionUpdate, Reason, merge_conditions};
 use super::events::{publish, run_event};
 use super::hold::{HOLD_SECONDS, StopWatch, holder_name, release_hold, watch_for_stop};
 use super::metrics::Metrics;
+use super::records::{Records, earlier_reclaims, too_many_returns};
 use super::shutdown::Shutdown;
 use super::status::{self, time, update_status};
 use crate::credentials::{Credentials, CredentialsError};
 use crate::policy::{ActiveRun, LicenseCleanupPolicy, LicenseCleanupPolicyStatus, RunResult};
 use crate::policy::{InvalidPolicy, Permissions, ValidPolicy, last_applied_unknown_field};
+use crate::record::{POLICY_LABEL, RunRecord};
 use crate::run::{self, RunContext, RunReport};
 use crate::schedule::Schedule;
 
@@ -195,6 +197,15 @@ pub(crate) async fn run_policy(
         shutdown: ctx.shutdown.clone(),
     });
     let clock = Instant::now();
+    let records = Records::new(ctx.client, namespace, name);
+    // Earlier records tell who was reclaimed; without them the run goes on, and finds no returns this time.
+    let earlier = match records.list().await {
+        Ok(runs) => earlier_reclaims(&runs),
+        Err(e) => {
+            tracing::warn!(policy = %format!("{namespace}/{name}"), error = %e, "could not read the policy's run records; returns are not looked for this run");
+            Vec::new()
+        }
+    };
     let context = RunContext {
         credentials: &credentials,
         force_dry_run: ctx.force_dry_run,
@@ -202,10 +213,12 @@ pub(crate) async fn run_policy(
         observer: ctx.metrics.map(|m| m.qrs_observer(namespace, name)),
         stop: Some(stop),
         retry: None,
+        earlier_reclaims: earlier,
     };
     let report = run::execute(&valid, context).await;
     watching.abort();
-    run.record(&report, clock.elapsed().as_secs_f64()).await;
+    run.record(&report, clock.elapsed().as_secs_f64(), &records)
+        .await;
     Ok(PolicyRunOutcome::Ran(Box::new(report)))
 }
 
@@ -307,6 +320,44 @@ impl HeldRun<'_> {
             .flatten()
     }
 
+    /// The run's record kept as a LicenseCleanupRun, the oldest beyond `historyLimit` deleted, and a Warning when
+    /// the kept runs' returns exceed a fifth of their reclaims. A record that cannot be kept is an Event, not a
+    /// failed run: the seats are reclaimed either way.
+    async fn keep_record(&self, report: &RunReport, records: &Records, history_limit: u32) {
+        if history_limit > 0
+            && let Err(e) = records.create(&self.policy, &RunRecord::of(report)).await
+        {
+            tracing::error!(policy = %self.name, run = %report.id, error = %e, "could not keep the run's record");
+            let note = format!("the record of run {} could not be kept: {e}", report.id);
+            publish(self.ctx.recorder, &self.policy, Reason::RecordNotKept, note).await;
+        }
+        let runs = match records.list().await {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::warn!(policy = %self.name, error = %e, "could not list the run records");
+                return;
+            }
+        };
+        records.prune(&runs, history_limit).await;
+        let kept = &runs[..runs.len().min(history_limit as usize)];
+        if !report.returns.is_empty()
+            && let Some((returned, reclaimed)) = too_many_returns(kept)
+        {
+            let note = format!(
+                "{returned} users got back a seat the last {} runs reclaimed from them ({reclaimed} reclaimed): the inactivity threshold may be too short, or a licence rule hands seats back; see the runs' returns (kubectl get lcprun -l {POLICY_LABEL}={})",
+                kept.len(),
+                self.name
+            );
+            publish(
+                self.ctx.recorder,
+                &self.policy,
+                Reason::ManySeatsReturned,
+                note,
+            )
+            .await;
+        }
+    }
+
     /// Why the run could not start: an Event, Ready=False with the reason, the hold given up. Events and metrics
     /// go before the status: whoever sees the status finds them already there.
     async fn start_failed(&self, error: StartError) -> StartError {
@@ -346,7 +397,7 @@ impl HeldRun<'_> {
 
     /// The finished run in the log, the metrics, an Event and the status (in that order: whoever sees the status
     /// can rely on the rest including this run), and the hold given up.
-    async fn record(&self, report: &RunReport, elapsed: f64) {
+    async fn record(&self, report: &RunReport, elapsed: f64, records: &Records) {
         let (namespace, name) = (self.namespace, self.name);
         tracing::info!(
             policy = %format!("{namespace}/{name}"),
@@ -368,6 +419,7 @@ impl HeldRun<'_> {
         let (reason, note) = run_event(report);
         publish(self.ctx.recorder, &self.policy, reason, note).await;
         let history_limit = self.policy.spec.history_limit;
+        self.keep_record(report, records, history_limit).await;
         let written = update_status(&self.api, name, |policy, status| {
             release_hold(status, &self.hold_id);
             *status = status::after_run(

@@ -222,10 +222,10 @@ fn grace_and_limit_bounds_name_the_field() {
         "spec.limits.maxReclaimsPerRun"
     );
     assert_eq!(
-        invalid(|s| s.limits.max_reclaims_per_run = 100_001).field,
+        invalid(|s| s.limits.max_reclaims_per_run = 2001).field,
         "spec.limits.maxReclaimsPerRun"
     );
-    rules_with(|s| s.limits.max_reclaims_per_run = 100_000);
+    rules_with(|s| s.limits.max_reclaims_per_run = 2000);
     rules_with(|s| s.limits.max_reclaims_per_run = 1);
     assert_eq!(
         invalid(|s| s.limits.max_reclaim_percent = 0).field,

@@ -18,9 +18,13 @@ use serde::{Deserialize, Serialize};
 pub use fields::{check_known_fields, last_applied_unknown_field};
 pub use status::{
     ActiveRun, LicenseCleanupPolicyStatus, ReclaimedSeat, RunResult, RunStatus, RunSummary,
-    TypeCounts,
+    SeatCounts, TypeCounts,
 };
 pub use valid::{InvalidPolicy, Permissions, ValidPolicy, rules, validate};
+
+/// The largest `limits.maxReclaimsPerRun`: the record of a run lists every seat it decided to reclaim, and must fit
+/// in one etcd object (see [`crate::record`]).
+pub const MAX_RECLAIMS_PER_RUN: u32 = 2000;
 
 /// Annotation whose every new value triggers one run now.
 pub const RUN_NOW_ANNOTATION: &str = "licensing.reclaimer.dev/run-now";
@@ -355,9 +359,10 @@ pub struct CustomPropertyMatch {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitsSpec {
-    /// At most this many seats are reclaimed in one run, longest idle first.
+    /// At most this many seats are reclaimed in one run, in order: leavers, redundant seats, then longest idle
+    /// first. At most 2000, so that the run's record (LicenseCleanupRun) lists every one within etcd's object size.
     #[serde(default = "default_max_reclaims")]
-    #[schemars(range(min = 1, max = 100000))]
+    #[schemars(range(min = 1, max = 2000))]
     pub max_reclaims_per_run: u32,
     /// If an access type's candidates exceed this percentage of all its allocations on the site, the run is
     /// aborted before anything is deallocated: such a number usually means a wrong threshold or a broken site.

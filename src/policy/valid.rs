@@ -99,8 +99,8 @@ pub fn rules(spec: &LicenseCleanupPolicySpec) -> Result<Rules, InvalidPolicy> {
         "spec.limits.maxReclaimsPerRun",
         limits.max_reclaims_per_run,
         1,
-        100_000,
-        "",
+        super::MAX_RECLAIMS_PER_RUN,
+        ": a run's record lists every seat it reclaims, and must fit in one Kubernetes object",
     )?;
     check_range(
         "spec.limits.maxReclaimPercent",

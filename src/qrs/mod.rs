@@ -351,6 +351,20 @@ impl QrsClient {
             .await
     }
 
+    /// Allocations of one access type created at or after `since`: the seats given since then. `counted` and
+    /// `budget` as for [`QrsClient::inactive_allocations`].
+    pub async fn allocations_created_since(
+        &self,
+        access_type: AccessType,
+        since: Timestamp,
+        counted: u64,
+        budget: usize,
+    ) -> Result<Vec<Allocation>, QrsError> {
+        let filter = format!("createdDate ge '{}'", wire::format_qrs_date(since));
+        self.allocations_where(access_type, filter, counted, budget)
+            .await
+    }
+
     async fn allocations_where(
         &self,
         access_type: AccessType,

@@ -79,15 +79,25 @@ async fn dry_run_lists_candidates_with_reasons_and_deletes_nothing() {
     let report = json(&out.stdout);
     assert_eq!(report["result"], "Succeeded");
     assert_eq!(report["dryRun"], true);
+    // The JSON report is the run's record: the seats it would take, the kept ones counted by reason.
     let would: Vec<_> = report["decisions"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|d| d["outcome"] == "would-reclaim")
+        .filter(|d| d["action"] == "WouldReclaim")
         .collect();
     assert_eq!(would.len(), 2);
+    assert_eq!(report["decisions"].as_array().unwrap().len(), 2);
+    assert_eq!(report["kept"]["excluded"], 4, "{report}");
     for d in &would {
-        for field in ["user", "accessType", "allocationId", "lastUsed", "reason"] {
+        for field in [
+            "user",
+            "accessType",
+            "allocationId",
+            "lastUsed",
+            "reason",
+            "rule",
+        ] {
             assert!(d[field].is_string(), "{field} missing in {d}");
         }
     }

@@ -185,6 +185,7 @@ async fn the_server_name_must_match_unless_configured() {
                 observer: None,
                 stop: None,
                 retry: Some(fast_retries()),
+                earlier_reclaims: Vec::new(),
             };
             Ok::<_, policy::InvalidPolicy>(run::execute(&policy, context).await)
         }

@@ -7,7 +7,7 @@ const COMMITTED: &str = include_str!("../../deploy/crd.yaml");
 
 #[test]
 fn committed_crd_matches_the_code() {
-    let generated = serde_yaml::to_string(&LicenseCleanupPolicy::crd()).unwrap();
+    let generated = qlik_license_reclaimer::cli::crds_yaml().unwrap();
     assert!(
         generated == COMMITTED,
         "deploy/crd.yaml is out of date: run `cargo run -- crd > deploy/crd.yaml`"
@@ -69,4 +69,44 @@ fn the_example_policy_is_valid_and_starts_in_dry_run() {
         policy.spec.dry_run,
         "the example must not reclaim before an administrator says so"
     );
+}
+
+#[test]
+fn the_run_crd_tells_the_story_in_its_columns() {
+    use qlik_license_reclaimer::record::LicenseCleanupRun;
+    let crd = serde_json::to_value(LicenseCleanupRun::crd()).unwrap();
+    assert_eq!(crd["spec"]["names"]["plural"], "licensecleanupruns");
+    assert_eq!(crd["spec"]["names"]["shortNames"][0], "lcprun");
+    assert_eq!(crd["spec"]["names"]["categories"][0], "qlik");
+    let version = &crd["spec"]["versions"][0];
+    assert!(version["subresources"]["status"].is_object());
+    let columns: Vec<_> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    for c in [
+        "Policy",
+        "Result",
+        "Dry Run",
+        "Reclaimed",
+        "Failed",
+        "Returned",
+        "Restore",
+    ] {
+        assert!(columns.iter().any(|x| x == c), "{c} missing: {columns:?}");
+    }
+    let decision = &version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["decisions"]
+        ["items"]["properties"];
+    for field in [
+        "user",
+        "accessType",
+        "allocationId",
+        "lastUsed",
+        "action",
+        "reason",
+    ] {
+        assert!(decision[field].is_object(), "decisions[].{field} missing");
+    }
 }

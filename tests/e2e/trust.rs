@@ -286,6 +286,7 @@ async fn a_stopping_run_retries_nothing() {
             observer: None,
             stop: Some(stop_rx),
             retry: Some(fast_retries()),
+            earlier_reclaims: Vec::new(),
         },
     );
     let (report, ()) = tokio::join!(run, watcher);

@@ -400,22 +400,24 @@ fn deploy_is_in_step_with_the_chart(_: &ControlPlane) -> TestResult {
     let chart = template(DEPLOY_NAME, DEPLOY_NAME, &[], &[])?;
     let chart_leader = template(DEPLOY_NAME, DEPLOY_NAME, &[], &["controller.replicas=2"])?;
 
-    let mut crd = find(
-        &chart,
-        "CustomResourceDefinition",
+    for name in [
         "licensecleanuppolicies.licensing.reclaimer.dev",
-    )?
-    .clone();
-    if crd["metadata"]["annotations"]["helm.sh/resource-policy"] != "keep" {
-        return Err("the chart's CRD lacks helm.sh/resource-policy: keep".into());
-    }
-    let metadata = crd["metadata"]
-        .as_object_mut()
-        .ok_or("CRD without metadata")?;
-    metadata.remove("labels");
-    metadata.remove("annotations");
-    if &crd != find(&deploy, "CustomResourceDefinition", name_of(&crd))? {
-        return Err("the chart's CRD differs from deploy/crd.yaml".into());
+        "licensecleanupruns.licensing.reclaimer.dev",
+    ] {
+        let mut crd = find(&chart, "CustomResourceDefinition", name)?.clone();
+        if crd["metadata"]["annotations"]["helm.sh/resource-policy"] != "keep" {
+            return Err(
+                format!("the chart's CRD {name} lacks helm.sh/resource-policy: keep").into(),
+            );
+        }
+        let metadata = crd["metadata"]
+            .as_object_mut()
+            .ok_or("CRD without metadata")?;
+        metadata.remove("labels");
+        metadata.remove("annotations");
+        if &crd != find(&deploy, "CustomResourceDefinition", name)? {
+            return Err(format!("the chart's CRD {name} differs from deploy/crd.yaml").into());
+        }
     }
 
     // The same objects by name: deploy/ also has the namespace, and the leader election Role that the chart

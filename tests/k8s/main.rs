@@ -12,6 +12,7 @@ mod chart;
 mod control_plane;
 mod observability;
 mod operator;
+mod records;
 mod release_binary;
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]

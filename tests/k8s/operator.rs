@@ -87,17 +87,18 @@ pub fn ensure_installed(cp: &ControlPlane) -> TestResult {
                     .await
                     .map_err(|e| format!("CRD: {e:?}"))?;
                 let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-                tokio::time::timeout(
-                    Duration::from_secs(30),
-                    await_condition(
-                        crds,
-                        "licensecleanuppolicies.licensing.reclaimer.dev",
-                        conditions::is_crd_established(),
-                    ),
-                )
-                .await
-                .map_err(|_| "CRD not established".to_string())?
-                .map_err(|e| e.to_string())?;
+                for name in [
+                    "licensecleanuppolicies.licensing.reclaimer.dev",
+                    "licensecleanupruns.licensing.reclaimer.dev",
+                ] {
+                    tokio::time::timeout(
+                        Duration::from_secs(30),
+                        await_condition(crds.clone(), name, conditions::is_crd_established()),
+                    )
+                    .await
+                    .map_err(|_| format!("CRD {name} not established"))?
+                    .map_err(|e| e.to_string())?;
+                }
                 apply_manifests(&admin, &repo_file("deploy/namespace.yaml"))
                     .await
                     .map_err(|e| format!("{e:?}"))?;
@@ -418,7 +419,11 @@ pub async fn wait_metrics_up(controller: &ControllerProcess) -> Result<(), Faile
     Err(format!("controller did not start; log:\n{}", controller.log()).into())
 }
 
-async fn events_for(client: &Client, namespace: &str, name: &str) -> Result<Vec<Event>, Failed> {
+pub async fn events_for(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<Event>, Failed> {
     let api: Api<Event> = Api::namespaced(client.clone(), namespace);
     let all = api.list(&ListParams::default()).await?;
     Ok(all

@@ -224,6 +224,7 @@ pub async fn run_policy(
         observer: None,
         stop: None,
         retry: Some(fast_retries()),
+        earlier_reclaims: Vec::new(),
     };
     run::execute(&policy, context).await
 }

@@ -1,0 +1,322 @@
+//! The runs' records in the cluster: one `LicenseCleanupRun` per run, owned by its policy (deleting the policy
+//! deletes its runs), labelled with its name; `historyLimit` of them kept. Earlier records are read back to find
+//! users who returned: reclaimed by a run, and holding that access type again.
+
+use std::collections::HashSet;
+
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+
+use super::FIELD_MANAGER;
+use crate::model::{AccessType, UserIdentity};
+use crate::policy::LicenseCleanupPolicy;
+use crate::record::{
+    LicenseCleanupRun, LicenseCleanupRunSpec, POLICY_LABEL, RestoreOutcome, RunRecord,
+};
+use crate::run::EarlierReclaim;
+
+/// The records of one policy.
+pub(crate) struct Records {
+    api: Api<LicenseCleanupRun>,
+    policy: String,
+}
+
+impl Records {
+    pub(crate) fn new(client: &Client, namespace: &str, policy: &str) -> Self {
+        Self {
+            api: Api::namespaced(client.clone(), namespace),
+            policy: policy.to_string(),
+        }
+    }
+
+    /// The policy's records, newest first.
+    pub(crate) async fn list(&self) -> Result<Vec<LicenseCleanupRun>, kube::Error> {
+        let selector = format!("{POLICY_LABEL}={}", self.policy);
+        let mut runs = self
+            .api
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items;
+        runs.sort_by_key(|r| std::cmp::Reverse(started(r)));
+        Ok(runs)
+    }
+
+    /// Keep the run's record: created owned by the policy, then its status written (the API server ignores a
+    /// status sent with the object).
+    pub(crate) async fn create(
+        &self,
+        policy: &LicenseCleanupPolicy,
+        record: &RunRecord,
+    ) -> Result<LicenseCleanupRun, kube::Error> {
+        let mut run = LicenseCleanupRun::new(
+            &record_name(&self.policy, &record.id),
+            LicenseCleanupRunSpec {
+                policy: self.policy.clone(),
+                run_id: record.id.clone(),
+            },
+        );
+        run.metadata.namespace = policy.namespace();
+        run.metadata.labels = Some([(POLICY_LABEL.to_string(), self.policy.clone())].into());
+        run.metadata.owner_references = policy.controller_owner_ref(&()).map(|o| vec![o]);
+        let created = self.api.create(&PostParams::default(), &run).await?;
+        let patch = serde_json::json!({
+            "apiVersion": "licensing.reclaimer.dev/v1alpha1",
+            "kind": "LicenseCleanupRun",
+            "status": record,
+        });
+        self.api
+            .patch_status(
+                &created.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+    }
+
+    /// Delete the oldest records beyond `limit`. `runs` newest first, as [`Records::list`] gives them.
+    pub(crate) async fn prune(&self, runs: &[LicenseCleanupRun], limit: u32) {
+        for old in runs.iter().skip(limit as usize) {
+            let name = old.name_any();
+            match self.api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => {
+                    tracing::warn!(policy = %self.policy, run = %name, error = %e, "could not delete an old run record");
+                }
+            }
+        }
+    }
+}
+
+/// When a record's run started (its creation when the status is missing).
+fn started(run: &LicenseCleanupRun) -> jiff::Timestamp {
+    run.status
+        .as_ref()
+        .map(|s| s.start_time.0)
+        .or_else(|| run.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// `<policy>-<run id>`, lower case, within the 253 characters of an object name.
+pub(crate) fn record_name(policy: &str, run_id: &str) -> String {
+    let suffix = run_id.to_ascii_lowercase();
+    let room = 253 - suffix.len() - 1;
+    let prefix: String = policy.chars().take(room).collect();
+    format!("{}-{suffix}", prefix.trim_end_matches(['-', '.']))
+}
+
+/// The seats earlier runs reclaimed whose users have not been found back yet: not listed as returned by a later
+/// record, not given back by a restore. `runs` newest first.
+pub(crate) fn earlier_reclaims(runs: &[LicenseCleanupRun]) -> Vec<EarlierReclaim> {
+    let key = |user: &str, access_type: &str| (user.to_lowercase(), access_type.to_string());
+    let mut settled: HashSet<(String, String)> = HashSet::new();
+    let mut earlier = Vec::new();
+    for run in runs {
+        let Some(record) = &run.status else { continue };
+        let restored: HashSet<(String, String)> = record
+            .restore
+            .iter()
+            .flat_map(|r| &r.seats)
+            .filter(|s| s.outcome == RestoreOutcome::Restored)
+            .map(|s| key(&s.user, &s.access_type))
+            .collect();
+        for seat in record.reclaimed() {
+            let k = key(&seat.user, &seat.access_type);
+            if settled.contains(&k) || restored.contains(&k) {
+                continue;
+            }
+            let (Some(user), Some(access_type)) = (
+                UserIdentity::parse(&seat.user),
+                AccessType::from_key(&seat.access_type),
+            ) else {
+                continue;
+            };
+            earlier.push(EarlierReclaim {
+                user,
+                access_type,
+                at: record.start_time.0,
+                run: record.id.clone(),
+            });
+        }
+        settled.extend(record.returns.iter().map(|r| key(&r.user, &r.access_type)));
+    }
+    earlier
+}
+
+/// Returns and reclaims over the kept records, when returns exceed a fifth of the reclaims: the threshold is
+/// likely too tight, or a licence rule hands seats back.
+pub(crate) fn too_many_returns(runs: &[LicenseCleanupRun]) -> Option<(u64, u64)> {
+    let (returned, reclaimed) = runs.iter().filter_map(|r| r.status.as_ref()).fold(
+        (0, 0),
+        |(returned, reclaimed), record| {
+            let taken = if record.dry_run {
+                0
+            } else {
+                record.totals.reclaimed
+            };
+            (returned + record.returned, reclaimed + taken)
+        },
+    );
+    (returned > 0 && returned * 5 > reclaimed).then_some((returned, reclaimed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{RunResult, TypeCounts};
+    use crate::record::{RecordedAction, RecordedDecision, ReturnedSeat, Rule};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+    fn record(id: &str, start: &str, reclaimed: &[&str], returns: &[&str]) -> LicenseCleanupRun {
+        let mut run = LicenseCleanupRun::new(
+            &record_name("site", id),
+            LicenseCleanupRunSpec {
+                policy: "site".into(),
+                run_id: id.into(),
+            },
+        );
+        let start = MicroTime(crate::testing::ts(start));
+        run.status = Some(RunRecord {
+            id: id.into(),
+            result: RunResult::Succeeded,
+            dry_run: false,
+            start_time: start.clone(),
+            completion_time: start,
+            message: String::new(),
+            totals: TypeCounts {
+                reclaimed: reclaimed.len() as u64,
+                ..Default::default()
+            },
+            per_access_type: Default::default(),
+            seats: Default::default(),
+            decisions: reclaimed
+                .iter()
+                .map(|user| RecordedDecision {
+                    user: user.to_string(),
+                    access_type: "professional".into(),
+                    allocation_id: "0f2c6d8e-1a2b-4c3d-9e8f-0123456789ab".into(),
+                    last_used: "never".into(),
+                    action: RecordedAction::Reclaimed,
+                    reason: String::new(),
+                    rule: Rule::Idle,
+                    error: None,
+                })
+                .collect(),
+            decisions_omitted: 0,
+            kept: Default::default(),
+            returns: returns
+                .iter()
+                .map(|user| ReturnedSeat {
+                    user: user.to_string(),
+                    access_type: "professional".into(),
+                    reclaimed_by: "older".into(),
+                })
+                .collect(),
+            returned: returns.len() as u64,
+            restore: None,
+        });
+        run
+    }
+
+    #[test]
+    fn a_return_is_counted_once_and_a_second_reclaim_starts_afresh() {
+        let runs = [
+            record("r3", "2026-03-01T00:00:00Z", &["CORP\\ann"], &[]),
+            record(
+                "r2",
+                "2026-02-01T00:00:00Z",
+                &[],
+                &["corp\\ANN", "CORP\\bob"],
+            ),
+            record(
+                "r1",
+                "2026-01-01T00:00:00Z",
+                &["CORP\\ann", "CORP\\bob", "CORP\\cid"],
+                &[],
+            ),
+        ];
+        let earlier: Vec<(String, String)> = earlier_reclaims(&runs)
+            .into_iter()
+            .map(|e| (e.user.to_string(), e.run))
+            .collect();
+        // Ann returned (r2) and was reclaimed again (r3); Bob returned; Cid is still away.
+        assert_eq!(
+            earlier,
+            [
+                ("CORP\\ann".to_string(), "r3".to_string()),
+                ("CORP\\cid".to_string(), "r1".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn restored_seats_are_not_returns() {
+        let mut run = record(
+            "r1",
+            "2026-01-01T00:00:00Z",
+            &["CORP\\ann", "CORP\\bob"],
+            &[],
+        );
+        if let Some(status) = run.status.as_mut() {
+            status.restore = Some(crate::record::RestoreStatus {
+                answered: "1".into(),
+                result: RunResult::Succeeded,
+                dry_run: false,
+                time: status.start_time.clone(),
+                message: String::new(),
+                restored: 1,
+                skipped: 0,
+                failed: 0,
+                seats: vec![crate::record::RestoredSeat {
+                    user: "CORP\\ann".into(),
+                    access_type: "professional".into(),
+                    outcome: RestoreOutcome::Restored,
+                    reason: String::new(),
+                }],
+            });
+        }
+        let users: Vec<String> = earlier_reclaims(&[run])
+            .into_iter()
+            .map(|e| e.user.to_string())
+            .collect();
+        assert_eq!(users, ["CORP\\bob"]);
+    }
+
+    #[test]
+    fn more_returns_than_a_fifth_of_the_reclaims_are_too_many() {
+        let quiet = [
+            record("r2", "2026-02-01T00:00:00Z", &[], &["CORP\\a"]),
+            record(
+                "r1",
+                "2026-01-01T00:00:00Z",
+                &["CORP\\a", "CORP\\b", "CORP\\c", "CORP\\d", "CORP\\e"],
+                &[],
+            ),
+        ];
+        assert_eq!(
+            too_many_returns(&quiet),
+            None,
+            "1 of 5 is a fifth, not more"
+        );
+        let busy = [
+            record("r2", "2026-02-01T00:00:00Z", &[], &["CORP\\a", "CORP\\b"]),
+            record(
+                "r1",
+                "2026-01-01T00:00:00Z",
+                &["CORP\\a", "CORP\\b", "CORP\\c", "CORP\\d", "CORP\\e"],
+                &[],
+            ),
+        ];
+        assert_eq!(too_many_returns(&busy), Some((2, 5)));
+    }
+
+    #[test]
+    fn record_names_are_object_names() {
+        assert_eq!(
+            record_name("site", "20261201T090000Z-ab12cd"),
+            "site-20261201t090000z-ab12cd"
+        );
+        let long = "p".repeat(300);
+        assert_eq!(record_name(&long, "20261201T090000Z-ab12cd").len(), 253);
+    }
+}

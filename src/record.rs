@@ -1,0 +1,327 @@
+//! The record of one run: what `kubectl get lcprun` shows, what `run --output json` prints, and what `restore`
+//! reads back. In the cluster it is the status of a `LicenseCleanupRun` owned by its policy.
+//!
+//! A record lists every seat the run reclaimed, would have reclaimed or failed to reclaim; kept seats are counted
+//! by reason. It must fit in one etcd object (1.5 MiB by default), so the listed seats are bounded twice: a run
+//! decides at most [`crate::policy::MAX_RECLAIMS_PER_RUN`] seats, and the list stops at [`DECISION_BYTES`] (which
+//! only unusually long user names reach; the rest are then counted in `decisionsOmitted`).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{RunResult, SeatCounts, TypeCounts};
+use crate::run::{Entry, Outcome, RunReport};
+
+/// Bytes of JSON the listed decisions of one record may take: with the counts, the returns and the restore's
+/// outcome, a record stays well under etcd's 1.5 MiB.
+pub const DECISION_BYTES: usize = 1024 * 1024;
+
+/// Returned seats listed in one record; more are counted in `returned`.
+pub const RETURNS_LISTED: usize = 500;
+
+/// Characters of a failure's message kept in the record.
+const ERROR_CHARS: usize = 200;
+
+/// Label naming the policy a run belongs to.
+pub const POLICY_LABEL: &str = "licensing.reclaimer.dev/policy";
+
+/// Annotation whose every new value on a `LicenseCleanupRun` gives back the seats that run reclaimed.
+pub const RESTORE_ANNOTATION: &str = "licensing.reclaimer.dev/restore";
+
+/// One run of a LicenseCleanupPolicy: what it reclaimed (or would have, in dry run), what failed, and what it kept.
+#[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "licensing.reclaimer.dev",
+    version = "v1alpha1",
+    kind = "LicenseCleanupRun",
+    plural = "licensecleanupruns",
+    shortname = "lcprun",
+    category = "qlik",
+    namespaced,
+    status = "RunRecord",
+    printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.policy"}"#,
+    printcolumn = r#"{"name":"Result","type":"string","jsonPath":".status.result"}"#,
+    printcolumn = r#"{"name":"Dry Run","type":"boolean","jsonPath":".status.dryRun"}"#,
+    printcolumn = r#"{"name":"Reclaimed","type":"integer","jsonPath":".status.totals.reclaimed"}"#,
+    printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.totals.failed"}"#,
+    printcolumn = r#"{"name":"Returned","type":"integer","jsonPath":".status.returned"}"#,
+    printcolumn = r#"{"name":"Restore","type":"string","jsonPath":".status.restore.result"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.message"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseCleanupRunSpec {
+    /// The LicenseCleanupPolicy that ran (also the run's owner: deleting the policy deletes its runs).
+    pub policy: String,
+    /// The run's id, as in the policy's status, the logs and the Events.
+    pub run_id: String,
+}
+
+/// Everything one run did, as kept in the cluster and printed by `run --output json`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    /// Run identifier, also in logs and Events.
+    pub id: String,
+    pub result: RunResult,
+    /// Whether this run only reported.
+    pub dry_run: bool,
+    /// When the run started (to the microsecond: records are ordered by it).
+    pub start_time: MicroTime,
+    pub completion_time: MicroTime,
+    /// What happened, in a sentence.
+    pub message: String,
+    /// Totals over all access types.
+    pub totals: TypeCounts,
+    /// Counts per access type (professional, analyzer, user).
+    #[serde(default)]
+    pub per_access_type: BTreeMap<String, TypeCounts>,
+    /// Seats per access type from the site's access type overview.
+    #[serde(default)]
+    pub seats: BTreeMap<String, SeatCounts>,
+    /// Every seat reclaimed, that would be reclaimed (dry run) or whose deallocation failed, in reclaim order.
+    #[serde(default)]
+    pub decisions: Vec<RecordedDecision>,
+    /// Decisions not listed because the record would outgrow one Kubernetes object (very long user names).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub decisions_omitted: u64,
+    /// Seats the run read and kept, counted by reason (excluded, quarantined, deferred, unknown-data, ...).
+    /// Seats used within their threshold are not read at all; they are counted as active.
+    #[serde(default)]
+    pub kept: BTreeMap<String, u64>,
+    /// Users an earlier recorded run reclaimed who hold that access type again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returns: Vec<ReturnedSeat>,
+    /// How many such users this run found (the list above stops at 500).
+    #[serde(default)]
+    pub returned: u64,
+    /// The outcome of the last restore of this run's seats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreStatus>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One seat a run reclaimed, would have reclaimed, or failed to.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedDecision {
+    /// DIRECTORY\userId.
+    pub user: String,
+    /// professional, analyzer or user.
+    pub access_type: String,
+    /// The allocation's QRS id.
+    pub allocation_id: String,
+    /// ISO 8601, or "never".
+    pub last_used: String,
+    pub action: RecordedAction,
+    /// The rule that took the seat, in a sentence.
+    pub reason: String,
+    /// The rule, as a token: idle, leaver or redundant.
+    pub rule: Rule,
+    /// Why the deallocation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What became of a seat a run decided to reclaim.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordedAction {
+    /// Deallocated (or already gone when deleted).
+    Reclaimed,
+    /// A dry run: it would have been deallocated.
+    WouldReclaim,
+    /// The deallocation failed.
+    Failed,
+}
+
+/// The rule that took a seat.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Rule {
+    /// Unused longer than its access type's threshold (or never used past the grace).
+    Idle,
+    /// Its user is a leaver (spec.leavers).
+    Leaver,
+    /// Its user holds a better seat (spec.redundant).
+    Redundant,
+}
+
+/// A user reclaimed by an earlier run who holds that access type again.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReturnedSeat {
+    /// DIRECTORY\userId.
+    pub user: String,
+    pub access_type: String,
+    /// The run that reclaimed the seat.
+    pub reclaimed_by: String,
+}
+
+/// What a restore gave back.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// The value of the restore annotation this restore answered ("cli" for `restore --run`).
+    pub answered: String,
+    pub result: RunResult,
+    /// Whether this restore only reported what it would give back.
+    pub dry_run: bool,
+    pub time: MicroTime,
+    /// What happened, in a sentence.
+    pub message: String,
+    /// Seats given back (or, in dry run, that would be).
+    pub restored: u64,
+    /// Seats not given back, for the reason listed.
+    pub skipped: u64,
+    /// Seats QRS refused to allocate (no free seat, for example).
+    pub failed: u64,
+    /// Every seat and what became of it.
+    #[serde(default)]
+    pub seats: Vec<RestoredSeat>,
+}
+
+/// One seat of a restore.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoredSeat {
+    /// DIRECTORY\userId.
+    pub user: String,
+    pub access_type: String,
+    pub outcome: RestoreOutcome,
+    /// Why, in a sentence.
+    pub reason: String,
+}
+
+/// What a restore did with one seat.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreOutcome {
+    /// Allocated again.
+    Restored,
+    /// A dry run: it would be allocated again.
+    WouldRestore,
+    /// Not allocated, for the reason given (holds it again, no longer exists, quarantined).
+    Skipped,
+    /// QRS refused the allocation.
+    Failed,
+}
+
+impl RunRecord {
+    /// The record of a finished run.
+    pub fn of(report: &RunReport) -> Self {
+        let mut decisions = Vec::new();
+        let mut bytes = 0;
+        let mut omitted = 0;
+        let mut kept: BTreeMap<String, u64> = BTreeMap::new();
+        for entry in &report.decisions {
+            let Some(decision) = recorded(entry) else {
+                let reason = match entry.outcome {
+                    Outcome::Deferred => "deferred",
+                    Outcome::UsedSinceRead => "used-since-read",
+                    _ => entry.reason_code,
+                };
+                *kept.entry(reason.to_string()).or_default() += 1;
+                continue;
+            };
+            let size = serde_json::to_vec(&decision).map_or(usize::MAX, |json| json.len() + 1);
+            if bytes + size > DECISION_BYTES {
+                omitted += 1;
+                continue;
+            }
+            bytes += size;
+            decisions.push(decision);
+        }
+        let read = report.decisions.len() as u64;
+        let active = report.totals.allocated.saturating_sub(read);
+        if active > 0 {
+            *kept.entry("active".into()).or_default() += active;
+        }
+        RunRecord {
+            id: report.id.clone(),
+            result: report.result,
+            dry_run: report.dry_run,
+            start_time: MicroTime(report.start_time),
+            completion_time: MicroTime(report.completion_time),
+            message: report.message.clone(),
+            totals: report.totals,
+            per_access_type: report
+                .per_access_type
+                .iter()
+                .map(|(t, c)| (t.key().to_string(), *c))
+                .collect(),
+            seats: report
+                .seats
+                .iter()
+                .map(|(t, s)| (t.key().to_string(), (*s).into()))
+                .collect(),
+            decisions,
+            decisions_omitted: omitted,
+            kept,
+            returns: report
+                .returns
+                .iter()
+                .take(RETURNS_LISTED)
+                .map(|r| ReturnedSeat {
+                    user: r.user.to_string(),
+                    access_type: r.access_type.key().to_string(),
+                    reclaimed_by: r.reclaimed_by.clone(),
+                })
+                .collect(),
+            returned: report.returns.len() as u64,
+            restore: None,
+        }
+    }
+
+    /// The seats this run took from their users (not a dry run's, not the failed ones).
+    pub fn reclaimed(&self) -> impl Iterator<Item = &RecordedDecision> {
+        self.decisions
+            .iter()
+            .filter(|d| d.action == RecordedAction::Reclaimed)
+    }
+}
+
+/// A report's entry as the record lists it; `None` for a seat that was kept.
+fn recorded(entry: &Entry) -> Option<RecordedDecision> {
+    let action = match entry.outcome {
+        Outcome::Reclaimed | Outcome::AlreadyGone => RecordedAction::Reclaimed,
+        Outcome::WouldReclaim => RecordedAction::WouldReclaim,
+        Outcome::Failed => RecordedAction::Failed,
+        Outcome::Deferred | Outcome::UsedSinceRead | Outcome::Kept => return None,
+    };
+    let rule = match entry.reason_code {
+        "leaver" => Rule::Leaver,
+        "redundant" => Rule::Redundant,
+        _ => Rule::Idle,
+    };
+    let mut reason = entry.reason.clone();
+    if entry.outcome == Outcome::AlreadyGone {
+        reason.push_str("; already deallocated when deleted");
+    }
+    Some(RecordedDecision {
+        user: entry.user.clone(),
+        access_type: entry.access_type.key().to_string(),
+        allocation_id: entry.allocation_id.clone(),
+        last_used: entry.last_used.clone(),
+        action,
+        reason,
+        rule,
+        // Scrubbed already; cut so that a run whose every deletion failed still fits in its record.
+        error: entry.error.as_deref().map(|e| cut(e, ERROR_CHARS)),
+    })
+}
+
+fn cut(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,300 @@
+//! Run records (`LicenseCleanupRun`) on the real API server: one per run, owned by the policy, bounded by its
+//! history limit, within etcd's object size at the largest cap; returns found across runs.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use qlik_license_reclaimer::model::AccessType;
+use qlik_license_reclaimer::policy::{
+    LicenseCleanupPolicy, MAX_RECLAIMS_PER_RUN, RunResult, TypeCounts,
+};
+use qlik_license_reclaimer::record::{
+    LicenseCleanupRun, LicenseCleanupRunSpec, POLICY_LABEL, RecordedAction, RunRecord,
+};
+use qlik_license_reclaimer::run::{Entry, Outcome, RunReport};
+use qrs_simulator::SimAccessType;
+
+use crate::control_plane::ControlPlane;
+use crate::operator::{
+    ControllerProcess, SERVICE_ACCOUNT_GROUPS, SERVICE_ACCOUNT_USER, create_policy,
+    ensure_installed, events_for, http_get, known_site_namespace, last_run_id, run_now, wait_for,
+    wait_metrics_up,
+};
+use crate::support;
+use crate::{TestResult, register, run};
+
+/// The policy's records, newest first.
+async fn records(
+    client: &Client,
+    namespace: &str,
+    policy: &str,
+) -> Result<Vec<LicenseCleanupRun>, libtest_mimic::Failed> {
+    let api: Api<LicenseCleanupRun> = Api::namespaced(client.clone(), namespace);
+    let mut runs = api
+        .list(&ListParams::default().labels(&format!("{POLICY_LABEL}={policy}")))
+        .await?
+        .items;
+    runs.sort_by_key(|r| {
+        std::cmp::Reverse(r.status.as_ref().map(|s| s.start_time.0.as_millisecond()))
+    });
+    Ok(runs)
+}
+
+/// Triggers a run with the run-now annotation and waits for it to finish; its id.
+async fn run_once(
+    client: &Client,
+    namespace: &str,
+    value: &str,
+) -> Result<String, libtest_mimic::Failed> {
+    let api: Api<LicenseCleanupPolicy> = Api::namespaced(client.clone(), namespace);
+    let before = last_run_id(&api.get("site").await?);
+    run_now(client, namespace, "site", value).await?;
+    let policy = wait_for(client, namespace, "site", "a new run", |p| {
+        last_run_id(p).is_some() && last_run_id(p) != before
+    })
+    .await?;
+    last_run_id(&policy).ok_or_else(|| "no run id".into())
+}
+
+fn every_run_keeps_a_record_owned_by_its_policy_within_the_history_limit(
+    cp: &ControlPlane,
+) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = known_site_namespace(cp, "records").await?;
+        let mut spec = support::policy(&sim);
+        spec.history_limit = 2;
+        create_policy(&admin, &namespace, "site", spec).await?;
+        let _controller = ControllerProcess::start(cp, &namespace, &[])?;
+        let first = run_once(&admin, &namespace, "1").await?;
+        let kept = records(&admin, &namespace, "site").await?;
+        let [record] = kept.as_slice() else {
+            return Err(format!("{} records after one run", kept.len()).into());
+        };
+        let policy: LicenseCleanupPolicy = Api::namespaced(admin.clone(), &namespace)
+            .get("site")
+            .await?;
+        let owner = record.owner_references().first().cloned();
+        if owner.as_ref().map(|o| (&o.kind, &o.uid))
+            != Some((
+                &"LicenseCleanupPolicy".to_string(),
+                &policy.uid().unwrap_or_default(),
+            ))
+        {
+            return Err(format!("owner: {owner:?}").into());
+        }
+        if record.spec.policy != "site" || record.spec.run_id != first {
+            return Err(format!("spec: {:?}", record.spec).into());
+        }
+        let status = record.status.as_ref().ok_or("a record without status")?;
+        let mut taken: Vec<(String, String)> = status
+            .decisions
+            .iter()
+            .filter(|d| d.action == RecordedAction::Reclaimed)
+            .map(|d| (d.user.clone(), d.access_type.clone()))
+            .collect();
+        taken.sort();
+        let expected: Vec<(String, String)> = support::expected_reclaims()
+            .into_iter()
+            .map(|(user, t)| (user, sim_key(t).to_string()))
+            .collect();
+        if taken != expected || status.result != RunResult::Succeeded || status.dry_run {
+            return Err(format!("record: {status:?}").into());
+        }
+        if status.kept.get("excluded").copied().unwrap_or_default() == 0 {
+            return Err(format!("kept seats are not counted by reason: {:?}", status.kept).into());
+        }
+
+        // Two more runs: the first record goes, the history limit holds.
+        let second = run_once(&admin, &namespace, "2").await?;
+        let third = run_once(&admin, &namespace, "3").await?;
+        let ids: Vec<String> = records(&admin, &namespace, "site")
+            .await?
+            .iter()
+            .map(|r| r.spec.run_id.clone())
+            .collect();
+        if ids != [third, second] {
+            return Err(format!("records kept: {ids:?}").into());
+        }
+        Ok(())
+    })
+}
+register!(every_run_keeps_a_record_owned_by_its_policy_within_the_history_limit);
+
+fn sim_key(t: SimAccessType) -> &'static str {
+    match t {
+        SimAccessType::Professional => AccessType::Professional.key(),
+        SimAccessType::Analyzer => AccessType::Analyzer.key(),
+        SimAccessType::User => AccessType::User.key(),
+        SimAccessType::Login => AccessType::Login.key(),
+    }
+}
+
+fn a_user_who_gets_the_seat_back_is_a_return_counted_once(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = known_site_namespace(cp, "returns").await?;
+        create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
+        let controller = ControllerProcess::start(cp, &namespace, &[])?;
+        wait_metrics_up(&controller).await?;
+        let first = run_once(&admin, &namespace, "1").await?;
+        // Alice logs in again: an access rule gives her a Professional seat back.
+        let alice = sim.site().find_user("CORP", "alice").ok_or("no alice")?;
+        sim.site()
+            .login(alice, SimAccessType::Professional)
+            .map_err(|e| format!("login: {e:?}"))?;
+        run_once(&admin, &namespace, "2").await?;
+        let kept = records(&admin, &namespace, "site").await?;
+        let newest = kept
+            .first()
+            .and_then(|r| r.status.as_ref())
+            .ok_or("no record")?;
+        let returns: Vec<(&str, &str, &str)> = newest
+            .returns
+            .iter()
+            .map(|r| {
+                (
+                    r.user.as_str(),
+                    r.access_type.as_str(),
+                    r.reclaimed_by.as_str(),
+                )
+            })
+            .collect();
+        if returns != [("CORP\\alice", "professional", first.as_str())] || newest.returned != 1 {
+            return Err(format!("returns: {:?}", newest.returns).into());
+        }
+        // One return of two reclaims is more than a fifth: the administrator is told.
+        let events = events_for(&admin, &namespace, "site").await?;
+        if !events.iter().any(|e| {
+            e.reason.as_deref() == Some("ManySeatsReturned")
+                && e.type_.as_deref() == Some("Warning")
+        }) {
+            return Err("no ManySeatsReturned Warning".into());
+        }
+        // A third run finds nothing new: a return is counted once.
+        run_once(&admin, &namespace, "3").await?;
+        let kept = records(&admin, &namespace, "site").await?;
+        let newest = kept
+            .first()
+            .and_then(|r| r.status.as_ref())
+            .ok_or("no record")?;
+        if newest.returned != 0 {
+            return Err(format!("the return was counted again: {:?}", newest.returns).into());
+        }
+        let metrics = http_get(controller.metrics_port, "/metrics").await?;
+        let line = format!(
+            "qlik_reclaimer_returned_total{{namespace=\"{namespace}\",policy=\"site\",access_type=\"professional\"}} 1"
+        );
+        if !metrics.contains(&line) {
+            return Err(format!("{line} not in the metrics").into());
+        }
+        Ok(())
+    })
+}
+register!(a_user_who_gets_the_seat_back_is_a_return_counted_once);
+
+/// `run --policy-ref --output json` prints the record it keeps in the cluster.
+fn a_policy_ref_run_prints_the_record_it_keeps(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = known_site_namespace(cp, "refrecord").await?;
+        create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
+        let dir = tempfile::tempdir()?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
+        let reference = format!("{namespace}/site");
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
+                .args(["run", "--policy-ref", &reference, "--output", "json"])
+                .env("KUBECONFIG", &kubeconfig)
+                .output()
+        })
+        .await??;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
+        }
+        let printed: RunRecord = serde_json::from_slice(&output.stdout)?;
+        let kept = records(&admin, &namespace, "site").await?;
+        let stored = kept
+            .first()
+            .and_then(|r| r.status.clone())
+            .ok_or("no record")?;
+        if printed != stored || printed.decisions.len() != 2 {
+            return Err(format!("printed {printed:?}\nstored {stored:?}").into());
+        }
+        Ok(())
+    })
+}
+register!(a_policy_ref_run_prints_the_record_it_keeps);
+
+/// The record of a run at the largest cap, every deletion failed with a long message and every name long, is
+/// accepted by the API server and etcd whole.
+fn a_record_at_the_largest_cap_fits_in_etcd(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let namespace = crate::create_namespace(&admin, "bigrecord").await?;
+        let cap = MAX_RECLAIMS_PER_RUN as usize;
+        let decisions = (0..cap)
+            .map(|i| Entry {
+                user: format!("CORPORATE-EMEA\\firstname.lastname{i:05}@example-company.com"),
+                user_name: "Firstname Lastname".into(),
+                access_type: AccessType::Professional,
+                allocation_id: format!("0f2c6d8e-1a2b-4c3d-9e8f-{i:012}"),
+                last_used: "2026-01-31T19:44:28.951Z".into(),
+                idle_days: Some(304),
+                outcome: Outcome::Failed,
+                reason_code: "inactive",
+                reason: "not used for 304 days (threshold 90)".into(),
+                error: Some(format!("QRS answered 500: {}", "x".repeat(400))),
+            })
+            .collect();
+        let now = jiff::Timestamp::now();
+        let report = RunReport {
+            id: "20261201T090000Z-big001".into(),
+            start_time: now,
+            completion_time: now,
+            dry_run: false,
+            result: RunResult::Failed,
+            message: format!("{cap} of {cap} deallocations failed"),
+            totals: TypeCounts {
+                allocated: cap as u64,
+                failed: cap as u64,
+                ..Default::default()
+            },
+            per_access_type: BTreeMap::new(),
+            seats: BTreeMap::new(),
+            decisions,
+            returns: Vec::new(),
+        };
+        let record = RunRecord::of(&report);
+        let api: Api<LicenseCleanupRun> = Api::namespaced(admin.clone(), &namespace);
+        let run = LicenseCleanupRun::new(
+            "big",
+            LicenseCleanupRunSpec {
+                policy: "site".into(),
+                run_id: record.id.clone(),
+            },
+        );
+        api.create(&PostParams::default(), &run).await?;
+        let patch = serde_json::json!({
+            "apiVersion": "licensing.reclaimer.dev/v1alpha1",
+            "kind": "LicenseCleanupRun",
+            "status": record,
+        });
+        api.patch_status(
+            "big",
+            &PatchParams::apply("records-test"),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        let stored = api.get("big").await?.status.ok_or("no status")?;
+        if stored.decisions.len() != cap || stored.decisions_omitted != 0 {
+            return Err(format!("{} decisions stored", stored.decisions.len()).into());
+        }
+        Ok(())
+    })
+}
+register!(a_record_at_the_largest_cap_fits_in_etcd);
