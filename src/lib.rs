@@ -19,6 +19,7 @@ pub mod qrs;
 pub mod record;
 #[warn(unreachable_pub)]
 pub(crate) mod report;
+pub mod restore;
 pub mod run;
 #[warn(unreachable_pub)]
 pub(crate) mod schedule;

@@ -168,7 +168,8 @@ pub struct ReturnedSeat {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreStatus {
-    /// The value of the restore annotation this restore answered ("cli" for `restore --run`).
+    /// The value of the restore annotation this restore answered (for `restore --run`, the value the run carried
+    /// then, or "cli").
     pub answered: String,
     pub result: RunResult,
     /// Whether this restore only reported what it would give back.

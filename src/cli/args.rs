@@ -27,6 +27,9 @@ pub(crate) enum LogFormat {
 pub(crate) enum Command {
     /// Run a policy once and exit (laptop or CronJob).
     Run(RunArgs),
+    /// Give back the seats a run reclaimed: from its JSON report on a laptop, or from its LicenseCleanupRun in a
+    /// cluster.
+    Restore(RestoreArgs),
     /// Print the CustomResourceDefinitions (LicenseCleanupPolicy, LicenseCleanupRun) as YAML.
     Crd,
     /// Run the bundled QRS simulator until interrupted.
@@ -98,6 +101,47 @@ pub(crate) struct RunArgs {
     /// Let the policy set site.tls.insecureSkipVerify (otherwise such a policy is invalid and nothing is sent).
     #[arg(long, env = "ALLOW_INSECURE_SKIP_VERIFY")]
     pub(crate) allow_insecure_skip_verify: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RestoreArgs {
+    /// The run's JSON report (`run --output json`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "run",
+        requires_all = ["policy", "credentials"]
+    )]
+    pub(crate) report: Option<PathBuf>,
+    /// The policy manifest the run ran: it names the site and how to reach it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
+    /// A folder shaped like the policy's Secret: client.pem, client_key.pem, root.pem, optional xrfkey.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) credentials: Option<PathBuf>,
+    /// In a cluster: the LicenseCleanupRun NAMESPACE/NAME. Its policy and Secret are used, and the outcome is
+    /// written to its status.restore.
+    #[arg(long, value_name = "NS/NAME", conflicts_with_all = ["report", "policy", "credentials"])]
+    pub(crate) run: Option<String>,
+    /// Show what would be given back; allocate nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Only this user's seats, as DIRECTORY\userId (repeat the flag for more).
+    #[arg(long, value_name = "DIR\\ID")]
+    pub(crate) user: Vec<String>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = RestoreFormat::Table)]
+    pub(crate) output: RestoreFormat,
+    /// Let the policy set site.tls.insecureSkipVerify (otherwise such a policy is invalid and nothing is sent).
+    #[arg(long, env = "ALLOW_INSECURE_SKIP_VERIFY")]
+    pub(crate) allow_insecure_skip_verify: bool,
+}
+
+/// Output formats of `restore`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RestoreFormat {
+    Table,
+    Json,
 }
 
 #[derive(clap::Args)]

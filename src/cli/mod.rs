@@ -1,7 +1,8 @@
-//! The command line: `run`, `controller`, `crd`, `simulate` and `demo`. Every command returns one error type
+//! The command line: `run`, `restore`, `controller`, `crd`, `simulate` and `demo`. Every command returns one error type
 //! that knows its exit code, so `main` stays a single call.
 
 mod args;
+mod restore;
 mod run_file;
 mod run_ref;
 mod simulate;
@@ -64,6 +65,7 @@ pub async fn main() -> ExitCode {
         Command::Run(args) if args.policy_ref.is_some() => run_ref::run(args).await,
         Command::Run(args) => run_file::run(args).await,
         Command::Controller(args) => run_controller(args).await,
+        Command::Restore(args) => restore::run(args).await,
         Command::Crd => print_crd(),
         Command::Simulate(args) => simulate::run(args).await,
         Command::Demo(args) => run_demo(args).await,

@@ -105,7 +105,7 @@ fn stop_on_signal_or_change(path: PathBuf, read: Vec<u8>) -> watch::Receiver<run
 }
 
 /// A manifest as `kubectl apply` would take it: apiVersion and kind must be ours, and no field unknown to the CRD.
-fn parse_policy(text: &str) -> Result<LicenseCleanupPolicy, String> {
+pub(super) fn parse_policy(text: &str) -> Result<LicenseCleanupPolicy, String> {
     let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     let field = |name: &str| {
         value

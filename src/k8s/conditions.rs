@@ -65,6 +65,10 @@ pub(crate) enum Reason {
     ManySeatsReturned,
     /// An Event: the run's record could not be kept.
     RecordNotKept,
+    /// An Event on a run: its seats were given back (or, in dry run, would be).
+    Restored,
+    /// An Event on a run: the restore could not give back every seat.
+    RestoreFailed,
 }
 
 impl Reason {
@@ -87,6 +91,8 @@ impl Reason {
             Reason::MissedRunSkipped => "MissedRunSkipped",
             Reason::ManySeatsReturned => "ManySeatsReturned",
             Reason::RecordNotKept => "RecordNotKept",
+            Reason::Restored => "Restored",
+            Reason::RestoreFailed => "RestoreFailed",
         }
     }
 
@@ -97,6 +103,7 @@ impl Reason {
             Reason::Scheduled
                 | Reason::DryRunSucceeded
                 | Reason::RunSucceeded
+                | Reason::Restored
                 | Reason::Running
                 | Reason::Idle
                 | Reason::Verified

@@ -18,9 +18,11 @@ use super::http::serve_metrics;
 use super::leader::{Leadership, Lease};
 use super::metrics::Metrics;
 use super::reconcile::{Context, error_policy, reconcile};
+use super::restore::{RestoreContext, reconcile_restore, restore_error_policy};
 use super::shutdown::Shutdown;
 use crate::policy::LicenseCleanupPolicy;
 use crate::policy::Permissions;
+use crate::record::LicenseCleanupRun;
 
 /// Command-line options of `controller`.
 #[derive(Debug, Clone)]
@@ -112,15 +114,7 @@ async fn watch_policies(
     shutdown: &Shutdown,
     leadership: Option<&Leadership>,
 ) -> Arc<Context> {
-    let apis: Vec<Api<LicenseCleanupPolicy>> = if options.namespaces.is_empty() {
-        vec![Api::all(client.clone())]
-    } else {
-        options
-            .namespaces
-            .iter()
-            .map(|ns| Api::namespaced(client.clone(), ns))
-            .collect()
-    };
+    let apis: Vec<Api<LicenseCleanupPolicy>> = watched_apis(client, &options.namespaces);
     let watched = if options.namespaces.is_empty() {
         "<all>".to_string()
     } else {
@@ -167,6 +161,43 @@ async fn watch_policies(
                 }
             })
     });
-    futures::future::join_all(controllers).await;
+    // Runs are watched for the restore annotation, in the same namespaces.
+    let restore_ctx = Arc::new(RestoreContext {
+        client: client.clone(),
+        recorder: recorder(client),
+        permissions: options.permissions,
+    });
+    let run_apis: Vec<Api<LicenseCleanupRun>> = watched_apis(client, &options.namespaces);
+    let restores = run_apis.into_iter().map(|api| {
+        Controller::new(api, watcher::Config::default())
+            .graceful_shutdown_on(stop_watching())
+            .run(reconcile_restore, restore_error_policy, restore_ctx.clone())
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "restore reconcile error");
+                }
+            })
+    });
+    futures::future::join(
+        futures::future::join_all(controllers),
+        futures::future::join_all(restores),
+    )
+    .await;
     ctx
+}
+
+/// One API per watched namespace, or one over all namespaces.
+fn watched_apis<K>(client: &Client, namespaces: &[String]) -> Vec<Api<K>>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
+    }
 }

@@ -33,7 +33,11 @@ pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
         reason: reason.as_str().into(),
         // The Events API bounds the note to 1 kB.
         note: Some(truncate(&note, 1000)),
-        action: "Reclaim".into(),
+        action: if matches!(reason, Reason::Restored | Reason::RestoreFailed) {
+            "Restore".into()
+        } else {
+            "Reclaim".into()
+        },
         secondary: None,
     };
     if let Err(e) = recorder.publish(&event, &object.object_ref(&())).await {

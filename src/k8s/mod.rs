@@ -21,6 +21,7 @@ pub(crate) mod metrics;
 pub(crate) mod policy_run;
 pub(crate) mod reconcile;
 pub(crate) mod records;
+pub(crate) mod restore;
 pub(crate) mod scheduling;
 pub(crate) mod shutdown;
 pub(crate) mod status;

@@ -7,6 +7,7 @@
 //!
 //! Every request carries the xrfkey both as a query parameter and as a header, as QRS requires.
 
+mod allocate;
 mod answer;
 mod scrub;
 mod table;

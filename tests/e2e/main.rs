@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod crd;
+mod restore;
 mod seat_rules;
 #[path = "../support/mod.rs"]
 mod support;

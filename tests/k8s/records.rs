@@ -298,3 +298,136 @@ fn a_record_at_the_largest_cap_fits_in_etcd(cp: &ControlPlane) -> TestResult {
     })
 }
 register!(a_record_at_the_largest_cap_fits_in_etcd);
+
+/// Waits (event-driven, bounded) until the run satisfies `condition`.
+async fn wait_for_run(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    condition: impl Fn(&LicenseCleanupRun) -> bool,
+) -> Result<LicenseCleanupRun, libtest_mimic::Failed> {
+    let api: Api<LicenseCleanupRun> = Api::namespaced(client.clone(), namespace);
+    let found = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        kube::runtime::wait::await_condition(
+            api.clone(),
+            name,
+            move |r: Option<&LicenseCleanupRun>| r.is_some_and(&condition),
+        ),
+    )
+    .await;
+    match found {
+        Ok(Ok(Some(run))) => Ok(run),
+        _ => {
+            let now = api
+                .get(name)
+                .await
+                .ok()
+                .and_then(|r| r.status)
+                .and_then(|s| s.restore);
+            Err(format!("timed out waiting for {what}; restore: {now:?}").into())
+        }
+    }
+}
+
+fn the_restore_annotation_gives_a_runs_seats_back_once(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = known_site_namespace(cp, "restore").await?;
+        sim.site().set_seat_totals(qrs_simulator::SeatTotals {
+            professional: 50,
+            analyzer: 50,
+            tokens: 0,
+        });
+        create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
+        let _controller = ControllerProcess::start(cp, &namespace, &[])?;
+        run_once(&admin, &namespace, "1").await?;
+        let record = records(&admin, &namespace, "site")
+            .await?
+            .into_iter()
+            .next()
+            .ok_or("no record")?;
+        let name = record.name_any();
+        let api: Api<LicenseCleanupRun> = Api::namespaced(admin.clone(), &namespace);
+        let annotate = serde_json::json!({"metadata": {"annotations": {"licensing.reclaimer.dev/restore": "please"}}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&annotate))
+            .await?;
+        let restored = wait_for_run(&admin, &namespace, &name, "the restore", |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.restore.as_ref())
+                .is_some_and(|r| r.answered == "please")
+        })
+        .await?;
+        let outcome = restored
+            .status
+            .and_then(|s| s.restore)
+            .ok_or("no restore")?;
+        if outcome.result != RunResult::Succeeded || outcome.restored != 2 || outcome.dry_run {
+            return Err(format!("restore: {outcome:?}").into());
+        }
+        let holds = |user: &str, t| sim.site().allocations(t).iter().any(|a| a.user_id == user);
+        if !holds("alice", SimAccessType::Professional) || !holds("carol", SimAccessType::Analyzer)
+        {
+            return Err("the seats are not back on the site".into());
+        }
+        let events = events_for(&admin, &namespace, &name).await?;
+        if !events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Restored"))
+        {
+            return Err("no Restored Event on the run".into());
+        }
+
+        // The next run: seats given back are not returns.
+        run_once(&admin, &namespace, "2").await?;
+        let newest = records(&admin, &namespace, "site").await?;
+        let newest = newest
+            .first()
+            .and_then(|r| r.status.as_ref())
+            .ok_or("no record")?;
+        if newest.returned != 0 {
+            return Err(format!("restored seats counted as returns: {:?}", newest.returns).into());
+        }
+
+        // `restore --run --dry-run` as an administrator would: both hold their seat again; the annotation's value
+        // stays answered, so the controller does not restore again.
+        let dir = tempfile::tempdir()?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
+        let reference = format!("{namespace}/{name}");
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
+                .args([
+                    "restore",
+                    "--run",
+                    &reference,
+                    "--dry-run",
+                    "--output",
+                    "json",
+                ])
+                .env("KUBECONFIG", &kubeconfig)
+                .output()
+        })
+        .await??;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
+        }
+        let printed: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        if printed["skipped"] != 2 || printed["answered"] != "please" || printed["dryRun"] != true {
+            return Err(format!("restore --run: {printed}").into());
+        }
+        let stored = api
+            .get(&name)
+            .await?
+            .status
+            .and_then(|s| s.restore)
+            .ok_or("no restore")?;
+        if !stored.dry_run || stored.skipped != 2 {
+            return Err(format!("status.restore after restore --run: {stored:?}").into());
+        }
+        Ok(())
+    })
+}
+register!(the_restore_annotation_gives_a_runs_seats_back_once);

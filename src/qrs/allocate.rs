@@ -1,0 +1,89 @@
+//! What `restore` needs of QRS: a user found by name, the seats of one type they hold, and a seat allocated to them
+//! (`POST /qrs/license/<type>accesstype`, as the QMC's "Allocate" does).
+
+use reqwest::Method;
+
+use super::{QrsClient, QrsError, scrubbed, wire};
+use crate::model::{AccessType, Allocation, UserIdentity};
+
+/// Seats of one access type one user may be listed with: one, or a quarantined one and its successor.
+const SEATS_OF_ONE_USER: usize = 8;
+
+impl QrsClient {
+    /// The QRS id of the user `DIRECTORY\userId` (compared as QRS compares names, ignoring case); `None` when QRS
+    /// knows no such user.
+    pub async fn user_id(&self, user: &UserIdentity) -> Result<Option<String>, QrsError> {
+        let filter = format!(
+            "userDirectory eq '{}' and userId eq '{}'",
+            literal(&user.directory),
+            literal(&user.user_id)
+        );
+        let rows = self
+            .get_list(
+                "user/full",
+                &[("filter", filter)],
+                (1, ", more than one user of that name"),
+                "users",
+                |row: wire::UserJson| row.into_details(),
+            )
+            .await?;
+        Ok(rows.into_iter().next().map(|details| details.id))
+    }
+
+    /// The allocations of one access type held by the user with this QRS id (a GUID, as QRS listed it).
+    pub async fn allocations_of_user(
+        &self,
+        access_type: AccessType,
+        user_id: &str,
+    ) -> Result<Vec<Allocation>, QrsError> {
+        let endpoint = format!("license/{}/full", access_type.qrs_entity());
+        if !wire::is_guid(user_id) {
+            return Err(QrsError::Nonsense {
+                method: Method::GET,
+                endpoint,
+                detail: "the user id is not a GUID".into(),
+            });
+        }
+        let scrubber = self.scrubber.clone();
+        self.get_list(
+            &endpoint,
+            &[("filter", format!("user.id eq {user_id}"))],
+            (SEATS_OF_ONE_USER, ", more than one user holds"),
+            "allocations",
+            move |row: wire::AllocationJson| scrubbed(row.into_allocation(access_type), &scrubber),
+        )
+        .await
+    }
+
+    /// Allocate a seat of `access_type` to the user with this QRS id. Sent once: a POST is not repeated, since one
+    /// that timed out may have allocated the seat.
+    pub async fn allocate(&self, access_type: AccessType, user_id: &str) -> Result<(), QrsError> {
+        let endpoint = format!("license/{}", access_type.qrs_entity());
+        if !access_type.is_per_user_seat() || !wire::is_guid(user_id) {
+            return Err(QrsError::Setup(format!(
+                "refusing to allocate {}: not a per-user seat, or a user id that is not a GUID",
+                access_type.qrs_entity()
+            )));
+        }
+        let url = format!("{}/qrs/{endpoint}", self.qrs_base);
+        let body = serde_json::json!({"user": {"id": user_id}});
+        let response = self
+            .send(Method::POST, &url, &endpoint, &[], Some(&body), false)
+            .await?;
+        self.check_status(Method::POST, &endpoint, response).await?;
+        Ok(())
+    }
+}
+
+/// A value inside a QRS filter's quotes: a quote is written twice.
+fn literal(text: &str) -> String {
+    text.replace('\'', "''")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quotes_in_names_are_doubled() {
+        assert_eq!(super::literal("o'brien"), "o''brien");
+    }
+}

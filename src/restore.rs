@@ -1,0 +1,328 @@
+//! Undo: give back the seats a run reclaimed. `restore --report` works from a JSON report on a laptop; in the
+//! cluster, `restore --run` and the `licensing.reclaimer.dev/restore` annotation work from a run's record. All three
+//! call [`restore`].
+//!
+//! Each seat is looked at as QRS holds it now: a user who no longer exists, who holds that access type again, or
+//! whose seat is in quarantine (to be reinstated in the QMC, which keeps the seat's history) is skipped with the
+//! reason; a seat QRS refuses (no free seat on the licence) is a failure of that seat alone.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+use crate::model::{AccessType, UserIdentity};
+use crate::policy::RunResult;
+use crate::qrs::{QrsClient, QrsError};
+use crate::record::{RestoreOutcome, RestoreStatus, RestoredSeat, RunRecord};
+
+/// A seat to give back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatToRestore {
+    pub user: UserIdentity,
+    pub access_type: AccessType,
+}
+
+/// Why a restore cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("run {run} was a dry run: it reclaimed nothing, so there is nothing to give back")]
+    DryRun { run: String },
+    #[error("--user {user}: run {run} did not reclaim a seat of that user")]
+    NotReclaimed { user: String, run: String },
+    #[error("--user {0}: not DIRECTORY\\userId")]
+    NotAUser(String),
+    #[error(
+        "run {run}: the seat of {user} names an access type the program does not know ({access_type})"
+    )]
+    UnknownAccessType {
+        run: String,
+        user: String,
+        access_type: String,
+    },
+}
+
+/// The seats a run reclaimed, or those of the `only` users among them.
+pub fn seats_of(record: &RunRecord, only: &[String]) -> Result<Vec<SeatToRestore>, RestoreError> {
+    if record.dry_run {
+        return Err(RestoreError::DryRun {
+            run: record.id.clone(),
+        });
+    }
+    let only = only
+        .iter()
+        .map(|u| UserIdentity::parse(u).ok_or_else(|| RestoreError::NotAUser(u.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seats = Vec::new();
+    for seat in record.reclaimed() {
+        let (Some(user), Some(access_type)) = (
+            UserIdentity::parse(&seat.user),
+            AccessType::from_key(&seat.access_type),
+        ) else {
+            return Err(RestoreError::UnknownAccessType {
+                run: record.id.clone(),
+                user: seat.user.clone(),
+                access_type: seat.access_type.clone(),
+            });
+        };
+        if only.is_empty() || only.contains(&user) {
+            seats.push(SeatToRestore { user, access_type });
+        }
+    }
+    if let Some(missing) = only.iter().find(|u| !seats.iter().any(|s| &s.user == *u)) {
+        return Err(RestoreError::NotReclaimed {
+            user: missing.to_string(),
+            run: record.id.clone(),
+        });
+    }
+    Ok(seats)
+}
+
+/// Give back `seats`, one after the other (a restore is small, and each answer is read before the next seat). In a
+/// dry run nothing is allocated: the outcome says what would be. `answered` names what asked for the restore.
+pub async fn restore(
+    client: &QrsClient,
+    seats: &[SeatToRestore],
+    dry_run: bool,
+    answered: String,
+) -> RestoreStatus {
+    let mut restored = Vec::with_capacity(seats.len());
+    for seat in seats {
+        let (outcome, reason) = match restore_one(client, seat, dry_run).await {
+            Ok(done) => done,
+            Err(e) => (RestoreOutcome::Failed, e.to_string()),
+        };
+        tracing::info!(user = %seat.user, access_type = %seat.access_type, outcome = ?outcome, "{reason}");
+        restored.push(RestoredSeat {
+            user: seat.user.to_string(),
+            access_type: seat.access_type.key().to_string(),
+            outcome,
+            reason,
+        });
+    }
+    status(restored, dry_run, answered)
+}
+
+async fn restore_one(
+    client: &QrsClient,
+    seat: &SeatToRestore,
+    dry_run: bool,
+) -> Result<(RestoreOutcome, String), QrsError> {
+    let Some(user_id) = client.user_id(&seat.user).await? else {
+        return Ok((
+            RestoreOutcome::Skipped,
+            "the user no longer exists in Qlik".into(),
+        ));
+    };
+    let held = client
+        .allocations_of_user(seat.access_type, &user_id)
+        .await?;
+    if held.iter().any(|a| a.quarantined) {
+        return Ok((
+            RestoreOutcome::Skipped,
+            format!(
+                "the {} seat is in quarantine: reinstate it in the QMC",
+                seat.access_type
+            ),
+        ));
+    }
+    if !held.is_empty() {
+        return Ok((
+            RestoreOutcome::Skipped,
+            format!("holds a {} seat again", seat.access_type),
+        ));
+    }
+    if dry_run {
+        return Ok((
+            RestoreOutcome::WouldRestore,
+            format!("would be allocated a {} seat again", seat.access_type),
+        ));
+    }
+    match client.allocate(seat.access_type, &user_id).await {
+        Ok(()) => Ok((
+            RestoreOutcome::Restored,
+            format!("allocated a {} seat again", seat.access_type),
+        )),
+        Err(QrsError::Status { status, detail, .. })
+            if status == reqwest::StatusCode::BAD_REQUEST =>
+        {
+            Ok((
+                RestoreOutcome::Failed,
+                format!(
+                    "QRS refused the allocation ({detail}): free a {} seat or add seats to the licence, then restore again",
+                    seat.access_type
+                ),
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The restore's outcome: counts, result and the sentence that says it.
+fn status(seats: Vec<RestoredSeat>, dry_run: bool, answered: String) -> RestoreStatus {
+    let count = |outcome| seats.iter().filter(|s| s.outcome == outcome).count() as u64;
+    let given = count(RestoreOutcome::Restored) + count(RestoreOutcome::WouldRestore);
+    let (skipped, failed) = (
+        count(RestoreOutcome::Skipped),
+        count(RestoreOutcome::Failed),
+    );
+    let message = if dry_run {
+        format!(
+            "dry run: {given} of {} seats would be given back, {skipped} skipped, {failed} could not be checked; nothing was allocated",
+            seats.len()
+        )
+    } else {
+        format!(
+            "gave back {given} of {} seats, {skipped} skipped, {failed} failed",
+            seats.len()
+        )
+    };
+    RestoreStatus {
+        answered,
+        result: if failed == 0 {
+            RunResult::Succeeded
+        } else {
+            RunResult::Failed
+        },
+        dry_run,
+        time: MicroTime(Timestamp::now()),
+        message,
+        restored: given,
+        skipped,
+        failed,
+        seats,
+    }
+}
+
+/// The restore as a table for people.
+pub fn table(status: &RestoreStatus) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let width = |f: fn(&RestoredSeat) -> &str, title: &str| {
+        status
+            .seats
+            .iter()
+            .map(|s| f(s).chars().count())
+            .chain([title.len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let (user_w, type_w) = (
+        width(|s| &s.user, "USER"),
+        width(|s| &s.access_type, "ACCESS TYPE"),
+    );
+    if !status.seats.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:user_w$}  {:type_w$}  {:12}  REASON",
+            "USER", "ACCESS TYPE", "OUTCOME"
+        );
+        for s in &status.seats {
+            let _ = writeln!(
+                out,
+                "  {:user_w$}  {:type_w$}  {:12}  {}",
+                s.user,
+                s.access_type,
+                format!("{:?}", s.outcome),
+                s.reason
+            );
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(
+        out,
+        "Result: {}: {}",
+        status.result.as_str(),
+        status.message
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::TypeCounts;
+    use crate::record::{RecordedAction, RecordedDecision, Rule};
+
+    fn record(dry_run: bool) -> RunRecord {
+        let decision = |user: &str, access_type: &str, action| RecordedDecision {
+            user: user.into(),
+            access_type: access_type.into(),
+            allocation_id: "0f2c6d8e-1a2b-4c3d-9e8f-0123456789ab".into(),
+            last_used: "never".into(),
+            action,
+            reason: String::new(),
+            rule: Rule::Idle,
+            error: None,
+        };
+        let at = MicroTime(crate::testing::ts("2026-12-01T09:00:00Z"));
+        RunRecord {
+            id: "r1".into(),
+            result: RunResult::Succeeded,
+            dry_run,
+            start_time: at.clone(),
+            completion_time: at,
+            message: String::new(),
+            totals: TypeCounts::default(),
+            per_access_type: Default::default(),
+            seats: Default::default(),
+            decisions: vec![
+                decision("CORP\\alice", "professional", RecordedAction::Reclaimed),
+                decision("CORP\\bob", "analyzer", RecordedAction::Failed),
+                decision("CORP\\carol", "analyzer", RecordedAction::Reclaimed),
+            ],
+            decisions_omitted: 0,
+            kept: Default::default(),
+            returns: Vec::new(),
+            returned: 0,
+            restore: None,
+        }
+    }
+
+    #[test]
+    fn only_seats_the_run_took_are_given_back() {
+        let seats = seats_of(&record(false), &[]).expect("seats");
+        let users: Vec<String> = seats.iter().map(|s| s.user.to_string()).collect();
+        assert_eq!(
+            users,
+            ["CORP\\alice", "CORP\\carol"],
+            "a failed deletion took nothing"
+        );
+        let only = seats_of(&record(false), &["corp\\CAROL".into()]).expect("seats");
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].access_type, AccessType::Analyzer);
+    }
+
+    #[test]
+    fn a_user_the_run_did_not_take_or_a_dry_run_is_refused() {
+        let e = seats_of(&record(false), &["CORP\\bob".into()]).expect_err("bob kept his seat");
+        assert!(e.to_string().contains("did not reclaim"), "{e}");
+        let e = seats_of(&record(false), &["bob".into()]).expect_err("not a user");
+        assert!(e.to_string().contains("DIRECTORY\\userId"), "{e}");
+        let e = seats_of(&record(true), &[]).expect_err("a dry run took nothing");
+        assert!(e.to_string().contains("dry run"), "{e}");
+    }
+
+    #[test]
+    fn the_outcome_counts_and_fails_on_any_failed_seat() {
+        let seat = |outcome| RestoredSeat {
+            user: "CORP\\a".into(),
+            access_type: "professional".into(),
+            outcome,
+            reason: String::new(),
+        };
+        let ok = status(
+            vec![
+                seat(RestoreOutcome::Restored),
+                seat(RestoreOutcome::Skipped),
+            ],
+            false,
+            "cli".into(),
+        );
+        assert_eq!(
+            (ok.result, ok.restored, ok.skipped, ok.failed),
+            (RunResult::Succeeded, 1, 1, 0)
+        );
+        let failed = status(vec![seat(RestoreOutcome::Failed)], false, "cli".into());
+        assert_eq!(failed.result, RunResult::Failed);
+        assert!(table(&failed).contains("Result: Failed"));
+    }
+}
