@@ -53,6 +53,7 @@ const ALERT_NAMES: &[&str] = &[
     "QlikReclaimerPolicyNotReady",
     "QlikReclaimerSeatsNearlyExhausted",
     "QlikReclaimerSiteOverAllocated",
+    "QlikReclaimerLeaverSurge",
     "QlikReclaimerSeatsReturning",
     "QlikReclaimerQrsErrors",
     "QlikReclaimerReclaimFailures",
