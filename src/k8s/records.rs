@@ -1,6 +1,9 @@
 //! The runs' records in the cluster: one `LicenseCleanupRun` per run, owned by its policy (deleting the policy
 //! deletes its runs), labelled with its name; `historyLimit` of them kept. Earlier records are read back to find
 //! users who returned: reclaimed by a run, and holding that access type again.
+//!
+//! A record may be a megabyte and a policy may keep a hundred: they are read a few at a time, and only what returns
+//! and pruning need is kept of each ([`KeptRun`]), so that reading them never approaches the controller's memory.
 
 use std::collections::HashSet;
 
@@ -29,15 +32,22 @@ impl Records {
         }
     }
 
-    /// The policy's records, newest first.
-    pub(crate) async fn list(&self) -> Result<Vec<LicenseCleanupRun>, kube::Error> {
+    /// The policy's records, newest first, as much of each as returns and pruning need.
+    pub(crate) async fn list(&self) -> Result<Vec<KeptRun>, kube::Error> {
         let selector = format!("{POLICY_LABEL}={}", self.policy);
-        let mut runs = self
-            .api
-            .list(&ListParams::default().labels(&selector))
-            .await?
-            .items;
-        runs.sort_by_key(|r| std::cmp::Reverse(started(r)));
+        let mut params = ListParams::default()
+            .labels(&selector)
+            .limit(RECORDS_PER_PAGE);
+        let mut runs = Vec::new();
+        loop {
+            let page = self.api.list(&params).await?;
+            runs.extend(page.items.iter().map(KeptRun::of));
+            match page.metadata.continue_ {
+                Some(token) if !token.is_empty() => params = params.continue_token(&token),
+                _ => break,
+            }
+        }
+        runs.sort_by_key(|r| std::cmp::Reverse(r.start));
         Ok(runs)
     }
 
@@ -74,10 +84,10 @@ impl Records {
     }
 
     /// Delete the oldest records beyond `limit`. `runs` newest first, as [`Records::list`] gives them.
-    pub(crate) async fn prune(&self, runs: &[LicenseCleanupRun], limit: u32) {
+    pub(crate) async fn prune(&self, runs: &[KeptRun], limit: u32) {
         for old in runs.iter().skip(limit as usize) {
-            let name = old.name_any();
-            match self.api.delete(&name, &DeleteParams::default()).await {
+            let name = &old.name;
+            match self.api.delete(name, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => {
@@ -88,13 +98,73 @@ impl Records {
     }
 }
 
-/// When a record's run started (its creation when the status is missing).
-fn started(run: &LicenseCleanupRun) -> jiff::Timestamp {
-    run.status
-        .as_ref()
-        .map(|s| s.start_time.0)
-        .or_else(|| run.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+/// Records read per request: a record may be a megabyte.
+const RECORDS_PER_PAGE: u32 = 5;
+
+/// What is kept of a record once read: who it reclaimed, found back or gave back, and its counts.
+#[derive(Debug, Clone)]
+pub(crate) struct KeptRun {
+    name: String,
+    /// When the run started (its creation when the record has no status).
+    start: jiff::Timestamp,
+    id: String,
+    /// Seats taken from their users, as (user, access type).
+    reclaimed: Vec<(String, String)>,
+    /// Users found back by this run, and seats given back by a restore, as (user folded, access type).
+    returns: HashSet<(String, String)>,
+    restored: HashSet<(String, String)>,
+    /// Counts over the whole run (the lists above stop where the record's lists stop).
+    returned_count: u64,
+    reclaimed_count: u64,
+}
+
+/// A seat's key: users compared as QRS compares them, ignoring case.
+fn key(user: &str, access_type: &str) -> (String, String) {
+    (user.to_lowercase(), access_type.to_string())
+}
+
+impl KeptRun {
+    pub(crate) fn of(run: &LicenseCleanupRun) -> Self {
+        let created = run.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let record = run.status.as_ref();
+        Self {
+            name: run.name_any(),
+            start: record
+                .map(|r| r.start_time.0)
+                .or(created)
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            id: record.map(|r| r.id.clone()).unwrap_or_default(),
+            reclaimed: record
+                .map(|r| {
+                    r.reclaimed()
+                        .map(|d| (d.user.clone(), d.access_type.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            returns: record
+                .map(|r| {
+                    r.returns
+                        .iter()
+                        .map(|s| key(&s.user, &s.access_type))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            restored: record
+                .and_then(|r| r.restore.as_ref())
+                .map(|r| {
+                    r.seats
+                        .iter()
+                        .filter(|s| s.outcome == RestoreOutcome::Restored)
+                        .map(|s| key(&s.user, &s.access_type))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            returned_count: record.map_or(0, |r| r.returned),
+            reclaimed_count: record
+                .filter(|r| !r.dry_run)
+                .map_or(0, |r| r.totals.reclaimed),
+        }
+    }
 }
 
 /// `<policy>-<run id>`, lower case, within the 253 characters of an object name.
@@ -107,56 +177,37 @@ pub(crate) fn record_name(policy: &str, run_id: &str) -> String {
 
 /// The seats earlier runs reclaimed whose users have not been found back yet: not listed as returned by a later
 /// record, not given back by a restore. `runs` newest first.
-pub(crate) fn earlier_reclaims(runs: &[LicenseCleanupRun]) -> Vec<EarlierReclaim> {
-    let key = |user: &str, access_type: &str| (user.to_lowercase(), access_type.to_string());
+pub(crate) fn earlier_reclaims(runs: &[KeptRun]) -> Vec<EarlierReclaim> {
     let mut settled: HashSet<(String, String)> = HashSet::new();
     let mut earlier = Vec::new();
     for run in runs {
-        let Some(record) = &run.status else { continue };
-        let restored: HashSet<(String, String)> = record
-            .restore
-            .iter()
-            .flat_map(|r| &r.seats)
-            .filter(|s| s.outcome == RestoreOutcome::Restored)
-            .map(|s| key(&s.user, &s.access_type))
-            .collect();
-        for seat in record.reclaimed() {
-            let k = key(&seat.user, &seat.access_type);
-            if settled.contains(&k) || restored.contains(&k) {
+        for (user, access_type) in &run.reclaimed {
+            let k = key(user, access_type);
+            if settled.contains(&k) || run.restored.contains(&k) {
                 continue;
             }
-            let (Some(user), Some(access_type)) = (
-                UserIdentity::parse(&seat.user),
-                AccessType::from_key(&seat.access_type),
-            ) else {
+            let (Some(user), Some(access_type)) =
+                (UserIdentity::parse(user), AccessType::from_key(access_type))
+            else {
                 continue;
             };
             earlier.push(EarlierReclaim {
                 user,
                 access_type,
-                at: record.start_time.0,
-                run: record.id.clone(),
+                at: run.start,
+                run: run.id.clone(),
             });
         }
-        settled.extend(record.returns.iter().map(|r| key(&r.user, &r.access_type)));
+        settled.extend(run.returns.iter().cloned());
     }
     earlier
 }
 
 /// Returns and reclaims over the kept records, when returns exceed a fifth of the reclaims: the threshold is
 /// likely too tight, or a licence rule hands seats back.
-pub(crate) fn too_many_returns(runs: &[LicenseCleanupRun]) -> Option<(u64, u64)> {
-    let (returned, reclaimed) = runs.iter().filter_map(|r| r.status.as_ref()).fold(
-        (0, 0),
-        |(returned, reclaimed), record| {
-            let taken = if record.dry_run {
-                0
-            } else {
-                record.totals.reclaimed
-            };
-            (returned + record.returned, reclaimed + taken)
-        },
-    );
+pub(crate) fn too_many_returns(runs: &[KeptRun]) -> Option<(u64, u64)> {
+    let returned: u64 = runs.iter().map(|r| r.returned_count).sum();
+    let reclaimed: u64 = runs.iter().map(|r| r.reclaimed_count).sum();
     (returned > 0 && returned * 5 > reclaimed).then_some((returned, reclaimed))
 }
 
@@ -235,6 +286,7 @@ mod tests {
                 &[],
             ),
         ];
+        let runs: Vec<KeptRun> = runs.iter().map(KeptRun::of).collect();
         let earlier: Vec<(String, String)> = earlier_reclaims(&runs)
             .into_iter()
             .map(|e| (e.user.to_string(), e.run))
@@ -275,7 +327,7 @@ mod tests {
                 }],
             });
         }
-        let users: Vec<String> = earlier_reclaims(&[run])
+        let users: Vec<String> = earlier_reclaims(&[KeptRun::of(&run)])
             .into_iter()
             .map(|e| e.user.to_string())
             .collect();
@@ -293,6 +345,7 @@ mod tests {
                 &[],
             ),
         ];
+        let quiet: Vec<KeptRun> = quiet.iter().map(KeptRun::of).collect();
         assert_eq!(
             too_many_returns(&quiet),
             None,
@@ -307,6 +360,7 @@ mod tests {
                 &[],
             ),
         ];
+        let busy: Vec<KeptRun> = busy.iter().map(KeptRun::of).collect();
         assert_eq!(too_many_returns(&busy), Some((2, 5)));
     }
 

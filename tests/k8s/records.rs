@@ -65,7 +65,8 @@ fn every_run_keeps_a_record_owned_by_its_policy_within_the_history_limit(
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "records").await?;
         let mut spec = support::policy(&sim);
-        spec.history_limit = 2;
+        // More than one page of records (the operator reads them five at a time).
+        spec.history_limit = 6;
         create_policy(&admin, &namespace, "site", spec).await?;
         let _controller = ControllerProcess::start(cp, &namespace, &[])?;
         let first = run_once(&admin, &namespace, "1").await?;
@@ -107,16 +108,19 @@ fn every_run_keeps_a_record_owned_by_its_policy_within_the_history_limit(
             return Err(format!("kept seats are not counted by reason: {:?}", status.kept).into());
         }
 
-        // Two more runs: the first record goes, the history limit holds.
-        let second = run_once(&admin, &namespace, "2").await?;
-        let third = run_once(&admin, &namespace, "3").await?;
+        // Six more runs: the first record goes, the history limit holds.
+        let mut later = Vec::new();
+        for value in 2..=7 {
+            later.push(run_once(&admin, &namespace, &value.to_string()).await?);
+        }
+        later.reverse();
         let ids: Vec<String> = records(&admin, &namespace, "site")
             .await?
             .iter()
             .map(|r| r.spec.run_id.clone())
             .collect();
-        if ids != [third, second] {
-            return Err(format!("records kept: {ids:?}").into());
+        if ids != later {
+            return Err(format!("records kept: {ids:?}, expected {later:?}").into());
         }
         Ok(())
     })
