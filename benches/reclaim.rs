@@ -487,6 +487,7 @@ async fn product_run(
         stop: None,
         retry: None,
         earlier_reclaims: Vec::new(),
+        notify: None,
     };
     let report = run::execute(&policy::validate(&spec, &Default::default())?, context).await;
     let measure = RunMeasure::from_simulator(&simulator, start.elapsed(), process_cpu() - cpu0);

@@ -76,6 +76,8 @@ pub fn demo_policy(repository_url: String, server_name: String) -> LicenseCleanu
         leavers: None,
         redundant: RedundantSpec::default(),
         limits: LimitsSpec::default(),
+        notice: Default::default(),
+        notify: None,
         history_limit: 10,
     }
 }
@@ -105,6 +107,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
         stop: None,
         retry: None,
         earlier_reclaims: Vec::new(),
+        notify: None,
     };
     let report = run::execute(&policy, context).await;
     let requests = simulator.requests().len();

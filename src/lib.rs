@@ -13,6 +13,8 @@ pub mod demo;
 #[warn(unreachable_pub)]
 pub(crate) mod k8s;
 pub mod model;
+pub mod notice;
+pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod qrs;

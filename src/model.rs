@@ -185,6 +185,8 @@ pub struct UserDetails {
     pub removed_externally: Option<bool>,
     /// Blocked in the QMC (QRS `blacklisted`); `None` as for `inactive`.
     pub blocked: Option<bool>,
+    /// The user attribute `email` the user directory provides, when it does (notices go there, never to a guess).
+    pub email: Option<String>,
 }
 
 impl UserDetails {

@@ -223,9 +223,8 @@ impl RunRecord {
         for entry in &report.decisions {
             let Some(decision) = recorded(entry) else {
                 let reason = match entry.outcome {
-                    Outcome::Deferred => "deferred",
-                    Outcome::UsedSinceRead => "used-since-read",
-                    _ => entry.reason_code,
+                    Outcome::Kept => entry.reason_code,
+                    other => other.as_str(),
                 };
                 *kept.entry(reason.to_string()).or_default() += 1;
                 continue;
@@ -293,7 +292,14 @@ fn recorded(entry: &Entry) -> Option<RecordedDecision> {
         Outcome::Reclaimed | Outcome::AlreadyGone => RecordedAction::Reclaimed,
         Outcome::WouldReclaim => RecordedAction::WouldReclaim,
         Outcome::Failed => RecordedAction::Failed,
-        Outcome::Deferred | Outcome::UsedSinceRead | Outcome::Kept => return None,
+        Outcome::Deferred
+        | Outcome::UsedSinceRead
+        | Outcome::Kept
+        | Outcome::Warned
+        | Outcome::WouldWarn
+        | Outcome::NoticeFailed
+        | Outcome::NoticeGiven
+        | Outcome::NoAddress => return None,
     };
     let rule = match entry.reason_code {
         "leaver" => Rule::Leaver,

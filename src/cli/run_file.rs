@@ -59,6 +59,7 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         )),
         retry: None,
         earlier_reclaims: Vec::new(),
+        notify: None,
     };
     let report = run::execute(&valid, ctx).await;
     print_report(&report, args.output);

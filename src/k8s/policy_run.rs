@@ -214,6 +214,7 @@ pub(crate) async fn run_policy(
         stop: Some(stop),
         retry: None,
         earlier_reclaims: earlier,
+        notify: None,
     };
     let report = run::execute(&valid, context).await;
     watching.abort();

@@ -233,6 +233,7 @@ fn user_details(id: String) -> impl Strategy<Value = Option<UserDetails>> {
                 removed_externally: removed,
                 blocked,
                 inactive,
+                email: None,
                 tags,
                 roles,
                 custom_properties: properties.map(|properties| {

@@ -108,6 +108,15 @@ pub struct LicenseCleanupPolicySpec {
     #[serde(default)]
     pub limits: LimitsSpec,
 
+    /// Warn each user before their seat goes: with days > 0, a seat is reclaimed only at a later run, if still
+    /// unused that long after a notice that was delivered.
+    #[serde(default)]
+    pub notice: NoticeSpec,
+
+    /// Who is told, and how: e-mail to warned users and to administrators, and chat webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifySpec>,
+
     /// Runs kept in status.history.
     #[serde(default = "default_history_limit")]
     #[schemars(range(min = 0, max = 100))]
@@ -341,6 +350,95 @@ pub struct LeaversSpec {
     #[serde(default)]
     #[schemars(range(min = 0, max = 3650))]
     pub after_days: u32,
+}
+
+/// Notice before reclaim.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NoticeSpec {
+    /// Days between a delivered notice and the reclaim (0: no notice). A login since the notice cancels it; a
+    /// notice that could not be delivered is sent again at the next run, and the seat is not reclaimed meanwhile.
+    /// Needs notify.email with users: true.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 365))]
+    pub days: u32,
+}
+
+/// Notifications.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifySpec {
+    /// E-mail over SMTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailSpec>,
+    /// Chat or HTTP endpoints told of each run that warns, reclaims, fails or aborts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub webhooks: Vec<WebhookSpec>,
+}
+
+/// E-mail over SMTP.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailSpec {
+    /// The Secret (in the policy's namespace) with the SMTP settings: host, port, from, tls (starttls, tls or none),
+    /// and optionally username, password, and ca.pem (a CA to trust besides the public ones).
+    pub smtp_secret_ref: SecretRef,
+    /// Mail each warned user at the address of their QRS user attribute "email". Users without one are reported,
+    /// never guessed.
+    #[serde(default = "default_true")]
+    pub users: bool,
+    /// Addresses that get one summary of each run that warns, reclaims, fails or aborts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub admins: Vec<String>,
+    /// Templates that replace the defaults: keys notice.subject, notice.txt, notice.html, summary.subject,
+    /// summary.txt, summary.html (any subset) in a ConfigMap or a Secret of the policy's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<TemplatesRef>,
+}
+
+/// Where templates are kept: exactly one of a ConfigMap or a Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.configMapRef) != has(self.secretRef)").message("set exactly one of notify.email.templates.configMapRef or secretRef"))]
+#[serde(rename_all = "camelCase")]
+pub struct TemplatesRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+}
+
+/// One webhook.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSpec {
+    /// The Secret key holding the URL: webhook URLs carry their token.
+    pub secret_ref: SecretKeyRef,
+    /// slack, teams (an Adaptive Card) or json (the run's record).
+    pub format: WebhookFormat,
+}
+
+/// A key of a Secret in the policy's namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// What a webhook receives.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum WebhookFormat {
+    /// A Slack incoming webhook message (also what Mattermost and Rocket.Chat take).
+    Slack,
+    /// A Microsoft Teams message with an Adaptive Card (Workflows or incoming webhook).
+    Teams,
+    /// The run's record as JSON.
+    Json,
 }
 
 /// A custom property and the values that exclude a user.

@@ -51,6 +51,10 @@ pub struct ValidPolicy {
     pub dry_run: bool,
     /// Deallocations at once (`spec.site.concurrency`).
     pub concurrency: u32,
+    /// Days between a delivered notice and the reclaim (`spec.notice.days`); 0: no notice.
+    pub notice_days: u32,
+    /// Who is told, and how (`spec.notify`); the Secrets it names are read by each entry point.
+    pub notify: Option<super::NotifySpec>,
 }
 
 /// Checks a policy completely and turns it into a [`ValidPolicy`]: the schedule, the rules, the site, and what
@@ -74,12 +78,15 @@ pub fn validate(
              value allowInsecureSkipVerify)",
         ));
     }
+    check_notify(spec)?;
     Ok(ValidPolicy {
         rules,
         schedule,
         connection: connection(&spec.site)?,
         dry_run: spec.dry_run,
         concurrency: spec.site.concurrency,
+        notice_days: spec.notice.days,
+        notify: spec.notify.clone(),
     })
 }
 
@@ -215,6 +222,51 @@ fn redundant_analyzer(spec: &LicenseCleanupPolicySpec) -> Result<bool, InvalidPo
         ));
     }
     Ok(on)
+}
+
+/// Notices must be able to reach users; addresses must be addresses.
+fn check_notify(spec: &LicenseCleanupPolicySpec) -> Result<(), InvalidPolicy> {
+    check_range("spec.notice.days", spec.notice.days, 0, 365, "")?;
+    let email = spec.notify.as_ref().and_then(|n| n.email.as_ref());
+    if spec.notice.days > 0 && !email.is_some_and(|e| e.users) {
+        return Err(InvalidPolicy::new(
+            "spec.notice.days",
+            "needs spec.notify.email with users: true: a seat is reclaimed only after a notice delivered to its user",
+        ));
+    }
+    if let Some(email) = email {
+        check_name(
+            "spec.notify.email.smtpSecretRef.name",
+            &email.smtp_secret_ref.name,
+        )?;
+        for (i, admin) in email.admins.iter().enumerate() {
+            if admin.parse::<lettre::Address>().is_err() {
+                return Err(InvalidPolicy::new(
+                    format!("spec.notify.email.admins[{i}]"),
+                    format!("{admin:?} is not an e-mail address"),
+                ));
+            }
+        }
+        if let Some(templates) = &email.templates
+            && templates.config_map_ref.is_some() == templates.secret_ref.is_some()
+        {
+            return Err(InvalidPolicy::new(
+                "spec.notify.email.templates",
+                "set exactly one of configMapRef or secretRef",
+            ));
+        }
+    }
+    for (i, hook) in spec.notify.iter().flat_map(|n| &n.webhooks).enumerate() {
+        check_name(
+            &format!("spec.notify.webhooks[{i}].secretRef.name"),
+            &hook.secret_ref.name,
+        )?;
+        check_name(
+            &format!("spec.notify.webhooks[{i}].secretRef.key"),
+            &hook.secret_ref.key,
+        )?;
+    }
+    Ok(())
 }
 
 fn check_range(

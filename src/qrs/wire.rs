@@ -254,6 +254,18 @@ pub(crate) struct UserJson {
     pub removed_externally: Option<bool>,
     #[serde(default)]
     pub blacklisted: Option<bool>,
+    #[serde(default)]
+    pub attributes: Option<Vec<AttributeJson>>,
+}
+
+/// A user attribute from the user directory, for example `{"attributeType": "email", "attributeValue": ...}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AttributeJson {
+    #[serde(default)]
+    pub attribute_type: Option<String>,
+    #[serde(default)]
+    pub attribute_value: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,6 +301,15 @@ impl UserJson {
             inactive: self.inactive,
             removed_externally: self.removed_externally,
             blocked: self.blacklisted,
+            // The first non-empty `email` attribute (directories may send it more than once).
+            email: self.attributes.into_iter().flatten().find_map(|a| {
+                let is_email = a
+                    .attribute_type
+                    .is_some_and(|t| t.eq_ignore_ascii_case("email"));
+                a.attribute_value
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| is_email && !v.is_empty())
+            }),
         })
     }
 }

@@ -39,6 +39,8 @@ fn report(decisions: Vec<Entry>, allocated: u64) -> RunReport {
         seats: BTreeMap::new(),
         decisions,
         returns: Vec::new(),
+        notices: None,
+        deliveries: Vec::new(),
     }
 }
 

@@ -186,6 +186,7 @@ async fn the_server_name_must_match_unless_configured() {
                 stop: None,
                 retry: Some(fast_retries()),
                 earlier_reclaims: Vec::new(),
+                notify: None,
             };
             Ok::<_, policy::InvalidPolicy>(run::execute(&policy, context).await)
         }

@@ -287,6 +287,7 @@ async fn a_stopping_run_retries_nothing() {
             stop: Some(stop_rx),
             retry: Some(fast_retries()),
             earlier_reclaims: Vec::new(),
+            notify: None,
         },
     );
     let (report, ()) = tokio::join!(run, watcher);

@@ -272,6 +272,8 @@ fn a_record_at_the_largest_cap_fits_in_etcd(cp: &ControlPlane) -> TestResult {
             seats: BTreeMap::new(),
             decisions,
             returns: Vec::new(),
+            notices: None,
+            deliveries: Vec::new(),
         };
         let record = RunRecord::of(&report);
         let api: Api<LicenseCleanupRun> = Api::namespaced(admin.clone(), &namespace);

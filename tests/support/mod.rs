@@ -225,6 +225,7 @@ pub async fn run_policy(
         stop: None,
         retry: Some(fast_retries()),
         earlier_reclaims: Vec::new(),
+        notify: None,
     };
     run::execute(&policy, context).await
 }

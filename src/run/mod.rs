@@ -2,7 +2,7 @@
 //!
 //! The CLI's `run`, `demo`, the controller and `run --policy-ref` all call [`execute`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -13,9 +13,16 @@ use tracing::Instrument;
 
 use crate::credentials::Credentials;
 use crate::model::{AccessType, Allocation, LastUse, SeatCounts, UserIdentity};
+use crate::notice::{Notice, Pending};
+use crate::notify::{Delivery, Notifier};
 use crate::plan::{self, Decision, Plan, Reason, Rules, Verdict};
 use crate::policy::{RunResult, TypeCounts, ValidPolicy};
-use crate::qrs::{Deallocation, Holder, QrsClient, QrsError, RequestObserver, RetryPolicy};
+use crate::qrs::{Deallocation, QrsClient, QrsError, RequestObserver, RetryPolicy};
+use notice::{NoticeRun, give_notice};
+use read::{SiteRead, find_returns, read_site};
+
+mod notice;
+mod read;
 
 /// What a run needs besides the policy.
 pub struct RunContext<'a> {
@@ -31,6 +38,15 @@ pub struct RunContext<'a> {
     pub retry: Option<RetryPolicy>,
     /// Seats earlier recorded runs reclaimed (cluster runs): a user who holds one again has returned.
     pub earlier_reclaims: Vec<EarlierReclaim>,
+    /// Notices and notifications (`spec.notice`, `spec.notify`): the channels, and the notices pending from earlier
+    /// runs. Needed when the policy gives notice.
+    pub notify: Option<NotifyContext<'a>>,
+}
+
+/// The channels a run notifies through, and the notices earlier runs gave.
+pub struct NotifyContext<'a> {
+    pub notifier: &'a Notifier,
+    pub pending: Pending,
 }
 
 /// A seat an earlier recorded run took from its user.
@@ -75,6 +91,16 @@ pub enum Outcome {
     UsedSinceRead,
     /// Not a candidate.
     Kept,
+    /// A candidate whose user was warned now (`spec.notice`): reclaimed at a later run if still unused.
+    Warned,
+    /// Dry run: the user would be warned.
+    WouldWarn,
+    /// A candidate whose notice could not be delivered: warned again at the next run, not reclaimed meanwhile.
+    NoticeFailed,
+    /// A candidate warned earlier, within its notice period.
+    NoticeGiven,
+    /// A candidate whose user has no e-mail address in Qlik: never reclaimed without a notice.
+    NoAddress,
 }
 
 impl Outcome {
@@ -87,7 +113,24 @@ impl Outcome {
             Outcome::Deferred => "deferred",
             Outcome::UsedSinceRead => "used-since-read",
             Outcome::Kept => "kept",
+            Outcome::Warned => "warned",
+            Outcome::WouldWarn => "would-warn",
+            Outcome::NoticeFailed => "notice-failed",
+            Outcome::NoticeGiven => "notice-given",
+            Outcome::NoAddress => "no-address",
         }
+    }
+
+    /// An outcome of notice before reclaim.
+    pub fn is_notice(self) -> bool {
+        matches!(
+            self,
+            Outcome::Warned
+                | Outcome::WouldWarn
+                | Outcome::NoticeFailed
+                | Outcome::NoticeGiven
+                | Outcome::NoAddress
+        )
     }
 
     fn counts_as_reclaimed(self) -> bool {
@@ -138,6 +181,13 @@ pub struct RunReport {
     pub decisions: Vec<Entry>,
     /// Users earlier recorded runs reclaimed who hold that access type again.
     pub returns: Vec<Returned>,
+    /// The notices pending after the run (`spec.notice`), to keep for the next one; `None` when they are unchanged
+    /// (no notice, a dry run, a run that failed or was aborted).
+    #[serde(skip)]
+    pub notices: Option<Vec<Notice>>,
+    /// Notices and summaries sent, and how each went.
+    #[serde(skip)]
+    pub deliveries: Vec<Delivery>,
 }
 
 impl RunReport {
@@ -161,6 +211,8 @@ impl RunReport {
             seats: BTreeMap::new(),
             decisions: Vec::new(),
             returns: Vec::new(),
+            notices: None,
+            deliveries: Vec::new(),
         }
     }
 }
@@ -189,13 +241,42 @@ pub async fn execute(policy: &ValidPolicy, ctx: RunContext<'_>) -> RunReport {
             };
         let outcome = run_with_client(&client, policy, &ctx, id.clone(), dry_run).await;
         client.close().await;
-        match outcome {
+        let mut report = match outcome {
             Ok(report) => report,
             Err(e) => RunReport::failed(id, ctx.now, dry_run, e.to_string()),
+        };
+        if let Some(notify) = &ctx.notify {
+            send_summary(notify.notifier, &mut report).await;
         }
+        report
     }
     .instrument(span)
     .await
+}
+
+/// The administrators and webhooks hear of a run that reclaims, warns, fails or aborts (a dry run only when it fails
+/// or aborts: a dry run's findings are in its report).
+async fn send_summary(notifier: &Notifier, report: &mut RunReport) {
+    let warned = report
+        .decisions
+        .iter()
+        .any(|e| e.outcome == Outcome::Warned);
+    let newsworthy = report.result != RunResult::Succeeded
+        || (!report.dry_run && (report.totals.reclaimed > 0 || warned));
+    if !newsworthy {
+        return;
+    }
+    let summary = crate::notify::summary_context(notifier.policy(), report);
+    let record = crate::record::RunRecord::of(report);
+    let deliveries = notifier.summary(&summary, &record).await;
+    for d in deliveries.iter().filter(|d| d.error.is_some()) {
+        tracing::warn!(
+            channel = d.channel,
+            error = d.error.as_deref().unwrap_or_default(),
+            "the run's summary was not delivered"
+        );
+    }
+    report.deliveries.extend(deliveries);
 }
 
 fn run_id(now: Timestamp) -> String {
@@ -206,128 +287,6 @@ fn run_id(now: Timestamp) -> String {
         .take(6)
         .collect();
     format!("{}-{suffix}", now.strftime("%Y%m%dT%H%M%SZ"))
-}
-
-struct SiteRead {
-    allocations: Vec<Allocation>,
-    totals: BTreeMap<AccessType, u64>,
-    seats: BTreeMap<AccessType, SeatCounts>,
-}
-
-async fn read_site(
-    client: &QrsClient,
-    rules: &Rules,
-    now: Timestamp,
-) -> Result<SiteRead, QrsError> {
-    let mut allocations = Vec::new();
-    let mut totals = BTreeMap::new();
-    for access_type in rules.access_types() {
-        let Some(cutoff) = rules.cutoff(access_type, now) else {
-            continue;
-        };
-        let total = client.count(access_type).await?;
-        // The breaker divides by this total: a list longer than the count would weaken it, so the client
-        // refuses one as soon as it passes the count.
-        // And no run reads more than its memory allows, over all its access types.
-        let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
-        let inactive = client
-            .inactive_allocations(access_type, cutoff, total, budget)
-            .await?;
-        totals.insert(access_type, total);
-        if allocations.is_empty() {
-            allocations = inactive;
-        } else {
-            allocations.extend(inactive);
-        }
-        // Leavers' seats used since the idle cutoff: one more request, for the seats the first one did not list.
-        if let (Some(leavers), Some(leaver_cutoff)) = (rules.leavers(), rules.leaver_cutoff(now))
-            && leaver_cutoff > cutoff
-        {
-            let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
-            let leavers = client
-                .leaver_allocations(access_type, leaver_cutoff, &leavers.states, total, budget)
-                .await?;
-            let listed: HashSet<String> = allocations
-                .iter()
-                .filter(|a| a.access_type == access_type)
-                .map(|a| a.id.to_ascii_lowercase())
-                .collect();
-            allocations.extend(
-                leavers
-                    .into_iter()
-                    .filter(|a| !listed.contains(&a.id.to_ascii_lowercase())),
-            );
-        }
-    }
-    if rules.redundant_analyzer() {
-        add_redundant(client, &mut allocations, &totals).await?;
-    }
-    // The overview is marked experimental by Qlik and some releases lack it: seats are reported when
-    // available, and a run does not fail without them.
-    let seats = match client.seats().await {
-        Ok(seats) => seats,
-        Err(e) => {
-            tracing::warn!(error = %e, "seat totals unavailable (accesstypeoverview)");
-            BTreeMap::new()
-        }
-    };
-    Ok(SiteRead {
-        allocations,
-        totals,
-        seats,
-    })
-}
-
-/// Analyzer seats whose users hold a Professional seat too (`spec.redundant`): marked when listed already, and
-/// read by id (50 a request) when not, since a redundant seat goes whatever its last use. Who holds what comes
-/// from QRS's table view: two ids a seat, two requests however large the site.
-async fn add_redundant(
-    client: &QrsClient,
-    allocations: &mut Vec<Allocation>,
-    totals: &BTreeMap<AccessType, u64>,
-) -> Result<(), QrsError> {
-    let holders = async |access_type| -> Result<Vec<Holder>, QrsError> {
-        let counted = match totals.get(&access_type) {
-            Some(&n) => n,
-            None => client.count(access_type).await?,
-        };
-        client.holders(access_type, counted).await
-    };
-    // Only a Professional seat that gives access counts: a quarantined or excess one leaves its user without.
-    let professionals: HashSet<uuid::Uuid> = holders(AccessType::Professional)
-        .await?
-        .into_iter()
-        .filter(|h| h.gives_access)
-        .map(|h| h.user)
-        .collect();
-    let mut redundant: HashSet<uuid::Uuid> = holders(AccessType::Analyzer)
-        .await?
-        .into_iter()
-        .filter(|h| professionals.contains(&h.user))
-        .map(|h| h.allocation)
-        .collect();
-    for allocation in allocations.iter_mut() {
-        if allocation.access_type == AccessType::Analyzer
-            && uuid::Uuid::try_parse(&allocation.id).is_ok_and(|id| redundant.remove(&id))
-        {
-            allocation.user_also_professional = true;
-        }
-    }
-    // No run reads more than its memory allows: the rest wait for the next run.
-    let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
-    let mut ids: Vec<String> = redundant
-        .iter()
-        .map(|id| id.hyphenated().to_string())
-        .collect();
-    ids.sort_unstable();
-    ids.truncate(budget);
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut fresh = client.allocations_by_id(AccessType::Analyzer, &ids).await?;
-    for allocation in &mut fresh {
-        allocation.user_also_professional = true;
-    }
-    allocations.extend(fresh);
-    Ok(())
 }
 
 async fn run_with_client(
@@ -364,17 +323,62 @@ async fn run_with_client(
         })
         .collect();
 
+    // With notice, only seats warned long enough ago go; the others wait or are warned now.
+    let stop_reason = || ctx.stop.as_ref().and_then(|rx| rx.borrow().clone());
+    let mut reclaims: Vec<usize> = plan
+        .decisions
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.verdict == Verdict::Reclaim)
+        .map(|(i, _)| i)
+        .collect();
+    let mut noticed = None;
+    if policy.notice_days > 0 && !plan.is_aborted() {
+        let Some(notify) = &ctx.notify else {
+            return Err(QrsError::Setup(
+                "the policy gives notice (spec.notice.days) but its notification settings were not given".into(),
+            ));
+        };
+        let run = NoticeRun {
+            notify,
+            days: policy.notice_days,
+            now,
+            dry_run,
+            stop: &stop_reason,
+        };
+        let given = give_notice(client, &plan, &run, &mut outcomes).await?;
+        reclaims = given.reclaims.clone();
+        noticed = Some(given);
+    }
+
     let mut stopped = None;
     if !dry_run && !plan.is_aborted() {
         stopped = deallocate_all(
             client,
             &plan,
+            &reclaims,
             policy.concurrency,
             ctx.stop.clone(),
             &mut outcomes,
         )
         .await;
     }
+    // The notices to keep: all of them but those of seats now gone.
+    let (notices, deliveries) = match noticed {
+        Some(given) if !dry_run => (
+            Some(
+                given
+                    .pending
+                    .into_iter()
+                    .filter(|(i, _)| !outcomes[*i].0.counts_as_reclaimed())
+                    .map(|(_, notice)| notice)
+                    .take(crate::policy::MAX_RECLAIMS_PER_RUN as usize)
+                    .collect(),
+            ),
+            given.deliveries,
+        ),
+        _ => (None, Vec::new()),
+    };
 
     let finished = Finished {
         id,
@@ -387,58 +391,9 @@ async fn run_with_client(
     };
     let mut report = build_report(finished, rules);
     report.returns = returns;
+    report.notices = notices;
+    report.deliveries = deliveries;
     Ok(report)
-}
-
-/// Users earlier runs reclaimed who hold that access type again: per access type, one request for the allocations
-/// created since the oldest of those reclaims, matched by user.
-async fn find_returns(
-    client: &QrsClient,
-    earlier: &[EarlierReclaim],
-    totals: &BTreeMap<AccessType, u64>,
-) -> Result<Vec<Returned>, QrsError> {
-    let mut by_type: BTreeMap<AccessType, HashMap<&UserIdentity, &EarlierReclaim>> =
-        BTreeMap::new();
-    for reclaim in earlier {
-        let users = by_type.entry(reclaim.access_type).or_default();
-        // A user reclaimed twice returned after the later reclaim, if at all.
-        let later = users
-            .get(&reclaim.user)
-            .is_none_or(|seen| seen.at < reclaim.at);
-        if later {
-            users.insert(&reclaim.user, reclaim);
-        }
-    }
-    let mut returns = Vec::new();
-    for (access_type, users) in by_type {
-        let Some(since) = users.values().map(|r| r.at).min() else {
-            continue;
-        };
-        let counted = match totals.get(&access_type) {
-            Some(&n) => n,
-            None => client.count(access_type).await?,
-        };
-        let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN;
-        let fresh = client
-            .allocations_created_since(access_type, since, counted, budget)
-            .await?;
-        let mut found: Vec<Returned> = fresh
-            .iter()
-            .filter_map(|a| {
-                let reclaim = users.get(&a.user)?;
-                let created = a.created?;
-                (created >= reclaim.at).then(|| Returned {
-                    user: reclaim.user.clone(),
-                    access_type,
-                    reclaimed_by: reclaim.run.clone(),
-                })
-            })
-            .collect();
-        found.sort_by(|a, b| a.user.cmp(&b.user));
-        found.dedup_by(|a, b| a.user == b.user);
-        returns.extend(found);
-    }
-    Ok(returns)
 }
 
 /// Deallocations re-checked with one request: the size of a QRS `id eq ... or ...` filter that stays well under
@@ -451,19 +406,13 @@ const RECHECK_BATCH: usize = crate::qrs::USER_BATCH;
 async fn deallocate_all(
     client: &QrsClient,
     plan: &Plan,
+    reclaims: &[usize],
     concurrency: u32,
     stop: Option<watch::Receiver<StopReason>>,
     outcomes: &mut [(Outcome, Option<String>)],
 ) -> StopReason {
     let stop_reason = || stop.as_ref().and_then(|rx| rx.borrow().clone());
-    let reclaims: Vec<usize> = plan
-        .decisions
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.verdict == Verdict::Reclaim)
-        .map(|(i, _)| i)
-        .collect();
-    for batch in batches_by_type(plan, &reclaims) {
+    for batch in batches_by_type(plan, reclaims) {
         if let Some(reason) = stop_reason() {
             return Some(reason);
         }
@@ -685,6 +634,8 @@ fn build_report(run: Finished, rules: &Rules) -> RunReport {
         seats: site.seats,
         decisions,
         returns: Vec::new(),
+        notices: None,
+        deliveries: Vec::new(),
     }
 }
 
@@ -729,6 +680,8 @@ fn entry(
     };
     let reason = if outcome == Outcome::Deferred && decision.verdict == Verdict::Reclaim {
         format!("{}; not deallocated: {why_deferred}", decision.reason)
+    } else if let (true, Some(note)) = (outcome.is_notice(), &error) {
+        format!("{}; {note}", decision.reason)
     } else if outcome == Outcome::UsedSinceRead {
         format!(
             "{}; not deallocated: read again just before, the seat had been used since the run read the site",
@@ -747,7 +700,8 @@ fn entry(
         outcome,
         reason_code: decision.reason.code(),
         reason,
-        error,
+        // A notice's note is in the reason; only a notice that failed has an error.
+        error: error.filter(|_| !outcome.is_notice() || outcome == Outcome::NoticeFailed),
     }
 }
 

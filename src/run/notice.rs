@@ -1,0 +1,222 @@
+//! Notice before reclaim within a run: of the seats the plan would reclaim, those warned long enough ago go; the
+//! others wait, or their users are warned now. A seat is never reclaimed without a delivered notice: a notice that
+//! fails, or a user without an e-mail address, keeps the seat.
+
+use jiff::Timestamp;
+
+use super::{Outcome, StopReason};
+use crate::notice::{Notice, Pending, Step, reclaim_after};
+use crate::notify::Delivery;
+use crate::notify::templates::{NoticeContext, UserContext};
+use crate::plan::{Plan, Verdict};
+use crate::qrs::{QrsClient, QrsError};
+
+/// Consecutive failed notices after which the others of the run are not tried: the mail server is down.
+const FAILURES_BEFORE_GIVING_UP: usize = 3;
+
+/// What notice decided: the seats that may be deleted now, and the notices pending after the run (those carried
+/// over and those delivered now; the caller drops the ones whose seat is deleted).
+pub(super) struct Noticed {
+    pub reclaims: Vec<usize>,
+    pub pending: Vec<(usize, Notice)>,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// What notice needs of the run.
+pub(super) struct NoticeRun<'a> {
+    pub notify: &'a super::NotifyContext<'a>,
+    pub days: u32,
+    pub now: Timestamp,
+    pub dry_run: bool,
+    pub stop: &'a (dyn Fn() -> StopReason + Sync),
+}
+
+/// The last use as a notice records it: ISO 8601 as QRS wrote it, or "never".
+pub(super) fn last_used_text(last_used: &crate::model::LastUse) -> String {
+    match last_used {
+        crate::model::LastUse::At(t) => crate::qrs::wire::format_qrs_date(*t),
+        crate::model::LastUse::Never => "never".into(),
+        crate::model::LastUse::Unknown(raw) => raw.clone(),
+    }
+}
+
+/// Sorts the plan's reclaims into due, waiting and to warn, warns (unless dry run), and sets the outcomes of the
+/// seats that are not deleted now.
+pub(super) async fn give_notice(
+    client: &QrsClient,
+    plan: &Plan,
+    run: &NoticeRun<'_>,
+    outcomes: &mut [(Outcome, Option<String>)],
+) -> Result<Noticed, QrsError> {
+    let pending: &Pending = &run.notify.pending;
+    let mut noticed = Noticed {
+        reclaims: Vec::new(),
+        pending: Vec::new(),
+        deliveries: Vec::new(),
+    };
+    let mut to_warn = Vec::new();
+    for (i, decision) in plan.decisions.iter().enumerate() {
+        let a = &decision.allocation;
+        let last_used = last_used_text(&a.last_used);
+        match decision.verdict {
+            Verdict::Reclaim => match pending.step(&a.id, &last_used, run.now) {
+                Step::Reclaim => {
+                    noticed.reclaims.push(i);
+                    carry(&mut noticed, pending, i, &a.id);
+                }
+                Step::Wait(after) => {
+                    outcomes[i] = (
+                        Outcome::NoticeGiven,
+                        Some(format!(
+                            "notice given; reclaimed from {} if still unused",
+                            day(after)
+                        )),
+                    );
+                    carry(&mut noticed, pending, i, &a.id);
+                }
+                Step::Warn => to_warn.push(i),
+            },
+            // Over the cap this run: a notice already given still holds.
+            Verdict::Deferred => {
+                if pending.step(&a.id, &last_used, run.now) != Step::Warn {
+                    carry(&mut noticed, pending, i, &a.id);
+                }
+            }
+            Verdict::Keep => {}
+        }
+    }
+    if run.dry_run {
+        for &i in &to_warn {
+            outcomes[i] = (
+                Outcome::WouldWarn,
+                Some(format!(
+                    "would be warned; reclaimed {} days after the notice if still unused",
+                    run.days
+                )),
+            );
+        }
+        return Ok(noticed);
+    }
+    warn(client, plan, run, &to_warn, outcomes, &mut noticed).await?;
+    Ok(noticed)
+}
+
+fn carry(noticed: &mut Noticed, pending: &Pending, i: usize, allocation_id: &str) {
+    if let Some(notice) = pending.get(allocation_id) {
+        noticed.pending.push((i, notice.clone()));
+    }
+}
+
+fn day(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%d").to_string()
+}
+
+/// Mail each user to warn at their QRS `email` attribute, one after the other.
+async fn warn(
+    client: &QrsClient,
+    plan: &Plan,
+    run: &NoticeRun<'_>,
+    to_warn: &[usize],
+    outcomes: &mut [(Outcome, Option<String>)],
+    noticed: &mut Noticed,
+) -> Result<(), QrsError> {
+    if to_warn.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<String> = to_warn
+        .iter()
+        .map(|&i| plan.decisions[i].allocation.user_id.clone())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let users = client.users(&ids).await?;
+    let notifier = run.notify.notifier;
+    let after = reclaim_after(run.now, run.days);
+    let mut failures_in_a_row = 0;
+    for &i in to_warn {
+        let a = &plan.decisions[i].allocation;
+        if let Some(why) = (run.stop)() {
+            outcomes[i] = (
+                Outcome::NoticeFailed,
+                Some(format!("not sent: the run was stopped ({why})")),
+            );
+            continue;
+        }
+        let Some(email) = users.get(&a.user_id).and_then(|u| u.email.clone()) else {
+            outcomes[i] = (
+                Outcome::NoAddress,
+                Some(
+                    "not warned: Qlik has no e-mail address for this user (user attribute email)"
+                        .into(),
+                ),
+            );
+            continue;
+        };
+        if failures_in_a_row >= FAILURES_BEFORE_GIVING_UP {
+            outcomes[i] = (
+                Outcome::NoticeFailed,
+                Some(format!(
+                    "not sent: the previous {FAILURES_BEFORE_GIVING_UP} notices failed"
+                )),
+            );
+            continue;
+        }
+        let context = NoticeContext {
+            user: UserContext {
+                name: a.user_name.clone(),
+                id: a.user.to_string(),
+                email: email.clone(),
+            },
+            access_type: a.access_type.key().to_string(),
+            last_used: match &a.last_used {
+                crate::model::LastUse::At(t) => day(*t),
+                _ => "never".into(),
+            },
+            idle_days: None,
+            reclaim_after: day(after),
+            policy: notifier.policy().to_string(),
+            contact: notifier.contact(),
+        };
+        match notifier.notice(&email, &context).await {
+            Ok(()) => {
+                failures_in_a_row = 0;
+                tracing::info!(user = %a.user, access_type = %a.access_type, "notice delivered");
+                outcomes[i] = (
+                    Outcome::Warned,
+                    Some(format!(
+                        "warned; reclaimed from {} if still unused",
+                        day(after)
+                    )),
+                );
+                noticed.deliveries.push(Delivery {
+                    channel: "email",
+                    error: None,
+                });
+                noticed.pending.push((
+                    i,
+                    Notice {
+                        user: a.user.to_string(),
+                        access_type: a.access_type,
+                        allocation_id: a.id.clone(),
+                        last_used: last_used_text(&a.last_used),
+                        warned_at: run.now,
+                        reclaim_after: after,
+                    },
+                ));
+            }
+            Err(e) => {
+                failures_in_a_row += 1;
+                tracing::warn!(user = %a.user, error = %e, "notice not delivered; the seat is kept");
+                noticed.deliveries.push(Delivery {
+                    channel: "email",
+                    error: Some(e.to_string()),
+                });
+                outcomes[i] = (
+                    Outcome::NoticeFailed,
+                    Some(format!("notice not delivered: {e}")),
+                );
+            }
+        }
+    }
+    Ok(())
+}

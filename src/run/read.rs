@@ -1,0 +1,183 @@
+//! Reading a site: the allocations a run decides on (inactive ones, leavers' seats, redundant seats), the seat
+//! totals, and users who came back for a seat an earlier run took.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::{EarlierReclaim, Returned};
+use crate::model::{AccessType, Allocation, SeatCounts, UserIdentity};
+use crate::plan::Rules;
+use crate::qrs::{Holder, QrsClient, QrsError};
+use jiff::Timestamp;
+
+pub(super) struct SiteRead {
+    pub(super) allocations: Vec<Allocation>,
+    pub(super) totals: BTreeMap<AccessType, u64>,
+    pub(super) seats: BTreeMap<AccessType, SeatCounts>,
+}
+
+pub(super) async fn read_site(
+    client: &QrsClient,
+    rules: &Rules,
+    now: Timestamp,
+) -> Result<SiteRead, QrsError> {
+    let mut allocations = Vec::new();
+    let mut totals = BTreeMap::new();
+    for access_type in rules.access_types() {
+        let Some(cutoff) = rules.cutoff(access_type, now) else {
+            continue;
+        };
+        let total = client.count(access_type).await?;
+        // The breaker divides by this total: a list longer than the count would weaken it, so the client
+        // refuses one as soon as it passes the count.
+        // And no run reads more than its memory allows, over all its access types.
+        let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
+        let inactive = client
+            .inactive_allocations(access_type, cutoff, total, budget)
+            .await?;
+        totals.insert(access_type, total);
+        if allocations.is_empty() {
+            allocations = inactive;
+        } else {
+            allocations.extend(inactive);
+        }
+        // Leavers' seats used since the idle cutoff: one more request, for the seats the first one did not list.
+        if let (Some(leavers), Some(leaver_cutoff)) = (rules.leavers(), rules.leaver_cutoff(now))
+            && leaver_cutoff > cutoff
+        {
+            let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
+            let leavers = client
+                .leaver_allocations(access_type, leaver_cutoff, &leavers.states, total, budget)
+                .await?;
+            let listed: HashSet<String> = allocations
+                .iter()
+                .filter(|a| a.access_type == access_type)
+                .map(|a| a.id.to_ascii_lowercase())
+                .collect();
+            allocations.extend(
+                leavers
+                    .into_iter()
+                    .filter(|a| !listed.contains(&a.id.to_ascii_lowercase())),
+            );
+        }
+    }
+    if rules.redundant_analyzer() {
+        add_redundant(client, &mut allocations, &totals).await?;
+    }
+    // The overview is marked experimental by Qlik and some releases lack it: seats are reported when
+    // available, and a run does not fail without them.
+    let seats = match client.seats().await {
+        Ok(seats) => seats,
+        Err(e) => {
+            tracing::warn!(error = %e, "seat totals unavailable (accesstypeoverview)");
+            BTreeMap::new()
+        }
+    };
+    Ok(SiteRead {
+        allocations,
+        totals,
+        seats,
+    })
+}
+
+/// Analyzer seats whose users hold a Professional seat too (`spec.redundant`): marked when listed already, and
+/// read by id (50 a request) when not, since a redundant seat goes whatever its last use. Who holds what comes
+/// from QRS's table view: two ids a seat, two requests however large the site.
+async fn add_redundant(
+    client: &QrsClient,
+    allocations: &mut Vec<Allocation>,
+    totals: &BTreeMap<AccessType, u64>,
+) -> Result<(), QrsError> {
+    let holders = async |access_type| -> Result<Vec<Holder>, QrsError> {
+        let counted = match totals.get(&access_type) {
+            Some(&n) => n,
+            None => client.count(access_type).await?,
+        };
+        client.holders(access_type, counted).await
+    };
+    // Only a Professional seat that gives access counts: a quarantined or excess one leaves its user without.
+    let professionals: HashSet<uuid::Uuid> = holders(AccessType::Professional)
+        .await?
+        .into_iter()
+        .filter(|h| h.gives_access)
+        .map(|h| h.user)
+        .collect();
+    let mut redundant: HashSet<uuid::Uuid> = holders(AccessType::Analyzer)
+        .await?
+        .into_iter()
+        .filter(|h| professionals.contains(&h.user))
+        .map(|h| h.allocation)
+        .collect();
+    for allocation in allocations.iter_mut() {
+        if allocation.access_type == AccessType::Analyzer
+            && uuid::Uuid::try_parse(&allocation.id).is_ok_and(|id| redundant.remove(&id))
+        {
+            allocation.user_also_professional = true;
+        }
+    }
+    // No run reads more than its memory allows: the rest wait for the next run.
+    let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
+    let mut ids: Vec<String> = redundant
+        .iter()
+        .map(|id| id.hyphenated().to_string())
+        .collect();
+    ids.sort_unstable();
+    ids.truncate(budget);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut fresh = client.allocations_by_id(AccessType::Analyzer, &ids).await?;
+    for allocation in &mut fresh {
+        allocation.user_also_professional = true;
+    }
+    allocations.extend(fresh);
+    Ok(())
+}
+
+/// Users earlier runs reclaimed who hold that access type again: per access type, one request for the allocations
+/// created since the oldest of those reclaims, matched by user.
+pub(super) async fn find_returns(
+    client: &QrsClient,
+    earlier: &[EarlierReclaim],
+    totals: &BTreeMap<AccessType, u64>,
+) -> Result<Vec<Returned>, QrsError> {
+    let mut by_type: BTreeMap<AccessType, HashMap<&UserIdentity, &EarlierReclaim>> =
+        BTreeMap::new();
+    for reclaim in earlier {
+        let users = by_type.entry(reclaim.access_type).or_default();
+        // A user reclaimed twice returned after the later reclaim, if at all.
+        let later = users
+            .get(&reclaim.user)
+            .is_none_or(|seen| seen.at < reclaim.at);
+        if later {
+            users.insert(&reclaim.user, reclaim);
+        }
+    }
+    let mut returns = Vec::new();
+    for (access_type, users) in by_type {
+        let Some(since) = users.values().map(|r| r.at).min() else {
+            continue;
+        };
+        let counted = match totals.get(&access_type) {
+            Some(&n) => n,
+            None => client.count(access_type).await?,
+        };
+        let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN;
+        let fresh = client
+            .allocations_created_since(access_type, since, counted, budget)
+            .await?;
+        let mut found: Vec<Returned> = fresh
+            .iter()
+            .filter_map(|a| {
+                let reclaim = users.get(&a.user)?;
+                let created = a.created?;
+                (created >= reclaim.at).then(|| Returned {
+                    user: reclaim.user.clone(),
+                    access_type,
+                    reclaimed_by: reclaim.run.clone(),
+                })
+            })
+            .collect();
+        found.sort_by(|a, b| a.user.cmp(&b.user));
+        found.dedup_by(|a, b| a.user == b.user);
+        returns.extend(found);
+    }
+    Ok(returns)
+}
