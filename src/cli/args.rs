@@ -101,6 +101,14 @@ pub(crate) struct RunArgs {
     /// Let the policy set site.tls.insecureSkipVerify (otherwise such a policy is invalid and nothing is sent).
     #[arg(long, env = "ALLOW_INSECURE_SKIP_VERIFY")]
     pub(crate) allow_insecure_skip_verify: bool,
+    /// With --policy: the notices pending between runs (spec.notice), read and written back. Needed when the
+    /// policy gives notice.
+    #[arg(long, value_name = "FILE", conflicts_with = "policy_ref")]
+    pub(crate) state: Option<PathBuf>,
+    /// With --policy: a folder holding the Secrets (and ConfigMap) the policy's notifications name, one folder per
+    /// name, one file per key, as Kubernetes mounts them: DIR/<name>/<key>.
+    #[arg(long, value_name = "DIR", conflicts_with = "policy_ref")]
+    pub(crate) secrets: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]

@@ -2,6 +2,7 @@
 //! that knows its exit code, so `main` stays a single call.
 
 mod args;
+mod notify_files;
 mod restore;
 mod run_file;
 mod run_ref;

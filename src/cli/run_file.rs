@@ -9,11 +9,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::args::RunArgs;
-use super::{CliError, print_report};
+use super::{CliError, notify_files, print_report};
 use crate::credentials::Credentials;
 use crate::k8s::shutdown::Shutdown;
+use crate::notice::Pending;
 use crate::policy::{self, LicenseCleanupPolicy, Permissions, RunResult, check_known_fields};
-use crate::run::{self, RunContext};
+use crate::run::{self, NotifyContext, RunContext};
 
 /// How often `run --policy FILE` reads its file again while it may delete.
 const POLICY_FILE_RECHECK: Duration = Duration::from_secs(2);
@@ -48,6 +49,30 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
     };
     let valid = policy::validate(&policy.spec, &permissions)
         .map_err(|e| CliError::Invalid(format!("invalid policy: {e}")))?;
+    let name = policy
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_else(|| "policy".into());
+    let notifier = match (&valid.notify, &args.secrets) {
+        (Some(spec), Some(dir)) => Some(notify_files::notifier(&name, spec, dir)?),
+        (Some(_), None) => {
+            return Err(CliError::Invalid(
+                "the policy notifies (spec.notify): give --secrets DIR with the Secrets it names"
+                    .into(),
+            ));
+        }
+        (None, _) => None,
+    };
+    let pending = match (&args.state, valid.notice_days) {
+        (_, 0) => Pending::default(),
+        (Some(state), _) => notify_files::read_state(state)?,
+        (None, _) => {
+            return Err(CliError::Invalid(
+                "the policy gives notice (spec.notice.days): give --state FILE to keep the notices between runs".into(),
+            ));
+        }
+    };
     let ctx = RunContext {
         credentials: &credentials,
         force_dry_run: args.dry_run,
@@ -59,10 +84,15 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         )),
         retry: None,
         earlier_reclaims: Vec::new(),
-        notify: None,
+        notify: notifier
+            .as_ref()
+            .map(|notifier| NotifyContext { notifier, pending }),
     };
     let report = run::execute(&valid, ctx).await;
     print_report(&report, args.output);
+    if let (Some(state), Some(notices)) = (&args.state, &report.notices) {
+        notify_files::write_state(state, notices)?;
+    }
     if report.result != RunResult::Succeeded {
         tracing::error!(run = %report.id, result = report.result.as_str(), "{}", report.message);
     }

@@ -55,6 +55,31 @@ pub fn secret_names(spec: &NotifySpec) -> Vec<String> {
     names
 }
 
+/// Where a policy's template overrides are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSource {
+    ConfigMap(String),
+    Secret(String),
+}
+
+/// The ConfigMap or Secret holding a policy's template overrides, if it names one.
+pub fn template_source(spec: &NotifySpec) -> Option<TemplateSource> {
+    let templates = spec.email.as_ref()?.templates.as_ref()?;
+    match (&templates.config_map_ref, &templates.secret_ref) {
+        (Some(map), _) => Some(TemplateSource::ConfigMap(map.name.clone())),
+        (None, Some(secret)) => Some(TemplateSource::Secret(secret.name.clone())),
+        (None, None) => None,
+    }
+}
+
+/// Template sources from a ConfigMap's or Secret's entries (text; other keys are ignored later).
+pub fn template_texts(entries: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, String> {
+    entries
+        .iter()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+        .collect()
+}
+
 /// A delivery and how it went, for metrics and Events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {

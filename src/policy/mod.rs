@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 pub use fields::{check_known_fields, last_applied_unknown_field};
 pub use status::{
-    ActiveRun, LicenseCleanupPolicyStatus, ReclaimedSeat, RunResult, RunStatus, RunSummary,
-    SeatCounts, TypeCounts,
+    ActiveRun, LicenseCleanupPolicyStatus, PendingNotice, ReclaimedSeat, RunResult, RunStatus,
+    RunSummary, SeatCounts, TypeCounts,
 };
 pub use valid::{InvalidPolicy, Permissions, ValidPolicy, rules, validate};
 
@@ -45,6 +45,7 @@ pub const RUN_NOW_ANNOTATION: &str = "licensing.reclaimer.dev/run-now";
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Last Run","type":"string","jsonPath":".status.lastRun.result"}"#,
     printcolumn = r#"{"name":"Reclaimed","type":"integer","jsonPath":".status.lastRun.totals.reclaimed"}"#,
+    printcolumn = r#"{"name":"Pending","type":"integer","jsonPath":".status.pendingNotices"}"#,
     printcolumn = r#"{"name":"Last Schedule","type":"date","jsonPath":".status.lastScheduleTime"}"#,
     printcolumn = r#"{"name":"Next Run","type":"string","jsonPath":".status.nextScheduleTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#

@@ -39,6 +39,54 @@ pub struct LicenseCleanupPolicyStatus {
     /// `holdSeconds` is void, so a runner that crashed cannot keep it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_run: Option<ActiveRun>,
+    /// Users warned (spec.notice) whose seats may go once their notice period has passed, if still unused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<PendingNotice>,
+    /// How many notices are pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_notices: Option<u64>,
+}
+
+/// A notice delivered to a user (spec.notice).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingNotice {
+    /// DIRECTORY\userId.
+    pub user: String,
+    pub access_type: String,
+    pub allocation_id: String,
+    /// The seat's last use when the user was warned (ISO 8601, or "never"); a different one cancels the notice.
+    pub last_used: String,
+    pub warned_at: Time,
+    /// The seat may go from this instant, if still unused.
+    pub reclaim_after: Time,
+}
+
+impl From<&crate::notice::Notice> for PendingNotice {
+    fn from(n: &crate::notice::Notice) -> Self {
+        PendingNotice {
+            user: n.user.clone(),
+            access_type: n.access_type.key().to_string(),
+            allocation_id: n.allocation_id.clone(),
+            last_used: n.last_used.clone(),
+            warned_at: Time(n.warned_at),
+            reclaim_after: Time(n.reclaim_after),
+        }
+    }
+}
+
+impl PendingNotice {
+    /// The engine's notice; `None` for an access type the program does not know (a hand-edited status).
+    pub fn to_notice(&self) -> Option<crate::notice::Notice> {
+        Some(crate::notice::Notice {
+            user: self.user.clone(),
+            access_type: crate::model::AccessType::from_key(&self.access_type)?,
+            allocation_id: self.allocation_id.clone(),
+            last_used: self.last_used.clone(),
+            warned_at: self.warned_at.0,
+            reclaim_after: self.reclaim_after.0,
+        })
+    }
 }
 
 /// A run's hold on its policy, renewed while the run goes on.

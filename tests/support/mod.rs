@@ -1,4 +1,6 @@
-//! A small, exactly known site and the plumbing to run policies against it.
+//! A small, exactly known site and the plumbing to run policies against it; a real SMTP server.
+
+pub mod smtp;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -72,7 +74,9 @@ fn populate(simulator: &Simulator) {
     use SimAccessType::{Analyzer, Professional};
     // Reclaimed: idle 90 days.
     add(
-        NewUser::new("CORP", "alice").name("Alice"),
+        NewUser::new("CORP", "alice")
+            .name("Alice")
+            .attribute("email", "alice@example.com"),
         Professional,
         Some(days_ago(now, 90)),
         old,
@@ -88,7 +92,7 @@ fn populate(simulator: &Simulator) {
     );
     // Reclaimed: never used, allocated 40 days ago.
     add(
-        NewUser::new("CORP", "carol"),
+        NewUser::new("CORP", "carol").attribute("email", "carol@example.com"),
         Analyzer,
         None,
         days_ago(now, 40),

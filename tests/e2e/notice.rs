@@ -1,0 +1,452 @@
+//! Notice before reclaim against the simulator and a real SMTP server (aiosmtpd): the first run warns, the next
+//! waits, after the notice period idle seats go and returning users stay; a failed delivery delays the reclaim;
+//! STARTTLS with a test certificate; webhooks. The clock is injected: a run's `now` is set, nothing sleeps.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp};
+use qlik_license_reclaimer::credentials::Credentials;
+use qlik_license_reclaimer::notice::{Notice, Pending};
+use qlik_license_reclaimer::notify::{Notifier, SecretEntries};
+use qlik_license_reclaimer::policy::{
+    self, EmailSpec, LicenseCleanupPolicySpec, NotifySpec, SecretKeyRef, SecretRef, WebhookFormat,
+    WebhookSpec,
+};
+use qlik_license_reclaimer::run::{self, NotifyContext, Outcome, RunContext, RunReport};
+use qrs_simulator::{NewUser, SimAccessType, Simulator};
+
+use crate::support::smtp::{SmtpOptions, SmtpServer};
+use crate::support::*;
+
+const SMTP_PASSWORD: &str = "smtp-pa55word-do-not-print";
+const WEBHOOK_TOKEN: &str = "T0KEN-in-the-webhook-url";
+
+fn days(n: i64) -> SignedDuration {
+    SignedDuration::from_hours(24 * n)
+}
+
+/// The default enforcing policy with 14 days' notice, mailing users and an administrator.
+fn notice_policy(sim: &Simulator) -> LicenseCleanupPolicySpec {
+    let mut spec = policy(sim);
+    spec.notice.days = 14;
+    spec.notify = Some(NotifySpec {
+        email: Some(EmailSpec {
+            smtp_secret_ref: SecretRef {
+                name: "smtp".into(),
+            },
+            users: true,
+            admins: vec!["qlik-admins@example.com".into()],
+            templates: None,
+        }),
+        webhooks: Vec::new(),
+    });
+    spec
+}
+
+fn smtp_secret(pairs: &[(&str, &str)]) -> SecretEntries {
+    let entries = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    BTreeMap::from([("smtp".to_string(), entries)])
+}
+
+fn plain_smtp(port: u16) -> SecretEntries {
+    smtp_secret(&[
+        ("host", "127.0.0.1"),
+        ("port", &port.to_string()),
+        ("from", "Qlik licences <qlik@example.com>"),
+        ("tls", "none"),
+    ])
+}
+
+/// One run at `now` with these notices pending; the report.
+async fn run_at(
+    sim: &Simulator,
+    spec: &LicenseCleanupPolicySpec,
+    notifier: &Notifier,
+    pending: &[Notice],
+    now: Timestamp,
+) -> RunReport {
+    let policy = policy::validate(spec, &Default::default()).expect("a valid policy");
+    let credentials = Credentials::from_entries(&credential_entries(sim)).expect("credentials");
+    let context = RunContext {
+        credentials: &credentials,
+        force_dry_run: false,
+        now,
+        observer: None,
+        stop: None,
+        retry: Some(fast_retries()),
+        earlier_reclaims: Vec::new(),
+        notify: Some(NotifyContext {
+            notifier,
+            pending: Pending::new(pending.iter().cloned()),
+        }),
+    };
+    run::execute(&policy, context).await
+}
+
+fn outcome_of(report: &RunReport, user: &str) -> Vec<Outcome> {
+    report
+        .decisions
+        .iter()
+        .filter(|e| e.user == user)
+        .map(|e| e.outcome)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warn_first_wait_then_reclaim_the_idle_and_spare_those_who_came_back() {
+    let sim = known_site().await;
+    // Ivan is idle too, but Qlik has no e-mail address for him: never warned, never reclaimed.
+    let ivan = sim
+        .site()
+        .add_user(NewUser::new("CORP", "ivan"))
+        .expect("ivan");
+    let now = sim.now();
+    sim.site()
+        .allocate(
+            SimAccessType::Professional,
+            ivan,
+            Some(now - days(100)),
+            now - days(400),
+            false,
+        )
+        .expect("allocated");
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let spec = notice_policy(&sim);
+    let notifier = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &plain_smtp(smtp.port),
+        &BTreeMap::new(),
+    )
+    .expect("notifier");
+
+    // 1. Everyone idle is warned; nothing is deleted.
+    let first = run_at(&sim, &spec, &notifier, &[], now).await;
+    assert!(sim.deletions().is_empty(), "{}", first.message);
+    assert_eq!(outcome_of(&first, "CORP\\alice"), [Outcome::Warned]);
+    assert_eq!(outcome_of(&first, "CORP\\carol"), [Outcome::Warned]);
+    assert_eq!(outcome_of(&first, "CORP\\ivan"), [Outcome::NoAddress]);
+    let to_alice = smtp.to("alice@example.com");
+    assert_eq!(to_alice.len(), 1);
+    let text = to_alice[0].text();
+    let reclaim_day = (now + days(14)).strftime("%Y-%m-%d").to_string();
+    assert!(text.contains("Hello Alice"), "{text}");
+    assert!(text.contains(&reclaim_day), "{text}");
+    assert!(text.contains("log in to Qlik Sense"), "{text}");
+    assert!(
+        text.contains("qlik-admins@example.com"),
+        "whom to ask: {text}"
+    );
+    assert_eq!(
+        smtp.to("qlik-admins@example.com").len(),
+        1,
+        "one summary per run that warns"
+    );
+    let pending = first.notices.clone().expect("notices to keep");
+    assert_eq!(pending.len(), 2);
+
+    // 2. Three days later: nothing new is sent, nothing is deleted.
+    let mails = smtp.messages().len();
+    let second = run_at(&sim, &spec, &notifier, &pending, now + days(3)).await;
+    assert!(sim.deletions().is_empty());
+    assert_eq!(outcome_of(&second, "CORP\\alice"), [Outcome::NoticeGiven]);
+    assert_eq!(
+        smtp.messages().len(),
+        mails,
+        "no second notice, no summary of a quiet run"
+    );
+    let pending = second.notices.clone().expect("notices kept");
+    assert_eq!(pending.len(), 2);
+
+    // 3. Carol logs in; after the notice period alice's seat goes, carol's stays, ivan's stays.
+    let carol = sim.site().find_user("CORP", "carol").expect("carol");
+    sim.site()
+        .login(carol, SimAccessType::Analyzer)
+        .expect("login");
+    let third = run_at(&sim, &spec, &notifier, &pending, now + days(15)).await;
+    assert_eq!(
+        deleted(&sim),
+        [("CORP\\alice".to_string(), SimAccessType::Professional)],
+        "{}",
+        third.message
+    );
+    assert_eq!(outcome_of(&third, "CORP\\ivan"), [Outcome::NoAddress]);
+    assert_eq!(
+        third.notices.as_deref().map(<[Notice]>::len),
+        Some(0),
+        "alice went, carol's notice ended with her login"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_that_cannot_be_delivered_keeps_the_seat_and_is_sent_again() {
+    let sim = known_site().await;
+    let now = sim.now();
+    let spec = notice_policy(&sim);
+    // Nothing listens on this port: the mail server is down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let down = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &plain_smtp(closed),
+        &BTreeMap::new(),
+    )
+    .expect("notifier");
+    let first = run_at(&sim, &spec, &down, &[], now).await;
+    assert_eq!(outcome_of(&first, "CORP\\alice"), [Outcome::NoticeFailed]);
+    assert!(first.deliveries.iter().any(|d| d.error.is_some()));
+    assert_eq!(first.notices.as_deref().map(<[Notice]>::len), Some(0));
+
+    // Long after: still no notice delivered, so still no reclaim.
+    let later = run_at(&sim, &spec, &down, &[], now + days(20)).await;
+    assert!(sim.deletions().is_empty(), "{}", later.message);
+    assert_eq!(outcome_of(&later, "CORP\\alice"), [Outcome::NoticeFailed]);
+
+    // The server is back: the users are warned (again), still nothing is deleted.
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let up = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &plain_smtp(smtp.port),
+        &BTreeMap::new(),
+    )
+    .expect("notifier");
+    let back = run_at(&sim, &spec, &up, &[], now + days(21)).await;
+    assert_eq!(outcome_of(&back, "CORP\\alice"), [Outcome::Warned]);
+    assert!(sim.deletions().is_empty());
+    assert_eq!(smtp.to("alice@example.com").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_with_a_test_certificate_and_authentication() {
+    let sim = known_site().await;
+    let pki = TestPki::new();
+    let smtp = SmtpServer::start(SmtpOptions {
+        tls: Some((&pki.cert, &pki.key)),
+        auth: Some(("robot", SMTP_PASSWORD)),
+    });
+    let mut spec = notice_policy(&sim);
+    spec.dry_run = false;
+    let secret = |ca: &str| {
+        smtp_secret(&[
+            ("host", "localhost"),
+            ("port", &smtp.port.to_string()),
+            ("from", "qlik@example.com"),
+            ("tls", "starttls"),
+            ("username", "robot"),
+            ("password", SMTP_PASSWORD),
+            ("ca.pem", ca),
+        ])
+    };
+    let notifier = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &secret(&pki.ca_pem),
+        &BTreeMap::new(),
+    )
+    .expect("notifier");
+    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    assert_eq!(
+        outcome_of(&report, "CORP\\alice"),
+        [Outcome::Warned],
+        "{:?}",
+        report.deliveries
+    );
+    let mail = smtp.to("alice@example.com");
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].tls && mail[0].authenticated, "{:?}", mail[0]);
+
+    // A server the CA does not vouch for gets nothing, and the password is in no message.
+    let other = TestPki::new();
+    let distrusting = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &secret(&other.ca_pem),
+        &BTreeMap::new(),
+    )
+    .expect("notifier");
+    let delivered = smtp.messages().len();
+    let refused = run_at(&sim, &spec, &distrusting, &[], sim.now()).await;
+    assert_eq!(outcome_of(&refused, "CORP\\carol"), [Outcome::NoticeFailed]);
+    assert_eq!(smtp.messages().len(), delivered);
+    let everything = format!("{:?}{:?}", refused.decisions, refused.deliveries);
+    assert!(!everything.contains(SMTP_PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_says_who_would_be_warned_and_sends_nothing() {
+    let sim = known_site().await;
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let mut spec = notice_policy(&sim);
+    spec.dry_run = true;
+    let notifier = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &plain_smtp(smtp.port),
+        &BTreeMap::new(),
+    )
+    .expect("notifier");
+    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    assert_eq!(outcome_of(&report, "CORP\\alice"), [Outcome::WouldWarn]);
+    assert!(smtp.messages().is_empty());
+    assert!(
+        report.notices.is_none(),
+        "a dry run leaves the notices as they were"
+    );
+    assert!(sim.deletions().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_render_the_users_data_and_webhooks_hear_of_the_run() {
+    use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
+    let sim = known_site().await;
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    // A receiver: the Slack hook answers 200, the broken one 500 every time.
+    let received: Received = Arc::default();
+    let app = Router::new()
+        .route(
+            "/slack/{token}",
+            post(
+                |State(seen): State<Received>, Json(body): Json<serde_json::Value>| async move {
+                    seen.lock().unwrap().push(("slack".into(), body));
+                    StatusCode::OK
+                },
+            ),
+        )
+        .route(
+            "/broken/{token}",
+            post(
+                |State(seen): State<Received>, Json(body): Json<serde_json::Value>| async move {
+                    seen.lock().unwrap().push(("broken".into(), body));
+                    StatusCode::INTERNAL_SERVER_ERROR
+                },
+            ),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut spec = notice_policy(&sim);
+    let notify = spec.notify.as_mut().unwrap();
+    notify.webhooks = vec![
+        WebhookSpec {
+            secret_ref: SecretKeyRef {
+                name: "hooks".into(),
+                key: "slack".into(),
+            },
+            format: WebhookFormat::Slack,
+        },
+        WebhookSpec {
+            secret_ref: SecretKeyRef {
+                name: "hooks".into(),
+                key: "broken".into(),
+            },
+            format: WebhookFormat::Json,
+        },
+    ];
+    let mut secrets = plain_smtp(smtp.port);
+    secrets.insert(
+        "hooks".into(),
+        BTreeMap::from([
+            (
+                "slack".to_string(),
+                format!("http://{address}/slack/{WEBHOOK_TOKEN}").into_bytes(),
+            ),
+            (
+                "broken".to_string(),
+                format!("http://{address}/broken/{WEBHOOK_TOKEN}").into_bytes(),
+            ),
+        ]),
+    );
+    let templates = BTreeMap::from([(
+        "notice.txt".to_string(),
+        "Dear {{ user.name }} ({{ user.id }}): your {{ access_type }} seat, unused since {{ last_used }}, goes on {{ reclaim_after }}.".to_string(),
+    )]);
+    let notifier = Notifier::new("site", spec.notify.as_ref().unwrap(), &secrets, &templates)
+        .expect("notifier")
+        .with_webhook_backoff(std::time::Duration::from_millis(5));
+    let now = sim.now();
+    let report = run_at(&sim, &spec, &notifier, &[], now).await;
+    let mail = smtp.to("alice@example.com");
+    let expected = format!(
+        "Dear Alice (CORP\\alice): your professional seat, unused since {}, goes on {}.",
+        (now - days(90)).strftime("%Y-%m-%d"),
+        (now + days(14)).strftime("%Y-%m-%d")
+    );
+    assert!(mail[0].text().contains(&expected), "{}", mail[0].text());
+
+    let seen = received.lock().unwrap().clone();
+    let slack: Vec<_> = seen.iter().filter(|(k, _)| k == "slack").collect();
+    assert_eq!(slack.len(), 1);
+    let text = slack[0].1["text"].as_str().unwrap_or_default();
+    assert!(text.contains("2 warned"), "{text}");
+    // The broken hook was tried three times, then reported; the run went on.
+    assert_eq!(seen.iter().filter(|(k, _)| k == "broken").count(), 3);
+    let failed: Vec<_> = report
+        .deliveries
+        .iter()
+        .filter(|d| d.error.is_some())
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", report.deliveries);
+    assert!(
+        failed[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("500")
+    );
+    let everything = format!(
+        "{:?}{:?}{}",
+        report.deliveries, report.decisions, report.message
+    );
+    assert!(
+        !everything.contains(WEBHOOK_TOKEN),
+        "the webhook URL leaked: {everything}"
+    );
+}
+
+/// What the webhook receiver got: which hook, and the body.
+type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
+/// A CA and a server certificate for localhost, as PEM files.
+struct TestPki {
+    _dir: tempfile::TempDir,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    ca_pem: String,
+}
+
+impl TestPki {
+    fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let key = KeyPair::generate().expect("server key");
+        let params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let cert = params.signed_by(&key, &issuer).expect("server certificate");
+        let dir = tempfile::tempdir().expect("dir");
+        let cert_path = dir.path().join("server.pem");
+        let key_path = dir.path().join("server.key");
+        std::fs::write(&cert_path, cert.pem()).expect("write");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write");
+        TestPki {
+            _dir: dir,
+            cert: cert_path,
+            key: key_path,
+            ca_pem: ca.pem(),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+"""A real SMTP server for the tests (aiosmtpd). Each message is written to --dir as one JSON file (envelope, whether
+TLS and authentication were used, the raw message) before the server answers 250, so a client that got its answer
+finds the file. With --tls-cert/--tls-key it requires STARTTLS; with --user/--password it requires authentication.
+Prints READY once listening; stops when its standard input closes (the test that started it ended)."""
+
+import argparse
+import json
+import os
+import ssl
+import sys
+import uuid
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+class Save:
+    def __init__(self, out):
+        self.out = out
+
+    async def handle_DATA(self, server, session, envelope):
+        record = {
+            "from": envelope.mail_from,
+            "to": envelope.rcpt_tos,
+            "tls": session.ssl is not None,
+            "authenticated": bool(session.authenticated),
+            "data": envelope.content.decode("utf-8", "replace"),
+        }
+        name = uuid.uuid4().hex
+        path = os.path.join(self.out, name + ".json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(record, f)
+        os.rename(path + ".tmp", path)
+        return "250 Message accepted"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--user")
+    parser.add_argument("--password")
+    args = parser.parse_args()
+
+    tls = None
+    if args.tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == args.user
+            and auth_data.password.decode() == args.password
+        )
+        return AuthResult(success=ok)
+
+    controller = Controller(
+        Save(args.dir),
+        hostname="127.0.0.1",
+        port=args.port,
+        tls_context=tls,
+        require_starttls=tls is not None,
+        authenticator=authenticate if args.user else None,
+        auth_required=bool(args.user),
+        auth_require_tls=tls is not None,
+    )
+    controller.start()
+    print("READY", flush=True)
+    sys.stdin.read()
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()
