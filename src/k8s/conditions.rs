@@ -51,6 +51,10 @@ pub(crate) enum Reason {
     SecretInvalid,
     /// Not ready: the API server refused or failed a request the run needed.
     ApiError,
+    /// Not ready: the notification settings (spec.notify) cannot be used: a Secret, a key or a template.
+    NotificationsInvalid,
+    /// An Event: notices or summaries could not be delivered.
+    NotificationFailed,
     /// Running: a run is in progress.
     Running,
     /// Not running.
@@ -84,6 +88,8 @@ impl Reason {
             Reason::SecretUnreadable => "SecretUnreadable",
             Reason::SecretInvalid => "SecretInvalid",
             Reason::ApiError => "ApiError",
+            Reason::NotificationsInvalid => "NotificationsInvalid",
+            Reason::NotificationFailed => "NotificationFailed",
             Reason::Running => "Running",
             Reason::Idle => "Idle",
             Reason::Verified => "Verified",

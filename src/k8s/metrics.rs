@@ -52,6 +52,16 @@ pub(crate) struct ReclaimLabels {
 const RECLAIM_REASONS: [&str; 3] = ["idle", "leaver", "redundant"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct NotificationLabels {
+    pub namespace: String,
+    pub policy: String,
+    /// "email" or "webhook".
+    pub channel: String,
+    /// "delivered" or "failed".
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct SeatLabels {
     pub namespace: String,
     pub policy: String,
@@ -85,6 +95,8 @@ pub(crate) struct Metrics {
     pub reclaimed: Family<ReclaimLabels, Counter>,
     pub reclaim_failures: Family<TypeLabels, Counter>,
     pub returned: Family<TypeLabels, Counter>,
+    pub notifications: Family<NotificationLabels, Counter>,
+    pub pending: Family<TypeLabels, Gauge>,
     pub candidates: Family<TypeLabels, Gauge>,
     pub excluded: Family<TypeLabels, Gauge>,
     pub unknown: Family<TypeLabels, Gauge>,
@@ -127,6 +139,8 @@ impl Metrics {
             runs: "runs", "Policy runs by result (Succeeded, Failed, Aborted)", Family::default();
             reclaimed: "reclaimed", "Seats reclaimed; dry_run=\"true\" counts seats a dry run would have reclaimed", Family::default();
             reclaim_failures: "reclaim_failures", "Deallocations that failed after retries", Family::default();
+            notifications: "notifications", "Notices and run summaries sent, by channel (email, webhook) and result (delivered, failed)", Family::default();
+            pending: "pending", "Notices given (spec.notice) whose seats wait for the end of their notice period", Family::default();
             returned: "returned", "Users an earlier recorded run reclaimed who hold that access type again (a threshold too tight, or a licence rule handing seats back)", Family::default();
             candidates: "candidates", "Inactive, in-scope, not excluded allocations found by the last run", Family::default();
             excluded: "excluded", "Inactive allocations kept by an exclusion or the scope in the last run", Family::default();
@@ -222,6 +236,24 @@ impl Metrics {
                     .set(counts.allocated as i64);
             }
         }
+        for delivery in &report.deliveries {
+            let result = if delivery.error.is_some() {
+                "failed"
+            } else {
+                "delivered"
+            };
+            self.notifications
+                .get_or_create(&NotificationLabels {
+                    namespace: namespace.into(),
+                    policy: policy.into(),
+                    channel: delivery.channel.into(),
+                    result: result.into(),
+                })
+                .inc();
+        }
+        if let Some(notices) = &report.notices {
+            self.set_pending(namespace, policy, notices.iter().map(|n| n.access_type));
+        }
         for returned in &report.returns {
             self.returned
                 .get_or_create(&type_labels(returned.access_type))
@@ -297,6 +329,41 @@ impl Metrics {
         }
         if let Some(t) = last_run {
             self.last_run.get_or_create(&p).set(seconds(t));
+        }
+    }
+
+    /// The pending notices per access type (every type the policy had before is set, to zero when none is left).
+    pub(crate) fn set_pending(
+        &self,
+        namespace: &str,
+        policy: &str,
+        access_types: impl Iterator<Item = AccessType>,
+    ) {
+        let mut counts: std::collections::BTreeMap<AccessType, i64> =
+            std::collections::BTreeMap::new();
+        for t in access_types {
+            *counts.entry(t).or_default() += 1;
+        }
+        for t in [
+            AccessType::Professional,
+            AccessType::Analyzer,
+            AccessType::User,
+        ] {
+            let labels = TypeLabels {
+                namespace: namespace.into(),
+                policy: policy.into(),
+                access_type: t.key().into(),
+            };
+            match counts.get(&t) {
+                Some(&n) => {
+                    self.pending.get_or_create(&labels).set(n);
+                }
+                None => {
+                    if let Some(g) = self.pending.get(&labels) {
+                        g.set(0);
+                    }
+                }
+            }
         }
     }
 

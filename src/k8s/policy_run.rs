@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::events::Recorder;
 use kube::{Api, Client};
 
@@ -17,10 +17,12 @@ use super::records::{Records, earlier_reclaims, too_many_returns};
 use super::shutdown::Shutdown;
 use super::status::{self, time, update_status};
 use crate::credentials::{Credentials, CredentialsError};
+use crate::notice::Pending;
+use crate::notify::{self, Notifier, SecretEntries, TemplateSource};
 use crate::policy::{ActiveRun, LicenseCleanupPolicy, LicenseCleanupPolicyStatus, RunResult};
 use crate::policy::{InvalidPolicy, Permissions, ValidPolicy, last_applied_unknown_field};
 use crate::record::{POLICY_LABEL, RunRecord};
-use crate::run::{self, RunContext, RunReport};
+use crate::run::{self, NotifyContext, RunContext, RunReport};
 use crate::schedule::Schedule;
 
 /// Why a run could not start. Each maps to a `Ready=False` reason an administrator can act on.
@@ -40,6 +42,8 @@ pub(crate) enum StartError {
     },
     #[error("{0}")]
     Api(String),
+    #[error("notifications (spec.notify): {0}")]
+    Notifications(String),
     #[error("Secret {namespace}/{name}: {source}")]
     SecretInvalid {
         namespace: String,
@@ -57,6 +61,7 @@ impl StartError {
             StartError::SecretNotFound { .. } => Reason::SecretNotFound,
             StartError::SecretUnreadable { .. } => Reason::SecretUnreadable,
             StartError::SecretInvalid { .. } => Reason::SecretInvalid,
+            StartError::Notifications(_) => Reason::NotificationsInvalid,
         }
     }
 }
@@ -80,6 +85,20 @@ pub(crate) async fn load_credentials(
     namespace: &str,
     name: &str,
 ) -> Result<Credentials, StartError> {
+    let entries = read_secret(client, namespace, name).await?;
+    Credentials::from_entries(&entries).map_err(|source| StartError::SecretInvalid {
+        namespace: namespace.into(),
+        name: name.into(),
+        source,
+    })
+}
+
+/// A Secret's entries, `data` and `stringData` alike.
+pub(crate) async fn read_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<BTreeMap<String, Vec<u8>>, StartError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = match secrets.get_opt(name).await {
         Ok(Some(secret)) => secret,
@@ -104,11 +123,43 @@ pub(crate) async fn load_credentials(
     for (key, value) in secret.string_data.unwrap_or_default() {
         entries.insert(key, value.into_bytes());
     }
-    Credentials::from_entries(&entries).map_err(|source| StartError::SecretInvalid {
-        namespace: namespace.into(),
-        name: name.into(),
-        source,
-    })
+    Ok(entries)
+}
+
+/// The policy's notification channels, from the Secrets (and template ConfigMap) it names, read at every run.
+async fn load_notifier(
+    client: &Client,
+    namespace: &str,
+    policy: &str,
+    spec: &crate::policy::NotifySpec,
+) -> Result<Notifier, StartError> {
+    let mut secrets = SecretEntries::new();
+    for name in notify::secret_names(spec) {
+        let entries = read_secret(client, namespace, &name).await?;
+        secrets.insert(name, entries);
+    }
+    let templates = match notify::template_source(spec) {
+        Some(TemplateSource::Secret(name)) => {
+            notify::template_texts(&read_secret(client, namespace, &name).await?)
+        }
+        Some(TemplateSource::ConfigMap(name)) => {
+            let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+            let map = maps.get_opt(&name).await.map_err(|e| {
+                StartError::Notifications(format!(
+                    "ConfigMap {namespace}/{name} cannot be read: {e}"
+                ))
+            })?;
+            let map = map.ok_or_else(|| {
+                StartError::Notifications(format!(
+                    "ConfigMap {namespace}/{name} (spec.notify.email.templates) not found"
+                ))
+            })?;
+            map.data.unwrap_or_default().into_iter().collect()
+        }
+        None => BTreeMap::new(),
+    };
+    Notifier::new(policy, spec, &secrets, &templates)
+        .map_err(|e| StartError::Notifications(e.to_string()))
 }
 
 /// What a run answers; checked against the resource as it is now, so a reconcile working from a cache that
@@ -189,6 +240,21 @@ pub(crate) async fn run_policy(
         Ok(checked) => checked,
         Err(error) => return Err(run.start_failed(error).await),
     };
+    let notifier = match &valid.notify {
+        Some(spec) => match load_notifier(ctx.client, namespace, name, spec).await {
+            Ok(notifier) => Some(notifier),
+            Err(error) => return Err(run.start_failed(error).await),
+        },
+        None => None,
+    };
+    // The notices earlier runs gave, as the status keeps them.
+    let pending = Pending::new(
+        run.policy
+            .status
+            .iter()
+            .flat_map(|s| &s.notices)
+            .filter_map(|n| n.to_notice()),
+    );
     let (stop, watching) = watch_for_stop(StopWatch {
         api: run.api.clone(),
         name: name.to_string(),
@@ -214,7 +280,9 @@ pub(crate) async fn run_policy(
         stop: Some(stop),
         retry: None,
         earlier_reclaims: earlier,
-        notify: None,
+        notify: notifier
+            .as_ref()
+            .map(|notifier| NotifyContext { notifier, pending }),
     };
     let report = run::execute(&valid, context).await;
     watching.abort();
@@ -419,6 +487,26 @@ impl HeldRun<'_> {
         }
         let (reason, note) = run_event(report);
         publish(self.ctx.recorder, &self.policy, reason, note).await;
+        let failed: Vec<&str> = report
+            .deliveries
+            .iter()
+            .filter_map(|d| d.error.as_deref())
+            .collect();
+        if let Some(first) = failed.first() {
+            let note = format!(
+                "{} of {} notifications of run {} were not delivered (the run went on; a seat whose notice failed is kept and warned again next run). First: {first}",
+                failed.len(),
+                report.deliveries.len(),
+                report.id
+            );
+            publish(
+                self.ctx.recorder,
+                &self.policy,
+                Reason::NotificationFailed,
+                note,
+            )
+            .await;
+        }
         let history_limit = self.policy.spec.history_limit;
         self.keep_record(report, records, history_limit).await;
         let written = update_status(&self.api, name, |policy, status| {

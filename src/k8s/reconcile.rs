@@ -171,6 +171,14 @@ fn register_metrics(
         status.last_successful_time.as_ref().map(|t| t.0),
         status.last_run.as_ref().map(|r| r.completion_time.0),
     );
+    // Pending notices live in the status: after a restart or a change of leader the gauge says them again.
+    if policy.spec.notice.days > 0 || !status.notices.is_empty() {
+        let types = status
+            .notices
+            .iter()
+            .filter_map(|n| crate::model::AccessType::from_key(&n.access_type));
+        ctx.metrics.set_pending(namespace, name, types);
+    }
 }
 
 /// Ready=False with the reason, and a Warning Event the first time this message is seen. The Event goes first, as

@@ -77,6 +77,15 @@ pub(crate) fn after_run(
         status.last_successful_time = Some(Time(report.completion_time));
     }
     status.next_schedule_time = next_run.map(Time);
+    // Notices change only when the run says so (a dry run or a failed run leaves them as they were).
+    if let Some(notices) = &report.notices {
+        status.notices = notices
+            .iter()
+            .map(crate::policy::PendingNotice::from)
+            .collect();
+    }
+    status.pending_notices = (!status.notices.is_empty() || status.pending_notices.is_some())
+        .then_some(status.notices.len() as u64);
     let ready = ConditionUpdate::after_run(report.result, report.dry_run, report.message.clone());
     let running = ConditionUpdate::idle(format!("run {} finished", report.id));
     status.conditions = merge_conditions(

@@ -10,6 +10,7 @@
 
 mod chart;
 mod control_plane;
+mod notice;
 mod observability;
 mod operator;
 mod records;

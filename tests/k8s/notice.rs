@@ -1,0 +1,149 @@
+//! Notice before reclaim on the real API server: the notices live in the policy's status, survive a controller
+//! restart, show in `kubectl get lcp`'s column and the pending gauge, and the seat goes only once its notice
+//! period has passed (the clock is moved by writing the status, as time would; nothing sleeps).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use qlik_license_reclaimer::policy::{EmailSpec, LicenseCleanupPolicy, NotifySpec, SecretRef};
+use qrs_simulator::SimAccessType;
+
+use crate::control_plane::ControlPlane;
+use crate::operator::{
+    ControllerProcess, create_policy, ensure_installed, http_get, known_site_namespace,
+    last_run_id, run_now, wait_for, wait_metrics_up,
+};
+use crate::support;
+use crate::support::smtp::{SmtpOptions, SmtpServer};
+use crate::{TestResult, register, run};
+
+fn pending_notices(p: &LicenseCleanupPolicy) -> Option<u64> {
+    p.status.as_ref().and_then(|s| s.pending_notices)
+}
+
+fn notices_survive_a_restart_and_the_seat_goes_after_its_notice(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = known_site_namespace(cp, "notice").await?;
+        let smtp =
+            tokio::task::spawn_blocking(|| SmtpServer::start(SmtpOptions::default())).await?;
+        let secrets: Api<Secret> = Api::namespaced(admin.clone(), &namespace);
+        let entries = [
+            ("host", "127.0.0.1".to_string()),
+            ("port", smtp.port.to_string()),
+            ("from", "qlik@example.com".to_string()),
+            ("tls", "none".to_string()),
+        ];
+        secrets
+            .create(
+                &PostParams::default(),
+                &Secret {
+                    metadata: ObjectMeta {
+                        name: Some("smtp".into()),
+                        ..Default::default()
+                    },
+                    data: Some(
+                        entries
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
+                            .collect::<BTreeMap<_, _>>(),
+                    ),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut spec = support::policy(&sim);
+        spec.notice.days = 14;
+        spec.notify = Some(NotifySpec {
+            email: Some(EmailSpec {
+                smtp_secret_ref: SecretRef {
+                    name: "smtp".into(),
+                },
+                users: true,
+                admins: vec!["qlik-admins@example.com".into()],
+                templates: None,
+            }),
+            webhooks: Vec::new(),
+        });
+        create_policy(&admin, &namespace, "site", spec).await?;
+        let mut controller = ControllerProcess::start(cp, &namespace, &[])?;
+
+        // The first run warns alice and carol and deletes nothing.
+        run_now(&admin, &namespace, "site", "1").await?;
+        let policy = wait_for(&admin, &namespace, "site", "the first run", |p| {
+            last_run_id(p).is_some()
+        })
+        .await?;
+        if pending_notices(&policy) != Some(2) || !sim.deletions().is_empty() {
+            return Err(format!("after the first run: {:?}", policy.status).into());
+        }
+        if smtp.to("alice@example.com").len() != 1 || smtp.to("qlik-admins@example.com").len() != 1
+        {
+            return Err(format!("mails: {:?}", smtp.messages()).into());
+        }
+
+        // A new controller: the notices are read back from the status.
+        controller.kill();
+        let controller = ControllerProcess::start(cp, &namespace, &[])?;
+        wait_metrics_up(&controller).await?;
+
+        // Within the notice period: nothing new is sent, nothing deleted.
+        let mails = smtp.messages().len();
+        let first = last_run_id(&policy);
+        run_now(&admin, &namespace, "site", "2").await?;
+        let policy = wait_for(&admin, &namespace, "site", "the second run", |p| {
+            last_run_id(p) != first
+        })
+        .await?;
+        if smtp.messages().len() != mails
+            || !sim.deletions().is_empty()
+            || pending_notices(&policy) != Some(2)
+        {
+            return Err(format!("within the notice period: {:?}", policy.status).into());
+        }
+        let metrics = http_get(controller.metrics_port, "/metrics").await?;
+        let gauge = format!(
+            "qlik_reclaimer_pending{{namespace=\"{namespace}\",policy=\"site\",access_type=\"professional\"}} 1"
+        );
+        if !metrics.contains(&gauge) {
+            return Err(format!("{gauge} not in the metrics").into());
+        }
+
+        // Fifteen days pass for the notices; carol logs in meanwhile. Alice's seat goes, carol's stays.
+        let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
+        let mut notices = policy.status.clone().unwrap_or_default().notices;
+        let fifteen_days = jiff::SignedDuration::from_hours(24 * 15);
+        for n in &mut notices {
+            n.warned_at = Time(n.warned_at.0 - fifteen_days);
+            n.reclaim_after = Time(n.reclaim_after.0 - fifteen_days);
+        }
+        api.patch_status(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"notices": notices}})),
+        )
+        .await?;
+        let carol = sim.site().find_user("CORP", "carol").ok_or("carol")?;
+        sim.site()
+            .login(carol, SimAccessType::Analyzer)
+            .map_err(|e| format!("{e:?}"))?;
+        let second = last_run_id(&policy);
+        run_now(&admin, &namespace, "site", "3").await?;
+        let policy = wait_for(&admin, &namespace, "site", "the third run", |p| {
+            last_run_id(p) != second
+        })
+        .await?;
+        if support::deleted(&sim) != [("CORP\\alice".to_string(), SimAccessType::Professional)] {
+            return Err(format!("deleted {:?}", support::deleted(&sim)).into());
+        }
+        if pending_notices(&policy) != Some(0) {
+            return Err(format!("notices after the reclaim: {:?}", policy.status).into());
+        }
+        Ok(())
+    })
+}
+register!(notices_survive_a_restart_and_the_seat_goes_after_its_notice);
