@@ -55,14 +55,7 @@ impl AccessType {
 
     /// The access type a key names (the reverse of [`AccessType::key`]).
     pub fn from_key(key: &str) -> Option<Self> {
-        [
-            AccessType::Professional,
-            AccessType::Analyzer,
-            AccessType::User,
-            AccessType::Login,
-        ]
-        .into_iter()
-        .find(|t| t.key() == key)
+        AccessType::ALL.into_iter().find(|t| t.key() == key)
     }
 
     /// Whether a single allocation of this type belongs to one user and can be deallocated.

@@ -318,6 +318,17 @@ impl Metrics {
             };
             let _ = self.reclaim_failures.get_or_create(&labels);
             let _ = self.returned.get_or_create(&labels);
+            let _ = self.pending.get_or_create(&labels);
+        }
+        for channel in ["email", "webhook"] {
+            for result in ["delivered", "failed"] {
+                let _ = self.notifications.get_or_create(&NotificationLabels {
+                    namespace: namespace.into(),
+                    policy: policy.into(),
+                    channel: channel.into(),
+                    result: result.into(),
+                });
+            }
         }
         let p = PolicyLabels {
             namespace: namespace.into(),
@@ -435,6 +446,7 @@ impl Metrics {
             self.excluded.remove(&labels);
             self.unknown.remove(&labels);
             self.allocations.remove(&labels);
+            self.pending.remove(&labels);
             for state in ["total", "allocated", "available", "quarantined", "excess"] {
                 self.seats.remove(&SeatLabels {
                     namespace: namespace.into(),

@@ -450,3 +450,84 @@ impl TestPki {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_a_laptop_the_notices_are_kept_in_a_state_file() {
+    let sim = known_site().await;
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let dir = tempfile::tempdir().expect("dir");
+    sim.write_credentials(&dir.path().join("creds"))
+        .expect("credentials");
+    let spec = notice_policy(&sim);
+    let manifest =
+        serde_yaml::to_string(&policy::LicenseCleanupPolicy::new("site", spec)).expect("yaml");
+    std::fs::write(dir.path().join("policy.yaml"), manifest).expect("policy");
+    let smtp_dir = dir.path().join("secrets/smtp");
+    std::fs::create_dir_all(&smtp_dir).expect("secrets");
+    for (key, value) in [
+        ("host", "127.0.0.1".to_string()),
+        ("port", smtp.port.to_string()),
+        ("from", "qlik@example.com".to_string()),
+        ("tls", "none".to_string()),
+    ] {
+        std::fs::write(smtp_dir.join(key), value).expect("key");
+    }
+    let path = |p: &str| dir.path().join(p).display().to_string();
+    let run = |extra: Vec<String>| {
+        let mut args = vec![
+            "run".to_string(),
+            "--policy".into(),
+            path("policy.yaml"),
+            "--credentials".into(),
+            path("creds"),
+        ];
+        args.extend(extra);
+        tokio::task::spawn_blocking(move || {
+            assert_cmd::Command::cargo_bin("qlik-license-reclaimer")
+                .expect("binary")
+                .args(&args)
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("runs")
+        })
+    };
+    // Without a state file the notices would be lost: refused before anything is sent.
+    let out = run(vec!["--secrets".into(), path("secrets")])
+        .await
+        .expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(smtp.messages().is_empty());
+
+    let args = vec![
+        "--secrets".into(),
+        path("secrets"),
+        "--state".into(),
+        path("notices.json"),
+    ];
+    let out = run(args.clone()).await.expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("notices.json")).expect("state"))
+            .expect("JSON");
+    assert_eq!(
+        state["notices"].as_array().map(Vec::len),
+        Some(2),
+        "{state}"
+    );
+    assert_eq!(smtp.to("alice@example.com").len(), 1);
+    assert!(sim.deletions().is_empty());
+    // The next run reads them back: no second notice.
+    let out = run(args).await.expect("join");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(smtp.to("alice@example.com").len(), 1);
+}
