@@ -138,3 +138,35 @@ pub(crate) async fn update_status(
 pub(super) fn time(t: jiff::Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::notice::{Notice, reclaim_after};
+    use crate::policy::{LicenseCleanupPolicyStatus, PendingNotice};
+
+    /// The most notices a status holds, with long user names, stay well inside one etcd object (1.5 MiB) beside
+    /// everything else the status carries.
+    #[test]
+    fn the_most_notices_a_status_keeps_fit_in_an_object() {
+        let warned = crate::testing::ts("2026-12-01T09:00:00Z");
+        let notices: Vec<PendingNotice> = (0..crate::policy::MAX_RECLAIMS_PER_RUN)
+            .map(|i| {
+                PendingNotice::from(&Notice {
+                    user: format!("CORPORATE-EMEA\\firstname.lastname{i:05}@example-company.com"),
+                    access_type: crate::model::AccessType::Professional,
+                    allocation_id: format!("0f2c6d8e-1a2b-4c3d-9e8f-{i:012}"),
+                    last_used: "2026-01-31T19:44:28.951Z".into(),
+                    warned_at: warned,
+                    reclaim_after: reclaim_after(warned, 14),
+                })
+            })
+            .collect();
+        let status = LicenseCleanupPolicyStatus {
+            notices,
+            pending_notices: Some(2000),
+            ..Default::default()
+        };
+        let bytes = serde_json::to_vec(&status).expect("json").len();
+        assert!(bytes < 700 * 1024, "{bytes} bytes");
+    }
+}

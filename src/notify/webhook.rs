@@ -134,3 +134,48 @@ fn teams(title: &str, summary: &str, record: &RunRecord) -> Value {
         }],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn teams_gets_an_adaptive_card_with_the_counts_and_slack_a_text() {
+        let record: RunRecord = serde_json::from_value(json!({
+            "id": "r1", "result": "Succeeded", "dryRun": false,
+            "startTime": "2026-12-01T09:00:00.000000Z", "completionTime": "2026-12-01T09:00:05.000000Z",
+            "message": "reclaimed 3 of 3 candidate seats",
+            "totals": {"allocated": 10, "candidates": 3, "reclaimed": 3, "failed": 0, "excluded": 0},
+            "decisions": [], "kept": {}, "returned": 0
+        }))
+        .expect("a record");
+        let card = teams("Qlik licences", "3 reclaimed", &record);
+        let attachment = &card["attachments"][0];
+        assert_eq!(
+            attachment["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
+        assert_eq!(attachment["content"]["type"], "AdaptiveCard");
+        let facts = &attachment["content"]["body"][2]["facts"];
+        assert!(
+            facts.as_array().is_some_and(|f| f
+                .iter()
+                .any(|f| f["title"] == "Reclaimed" && f["value"] == "3")),
+            "{facts}"
+        );
+        assert_eq!(
+            slack("Qlik licences", "3 reclaimed")["text"],
+            "*Qlik licences*\n3 reclaimed"
+        );
+    }
+
+    #[test]
+    fn a_url_that_is_no_web_address_is_refused_without_repeating_it() {
+        for url in ["not a url TOKEN123", "ftp://example.com/TOKEN123"] {
+            let Err(e) = Webhook::new(url, WebhookFormat::Slack) else {
+                panic!("{url} accepted")
+            };
+            assert!(!e.to_string().contains("TOKEN123"), "{e}");
+        }
+    }
+}

@@ -231,6 +231,7 @@ async fn starttls_with_a_test_certificate_and_authentication() {
     let smtp = SmtpServer::start(SmtpOptions {
         tls: Some((&pki.cert, &pki.key)),
         auth: Some(("robot", SMTP_PASSWORD)),
+        implicit_tls: false,
     });
     let mut spec = notice_policy(&sim);
     spec.dry_run = false;
@@ -278,6 +279,35 @@ async fn starttls_with_a_test_certificate_and_authentication() {
     assert_eq!(smtp.messages().len(), delivered);
     let everything = format!("{:?}{:?}", refused.decisions, refused.deliveries);
     assert!(!everything.contains(SMTP_PASSWORD));
+
+    // TLS from the first byte (tls: tls), as on port 465.
+    let smtps = SmtpServer::start(SmtpOptions {
+        tls: Some((&pki.cert, &pki.key)),
+        auth: None,
+        implicit_tls: true,
+    });
+    let implicit = smtp_secret(&[
+        ("host", "localhost"),
+        ("port", &smtps.port.to_string()),
+        ("from", "qlik@example.com"),
+        ("tls", "tls"),
+        ("ca.pem", &pki.ca_pem),
+    ]);
+    let notifier = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &implicit,
+        &BTreeMap::new(),
+    )
+    .expect("notifier");
+    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    assert_eq!(
+        outcome_of(&report, "CORP\\alice"),
+        [Outcome::Warned],
+        "{:?}",
+        report.deliveries
+    );
+    assert_eq!(smtps.to("alice@example.com").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,8 @@ pub struct SmtpOptions<'a> {
     pub tls: Option<(&'a Path, &'a Path)>,
     /// User and password: authentication is required.
     pub auth: Option<(&'a str, &'a str)>,
+    /// With `tls`: TLS from the first byte (SMTPS, port 465 style) instead of STARTTLS.
+    pub implicit_tls: bool,
 }
 
 impl SmtpServer {
@@ -71,6 +73,9 @@ impl SmtpServer {
                 .arg(cert)
                 .arg("--tls-key")
                 .arg(key);
+            if options.implicit_tls {
+                command.arg("--implicit-tls");
+            }
         }
         if let Some((user, password)) = options.auth {
             command.args(["--user", user, "--password", password]);

@@ -1,6 +1,6 @@
 """A real SMTP server for the tests (aiosmtpd). Each message is written to --dir as one JSON file (envelope, whether
 TLS and authentication were used, the raw message) before the server answers 250, so a client that got its answer
-finds the file. With --tls-cert/--tls-key it requires STARTTLS; with --user/--password it requires authentication.
+finds the file. With --tls-cert/--tls-key it requires STARTTLS (with --implicit-tls, TLS from the first byte); with --user/--password it requires authentication.
 Prints READY once listening; stops when its standard input closes (the test that started it ended)."""
 
 import argparse
@@ -22,7 +22,7 @@ class Save:
         record = {
             "from": envelope.mail_from,
             "to": envelope.rcpt_tos,
-            "tls": session.ssl is not None,
+            "tls": session.ssl is not None or server.transport.get_extra_info("sslcontext") is not None,
             "authenticated": bool(session.authenticated),
             "data": envelope.content.decode("utf-8", "replace"),
         }
@@ -40,6 +40,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
+    parser.add_argument("--implicit-tls", action="store_true")
     parser.add_argument("--user")
     parser.add_argument("--password")
     args = parser.parse_args()
@@ -57,15 +58,18 @@ def main():
         )
         return AuthResult(success=ok)
 
+    implicit = tls if args.implicit_tls else None
+    starttls = None if args.implicit_tls else tls
     controller = Controller(
         Save(args.dir),
         hostname="127.0.0.1",
         port=args.port,
-        tls_context=tls,
-        require_starttls=tls is not None,
+        ssl_context=implicit,
+        tls_context=starttls,
+        require_starttls=starttls is not None,
         authenticator=authenticate if args.user else None,
         auth_required=bool(args.user),
-        auth_require_tls=tls is not None,
+        auth_require_tls=starttls is not None,
     )
     controller.start()
     print("READY", flush=True)
