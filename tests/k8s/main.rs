@@ -13,6 +13,7 @@ mod control_plane;
 mod notice;
 mod observability;
 mod operator;
+mod prometheus;
 mod records;
 mod release_binary;
 #[allow(dead_code)]

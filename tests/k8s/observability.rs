@@ -2,14 +2,18 @@
 //! - every `qlik_reclaimer_*` name they use is one the controller really exports on /metrics, and every label
 //!   value they select on has a series there, after runs that succeed, reclaim, only report, fail and abort;
 //! - the dashboard has its panels, each with a query, filtered by the namespace and policy variables;
-//! - every alert is actionable and has a unit test; promtool (`scripts/promtool.sh`) checks the rules, runs
-//!   those unit tests (`tests/promtool/alerts_test.yaml`) and parses every dashboard query.
+//! - every alert is actionable and has a unit test; promtool (`scripts/prometheus.sh`, Debian's package) checks the
+//!   rules, runs those unit tests (`tests/promtool/alerts_test.yaml`) and parses every dashboard query;
+//! - a real Prometheus scrapes the controller through its runs, and every dashboard query (variables filled in as
+//!   Grafana fills them) and every alert executes on it; the panels an administrator opens first show data.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use libtest_mimic::Failed;
+
+use crate::prometheus::{PrometheusProcess, as_grafana_sends_it};
 use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, RunResult};
 use qrs_simulator::{Fault, FaultRule};
 use serde_json::Value as Json;
@@ -18,6 +22,7 @@ use serde_yaml::Value as Yaml;
 use crate::control_plane::ControlPlane;
 use crate::operator::{
     ControllerProcess, create_policy, ensure_installed, known_site_namespace, run_now, wait_for,
+    wait_metrics_up,
 };
 use crate::tools::{promtool, repo_path};
 use crate::{TestResult, register, run, support};
@@ -389,6 +394,16 @@ fn dashboard_and_alerts_use_only_exported_metrics(cp: &ControlPlane) -> TestResu
         create_policy(&admin, &namespace, "enforce", support::policy(&sim)).await?;
 
         let controller = ControllerProcess::start(cp, &namespace, &[])?;
+        wait_metrics_up(&controller).await?;
+        // A real Prometheus scrapes the controller from before the first run, as it would in a cluster.
+        let prometheus = PrometheusProcess::start(controller.metrics_port)?;
+        // It has seen every policy's counters at zero before any run, as it would have in a cluster.
+        prometheus
+            .wait_for(
+                &format!("count(qlik_reclaimer_runs_total{{namespace=\"{namespace}\"}})"),
+                11.0,
+            )
+            .await?;
         let expected = [
             ("dry", RunResult::Succeeded),
             ("breaker", RunResult::Aborted),
@@ -468,10 +483,73 @@ fn dashboard_and_alerts_use_only_exported_metrics(cp: &ControlPlane) -> TestResu
             )
             .into());
         }
-        Ok(())
+        every_query_runs_on_prometheus(&prometheus, &namespace, &queries).await
     })
 }
 register!(dashboard_and_alerts_use_only_exported_metrics);
+
+/// The panels an administrator opens first: each must show data after the runs.
+const FIRST_PANELS: [&str; 4] = [
+    "Seats reclaimed (time range)",
+    "Seats by state",
+    "Run results",
+    "Policy ready",
+];
+
+/// Every dashboard query (variables filled in, as Grafana sends them) and every alert expression executes on a real
+/// Prometheus that scraped the controller through the runs; the first panels show data.
+async fn every_query_runs_on_prometheus(
+    prometheus: &PrometheusProcess,
+    namespace: &str,
+    queries: &[(&str, String)],
+) -> TestResult {
+    // Two scrapes after the enforcing run's reclaim: increase() over a minute sees it.
+    prometheus
+        .wait_for(
+            &format!("sum(increase(qlik_reclaimer_reclaimed_total{{dry_run=\"false\", namespace=\"{namespace}\"}}[1m]))"),
+            0.0,
+        )
+        .await?;
+    let mut problems = Vec::new();
+    for (path, query) in queries {
+        let query = as_grafana_sends_it(query, namespace);
+        if let Err(e) = prometheus.query(&query).await {
+            problems.push(format!("{path}: {query}: {e}"));
+        }
+    }
+    let dashboard = dashboard()?;
+    for title in FIRST_PANELS {
+        let panel = dashboard["panels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["title"] == title)
+            .ok_or_else(|| format!("no panel {title:?}"))?;
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let Some(expr) = target["expr"].as_str() else {
+                continue;
+            };
+            let query = as_grafana_sends_it(expr, namespace);
+            match prometheus.query(&query).await {
+                Ok(data) if data["result"].as_array().is_some_and(|r| !r.is_empty()) => {}
+                Ok(data) => problems.push(format!(
+                    "panel {title:?} shows no data: {query} gave {data}"
+                )),
+                Err(e) => problems.push(format!("panel {title:?}: {query}: {e}")),
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "on a real Prometheus:\n  {}\nPrometheus log:\n{}",
+            problems.join("\n  "),
+            prometheus.log()
+        )
+        .into())
+    }
+}
 
 fn last_run(policy: &LicenseCleanupPolicy) -> Option<(RunResult, String)> {
     let last = policy.status.as_ref()?.last_run.as_ref()?;

@@ -76,11 +76,20 @@ pub fn helm_binary() -> Result<PathBuf, Failed> {
         .map_err(Failed::from)
 }
 
-/// promtool, or `PROMTOOL`.
+/// promtool from Debian's Prometheus package (no Go build), or `PROMTOOL`.
 pub fn promtool() -> Result<PathBuf, Failed> {
     static PROMTOOL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     PROMTOOL
-        .get_or_init(|| tool("PROMTOOL", "scripts/promtool.sh", "promtool"))
+        .get_or_init(|| tool("PROMTOOL", "scripts/prometheus.sh", "promtool"))
+        .clone()
+        .map_err(Failed::from)
+}
+
+/// Prometheus from Debian's package, or `PROMETHEUS`.
+pub fn prometheus_binary() -> Result<PathBuf, Failed> {
+    static PROMETHEUS: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PROMETHEUS
+        .get_or_init(|| tool("PROMETHEUS", "scripts/prometheus.sh", "prometheus"))
         .clone()
         .map_err(Failed::from)
 }

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Puts Prometheus and promtool from Debian's package into OUT_DIR: the tests scrape the controller with a real
+# Prometheus and run the dashboard's queries and the alerts on it, and promtool checks and unit-tests the alerts.
+#
+# Usage: scripts/prometheus.sh OUT_DIR
+#
+# The package is fetched with `apt-get download` and unpacked with `dpkg-deb -x`: nothing is installed on the
+# machine, and no Go build is needed. If OUT_DIR already holds both at the pinned version, nothing is done. A lock
+# file in OUT_DIR keeps concurrent callers (parallel test processes) from fetching at the same time.
+set -euo pipefail
+
+# Debian 12's package (`apt-cache policy prometheus`).
+PACKAGE_VERSION="2.42.0+ds-5+deb12u1"
+VERSION="2.42.0"
+
+log() { printf 'prometheus: %s\n' "$*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+[[ $# -eq 1 && -n $1 ]] || {
+	echo "usage: $0 OUT_DIR" >&2
+	exit 2
+}
+OUT_DIR=$1
+mkdir -p "$OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+
+have() {
+	local bin
+	for bin in prometheus promtool; do
+		[[ -x $OUT_DIR/$bin ]] || return 1
+		[[ $("$OUT_DIR/$bin" --version 2>&1 | head -n 1) == *"version ${VERSION}"* ]] || return 1
+	done
+}
+
+exec 9>"$OUT_DIR/.prometheus.lock"
+flock 9
+if have; then
+	log "prometheus and promtool ${VERSION} already in ${OUT_DIR}"
+	exit 0
+fi
+
+command -v apt-get >/dev/null || die "apt-get not found: set PROMETHEUS and PROMTOOL to binaries of Prometheus ${VERSION} or later"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/prometheus-deb.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+fetch() { (cd "$WORK" && apt-get download -q "prometheus=${PACKAGE_VERSION}" >/dev/null 2>&1); }
+if ! fetch; then
+	# A fresh machine may not have read the package lists yet.
+	log "reading Debian's package lists (apt-get update)"
+	apt-get update -q >/dev/null 2>&1 || die "apt-get update failed"
+	fetch || die "apt-get download prometheus=${PACKAGE_VERSION} failed"
+fi
+dpkg-deb -x "$WORK"/prometheus_*.deb "$WORK/root"
+for bin in prometheus promtool; do
+	install -m 0755 "$WORK/root/usr/bin/$bin" "$OUT_DIR/$bin.tmp"
+	mv -f "$OUT_DIR/$bin.tmp" "$OUT_DIR/$bin"
+done
+have || die "the unpacked binaries do not report version ${VERSION}"
+log "prometheus and promtool ${VERSION} from Debian's package in ${OUT_DIR}"
