@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the control-plane binaries the integration tests (tests/k8s) run: etcd and kube-apiserver.
+# Builds the control-plane binaries the integration tests (tests/k8s) run: etcd and kube-apiserver, and the
+# kubectl of the same release (the tests read the operator's resources with it, as an administrator would).
 #
 # Usage: scripts/envtest-assets.sh OUT_DIR
 #
@@ -42,10 +43,12 @@ have() {
 
 need_etcd=1
 need_apiserver=1
+need_kubectl=1
 if have etcd "Version: ${ETCD_VERSION#v}"; then need_etcd=0; fi
 if have kube-apiserver "Kubernetes ${KUBERNETES_VERSION}"; then need_apiserver=0; fi
-if [[ $need_etcd == 0 && $need_apiserver == 0 ]]; then
-	log "etcd ${ETCD_VERSION} and kube-apiserver ${KUBERNETES_VERSION} already in ${OUT_DIR}"
+if [[ -x $OUT_DIR/kubectl && $("$OUT_DIR/kubectl" version --client 2>&1) == *"${KUBERNETES_VERSION}"* ]]; then need_kubectl=0; fi
+if [[ $need_etcd == 0 && $need_apiserver == 0 && $need_kubectl == 0 ]]; then
+	log "etcd ${ETCD_VERSION}, kube-apiserver and kubectl ${KUBERNETES_VERSION} already in ${OUT_DIR}"
 	exit 0
 fi
 
@@ -58,7 +61,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/envtest-assets.XXXXXX")
 cleanup() {
 	heartbeat_stop
 	rm -rf "$WORK"
-	rm -f "$OUT_DIR/.etcd.tmp.$$" "$OUT_DIR/.kube-apiserver.tmp.$$"
+	rm -f "$OUT_DIR/.etcd.tmp.$$" "$OUT_DIR/.kube-apiserver.tmp.$$" "$OUT_DIR/.kubectl.tmp.$$"
 }
 trap cleanup EXIT
 
@@ -95,7 +98,7 @@ if [[ $need_etcd == 1 ]]; then
 	build etcd go.etcd.io/etcd/server/v3 "$dir" ""
 fi
 
-if [[ $need_apiserver == 1 ]]; then
+if [[ $need_apiserver == 1 || $need_kubectl == 1 ]]; then
 	gomod=$(download "k8s.io/kubernetes@${KUBERNETES_VERSION}")
 	# Staging modules: the k8s.io/* requirements at v0.0.0 (in a require block or on a single require line).
 	staging=$(awk '
@@ -126,7 +129,9 @@ if [[ $need_apiserver == 1 ]]; then
 		ldflags+=" -X ${pkg}.gitTreeState=clean"
 		if [[ -n $build_date ]]; then ldflags+=" -X ${pkg}.buildDate=${build_date}"; fi
 	done
-	build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$dir" "$ldflags"
+	if [[ $need_apiserver == 1 ]]; then build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$dir" "$ldflags"; fi
+	# kubectl shares most of its packages with kube-apiserver: built in the same module, it costs little more.
+	if [[ $need_kubectl == 1 ]]; then build kubectl k8s.io/kubernetes/cmd/kubectl "$dir" "$ldflags"; fi
 fi
 
 log "done: KUBEBUILDER_ASSETS=${OUT_DIR}"

@@ -10,6 +10,7 @@
 
 mod chart;
 mod control_plane;
+mod kubectl;
 mod notice;
 mod observability;
 mod operator;
