@@ -1,15 +1,14 @@
 # syntax=docker/dockerfile:1
 #
-# The operator's image: one static binary on distroless/static, running as nonroot (uid 65532), no shell.
+# The operator's image: one static binary (and its CycloneDX SBOM) on an empty base, running as uid 65532, no shell.
 #
 #   docker build -t ghcr.io/qlik-license-reclaimer/qlik-license-reclaimer:0.1.0 .
 #
-# The builder runs scripts/build-release.sh, which builds the same binary outside Docker (the tests check that binary
-# when QLR_RELEASE_TESTS=1): `cargo build --release --locked` for the musl target, statically linked. A static binary
-# needs no libc in the image, so the base is distroless/static (about 2 MB) rather than distroless/cc (glibc and
-# libgcc, about 23 MB): the image stays well under 40 MB. Time zones need no tzdata package: jiff bundles the IANA
-# database (tzdb-bundle-always). Trust needs no CA bundle either: Qlik's root comes from the policy's Secret, the API
-# server's from the ServiceAccount mount.
+# The same content as scripts/build-image.sh builds without a daemon (buildah; its Containerfile is this file's last
+# stage, and a test keeps the two in step). The builder runs scripts/build-release.sh: `cargo build --release
+# --locked` for the musl target, statically linked, so the image needs no libc. Time zones need no tzdata: jiff
+# bundles the IANA database. Trust needs no CA bundle: Qlik's root comes from the policy's Secret, the API server's
+# from the ServiceAccount mount, and the public roots of e-mail and webhooks are bundled in the binary.
 #
 # The builder compiles for its own architecture: build on an arm64 builder (or with --platform linux/arm64 under
 # emulation) for an arm64 image.
@@ -17,9 +16,9 @@
 ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS builder
-# musl-tools: the musl C compiler that ring's C and assembly code is built with.
+# musl-tools: the musl C compiler that ring's C and assembly code is built with; python3 writes the SBOM.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends musl-tools \
+ && apt-get install -y --no-install-recommends musl-tools python3 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -27,9 +26,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     bin="$(scripts/build-release.sh)" \
  && cp "$bin" /qlik-license-reclaimer \
- && /qlik-license-reclaimer --version
+ && /qlik-license-reclaimer --version \
+ && python3 scripts/sbom.py "$(uname -m)-unknown-linux-musl" > /sbom.cdx.json
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM scratch
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="qlik-license-reclaimer" \
       org.opencontainers.image.description="Kubernetes operator that reclaims Qlik Sense Enterprise licences from inactive users" \
@@ -37,6 +37,7 @@ LABEL org.opencontainers.image.title="qlik-license-reclaimer" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=builder /qlik-license-reclaimer /usr/local/bin/qlik-license-reclaimer
+COPY --from=builder /sbom.cdx.json /usr/share/doc/qlik-license-reclaimer/sbom.cdx.json
 USER 65532:65532
 # /metrics, /healthz and /readyz of `controller`.
 EXPOSE 8080

@@ -8,9 +8,8 @@
 # second call quick. Installs what the build needs when it is missing and can be installed: the Rust target (rustup)
 # and, as root on Debian, the musl C compiler (package musl-tools) that ring's C and assembly code is built with.
 #
-# Why musl: a static binary runs on distroless/static (about 2 MB) instead of distroless/cc (about 23 MB of glibc
-# and libgcc), which keeps the image well under 40 MB. Time zones need no OS files: jiff bundles the IANA database
-# (feature tzdb-bundle-always).
+# Why musl: a static binary needs no libc, so the image is this one file on an empty base (scripts/image/Containerfile,
+# FROM scratch). Time zones need no OS files: jiff bundles the IANA database (feature tzdb-bundle-always).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -10,6 +10,7 @@
 
 mod chart;
 mod control_plane;
+mod image;
 mod kubectl;
 mod notice;
 mod observability;
