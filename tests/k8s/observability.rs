@@ -655,6 +655,110 @@ fn dashboard_has_every_panel_with_a_query(_: &ControlPlane) -> TestResult {
 }
 register!(dashboard_has_every_panel_with_a_query);
 
+/// Units Grafana knows, of those a panel of this dashboard may use (Grafana's unit identifiers).
+const UNITS: &[&str] = &[
+    "none",
+    "short",
+    "s",
+    "ms",
+    "percentunit",
+    "percent",
+    "dateTimeFromNow",
+    "dateTimeAsIso",
+    "bytes",
+];
+
+/// The rules of Grafana's dashboard linter (`github.com/grafana/dashboard-linter`) that apply to a dashboard of
+/// per-policy metrics, checked here because the Go module proxy this project builds from does not serve the linter
+/// (docs/metrics.md, "The dashboard", says which rules are left out and why):
+/// - uneditable-dashboard: a provisioned dashboard is not editable (a copy is);
+/// - template-datasource-rule: a `datasource` variable of type datasource, labelled "Data source";
+/// - template-on-time-change-reload-rule: query variables refresh when the time range changes;
+/// - panel-title-description-rule: every panel has a title and a description;
+/// - panel-units-rule: every graph, stat and gauge panel has a unit Grafana knows;
+/// - target-counter-agg-rule: a counter (`_total`, or a histogram's `_bucket`, `_sum`, `_count`) is only read
+///   through `increase(` or `rate(`.
+///
+/// Panel datasources, PromQL validity (promtool and a real Prometheus execute every query) and `$__interval` are
+/// checked by the tests above.
+fn dashboard_passes_the_grafana_linter_rules(_: &ControlPlane) -> TestResult {
+    let dashboard = dashboard()?;
+    let mut problems = Vec::new();
+    if dashboard["editable"] != false {
+        problems.push("uneditable-dashboard: `editable` must be false".to_string());
+    }
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let name = variable["name"].as_str().unwrap_or_default();
+        if variable["type"] == "datasource"
+            && (name != "datasource" || variable["label"] != "Data source")
+        {
+            problems.push(format!(
+                "template-datasource-rule: the datasource variable is {name:?} labelled {}",
+                variable["label"]
+            ));
+        }
+        if variable["type"] == "query" && variable["refresh"] != 2 {
+            problems.push(format!(
+                "template-on-time-change-reload-rule: variable {name} has refresh {} (expected 2)",
+                variable["refresh"]
+            ));
+        }
+    }
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        let title = panel["title"].as_str().unwrap_or_default();
+        if panel["type"] == "row" {
+            continue;
+        }
+        if title.trim().is_empty()
+            || panel["description"]
+                .as_str()
+                .is_none_or(|d| d.trim().is_empty())
+        {
+            problems.push(format!(
+                "panel-title-description-rule: {title:?} lacks a title or a description"
+            ));
+        }
+        let kind = panel["type"].as_str().unwrap_or_default();
+        if matches!(kind, "timeseries" | "stat" | "bargauge" | "gauge") {
+            let unit = panel["fieldConfig"]["defaults"]["unit"]
+                .as_str()
+                .unwrap_or_default();
+            if !UNITS.contains(&unit) {
+                problems.push(format!("panel-units-rule: {title:?} has unit {unit:?}"));
+            }
+        }
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap_or_default();
+            for name in metric_names(expr) {
+                if !["_total", "_bucket", "_sum", "_count"]
+                    .iter()
+                    .any(|s| name.ends_with(s))
+                {
+                    continue;
+                }
+                for (at, _) in expr.match_indices(&name) {
+                    let before = expr[..at].trim_end();
+                    if !before.ends_with("increase(") && !before.ends_with("rate(") {
+                        problems.push(format!(
+                            "target-counter-agg-rule: {title:?} reads the counter {name} without increase or rate"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{DASHBOARD}:\n  {}", problems.join("\n  ")).into())
+    }
+}
+register!(dashboard_passes_the_grafana_linter_rules);
+
 /// Every alert of [`ALERT_NAMES`] is there with a severity and annotations a person can act on, and
 /// `tests/promtool/alerts_test.yaml` shows it firing and, at another time, not firing.
 fn alerts_are_actionable_and_each_has_unit_tests(_: &ControlPlane) -> TestResult {
