@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the release binary exactly as the container image does (see Dockerfile, which runs this script): a static
-# binary for the musl target of this machine's architecture, `cargo build --release --locked`.
+# binary for the musl target of this machine's architecture, `cargo auditable build --release --locked`, which embeds
+# the dependency list in the binary.
 #
 # Usage: scripts/build-release.sh
 #
@@ -55,9 +56,21 @@ if ! cc=$(find_cc); then
 fi
 export "CC_${TARGET_ENV}=${cc}"
 
+# cargo-auditable embeds the dependency tree in the binary (section .dep-v0, compressed JSON) for scanners that read
+# binaries (Trivy, Syft, Grype, cargo audit bin). It is built once from crates.io into target/tools/.
+AUDITABLE_VERSION="0.7.7"
+auditable_root="$PWD/target/tools/cargo-auditable"
+if ! grep -qs "\"cargo-auditable ${AUDITABLE_VERSION} " "$auditable_root/.crates.toml" ||
+	[[ ! -x $auditable_root/bin/cargo-auditable ]]; then
+	log "installing cargo-auditable ${AUDITABLE_VERSION} into ${auditable_root} (about half a minute)"
+	cargo install --locked --quiet --version "$AUDITABLE_VERSION" --root "$auditable_root" cargo-auditable >&2 ||
+		die "cargo install cargo-auditable ${AUDITABLE_VERSION} failed"
+fi
+export PATH="$auditable_root/bin:$PATH"
+
 start=$SECONDS
-log "cargo build --release --locked --target ${TARGET} (CC ${cc}; several minutes on 2 cores when cold)"
-cargo build --release --locked --target "$TARGET" --bin qlik-license-reclaimer >&2
+log "cargo auditable build --release --locked --target ${TARGET} (CC ${cc}; several minutes on 2 cores when cold)"
+cargo auditable build --release --locked --target "$TARGET" --bin qlik-license-reclaimer >&2
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin="${target_dir:-target}/${TARGET}/release/qlik-license-reclaimer"
 [[ -x $bin ]] || die "cargo reported success but ${bin} is missing"

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes a CycloneDX 1.5 SBOM (JSON) of the release binary's dependencies, offline, from `cargo metadata`: every
-crate the binary links for the target given (normal dependencies of the package, transitively; build scripts,
-proc-macros and dev-dependencies do not end up in the binary), with its version, licence and package URL.
+crate compiled for the binary for the target given (normal dependencies of the package, transitively), with its
+version, licence and package URL. Crates that only proc-macros use have scope "excluded": they generate code at
+build time and are not linked. Build-script and dev-dependencies are left out. The list is the one cargo auditable
+embeds in the binary; a test compares the two.
 
 Usage: scripts/sbom.py TARGET_TRIPLE > sbom.cdx.json
 """
@@ -25,21 +27,26 @@ def main():
     nodes = {n["id"]: n for n in metadata["resolve"]["nodes"]}
     root = next(p["id"] for p in metadata["packages"] if p["name"] == PACKAGE)
 
-    # Crates linked into the binary: normal dependencies, transitively, not through proc-macros.
-    linked, todo = set(), [root]
-    while todo:
-        current = todo.pop()
-        if current in linked:
-            continue
-        linked.add(current)
-        for dep in nodes[current]["deps"]:
-            kinds = {k["kind"] for k in dep["dep_kinds"]}
-            if None not in kinds:
+    # Crates compiled for the binary: normal dependencies, transitively. Those reached only through a proc-macro
+    # generate code at build time and are not linked: CycloneDX scope "excluded" (cargo auditable, which scanners
+    # read from the binary, lists them too).
+    def walk(through_proc_macros):
+        seen, todo = set(), [root]
+        while todo:
+            current = todo.pop()
+            if current in seen:
                 continue
-            package = packages[dep["pkg"]]
-            if any("proc-macro" in t["kind"] for t in package["targets"]):
-                continue
-            todo.append(dep["pkg"])
+            seen.add(current)
+            for dep in nodes[current]["deps"]:
+                if None not in {k["kind"] for k in dep["dep_kinds"]}:
+                    continue
+                package = packages[dep["pkg"]]
+                if not through_proc_macros and any("proc-macro" in t["kind"] for t in package["targets"]):
+                    continue
+                todo.append(dep["pkg"])
+        return seen
+
+    compiled, linked = walk(True), walk(False)
 
     def ref(pkg):
         return f"pkg:cargo/{pkg['name']}@{pkg['version']}"
@@ -53,10 +60,19 @@ def main():
         return c
 
     main_package = packages[root]
-    components = sorted((component(packages[i]) for i in linked if i != root), key=lambda c: c["bom-ref"])
+    components = []
+    for i in compiled - {root}:
+        c = component(packages[i])
+        c["scope"] = "required" if i in linked else "excluded"
+        components.append(c)
+    components.sort(key=lambda c: c["bom-ref"])
     dependencies = []
-    for i in sorted(linked, key=lambda i: ref(packages[i])):
-        depends = sorted(ref(packages[d["pkg"]]) for d in nodes[i]["deps"] if d["pkg"] in linked)
+    for i in sorted(compiled, key=lambda i: ref(packages[i])):
+        depends = sorted(
+            ref(packages[d["pkg"]])
+            for d in nodes[i]["deps"]
+            if d["pkg"] in compiled and None in {k["kind"] for k in d["dep_kinds"]}
+        )
         dependencies.append({"ref": ref(packages[i]), "dependsOn": depends})
     bom = {
         "bomFormat": "CycloneDX",

@@ -3,6 +3,7 @@
 //! entrypoint, no shell, one binary and its SBOM, size) and `demo` runs inside it as uid 65532. Without it, the
 //! image's definitions are checked: what the script builds and what the Dockerfile builds for users' own CI.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -10,6 +11,7 @@ use libtest_mimic::Failed;
 use serde_json::Value as Json;
 
 use crate::control_plane::ControlPlane;
+use crate::release_binary::{embedded_dependencies, release_binary};
 use crate::tools::{describe, read, repo_path};
 use crate::{TestResult, register};
 
@@ -178,6 +180,76 @@ fn inspect(archive: &Path) -> TestResult {
             format!("the image holds {files:?}, expected only {expected:?} (no shell)").into(),
         );
     }
+    let mut inside = None;
+    for layer in manifest["layers"].as_array().into_iter().flatten() {
+        let path = blob(dir.path(), layer["digest"].as_str().unwrap_or_default())?;
+        let extracted = Command::new("tar")
+            .arg("-xOf")
+            .arg(&path)
+            .arg(expected[1])
+            .output()?;
+        if extracted.status.success() {
+            inside = Some(extracted.stdout);
+        }
+    }
+    sbom_lists_what_the_binary_embeds(archive, &inside.ok_or("no SBOM in the image's layers")?)
+}
+
+/// The CycloneDX SBOM beside the archive is the one in the image, and it agrees with the list the release binary
+/// embeds (cargo auditable): every crate the SBOM says is linked is in the binary's list, and every crate the binary
+/// lists as a runtime dependency is in the SBOM. (The two tools draw the line around proc-macros differently: the
+/// SBOM lists every crate compiled, with those only proc-macros use as scope "excluded".)
+fn sbom_lists_what_the_binary_embeds(archive: &Path, inside: &[u8]) -> TestResult {
+    let name = archive.to_string_lossy();
+    let beside = PathBuf::from(format!(
+        "{}.cdx.json",
+        name.strip_suffix(".oci.tar").unwrap_or(&name)
+    ));
+    if std::fs::read(&beside)? != inside {
+        return Err(format!("{} differs from the SBOM in the image", beside.display()).into());
+    }
+    let sbom: Json = serde_json::from_slice(inside)?;
+    if sbom["bomFormat"] != "CycloneDX" || sbom["specVersion"] != "1.5" {
+        return Err(format!("{} is not a CycloneDX 1.5 SBOM", beside.display()).into());
+    }
+    let mut listed = BTreeSet::new();
+    let mut linked = BTreeSet::new();
+    for component in sbom["components"].as_array().into_iter().flatten() {
+        let field = |k: &str| component[k].as_str().unwrap_or_default().to_string();
+        let crate_ = (field("name"), field("version"));
+        if component["purl"] != format!("pkg:cargo/{}@{}", crate_.0, crate_.1) {
+            return Err(format!("SBOM component without its package URL: {component}").into());
+        }
+        if component["scope"] == "required" {
+            linked.insert(crate_.clone());
+        }
+        listed.insert(crate_);
+    }
+    let embedded = embedded_dependencies(&release_binary()?)?;
+    let not_embedded: Vec<_> = linked
+        .iter()
+        .filter(|c| !embedded.contains_key(*c))
+        .collect();
+    let not_listed: Vec<_> = embedded
+        .iter()
+        .filter(|(c, kind)| *kind == "runtime" && !listed.contains(*c))
+        .map(|(c, _)| c)
+        .collect();
+    if !not_embedded.is_empty() || !not_listed.is_empty() || linked.len() < 100 {
+        return Err(format!(
+            "the SBOM ({} crates, {} linked) and the binary's embedded list disagree: linked but not embedded \
+             {not_embedded:?}, embedded as runtime but not in the SBOM {not_listed:?}",
+            listed.len(),
+            linked.len()
+        )
+        .into());
+    }
+    eprintln!(
+        "SBOM: {} crates, {} of them linked; the binary embeds {}",
+        listed.len(),
+        linked.len(),
+        embedded.len()
+    );
     Ok(())
 }
 

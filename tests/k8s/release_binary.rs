@@ -2,7 +2,8 @@
 //! operating system, time zones included. Built and checked only with `QLR_RELEASE_TESTS=1` (minutes on 2 cores);
 //! otherwise the behavioural checks run on the debug binary.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use libtest_mimic::Failed;
@@ -12,7 +13,7 @@ use crate::tools::{BINARY, describe, read, repo_path};
 use crate::{TestResult, register, run, support};
 
 /// The binary the image holds, built by scripts/build-release.sh (cargo caches it under target/).
-fn release_binary() -> Result<PathBuf, Failed> {
+pub fn release_binary() -> Result<PathBuf, Failed> {
     let script = repo_path("scripts/build-release.sh");
     let output = Command::new("bash")
         .arg(&script)
@@ -25,6 +26,40 @@ fn release_binary() -> Result<PathBuf, Failed> {
     }
     let path = String::from_utf8(output.stdout)?;
     Ok(PathBuf::from(path.trim()))
+}
+
+/// The crates built for the binary, as `cargo auditable` embeds them (name and version, the binary's own package
+/// excluded), each with its kind (`runtime` or `build`): what Trivy, Syft or `cargo audit bin` read from the image.
+pub fn embedded_dependencies(binary: &Path) -> Result<BTreeMap<(String, String), String>, Failed> {
+    let json = auditable_info::json_from_file(binary, Default::default()).map_err(|e| {
+        format!(
+            "reading the dependency list cargo auditable embeds in {}: {e}",
+            binary.display()
+        )
+    })?;
+    // cargo-auditable's format: `kind` is left out for runtime dependencies, `root` when false.
+    let info: serde_json::Value = serde_json::from_str(&json)?;
+    let packages = info["packages"]
+        .as_array()
+        .ok_or("the embedded dependency list has no packages")?;
+    let field = |p: &serde_json::Value, key: &str| p[key].as_str().unwrap_or_default().to_string();
+    let root = packages
+        .iter()
+        .find(|p| p["root"] == true)
+        .ok_or("the embedded dependency list has no root package")?;
+    if field(root, "name") != env!("CARGO_PKG_NAME")
+        || field(root, "version") != env!("CARGO_PKG_VERSION")
+    {
+        return Err(format!("the embedded root package is {root}").into());
+    }
+    Ok(packages
+        .iter()
+        .filter(|p| p["root"] != true)
+        .map(|p| {
+            let kind = p["kind"].as_str().unwrap_or("runtime").to_string();
+            ((field(p, "name"), field(p, "version")), kind)
+        })
+        .collect())
 }
 
 /// Whether an ELF executable asks for a dynamic loader (has a PT_INTERP program header).
@@ -87,6 +122,19 @@ fn the_binary_needs_no_os_time_zone_files(cp: &ControlPlane) -> TestResult {
             return Err(
                 format!("the release binary is {size} bytes, over {MAX_BINARY_BYTES}").into(),
             );
+        }
+        let embedded = embedded_dependencies(&binary)?;
+        for wanted in ["kube-client", "rustls", "jiff", "reqwest", "ring"] {
+            if !embedded
+                .iter()
+                .any(|((name, _), kind)| name == wanted && kind == "runtime")
+            {
+                return Err(format!(
+                    "the dependency list embedded in {} lacks {wanted}: {embedded:?}",
+                    binary.display()
+                )
+                .into());
+            }
         }
         binary
     } else {
