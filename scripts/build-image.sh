@@ -25,12 +25,13 @@ OUT="$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")"
 SBOM="${OUT%.oci.tar}"
 SBOM="${SBOM%.tar}.cdx.json"
 
+# shellcheck source-path=SCRIPTDIR source=lib/apt.sh
+source scripts/lib/apt.sh
+
 if ! command -v buildah >/dev/null 2>&1; then
 	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
 		log "installing buildah (Debian's package)"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah >&2 ||
-			{ apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah >&2; } ||
-			die "apt-get install buildah failed"
+		apt_install buildah || die "apt-get install buildah failed"
 	else
 		die "buildah is not installed (Debian: apt-get install buildah)"
 	fi

@@ -24,7 +24,14 @@ ARCH=$(uname -m)
 TARGET="${ARCH}-unknown-linux-musl"
 TARGET_ENV=${TARGET//-/_} # cc-rs reads CC_<target with underscores>
 
+# shellcheck source-path=SCRIPTDIR source=lib/apt.sh
+source scripts/lib/apt.sh
+
 command -v cargo >/dev/null 2>&1 || die "cargo is not on PATH"
+mkdir -p target/tools
+# Tests call this script in parallel: one installs what is missing while the others wait (cargo serialises the builds).
+exec 9>target/tools/.build-release.lock
+flock 9
 if command -v rustup >/dev/null 2>&1; then
 	if ! rustup target list --installed | grep -qx "$TARGET"; then
 		log "installing the Rust target ${TARGET}"
@@ -48,9 +55,7 @@ find_cc() {
 if ! cc=$(find_cc); then
 	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
 		log "installing musl-tools (the musl C compiler)"
-		{ DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends musl-tools ||
-			{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends musl-tools; }; } >&2 ||
-			die "apt-get install musl-tools failed"
+		apt_install musl-tools || die "apt-get install musl-tools failed"
 	fi
 	cc=$(find_cc) || die "no musl C compiler (${ARCH}-linux-musl-gcc or musl-gcc): install musl-tools"
 fi
@@ -67,6 +72,7 @@ if ! grep -qs "\"cargo-auditable ${AUDITABLE_VERSION} " "$auditable_root/.crates
 		die "cargo install cargo-auditable ${AUDITABLE_VERSION} failed"
 fi
 export PATH="$auditable_root/bin:$PATH"
+flock -u 9
 
 start=$SECONDS
 log "cargo auditable build --release --locked --target ${TARGET} (CC ${cc}; several minutes on 2 cores when cold)"

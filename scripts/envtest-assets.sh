@@ -75,13 +75,15 @@ go_directives() {
 # build NAME PACKAGE WRAPPER_DIR [LDFLAGS...]: builds PACKAGE into OUT_DIR/NAME (atomically, via a temp name).
 build() {
 	local name=$1 pkg=$2 dir=$3 ldflags=$4 start=$SECONDS tmp="$OUT_DIR/.$1.tmp.$$"
-	log "building ${name} from ${pkg} (nice ${NICENESS}; a cold build of kube-apiserver takes 10+ minutes on 2 cores)"
+	log "building ${name} from ${pkg} (nice ${NICENESS}; a cold build of kube-apiserver takes about 4 minutes on 2 cores)"
 	heartbeat_start
 	(cd "$dir" && nice -n "$NICENESS" go build -trimpath -ldflags="-s -w ${ldflags}" -o "$tmp" "$pkg") ||
 		die "building ${name} failed"
 	heartbeat_stop
 	mv -f "$tmp" "$OUT_DIR/$name"
-	log "built ${OUT_DIR}/${name} in $((SECONDS - start))s: $("$OUT_DIR/$name" --version 2>&1 | head -n 1)"
+	local version=(--version)
+	if [[ $name == kubectl ]]; then version=(version --client); fi
+	log "built ${OUT_DIR}/${name} in $((SECONDS - start))s: $("$OUT_DIR/$name" "${version[@]}" 2>&1 | head -n 1)"
 }
 
 if [[ $need_etcd == 1 ]]; then

@@ -42,14 +42,16 @@ if have; then
 	exit 0
 fi
 
+# shellcheck source-path=SCRIPTDIR source=lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 command -v apt-get >/dev/null || die "apt-get not found: set PROMETHEUS and PROMTOOL to binaries of Prometheus ${VERSION} or later"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/prometheus-deb.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-fetch() { (cd "$WORK" && apt-get download -q "prometheus=${PACKAGE_VERSION}" >/dev/null 2>&1); }
+fetch() { (cd "$WORK" && apt_get download -q "prometheus=${PACKAGE_VERSION}" >/dev/null 2>&1); }
 if ! fetch; then
 	# A fresh machine may not have read the package lists yet.
 	log "reading Debian's package lists (apt-get update)"
-	apt-get update -q >/dev/null 2>&1 || die "apt-get update failed"
+	apt_get update -q >/dev/null 2>&1 || die "apt-get update failed"
 	fetch || die "apt-get download prometheus=${PACKAGE_VERSION} failed"
 fi
 dpkg-deb -x "$WORK"/prometheus_*.deb "$WORK/root"
