@@ -27,6 +27,17 @@ TARGET_ENV=${TARGET//-/_} # cc-rs reads CC_<target with underscores>
 # shellcheck source-path=SCRIPTDIR source=lib/apt.sh
 source scripts/lib/apt.sh
 
+# Run from a test, this script inherits what cargo sets for the test process (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...).
+# Build scripts track some of these (ring's reads CARGO_MANIFEST_DIR), so a build from a test and one from a shell
+# would each find the other's output stale and rebuild everything: the build sees the same environment either way.
+for name in $(compgen -e); do
+	case $name in
+	CARGO_MANIFEST_* | CARGO_PKG_* | CARGO_CRATE_NAME | CARGO_BIN_* | CARGO_TARGET_TMPDIR | CARGO_PRIMARY_PACKAGE | CARGO_RUSTC_CURRENT_DIR)
+		unset "$name"
+		;;
+	esac
+done
+
 command -v cargo >/dev/null 2>&1 || die "cargo is not on PATH"
 mkdir -p target/tools
 # Tests call this script in parallel: one installs what is missing while the others wait (cargo serialises the builds).
