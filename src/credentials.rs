@@ -151,7 +151,7 @@ impl Credentials {
         let mut entries = BTreeMap::new();
         for key in [CLIENT_CERT_KEY, CLIENT_KEY_KEY, ROOT_CERT_KEY, XRFKEY_KEY] {
             let path = dir.join(key);
-            match std::fs::read(&path) {
+            match crate::files::read_at_most(&path, crate::files::SECRET_BYTES) {
                 Ok(bytes) => {
                     entries.insert(key.to_string(), bytes);
                 }

@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod credentials;
 pub mod demo;
+pub mod files;
 #[warn(unreachable_pub)]
 pub(crate) mod k8s;
 pub mod model;

@@ -11,9 +11,6 @@ use crate::notice::{Notice, Pending};
 use crate::notify::{self, Notifier, SecretEntries};
 use crate::policy::{NotifySpec, PendingNotice};
 
-/// Files in a Secret's folder larger than this are not Secret values.
-const ENTRY_BYTES: u64 = 1024 * 1024;
-
 /// The state file: what `run --policy FILE` keeps between runs.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,20 +52,22 @@ fn read_folder(dir: &Path, name: &str) -> Result<BTreeMap<String, Vec<u8>>, CliE
         if key.starts_with('.') || !path.is_file() {
             continue;
         }
-        if path.metadata().map_err(unreadable)?.len() > ENTRY_BYTES {
-            return Err(CliError::Invalid(format!(
-                "{}: larger than a Secret value can be",
-                path.display()
-            )));
-        }
-        entries.insert(key, std::fs::read(&path).map_err(unreadable)?);
+        entries.insert(
+            key,
+            crate::files::read_at_most(&path, crate::files::SECRET_BYTES).map_err(|e| {
+                CliError::Invalid(format!(
+                    "the Secret {name} named by spec.notify: {}: {e}",
+                    path.display()
+                ))
+            })?,
+        );
     }
     Ok(entries)
 }
 
 /// The pending notices in the state file; none when it does not exist yet.
 pub(super) fn read_state(path: &Path) -> Result<Pending, CliError> {
-    let state: State = match std::fs::read(path) {
+    let state: State = match crate::files::read_at_most(path, crate::files::REPORT_BYTES) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             CliError::Invalid(format!(
                 "the state file {} cannot be read as notices: {e}",

@@ -36,7 +36,7 @@ async fn from_report(args: &RestoreArgs) -> Result<RestoreStatus, CliError> {
             "restore needs --report FILE --policy FILE --credentials DIR, or --run NS/NAME".into(),
         ));
     };
-    let text = std::fs::read(report).map_err(|e| {
+    let text = crate::files::read_at_most(report, crate::files::REPORT_BYTES).map_err(|e| {
         CliError::Invalid(format!("cannot read the report {}: {e}", report.display()))
     })?;
     let record: RunRecord = serde_json::from_slice(&text).map_err(|e| {
@@ -48,7 +48,7 @@ async fn from_report(args: &RestoreArgs) -> Result<RestoreStatus, CliError> {
     let seats =
         restore::seats_of(&record, &args.user).map_err(|e| CliError::Invalid(e.to_string()))?;
     let path = policy_path.display();
-    let manifest = std::fs::read_to_string(policy_path)
+    let manifest = crate::files::read_text_at_most(policy_path, crate::files::SECRET_BYTES)
         .map_err(|e| CliError::Invalid(format!("cannot read the policy {path}: {e}")))?;
     let policy = parse_policy(&manifest)
         .map_err(|e| CliError::Invalid(format!("invalid policy {path}: {e}")))?;

@@ -26,7 +26,7 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         ));
     };
     let path = policy_path.display();
-    let text = std::fs::read_to_string(policy_path)
+    let text = crate::files::read_text_at_most(policy_path, crate::files::SECRET_BYTES)
         .map_err(|e| CliError::Invalid(format!("cannot read the policy {path}: {e}")))?;
     let policy = parse_policy(&text)
         .map_err(|e| CliError::Invalid(format!("invalid policy {path}: {e}")))?;
@@ -112,6 +112,16 @@ fn lock(policy_path: &Path) -> Result<Option<File>, CliError> {
     }
 }
 
+/// The policy file again, bounded as the first read was (the file may have been replaced by anything).
+async fn reread(path: &Path) -> std::io::Result<Vec<u8>> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        crate::files::read_at_most(&path, crate::files::SECRET_BYTES)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 /// A stop for a run of a policy file: SIGTERM or SIGINT, or the file changed (or vanished) since the run read it.
 /// The same promise as in the cluster: an administrator who edits the policy (to dry run, say) stops deletions.
 fn stop_on_signal_or_change(path: PathBuf, read: Vec<u8>) -> watch::Receiver<run::StopReason> {
@@ -122,7 +132,7 @@ fn stop_on_signal_or_change(path: PathBuf, read: Vec<u8>) -> watch::Receiver<run
         let reason = loop {
             tokio::select! {
                 () = shutdown.requested() => break "shutdown: SIGTERM or SIGINT".to_string(),
-                _ = ticker.tick() => match tokio::fs::read(&path).await {
+                _ = ticker.tick() => match reread(&path).await {
                     Ok(now) if now == read => {}
                     Ok(_) => break format!("the policy file {} changed during the run; run it again to follow the new version", path.display()),
                     Err(e) => break format!("the policy file {} cannot be read again ({e})", path.display()),
@@ -153,5 +163,14 @@ pub(super) fn parse_policy(text: &str) -> Result<LicenseCleanupPolicy, String> {
     }
     let json = serde_json::to_value(&value).map_err(|e| e.to_string())?;
     check_known_fields(&json).map_err(|e| e.to_string())?;
-    serde_yaml::from_value(value).map_err(|e| e.to_string())
+    // The field's path in the message: "expected u32" alone does not say which of a policy's numbers is wrong.
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let problem = e.into_inner();
+        if path == "." {
+            problem.to_string()
+        } else {
+            format!("{path}: {problem}")
+        }
+    })
 }

@@ -214,6 +214,15 @@ async fn invalid_input_exits_2_before_any_request() {
             good.replace("  dryRun: false", "  dryrun: false"),
             "did you mean \"dryRun\"?",
         ),
+        // A value of the wrong type names its field, not only the type it should have been.
+        (
+            good.replace("inactiveDays: 30", "inactiveDays: -30"),
+            "spec.accessTypes.professional.inactiveDays: invalid value: integer `-30`, expected u32",
+        ),
+        (
+            good.replace("  dryRun: false", "  dryRun: \"false\""),
+            "spec.dryRun: invalid type: string \"false\", expected a boolean",
+        ),
         // Policy URLs are origins: a path or query would send requests (and the xrfkey) elsewhere.
         (
             good.replace(
@@ -295,6 +304,28 @@ async fn invalid_input_exits_2_before_any_request() {
     let out = reclaimer(files.args(&[])).await;
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("root.pem is missing"), "{}", out.stderr);
+
+    // A wrong path, to a file with no end, is refused after a Secret's worth of bytes instead of filling memory:
+    // as a certificate, as the policy.
+    let files = Files::new(&sim, &good);
+    let cert = Path::new(&files.path("creds")).join("client.pem");
+    std::fs::remove_file(&cert).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &cert).unwrap();
+    let out = reclaimer(files.args(&[])).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("client.pem: holds more than 1048576 bytes"),
+        "{}",
+        out.stderr
+    );
+    let files = Files::new(&sim, &good);
+    let policy_file = files.path("policy.yaml");
+    std::fs::remove_file(&policy_file).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &policy_file).unwrap();
+    let out = reclaimer(files.args(&[])).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("holds more than"), "{}", out.stderr);
 
     assert!(
         sim.requests().is_empty(),
