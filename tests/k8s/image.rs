@@ -139,6 +139,7 @@ fn inspect(archive: &Path) -> TestResult {
     let runtime = &config["config"];
     if runtime["User"] != "65532:65532"
         || runtime["Entrypoint"] != serde_json::json!(["/usr/local/bin/qlik-license-reclaimer"])
+        || runtime["Cmd"] != serde_json::json!(["controller"])
     {
         return Err(format!("image configuration: {runtime}").into());
     }
