@@ -42,13 +42,16 @@ pub(super) fn holder_name() -> String {
 pub(super) struct StopWatch {
     pub(super) api: Api<LicenseCleanupPolicy>,
     pub(super) name: String,
+    /// The policy's uid when the run started: a policy deleted and created again under the same name starts at
+    /// generation 1 again, so only the uid tells it apart.
+    pub(super) uid: Option<String>,
     pub(super) generation: Option<i64>,
     pub(super) hold_id: String,
     pub(super) shutdown: Option<Shutdown>,
 }
 
-/// A stop for one run: `Some(why)` on shutdown, when the policy, re-read every [`POLICY_RECHECK`], was deleted,
-/// suspended, switched to dry run or edited (a new generation) since the run started, or when the run lost its
+/// A stop for one run: `Some(why)` on shutdown, when the policy, re-read every [`POLICY_RECHECK`], was deleted
+/// (or deleted and created again), suspended, switched to dry run or edited (a new generation) since the run started, or when the run lost its
 /// hold on the policy (renewed every [`HOLD_RENEW`]). Abort the task when the run is done.
 pub(super) fn watch_for_stop(
     w: StopWatch,
@@ -106,6 +109,10 @@ async fn policy_changed(w: &StopWatch, failures: &mut u32) -> Option<String> {
         Ok(Some(p)) if p.metadata.deletion_timestamp.is_some() => {
             Some("the policy is being deleted".to_string())
         }
+        Ok(Some(p)) if p.metadata.uid != w.uid => Some(
+            "the policy was deleted and created again; the next run follows the new one"
+                .to_string(),
+        ),
         Ok(Some(p)) if p.spec.suspend => Some("the policy was suspended".to_string()),
         Ok(Some(p)) if p.spec.dry_run => Some("the policy was switched to dry run".to_string()),
         Ok(Some(p)) if p.metadata.generation != w.generation => Some(

@@ -258,6 +258,7 @@ pub(crate) async fn run_policy(
     let (stop, watching) = watch_for_stop(StopWatch {
         api: run.api.clone(),
         name: name.to_string(),
+        uid: run.policy.metadata.uid.clone(),
         generation: run.policy.metadata.generation,
         hold_id: run.hold_id.clone(),
         shutdown: ctx.shutdown.clone(),
@@ -369,7 +370,29 @@ struct HeldRun<'a> {
     policy: LicenseCleanupPolicy,
 }
 
+/// What became of the policy while it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// It is still there (edited or not).
+    Kept,
+    /// Deleted, or being deleted.
+    Deleted,
+    /// Deleted and created again under the same name: another policy, with its own status and gauges.
+    Replaced,
+}
+
 impl HeldRun<'_> {
+    /// What became of the policy during the run. A policy that cannot be read counts as kept: its status write
+    /// will say what is wrong.
+    async fn fate(&self) -> Fate {
+        match self.api.get_opt(self.name).await {
+            Ok(None) => Fate::Deleted,
+            Ok(Some(p)) if p.metadata.deletion_timestamp.is_some() => Fate::Deleted,
+            Ok(Some(p)) if p.metadata.uid != self.policy.metadata.uid => Fate::Replaced,
+            Ok(Some(_)) | Err(_) => Fate::Kept,
+        }
+    }
+
     /// The policy checked as the controller checks it (once per run, as it is now), and its Secret read (at
     /// every run, so a rotated certificate is used at once).
     async fn check_and_read_secret(&self) -> Result<(ValidPolicy, Credentials), StartError> {
@@ -479,11 +502,15 @@ impl HeldRun<'_> {
             report.message
         );
         let next = self.next_run();
+        let fate = self.fate().await;
         if let Some(m) = self.ctx.metrics {
             m.record_run(namespace, name, report, elapsed);
-            let ready = report.result != RunResult::Failed;
-            m.set_policy_state(namespace, name, ready, report.dry_run);
-            m.set_next_run(namespace, name, next);
+            // The gauges describe the policy as it is: a replacement sets its own at its reconcile.
+            if fate == Fate::Kept {
+                let ready = report.result != RunResult::Failed;
+                m.set_policy_state(namespace, name, ready, report.dry_run);
+                m.set_next_run(namespace, name, next);
+            }
         }
         let (reason, note) = run_event(report);
         publish(self.ctx.recorder, &self.policy, reason, note).await;
@@ -509,7 +536,12 @@ impl HeldRun<'_> {
         }
         let history_limit = self.policy.spec.history_limit;
         self.keep_record(report, records, history_limit).await;
+        let ours = self.policy.metadata.uid.clone();
         let written = update_status(&self.api, name, |policy, status| {
+            // A policy created again under this name is another policy: this run is not its history.
+            if fate == Fate::Replaced || policy.metadata.uid != ours {
+                return;
+            }
             release_hold(status, &self.hold_id);
             *status = status::after_run(
                 status,
@@ -520,7 +552,16 @@ impl HeldRun<'_> {
             );
         })
         .await;
-        if let Err(e) = written {
+        let deleted = fate == Fate::Deleted
+            || matches!(&written, Err(kube::Error::Api(status)) if status.code == 404);
+        if deleted {
+            // The reconciler forgot the policy's series when it went; this run's end must not bring them back (a
+            // `policy_ready` of 0 would keep an alert firing for a policy that no longer exists).
+            if let Some(m) = self.ctx.metrics {
+                m.forget_policy(namespace, name);
+            }
+            tracing::info!(policy = %format!("{namespace}/{name}"), run = %report.id, "the policy was deleted during the run; its metrics are gone with it");
+        } else if let Err(e) = written {
             tracing::error!(policy = %name, error = %e, "could not write the run's status");
         }
     }

@@ -8,6 +8,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use libtest_mimic::Failed;
 use qlik_license_reclaimer::policy::LicenseCleanupPolicy;
+use qlik_license_reclaimer::record::LicenseCleanupRun;
 use qrs_simulator::{Fault, FaultRule, Simulator, SimulatorConfig};
 use serde_json::json;
 
@@ -118,6 +119,153 @@ fn a_switch_to_dry_run_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestRes
     })
 }
 register!(a_switch_to_dry_run_mid_run_stops_its_deletions);
+
+/// `kubectl delete lcp` in a hurry, mid-run: no further seat is deallocated, the DELETEs already sent finish and
+/// the run's record counts them, and the deleted policy's gauges do not come back when the run ends (a
+/// `policy_ready` of 0 would keep an alert firing for a policy that is gone).
+fn a_policy_deleted_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = slow_policy(cp, "gone", false).await?;
+        let controller = ControllerProcess::start(cp, &namespace, &[])?;
+        run_now(&admin, &namespace, "site", "1").await?;
+        first_delete(&sim, || controller.log()).await?;
+        let policies: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
+        policies.delete("site", &Default::default()).await?;
+
+        // The run's record is kept when it ends. No garbage collector runs beside this API server, so the record
+        // of the deleted policy stays for the test to read.
+        let runs: Api<LicenseCleanupRun> = Api::namespaced(admin.clone(), &namespace);
+        let kept = async {
+            loop {
+                let items = runs.list(&Default::default()).await?.items;
+                if let Some(status) = items.into_iter().next().and_then(|r| r.status) {
+                    return Ok::<_, kube::Error>(status);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let record = tokio::time::timeout(Duration::from_secs(60), kept)
+            .await
+            .map_err(|_| format!("the run kept no record; log:\n{}", controller.log()))??;
+        let sent = qrs_deletes(&sim);
+        if !record.message.contains("the policy was deleted") || sent > 40 {
+            return Err(format!(
+                "deletions went on after the policy was deleted: {sent} sent; {}",
+                record.message
+            )
+            .into());
+        }
+        if sent != sim.deletions().len() || sent as u64 != record.totals.reclaimed {
+            return Err(format!(
+                "every DELETE sent must finish and be recorded: {sent} sent, {} done, {} in the record",
+                sim.deletions().len(),
+                record.totals.reclaimed
+            )
+            .into());
+        }
+
+        // The run ends its bookkeeping just after the record: its gauges must be gone then, and stay gone.
+        let gauges_left = || async {
+            let metrics = http_get(controller.metrics_port, "/metrics").await?;
+            let left: Vec<String> = metrics
+                .lines()
+                .filter(|l| {
+                    !l.starts_with('#') && l.contains(&format!("namespace=\"{namespace}\""))
+                })
+                .filter(|l| {
+                    [
+                        "qlik_reclaimer_policy_ready",
+                        "qlik_reclaimer_policy_dry_run",
+                        "qlik_reclaimer_seats{",
+                        "qlik_reclaimer_next_run",
+                    ]
+                    .iter()
+                    .any(|gauge| l.starts_with(gauge))
+                })
+                .map(str::to_string)
+                .collect();
+            Ok::<_, Failed>(left)
+        };
+        let gone = async {
+            while !controller
+                .log()
+                .contains("the policy was deleted during the run")
+                || !gauges_left().await?.is_empty()
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok::<_, Failed>(())
+        };
+        if tokio::time::timeout(Duration::from_secs(20), gone)
+            .await
+            .is_err()
+        {
+            return Err(format!(
+                "the deleted policy's gauges are still exported: {:#?}",
+                gauges_left().await?
+            )
+            .into());
+        }
+        Ok(())
+    })
+}
+register!(a_policy_deleted_mid_run_stops_its_deletions);
+
+/// Deleted and created again under the same name, mid-run: the new policy starts at generation 1 as the old one
+/// did, so only its uid tells it apart. The run stops as for an edit, and its outcome is not written into the new
+/// policy's status.
+fn a_policy_created_again_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = slow_policy(cp, "again", false).await?;
+        let controller = ControllerProcess::start(cp, &namespace, &[])?;
+        run_now(&admin, &namespace, "site", "1").await?;
+        first_delete(&sim, || controller.log()).await?;
+        let policies: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
+        let spec = policies.get("site").await?.spec;
+        policies.delete("site", &Default::default()).await?;
+        create_policy(&admin, &namespace, "site", spec).await?;
+
+        let runs: Api<LicenseCleanupRun> = Api::namespaced(admin.clone(), &namespace);
+        let kept = async {
+            loop {
+                let items = runs.list(&Default::default()).await?.items;
+                if let Some(status) = items.into_iter().next().and_then(|r| r.status) {
+                    return Ok::<_, kube::Error>(status);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let record = tokio::time::timeout(Duration::from_secs(60), kept)
+            .await
+            .map_err(|_| format!("the run kept no record; log:\n{}", controller.log()))??;
+        let sent = qrs_deletes(&sim);
+        if !record.message.contains("created again") || sent > 40 {
+            return Err(format!(
+                "deletions went on under a policy created again: {sent} sent; {}",
+                record.message
+            )
+            .into());
+        }
+        if sent != sim.deletions().len() || sent as u64 != record.totals.reclaimed {
+            return Err(format!(
+                "every DELETE sent must finish and be recorded: {sent} sent, {} done, {} in the record",
+                sim.deletions().len(),
+                record.totals.reclaimed
+            )
+            .into());
+        }
+        let new = policies.get("site").await?;
+        if let Some(last) = new.status.and_then(|s| s.last_run) {
+            return Err(
+                format!("the new policy's status holds the old policy's run: {last:?}").into(),
+            );
+        }
+        Ok(())
+    })
+}
+register!(a_policy_created_again_mid_run_stops_its_deletions);
 
 /// `run --policy-ref` as a CronJob's pod runs it, as the operator's ServiceAccount.
 fn policy_ref_command(
