@@ -67,6 +67,10 @@ pub struct LicenseCleanupRunSpec {
 pub struct RunRecord {
     /// Run identifier, also in logs and Events.
     pub id: String,
+    /// The Qlik site the run worked on: the policy's repositoryUrl, or the hub's URL through the proxy. A restore
+    /// refuses to give seats back on another site.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub site: String,
     pub result: RunResult,
     /// Whether this run only reported.
     pub dry_run: bool,
@@ -244,6 +248,7 @@ impl RunRecord {
         }
         RunRecord {
             id: report.id.clone(),
+            site: report.site.clone(),
             result: report.result,
             dry_run: report.dry_run,
             start_time: MicroTime(report.start_time),

@@ -38,6 +38,31 @@ pub enum RestoreError {
         user: String,
         access_type: String,
     },
+    #[error(
+        "run {run} reclaimed its seats on {was}, but its policy now names {now}: a restore gives seats back only on \
+         the site that lost them (point the policy back at {was}, or give the seats in the QMC)"
+    )]
+    OtherSite {
+        run: String,
+        was: String,
+        now: String,
+    },
+}
+
+/// The seats go back only to the site that lost them: a policy edited, or deleted and created again, to name another
+/// site would give that site's licences to users who happen to share a name there. A record kept before runs
+/// recorded their site cannot be checked and is let through.
+pub fn check_same_site(record: &RunRecord, site: &str) -> Result<(), RestoreError> {
+    let normal = |url: &str| url.trim_end_matches('/').to_ascii_lowercase();
+    if record.site.is_empty() || normal(&record.site) == normal(site) {
+        Ok(())
+    } else {
+        Err(RestoreError::OtherSite {
+            run: record.id.clone(),
+            was: record.site.clone(),
+            now: site.to_string(),
+        })
+    }
 }
 
 /// The seats a run reclaimed, or those of the `only` users among them.
@@ -242,6 +267,25 @@ mod tests {
     use crate::policy::TypeCounts;
     use crate::record::{RecordedAction, RecordedDecision, Rule};
 
+    #[test]
+    fn seats_go_back_only_to_the_site_that_lost_them() {
+        let record = record(false);
+        assert!(check_same_site(&record, "https://qlik.example:4242").is_ok());
+        assert!(check_same_site(&record, "HTTPS://Qlik.Example:4242/").is_ok());
+        let err = check_same_site(&record, "https://other.example:4242").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("policy now names https://other.example:4242"),
+            "{err}"
+        );
+        // A record kept before runs recorded their site cannot be checked.
+        let older = RunRecord {
+            site: String::new(),
+            ..record
+        };
+        assert!(check_same_site(&older, "https://other.example:4242").is_ok());
+    }
+
     fn record(dry_run: bool) -> RunRecord {
         let decision = |user: &str, access_type: &str, action| RecordedDecision {
             user: user.into(),
@@ -255,6 +299,7 @@ mod tests {
         };
         let at = MicroTime(crate::testing::ts("2026-12-01T09:00:00Z"));
         RunRecord {
+            site: "https://qlik.example:4242".to_string(),
             id: "r1".into(),
             result: RunResult::Succeeded,
             dry_run,

@@ -57,6 +57,8 @@ async fn from_report(args: &RestoreArgs) -> Result<RestoreStatus, CliError> {
     };
     let valid = policy::validate(&policy.spec, &permissions)
         .map_err(|e| CliError::Invalid(format!("invalid policy: {e}")))?;
+    restore::check_same_site(&record, valid.connection.route.site())
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
     let credentials = Credentials::from_dir(credentials_dir).map_err(|e| {
         CliError::Invalid(format!(
             "invalid credentials in {}: {e}",

@@ -228,6 +228,7 @@ mod tests {
         );
         let start = MicroTime(crate::testing::ts(start));
         run.status = Some(RunRecord {
+            site: String::new(),
             id: id.into(),
             result: RunResult::Succeeded,
             dry_run: false,

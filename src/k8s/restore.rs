@@ -67,7 +67,7 @@ pub(crate) async fn restore_run(
         }
     };
     let seats = seats_to_restore(&run, &ctx.only)?;
-    let client = connect(ctx, namespace, &run.spec.policy).await?;
+    let client = connect(ctx, namespace, &run).await?;
     let answered = ctx.answered.clone().unwrap_or_else(|| {
         run.annotations()
             .get(RESTORE_ANNOTATION)
@@ -93,12 +93,14 @@ fn seats_to_restore(
     restore::seats_of(record, only).map_err(|e| RestoreStartError::Invalid(e.to_string()))
 }
 
-/// A client of the site the run's policy names, with the policy's Secret; the policy checked as a run checks it.
+/// A client of the site the run's policy names, with the policy's Secret; the policy checked as a run checks it,
+/// and its site the one the run took the seats from.
 async fn connect(
     ctx: &RestoreRun<'_>,
     namespace: &str,
-    policy_name: &str,
+    run: &LicenseCleanupRun,
 ) -> Result<QrsClient, RestoreStartError> {
+    let policy_name = &run.spec.policy;
     let policies: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), namespace);
     let policy = match policies.get_opt(policy_name).await {
         Ok(Some(policy)) => policy,
@@ -115,6 +117,10 @@ async fn connect(
     };
     let valid = validate(&policy, &ctx.permissions)
         .map_err(|e| RestoreStartError::Invalid(format!("invalid policy: {e}")))?;
+    if let Some(record) = &run.status {
+        restore::check_same_site(record, valid.connection.route.site())
+            .map_err(|e| RestoreStartError::Invalid(e.to_string()))?;
+    }
     let secret = &policy.spec.site.credentials_secret_ref.name;
     let credentials = load_credentials(ctx.client, namespace, secret)
         .await

@@ -169,6 +169,17 @@ pub enum Route {
     },
 }
 
+impl Route {
+    /// The site this route reaches, as the policy names it: the repository URL, or the hub's URL through the
+    /// proxy. A run's record keeps it, so that a restore gives seats back on the site that lost them.
+    pub fn site(&self) -> &str {
+        match self {
+            Route::Direct { repository_url } => repository_url,
+            Route::Proxy { hub_url, .. } => hub_url,
+        }
+    }
+}
+
 /// A connected QRS client. Cheap to share by reference across concurrent deallocations.
 pub struct QrsClient {
     http: reqwest::Client,

@@ -25,6 +25,7 @@ fn entry(user: &str, outcome: Outcome, reason_code: &'static str) -> Entry {
 
 fn report(decisions: Vec<Entry>, allocated: u64) -> RunReport {
     RunReport {
+        site: "https://qlik.example:4242".to_string(),
         id: "20261201T090000Z-abc123".into(),
         start_time: ts("2026-12-01T09:00:00Z"),
         completion_time: ts("2026-12-01T09:00:05Z"),

@@ -168,6 +168,8 @@ pub struct Entry {
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
     pub id: String,
+    /// The site the run worked on ([`crate::qrs::Route::site`]).
+    pub site: String,
     pub start_time: Timestamp,
     pub completion_time: Timestamp,
     pub dry_run: bool,
@@ -201,6 +203,7 @@ impl RunReport {
     pub(crate) fn failed(id: String, start: Timestamp, dry_run: bool, message: String) -> Self {
         Self {
             id,
+            site: String::new(),
             start_time: start,
             completion_time: Timestamp::now(),
             dry_run,
@@ -237,7 +240,11 @@ pub async fn execute(policy: &ValidPolicy, ctx: RunContext<'_>) -> RunReport {
                     }
                     client
                 }
-                Err(e) => return RunReport::failed(id, ctx.now, dry_run, e.to_string()),
+                Err(e) => {
+                    let mut report = RunReport::failed(id, ctx.now, dry_run, e.to_string());
+                    report.site = connection.route.site().to_string();
+                    return report;
+                }
             };
         let outcome = run_with_client(&client, policy, &ctx, id.clone(), dry_run).await;
         client.close().await;
@@ -245,6 +252,7 @@ pub async fn execute(policy: &ValidPolicy, ctx: RunContext<'_>) -> RunReport {
             Ok(report) => report,
             Err(e) => RunReport::failed(id, ctx.now, dry_run, e.to_string()),
         };
+        report.site = connection.route.site().to_string();
         if let Some(notify) = &ctx.notify {
             send_summary(notify.notifier, &mut report).await;
         }
@@ -624,6 +632,8 @@ fn build_report(run: Finished, rules: &Rules) -> RunReport {
     let (result, message) = verdict(verdict_of_breaker, &stopped, &totals, dry_run);
     RunReport {
         id,
+        // Set by `execute`, which knows the connection.
+        site: String::new(),
         start_time: start,
         completion_time: Timestamp::now(),
         dry_run,

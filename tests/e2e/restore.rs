@@ -221,6 +221,29 @@ async fn bad_input_restores_nothing() {
     let (out, _) = site.restore(&["--user", "CORP\\bob"]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("did not reclaim"), "{}", out.stderr);
+    // The report names the site that lost the seats; a policy that now names another site gives nothing there.
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(site.path("report.json")).expect("report"))
+            .expect("json");
+    assert_eq!(report["site"], site.sim.repository_url().as_str());
+    let other = known_site().await;
+    let moved = qlik_license_reclaimer::policy::LicenseCleanupPolicy::new("test", policy(&other));
+    std::fs::write(
+        site.dir.path().join("policy.yaml"),
+        serde_yaml::to_string(&moved).expect("yaml"),
+    )
+    .expect("policy");
+    let (out, _) = site.restore(&[]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("but its policy now names"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        other.requests().is_empty(),
+        "nothing may reach the other site"
+    );
     // A file that is not a report.
     std::fs::write(
         site.dir.path().join("report.json"),

@@ -257,6 +257,7 @@ fn a_record_at_the_largest_cap_fits_in_etcd(cp: &ControlPlane) -> TestResult {
             .collect();
         let now = jiff::Timestamp::now();
         let report = RunReport {
+            site: "https://qlik.example:4242".into(),
             id: "20261201T090000Z-big001".into(),
             start_time: now,
             completion_time: now,
@@ -432,6 +433,39 @@ fn the_restore_annotation_gives_a_runs_seats_back_once(cp: &ControlPlane) -> Tes
             .ok_or("no restore")?;
         if !stored.dry_run || stored.skipped != 2 {
             return Err(format!("status.restore after restore --run: {stored:?}").into());
+        }
+
+        // The policy now names another site: the run's seats are not given there.
+        let recorded = api
+            .get(&name)
+            .await?
+            .status
+            .map(|s| s.site)
+            .unwrap_or_default();
+        if recorded != sim.repository_url() {
+            return Err(format!("the record names the site {recorded:?}").into());
+        }
+        crate::operator::patch_spec(
+            &admin,
+            &namespace,
+            "site",
+            serde_json::json!({"site": {"repositoryUrl": "https://127.0.0.1:1"}}),
+        )
+        .await?;
+        let dir = tempfile::tempdir()?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
+        let reference = format!("{namespace}/{name}");
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
+                .args(["restore", "--run", &reference])
+                .env("KUBECONFIG", &kubeconfig)
+                .output()
+        })
+        .await??;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status.code() != Some(2) || !stderr.contains("but its policy now names") {
+            return Err(format!("a restore onto another site: {output:?}").into());
         }
         Ok(())
     })
