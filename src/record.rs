@@ -108,6 +108,13 @@ pub struct RunRecord {
     pub restore: Option<RestoreStatus>,
 }
 
+/// Whether two site URLs (a record's `site`, a policy's) name the same site: origins compared without a final
+/// slash and without regard to case.
+pub fn same_site(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

@@ -53,8 +53,7 @@ pub enum RestoreError {
 /// site would give that site's licences to users who happen to share a name there. A record kept before runs
 /// recorded their site cannot be checked and is let through.
 pub fn check_same_site(record: &RunRecord, site: &str) -> Result<(), RestoreError> {
-    let normal = |url: &str| url.trim_end_matches('/').to_ascii_lowercase();
-    if record.site.is_empty() || normal(&record.site) == normal(site) {
+    if record.site.is_empty() || crate::record::same_site(&record.site, site) {
         Ok(())
     } else {
         Err(RestoreError::OtherSite {

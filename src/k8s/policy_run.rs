@@ -267,7 +267,7 @@ pub(crate) async fn run_policy(
     let records = Records::new(ctx.client, namespace, name);
     // Earlier records tell who was reclaimed; without them the run goes on, and finds no returns this time.
     let earlier = match records.list().await {
-        Ok(runs) => earlier_reclaims(&runs),
+        Ok(runs) => earlier_reclaims(&runs, valid.connection.route.site()),
         Err(e) => {
             tracing::warn!(policy = %format!("{namespace}/{name}"), error = %e, "could not read the policy's run records; returns are not looked for this run");
             Vec::new()

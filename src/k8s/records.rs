@@ -105,6 +105,8 @@ const RECORDS_PER_PAGE: u32 = 5;
 #[derive(Debug, Clone)]
 pub(crate) struct KeptRun {
     name: String,
+    /// The site the run worked on (empty in records kept before runs recorded it).
+    site: String,
     /// When the run started (its creation when the record has no status).
     start: jiff::Timestamp,
     id: String,
@@ -129,6 +131,7 @@ impl KeptRun {
         let record = run.status.as_ref();
         Self {
             name: run.name_any(),
+            site: record.map(|r| r.site.clone()).unwrap_or_default(),
             start: record
                 .map(|r| r.start_time.0)
                 .or(created)
@@ -177,10 +180,14 @@ pub(crate) fn record_name(policy: &str, run_id: &str) -> String {
 
 /// The seats earlier runs reclaimed whose users have not been found back yet: not listed as returned by a later
 /// record, not given back by a restore. `runs` newest first.
-pub(crate) fn earlier_reclaims(runs: &[KeptRun]) -> Vec<EarlierReclaim> {
+pub(crate) fn earlier_reclaims(runs: &[KeptRun], site: &str) -> Vec<EarlierReclaim> {
     let mut settled: HashSet<(String, String)> = HashSet::new();
     let mut earlier = Vec::new();
-    for run in runs {
+    // A run on another site (the policy was repointed) took seats from other people, whatever their names.
+    for run in runs
+        .iter()
+        .filter(|r| r.site.is_empty() || crate::record::same_site(&r.site, site))
+    {
         for (user, access_type) in &run.reclaimed {
             let k = key(user, access_type);
             if settled.contains(&k) || run.restored.contains(&k) {
@@ -218,6 +225,31 @@ mod tests {
     use crate::record::{RecordedAction, RecordedDecision, ReturnedSeat, Rule};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
+    const SITE: &str = "https://qlik.example:4242";
+
+    #[test]
+    fn a_run_on_another_site_took_no_seat_from_this_one() {
+        let mut elsewhere = record("r1", "2026-01-01T00:00:00Z", &["CORP\\ann"], &[]);
+        if let Some(status) = elsewhere.status.as_mut() {
+            status.site = "https://other.example:4242".into();
+        }
+        let older = {
+            let mut run = record("r0", "2025-12-01T00:00:00Z", &["CORP\\bob"], &[]);
+            if let Some(status) = run.status.as_mut() {
+                status.site = String::new();
+            }
+            run
+        };
+        let same = record("r2", "2026-01-02T00:00:00Z", &["CORP\\cid"], &[]);
+        let runs: Vec<KeptRun> = [same, elsewhere, older].iter().map(KeptRun::of).collect();
+        let users: Vec<String> = earlier_reclaims(&runs, "HTTPS://qlik.example:4242/")
+            .into_iter()
+            .map(|e| e.user.to_string())
+            .collect();
+        // Ann's seat was taken on another site; Bob's record predates sites and counts.
+        assert_eq!(users, ["CORP\\cid", "CORP\\bob"]);
+    }
+
     fn record(id: &str, start: &str, reclaimed: &[&str], returns: &[&str]) -> LicenseCleanupRun {
         let mut run = LicenseCleanupRun::new(
             &record_name("site", id),
@@ -228,7 +260,7 @@ mod tests {
         );
         let start = MicroTime(crate::testing::ts(start));
         run.status = Some(RunRecord {
-            site: String::new(),
+            site: SITE.into(),
             id: id.into(),
             result: RunResult::Succeeded,
             dry_run: false,
@@ -288,7 +320,7 @@ mod tests {
             ),
         ];
         let runs: Vec<KeptRun> = runs.iter().map(KeptRun::of).collect();
-        let earlier: Vec<(String, String)> = earlier_reclaims(&runs)
+        let earlier: Vec<(String, String)> = earlier_reclaims(&runs, SITE)
             .into_iter()
             .map(|e| (e.user.to_string(), e.run))
             .collect();
@@ -328,7 +360,7 @@ mod tests {
                 }],
             });
         }
-        let users: Vec<String> = earlier_reclaims(&[KeptRun::of(&run)])
+        let users: Vec<String> = earlier_reclaims(&[KeptRun::of(&run)], SITE)
             .into_iter()
             .map(|e| e.user.to_string())
             .collect();
