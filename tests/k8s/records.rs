@@ -338,6 +338,28 @@ async fn wait_for_run(
     }
 }
 
+/// `restore --run NS/NAME` with `extra` arguments, as the operator's ServiceAccount (what an administrator's
+/// kubeconfig would do with the operator's rights).
+async fn restore_run_as_operator(
+    cp: &ControlPlane,
+    reference: &str,
+    extra: &[&str],
+) -> Result<std::process::Output, libtest_mimic::Failed> {
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
+    let mut args = vec!["restore".to_string(), "--run".into(), reference.to_string()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
+            .args(&args)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+    })
+    .await??;
+    Ok(output)
+}
+
 fn the_restore_annotation_gives_a_runs_seats_back_once(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
@@ -400,24 +422,9 @@ fn the_restore_annotation_gives_a_runs_seats_back_once(cp: &ControlPlane) -> Tes
 
         // `restore --run --dry-run` as an administrator would: both hold their seat again; the annotation's value
         // stays answered, so the controller does not restore again.
-        let dir = tempfile::tempdir()?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
         let reference = format!("{namespace}/{name}");
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
-                .args([
-                    "restore",
-                    "--run",
-                    &reference,
-                    "--dry-run",
-                    "--output",
-                    "json",
-                ])
-                .env("KUBECONFIG", &kubeconfig)
-                .output()
-        })
-        .await??;
+        let output =
+            restore_run_as_operator(cp, &reference, &["--dry-run", "--output", "json"]).await?;
         if !output.status.success() {
             return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
         }
@@ -452,17 +459,7 @@ fn the_restore_annotation_gives_a_runs_seats_back_once(cp: &ControlPlane) -> Tes
             serde_json::json!({"site": {"repositoryUrl": "https://127.0.0.1:1"}}),
         )
         .await?;
-        let dir = tempfile::tempdir()?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
-        let reference = format!("{namespace}/{name}");
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
-                .args(["restore", "--run", &reference])
-                .env("KUBECONFIG", &kubeconfig)
-                .output()
-        })
-        .await??;
+        let output = restore_run_as_operator(cp, &reference, &[]).await?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if output.status.code() != Some(2) || !stderr.contains("but its policy now names") {
             return Err(format!("a restore onto another site: {output:?}").into());

@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use libtest_mimic::Failed;
 use qlik_license_reclaimer::policy::LicenseCleanupPolicy;
-use qlik_license_reclaimer::record::LicenseCleanupRun;
+use qlik_license_reclaimer::record::{LicenseCleanupRun, RunRecord};
 use qrs_simulator::{Fault, FaultRule, Simulator, SimulatorConfig};
 use serde_json::json;
 
@@ -69,16 +69,42 @@ fn every_delete_finished_and_recorded(
     sim: &Simulator,
     last: &qlik_license_reclaimer::policy::RunStatus,
 ) -> TestResult {
+    every_delete_finished_and_counted(sim, last.totals.reclaimed, "in status")
+}
+
+/// Every DELETE that reached QRS finished, and `reclaimed` (a status's or a record's count, named by `place`) counts each.
+fn every_delete_finished_and_counted(sim: &Simulator, reclaimed: u64, place: &str) -> TestResult {
     let sent = qrs_deletes(sim);
-    if sent != sim.deletions().len() || sent as u64 != last.totals.reclaimed {
+    if sent != sim.deletions().len() || sent as u64 != reclaimed {
         return Err(format!(
-            "every DELETE sent must finish and be recorded: {sent} sent, {} done, {} in status",
+            "every DELETE sent must finish and be recorded: {sent} sent, {} done, {reclaimed} {place}",
             sim.deletions().len(),
-            last.totals.reclaimed
         )
         .into());
     }
     Ok(())
+}
+
+/// The record of the namespace's one run, once the run has kept it (it does so as the run ends). No garbage
+/// collector runs beside this API server, so the record of a deleted policy stays for the test to read.
+async fn kept_record(
+    admin: &kube::Client,
+    namespace: &str,
+    log: impl Fn() -> String,
+) -> Result<RunRecord, Failed> {
+    let runs: Api<LicenseCleanupRun> = Api::namespaced(admin.clone(), namespace);
+    let kept = async {
+        loop {
+            let items = runs.list(&Default::default()).await?.items;
+            if let Some(status) = items.into_iter().next().and_then(|r| r.status) {
+                return Ok::<_, kube::Error>(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    Ok(tokio::time::timeout(Duration::from_secs(60), kept)
+        .await
+        .map_err(|_| format!("the run kept no record; log:\n{}", log()))??)
 }
 
 fn last_run_message(p: &LicenseCleanupPolicy) -> Option<String> {
@@ -133,21 +159,7 @@ fn a_policy_deleted_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult
         let policies: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
         policies.delete("site", &Default::default()).await?;
 
-        // The run's record is kept when it ends. No garbage collector runs beside this API server, so the record
-        // of the deleted policy stays for the test to read.
-        let runs: Api<LicenseCleanupRun> = Api::namespaced(admin.clone(), &namespace);
-        let kept = async {
-            loop {
-                let items = runs.list(&Default::default()).await?.items;
-                if let Some(status) = items.into_iter().next().and_then(|r| r.status) {
-                    return Ok::<_, kube::Error>(status);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
-        let record = tokio::time::timeout(Duration::from_secs(60), kept)
-            .await
-            .map_err(|_| format!("the run kept no record; log:\n{}", controller.log()))??;
+        let record = kept_record(&admin, &namespace, || controller.log()).await?;
         let sent = qrs_deletes(&sim);
         if !record.message.contains("the policy was deleted") || sent > 40 {
             return Err(format!(
@@ -156,14 +168,7 @@ fn a_policy_deleted_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult
             )
             .into());
         }
-        if sent != sim.deletions().len() || sent as u64 != record.totals.reclaimed {
-            return Err(format!(
-                "every DELETE sent must finish and be recorded: {sent} sent, {} done, {} in the record",
-                sim.deletions().len(),
-                record.totals.reclaimed
-            )
-            .into());
-        }
+        every_delete_finished_and_counted(&sim, record.totals.reclaimed, "in the record")?;
 
         // The run ends its bookkeeping just after the record: its gauges must be gone then, and stay gone.
         let gauges_left = || async {
@@ -227,19 +232,7 @@ fn a_policy_created_again_mid_run_stops_its_deletions(cp: &ControlPlane) -> Test
         policies.delete("site", &Default::default()).await?;
         create_policy(&admin, &namespace, "site", spec).await?;
 
-        let runs: Api<LicenseCleanupRun> = Api::namespaced(admin.clone(), &namespace);
-        let kept = async {
-            loop {
-                let items = runs.list(&Default::default()).await?.items;
-                if let Some(status) = items.into_iter().next().and_then(|r| r.status) {
-                    return Ok::<_, kube::Error>(status);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
-        let record = tokio::time::timeout(Duration::from_secs(60), kept)
-            .await
-            .map_err(|_| format!("the run kept no record; log:\n{}", controller.log()))??;
+        let record = kept_record(&admin, &namespace, || controller.log()).await?;
         let sent = qrs_deletes(&sim);
         if !record.message.contains("created again") || sent > 40 {
             return Err(format!(
@@ -248,14 +241,7 @@ fn a_policy_created_again_mid_run_stops_its_deletions(cp: &ControlPlane) -> Test
             )
             .into());
         }
-        if sent != sim.deletions().len() || sent as u64 != record.totals.reclaimed {
-            return Err(format!(
-                "every DELETE sent must finish and be recorded: {sent} sent, {} done, {} in the record",
-                sim.deletions().len(),
-                record.totals.reclaimed
-            )
-            .into());
-        }
+        every_delete_finished_and_counted(&sim, record.totals.reclaimed, "in the record")?;
         let new = policies.get("site").await?;
         if let Some(last) = new.status.and_then(|s| s.last_run) {
             return Err(
