@@ -5,14 +5,14 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use libtest_mimic::Failed;
 use serde_json::Value as Json;
 
 use crate::control_plane::ControlPlane;
 use crate::release_binary::{embedded_dependencies, release_binary};
-use crate::tools::{describe, read, repo_path};
+use crate::tools::{built_by, describe, read, repo_path};
 use crate::{TestResult, register};
 
 /// The image's target size.
@@ -82,16 +82,7 @@ fn the_image_is_one_binary_on_scratch_run_as_65532(_: &ControlPlane) -> TestResu
 register!(the_image_is_one_binary_on_scratch_run_as_65532);
 
 fn build_image() -> Result<PathBuf, Failed> {
-    let script = repo_path("scripts/build-image.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()?;
-    if !output.status.success() {
-        return Err(format!("{} failed ({})", script.display(), output.status).into());
-    }
-    Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
+    built_by("scripts/build-image.sh")
 }
 
 fn blob(root: &Path, digest: &str) -> Result<PathBuf, Failed> {

@@ -9,23 +9,12 @@ use std::process::{Command, Stdio};
 use libtest_mimic::Failed;
 
 use crate::control_plane::ControlPlane;
-use crate::tools::{BINARY, describe, read, repo_path};
+use crate::tools::{BINARY, built_by, describe, read, repo_path};
 use crate::{TestResult, register, run, support};
 
 /// The binary the image holds, built by scripts/build-release.sh (cargo caches it under target/).
 pub fn release_binary() -> Result<PathBuf, Failed> {
-    let script = repo_path("scripts/build-release.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("running {}: {e}", script.display()))?;
-    if !output.status.success() {
-        return Err(format!("{} failed ({})", script.display(), output.status).into());
-    }
-    let path = String::from_utf8(output.stdout)?;
-    Ok(PathBuf::from(path.trim()))
+    built_by("scripts/build-release.sh")
 }
 
 /// The crates built for the binary, as `cargo auditable` embeds them (name and version, the binary's own package

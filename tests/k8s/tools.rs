@@ -26,6 +26,22 @@ pub fn describe(output: &Output) -> String {
 }
 
 /// A path in the repository.
+/// Runs a build script of the repository (`scripts/...`) that prints the path of what it built on stdout (its
+/// progress goes to the test's stderr); that path.
+pub fn built_by(script: &str) -> Result<PathBuf, Failed> {
+    let script = repo_path(script);
+    let output = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    if !output.status.success() {
+        return Err(format!("{} failed ({})", script.display(), output.status).into());
+    }
+    Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
+}
+
 pub fn repo_path(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
