@@ -262,16 +262,8 @@ impl RunRecord {
             completion_time: MicroTime(report.completion_time),
             message: report.message.clone(),
             totals: report.totals,
-            per_access_type: report
-                .per_access_type
-                .iter()
-                .map(|(t, c)| (t.key().to_string(), *c))
-                .collect(),
-            seats: report
-                .seats
-                .iter()
-                .map(|(t, s)| (t.key().to_string(), (*s).into()))
-                .collect(),
+            per_access_type: crate::run::by_access_type_key(&report.per_access_type),
+            seats: crate::run::by_access_type_key(&report.seats),
             decisions,
             decisions_omitted: omitted,
             kept,

@@ -192,6 +192,15 @@ pub struct RunReport {
     pub deliveries: Vec<Delivery>,
 }
 
+/// A map by access type as the resources keep it: by the type's key (`professional`, ...), each value converted.
+pub fn by_access_type_key<V: Copy, W: From<V>>(
+    map: &BTreeMap<AccessType, V>,
+) -> BTreeMap<String, W> {
+    map.iter()
+        .map(|(t, v)| (t.key().to_string(), W::from(*v)))
+        .collect()
+}
+
 impl RunReport {
     /// Entries that were (or, in dry run, would be) reclaimed.
     pub fn reclaimed(&self) -> impl Iterator<Item = &Entry> {
