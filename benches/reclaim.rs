@@ -484,7 +484,7 @@ async fn product_run(
         force_dry_run: false,
         now: simulator.now(),
         observer: None,
-        stop: None,
+        brake: None,
         retry: None,
         earlier_reclaims: Vec::new(),
         notify: None,

@@ -104,7 +104,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
         force_dry_run: true,
         now: simulator.now(),
         observer: None,
-        stop: None,
+        brake: None,
         retry: None,
         earlier_reclaims: Vec::new(),
         notify: None,

@@ -7,6 +7,7 @@
 //! Only what the tests and benchmarks use is public. The crate-private modules warn on a `pub` that reaches no
 //! further than the crate (`unreachable_pub`), so their items say `pub(crate)`.
 
+pub mod brake;
 pub mod cli;
 pub mod credentials;
 pub mod demo;

@@ -6,7 +6,7 @@ use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use crate::brake::{Brake, BrakeState};
 
 use super::args::RunArgs;
 use super::{CliError, notify_files, print_report};
@@ -78,7 +78,7 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         force_dry_run: args.dry_run,
         now: jiff::Timestamp::now(),
         observer: None,
-        stop: Some(stop_on_signal_or_change(
+        brake: Some(stop_on_signal_or_change(
             policy_path.clone(),
             text.into_bytes(),
         )),
@@ -92,6 +92,10 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
     print_report(&report, args.output);
     if let (Some(state), Some(notices)) = (&args.state, &report.notices) {
         notify_files::write_state(state, notices)?;
+    }
+    // Once the report and the notices are kept: a channel that hangs cannot hold them back.
+    if let Some(notifier) = &notifier {
+        run::announce(notifier, &report, run::SUMMARY_DEADLINE).await;
     }
     if report.result != RunResult::Succeeded {
         tracing::error!(run = %report.id, result = report.result.as_str(), "{}", report.message);
@@ -124,8 +128,8 @@ async fn reread(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// A stop for a run of a policy file: SIGTERM or SIGINT, or the file changed (or vanished) since the run read it.
 /// The same promise as in the cluster: an administrator who edits the policy (to dry run, say) stops deletions.
-fn stop_on_signal_or_change(path: PathBuf, read: Vec<u8>) -> watch::Receiver<run::StopReason> {
-    let (stop_tx, stop_rx) = watch::channel(None);
+fn stop_on_signal_or_change(path: PathBuf, read: Vec<u8>) -> Brake {
+    let (lever, brake) = Brake::new(BrakeState::Released);
     let shutdown = Shutdown::on_signals();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(POLICY_FILE_RECHECK);
@@ -140,9 +144,9 @@ fn stop_on_signal_or_change(path: PathBuf, read: Vec<u8>) -> watch::Receiver<run
             }
         };
         tracing::warn!("{reason}: no further seat is deallocated in this run");
-        let _ = stop_tx.send(Some(reason));
+        lever.stop(reason);
     });
-    stop_rx
+    brake
 }
 
 /// A manifest as `kubectl apply` would take it: apiVersion and kind must be ours, and no field unknown to the CRD.

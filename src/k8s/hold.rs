@@ -1,21 +1,26 @@
 //! A run's hold on its policy (`status.activeRun`: at most one run of a policy at a time, whoever runs it) and
-//! the watch that stops a run's deletions when the policy changes, the hold is lost, or the process is told to stop.
+//! the run's brake: a watch that stops its deletions as soon as the policy changes, when the hold is lost, or
+//! when the process is told to stop.
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use kube::Api;
-use tokio::sync::watch;
+use kube::api::WatchEvent;
 
 use super::shutdown::Shutdown;
 use super::status::{time, update_status};
+use crate::brake::{Brake, BrakeLever, BrakeState};
 use crate::policy::{LicenseCleanupPolicy, LicenseCleanupPolicyStatus};
-use crate::run;
 
-/// How often a run re-reads its policy while it may delete.
-const POLICY_RECHECK: Duration = Duration::from_secs(2);
+/// How long a run waits for its watch on the policy to come back before it gives up deleting.
+const WATCH_PATIENCE: Duration = Duration::from_secs(30);
 
-/// Failed re-reads in a row after which a run stops deleting: a policy it cannot see may have changed.
-const POLICY_RECHECK_FAILURES: u32 = 3;
+/// The pause between attempts to watch the policy again, at first and at most.
+const WATCH_RETRY: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+
+/// How often a run checks whether its hold is due for renewal.
+const HOLD_CHECK: Duration = Duration::from_secs(2);
 
 /// A run's hold on its policy is void this long after its last renewal (then another runner may take it).
 pub(super) const HOLD_SECONDS: u32 = 30;
@@ -50,85 +55,141 @@ pub(super) struct StopWatch {
     pub(super) shutdown: Option<Shutdown>,
 }
 
-/// A stop for one run: `Some(why)` on shutdown, when the policy, re-read every [`POLICY_RECHECK`], was deleted
-/// (or deleted and created again), suspended, switched to dry run or edited (a new generation) since the run started, or when the run lost its
-/// hold on the policy (renewed every [`HOLD_RENEW`]). Abort the task when the run is done.
-pub(super) fn watch_for_stop(
-    w: StopWatch,
-) -> (
-    watch::Receiver<run::StopReason>,
-    tokio::task::JoinHandle<()>,
-) {
-    let (tx, rx) = watch::channel(None);
+/// The brake of one run. The policy is watched (a watch on the one object, not a poll): the brake is pulled as
+/// soon as the API server reports it deleted (or deleted and created again), suspended, switched to dry run or
+/// edited (a new generation) since the run started. It is also pulled on shutdown and when the run loses its hold
+/// on the policy (renewed every [`HOLD_RENEW`]). While the watch is not established (at the start, and whenever it
+/// breaks), the brake is paused: no deletion starts while a change could go unseen. Abort the task when the run
+/// is done.
+pub(super) fn watch_for_stop(w: StopWatch) -> (Brake, tokio::task::JoinHandle<()>) {
+    let (lever, brake) = Brake::new(BrakeState::Paused(
+        "the watch on the policy is being established".into(),
+    ));
     let task = tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(POLICY_RECHECK);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failures = 0;
-        let mut renewed = tokio::time::Instant::now();
-        loop {
-            let shut_down = async {
-                match w.shutdown.as_ref() {
-                    Some(shutdown) => shutdown.requested().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let reason = tokio::select! {
-                () = shut_down => Some("shutdown: SIGTERM or SIGINT".to_string()),
-                _ = ticker.tick() => {
-                    let mut reason = policy_changed(&w, &mut failures).await;
-                    if reason.is_none() && renewed.elapsed() >= HOLD_RENEW {
-                        match renew_hold(&w).await {
-                            Ok(true) => renewed = tokio::time::Instant::now(),
-                            Ok(false) => reason = Some("another runner took the policy over".to_string()),
-                            Err(e) => tracing::warn!(policy = %w.name, error = %e, "could not renew the run's hold on the policy"),
-                        }
+        let shut_down = async {
+            match w.shutdown.as_ref() {
+                Some(shutdown) => shutdown.requested().await,
+                None => std::future::pending().await,
+            }
+        };
+        let reason = tokio::select! {
+            () = shut_down => "shutdown: SIGTERM or SIGINT".to_string(),
+            reason = follow_policy(&w, &lever) => reason,
+            reason = keep_hold(&w) => reason,
+        };
+        tracing::warn!(policy = %w.name, "{reason}: no further seat is deallocated in this run");
+        lever.stop(reason);
+    });
+    (brake, task)
+}
+
+/// Follows the policy until it forbids further deletions, and says why. Each (re)connection reads the policy as
+/// it is, then watches from that version, so no change falls between the two; only then is the brake released.
+async fn follow_policy(w: &StopWatch, lever: &BrakeLever) -> String {
+    let selector = format!("metadata.name={}", w.name);
+    let mut broken_since: Option<(tokio::time::Instant, String)> = None;
+    let mut retry = WATCH_RETRY.0;
+    loop {
+        if let Some((since, why)) = &broken_since {
+            if since.elapsed() >= WATCH_PATIENCE {
+                return format!(
+                    "the policy could not be watched for {}s ({why})",
+                    WATCH_PATIENCE.as_secs()
+                );
+            }
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).clamp(WATCH_RETRY.0, WATCH_RETRY.1);
+        }
+        let version = match w.api.get_opt(&w.name).await {
+            Ok(None) => return "the policy was deleted".into(),
+            Ok(Some(policy)) => match forbids_deletions(w, &policy) {
+                Some(reason) => return reason,
+                None => policy.metadata.resource_version.unwrap_or_default(),
+            },
+            Err(e) => {
+                broken_since.get_or_insert_with(|| (tokio::time::Instant::now(), e.to_string()));
+                tracing::warn!(policy = %w.name, error = %e, "could not read the policy during a run; deletions wait");
+                continue;
+            }
+        };
+        let params = kube::api::WatchParams::default().fields(&selector);
+        let events = match w.api.watch(&params, &version).await {
+            Ok(events) => events,
+            Err(e) => {
+                broken_since.get_or_insert_with(|| (tokio::time::Instant::now(), e.to_string()));
+                tracing::warn!(policy = %w.name, error = %e, "could not watch the policy during a run; deletions wait");
+                continue;
+            }
+        };
+        // Established: the API server sends every change after `version`.
+        lever.release();
+        let mut events = std::pin::pin!(events);
+        let why = loop {
+            match events.next().await {
+                Some(Ok(WatchEvent::Added(policy) | WatchEvent::Modified(policy))) => {
+                    if let Some(reason) = forbids_deletions(w, &policy) {
+                        return reason;
                     }
-                    if reason.is_none() && renewed.elapsed() >= HOLD_SAFE {
-                        reason = Some(format!(
-                            "the run could not renew its hold on the policy for {}s (is the API server reachable?)",
-                            HOLD_SAFE.as_secs()
-                        ));
-                    }
-                    reason
                 }
-            };
-            if let Some(reason) = reason {
-                tracing::warn!(policy = %w.name, "{reason}: no further seat is deallocated in this run");
-                let _ = tx.send(Some(reason));
-                return;
+                Some(Ok(WatchEvent::Deleted(_))) => return "the policy was deleted".into(),
+                Some(Ok(WatchEvent::Bookmark(_))) => {}
+                Some(Ok(WatchEvent::Error(status))) => break status.message.clone(),
+                Some(Err(e)) => break e.to_string(),
+                None => break "the API server ended the watch".into(),
+            }
+        };
+        // Until the watch is back, a change could go unseen.
+        lever.pause(format!("the watch on the policy broke: {why}"));
+        tracing::debug!(policy = %w.name, why = %why, "watching the policy again; deletions wait");
+        broken_since = Some((tokio::time::Instant::now(), why));
+        // A watch the server ended on time comes back at once; only failures wait.
+        retry = Duration::ZERO;
+    }
+}
+
+/// Keeps the run's hold on its policy; returns why the run must stop deleting when it cannot.
+async fn keep_hold(w: &StopWatch) -> String {
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(HOLD_CHECK).await;
+        if renewed.elapsed() >= HOLD_RENEW {
+            match renew_hold(w).await {
+                Ok(true) => renewed = tokio::time::Instant::now(),
+                Ok(false) => return "another runner took the policy over".to_string(),
+                Err(e) => {
+                    tracing::warn!(policy = %w.name, error = %e, "could not renew the run's hold on the policy")
+                }
             }
         }
-    });
-    (rx, task)
+        if renewed.elapsed() >= HOLD_SAFE {
+            return format!(
+                "the run could not renew its hold on the policy for {}s (is the API server reachable?)",
+                HOLD_SAFE.as_secs()
+            );
+        }
+    }
 }
 
 /// Why the policy as it is now forbids further deletions, if it does.
-async fn policy_changed(w: &StopWatch, failures: &mut u32) -> Option<String> {
-    match w.api.get_opt(&w.name).await {
-        Ok(None) => Some("the policy was deleted".to_string()),
-        Ok(Some(p)) if p.metadata.deletion_timestamp.is_some() => {
-            Some("the policy is being deleted".to_string())
-        }
-        Ok(Some(p)) if p.metadata.uid != w.uid => Some(
+fn forbids_deletions(w: &StopWatch, p: &LicenseCleanupPolicy) -> Option<String> {
+    if p.metadata.deletion_timestamp.is_some() {
+        Some("the policy is being deleted".to_string())
+    } else if p.metadata.uid != w.uid {
+        Some(
             "the policy was deleted and created again; the next run follows the new one"
                 .to_string(),
-        ),
-        Ok(Some(p)) if p.spec.suspend => Some("the policy was suspended".to_string()),
-        Ok(Some(p)) if p.spec.dry_run => Some("the policy was switched to dry run".to_string()),
-        Ok(Some(p)) if p.metadata.generation != w.generation => Some(
+        )
+    } else if p.spec.suspend {
+        Some("the policy was suspended".to_string())
+    } else if p.spec.dry_run {
+        Some("the policy was switched to dry run".to_string())
+    } else if p.metadata.generation != w.generation {
+        Some(
             "the policy was changed since the run started; the next run follows the new spec"
                 .to_string(),
-        ),
-        Ok(Some(_)) => {
-            *failures = 0;
-            None
-        }
-        Err(e) => {
-            *failures += 1;
-            tracing::warn!(policy = %w.name, error = %e, failures = *failures, "could not re-read the policy during a run");
-            (*failures >= POLICY_RECHECK_FAILURES)
-                .then(|| "the policy could not be read again during the run".to_string())
-        }
+        )
+    } else {
+        None
     }
 }
 

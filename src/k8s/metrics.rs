@@ -11,6 +11,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::model::AccessType;
+use crate::notify::Delivery;
 use crate::qrs::{RequestObserver, RequestRecord};
 use crate::run::RunReport;
 
@@ -168,6 +169,25 @@ impl Metrics {
         out
     }
 
+    /// Notifications of a run (its notices, then its summary), each counted by channel and result.
+    pub(crate) fn count_deliveries(&self, namespace: &str, policy: &str, deliveries: &[Delivery]) {
+        for delivery in deliveries {
+            let result = if delivery.error.is_some() {
+                "failed"
+            } else {
+                "delivered"
+            };
+            self.notifications
+                .get_or_create(&NotificationLabels {
+                    namespace: namespace.into(),
+                    policy: policy.into(),
+                    channel: delivery.channel.into(),
+                    result: result.into(),
+                })
+                .inc();
+        }
+    }
+
     /// Record a finished run of `namespace/policy`.
     pub(crate) fn record_run(
         &self,
@@ -236,21 +256,7 @@ impl Metrics {
                     .set(counts.allocated as i64);
             }
         }
-        for delivery in &report.deliveries {
-            let result = if delivery.error.is_some() {
-                "failed"
-            } else {
-                "delivered"
-            };
-            self.notifications
-                .get_or_create(&NotificationLabels {
-                    namespace: namespace.into(),
-                    policy: policy.into(),
-                    channel: delivery.channel.into(),
-                    result: result.into(),
-                })
-                .inc();
-        }
+        self.count_deliveries(namespace, policy, &report.deliveries);
         if let Some(notices) = &report.notices {
             self.set_pending(namespace, policy, notices.iter().map(|n| n.access_type));
         }

@@ -18,7 +18,7 @@ use super::shutdown::Shutdown;
 use super::status::{self, time, update_status};
 use crate::credentials::{Credentials, CredentialsError};
 use crate::notice::Pending;
-use crate::notify::{self, Notifier, SecretEntries, TemplateSource};
+use crate::notify::{self, Delivery, Notifier, SecretEntries, TemplateSource};
 use crate::policy::{ActiveRun, LicenseCleanupPolicy, LicenseCleanupPolicyStatus, RunResult};
 use crate::policy::{InvalidPolicy, Permissions, ValidPolicy, last_applied_unknown_field};
 use crate::record::{POLICY_LABEL, RunRecord};
@@ -255,7 +255,7 @@ pub(crate) async fn run_policy(
             .flat_map(|s| &s.notices)
             .filter_map(|n| n.to_notice()),
     );
-    let (stop, watching) = watch_for_stop(StopWatch {
+    let (brake, watching) = watch_for_stop(StopWatch {
         api: run.api.clone(),
         name: name.to_string(),
         uid: run.policy.metadata.uid.clone(),
@@ -278,17 +278,23 @@ pub(crate) async fn run_policy(
         force_dry_run: ctx.force_dry_run,
         now: jiff::Timestamp::now(),
         observer: ctx.metrics.map(|m| m.qrs_observer(namespace, name)),
-        stop: Some(stop),
+        brake: Some(brake),
         retry: None,
         earlier_reclaims: earlier,
         notify: notifier
             .as_ref()
             .map(|notifier| NotifyContext { notifier, pending }),
     };
-    let report = run::execute(&valid, context).await;
+    let mut report = run::execute(&valid, context).await;
     watching.abort();
     run.record(&report, clock.elapsed().as_secs_f64(), &records)
         .await;
+    // Only once status, Event and record are kept: a webhook that never answers cannot hold them back.
+    if let Some(notifier) = &notifier {
+        let summary = run::announce(notifier, &report, run::SUMMARY_DEADLINE).await;
+        run.summary_sent(&report, &summary).await;
+        report.deliveries.extend(summary);
+    }
     Ok(PolicyRunOutcome::Ran(Box::new(report)))
 }
 
@@ -487,6 +493,44 @@ impl HeldRun<'_> {
         error
     }
 
+    /// The run's summary, sent after its record: counted, and an Event when some channel did not take it.
+    async fn summary_sent(&self, report: &RunReport, deliveries: &[Delivery]) {
+        if let Some(m) = self.ctx.metrics {
+            m.count_deliveries(self.namespace, self.name, deliveries);
+        }
+        self.undelivered(report, deliveries, "summaries", "the run's record is kept")
+            .await;
+    }
+
+    /// A `NotificationFailed` Event when some of `deliveries` (the run's notices, or its summary) failed.
+    async fn undelivered(
+        &self,
+        report: &RunReport,
+        deliveries: &[Delivery],
+        what: &str,
+        consequence: &str,
+    ) {
+        let failed: Vec<&str> = deliveries
+            .iter()
+            .filter_map(|d| d.error.as_deref())
+            .collect();
+        if let Some(first) = failed.first() {
+            let note = format!(
+                "{} of {} {what} of run {} were not delivered ({consequence}). First: {first}",
+                failed.len(),
+                deliveries.len(),
+                report.id
+            );
+            publish(
+                self.ctx.recorder,
+                &self.policy,
+                Reason::NotificationFailed,
+                note,
+            )
+            .await;
+        }
+    }
+
     /// The finished run in the log, the metrics, an Event and the status (in that order: whoever sees the status
     /// can rely on the rest including this run), and the hold given up.
     async fn record(&self, report: &RunReport, elapsed: f64, records: &Records) {
@@ -514,26 +558,13 @@ impl HeldRun<'_> {
         }
         let (reason, note) = run_event(report);
         publish(self.ctx.recorder, &self.policy, reason, note).await;
-        let failed: Vec<&str> = report
-            .deliveries
-            .iter()
-            .filter_map(|d| d.error.as_deref())
-            .collect();
-        if let Some(first) = failed.first() {
-            let note = format!(
-                "{} of {} notifications of run {} were not delivered (the run went on; a seat whose notice failed is kept and warned again next run). First: {first}",
-                failed.len(),
-                report.deliveries.len(),
-                report.id
-            );
-            publish(
-                self.ctx.recorder,
-                &self.policy,
-                Reason::NotificationFailed,
-                note,
-            )
-            .await;
-        }
+        self.undelivered(
+            report,
+            &report.deliveries,
+            "notices",
+            "the run went on; a seat whose notice failed is kept and warned again next run",
+        )
+        .await;
         let history_limit = self.policy.spec.history_limit;
         self.keep_record(report, records, history_limit).await;
         let ours = self.policy.metadata.uid.clone();

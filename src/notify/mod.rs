@@ -200,18 +200,29 @@ impl Notifier {
         &self,
         summary: &SummaryContext,
         record: &crate::record::RunRecord,
+        deadline: tokio::time::Instant,
     ) -> Vec<Delivery> {
+        // One deadline for every channel: a channel that hangs leaves the others less time, never more.
+        let late = || {
+            "not delivered before the summary's deadline (the channel did not answer in time)"
+                .to_string()
+        };
         let mut deliveries = Vec::new();
         let message: Result<Rendered, NotifyError> = self.templates.render("summary", summary);
         if let Some(mailer) = &self.mailer {
             for admin in &self.admins {
-                let sent = match &message {
-                    Ok(message) => mailer.send(admin, message).await,
-                    Err(e) => Err(e.clone()),
+                let error = match &message {
+                    Ok(message) => {
+                        match tokio::time::timeout_at(deadline, mailer.send(admin, message)).await {
+                            Ok(sent) => sent.err().map(|e| e.to_string()),
+                            Err(_) => Some(late()),
+                        }
+                    }
+                    Err(e) => Some(e.to_string()),
                 };
                 deliveries.push(Delivery {
                     channel: "email",
-                    error: sent.err().map(|e| e.to_string()),
+                    error,
                 });
             }
         }
@@ -223,13 +234,14 @@ impl Notifier {
             ),
         };
         for hook in &self.webhooks {
+            let error =
+                match tokio::time::timeout_at(deadline, hook.send(&title, &text, record)).await {
+                    Ok(sent) => sent.err().map(|e| e.to_string()),
+                    Err(_) => Some(late()),
+                };
             deliveries.push(Delivery {
                 channel: "webhook",
-                error: hook
-                    .send(&title, &text, record)
-                    .await
-                    .err()
-                    .map(|e| e.to_string()),
+                error,
             });
         }
         deliveries

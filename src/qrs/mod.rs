@@ -195,7 +195,7 @@ pub struct QrsClient {
     scrubber: Scrubber,
     /// Once it holds a reason, no request is retried: a stopping run lets the attempts in flight finish but
     /// starts no new one, so that shutdown takes at most one request timeout.
-    stop: Option<tokio::sync::watch::Receiver<Option<String>>>,
+    brake: Option<crate::brake::Brake>,
 }
 
 struct ProxySession {
@@ -246,7 +246,7 @@ impl QrsClient {
                     retry: connection.retry.clone(),
                     observer,
                     session: None,
-                    stop: None,
+                    brake: None,
                 })
             }
             Route::Proxy {
@@ -270,7 +270,7 @@ impl QrsClient {
                     retry: connection.retry.clone(),
                     observer,
                     session: None,
-                    stop: None,
+                    brake: None,
                 };
                 let create_url = format!("{qps_url}/qps{prefix}/session");
                 let body = serde_json::json!({
@@ -300,9 +300,10 @@ impl QrsClient {
         }
     }
 
-    /// Retry no request once `stop` holds a reason (see [`RunContext::stop`](crate::run::RunContext)).
-    pub fn stop_retrying_on(&mut self, stop: tokio::sync::watch::Receiver<Option<String>>) {
-        self.stop = Some(stop);
+    /// Retry no request once the brake is pulled, and none while it is paused (see
+    /// [`RunContext::brake`](crate::run::RunContext)).
+    pub fn stop_retrying_on(&mut self, brake: crate::brake::Brake) {
+        self.brake = Some(brake);
     }
 
     /// End the proxy session, if any. Best effort: a session left behind expires on its own.
@@ -692,7 +693,11 @@ impl QrsClient {
                 Ok(response) => response.status().is_server_error(),
                 Err(_) => true,
             };
-            let stopping = self.stop.as_ref().is_some_and(|rx| rx.borrow().is_some());
+            let stopping = match &self.brake {
+                // A retry is a new attempt: it waits while the brake is paused, like any deallocation.
+                Some(brake) if retryable && attempt < attempts => brake.proceed().await.is_err(),
+                _ => false,
+            };
             if !retryable || attempt >= attempts || stopping {
                 return outcome.map_err(|e| QrsError::Unreachable {
                     method: method.clone(),

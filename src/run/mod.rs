@@ -2,15 +2,16 @@
 //!
 //! The CLI's `run`, `demo`, the controller and `run --policy-ref` all call [`execute`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
 use serde::Serialize;
-use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::brake::{Brake, BrakeState};
 use crate::credentials::Credentials;
 use crate::model::{AccessType, Allocation, LastUse, SeatCounts, UserIdentity};
 use crate::notice::{Notice, Pending};
@@ -31,9 +32,10 @@ pub struct RunContext<'a> {
     pub force_dry_run: bool,
     pub now: Timestamp,
     pub observer: Option<Arc<dyn RequestObserver>>,
-    /// Becomes `Some(why)` on shutdown or when the policy changed under the run (switched to dry run,
-    /// suspended, deleted, edited): no new deallocation starts, the ones in flight finish.
-    pub stop: Option<watch::Receiver<StopReason>>,
+    /// Looked at just before each deallocation starts: pulled on shutdown or when the policy changed under the
+    /// run (switched to dry run, suspended, deleted, edited), no new one starts and the ones in flight finish;
+    /// paused (the run cannot tell whether its policy changed), deallocations wait.
+    pub brake: Option<Brake>,
     /// Overrides the default retry policy (tests use short delays).
     pub retry: Option<RetryPolicy>,
     /// Seats earlier recorded runs reclaimed (cluster runs): a user who holds one again has returned.
@@ -244,8 +246,8 @@ pub async fn execute(policy: &ValidPolicy, ctx: RunContext<'_>) -> RunReport {
         let client =
             match QrsClient::connect(&connection, ctx.credentials, ctx.observer.clone()).await {
                 Ok(mut client) => {
-                    if let Some(stop) = &ctx.stop {
-                        client.stop_retrying_on(stop.clone());
+                    if let Some(brake) = &ctx.brake {
+                        client.stop_retrying_on(brake.clone());
                     }
                     client
                 }
@@ -262,18 +264,26 @@ pub async fn execute(policy: &ValidPolicy, ctx: RunContext<'_>) -> RunReport {
             Err(e) => RunReport::failed(id, ctx.now, dry_run, e.to_string()),
         };
         report.site = connection.route.site().to_string();
-        if let Some(notify) = &ctx.notify {
-            send_summary(notify.notifier, &mut report).await;
-        }
         report
     }
     .instrument(span)
     .await
 }
 
-/// The administrators and webhooks hear of a run that reclaims, warns, fails or aborts (a dry run only when it fails
-/// or aborts: a dry run's findings are in its report).
-async fn send_summary(notifier: &Notifier, report: &mut RunReport) {
+/// The most a run's summary may take, every channel together: it is sent after the run's record is safe, and a
+/// controller told to stop must be gone within its grace period (60 s in the chart) even if a webhook accepts the
+/// connection and never answers.
+pub const SUMMARY_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The administrators and webhooks hear of a run that reclaims, warns, fails or aborts (a dry run only when it
+/// fails or aborts: a dry run's findings are in its report), within `deadline`. Call it once the run's outcome is
+/// kept (status, record, report printed): a channel that hangs must not hold the record back. Returns how each
+/// delivery went; a channel the deadline cut off is a failed delivery.
+pub async fn announce(
+    notifier: &Notifier,
+    report: &RunReport,
+    deadline: Duration,
+) -> Vec<Delivery> {
     let warned = report
         .decisions
         .iter()
@@ -281,19 +291,21 @@ async fn send_summary(notifier: &Notifier, report: &mut RunReport) {
     let newsworthy = report.result != RunResult::Succeeded
         || (!report.dry_run && (report.totals.reclaimed > 0 || warned));
     if !newsworthy {
-        return;
+        return Vec::new();
     }
     let summary = crate::notify::summary_context(notifier.policy(), report);
     let record = crate::record::RunRecord::of(report);
-    let deliveries = notifier.summary(&summary, &record).await;
+    let deadline = tokio::time::Instant::now() + deadline;
+    let deliveries = notifier.summary(&summary, &record, deadline).await;
     for d in deliveries.iter().filter(|d| d.error.is_some()) {
         tracing::warn!(
+            run = %report.id,
             channel = d.channel,
             error = d.error.as_deref().unwrap_or_default(),
             "the run's summary was not delivered"
         );
     }
-    report.deliveries.extend(deliveries);
+    deliveries
 }
 
 fn run_id(now: Timestamp) -> String {
@@ -341,7 +353,7 @@ async fn run_with_client(
         .collect();
 
     // With notice, only seats warned long enough ago go; the others wait or are warned now.
-    let stop_reason = || ctx.stop.as_ref().and_then(|rx| rx.borrow().clone());
+    let stop_reason = || ctx.brake.as_ref().and_then(Brake::stopped);
     let mut reclaims: Vec<usize> = plan
         .decisions
         .iter()
@@ -375,7 +387,7 @@ async fn run_with_client(
             &plan,
             &reclaims,
             policy.concurrency,
-            ctx.stop.clone(),
+            ctx.brake.as_ref(),
             &mut outcomes,
         )
         .await;
@@ -419,30 +431,37 @@ const RECHECK_BATCH: usize = crate::qrs::USER_BATCH;
 
 /// Deallocate the plan's reclaims with bounded concurrency, longest idle first, in batches of one access type.
 /// Just before each batch, its seats are read again (one request for up to [`RECHECK_BATCH`]): a seat used since
-/// the run read the site (its `lastUsed` moved) is kept. Returns why a stop cut the run short, if one did.
+/// the run read the site (its `lastUsed` moved) is kept. The brake is looked at as each DELETE is about to start:
+/// once pulled, only the DELETEs in flight finish (at most `concurrency`); paused, the batch ends there and the
+/// rest of it waits, to be read again once the brake is released (what was read before the pause may be stale).
+/// Returns why the brake cut the run short, if it did.
 async fn deallocate_all(
     client: &QrsClient,
     plan: &Plan,
     reclaims: &[usize],
     concurrency: u32,
-    stop: Option<watch::Receiver<StopReason>>,
+    brake: Option<&Brake>,
     outcomes: &mut [(Outcome, Option<String>)],
 ) -> StopReason {
-    let stop_reason = || stop.as_ref().and_then(|rx| rx.borrow().clone());
-    for batch in batches_by_type(plan, reclaims) {
-        if let Some(reason) = stop_reason() {
+    let released = Brake::released();
+    let brake = brake.unwrap_or(&released);
+    let mut batches: VecDeque<Vec<usize>> = batches_by_type(plan, reclaims).into();
+    while let Some(batch) = batches.pop_front() {
+        if let Err(reason) = brake.proceed().await {
             return Some(reason);
         }
         let to_delete = recheck(client, plan, &batch, outcomes).await;
-        let mut stopped = None;
+        // What the brake said when it ended the batch early, if it did.
+        let mut held = None;
         let results: Vec<(usize, Result<Deallocation, QrsError>)> =
-            futures::stream::iter(to_delete)
-                // Checked as each deallocation is about to start, so a stop lets the ones in flight finish.
+            futures::stream::iter(to_delete.iter().copied())
+                // Checked as each deallocation is about to start, so a stop lets the ones in flight finish and
+                // starts no other.
                 .take_while(|_| {
-                    let reason = stop_reason();
-                    let go = reason.is_none();
-                    if stopped.is_none() {
-                        stopped = reason;
+                    let state = brake.current();
+                    let go = state == BrakeState::Released;
+                    if !go && held.is_none() {
+                        held = Some(state);
                     }
                     futures::future::ready(go)
                 })
@@ -460,11 +479,22 @@ async fn deallocate_all(
                 .buffer_unordered(concurrency.clamp(1, 32) as usize)
                 .collect()
                 .await;
+        let started: HashSet<usize> = results.iter().map(|(i, _)| *i).collect();
         for (i, result) in results {
             outcomes[i] = deallocation_outcome(&plan.decisions[i].allocation, result);
         }
-        if stopped.is_some() {
-            return stopped;
+        match held {
+            Some(BrakeState::Stopped(reason)) => return Some(reason),
+            Some(BrakeState::Paused(_)) => {
+                let rest: Vec<usize> = to_delete
+                    .into_iter()
+                    .filter(|i| !started.contains(i))
+                    .collect();
+                if !rest.is_empty() {
+                    batches.push_front(rest);
+                }
+            }
+            Some(BrakeState::Released) | None => {}
         }
     }
     None

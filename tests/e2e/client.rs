@@ -183,7 +183,7 @@ async fn the_server_name_must_match_unless_configured() {
                 force_dry_run: false,
                 now,
                 observer: None,
-                stop: None,
+                brake: None,
                 retry: Some(fast_retries()),
                 earlier_reclaims: Vec::new(),
                 notify: None,

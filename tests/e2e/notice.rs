@@ -76,7 +76,7 @@ async fn run_at(
         force_dry_run: false,
         now,
         observer: None,
-        stop: None,
+        brake: None,
         retry: Some(fast_retries()),
         earlier_reclaims: Vec::new(),
         notify: Some(NotifyContext {
@@ -84,7 +84,11 @@ async fn run_at(
             pending: Pending::new(pending.iter().cloned()),
         }),
     };
-    run::execute(&policy, context).await
+    let mut report = run::execute(&policy, context).await;
+    // The summary goes once the run's outcome is kept, as every caller sends it.
+    let summary = run::announce(notifier, &report, run::SUMMARY_DEADLINE).await;
+    report.deliveries.extend(summary);
+    report
 }
 
 fn outcome_of(report: &RunReport, user: &str) -> Vec<Outcome> {

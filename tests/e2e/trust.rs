@@ -260,6 +260,7 @@ async fn an_unreadable_date_is_repeated_only_scrubbed_and_short() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_run_retries_nothing() {
+    use qlik_license_reclaimer::brake::{Brake, BrakeState};
     use qlik_license_reclaimer::run::{self, RunContext};
     let sim = known_site().await;
     // Every DELETE is slow and fails: normally retried, but not once the run is stopping.
@@ -267,14 +268,14 @@ async fn a_stopping_run_retries_nothing() {
     sim.inject(FaultRule::always(Fault::Status(503)).method("DELETE"));
     let mut spec = policy(&sim);
     spec.site.concurrency = 1;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
+    let (lever, brake) = Brake::new(BrakeState::Released);
     let creds = credentials(&sim);
     // Stop as soon as the first DELETE has reached QRS (it is then in flight for 300 ms, and fails).
     let watcher = async {
         while sim.qrs_delete_arrivals() == 0 {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        let _ = stop_tx.send(Some("test stop".to_string()));
+        lever.stop("test stop");
     };
     let policy = policy::validate(&spec, &Default::default()).expect("a valid policy");
     let run = run::execute(
@@ -284,7 +285,7 @@ async fn a_stopping_run_retries_nothing() {
             force_dry_run: false,
             now: sim.now(),
             observer: None,
-            stop: Some(stop_rx),
+            brake: Some(brake),
             retry: Some(fast_retries()),
             earlier_reclaims: Vec::new(),
             notify: None,
@@ -319,4 +320,107 @@ async fn an_aborted_dry_run_reports_nothing_as_would_be_reclaimed() {
         "nothing is reported as would-reclaim"
     );
     assert!(no_deletes(&sim));
+}
+
+/// A brake paused (the run cannot tell whether its policy changed: its watch is down) lets no deletion start; a
+/// stop that comes while it is paused ends the run with none sent, and a release lets them go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_brake_starts_no_deletion_until_released() {
+    use qlik_license_reclaimer::brake::{Brake, BrakeState};
+    use qlik_license_reclaimer::run::{self, RunContext};
+    let sim = known_site().await;
+    let policy = policy::validate(&policy(&sim), &Default::default()).expect("a valid policy");
+    let creds = credentials(&sim);
+    let context = |brake: Brake| RunContext {
+        credentials: &creds,
+        force_dry_run: false,
+        now: sim.now(),
+        observer: None,
+        brake: Some(brake),
+        retry: Some(fast_retries()),
+        earlier_reclaims: Vec::new(),
+        notify: None,
+    };
+
+    // Paused, then stopped while the run waits: nothing is deleted.
+    let (lever, brake) = Brake::new(BrakeState::Paused("watch down".into()));
+    let stopper = async {
+        lever.waited_on().await;
+        assert_eq!(sim.qrs_delete_arrivals(), 0, "no DELETE while paused");
+        lever.stop("the policy was switched to dry run");
+    };
+    let (report, ()) = tokio::join!(run::execute(&policy, context(brake)), stopper);
+    assert!(no_deletes(&sim), "a stop while paused lets nothing through");
+    assert!(
+        report.message.contains("switched to dry run"),
+        "{}",
+        report.message
+    );
+
+    // Paused, then released: the run goes on and deletes.
+    let (lever, brake) = Brake::new(BrakeState::Paused("watch down".into()));
+    let releaser = async {
+        lever.waited_on().await;
+        assert_eq!(sim.qrs_delete_arrivals(), 0, "no DELETE while paused");
+        lever.release();
+    };
+    let (report, ()) = tokio::join!(run::execute(&policy, context(brake)), releaser);
+    assert!(report.totals.reclaimed > 0, "{}", report.message);
+    assert_eq!(sim.qrs_delete_arrivals() as u64, report.totals.reclaimed);
+}
+
+/// A pause mid-batch: the seats of the batch not yet deleted are read again once the brake is released (they may
+/// have been used during the pause) before any of them is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_pause_the_rest_of_a_batch_is_read_again_before_deleting() {
+    use qlik_license_reclaimer::brake::{Brake, BrakeState};
+    use qlik_license_reclaimer::run::{self, RunContext};
+    let sim = known_site().await;
+    sim.set_latency(std::time::Duration::from_millis(20));
+    let mut spec = policy(&sim);
+    spec.site.concurrency = 1;
+    let policy = policy::validate(&spec, &Default::default()).expect("a valid policy");
+    let creds = credentials(&sim);
+    let (lever, brake) = Brake::new(BrakeState::Released);
+    let context = RunContext {
+        credentials: &creds,
+        force_dry_run: false,
+        now: sim.now(),
+        observer: None,
+        brake: Some(brake),
+        retry: Some(fast_retries()),
+        earlier_reclaims: Vec::new(),
+        notify: None,
+    };
+    let rechecks = |requests: &[qrs_simulator::RecordedRequest]| {
+        requests
+            .iter()
+            .filter(|r| {
+                r.method == "GET"
+                    && r.query_param("filter")
+                        .is_some_and(|f| f.starts_with("id eq"))
+            })
+            .count()
+    };
+    let pauser = async {
+        while sim.qrs_delete_arrivals() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        lever.pause("watch down");
+        lever.waited_on().await;
+        let before = sim.requests();
+        lever.release();
+        before
+    };
+    let (report, before) = tokio::join!(run::execute(&policy, context), pauser);
+    let after = &sim.requests()[before.len()..];
+    let first = after.first().expect("requests after the release");
+    assert!(
+        first.method == "GET" && rechecks(std::slice::from_ref(first)) == 1,
+        "the first request after the pause reads the seats again: {} {:?}",
+        first.method,
+        first.path
+    );
+    assert!(report.totals.reclaimed >= 2, "{}", report.message);
+    assert_eq!(sim.qrs_delete_arrivals() as u64, report.totals.reclaimed);
 }

@@ -147,3 +147,130 @@ fn notices_survive_a_restart_and_the_seat_goes_after_its_notice(cp: &ControlPlan
     })
 }
 register!(notices_survive_a_restart_and_the_seat_goes_after_its_notice);
+
+/// A webhook endpoint that takes connections and never answers: each connection is held open until the end.
+struct HangingEndpoint {
+    url: String,
+}
+
+impl HangingEndpoint {
+    fn start() -> Result<Self, libtest_mimic::Failed> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}/hook", listener.local_addr()?);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        Ok(Self { url })
+    }
+}
+
+/// SIGTERM mid-run with two webhooks that never answer: the run's status and record are kept first (every seat
+/// it took is listed, so it can be restored), and the controller is gone well within the chart's 60 s grace.
+fn sigterm_with_hanging_webhooks_keeps_the_record_and_exits_in_time(
+    cp: &ControlPlane,
+) -> TestResult {
+    use crate::operator::policy_namespace;
+    use qlik_license_reclaimer::policy::{SecretKeyRef, WebhookFormat, WebhookSpec};
+    use qrs_simulator::{Fault, FaultRule, SimulatorConfig};
+    use std::time::{Duration, Instant};
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = support::start_simulator(SimulatorConfig {
+            users: 400,
+            seed: 11,
+            ..Default::default()
+        })
+        .await;
+        sim.inject(FaultRule::always(Fault::Delay(Duration::from_millis(300))).method("DELETE"));
+        let namespace = policy_namespace(cp, "hanghook", &sim).await?;
+        let hooks = [HangingEndpoint::start()?, HangingEndpoint::start()?];
+        let secrets: Api<Secret> = Api::namespaced(admin.clone(), &namespace);
+        let data = hooks
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (format!("url{i}"), ByteString(h.url.clone().into_bytes())))
+            .collect::<BTreeMap<_, _>>();
+        secrets
+            .create(
+                &PostParams::default(),
+                &Secret {
+                    metadata: ObjectMeta {
+                        name: Some("hooks".into()),
+                        ..Default::default()
+                    },
+                    data: Some(data),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut spec = support::policy(&sim);
+        spec.limits.max_reclaim_percent = 100;
+        spec.site.concurrency = 2;
+        spec.notify = Some(NotifySpec {
+            email: None,
+            webhooks: (0..hooks.len())
+                .map(|i| WebhookSpec {
+                    secret_ref: SecretKeyRef {
+                        name: "hooks".into(),
+                        key: format!("url{i}"),
+                    },
+                    format: if i == 0 {
+                        WebhookFormat::Slack
+                    } else {
+                        WebhookFormat::Json
+                    },
+                })
+                .collect(),
+        });
+        create_policy(&admin, &namespace, "site", spec).await?;
+        let mut controller = ControllerProcess::start(cp, &namespace, &[])?;
+        run_now(&admin, &namespace, "site", "1").await?;
+        let under_way = async {
+            while sim.qrs_delete_arrivals() < 2 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), under_way)
+            .await
+            .map_err(|_| format!("no deletion started; log:\n{}", controller.log()))?;
+        let signalled = Instant::now();
+        let code = controller.terminate().await?;
+        let took = signalled.elapsed();
+        eprintln!("SIGTERM to exit with two hanging webhooks: {took:?}");
+        if code != 0 || took >= Duration::from_secs(60) {
+            return Err(format!(
+                "exit {code} after {took:?} (the grace period is 60 s); log:\n{}",
+                controller.log()
+            )
+            .into());
+        }
+        let runs: Api<qlik_license_reclaimer::record::LicenseCleanupRun> =
+            Api::namespaced(admin.clone(), &namespace);
+        let record = runs
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .find_map(|r| r.status)
+            .ok_or_else(|| format!("no run record was kept; log:\n{}", controller.log()))?;
+        let deleted = sim.deletions().len() as u64;
+        let listed = record
+            .decisions
+            .iter()
+            .filter(|d| d.action == qlik_license_reclaimer::record::RecordedAction::Reclaimed)
+            .count() as u64;
+        if deleted == 0 || record.totals.reclaimed != deleted || listed != deleted {
+            return Err(format!(
+                "the record must list every seat taken: {deleted} deleted, {} counted, {listed} listed",
+                record.totals.reclaimed
+            )
+            .into());
+        }
+        Ok(())
+    })
+}
+register!(sigterm_with_hanging_webhooks_keeps_the_record_and_exits_in_time);

@@ -73,7 +73,11 @@ fn every_delete_finished_and_recorded(
 }
 
 /// Every DELETE that reached QRS finished, and `reclaimed` (a status's or a record's count, named by `place`) counts each.
-fn every_delete_finished_and_counted(sim: &Simulator, reclaimed: u64, place: &str) -> TestResult {
+pub(crate) fn every_delete_finished_and_counted(
+    sim: &Simulator,
+    reclaimed: u64,
+    place: &str,
+) -> TestResult {
     let sent = qrs_deletes(sim);
     if sent != sim.deletions().len() || sent as u64 != reclaimed {
         return Err(format!(
@@ -87,7 +91,7 @@ fn every_delete_finished_and_counted(sim: &Simulator, reclaimed: u64, place: &st
 
 /// The record of the namespace's one run, once the run has kept it (it does so as the run ends). No garbage
 /// collector runs beside this API server, so the record of a deleted policy stays for the test to read.
-async fn kept_record(
+pub(crate) async fn kept_record(
     admin: &kube::Client,
     namespace: &str,
     log: impl Fn() -> String,
@@ -254,7 +258,7 @@ fn a_policy_created_again_mid_run_stops_its_deletions(cp: &ControlPlane) -> Test
 register!(a_policy_created_again_mid_run_stops_its_deletions);
 
 /// `run --policy-ref` as a CronJob's pod runs it, as the operator's ServiceAccount.
-fn policy_ref_command(
+pub(crate) fn policy_ref_command(
     cp: &ControlPlane,
     reference: &str,
     dir: &tempfile::TempDir,

@@ -226,7 +226,7 @@ pub async fn run_policy(
         force_dry_run: false,
         now: simulator.now(),
         observer: None,
-        stop: None,
+        brake: None,
         retry: Some(fast_retries()),
         earlier_reclaims: Vec::new(),
         notify: None,

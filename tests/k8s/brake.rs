@@ -1,0 +1,211 @@
+//! The brake on a fast site: an administrator's switch to dry run, suspend, edit or deletion of a policy stops its
+//! run's deletions at once, in both cluster modes (the controller and `run --policy-ref`). Once the API server has
+//! accepted the change, at most the DELETEs already in flight may still reach Qlik: none may *arrive* after the
+//! change returned beyond `site.concurrency`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use kube::Api;
+use libtest_mimic::Failed;
+use qlik_license_reclaimer::policy::LicenseCleanupPolicy;
+use qrs_simulator::{Simulator, SimulatorConfig};
+use serde_json::json;
+
+use crate::control_plane::ControlPlane;
+use crate::operator::*;
+use crate::trust::{every_delete_finished_and_counted, kept_record, policy_ref_command};
+use crate::{TestResult, register, run, support};
+
+/// Deletions at a time: the bound on DELETEs that may arrive after the change.
+const CONCURRENCY: u32 = 8;
+
+/// DELETEs that reach Qlik before the administrator acts: the run is well under way, in the middle of a batch (the
+/// seats are read again 50 at a time just before deleting them).
+const BEFORE_THE_CHANGE: usize = 120;
+
+/// What the administrator does mid-run.
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    DryRun,
+    Suspend,
+    Edit,
+    Delete,
+}
+
+impl Change {
+    /// Words the run's record gives as the reason it stopped.
+    fn reason(self) -> &'static str {
+        match self {
+            Change::DryRun => "switched to dry run",
+            Change::Suspend => "suspended",
+            Change::Edit => "changed since the run started",
+            Change::Delete => "deleted",
+        }
+    }
+
+    async fn apply(self, admin: &kube::Client, namespace: &str) -> Result<(), Failed> {
+        match self {
+            Change::DryRun => patch_spec(admin, namespace, "site", json!({"dryRun": true})).await,
+            Change::Suspend => patch_spec(admin, namespace, "site", json!({"suspend": true})).await,
+            // An edit that does not itself forbid deletions: only the new generation tells.
+            Change::Edit => patch_spec(admin, namespace, "site", json!({"historyLimit": 7})).await,
+            Change::Delete => {
+                let policies: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), namespace);
+                policies.delete("site", &Default::default()).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Who runs the policy.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Controller,
+    PolicyRef,
+}
+
+/// A fast site: thousands of idle seats, a few milliseconds a request.
+async fn fast_site() -> Simulator {
+    support::start_simulator(SimulatorConfig {
+        users: 5000,
+        seed: 23,
+        latency: Duration::from_millis(5),
+        ..Default::default()
+    })
+    .await
+}
+
+/// A policy that reclaims as many seats as it may, `CONCURRENCY` at a time, with no breaker.
+fn fast_policy(sim: &Simulator) -> qlik_license_reclaimer::policy::LicenseCleanupPolicySpec {
+    let mut spec = support::policy(sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec.limits.max_reclaims_per_run = 2000;
+    spec.site.concurrency = CONCURRENCY;
+    for rule in [
+        &mut spec.access_types.professional,
+        &mut spec.access_types.analyzer,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        rule.inactive_days = 30;
+    }
+    spec
+}
+
+/// Starts a run in `mode`, makes `change` once `BEFORE_THE_CHANGE` DELETEs have arrived, and checks that at most
+/// `CONCURRENCY` arrived after the change returned, that every DELETE sent is on record, and the record's reason.
+fn the_brake_holds(cp: &ControlPlane, mode: Mode, change: Change, prefix: &str) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = fast_site().await;
+        let namespace = policy_namespace(cp, prefix, &sim).await?;
+        create_policy(&admin, &namespace, "site", fast_policy(&sim)).await?;
+        let dir = tempfile::tempdir()?;
+        let (controller, mut runner) = match mode {
+            Mode::Controller => {
+                let controller = ControllerProcess::start(cp, &namespace, &[])?;
+                run_now(&admin, &namespace, "site", "1").await?;
+                (Some(controller), None)
+            }
+            Mode::PolicyRef => {
+                let mut command = policy_ref_command(cp, &format!("{namespace}/site"), &dir)?;
+                let child = command
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()?;
+                (None, Some(child))
+            }
+        };
+        let log = || controller.as_ref().map(|c| c.log()).unwrap_or_default();
+        let under_way = async {
+            while sim.qrs_delete_arrivals() < BEFORE_THE_CHANGE {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), under_way)
+            .await
+            .map_err(|_| format!("the run never got under way; log:\n{}", log()))?;
+        change.apply(&admin, &namespace).await?;
+        let at_change = sim.qrs_delete_arrivals();
+
+        if let Some(child) = runner.take() {
+            let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+            if output.status.code() != Some(1) {
+                return Err(format!(
+                    "a run stopped by its policy exits 1, got {:?}: {}",
+                    output.status.code(),
+                    String::from_utf8_lossy(&output.stderr)
+                )
+                .into());
+            }
+        }
+        let record = kept_record(&admin, &namespace, log).await?;
+        let after = sim.qrs_delete_arrivals() - at_change;
+        if after > CONCURRENCY as usize {
+            return Err(format!(
+                "{change:?} ({mode:?}): {after} DELETEs arrived after the change was accepted ({at_change} before); at most {CONCURRENCY} (those in flight) may; {}",
+                record.message
+            )
+            .into());
+        }
+        if !record.message.contains(change.reason()) {
+            return Err(format!(
+                "the record should say why the run stopped ({}): {}",
+                change.reason(),
+                record.message
+            )
+            .into());
+        }
+        eprintln!(
+            "{change:?} ({mode:?}): {at_change} DELETEs before the change returned, {after} after"
+        );
+        every_delete_finished_and_counted(&sim, record.totals.reclaimed, "in the record")
+    })
+}
+
+fn the_brake_holds_on_a_switch_to_dry_run(cp: &ControlPlane) -> TestResult {
+    the_brake_holds(cp, Mode::Controller, Change::DryRun, "brake-dry")
+}
+
+fn the_brake_holds_on_a_suspend(cp: &ControlPlane) -> TestResult {
+    the_brake_holds(cp, Mode::Controller, Change::Suspend, "brake-sus")
+}
+
+fn the_brake_holds_on_an_edit(cp: &ControlPlane) -> TestResult {
+    the_brake_holds(cp, Mode::Controller, Change::Edit, "brake-edit")
+}
+
+fn the_brake_holds_on_a_deletion(cp: &ControlPlane) -> TestResult {
+    the_brake_holds(cp, Mode::Controller, Change::Delete, "brake-del")
+}
+
+fn the_brake_holds_on_a_switch_to_dry_run_from_policy_ref(cp: &ControlPlane) -> TestResult {
+    the_brake_holds(cp, Mode::PolicyRef, Change::DryRun, "brake-ref-dry")
+}
+
+fn the_brake_holds_on_a_suspend_from_policy_ref(cp: &ControlPlane) -> TestResult {
+    the_brake_holds(cp, Mode::PolicyRef, Change::Suspend, "brake-ref-sus")
+}
+
+fn the_brake_holds_on_an_edit_from_policy_ref(cp: &ControlPlane) -> TestResult {
+    the_brake_holds(cp, Mode::PolicyRef, Change::Edit, "brake-ref-edit")
+}
+
+fn the_brake_holds_on_a_deletion_from_policy_ref(cp: &ControlPlane) -> TestResult {
+    the_brake_holds(cp, Mode::PolicyRef, Change::Delete, "brake-ref-del")
+}
+
+register!(
+    the_brake_holds_on_a_switch_to_dry_run,
+    the_brake_holds_on_a_suspend,
+    the_brake_holds_on_an_edit,
+    the_brake_holds_on_a_deletion,
+    the_brake_holds_on_a_switch_to_dry_run_from_policy_ref,
+    the_brake_holds_on_a_suspend_from_policy_ref,
+    the_brake_holds_on_an_edit_from_policy_ref,
+    the_brake_holds_on_a_deletion_from_policy_ref,
+);
