@@ -26,8 +26,33 @@ pub const RETURNS_LISTED: usize = 500;
 /// Characters of a failure's message kept in the record.
 const ERROR_CHARS: usize = 200;
 
-/// Label naming the policy a run belongs to.
+/// Label naming the policy a run belongs to, on runs of policies whose name is a label value (at most 63
+/// characters; a policy's name may have 253): for `kubectl get lcprun -l`.
 pub const POLICY_LABEL: &str = "licensing.reclaimer.dev/policy";
+
+/// Label holding the uid of the policy a run belongs to, on every run: a uid always fits in a label value, and a
+/// policy created again under the same name is told apart. The operator finds a policy's runs by it.
+pub const POLICY_UID_LABEL: &str = "licensing.reclaimer.dev/policy-uid";
+
+/// The label selector of a policy's runs for `kubectl get lcprun -l`: by name when it fits a label, else by uid.
+pub fn runs_selector(policy: &str, uid: &str) -> String {
+    if is_label_value(policy) {
+        format!("{POLICY_LABEL}={policy}")
+    } else {
+        format!("{POLICY_UID_LABEL}={uid}")
+    }
+}
+
+/// Whether `value` may be a label value: at most 63 characters of `[A-Za-z0-9_.-]`, alphanumeric at both ends.
+pub fn is_label_value(value: &str) -> bool {
+    value.is_empty()
+        || (value.len() <= 63
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && value.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
 
 /// Annotation whose every new value on a `LicenseCleanupRun` gives back the seats that run reclaimed.
 pub const RESTORE_ANNOTATION: &str = "licensing.reclaimer.dev/restore";

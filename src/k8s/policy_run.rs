@@ -21,7 +21,7 @@ use crate::notice::Pending;
 use crate::notify::{self, Delivery, Notifier, SecretEntries, TemplateSource};
 use crate::policy::{ActiveRun, LicenseCleanupPolicy, LicenseCleanupPolicyStatus, RunResult};
 use crate::policy::{InvalidPolicy, Permissions, ValidPolicy, last_applied_unknown_field};
-use crate::record::{POLICY_LABEL, RunRecord};
+use crate::record::{RunRecord, runs_selector};
 use crate::run::{self, NotifyContext, RunContext, RunReport};
 use crate::schedule::Schedule;
 
@@ -264,7 +264,8 @@ pub(crate) async fn run_policy(
         shutdown: ctx.shutdown.clone(),
     });
     let clock = Instant::now();
-    let records = Records::new(ctx.client, namespace, name);
+    let uid = run.policy.metadata.uid.clone().unwrap_or_default();
+    let records = Records::new(ctx.client, namespace, name, &uid);
     // Earlier records tell who was reclaimed; without them the run goes on, and finds no returns this time.
     let earlier = match records.list().await {
         Ok(runs) => earlier_reclaims(&runs, valid.connection.route.site()),
@@ -442,9 +443,12 @@ impl HeldRun<'_> {
             && let Some((returned, reclaimed)) = too_many_returns(kept)
         {
             let note = format!(
-                "{returned} users got back a seat the last {} runs reclaimed from them ({reclaimed} reclaimed): the inactivity threshold may be too short, or a licence rule hands seats back; see the runs' returns (kubectl get lcprun -l {POLICY_LABEL}={})",
+                "{returned} users got back a seat the last {} runs reclaimed from them ({reclaimed} reclaimed): the inactivity threshold may be too short, or a licence rule hands seats back; see the runs' returns (kubectl get lcprun -l {})",
                 kept.len(),
-                self.name
+                runs_selector(
+                    self.name,
+                    self.policy.metadata.uid.as_deref().unwrap_or_default()
+                )
             );
             publish(
                 self.ctx.recorder,

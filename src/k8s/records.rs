@@ -1,11 +1,12 @@
 //! The runs' records in the cluster: one `LicenseCleanupRun` per run, owned by its policy (deleting the policy
-//! deletes its runs), labelled with its name; `historyLimit` of them kept. Earlier records are read back to find
+//! deletes its runs), labelled with its uid (and its name, when the name fits a label); `historyLimit` of them
+//! kept. Earlier records are read back to find
 //! users who returned: reclaimed by a run, and holding that access type again.
 //!
 //! A record may be a megabyte and a policy may keep a hundred: they are read a few at a time, and only what returns
 //! and pruning need is kept of each ([`KeptRun`]), so that reading them never approaches the controller's memory.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -14,7 +15,8 @@ use super::FIELD_MANAGER;
 use crate::model::{AccessType, UserIdentity};
 use crate::policy::LicenseCleanupPolicy;
 use crate::record::{
-    LicenseCleanupRun, LicenseCleanupRunSpec, POLICY_LABEL, RestoreOutcome, RunRecord,
+    LicenseCleanupRun, LicenseCleanupRunSpec, POLICY_LABEL, POLICY_UID_LABEL, RestoreOutcome,
+    RunRecord, is_label_value,
 };
 use crate::run::EarlierReclaim;
 
@@ -22,21 +24,36 @@ use crate::run::EarlierReclaim;
 pub(crate) struct Records {
     api: Api<LicenseCleanupRun>,
     policy: String,
+    /// The policy's uid: its runs carry it as a label.
+    uid: String,
 }
 
 impl Records {
-    pub(crate) fn new(client: &Client, namespace: &str, policy: &str) -> Self {
+    pub(crate) fn new(client: &Client, namespace: &str, policy: &str, uid: &str) -> Self {
         Self {
             api: Api::namespaced(client.clone(), namespace),
             policy: policy.to_string(),
+            uid: uid.to_string(),
         }
     }
 
-    /// The policy's records, newest first, as much of each as returns and pruning need.
+    /// The policy's records, newest first, as much of each as returns and pruning need: those labelled with its
+    /// uid, and those kept before runs carried the uid (labelled with its name only, which then fits a label).
     pub(crate) async fn list(&self) -> Result<Vec<KeptRun>, kube::Error> {
-        let selector = format!("{POLICY_LABEL}={}", self.policy);
+        let mut runs = self
+            .list_labelled(&format!("{POLICY_UID_LABEL}={}", self.uid))
+            .await?;
+        if is_label_value(&self.policy) {
+            let older = format!("{POLICY_LABEL}={},!{POLICY_UID_LABEL}", self.policy);
+            runs.extend(self.list_labelled(&older).await?);
+        }
+        runs.sort_by_key(|r| std::cmp::Reverse(r.start));
+        Ok(runs)
+    }
+
+    async fn list_labelled(&self, selector: &str) -> Result<Vec<KeptRun>, kube::Error> {
         let mut params = ListParams::default()
-            .labels(&selector)
+            .labels(selector)
             .limit(RECORDS_PER_PAGE);
         let mut runs = Vec::new();
         loop {
@@ -47,7 +64,6 @@ impl Records {
                 _ => break,
             }
         }
-        runs.sort_by_key(|r| std::cmp::Reverse(r.start));
         Ok(runs)
     }
 
@@ -66,7 +82,12 @@ impl Records {
             },
         );
         run.metadata.namespace = policy.namespace();
-        run.metadata.labels = Some([(POLICY_LABEL.to_string(), self.policy.clone())].into());
+        let mut labels = BTreeMap::from([(POLICY_UID_LABEL.to_string(), self.uid.clone())]);
+        // A name too long for a label is in the spec (`spec.policy`) and the owner reference.
+        if is_label_value(&self.policy) {
+            labels.insert(POLICY_LABEL.to_string(), self.policy.clone());
+        }
+        run.metadata.labels = Some(labels);
         run.metadata.owner_references = policy.controller_owner_ref(&()).map(|o| vec![o]);
         let created = self.api.create(&PostParams::default(), &run).await?;
         let patch = serde_json::json!({

@@ -468,3 +468,64 @@ fn the_restore_annotation_gives_a_runs_seats_back_once(cp: &ControlPlane) -> Tes
     })
 }
 register!(the_restore_annotation_gives_a_runs_seats_back_once);
+
+/// A policy's name may have 253 characters, a label value only 63: a policy with a long name keeps its run
+/// records all the same (labelled by its uid, named in the spec), and they are pruned to its history limit.
+fn a_policy_with_a_long_name_keeps_its_records(cp: &ControlPlane) -> TestResult {
+    use qlik_license_reclaimer::record::POLICY_UID_LABEL;
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = known_site_namespace(cp, "longname").await?;
+        let name = format!("site-{}", "a".repeat(200));
+        let mut spec = support::dry_run_policy(&sim);
+        spec.history_limit = 1;
+        create_policy(&admin, &namespace, &name, spec).await?;
+        let policies: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
+        let uid = policies.get(&name).await?.uid().unwrap_or_default();
+        let controller = ControllerProcess::start(cp, &namespace, &[])?;
+        let mut last = None;
+        for value in ["1", "2"] {
+            run_now(&admin, &namespace, &name, value).await?;
+            let policy = wait_for(&admin, &namespace, &name, "a new run", |p| {
+                last_run_id(p).is_some() && last_run_id(p) != last
+            })
+            .await?;
+            last = last_run_id(&policy);
+        }
+        let api: Api<LicenseCleanupRun> = Api::namespaced(admin.clone(), &namespace);
+        let selector = format!("{POLICY_UID_LABEL}={uid}");
+        // The second run prunes the first record just after writing its own.
+        let pruned = async {
+            loop {
+                let kept = api
+                    .list(&ListParams::default().labels(&selector))
+                    .await?
+                    .items;
+                if kept.len() == 1 && kept[0].spec.run_id == last.clone().unwrap_or_default() {
+                    return Ok::<_, kube::Error>(kept);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        let kept = tokio::time::timeout(std::time::Duration::from_secs(30), pruned)
+            .await
+            .map_err(|_| {
+                format!(
+                    "the runs of a long-named policy were not kept and pruned to one; log:\n{}",
+                    controller.log()
+                )
+            })??;
+        if kept[0].spec.policy != name || kept[0].status.is_none() {
+            return Err(format!(
+                "the record names its policy and holds the run: {:?}",
+                kept[0].spec
+            )
+            .into());
+        }
+        if kept[0].labels().contains_key(POLICY_LABEL) {
+            return Err("a name too long for a label is not put in one".into());
+        }
+        Ok(())
+    })
+}
+register!(a_policy_with_a_long_name_keeps_its_records);
