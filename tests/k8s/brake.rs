@@ -209,3 +209,57 @@ register!(
     the_brake_holds_on_an_edit_from_policy_ref,
     the_brake_holds_on_a_deletion_from_policy_ref,
 );
+
+/// The controller loses the API server mid-run (its connections cut, Qlik still reachable): its watch on the
+/// policy breaks, and with it no change could be seen, so no deletion starts after the cut beyond those in flight.
+/// The run stops once it cannot renew its hold.
+fn a_watch_that_breaks_pauses_deletions(cp: &ControlPlane) -> TestResult {
+    use crate::trust::Partition;
+    ensure_installed(cp)?;
+    run(cp, async {
+        let admin = cp.admin_client();
+        let sim = fast_site().await;
+        let namespace = policy_namespace(cp, "brake-cut", &sim).await?;
+        create_policy(&admin, &namespace, "site", fast_policy(&sim)).await?;
+        let partition = Partition::start(cp.server_url()).await?;
+        let args = ["controller", "--namespace", namespace.as_str()];
+        let controller = ControllerProcess::start_through(
+            cp,
+            Some(&partition.url),
+            SERVICE_ACCOUNT_USER,
+            SERVICE_ACCOUNT_GROUPS,
+            &args,
+            &[],
+        )?;
+        run_now(&admin, &namespace, "site", "1").await?;
+        let under_way = async {
+            while sim.qrs_delete_arrivals() < BEFORE_THE_CHANGE {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), under_way)
+            .await
+            .map_err(|_| format!("the run never got under way; log:\n{}", controller.log()))?;
+        partition.cut();
+        let at_cut = sim.qrs_delete_arrivals();
+        let stopped = async {
+            while !controller.log().contains("no further seat is deallocated") {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), stopped)
+            .await
+            .map_err(|_| format!("the run did not stop; log:\n{}", controller.log()))?;
+        let after = sim.qrs_delete_arrivals() - at_cut;
+        eprintln!("watch cut: {at_cut} DELETEs before, {after} after");
+        if after > CONCURRENCY as usize {
+            return Err(format!(
+                "{after} DELETEs arrived after the run lost its watch ({at_cut} before); at most {CONCURRENCY} (those in flight) may; log:\n{}",
+                controller.log()
+            )
+            .into());
+        }
+        Ok(())
+    })
+}
+register!(a_watch_that_breaks_pauses_deletions);

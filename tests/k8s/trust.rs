@@ -500,13 +500,13 @@ register!(two_runners_never_run_a_policy_at_once);
 
 /// A TCP forwarder to the API server that can be cut: what sits behind it loses the API server while Qlik stays
 /// reachable (a network partition, or an API server overloaded for that replica).
-struct Partition {
-    url: String,
+pub(crate) struct Partition {
+    pub(crate) url: String,
     cut: tokio::sync::watch::Sender<bool>,
 }
 
 impl Partition {
-    async fn start(api_server: &str) -> Result<Self, Failed> {
+    pub(crate) async fn start(api_server: &str) -> Result<Self, Failed> {
         let upstream = api_server.trim_start_matches("https://").to_string();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("https://{}", listener.local_addr()?);
@@ -532,7 +532,7 @@ impl Partition {
         Ok(Self { url, cut })
     }
 
-    fn cut(&self) {
+    pub(crate) fn cut(&self) {
         let _ = self.cut.send(true);
     }
 }
