@@ -46,7 +46,8 @@ pub(crate) struct RestoreRun<'a> {
     pub answered: Option<String>,
 }
 
-/// Give back what the run `namespace/name` reclaimed; the outcome is written to its status and told in an Event.
+/// Give back what the run `namespace/name` reclaimed; the outcome is written to its status and told in an Event
+/// (not a dry run's: it only reports).
 pub(crate) async fn restore_run(
     namespace: &str,
     name: &str,
@@ -76,7 +77,11 @@ pub(crate) async fn restore_run(
     });
     let outcome = restore::restore(&client, &seats, ctx.dry_run, answered).await;
     client.close().await;
-    write_outcome(&runs, &run, ctx.recorder, &outcome).await;
+    // A dry run answers nothing: were it kept, a restore annotation still pending would count as answered, and
+    // the restore the administrator asked for would never happen.
+    if !ctx.dry_run {
+        write_outcome(&runs, &run, ctx.recorder, &outcome).await;
+    }
     Ok(outcome)
 }
 

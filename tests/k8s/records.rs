@@ -370,7 +370,7 @@ fn the_restore_annotation_gives_a_runs_seats_back_once(cp: &ControlPlane) -> Tes
             tokens: 0,
         });
         create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
-        let _controller = ControllerProcess::start(cp, &namespace, &[])?;
+        let controller = ControllerProcess::start(cp, &namespace, &[])?;
         run_once(&admin, &namespace, "1").await?;
         let record = records(&admin, &namespace, "site")
             .await?
@@ -420,8 +420,12 @@ fn the_restore_annotation_gives_a_runs_seats_back_once(cp: &ControlPlane) -> Tes
             return Err(format!("restored seats counted as returns: {:?}", newest.returns).into());
         }
 
-        // `restore --run --dry-run` as an administrator would: both hold their seat again; the annotation's value
-        // stays answered, so the controller does not restore again.
+        // `restore --run --dry-run` as an administrator would, while a new restore value waits for a controller:
+        // both hold their seat again, and the dry run answers nothing, so the value is still answered afterwards.
+        drop(controller);
+        let annotate = serde_json::json!({"metadata": {"annotations": {"licensing.reclaimer.dev/restore": "again"}}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&annotate))
+            .await?;
         let reference = format!("{namespace}/{name}");
         let output =
             restore_run_as_operator(cp, &reference, &["--dry-run", "--output", "json"]).await?;
@@ -429,7 +433,7 @@ fn the_restore_annotation_gives_a_runs_seats_back_once(cp: &ControlPlane) -> Tes
             return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
         }
         let printed: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-        if printed["skipped"] != 2 || printed["answered"] != "please" || printed["dryRun"] != true {
+        if printed["skipped"] != 2 || printed["dryRun"] != true {
             return Err(format!("restore --run: {printed}").into());
         }
         let stored = api
@@ -438,9 +442,17 @@ fn the_restore_annotation_gives_a_runs_seats_back_once(cp: &ControlPlane) -> Tes
             .status
             .and_then(|s| s.restore)
             .ok_or("no restore")?;
-        if !stored.dry_run || stored.skipped != 2 {
-            return Err(format!("status.restore after restore --run: {stored:?}").into());
+        if stored.dry_run || stored.answered != "please" || stored.restored != 2 {
+            return Err(format!("a dry run left its mark on status.restore: {stored:?}").into());
         }
+        let _controller = ControllerProcess::start(cp, &namespace, &[])?;
+        wait_for_run(&admin, &namespace, &name, "the pending restore", |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.restore.as_ref())
+                .is_some_and(|r| r.answered == "again" && !r.dry_run)
+        })
+        .await?;
 
         // The policy now names another site: the run's seats are not given there.
         let recorded = api
