@@ -565,3 +565,33 @@ async fn from_a_laptop_the_notices_are_kept_in_a_state_file() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(smtp.to("alice@example.com").len(), 1);
 }
+
+/// A run that fails before it reaches Qlik (the proxy refuses the session) is still summarised to the
+/// administrators: a failure is the first thing they need to hear of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_fails_before_reaching_qlik_is_summarised() {
+    use qrs_simulator::{Fault, FaultRule};
+    let sim = known_site_behind_proxy("ops").await;
+    sim.inject(FaultRule::always(Fault::Status(403)).path_contains("/qps/"));
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let mut spec = notice_policy(&sim);
+    let proxied = proxy_policy(&sim, "ops");
+    spec.site = proxied.site;
+    let notifier = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &plain_smtp(smtp.port),
+        &BTreeMap::new(),
+    )
+    .expect("notifier");
+    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    assert_eq!(
+        report.result,
+        qlik_license_reclaimer::policy::RunResult::Failed,
+        "{}",
+        report.message
+    );
+    let summaries = smtp.to("qlik-admins@example.com");
+    assert_eq!(summaries.len(), 1, "{:?}", report.deliveries);
+    assert!(sim.deletions().is_empty());
+}
