@@ -520,7 +520,7 @@ fn assert_stopped(sim: &Simulator, out: &Outcome, why: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_policy_file_run_stops_on_sigterm_and_when_the_file_changes() {
+async fn a_policy_file_run_stops_on_sigterm_sigint_and_when_the_file_changes() {
     let (sim, files) = slow_site_files().await;
     let child = start_and_wait_for_a_delete(&sim, &files).await;
     // SAFETY: kill(2) on our own child's pid.
@@ -528,6 +528,15 @@ async fn a_policy_file_run_stops_on_sigterm_and_when_the_file_changes() {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     assert_stopped(&sim, &finish(child).await, "SIGTERM");
+
+    // Ctrl-C at a terminal: the same stop.
+    let (sim, files) = slow_site_files().await;
+    let child = start_and_wait_for_a_delete(&sim, &files).await;
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    assert_stopped(&sim, &finish(child).await, "SIGINT");
 
     let (sim, files) = slow_site_files().await;
     let child = start_and_wait_for_a_delete(&sim, &files).await;
