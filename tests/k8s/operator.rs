@@ -1043,6 +1043,54 @@ fn leader_election_fails_over(cp: &ControlPlane) -> TestResult {
             )
             .into());
         }
+        // Asked of the standby itself: it sent nothing to Qlik (its request counter has no series at all).
+        let standby_silent = |metrics: &str| {
+            !metrics
+                .lines()
+                .any(|l| l.starts_with("qlik_reclaimer_qrs_requests_total{"))
+        };
+        if standby_silent(&a.metrics().await?) {
+            return Err("the leader's request counter is not where this test looks for it".into());
+        }
+        if !standby_silent(&b.metrics().await?) {
+            return Err(
+                format!("the standby sent requests to Qlik:\n{}", b.metrics().await?).into(),
+            );
+        }
+
+        // A scheduled instant, a few seconds ahead (once a year): one run with two replicas, by the leader only.
+        let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(6);
+        let at = at.round(jiff::Unit::Second)?;
+        let utc = at.to_zoned(jiff::tz::TimeZone::UTC);
+        let once = format!(
+            "{} {} {} {} {} *",
+            utc.second(),
+            utc.minute(),
+            utc.hour(),
+            utc.day(),
+            utc.month()
+        );
+        patch_spec(
+            &admin,
+            &namespace,
+            "site",
+            serde_json::json!({"schedule": once, "timeZone": "UTC"}),
+        )
+        .await?;
+        wait_for(&admin, &namespace, "site", "the scheduled run", |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.last_schedule_time.as_ref().is_some_and(|t| t.0 >= at) && s.active_run.is_none()
+            }) && condition(p, "Running").is_some_and(|(s, _)| s == "False")
+        })
+        .await?;
+        if runs_seen(&sim) != 2 || !standby_silent(&b.metrics().await?) {
+            return Err(format!(
+                "a scheduled instant must reach Qlik once, from the leader: {} runs in all; standby log:\n{}",
+                runs_seen(&sim),
+                b.log()
+            )
+            .into());
+        }
 
         // The leader dies without releasing: the standby takes over within the lease duration.
         let killed_pid = a.pid();
@@ -1068,10 +1116,12 @@ fn leader_election_fails_over(cp: &ControlPlane) -> TestResult {
                 && condition(p, "Running").is_some_and(|(s, _)| s == "False")
         })
         .await?;
-        if runs_seen(&sim) != 2 {
-            return Err(
-                format!("two run-now values, {} runs reached Qlik", runs_seen(&sim)).into(),
-            );
+        if runs_seen(&sim) != 3 {
+            return Err(format!(
+                "two run-now values and one scheduled instant, {} runs reached Qlik",
+                runs_seen(&sim)
+            )
+            .into());
         }
 
         // SIGTERM releases the Lease at once, so that a standby need not wait out its duration.
