@@ -595,3 +595,55 @@ async fn a_run_that_fails_before_reaching_qlik_is_summarised() {
     assert_eq!(summaries.len(), 1, "{:?}", report.deliveries);
     assert!(sim.deletions().is_empty());
 }
+
+/// A login cancels a notice, even when the user is idle past the threshold again by the time the notice period
+/// ends: the notice she was sent spoke of a seat unused since a date that is no longer true, so she is warned
+/// anew, and her seat stays for a new notice period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_cancels_the_notice_even_when_idle_again() {
+    let sim = known_site().await;
+    let now = sim.now();
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let mut spec = notice_policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    // The shortest threshold: by the end of the notice period, a login at its start is idle again.
+    for rule in [
+        &mut spec.access_types.professional,
+        &mut spec.access_types.analyzer,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        rule.inactive_days = 7;
+    }
+    let notifier = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &plain_smtp(smtp.port),
+        &BTreeMap::new(),
+    )
+    .expect("notifier");
+    let first = run_at(&sim, &spec, &notifier, &[], now).await;
+    assert_eq!(outcome_of(&first, "CORP\\carol"), [Outcome::Warned]);
+    let pending = first.notices.clone().expect("notices to keep");
+
+    // Carol logs in the day she is warned, then not again: 15 days later she is 15 days idle (threshold 7).
+    let carol = sim.site().find_user("CORP", "carol").expect("carol");
+    sim.site()
+        .login(carol, SimAccessType::Analyzer)
+        .expect("login");
+    let later = run_at(&sim, &spec, &notifier, &pending, now + days(15)).await;
+    assert_eq!(
+        outcome_of(&later, "CORP\\carol"),
+        [Outcome::Warned],
+        "the login cancelled her notice: warned anew, not reclaimed; {}",
+        later.message
+    );
+    assert!(
+        !deleted(&sim)
+            .iter()
+            .any(|(user, _)| user == "CORP\\carol"),
+        "her seat stays"
+    );
+    assert_eq!(smtp.to("carol@example.com").len(), 2, "a second notice");
+}
