@@ -647,3 +647,48 @@ async fn a_login_cancels_the_notice_even_when_idle_again() {
     );
     assert_eq!(smtp.to("carol@example.com").len(), 2, "a second notice");
 }
+
+/// A webhook that cannot be reached at all (connection refused) is reported without its URL: the token in it is
+/// in no delivery error, report or message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_refuses_the_connection_is_reported_without_its_url() {
+    let sim = known_site().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut spec = policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec.notify = Some(NotifySpec {
+        email: None,
+        webhooks: vec![WebhookSpec {
+            secret_ref: SecretKeyRef {
+                name: "hooks".into(),
+                key: "url".into(),
+            },
+            format: WebhookFormat::Slack,
+        }],
+    });
+    let secrets = BTreeMap::from([(
+        "hooks".to_string(),
+        BTreeMap::from([(
+            "url".to_string(),
+            format!("http://127.0.0.1:{closed}/services/{WEBHOOK_TOKEN}").into_bytes(),
+        )]),
+    )]);
+    let notifier = Notifier::new("site", spec.notify.as_ref().unwrap(), &secrets, &BTreeMap::new())
+        .expect("notifier")
+        .with_webhook_backoff(std::time::Duration::from_millis(5));
+    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    let failed: Vec<&str> = report
+        .deliveries
+        .iter()
+        .filter_map(|d| d.error.as_deref())
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", report.deliveries);
+    let everything = format!("{:?}{:?}{}", report.deliveries, report.decisions, report.message);
+    assert!(
+        !everything.contains(WEBHOOK_TOKEN) && !everything.contains("/services/"),
+        "the webhook URL leaked: {everything}"
+    );
+}
