@@ -640,9 +640,7 @@ async fn a_login_cancels_the_notice_even_when_idle_again() {
         later.message
     );
     assert!(
-        !deleted(&sim)
-            .iter()
-            .any(|(user, _)| user == "CORP\\carol"),
+        !deleted(&sim).iter().any(|(user, _)| user == "CORP\\carol"),
         "her seat stays"
     );
     assert_eq!(smtp.to("carol@example.com").len(), 2, "a second notice");
@@ -676,9 +674,14 @@ async fn a_webhook_that_refuses_the_connection_is_reported_without_its_url() {
             format!("http://127.0.0.1:{closed}/services/{WEBHOOK_TOKEN}").into_bytes(),
         )]),
     )]);
-    let notifier = Notifier::new("site", spec.notify.as_ref().unwrap(), &secrets, &BTreeMap::new())
-        .expect("notifier")
-        .with_webhook_backoff(std::time::Duration::from_millis(5));
+    let notifier = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &secrets,
+        &BTreeMap::new(),
+    )
+    .expect("notifier")
+    .with_webhook_backoff(std::time::Duration::from_millis(5));
     let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
     let failed: Vec<&str> = report
         .deliveries
@@ -686,7 +689,10 @@ async fn a_webhook_that_refuses_the_connection_is_reported_without_its_url() {
         .filter_map(|d| d.error.as_deref())
         .collect();
     assert_eq!(failed.len(), 1, "{:?}", report.deliveries);
-    let everything = format!("{:?}{:?}{}", report.deliveries, report.decisions, report.message);
+    let everything = format!(
+        "{:?}{:?}{}",
+        report.deliveries, report.decisions, report.message
+    );
     assert!(
         !everything.contains(WEBHOOK_TOKEN) && !everything.contains("/services/"),
         "the webhook URL leaked: {everything}"

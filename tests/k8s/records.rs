@@ -541,3 +541,56 @@ fn a_policy_with_a_long_name_keeps_its_records(cp: &ControlPlane) -> TestResult 
     })
 }
 register!(a_policy_with_a_long_name_keeps_its_records);
+
+/// An aborted run (the breaker) and a failed one (the site cannot be reached) are on record too: each with its
+/// result and the message that says why, and nothing listed as reclaimed.
+fn aborted_and_failed_runs_are_on_record(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = known_site_namespace(cp, "abortrec").await?;
+        let mut spec = support::policy(&sim);
+        // Professional: 5 of 8 allocations are candidates, well above 10%.
+        spec.limits.max_reclaim_percent = 10;
+        create_policy(&admin, &namespace, "site", spec).await?;
+        let _controller = ControllerProcess::start(cp, &namespace, &[])?;
+        let aborted = run_once(&admin, &namespace, "1").await?;
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        crate::operator::patch_spec(
+            &admin,
+            &namespace,
+            "site",
+            serde_json::json!({"site": {"repositoryUrl": format!("https://127.0.0.1:{closed}")}}),
+        )
+        .await?;
+        let failed = run_once(&admin, &namespace, "2").await?;
+        let kept = records(&admin, &namespace, "site").await?;
+        let find = |id: &str| {
+            kept.iter()
+                .filter_map(|r| r.status.as_ref())
+                .find(|s| s.id == id)
+                .cloned()
+                .ok_or_else(|| format!("no record of run {id}: {} kept", kept.len()))
+        };
+        let (aborted, failed) = (find(&aborted)?, find(&failed)?);
+        if aborted.result != RunResult::Aborted
+            || !aborted.message.contains("aborted")
+            || !aborted.decisions.is_empty()
+        {
+            return Err(format!("the aborted run's record: {aborted:?}").into());
+        }
+        if failed.result != RunResult::Failed
+            || failed.message.is_empty()
+            || !failed.decisions.is_empty()
+            || failed.site != format!("https://127.0.0.1:{closed}")
+        {
+            return Err(format!("the failed run's record: {failed:?}").into());
+        }
+        if !sim.deletions().is_empty() {
+            return Err("neither run deleted anything".into());
+        }
+        Ok(())
+    })
+}
+register!(aborted_and_failed_runs_are_on_record);
