@@ -199,11 +199,10 @@ async fn a_redundant_analyzer_seat_goes_unless_the_professional_seat_goes() {
 async fn seats_allocated_beyond_the_licence_are_reported_as_excess() {
     let sim = known_site().await;
     let site = sim.site();
-    let held = site
-        .allocations(SimAccessType::Professional)
-        .iter()
-        .filter(|a| !a.quarantined)
-        .count() as u64;
+    let all = site.allocations(SimAccessType::Professional);
+    let held = all.iter().filter(|a| !a.quarantined).count() as u64;
+    // A quarantined seat still takes a licence until its quarantine ends.
+    let quarantined = all.len() as u64 - held;
     // The licence shrank to one Professional seat.
     let mut seats = site.seat_totals();
     seats.professional = 1;
@@ -215,8 +214,13 @@ async fn seats_allocated_beyond_the_licence_are_reported_as_excess() {
         .expect("seat counts");
     assert!(held > 1, "the known site holds several Professional seats");
     assert_eq!(professional.total, 1);
-    assert!(
-        professional.excess >= held - 1,
-        "{professional:?}, {held} held"
+    // Exactly the seats beyond the licence: every seat that takes a licence but the one the licence grants.
+    assert!(quarantined > 0, "the known site has a quarantined Professional seat");
+    assert_eq!(
+        professional.excess,
+        held + quarantined - 1,
+        "{professional:?}, {held} held, {quarantined} quarantined"
     );
+    assert_eq!(professional.allocated, held);
+    assert_eq!(professional.quarantined, quarantined);
 }
