@@ -215,7 +215,10 @@ async fn seats_allocated_beyond_the_licence_are_reported_as_excess() {
     assert!(held > 1, "the known site holds several Professional seats");
     assert_eq!(professional.total, 1);
     // Exactly the seats beyond the licence: every seat that takes a licence but the one the licence grants.
-    assert!(quarantined > 0, "the known site has a quarantined Professional seat");
+    assert!(
+        quarantined > 0,
+        "the known site has a quarantined Professional seat"
+    );
     assert_eq!(
         professional.excess,
         held + quarantined - 1,
