@@ -83,10 +83,11 @@ impl SmtpServer {
         let mut child = command.spawn().expect("the SMTP server starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the SMTP server speaks");
+        let mut stdout = BufReader::new(stdout);
+        stdout.read_line(&mut line).expect("the SMTP server speaks");
         assert_eq!(line.trim(), "READY", "the SMTP server did not start");
+        // The rest is read to the end: a line printed later must not meet a closed pipe and stop the server.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         SmtpServer { port, dir, child }
     }
 
