@@ -29,7 +29,7 @@ use crate::model::{AccessType, Allocation, SeatCounts, UserDetails, UserState};
 use answer::{ListLimits, ReadError};
 use scrub::Scrubber;
 pub use tls::ServerVerification;
-pub use wire::Holder;
+pub use wire::{Holder, SeatAccess};
 
 /// User ids per `/qrs/user/full` request: an `id eq X or id eq Y ...` filter stays well under URL length
 /// limits at this size, and a site with thousands of candidates needs only tens of requests.
