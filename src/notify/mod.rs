@@ -252,9 +252,12 @@ pub fn summary_context(policy: &str, report: &crate::run::RunReport) -> SummaryC
                 user: e.user.clone(),
                 access_type: e.access_type.key().to_string(),
                 last_used: e.last_used.get(..10).unwrap_or(&e.last_used).to_string(),
+                // A failed notice's reason already ends with why it failed, which is also its error: said once.
                 reason: match &e.error {
-                    Some(error) => format!("{}: {error}", e.reason),
-                    None => e.reason.clone(),
+                    Some(error) if !e.reason.contains(error.as_str()) => {
+                        format!("{}: {error}", e.reason)
+                    }
+                    _ => e.reason.clone(),
                 },
             })
             .collect();
@@ -386,6 +389,41 @@ mod tests {
             "{}",
             rendered.html
         );
+    }
+
+    #[test]
+    fn each_failure_reason_is_stated_once() {
+        let mut notice = entry(
+            "CORP\\b".into(),
+            Outcome::NoticeFailed,
+            Some("notice not delivered: SMTP: refused"),
+        );
+        // As a run writes it: the note in the reason, and the same note as the error.
+        notice.reason = format!("{}; notice not delivered: SMTP: refused", notice.reason);
+        let decisions = vec![
+            entry("CORP\\a".into(), Outcome::Failed, Some("QRS answered 500")),
+            notice,
+        ];
+        let totals = TypeCounts {
+            failed: 1,
+            ..TypeCounts::default()
+        };
+        let summary = summary_context("prod-site", &report(decisions, totals));
+        let reasons: Vec<&str> = summary.failed.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "not used for 304 days (threshold 90): QRS answered 500",
+                "not used for 304 days (threshold 90); notice not delivered: SMTP: refused"
+            ]
+        );
+        let rendered = templates::Templates::new(&BTreeMap::new())
+            .expect("defaults")
+            .render("summary", &summary)
+            .expect("renders");
+        for why in ["QRS answered 500", "SMTP: refused"] {
+            assert_eq!(rendered.text.matches(why).count(), 1, "{}", rendered.text);
+        }
     }
 
     #[test]
