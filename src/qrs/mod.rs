@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 use crate::credentials::{Credentials, Xrfkey};
 use crate::model::{AccessType, Allocation, SeatCounts, UserDetails, UserState};
 use answer::{ListLimits, ReadError};
-use scrub::Scrubber;
+pub(crate) use scrub::Scrubber;
 pub use tls::ServerVerification;
 pub use wire::{Holder, SeatAccess};
 

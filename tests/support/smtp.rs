@@ -46,6 +46,9 @@ pub struct SmtpOptions<'a> {
     pub auth: Option<(&'a str, &'a str)>,
     /// With `tls`: TLS from the first byte (SMTPS, port 465 style) instead of STARTTLS.
     pub implicit_tls: bool,
+    /// With `auth`: every authentication fails with a reply that repeats the credentials the client sent, in base64
+    /// and decoded.
+    pub echo_auth: bool,
 }
 
 impl SmtpServer {
@@ -79,6 +82,9 @@ impl SmtpServer {
         }
         if let Some((user, password)) = options.auth {
             command.args(["--user", user, "--password", password]);
+            if options.echo_auth {
+                command.arg("--echo-auth");
+            }
         }
         let mut child = command.spawn().expect("the SMTP server starts");
         let stdout = child.stdout.take().expect("stdout");
