@@ -2,11 +2,16 @@
 //! bundled simulator: a site of 100,000 users, answers of 1 GiB, and a run that reads nearly as many allocations
 //! as a run may (`MAX_ALLOCATIONS_PER_RUN`).
 //!
-//! cargo bench --bench memory                  # the three measurements, a line each on stdout
+//! cargo bench --bench memory                  # the four measurements, a line each on stdout
 //! cargo bench --bench memory -- --users N     # another site size
+//! cargo bench --bench memory -- --quick       # a smoke run: small sites and 8 MiB answers, in seconds
 //!
 //! Each run is a child process (the release build of the binary), so its peak is its own (see [`measure`]). The
 //! chart's memory limit is 128 MiB.
+//!
+//! `cargo test` runs this target too (`test = true` in Cargo.toml), with the test build of the binary: started
+//! without `--bench`, it runs the quick sizes and fails when a run crashes or writes no report (no memory figure is
+//! asserted), so that the benchmark cannot stop working unnoticed.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -20,6 +25,8 @@ const LIMIT_MIB: f64 = 128.0;
 
 struct Measured {
     exit: i32,
+    /// Whether the run wrote a JSON report (a run that failed on a bad answer writes one too).
+    reported: bool,
     peak_mib: f64,
     elapsed: Duration,
     allocations: u64,
@@ -71,6 +78,7 @@ fn measure(dir: &Path) -> Measured {
     let json: serde_json::Value = serde_json::from_str(&report).unwrap_or_default();
     Measured {
         exit: status.code().unwrap_or(-1),
+        reported: json.is_object(),
         peak_mib: peak_kib as f64 / 1024.0,
         elapsed,
         allocations: json["totals"]["allocated"].as_u64().unwrap_or_default(),
@@ -132,46 +140,125 @@ fn report(what: &str, m: &Measured) {
     );
 }
 
+/// The sites and answers measured.
+struct Sizes {
+    users: usize,
+    answer_bytes: u64,
+    /// The site of the last measurement: read with 7 days, as many allocations as a run may read when full size.
+    near_cap_users: usize,
+}
+
+impl Sizes {
+    fn full(users: usize) -> Sizes {
+        Sizes {
+            users,
+            answer_bytes: 1024 * 1024 * 1024,
+            near_cap_users: 88_000,
+        }
+    }
+
+    fn quick() -> Sizes {
+        Sizes {
+            users: 2_000,
+            answer_bytes: 8 * 1024 * 1024,
+            near_cap_users: 3_000,
+        }
+    }
+}
+
+/// Every measurement, each reported as it ends; what was measured and how.
+async fn measure_all(sizes: &Sizes) -> Vec<(String, Measured)> {
+    let mut all = Vec::new();
+    let mut done = |what: String, m: Measured| {
+        report(&what, &m);
+        all.push((what, m));
+    };
+    // A large site as a policy with the usual 30 days sees it.
+    let users = sizes.users;
+    let (sim, dir) = site(users).await;
+    write_files(&sim, dir.path(), 30);
+    done(
+        format!("site of {users} users, 30 days"),
+        measured(dir.path()).await,
+    );
+
+    // Answers of 1 GiB (quick: 8 MiB).
+    let size = if sizes.answer_bytes >= 1024 * 1024 * 1024 {
+        format!("{} GiB", sizes.answer_bytes / (1024 * 1024 * 1024))
+    } else {
+        format!("{} MiB", sizes.answer_bytes / (1024 * 1024))
+    };
+    for (what, one_huge_element) in [
+        ("answer of well-formed allocations", false),
+        ("answer that is one element", true),
+    ] {
+        sim.clear_faults();
+        sim.inject(
+            FaultRule::always(Fault::Huge {
+                bytes: sizes.answer_bytes,
+                one_huge_element,
+            })
+            .method("GET")
+            .path_contains("professionalaccesstype/full"),
+        );
+        done(format!("{size} {what}"), measured(dir.path()).await);
+    }
+    drop(sim);
+
+    // The most a run reads: just under MAX_ALLOCATIONS_PER_RUN inactive allocations (7 days, 88,000 users).
+    let users = sizes.near_cap_users;
+    let (sim, dir) = site(users).await;
+    write_files(&sim, dir.path(), 7);
+    let near = if users >= 80_000 {
+        " (near the run's cap)"
+    } else {
+        ""
+    };
+    done(
+        format!("site of {users} users, 7 days{near}"),
+        measured(dir.path()).await,
+    );
+    all
+}
+
+/// What `cargo test` runs: the quick sizes, each run ended by itself with a report (0, or 1 on a refused answer),
+/// and the sites' runs read allocations. No memory figure is asserted: the test build is not what ships.
+fn smoke() -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let measured = runtime.block_on(measure_all(&Sizes::quick()));
+    for (what, m) in &measured {
+        let site = what.starts_with("site");
+        if !m.reported || !matches!(m.exit, 0 | 1) || (site && (m.exit != 0 || m.allocations == 0))
+        {
+            return Err(format!(
+                "{what}: exit {}, report {}, {} allocations; {}",
+                m.exit, m.reported, m.allocations, m.message
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` passes --bench. Without it, this is `cargo test` (or another harness's arguments): the smoke.
+    if !args.iter().any(|a| a == "--bench") {
+        let arguments = libtest_mimic::Arguments::from_args();
+        let trial = libtest_mimic::Trial::test("memory_bench_smoke", || Ok(smoke()?));
+        libtest_mimic::run(&arguments, vec![trial]).exit();
+    }
     let users = args
         .iter()
         .position(|a| a == "--users")
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000usize);
+    let sizes = if args.iter().any(|a| a == "--quick") {
+        Sizes::quick()
+    } else {
+        Sizes::full(users)
+    };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        // A large site as a policy with the usual 30 days sees it.
-        let (sim, dir) = site(users).await;
-        write_files(&sim, dir.path(), 30);
-        let m = measured(dir.path()).await;
-        report(&format!("site of {users} users, 30 days"), &m);
-
-        // Answers of 1 GiB.
-        for (what, one_huge_element) in [
-            ("1 GiB answer of well-formed allocations", false),
-            ("1 GiB answer that is one element", true),
-        ] {
-            sim.clear_faults();
-            sim.inject(
-                FaultRule::always(Fault::Huge {
-                    bytes: 1024 * 1024 * 1024,
-                    one_huge_element,
-                })
-                .method("GET")
-                .path_contains("professionalaccesstype/full"),
-            );
-            let m = measured(dir.path()).await;
-            report(what, &m);
-        }
-        drop(sim);
-
-        // The most a run reads: just under MAX_ALLOCATIONS_PER_RUN inactive allocations (7 days, 88,000 users).
-        let (sim, dir) = site(88_000).await;
-        write_files(&sim, dir.path(), 7);
-        let m = measured(dir.path()).await;
-        report("site of 88000 users, 7 days (near the run's cap)", &m);
-    });
+    runtime.block_on(measure_all(&sizes));
 }

@@ -9,8 +9,15 @@
 //!     client's calls made one request at a time (every allocation listed, each user fetched alone, one DELETE at
 //!     a time), on two simulators started from the same seed.
 //!
+//! The policy of (a) reclaims at most `MAX_RECLAIMS_PER_RUN` (2,000) seats, the most a policy may: the engine still
+//! judges every allocation, and defers the candidates past the cap to the next run.
+//!
 //! `cargo bench --bench reclaim` takes a few minutes, most of it the sequential client; `-- --quick` is a smoke
 //! run (smaller sites, 200 reclaims, fewer iterations). The measurements go to stdout as JSON.
+//!
+//! `cargo test` runs this target too (`test = true` in Cargo.toml), built in the test profile: started without
+//! `--bench`, it runs a smaller smoke still (a few thousand users, no timing asserted) and fails if either part
+//! fails, so that the benchmark cannot stop working unnoticed.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -311,7 +318,7 @@ fn load_decide_site(
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let simulator = start_simulator(options.seed, site_users, Duration::ZERO).await?;
-        let spec = policy(&simulator, 80_000, 8);
+        let spec = policy(&simulator, policy::MAX_RECLAIMS_PER_RUN, 8);
         let rules = policy::rules(&spec)?;
         eprintln!("(a) reading every allocation and the users the engine asks for");
         let client = connect(&simulator, &spec).await?;
@@ -566,9 +573,51 @@ async fn bench_run(options: &Options) -> Result<RunComparison, BoxError> {
     })
 }
 
+/// What `cargo test` runs: both parts on small sites, checked for what they must produce, not timed.
+fn smoke() -> Result<(), BoxError> {
+    let reclaims = 60;
+    let options = Options {
+        quick: true,
+        decide_only: false,
+        run_only: false,
+        seed: 42,
+        decide_users: Some(3_000),
+        users: Some(800),
+        reclaims: Some(reclaims),
+        concurrency: 8,
+        iterations: Some(1),
+        latency_ms: 1,
+        bench: false,
+    };
+    let decided = bench_decide(&options)?;
+    if decided.allocations == 0 || decided.plan.reclaim == 0 || decided.breaker.is_some() {
+        return Err(format!("(a) decided nothing to reclaim: {}", json!(decided)).into());
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let run = runtime.block_on(bench_run(&options))?;
+    if !run.same_seats || run.product.seats_deleted != reclaims as usize {
+        return Err(format!(
+            "(b) product {} and sequential {} seats deleted, {reclaims} expected, the same ones: {}",
+            run.product.seats_deleted,
+            run.sequential.seats_deleted,
+            run.same_seats
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn main() {
-    let options = Options::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // `cargo bench` passes --bench. Without it, this is `cargo test` (or another harness's arguments): the smoke.
+    if !std::env::args().any(|a| a == "--bench") {
+        let arguments = libtest_mimic::Arguments::from_args();
+        let trial = libtest_mimic::Trial::test("reclaim_bench_smoke", || {
+            smoke().map_err(|e| e.to_string().into())
+        });
+        libtest_mimic::run(&arguments, vec![trial]).exit();
+    }
+    let options = Options::parse();
     let mut report = serde_json::Map::new();
     report.insert("quick".into(), json!(options.quick));
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());

@@ -8,6 +8,7 @@ mod run_file;
 mod run_ref;
 mod simulate;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -74,18 +75,33 @@ pub async fn main() -> ExitCode {
     match outcome {
         Ok(result) => exit_code(result),
         Err(e) => {
-            eprintln!("error: {e}");
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             e.exit_code()
         }
+    }
+}
+
+/// Writes `text` to stdout. A reader that went away (`simulate | head -1`) or a stdout that cannot be written is not
+/// a reason to stop: `print!` would panic there and take a serving simulator down with it. Only a failure other than
+/// a closed pipe is logged.
+pub(crate) fn print_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        tracing::warn!("could not write to stdout: {e}");
     }
 }
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,qlik_license_reclaimer=info"));
+    // A log line stderr cannot take is dropped: by default the subscriber reports it with `eprintln!`, which panics
+    // on a closed stderr (`controller 2>&1 | head`) wherever the log line was, mid-deletion included.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -94,7 +110,6 @@ fn init_logging(format: LogFormat) {
 
 /// The report on stdout, written as it is produced (a large site's JSON is never held whole).
 fn print_report(report: &RunReport, format: Format) {
-    use std::io::Write as _;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if let Err(e) = report::write(report, format, &mut out).and_then(|()| out.flush()) {
         tracing::error!("could not write the report: {e}");
@@ -110,7 +125,7 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
 
 fn print_crd() -> Result<RunResult, CliError> {
     let yaml = crds_yaml().map_err(|e| CliError::Failed(e.to_string()))?;
-    print!("{yaml}");
+    print_out(&yaml);
     Ok(RunResult::Succeeded)
 }
 
@@ -123,11 +138,11 @@ async fn run_demo(args: DemoArgs) -> Result<RunResult, CliError> {
         .await
         .map_err(|e| CliError::Failed(e.to_string()))?;
     if args.output == Format::Table {
-        print!("{}", outcome.introduction);
+        print_out(&outcome.introduction);
     }
-    print!("{}", report::render(&outcome.report, args.output));
+    print_out(&report::render(&outcome.report, args.output));
     if args.output == Format::Table {
-        print!("{}", outcome.next_steps);
+        print_out(&outcome.next_steps);
     }
     Ok(outcome.report.result)
 }

@@ -18,11 +18,11 @@ pub(super) async fn run(args: RestoreArgs) -> Result<RunResult, CliError> {
         None => from_report(&args).await?,
     };
     match args.output {
-        RestoreFormat::Table => print!("{}", restore::table(&outcome)),
+        RestoreFormat::Table => super::print_out(&restore::table(&outcome)),
         RestoreFormat::Json => {
             let json = serde_json::to_string_pretty(&outcome)
                 .map_err(|e| CliError::Failed(e.to_string()))?;
-            println!("{json}");
+            super::print_out(&format!("{json}\n"));
         }
     }
     Ok(outcome.result)

@@ -29,21 +29,25 @@ pub(super) async fn run(args: SimulateArgs) -> Result<RunResult, CliError> {
     simulator
         .write_credentials(&args.credentials_out)
         .map_err(|e| CliError::Failed(format!("cannot write credentials to {out}: {e}")))?;
-    println!("QRS simulator: {} users (seed {})", args.users, args.seed);
-    println!(
-        "  repository (QRS, mutual TLS): {}",
+    // Written with `print_out`: a closed stdout (`simulate | head -1`, or a reader that took the URL and left) must
+    // not stop the simulator that a run is about to use.
+    let mut banner = format!(
+        "QRS simulator: {} users (seed {})\n  repository (QRS, mutual TLS): {}\n",
+        args.users,
+        args.seed,
         simulator.repository_url()
     );
     if let (Some(qps), Some(hub)) = (simulator.qps_url(), simulator.hub_url()) {
-        println!("  proxy (QPS, mutual TLS):      {qps}");
-        println!("  hub:                          {hub}");
+        banner.push_str(&format!("  proxy (QPS, mutual TLS):      {qps}\n"));
+        banner.push_str(&format!("  hub:                          {hub}\n"));
     }
-    println!("  credentials:                  {out}");
-    println!(
-        "  server certificate name:      {} (set spec.site.tls.serverName)",
+    banner.push_str(&format!("  credentials:                  {out}\n"));
+    banner.push_str(&format!(
+        "  server certificate name:      {} (set spec.site.tls.serverName)\n",
         args.server_name
-    );
-    println!("Press Ctrl-C to stop.");
+    ));
+    banner.push_str("Press Ctrl-C to stop.\n");
+    super::print_out(&banner);
     shutdown.requested().await;
     simulator.shutdown().await;
     Ok(RunResult::Succeeded)

@@ -10,6 +10,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::NotifyError;
 use super::templates::Rendered;
+use crate::qrs::Scrubber;
 
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,28 @@ impl SmtpSettings {
                 "set both username and password, or neither".into(),
             ));
         }
+        let allow_plaintext_auth = match text("allowPlaintextAuth")?
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(NotifyError::Smtp(
+                    "the key allowPlaintextAuth must be true or false".into(),
+                ));
+            }
+        };
+        // Without TLS, AUTH sends the password base64-encoded, which is to say readable by anyone on the path.
+        if tls == SmtpTls::None && username.is_some() && !allow_plaintext_auth {
+            return Err(NotifyError::Smtp(
+                "tls: none with a username would send the SMTP password in clear text, readable by anyone on the \
+                 network path: use tls: starttls or tls, or, for a relay on a trusted network, set the key \
+                 allowPlaintextAuth to \"true\" to accept that risk"
+                    .into(),
+            ));
+        }
         Ok(Self {
             host,
             port,
@@ -113,6 +136,34 @@ impl SmtpSettings {
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// Removes the credentials from the server's replies before they are repeated.
+    scrubber: Scrubber,
+}
+
+/// The most of an SMTP server's reply an error repeats.
+const REPLY_CHARS: usize = 200;
+
+/// What an SMTP server may echo of the credentials it was sent: the username and password, the AUTH PLAIN
+/// response (`\0user\0password`, base64) and the AUTH LOGIN ones (each base64). The base64 forms are kept
+/// without their `=` padding, so that an echo with or without it is found.
+fn credential_forms(username: &str, password: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| {
+        base64::engine::general_purpose::STANDARD
+            .encode(bytes)
+            .trim_end_matches('=')
+            .to_string()
+    };
+    let mut forms = vec![
+        username.to_string(),
+        password.to_string(),
+        encode(format!("\0{username}\0{password}").as_bytes()),
+        encode(username.as_bytes()),
+        encode(password.as_bytes()),
+    ];
+    // Longest first: a username inside the password must not be removed first and leave the rest of the password.
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms
 }
 
 /// How long one SMTP conversation may take.
@@ -142,13 +193,28 @@ impl Mailer {
             .port(settings.port)
             .tls(tls)
             .timeout(Some(SMTP_TIMEOUT));
+        let mut secrets = Vec::new();
         if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+            secrets = credential_forms(user, password);
         }
         Ok(Self {
             transport: builder.build(),
             from: settings.from.clone(),
+            scrubber: Scrubber::new(secrets.iter().map(String::as_str)),
         })
+    }
+
+    /// An error of the SMTP conversation as it may be repeated: a server's reply can echo what it was sent (the
+    /// AUTH line with the base64 credentials), and it goes to the log, the NotificationFailed Event and the
+    /// summary.
+    fn failure(&self, e: &lettre::transport::smtp::Error) -> NotifyError {
+        NotifyError::Smtp(self.scrub(&e.to_string()))
+    }
+
+    /// `text` without the credentials in any form, on one line, at most [`REPLY_CHARS`] characters.
+    fn scrub(&self, text: &str) -> String {
+        self.scrubber.scrub(text, REPLY_CHARS)
     }
 
     /// Send one message (plain text and HTML) to `to`.
@@ -169,7 +235,7 @@ impl Mailer {
             .send(email)
             .await
             .map(|_| ())
-            .map_err(|e| NotifyError::Smtp(e.to_string()))
+            .map_err(|e| self.failure(&e))
     }
 }
 
@@ -202,6 +268,77 @@ mod tests {
         ]))
         .expect("valid");
         assert_eq!((s.tls, s.port), (SmtpTls::Tls, 465));
+    }
+
+    const USER: &str = "qlik-robot";
+    const PASSWORD: &str = "s3cret-pa55word";
+
+    fn smtp(tls: &str, extra: &[(&str, &str)]) -> Result<SmtpSettings, NotifyError> {
+        let mut pairs = vec![
+            ("host", "smtp.example.com"),
+            ("from", "qlik@example.com"),
+            ("tls", tls),
+            ("username", USER),
+            ("password", PASSWORD),
+        ];
+        pairs.extend_from_slice(extra);
+        SmtpSettings::from_entries(&entries(&pairs))
+    }
+
+    #[test]
+    fn a_password_in_clear_text_needs_the_secret_to_say_so() {
+        let refused = smtp("none", &[]).expect_err("a password in clear text");
+        let text = refused.to_string();
+        assert!(
+            text.contains("clear text") && text.contains("allowPlaintextAuth"),
+            "{text}"
+        );
+        assert!(!text.contains(PASSWORD), "{text}");
+        let refused = smtp("none", &[("allowPlaintextAuth", "false")]).expect_err("refused");
+        assert!(refused.to_string().contains("clear text"));
+        let e = smtp("none", &[("allowPlaintextAuth", "yes")]).expect_err("true or false");
+        assert!(e.to_string().contains("allowPlaintextAuth"), "{e}");
+        let allowed = smtp("none", &[("allowPlaintextAuth", "true")]).expect("allowed");
+        assert_eq!((allowed.tls, allowed.port), (SmtpTls::None, 25));
+        // With TLS, or without a password, nothing to allow.
+        smtp("starttls", &[]).expect("starttls");
+        SmtpSettings::from_entries(&entries(&[
+            ("host", "relay.internal"),
+            ("from", "qlik@example.com"),
+            ("tls", "none"),
+        ]))
+        .expect("a relay without authentication");
+    }
+
+    #[test]
+    fn a_reply_that_echoes_the_credentials_is_repeated_without_them() {
+        use base64::Engine as _;
+        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        let mailer = Mailer::new(&smtp("starttls", &[]).expect("valid")).expect("mailer");
+        let plain = b64(&format!("\0{USER}\0{PASSWORD}"));
+        let reply = format!(
+            "permanent error (535): 5.7.8 rejected AUTH PLAIN {plain} | AUTH LOGIN {} {} \
+             (unpadded {}) for {USER} with {PASSWORD}\r\n{}",
+            b64(USER),
+            b64(PASSWORD),
+            plain.trim_end_matches('='),
+            "and more ".repeat(50)
+        );
+        let scrubbed = mailer.scrub(&reply);
+        for secret in [
+            USER.to_string(),
+            PASSWORD.to_string(),
+            plain.trim_end_matches('=').to_string(),
+            b64(USER).trim_end_matches('=').to_string(),
+            b64(PASSWORD).trim_end_matches('=').to_string(),
+        ] {
+            assert!(!scrubbed.contains(&secret), "{secret} in {scrubbed}");
+        }
+        assert!(
+            scrubbed.starts_with("permanent error (535): 5.7.8 rejected AUTH PLAIN [redacted]")
+        );
+        assert!(scrubbed.chars().count() <= REPLY_CHARS + 1, "{scrubbed}");
+        assert!(!scrubbed.contains('\n'), "one line: {scrubbed}");
     }
 
     #[test]

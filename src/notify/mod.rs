@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::policy::NotifySpec;
 use email::{Mailer, SmtpSettings};
-use templates::{NoticeContext, Rendered, SeatLine, SummaryContext, Templates};
+use templates::{NoticeContext, Rendered, SeatLine, SummaryContext, SummaryCounts, Templates};
 use webhook::Webhook;
 
 /// Why a notification could not be sent (or set up).
@@ -248,37 +248,56 @@ impl Notifier {
     }
 }
 
-/// A summary's seat lists from a report: at most [`SUMMARY_SEATS`] of each kind.
+/// A summary of a report: its counts from the report's totals, and the first [`SUMMARY_SEATS`] seats of each kind
+/// with how many more there are (a list cut at 200 never makes 300 reclaimed seats read as 200).
 pub fn summary_context(policy: &str, report: &crate::run::RunReport) -> SummaryContext {
     use crate::run::Outcome;
-    let mut omitted = 0;
-    let mut lines = |outcomes: &[Outcome]| -> Vec<SeatLine> {
-        let all: Vec<&crate::run::Entry> = report
+    let kind = |outcomes: &[Outcome]| -> (Vec<SeatLine>, u64) {
+        let mut all = report
             .decisions
             .iter()
-            .filter(|e| outcomes.contains(&e.outcome))
-            .collect();
-        omitted += all.len().saturating_sub(SUMMARY_SEATS);
-        all.into_iter()
+            .filter(|e| outcomes.contains(&e.outcome));
+        let lines = all
+            .by_ref()
             .take(SUMMARY_SEATS)
             .map(|e| SeatLine {
                 user: e.user.clone(),
                 access_type: e.access_type.key().to_string(),
                 last_used: e.last_used.get(..10).unwrap_or(&e.last_used).to_string(),
+                // A failed notice's reason already ends with why it failed, which is also its error: said once.
                 reason: match &e.error {
-                    Some(error) => format!("{}: {error}", e.reason),
-                    None => e.reason.clone(),
+                    Some(error) if !e.reason.contains(error.as_str()) => {
+                        format!("{}: {error}", e.reason)
+                    }
+                    _ => e.reason.clone(),
                 },
             })
-            .collect()
+            .collect();
+        (lines, all.count() as u64)
     };
-    let reclaimed = lines(&[
+    let (reclaimed, reclaimed_left) = kind(&[
         Outcome::Reclaimed,
         Outcome::AlreadyGone,
         Outcome::WouldReclaim,
     ]);
-    let warned = lines(&[Outcome::Warned, Outcome::WouldWarn]);
-    let failed = lines(&[Outcome::Failed, Outcome::NoticeFailed]);
+    let (warned, warned_left) = kind(&[Outcome::Warned, Outcome::WouldWarn]);
+    let (failed, failed_left) = kind(&[Outcome::Failed, Outcome::NoticeFailed]);
+    let notices_failed = report
+        .decisions
+        .iter()
+        .filter(|e| e.outcome == Outcome::NoticeFailed)
+        .count() as u64;
+    let not_listed = SummaryCounts {
+        reclaimed: reclaimed_left,
+        warned: warned_left,
+        failed: failed_left,
+    };
+    let counts = SummaryCounts {
+        reclaimed: report.totals.reclaimed,
+        // The totals keep no count of notices: every warned seat is in the decisions.
+        warned: warned.len() as u64 + warned_left,
+        failed: report.totals.failed + notices_failed,
+    };
     SummaryContext {
         policy: policy.to_string(),
         run_id: report.id.clone(),
@@ -288,6 +307,161 @@ pub fn summary_context(policy: &str, report: &crate::run::RunReport) -> SummaryC
         reclaimed,
         warned,
         failed,
-        omitted,
+        counts,
+        not_listed,
+        omitted: usize::try_from(reclaimed_left + warned_left + failed_left).unwrap_or(usize::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AccessType;
+    use crate::policy::{RunResult, TypeCounts};
+    use crate::run::{Entry, Outcome, RunReport};
+    use crate::testing::ts;
+
+    fn entry(user: String, outcome: Outcome, error: Option<&str>) -> Entry {
+        Entry {
+            user,
+            user_name: "Someone".into(),
+            access_type: AccessType::Professional,
+            allocation_id: "0f2c6d8e-1a2b-4c3d-9e8f-0123456789ab".into(),
+            last_used: "2026-01-31T19:44:28.951Z".into(),
+            idle_days: Some(304),
+            outcome,
+            reason_code: "inactive",
+            reason: "not used for 304 days (threshold 90)".into(),
+            error: error.map(str::to_string),
+        }
+    }
+
+    fn report(decisions: Vec<Entry>, totals: TypeCounts) -> RunReport {
+        RunReport {
+            site: "https://qlik.example:4242".to_string(),
+            id: "20261201T090000Z-abc123".into(),
+            start_time: ts("2026-12-01T09:00:00Z"),
+            completion_time: ts("2026-12-01T09:00:05Z"),
+            dry_run: false,
+            result: RunResult::Succeeded,
+            message: "reclaimed 300 of 300 candidate seats".into(),
+            totals,
+            per_access_type: BTreeMap::new(),
+            seats: BTreeMap::new(),
+            decisions,
+            returns: Vec::new(),
+            notices: None,
+            deliveries: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_summary_of_300_reclaimed_seats_says_300_and_how_many_it_does_not_list() {
+        let decisions = (0..300)
+            .map(|i| entry(format!("CORP\\user{i:03}"), Outcome::Reclaimed, None))
+            .chain((0..3).map(|i| entry(format!("CORP\\kept{i}"), Outcome::Kept, None)))
+            .collect();
+        let totals = TypeCounts {
+            allocated: 303,
+            candidates: 300,
+            reclaimed: 300,
+            ..TypeCounts::default()
+        };
+        let summary = summary_context("prod-site", &report(decisions, totals));
+        assert_eq!(summary.reclaimed.len(), SUMMARY_SEATS);
+        assert_eq!(summary.counts.reclaimed, 300);
+        assert_eq!(summary.not_listed.reclaimed, 100);
+        assert_eq!(summary.omitted, 100);
+        let rendered = templates::Templates::new(&BTreeMap::new())
+            .expect("defaults")
+            .render("summary", &summary)
+            .expect("renders");
+        assert_eq!(
+            rendered.subject,
+            "Qlik licences, prod-site: Succeeded: 300 reclaimed, 0 warned, 0 failed"
+        );
+        assert!(
+            rendered.text.contains("Reclaimed (300):"),
+            "{}",
+            rendered.text
+        );
+        assert!(
+            rendered.text.contains("and 100 more, not listed"),
+            "{}",
+            rendered.text
+        );
+        assert_eq!(rendered.text.matches("  CORP\\user").count(), SUMMARY_SEATS);
+        assert!(
+            rendered.html.contains("<h3>Reclaimed (300)</h3>"),
+            "{}",
+            rendered.html
+        );
+        assert!(
+            rendered.html.contains("and 100 more, not listed"),
+            "{}",
+            rendered.html
+        );
+    }
+
+    #[test]
+    fn each_failure_reason_is_stated_once() {
+        let mut notice = entry(
+            "CORP\\b".into(),
+            Outcome::NoticeFailed,
+            Some("notice not delivered: SMTP: refused"),
+        );
+        // As a run writes it: the note in the reason, and the same note as the error.
+        notice.reason = format!("{}; notice not delivered: SMTP: refused", notice.reason);
+        let decisions = vec![
+            entry("CORP\\a".into(), Outcome::Failed, Some("QRS answered 500")),
+            notice,
+        ];
+        let totals = TypeCounts {
+            failed: 1,
+            ..TypeCounts::default()
+        };
+        let summary = summary_context("prod-site", &report(decisions, totals));
+        let reasons: Vec<&str> = summary.failed.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "not used for 304 days (threshold 90): QRS answered 500",
+                "not used for 304 days (threshold 90); notice not delivered: SMTP: refused"
+            ]
+        );
+        let rendered = templates::Templates::new(&BTreeMap::new())
+            .expect("defaults")
+            .render("summary", &summary)
+            .expect("renders");
+        for why in ["QRS answered 500", "SMTP: refused"] {
+            assert_eq!(rendered.text.matches(why).count(), 1, "{}", rendered.text);
+        }
+    }
+
+    #[test]
+    fn failed_notices_count_with_failed_deallocations() {
+        let decisions = vec![
+            entry("CORP\\a".into(), Outcome::Failed, Some("QRS answered 500")),
+            entry(
+                "CORP\\b".into(),
+                Outcome::NoticeFailed,
+                Some("notice not delivered: SMTP: refused"),
+            ),
+            entry("CORP\\c".into(), Outcome::Warned, None),
+        ];
+        let totals = TypeCounts {
+            failed: 1,
+            ..TypeCounts::default()
+        };
+        let summary = summary_context("prod-site", &report(decisions, totals));
+        assert_eq!(
+            summary.counts,
+            SummaryCounts {
+                reclaimed: 0,
+                warned: 1,
+                failed: 2
+            }
+        );
+        assert_eq!(summary.not_listed, SummaryCounts::default());
     }
 }

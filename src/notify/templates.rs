@@ -114,11 +114,24 @@ pub struct SummaryContext {
     pub result: String,
     pub dry_run: bool,
     pub message: String,
+    /// The first seats of each kind (at most 200 each): for the lines, never for the counts.
     pub reclaimed: Vec<SeatLine>,
     pub warned: Vec<SeatLine>,
     pub failed: Vec<SeatLine>,
-    /// Seats not listed (a summary lists at most 200 of each kind).
+    /// How many seats of each kind the run had, from its totals, whatever the lists hold.
+    pub counts: SummaryCounts,
+    /// Of each kind, the seats its list leaves out.
+    pub not_listed: SummaryCounts,
+    /// Seats not listed, all kinds together.
     pub omitted: usize,
+}
+
+/// Seats by kind: reclaimed (or, in a dry run, that would be), warned, failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SummaryCounts {
+    pub reclaimed: u64,
+    pub warned: u64,
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -226,6 +239,12 @@ mod tests {
             reclaimed: vec![line("CORP\\a")],
             warned: vec![line("CORP\\b"), line("CORP\\c")],
             failed: Vec::new(),
+            counts: SummaryCounts {
+                reclaimed: 1,
+                warned: 2,
+                failed: 0,
+            },
+            not_listed: SummaryCounts::default(),
             omitted: 0,
         };
         let rendered = Templates::new(&BTreeMap::new())

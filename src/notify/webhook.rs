@@ -103,8 +103,39 @@ impl Webhook {
     }
 }
 
+/// Slack's mrkdwn reads `<...>` as a mention (`<!channel>`, `<@U123>`) or a link (`<https://...|text>`), and `&` as
+/// the start of an entity: user names, directory data and QRS's answers are escaped so that they show as written.
+fn slack_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// An Adaptive Card's TextBlock reads Markdown (links `[text](url)`, emphasis, lists, and `<at>` mentions in
+/// Teams): each character that could start one is escaped with a backslash, so the text shows as written.
+fn teams_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '|' | '<' | '>' | '~'
+        ) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 fn slack(title: &str, summary: &str) -> Value {
-    json!({ "text": format!("*{title}*\n{summary}") })
+    json!({ "text": format!("*{}*\n{}", slack_escape(title), slack_escape(summary)) })
 }
 
 fn teams(title: &str, summary: &str, record: &RunRecord) -> Value {
@@ -116,6 +147,17 @@ fn teams(title: &str, summary: &str, record: &RunRecord) -> Value {
         ("Failed", totals.failed.to_string()),
         ("Candidates", totals.candidates.to_string()),
     ];
+    let mut body = vec![
+        json!({"type": "TextBlock", "text": teams_escape(title), "weight": "Bolder", "size": "Medium", "wrap": true}),
+    ];
+    // The run's message once: the default summary (and the text sent when the template fails) already holds it.
+    if !summary.contains(&record.message) {
+        body.push(
+            json!({"type": "TextBlock", "text": teams_escape(&record.message), "wrap": true}),
+        );
+    }
+    body.push(json!({"type": "FactSet", "facts": facts.iter().map(|(t, v)| json!({"title": t, "value": v})).collect::<Vec<_>>()}));
+    body.push(json!({"type": "TextBlock", "text": teams_escape(summary), "wrap": true, "fontType": "Monospace", "size": "Small"}));
     json!({
         "type": "message",
         "attachments": [{
@@ -124,12 +166,7 @@ fn teams(title: &str, summary: &str, record: &RunRecord) -> Value {
                 "type": "AdaptiveCard",
                 "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                 "version": "1.4",
-                "body": [
-                    {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": true},
-                    {"type": "TextBlock", "text": record.message, "wrap": true},
-                    {"type": "FactSet", "facts": facts.iter().map(|(t, v)| json!({"title": t, "value": v})).collect::<Vec<_>>()},
-                    {"type": "TextBlock", "text": summary, "wrap": true, "fontType": "Monospace", "size": "Small"},
-                ],
+                "body": body,
             },
         }],
     })
@@ -167,6 +204,79 @@ mod tests {
             slack("Qlik licences", "3 reclaimed")["text"],
             "*Qlik licences*\n3 reclaimed"
         );
+    }
+
+    const HOSTILE: &str = "CORP\\<!channel> <https://evil.example|click> [here](https://evil.example) *now* & <at>all</at>";
+
+    fn record(message: &str) -> RunRecord {
+        serde_json::from_value(json!({
+            "id": "r1", "result": "Failed", "dryRun": false,
+            "startTime": "2026-12-01T09:00:00.000000Z", "completionTime": "2026-12-01T09:00:05.000000Z",
+            "message": message,
+            "totals": {"allocated": 10, "candidates": 3, "reclaimed": 2, "failed": 1, "excluded": 0},
+            "decisions": [], "kept": {}, "returned": 0
+        }))
+        .expect("a record")
+    }
+
+    #[test]
+    fn slack_shows_directory_data_as_written_never_as_a_mention_or_a_link() {
+        let text = slack(HOSTILE, &format!("Failed (1):\n  {HOSTILE}  professional"))["text"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_default();
+        assert!(!text.contains('<') && !text.contains('>'), "{text}");
+        assert!(
+            text.contains(
+                "CORP\\&lt;!channel&gt; &lt;https://evil.example|click&gt; [here](https://evil.example) *now* &amp; &lt;at&gt;all&lt;/at&gt;"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("*CORP\\&lt;!channel&gt;"),
+            "the title is bold: {text}"
+        );
+    }
+
+    #[test]
+    fn teams_shows_directory_data_as_written_never_as_markdown() {
+        let summary = format!("Failed (1):\n  {HOSTILE}  professional");
+        let card = teams(HOSTILE, &summary, &record(&format!("stopped ({HOSTILE})")));
+        let body = card["attachments"][0]["content"]["body"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let texts: Vec<&str> = body.iter().filter_map(|b| b["text"].as_str()).collect();
+        let escaped = "CORP\\\\\\<!channel\\> \\<https://evil.example\\|click\\> \\[here\\]\\(https://evil.example\\) \\*now\\* & \\<at\\>all\\</at\\>";
+        assert_eq!(texts.len(), 3, "title, message, summary: {texts:?}");
+        for text in texts {
+            assert!(text.contains(escaped), "{text}");
+            // Every markdown character is preceded by a backslash: none can start a link, a mention or emphasis.
+            let mut previous = ' ';
+            for c in text.chars() {
+                if "[]()<>*_|~#`".contains(c) {
+                    assert_eq!(previous, '\\', "{c} unescaped in {text}");
+                }
+                previous = if previous == '\\' && c == '\\' {
+                    ' '
+                } else {
+                    c
+                };
+            }
+        }
+    }
+
+    #[test]
+    fn teams_states_the_run_message_once() {
+        let message = "1 of 3 deallocations failed; the others were reclaimed";
+        // The default summary carries the message on its second line: the card does not repeat it.
+        let summary = format!("Run r1 of prod: Failed.\n{message}\n");
+        let card = teams("Qlik licences", &summary, &record(message));
+        let text = card.to_string();
+        assert_eq!(text.matches("deallocations failed").count(), 1, "{text}");
+        // A site's template without the message: the card adds it.
+        let card = teams("Qlik licences", "2 reclaimed", &record(message));
+        assert_eq!(card.to_string().matches("deallocations failed").count(), 1);
     }
 
     #[test]

@@ -383,7 +383,8 @@ pub struct NotifySpec {
 #[serde(rename_all = "camelCase")]
 pub struct EmailSpec {
     /// The Secret (in the policy's namespace) with the SMTP settings: host, port, from, tls (starttls, tls or none),
-    /// and optionally username, password, and ca.pem (a CA to trust besides the public ones).
+    /// and optionally username, password, and ca.pem (a CA to trust besides the public ones). A username with tls
+    /// none is refused (the password would cross the network in clear text) unless allowPlaintextAuth is "true".
     pub smtp_secret_ref: SecretRef,
     /// Mail each warned user at the address of their QRS user attribute "email". Users without one are reported,
     /// never guessed.

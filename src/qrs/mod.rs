@@ -27,9 +27,9 @@ use serde::de::DeserializeOwned;
 use crate::credentials::{Credentials, Xrfkey};
 use crate::model::{AccessType, Allocation, SeatCounts, UserDetails, UserState};
 use answer::{ListLimits, ReadError};
-use scrub::Scrubber;
+pub(crate) use scrub::Scrubber;
 pub use tls::ServerVerification;
-pub use wire::Holder;
+pub use wire::{Holder, SeatAccess};
 
 /// User ids per `/qrs/user/full` request: an `id eq X or id eq Y ...` filter stays well under URL length
 /// limits at this size, and a site with thousands of candidates needs only tens of requests.

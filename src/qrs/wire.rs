@@ -195,9 +195,20 @@ pub(crate) struct TableJson {
 pub struct Holder {
     pub allocation: uuid::Uuid,
     pub user: uuid::Uuid,
-    /// Neither quarantined (deallocated; the user has lost access) nor excess (beyond the licence; the proxy
-    /// denies the user): the seat gives its user access.
-    pub gives_access: bool,
+    pub access: SeatAccess,
+}
+
+/// Whether a seat gives its user access, as far as the table view tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatAccess {
+    /// Neither quarantined nor excess.
+    Gives,
+    /// Quarantined (deallocated; the user has lost access) or excess (beyond the licence; the proxy denies the
+    /// user).
+    Denied,
+    /// QRS sent no usable value for this flag (and neither flag says the seat is denied): unknown, read neither as
+    /// access nor as none.
+    Unknown(&'static str),
 }
 
 /// One row of the table: `[allocation id, user id, quarantined, excess]`.
@@ -221,20 +232,29 @@ impl HolderRow for Vec<serde_json::Value> {
                 )),
             }
         };
-        // A flag QRS did not send counts against access: a seat is trusted to give access only when QRS says so.
-        let flag = |value: &serde_json::Value, absent: bool| value.as_bool().unwrap_or(absent);
         match self.as_slice() {
             [id, user, quarantined, excess] => match (guid(id)?, guid(user)?) {
                 (Some(allocation), Some(user)) => Ok(Some(Holder {
                     allocation,
                     user,
-                    gives_access: !flag(quarantined, true) && !flag(excess, false),
+                    access: seat_access(quarantined, excess),
                 })),
                 (None, _) => Err("a table row has no allocation id".into()),
                 (Some(_), None) => Ok(None),
             },
             _ => Err(format!("a table row has {} cells, not 4", self.len())),
         }
+    }
+}
+
+/// A seat gives access only when QRS says it is neither quarantined nor excess. A flag QRS did not send (a missing
+/// or null cell, or not a boolean) is unknown: it is never read as `false`, which would say the seat gives access.
+fn seat_access(quarantined: &serde_json::Value, excess: &serde_json::Value) -> SeatAccess {
+    match (quarantined.as_bool(), excess.as_bool()) {
+        (Some(true), _) | (_, Some(true)) => SeatAccess::Denied,
+        (Some(false), Some(false)) => SeatAccess::Gives,
+        (None, _) => SeatAccess::Unknown("quarantined"),
+        (_, None) => SeatAccess::Unknown("excess"),
     }
 }
 
@@ -390,6 +410,50 @@ mod tests {
             "quarantined": false,
             "user": {"id": USER, "userId": "jdoe", "userDirectory": "CORP", "name": "J Doe"},
         })
+    }
+
+    #[test]
+    fn a_table_row_gives_access_only_when_both_flags_say_so() {
+        let holder = |quarantined: serde_json::Value, excess: serde_json::Value| {
+            vec![ALLOCATION.into(), USER.into(), quarantined, excess]
+                .into_holder()
+                .map(|h| h.map(|h| h.access))
+        };
+        use serde_json::{Value, json};
+        assert_eq!(
+            holder(json!(false), json!(false)),
+            Ok(Some(SeatAccess::Gives))
+        );
+        assert_eq!(
+            holder(json!(true), json!(false)),
+            Ok(Some(SeatAccess::Denied))
+        );
+        assert_eq!(
+            holder(json!(false), json!(true)),
+            Ok(Some(SeatAccess::Denied))
+        );
+        // A cell QRS left empty is unknown, not "not excess".
+        for missing in [Value::Null, json!("false"), json!(0)] {
+            assert_eq!(
+                holder(json!(false), missing.clone()),
+                Ok(Some(SeatAccess::Unknown("excess"))),
+                "excess {missing}"
+            );
+            assert_eq!(
+                holder(missing.clone(), json!(false)),
+                Ok(Some(SeatAccess::Unknown("quarantined"))),
+                "quarantined {missing}"
+            );
+        }
+        // A flag that denies access decides, whatever the other.
+        assert_eq!(
+            holder(Value::Null, json!(true)),
+            Ok(Some(SeatAccess::Denied))
+        );
+        assert_eq!(
+            holder(json!(true), Value::Null),
+            Ok(Some(SeatAccess::Denied))
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::{EarlierReclaim, Returned};
 use crate::model::{AccessType, Allocation, SeatCounts, UserIdentity};
 use crate::plan::Rules;
-use crate::qrs::{Holder, QrsClient, QrsError};
+use crate::qrs::{Holder, QrsClient, QrsError, SeatAccess};
 use jiff::Timestamp;
 
 pub(super) struct SiteRead {
@@ -82,6 +82,10 @@ pub(super) async fn read_site(
 /// Analyzer seats whose users hold a Professional seat too (`spec.redundant`): marked when listed already, and
 /// read by id (50 a request) when not, since a redundant seat goes whatever its last use. Who holds what comes
 /// from QRS's table view: two ids a seat, two requests however large the site.
+///
+/// A Professional seat whose flags QRS did not send may or may not give access: the user's Analyzer seat is not
+/// taken as redundant. Listed, it is judged as any idle seat; not listed, it is read and kept as unknown data, so
+/// the report shows it.
 async fn add_redundant(
     client: &QrsClient,
     allocations: &mut Vec<Allocation>,
@@ -94,43 +98,92 @@ async fn add_redundant(
         };
         client.holders(access_type, counted).await
     };
-    // Only a Professional seat that gives access counts: a quarantined or excess one leaves its user without.
-    let professionals: HashSet<uuid::Uuid> = holders(AccessType::Professional)
-        .await?
-        .into_iter()
-        .filter(|h| h.gives_access)
-        .map(|h| h.user)
-        .collect();
-    let mut redundant: HashSet<uuid::Uuid> = holders(AccessType::Analyzer)
-        .await?
-        .into_iter()
-        .filter(|h| professionals.contains(&h.user))
-        .map(|h| h.allocation)
-        .collect();
+    let professional = holders(AccessType::Professional).await?;
+    let analyzer = holders(AccessType::Analyzer).await?;
+    let Redundancy {
+        mut redundant,
+        mut unknown,
+    } = redundancy(&professional, &analyzer);
     for allocation in allocations.iter_mut() {
-        if allocation.access_type == AccessType::Analyzer
-            && uuid::Uuid::try_parse(&allocation.id).is_ok_and(|id| redundant.remove(&id))
-        {
+        if allocation.access_type != AccessType::Analyzer {
+            continue;
+        }
+        let Ok(id) = uuid::Uuid::try_parse(&allocation.id) else {
+            continue;
+        };
+        if redundant.remove(&id) {
             allocation.user_also_professional = true;
         }
+        unknown.remove(&id);
     }
-    // No run reads more than its memory allows: the rest wait for the next run.
-    let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
-    let mut ids: Vec<String> = redundant
-        .iter()
-        .map(|id| id.hyphenated().to_string())
-        .collect();
-    ids.sort_unstable();
-    ids.truncate(budget);
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut fresh = client.allocations_by_id(AccessType::Analyzer, &ids).await?;
+    // No run reads more than its memory allows: the rest wait for the next run (the redundant seats first).
+    let mut budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
+    let mut fresh = read_by_id(client, redundant.iter(), &mut budget).await?;
     for allocation in &mut fresh {
         allocation.user_also_professional = true;
     }
     allocations.extend(fresh);
+    let mut unsure = read_by_id(client, unknown.keys(), &mut budget).await?;
+    for allocation in &mut unsure {
+        let flag = uuid::Uuid::try_parse(&allocation.id)
+            .ok()
+            .and_then(|id| unknown.get(&id).copied());
+        allocation.incomplete = Some(match flag {
+            Some("quarantined") => "quarantined flag of the user's Professional seat",
+            _ => "excess flag of the user's Professional seat",
+        });
+    }
+    allocations.extend(unsure);
     Ok(())
 }
 
+/// Analyzer allocations read by id, in id order, at most `budget` of them (which they use up).
+async fn read_by_id(
+    client: &QrsClient,
+    ids: impl Iterator<Item = &uuid::Uuid>,
+    budget: &mut usize,
+) -> Result<Vec<Allocation>, QrsError> {
+    let mut ids: Vec<String> = ids.map(|id| id.hyphenated().to_string()).collect();
+    ids.sort_unstable();
+    ids.truncate(*budget);
+    *budget -= ids.len();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    client.allocations_by_id(AccessType::Analyzer, &ids).await
+}
+
+/// Analyzer allocations by what their users' Professional seats tell.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Redundancy {
+    /// The user holds a Professional seat that gives access.
+    redundant: HashSet<uuid::Uuid>,
+    /// No Professional seat of the user is known to give access, and one has a flag QRS did not send (named).
+    unknown: HashMap<uuid::Uuid, &'static str>,
+}
+
+fn redundancy(professional: &[Holder], analyzer: &[Holder]) -> Redundancy {
+    let mut giving = HashSet::new();
+    let mut unsure = HashMap::new();
+    for holder in professional {
+        match holder.access {
+            SeatAccess::Gives => drop(giving.insert(holder.user)),
+            // A quarantined or excess seat leaves its user without access.
+            SeatAccess::Denied => {}
+            SeatAccess::Unknown(flag) => drop(unsure.insert(holder.user, flag)),
+        }
+    }
+    let mut found = Redundancy::default();
+    for holder in analyzer {
+        if giving.contains(&holder.user) {
+            found.redundant.insert(holder.allocation);
+        } else if let Some(&flag) = unsure.get(&holder.user) {
+            found.unknown.insert(holder.allocation, flag);
+        }
+    }
+    found
+}
 /// Users earlier runs reclaimed who hold that access type again: per access type, one request for the allocations
 /// created since the oldest of those reclaims, matched by user.
 pub(super) async fn find_returns(
@@ -180,4 +233,46 @@ pub(super) async fn find_returns(
         returns.extend(found);
     }
     Ok(returns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(allocation: u128, user: u128, access: SeatAccess) -> Holder {
+        Holder {
+            allocation: uuid::Uuid::from_u128(allocation),
+            user: uuid::Uuid::from_u128(user),
+            access,
+        }
+    }
+
+    #[test]
+    fn an_analyzer_seat_is_redundant_only_beside_a_professional_seat_known_to_give_access() {
+        let professional = [
+            holder(1, 10, SeatAccess::Gives),
+            holder(2, 20, SeatAccess::Denied),
+            holder(3, 30, SeatAccess::Unknown("excess")),
+            holder(4, 40, SeatAccess::Unknown("quarantined")),
+            // Two Professional seats, one known to give access: the unknown one changes nothing.
+            holder(5, 50, SeatAccess::Unknown("excess")),
+            holder(6, 50, SeatAccess::Gives),
+        ];
+        let analyzer = [
+            holder(101, 10, SeatAccess::Gives),
+            holder(102, 20, SeatAccess::Gives),
+            holder(103, 30, SeatAccess::Gives),
+            holder(104, 40, SeatAccess::Gives),
+            holder(105, 50, SeatAccess::Gives),
+            holder(106, 60, SeatAccess::Gives),
+        ];
+        let found = redundancy(&professional, &analyzer);
+        let id = uuid::Uuid::from_u128;
+        assert_eq!(found.redundant, HashSet::from([id(101), id(105)]));
+        assert_eq!(
+            found.unknown,
+            HashMap::from([(id(103), "excess"), (id(104), "quarantined")]),
+            "a Professional seat with a missing flag makes its user's Analyzer seat unknown, never redundant"
+        );
+    }
 }

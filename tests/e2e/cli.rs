@@ -405,34 +405,27 @@ async fn simulate_serves_a_site_that_run_can_use() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-    // The simulator prints its address once it listens.
+    // The simulator prints its address once it listens. Its stdout is read to the end, on a thread of its own, for
+    // as long as it runs: the test never closes the pipe while the simulator may still write to it.
     let stdout = child.stdout.take().unwrap();
+    let (found, url) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some((_, u)) = line.split_once("repository (QRS, mutual TLS): ")
+                && let Some(found) = found.take()
+            {
+                let _ = found.send(u.trim().to_string());
+            }
+        }
+    });
     let url = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.split_once("repository (QRS, mutual TLS): ")
-                    .map(|(_, u)| u.trim().to_string())
-            })
+        url.recv_timeout(std::time::Duration::from_secs(120)).ok()
     })
     .await
     .unwrap();
     let url = url.expect("the simulator printed its URL");
-    let policy = format!(
-        "apiVersion: licensing.reclaimer.dev/v1alpha1\nkind: LicenseCleanupPolicy\nmetadata: {{name: sim}}\nspec:\n  schedule: '@daily'\n  site:\n    repositoryUrl: {url}\n    credentialsSecretRef: {{name: x}}\n    tls: {{serverName: qlikserver1}}\n  accessTypes:\n    professional: {{inactiveDays: 30}}\n    analyzer: {{inactiveDays: 30}}\n"
-    );
-    std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
-    let out = reclaimer(vec![
-        "run".into(),
-        "--policy".into(),
-        dir.path().join("policy.yaml").display().to_string(),
-        "--credentials".into(),
-        creds.display().to_string(),
-        "--output".into(),
-        "json".into(),
-    ])
-    .await;
+    let out = run_against_simulate(dir.path(), &url, &creds).await;
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -442,6 +435,85 @@ async fn simulate_serves_a_site_that_run_can_use() {
         report["totals"]["candidates"].as_u64().unwrap() > 0,
         "{}",
         out.stdout
+    );
+}
+
+/// `run --output json` of a dry-run policy on the site `simulate` serves at `url`.
+async fn run_against_simulate(dir: &Path, url: &str, creds: &Path) -> Outcome {
+    let policy = format!(
+        "apiVersion: licensing.reclaimer.dev/v1alpha1\nkind: LicenseCleanupPolicy\nmetadata: {{name: sim}}\nspec:\n  schedule: '@daily'\n  site:\n    repositoryUrl: {url}\n    credentialsSecretRef: {{name: x}}\n    tls: {{serverName: qlikserver1}}\n  accessTypes:\n    professional: {{inactiveDays: 30}}\n    analyzer: {{inactiveDays: 30}}\n"
+    );
+    std::fs::write(dir.join("policy.yaml"), policy).unwrap();
+    reclaimer(vec![
+        "run".into(),
+        "--policy".into(),
+        dir.join("policy.yaml").display().to_string(),
+        "--credentials".into(),
+        creds.display().to_string(),
+        "--output".into(),
+        "json".into(),
+    ])
+    .await
+}
+
+/// `simulate | head -1` at its worst: the reader is gone before the simulator writes its first line, so every line
+/// it prints meets a closed pipe. It serves all the same, until stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_keeps_serving_when_its_stdout_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child =
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("qlik-license-reclaimer"))
+            .args(["simulate", "--port", &port.to_string(), "--users", "300"])
+            .arg("--credentials-out")
+            .arg(&creds)
+            .stdout(writer)
+            .stderr(std::process::Stdio::null())
+            // A panic's backtrace would keep a dying simulator serving for a while.
+            .env("RUST_BACKTRACE", "0")
+            .spawn()
+            .unwrap();
+    // The credentials are written once the simulator listens, just before it prints.
+    let key = creds.join("client_key.pem");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !std::fs::read_to_string(&key).is_ok_and(|k| k.trim_end().ends_with("-----")) {
+        assert!(std::time::Instant::now() < deadline, "no credentials");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the simulator stopped before it wrote its credentials"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // It has printed by now (or died printing): it goes on serving.
+    let printed = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < printed {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the simulator died when its stdout was closed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let url = format!("https://127.0.0.1:{port}");
+    let out = run_against_simulate(dir.path(), &url, &creds).await;
+    let status = child.try_wait().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        status, None,
+        "the simulator died when its stdout was closed"
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        json(&out.stdout)["totals"]["candidates"]
+            .as_u64()
+            .unwrap_or_default()
+            > 0
     );
 }
 

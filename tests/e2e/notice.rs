@@ -235,7 +235,7 @@ async fn starttls_with_a_test_certificate_and_authentication() {
     let smtp = SmtpServer::start(SmtpOptions {
         tls: Some((&pki.cert, &pki.key)),
         auth: Some(("robot", SMTP_PASSWORD)),
-        implicit_tls: false,
+        ..SmtpOptions::default()
     });
     let mut spec = notice_policy(&sim);
     spec.dry_run = false;
@@ -287,8 +287,8 @@ async fn starttls_with_a_test_certificate_and_authentication() {
     // TLS from the first byte (tls: tls), as on port 465.
     let smtps = SmtpServer::start(SmtpOptions {
         tls: Some((&pki.cert, &pki.key)),
-        auth: None,
         implicit_tls: true,
+        ..SmtpOptions::default()
     });
     let implicit = smtp_secret(&[
         ("host", "localhost"),
@@ -446,6 +446,88 @@ async fn templates_render_the_users_data_and_webhooks_hear_of_the_run() {
     assert!(
         !everything.contains(WEBHOOK_TOKEN),
         "the webhook URL leaked: {everything}"
+    );
+}
+
+/// A server that echoes the AUTH line in its refusal: its reply is repeated (in the report, the deliveries, and so
+/// the log, the Event and the summary) without the user, the password or their base64 forms. And a password in clear
+/// text is refused unless the Secret says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_smtp_reply_that_echoes_the_credentials_is_repeated_without_them() {
+    use base64::Engine as _;
+    const USER: &str = "qlik-robot";
+    let sim = known_site().await;
+    let smtp = SmtpServer::start(SmtpOptions {
+        auth: Some((USER, SMTP_PASSWORD)),
+        echo_auth: true,
+        ..SmtpOptions::default()
+    });
+    let spec = notice_policy(&sim);
+    let secret = |allow: &[(&'static str, &'static str)]| {
+        let port = smtp.port.to_string();
+        let mut pairs = vec![
+            ("host", "127.0.0.1"),
+            ("port", port.as_str()),
+            ("from", "qlik@example.com"),
+            ("tls", "none"),
+            ("username", USER),
+            ("password", SMTP_PASSWORD),
+        ];
+        pairs.extend_from_slice(allow);
+        smtp_secret(&pairs)
+    };
+    let notify = spec.notify.as_ref().unwrap();
+    let Err(refused) = Notifier::new("site", notify, &secret(&[]), &BTreeMap::new()) else {
+        panic!("a password in clear text was accepted")
+    };
+    let refused = refused.to_string();
+    assert!(
+        refused.contains("clear text") && refused.contains("allowPlaintextAuth"),
+        "{refused}"
+    );
+
+    let notifier = Notifier::new(
+        "site",
+        notify,
+        &secret(&[("allowPlaintextAuth", "true")]),
+        &BTreeMap::new(),
+    )
+    .expect("notifier");
+    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    assert_eq!(outcome_of(&report, "CORP\\alice"), [Outcome::NoticeFailed]);
+    let errors: Vec<&str> = report
+        .deliveries
+        .iter()
+        .filter_map(|d| d.error.as_deref())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("535") && e.contains("[redacted]")),
+        "the server's refusal is repeated, scrubbed: {errors:?}"
+    );
+    let b64 = |text: &str| {
+        base64::engine::general_purpose::STANDARD
+            .encode(text)
+            .trim_end_matches('=')
+            .to_string()
+    };
+    let everything = format!(
+        "{:?}{:?}{}",
+        report.deliveries, report.decisions, report.message
+    );
+    for secret in [
+        USER.to_string(),
+        SMTP_PASSWORD.to_string(),
+        b64(&format!("\0{USER}\0{SMTP_PASSWORD}")),
+        b64(USER),
+        b64(SMTP_PASSWORD),
+    ] {
+        assert!(!everything.contains(&secret), "{secret} in {everything}");
+    }
+    assert!(
+        errors.iter().all(|e| e.chars().count() <= 210),
+        "cut short: {errors:?}"
     );
 }
 

@@ -195,6 +195,56 @@ async fn a_redundant_analyzer_seat_goes_unless_the_professional_seat_goes() {
     );
 }
 
+/// A Professional seat whose `excess` QRS leaves empty may be beyond the licence (no access) or not: its user's
+/// Analyzer seat is not taken as redundant, and the report shows it kept for data QRS did not send.
+#[tokio::test]
+async fn an_analyzer_seat_beside_a_professional_seat_of_unknown_excess_stays_and_is_reported() {
+    let sim = known_site().await;
+    let site = sim.site();
+    let now = sim.now();
+    let created = now - jiff::SignedDuration::from_hours(24 * 400);
+    let yesterday = Some(now - jiff::SignedDuration::from_hours(24));
+    let mut professional = Vec::new();
+    for name in ["unsure", "both"] {
+        let user = site.add_user(NewUser::new("CORP", name)).expect("user");
+        professional.push(
+            site.allocate(SimAccessType::Professional, user, yesterday, created, false)
+                .expect("seat"),
+        );
+        site.allocate(SimAccessType::Analyzer, user, yesterday, created, false)
+            .expect("seat");
+    }
+    site.omit_excess(professional[0]).expect("seat");
+
+    let mut spec = dry_run_policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec.redundant.analyzer_with_professional = true;
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
+    let analyzer = |user: &str| {
+        report
+            .decisions
+            .iter()
+            .find(|e| e.user == user && e.access_type.key() == "analyzer")
+            .map(|e| (e.outcome, e.reason_code, e.reason.clone()))
+    };
+    let Some((outcome, code, reason)) = analyzer("CORP\\unsure") else {
+        panic!("the seat is not in the report")
+    };
+    assert_eq!((outcome, code), (Outcome::Kept, "unknown-data"), "{reason}");
+    assert!(reason.contains("excess"), "{reason}");
+    assert!(
+        report.totals.unknown >= 1,
+        "counted as unknown: {:?}",
+        report.totals
+    );
+    assert_eq!(
+        analyzer("CORP\\both").map(|(outcome, code, _)| (outcome, code)),
+        Some((Outcome::WouldReclaim, "redundant")),
+        "beside a Professional seat that says it gives access, the Analyzer seat is still redundant"
+    );
+}
+
 #[tokio::test]
 async fn seats_allocated_beyond_the_licence_are_reported_as_excess() {
     let sim = known_site().await;

@@ -46,6 +46,9 @@ pub struct SmtpOptions<'a> {
     pub auth: Option<(&'a str, &'a str)>,
     /// With `tls`: TLS from the first byte (SMTPS, port 465 style) instead of STARTTLS.
     pub implicit_tls: bool,
+    /// With `auth`: every authentication fails with a reply that repeats the credentials the client sent, in base64
+    /// and decoded.
+    pub echo_auth: bool,
 }
 
 impl SmtpServer {
@@ -79,14 +82,18 @@ impl SmtpServer {
         }
         if let Some((user, password)) = options.auth {
             command.args(["--user", user, "--password", password]);
+            if options.echo_auth {
+                command.arg("--echo-auth");
+            }
         }
         let mut child = command.spawn().expect("the SMTP server starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the SMTP server speaks");
+        let mut stdout = BufReader::new(stdout);
+        stdout.read_line(&mut line).expect("the SMTP server speaks");
         assert_eq!(line.trim(), "READY", "the SMTP server did not start");
+        // The rest is read to the end: a line printed later must not meet a closed pipe and stop the server.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         SmtpServer { port, dir, child }
     }
 

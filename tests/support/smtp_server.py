@@ -1,9 +1,12 @@
 """A real SMTP server for the tests (aiosmtpd). Each message is written to --dir as one JSON file (envelope, whether
 TLS and authentication were used, the raw message) before the server answers 250, so a client that got its answer
 finds the file. With --tls-cert/--tls-key it requires STARTTLS (with --implicit-tls, TLS from the first byte); with --user/--password it requires authentication.
+With --echo-auth every authentication fails with a reply that repeats what the client sent (the AUTH response's
+base64, then the decoded user and password), as some servers do.
 Prints READY once listening; stops when its standard input closes (the test that started it ended)."""
 
 import argparse
+import base64
 import json
 import os
 import ssl
@@ -43,6 +46,7 @@ def main():
     parser.add_argument("--implicit-tls", action="store_true")
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--echo-auth", action="store_true")
     args = parser.parse_args()
 
     tls = None
@@ -51,6 +55,14 @@ def main():
         tls.load_cert_chain(args.tls_cert, args.tls_key)
 
     def authenticate(server, session, envelope, mechanism, auth_data):
+        if args.echo_auth and isinstance(auth_data, LoginPassword):
+            login, password = auth_data.login, auth_data.password
+            if mechanism == "PLAIN":
+                sent = base64.b64encode(b"\0" + login + b"\0" + password).decode()
+            else:
+                sent = base64.b64encode(login).decode() + " " + base64.b64encode(password).decode()
+            echo = f"535 5.7.8 AUTH {mechanism} {sent} refused for {login.decode()} with {password.decode()}"
+            return AuthResult(success=False, handled=False, message=echo)
         ok = (
             isinstance(auth_data, LoginPassword)
             and auth_data.login.decode() == args.user

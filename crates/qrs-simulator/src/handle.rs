@@ -184,6 +184,18 @@ impl SiteHandle {
         })
     }
 
+    /// QRS sends nothing for this allocation's `excess` from now on: the full view leaves the field out, the table
+    /// view's cell is null (a release or a table definition that cannot resolve it).
+    pub fn omit_excess(&self, allocation: Uuid) -> Result<(), SiteError> {
+        self.with(|s, _| {
+            let a = s
+                .allocation_mut(allocation)
+                .ok_or(SiteError::UnknownAllocation(allocation))?;
+            a.excess_unsent = true;
+            Ok(())
+        })
+    }
+
     /// A user logs in to the hub now with `access_type`: an allocation they hold is marked used; without one, an
     /// access rule allocates a new seat (the re-allocation a reclaimer must not fight). A quarantined seat is not
     /// usable and is left unchanged. Returns the allocation used, if any.

@@ -167,6 +167,8 @@ pub(crate) struct AllocRec {
     pub(crate) modified_by: String,
     pub(crate) last_used: LastUsed,
     pub(crate) excess: bool,
+    /// The seat's `excess` is sent as nothing (left out of the full view, null in the table view).
+    pub(crate) excess_unsent: bool,
     pub(crate) quarantined: bool,
     pub(crate) quarantine_end: Option<Timestamp>,
 }
@@ -190,6 +192,7 @@ impl AllocRec {
             modified_by: by.to_string(),
             last_used: LastUsed::Never,
             excess: false,
+            excess_unsent: false,
             quarantined: false,
             quarantine_end: None,
         }

@@ -98,7 +98,7 @@ impl<'a> AllocView<'a> {
                 LastUsed::At(t) => DateOut::Ts(Ts(*t)),
                 LastUsed::Raw(s) => DateOut::Text(s),
             },
-            excess: (a.kind != SimAccessType::User).then_some(a.excess),
+            excess: (a.kind != SimAccessType::User && !a.excess_unsent).then_some(a.excess),
             quarantined: a.quarantined,
             quarantine_end: site.date_text(if a.quarantined {
                 a.quarantine_end
@@ -167,7 +167,9 @@ impl Record for AllocView<'_> {
                     LastUsed::At(t) => Val::Time(*t),
                     LastUsed::Raw(s) => Val::Str(s),
                 },
-                "excess" if a.kind != SimAccessType::User => Val::Bool(a.excess),
+                "excess" if a.kind != SimAccessType::User && !a.excess_unsent => {
+                    Val::Bool(a.excess)
+                }
                 "quarantined" => Val::Bool(a.quarantined),
                 "quarantineend" => match (a.quarantined, a.quarantine_end) {
                     (true, Some(t)) => Val::Time(t),
