@@ -21,12 +21,13 @@ pub mod plan;
 pub mod policy;
 pub mod qrs;
 pub mod record;
-#[warn(unreachable_pub)]
-pub(crate) mod report;
+pub mod report;
 pub mod restore;
 pub mod run;
 #[warn(unreachable_pub)]
 pub(crate) mod schedule;
+#[warn(unreachable_pub)]
+pub(crate) mod shutdown;
 
 /// Helpers the unit tests of several modules share.
 #[cfg(test)]

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{RunResult, SeatCounts, TypeCounts};
-use crate::run::{Entry, Outcome, RunReport};
+use crate::report::{Entry, Outcome, RunReport};
 
 /// Bytes of JSON the listed decisions of one record may take: with the counts, the returns and the restore's
 /// outcome, a record stays well under etcd's 1.5 MiB.
@@ -287,8 +287,8 @@ impl RunRecord {
             completion_time: MicroTime(report.completion_time),
             message: report.message.clone(),
             totals: report.totals,
-            per_access_type: crate::run::by_access_type_key(&report.per_access_type),
-            seats: crate::run::by_access_type_key(&report.seats),
+            per_access_type: crate::report::by_access_type_key(&report.per_access_type),
+            seats: crate::report::by_access_type_key(&report.seats),
             decisions,
             decisions_omitted: omitted,
             kept,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::report::Format;
+use super::render::Format;
 
 /// Reclaims Qlik Sense Enterprise licences from users who no longer use them.
 #[derive(Parser)]

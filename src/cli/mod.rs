@@ -3,6 +3,7 @@
 
 mod args;
 mod notify_files;
+mod render;
 mod restore;
 mod run_file;
 mod run_ref;
@@ -19,9 +20,9 @@ use crate::k8s::controller::{self, ControllerOptions};
 use crate::policy::Permissions;
 use crate::policy::{LicenseCleanupPolicy, RunResult};
 use crate::record::LicenseCleanupRun;
-use crate::report::{self, Format};
 use crate::run::RunReport;
 use args::{Cli, Command, ControllerArgs, DemoArgs, LogFormat};
+use render::Format;
 
 /// Exit codes of `run` and `demo` (docs/cli.md).
 const EXIT_FAILED: u8 = 1;
@@ -111,7 +112,7 @@ fn init_logging(format: LogFormat) {
 /// The report on stdout, written as it is produced (a large site's JSON is never held whole).
 fn print_report(report: &RunReport, format: Format) {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if let Err(e) = report::write(report, format, &mut out).and_then(|()| out.flush()) {
+    if let Err(e) = render::write(report, format, &mut out).and_then(|()| out.flush()) {
         tracing::error!("could not write the report: {e}");
     }
 }
@@ -140,7 +141,7 @@ async fn run_demo(args: DemoArgs) -> Result<RunResult, CliError> {
     if args.output == Format::Table {
         print_out(&outcome.introduction);
     }
-    print_out(&report::render(&outcome.report, args.output));
+    print_out(&render::render(&outcome.report, args.output));
     if args.output == Format::Table {
         print_out(&outcome.next_steps);
     }

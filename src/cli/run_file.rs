@@ -11,10 +11,10 @@ use crate::brake::{Brake, BrakeState};
 use super::args::RunArgs;
 use super::{CliError, notify_files, print_report};
 use crate::credentials::Credentials;
-use crate::k8s::shutdown::Shutdown;
 use crate::notice::Pending;
 use crate::policy::{self, LicenseCleanupPolicy, Permissions, RunResult, check_known_fields};
 use crate::run::{self, NotifyContext, RunContext};
+use crate::shutdown::Shutdown;
 
 /// How often `run --policy FILE` reads its file again while it may delete.
 const POLICY_FILE_RECHECK: Duration = Duration::from_secs(2);

@@ -6,10 +6,10 @@ use super::{CliError, kube_client, print_report};
 use crate::k8s::events::recorder;
 use crate::k8s::policy_run::{self, PolicyRun, PolicyRunOutcome, StartError, Trigger};
 use crate::k8s::scheduling::{Due, due};
-use crate::k8s::shutdown::Shutdown;
 use crate::policy::Permissions;
 use crate::policy::{LicenseCleanupPolicy, RunResult};
 use crate::schedule::Schedule;
+use crate::shutdown::Shutdown;
 
 pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
     let reference = args.policy_ref.clone().unwrap_or_default();

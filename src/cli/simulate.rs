@@ -7,8 +7,8 @@ use qrs_simulator::{ProxyConfig, Simulator, SimulatorConfig};
 
 use super::CliError;
 use super::args::SimulateArgs;
-use crate::k8s::shutdown::Shutdown;
 use crate::policy::RunResult;
+use crate::shutdown::Shutdown;
 
 pub(super) async fn run(args: SimulateArgs) -> Result<RunResult, CliError> {
     let mut config = SimulatorConfig {

@@ -19,10 +19,10 @@ use super::leader::{Leadership, Lease};
 use super::metrics::Metrics;
 use super::reconcile::{Context, error_policy, reconcile};
 use super::restore::{RestoreContext, reconcile_restore, restore_error_policy};
-use super::shutdown::Shutdown;
 use crate::policy::LicenseCleanupPolicy;
 use crate::policy::Permissions;
 use crate::record::LicenseCleanupRun;
+use crate::shutdown::Shutdown;
 
 /// Command-line options of `controller`.
 #[derive(Debug, Clone)]

@@ -8,10 +8,10 @@ use futures::StreamExt;
 use kube::Api;
 use kube::api::WatchEvent;
 
-use super::shutdown::Shutdown;
 use super::status::{time, update_status};
 use crate::brake::{Brake, BrakeLever, BrakeState};
 use crate::policy::{LicenseCleanupPolicy, LicenseCleanupPolicyStatus};
+use crate::shutdown::Shutdown;
 
 /// How long a run waits for its watch on the policy to come back before it gives up deleting.
 const WATCH_PATIENCE: Duration = Duration::from_secs(30);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use super::metrics::Metrics;
-use super::shutdown::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// Connections `/metrics`, `/healthz` and `/readyz` serve at once.
 const METRICS_MAX_CONNECTIONS: usize = 32;

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::FIELD_MANAGER;
-use super::shutdown::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// Which Lease, and who this replica is in it.
 pub(crate) struct Lease<'a> {

@@ -23,7 +23,6 @@ pub(crate) mod reconcile;
 pub(crate) mod records;
 pub(crate) mod restore;
 pub(crate) mod scheduling;
-pub(crate) mod shutdown;
 pub(crate) mod status;
 
 /// Field manager of every write.

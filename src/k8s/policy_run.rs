@@ -14,7 +14,6 @@ use super::events::{publish, run_event};
 use super::hold::{HOLD_SECONDS, StopWatch, holder_name, release_hold, watch_for_stop};
 use super::metrics::Metrics;
 use super::records::{Records, earlier_reclaims, too_many_returns};
-use super::shutdown::Shutdown;
 use super::status::{self, time, update_status};
 use crate::credentials::{Credentials, CredentialsError};
 use crate::notice::Pending;
@@ -24,6 +23,7 @@ use crate::policy::{InvalidPolicy, Permissions, ValidPolicy, last_applied_unknow
 use crate::record::{RunRecord, runs_selector};
 use crate::run::{self, NotifyContext, RunContext, RunReport};
 use crate::schedule::Schedule;
+use crate::shutdown::Shutdown;
 
 /// Why a run could not start. Each maps to a `Ready=False` reason an administrator can act on.
 #[derive(Debug, thiserror::Error)]

@@ -18,10 +18,10 @@ use super::events::publish;
 use super::metrics::Metrics;
 use super::policy_run::{self, PolicyRun, PolicyRunOutcome, Trigger};
 use super::scheduling::{Due, due};
-use super::shutdown::Shutdown;
 use super::status::update_status;
 use crate::policy::Permissions;
 use crate::policy::{LicenseCleanupPolicy, ValidPolicy};
+use crate::shutdown::Shutdown;
 
 /// Errors of one reconcile; retried with a short backoff.
 #[derive(Debug, thiserror::Error)]

@@ -80,14 +80,7 @@ pub fn template_texts(entries: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, S
         .collect()
 }
 
-/// A delivery and how it went, for metrics and Events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// "email" or "webhook".
-    pub channel: &'static str,
-    /// `None` when delivered; why not otherwise.
-    pub error: Option<String>,
-}
+pub use crate::report::Delivery;
 
 /// The channels of one policy, ready to send.
 pub struct Notifier {
@@ -250,8 +243,8 @@ impl Notifier {
 
 /// A summary of a report: its counts from the report's totals, and the first [`SUMMARY_SEATS`] seats of each kind
 /// with how many more there are (a list cut at 200 never makes 300 reclaimed seats read as 200).
-pub fn summary_context(policy: &str, report: &crate::run::RunReport) -> SummaryContext {
-    use crate::run::Outcome;
+pub fn summary_context(policy: &str, report: &crate::report::RunReport) -> SummaryContext {
+    use crate::report::Outcome;
     let kind = |outcomes: &[Outcome]| -> (Vec<SeatLine>, u64) {
         let mut all = report
             .decisions
@@ -318,7 +311,7 @@ mod tests {
     use super::*;
     use crate::model::AccessType;
     use crate::policy::{RunResult, TypeCounts};
-    use crate::run::{Entry, Outcome, RunReport};
+    use crate::report::{Entry, Outcome, RunReport};
     use crate::testing::ts;
 
     fn entry(user: String, outcome: Outcome, error: Option<&str>) -> Entry {

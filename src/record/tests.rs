@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::model::{AccessType, UserIdentity};
-use crate::run::Returned;
+use crate::report::Returned;
 use crate::testing::ts;
 
 /// etcd's default limit on one request, and so on one object.

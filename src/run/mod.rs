@@ -1,6 +1,7 @@
 //! One run of a policy: read the site, decide, deallocate (unless dry run), and say what happened.
 //!
-//! The CLI's `run`, `demo`, the controller and `run --policy-ref` all call [`execute`].
+//! The CLI's `run`, `demo`, the controller and `run --policy-ref` all call [`execute`]; what it returns is a
+//! [`RunReport`](crate::report::RunReport), which the callers keep, then [`announce`].
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -8,17 +9,18 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use serde::Serialize;
 use tracing::Instrument;
 
 use crate::brake::{Brake, BrakeState};
 use crate::credentials::Credentials;
-use crate::model::{AccessType, Allocation, LastUse, SeatCounts, UserIdentity};
-use crate::notice::{Notice, Pending};
-use crate::notify::{Delivery, Notifier};
+use crate::model::{AccessType, Allocation, LastUse, UserIdentity};
+use crate::notice::Pending;
+use crate::notify::Notifier;
 use crate::plan::{self, Decision, Plan, Reason, Rules, Verdict};
 use crate::policy::{RunResult, TypeCounts, ValidPolicy};
 use crate::qrs::{Deallocation, QrsClient, QrsError, RequestObserver, RetryPolicy};
+use crate::report::run_id;
+pub use crate::report::{Delivery, Entry, Outcome, Returned, RunReport, by_access_type_key};
 use notice::{NoticeRun, give_notice};
 use read::{SiteRead, find_returns, read_site};
 
@@ -62,174 +64,8 @@ pub struct EarlierReclaim {
     pub run: String,
 }
 
-/// A user an earlier recorded run reclaimed, who holds that access type again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Returned {
-    pub user: UserIdentity,
-    pub access_type: AccessType,
-    /// The run that reclaimed the seat.
-    pub reclaimed_by: String,
-}
-
 /// Why a run must start no more deallocations; `None` while it may go on.
 pub type StopReason = Option<String>;
-
-/// What happened to one allocation in a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// Deallocated.
-    Reclaimed,
-    /// Dry run: would have been deallocated.
-    WouldReclaim,
-    /// The seat was already gone when deleted (404); counts as reclaimed.
-    AlreadyGone,
-    /// The deallocation failed after retries.
-    Failed,
-    /// A candidate not deallocated: over the per-run cap, a tripped breaker, or shutdown.
-    Deferred,
-    /// Read again just before its deletion, the seat had been used since the run read the site: kept.
-    UsedSinceRead,
-    /// Not a candidate.
-    Kept,
-    /// A candidate whose user was warned now (`spec.notice`): reclaimed at a later run if still unused.
-    Warned,
-    /// Dry run: the user would be warned.
-    WouldWarn,
-    /// A candidate whose notice could not be delivered: warned again at the next run, not reclaimed meanwhile.
-    NoticeFailed,
-    /// A candidate warned earlier, within its notice period.
-    NoticeGiven,
-    /// A candidate whose user has no e-mail address in Qlik: never reclaimed without a notice.
-    NoAddress,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Reclaimed => "reclaimed",
-            Outcome::WouldReclaim => "would-reclaim",
-            Outcome::AlreadyGone => "already-gone",
-            Outcome::Failed => "failed",
-            Outcome::Deferred => "deferred",
-            Outcome::UsedSinceRead => "used-since-read",
-            Outcome::Kept => "kept",
-            Outcome::Warned => "warned",
-            Outcome::WouldWarn => "would-warn",
-            Outcome::NoticeFailed => "notice-failed",
-            Outcome::NoticeGiven => "notice-given",
-            Outcome::NoAddress => "no-address",
-        }
-    }
-
-    /// An outcome of notice before reclaim.
-    pub fn is_notice(self) -> bool {
-        matches!(
-            self,
-            Outcome::Warned
-                | Outcome::WouldWarn
-                | Outcome::NoticeFailed
-                | Outcome::NoticeGiven
-                | Outcome::NoAddress
-        )
-    }
-
-    fn counts_as_reclaimed(self) -> bool {
-        matches!(
-            self,
-            Outcome::Reclaimed | Outcome::WouldReclaim | Outcome::AlreadyGone
-        )
-    }
-}
-
-/// One line of the report.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Entry {
-    /// DIRECTORY\userId.
-    pub user: String,
-    pub user_name: String,
-    pub access_type: AccessType,
-    pub allocation_id: String,
-    /// ISO 8601, "never", or the unreadable text QRS sent.
-    pub last_used: String,
-    /// Days since last use (or since allocation, for never-used seats).
-    pub idle_days: Option<i64>,
-    pub outcome: Outcome,
-    /// Machine-readable reason code.
-    pub reason_code: &'static str,
-    /// Why, in a sentence.
-    pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// Everything a run found and did.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunReport {
-    pub id: String,
-    /// The site the run worked on ([`crate::qrs::Route::site`]).
-    pub site: String,
-    pub start_time: Timestamp,
-    pub completion_time: Timestamp,
-    pub dry_run: bool,
-    pub result: RunResult,
-    pub message: String,
-    /// Over all access types.
-    pub totals: TypeCounts,
-    pub per_access_type: BTreeMap<AccessType, TypeCounts>,
-    pub seats: BTreeMap<AccessType, SeatCounts>,
-    /// Candidates first in reclaim order, then what was kept.
-    pub decisions: Vec<Entry>,
-    /// Users earlier recorded runs reclaimed who hold that access type again.
-    pub returns: Vec<Returned>,
-    /// The notices pending after the run (`spec.notice`), to keep for the next one; `None` when they are unchanged
-    /// (no notice, a dry run, a run that failed or was aborted).
-    #[serde(skip)]
-    pub notices: Option<Vec<Notice>>,
-    /// Notices and summaries sent, and how each went.
-    #[serde(skip)]
-    pub deliveries: Vec<Delivery>,
-}
-
-/// A map by access type as the resources keep it: by the type's key (`professional`, ...), each value converted.
-pub fn by_access_type_key<V: Copy, W: From<V>>(
-    map: &BTreeMap<AccessType, V>,
-) -> BTreeMap<String, W> {
-    map.iter()
-        .map(|(t, v)| (t.key().to_string(), W::from(*v)))
-        .collect()
-}
-
-impl RunReport {
-    /// Entries that were (or, in dry run, would be) reclaimed.
-    pub fn reclaimed(&self) -> impl Iterator<Item = &Entry> {
-        self.decisions
-            .iter()
-            .filter(|e| e.outcome.counts_as_reclaimed())
-    }
-
-    pub(crate) fn failed(id: String, start: Timestamp, dry_run: bool, message: String) -> Self {
-        Self {
-            id,
-            site: String::new(),
-            start_time: start,
-            completion_time: Timestamp::now(),
-            dry_run,
-            result: RunResult::Failed,
-            message,
-            totals: TypeCounts::default(),
-            per_access_type: BTreeMap::new(),
-            seats: BTreeMap::new(),
-            decisions: Vec::new(),
-            returns: Vec::new(),
-            notices: None,
-            deliveries: Vec::new(),
-        }
-    }
-}
 
 /// Run a policy once. The policy was checked before ([`crate::policy::validate`]); whatever happens now
 /// (a site that cannot be reached included) is a report whose `result` says how it ended.
@@ -306,16 +142,6 @@ pub async fn announce(
         );
     }
     deliveries
-}
-
-fn run_id(now: Timestamp) -> String {
-    let suffix: String = uuid::Uuid::new_v4()
-        .simple()
-        .to_string()
-        .chars()
-        .take(6)
-        .collect();
-    format!("{}-{suffix}", now.strftime("%Y%m%dT%H%M%SZ"))
 }
 
 async fn run_with_client(
