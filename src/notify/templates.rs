@@ -7,6 +7,7 @@ use minijinja::Environment;
 use serde::Serialize;
 
 use super::NotifyError;
+use super::bounds;
 
 /// The templates, by name, with the product's defaults.
 const DEFAULTS: [(&str, &str); 6] = [
@@ -36,15 +37,21 @@ pub struct Templates {
 
 impl Templates {
     /// The defaults, with `overrides` (name to source) in their place; other names are ignored, so a ConfigMap
-    /// may hold more. A template that does not compile is an error naming it.
+    /// may hold more. A template that does not compile, or uses what could build without bound (see
+    /// [`bounds`]), is an error naming it.
     pub fn new(overrides: &BTreeMap<String, String>) -> Result<Self, NotifyError> {
-        let mut env = Environment::new();
-        env.set_fuel(Some(FUEL));
+        let mut env = bounds::environment(FUEL);
         for (name, default) in DEFAULTS {
             let source = overrides
                 .get(name)
                 .cloned()
                 .unwrap_or_else(|| default.to_string());
+            if let Some(why) = bounds::refusal(&source) {
+                return Err(NotifyError::Template {
+                    name: name.to_string(),
+                    detail: why,
+                });
+            }
             env.add_template_owned(name, source)
                 .map_err(|e| NotifyError::Template {
                     name: name.to_string(),
@@ -58,13 +65,21 @@ impl Templates {
     pub fn render(&self, kind: &str, context: &impl Serialize) -> Result<Rendered, NotifyError> {
         let render = |part: &str| {
             let name = format!("{kind}.{part}");
-            self.env
-                .get_template(&name)
-                .and_then(|t| t.render(context))
-                .map_err(|e| NotifyError::Template {
-                    name,
-                    detail: e.to_string(),
-                })
+            let mut out = bounds::CappedOutput::default();
+            let rendered = bounds::with_budget(|| {
+                self.env
+                    .get_template(&name)
+                    .and_then(|t| t.render_captured_to(context, &mut out).map(|_| ()))
+            });
+            let detail = match rendered {
+                Ok(()) => return Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+                Err(_) if out.overflowed => format!(
+                    "renders to more than {} MiB (the limit)",
+                    bounds::OUTPUT_LIMIT >> 20
+                ),
+                Err(e) => e.to_string(),
+            };
+            Err(NotifyError::Template { name, detail })
         };
         // A subject is one line, whatever the data put in it.
         let subject = render("subject")?
