@@ -445,6 +445,47 @@ async fn templates_render_the_users_data_and_webhooks_hear_of_the_run() {
     );
 }
 
+/// A site's template that builds past its limit for one user fails that user's notice, with the limit named; the
+/// other users are warned and the run goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_past_its_limit_fails_that_notice_and_the_run_goes_on() {
+    let sim = known_site().await;
+    let spec = notice_policy(&sim);
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let templates = BTreeMap::from([(
+        "notice.txt".to_string(),
+        r#"{% if user.id == "CORP\\alice" %}{{ range(100000)|join("y" * 1000) }}{% endif %}Dear {{ user.name }}"#
+            .to_string(),
+    )]);
+    let notifier = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &plain_smtp(smtp.port),
+        &templates,
+    )
+    .expect("the template is accepted");
+    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    assert_eq!(outcome_of(&report, "CORP\\alice"), [Outcome::NoticeFailed]);
+    let alice = report
+        .decisions
+        .iter()
+        .find(|e| e.user == "CORP\\alice")
+        .expect("alice decided");
+    assert!(
+        alice.reason.contains("notice.txt") && alice.reason.contains("4 MiB"),
+        "{}",
+        alice.reason
+    );
+    assert!(smtp.to("alice@example.com").is_empty());
+    let warned: Vec<_> = report
+        .decisions
+        .iter()
+        .filter(|e| e.outcome == Outcome::Warned)
+        .collect();
+    assert!(!warned.is_empty(), "{}", report.message);
+    assert!(sim.deletions().is_empty());
+}
+
 /// What the webhook receiver got: which hook, and the body.
 type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
 
