@@ -698,7 +698,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use crate::notify::NotifyError;
-    use crate::notify::templates::{NoticeContext, Templates, UserContext};
+    use crate::notify::templates::{NoticeContext, NoticeRule, Templates, UserContext};
     use crate::testing::peak_of;
 
     const MIB: usize = 1 << 20;
@@ -710,6 +710,8 @@ mod tests {
                 id: "CORP\\ann".into(),
                 email: "ann@example.com".into(),
             },
+            rule: NoticeRule::Idle,
+            user_state: String::new(),
             access_type: "professional".into(),
             last_used: "2026-09-01".into(),
             idle_days: Some(91),

@@ -94,10 +94,27 @@ impl Templates {
     }
 }
 
+/// Which rule takes the seat a notice warns of: what keeps the seat differs, so the notice must say which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeRule {
+    /// Unused for the policy's threshold (or never used): a login before the date keeps it.
+    Idle,
+    /// The user is a leaver (blocked, removed from the directory, inactive): a login cannot keep it.
+    Leaver,
+    /// An Analyzer seat whose user keeps a Professional seat: logging in uses Professional, so it cannot keep it.
+    Redundant,
+}
+
 /// What a notice template is given.
 #[derive(Debug, Clone, Serialize)]
 pub struct NoticeContext {
     pub user: UserContext,
+    /// idle, leaver or redundant: the rule that takes the seat, and so what (if anything) keeps it.
+    pub rule: NoticeRule,
+    /// For a leaver, the state that makes them one ("blocked in the QMC", "removed from the user directory",
+    /// "inactive in the QMC"); empty otherwise.
+    pub user_state: String,
     /// professional, analyzer or user.
     pub access_type: String,
     /// The day of last use, or "never".
@@ -155,6 +172,8 @@ mod tests {
                 id: "CORP\\ann".into(),
                 email: "ann@example.com".into(),
             },
+            rule: NoticeRule::Idle,
+            user_state: String::new(),
             access_type: "professional".into(),
             last_used: "2026-09-01".into(),
             idle_days: Some(91),
@@ -189,6 +208,56 @@ mod tests {
             "{}",
             rendered.html
         );
+    }
+
+    /// Each rule's notice says what keeps the seat: a login for an idle seat; nothing a user does for a leaver's
+    /// seat or a redundant Analyzer seat, which must not be told that using it cancels the notice.
+    #[test]
+    fn the_default_notice_says_what_keeps_the_seat_under_each_rule() {
+        let templates = Templates::new(&BTreeMap::new()).expect("defaults compile");
+        let render = |rule, access_type: &str, user_state: &str| {
+            let mut context = notice();
+            context.rule = rule;
+            context.access_type = access_type.into();
+            context.user_state = user_state.into();
+            templates.render("notice", &context).expect("renders")
+        };
+        let idle = render(NoticeRule::Idle, "professional", "");
+        for part in [&idle.text, &idle.html] {
+            assert!(part.contains("any use cancels this notice"), "{part}");
+            assert!(part.contains("since 2026-09-01"), "{part}");
+        }
+
+        let redundant = render(NoticeRule::Redundant, "analyzer", "");
+        assert_eq!(
+            redundant.subject,
+            "Your Qlik Sense analyzer access will be taken back on 2026-12-15; you keep your professional access"
+        );
+        let leaver = render(NoticeRule::Leaver, "professional", "blocked in the QMC");
+        assert_eq!(
+            leaver.subject,
+            "Your Qlik Sense professional access will be taken back on 2026-12-15"
+        );
+        for part in [&redundant.text, &redundant.html] {
+            assert!(part.contains("you keep your professional access"), "{part}");
+            assert!(
+                part.contains("logging in does not change this notice"),
+                "{part}"
+            );
+        }
+        for part in [&leaver.text, &leaver.html] {
+            assert!(part.contains("account is blocked in the QMC"), "{part}");
+            assert!(
+                part.contains("If this is a mistake, ask qlik-admins@example.com"),
+                "{part}"
+            );
+        }
+        for part in [&redundant.text, &redundant.html, &leaver.text, &leaver.html] {
+            assert!(!part.contains("cancels"), "{part}");
+            assert!(!part.contains("To keep it, log in"), "{part}");
+            assert!(!part.contains("have not used"), "{part}");
+            assert!(part.contains("2026-12-15"), "{part}");
+        }
     }
 
     #[test]

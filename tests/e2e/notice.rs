@@ -10,8 +10,8 @@ use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::notice::{Notice, Pending};
 use qlik_license_reclaimer::notify::{Notifier, SecretEntries};
 use qlik_license_reclaimer::policy::{
-    self, EmailSpec, LicenseCleanupPolicySpec, NotifySpec, SecretKeyRef, SecretRef, WebhookFormat,
-    WebhookSpec,
+    self, EmailSpec, LeaversSpec, LicenseCleanupPolicySpec, NotifySpec, SecretKeyRef, SecretRef,
+    WebhookFormat, WebhookSpec,
 };
 use qlik_license_reclaimer::run::{self, NotifyContext, Outcome, RunContext, RunReport};
 use qrs_simulator::{NewUser, SimAccessType, Simulator};
@@ -443,6 +443,88 @@ async fn templates_render_the_users_data_and_webhooks_hear_of_the_run() {
         !everything.contains(WEBHOOK_TOKEN),
         "the webhook URL leaked: {everything}"
     );
+}
+
+/// Each user is told what keeps their seat under the rule that takes it: a login for an idle seat; nothing a
+/// user does for a leaver's seat or a redundant Analyzer seat, and their notices never say that any use cancels it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_rule_gets_a_notice_that_says_what_keeps_the_seat() {
+    let sim = known_site().await;
+    let site = sim.site();
+    let now = sim.now();
+    let created = now - days(400);
+    // A leaver: blocked, used ten days ago (well within the idle threshold).
+    let leo = site
+        .add_user(
+            NewUser::new("CORP", "leo")
+                .blacklisted(true)
+                .attribute("email", "leo@example.com"),
+        )
+        .expect("user");
+    site.allocate(
+        SimAccessType::Professional,
+        leo,
+        Some(now - days(10)),
+        created,
+        false,
+    )
+    .expect("seat");
+    // Both seats, both used yesterday: the Analyzer seat is redundant.
+    let rita = site
+        .add_user(NewUser::new("CORP", "rita").attribute("email", "rita@example.com"))
+        .expect("user");
+    for access_type in [SimAccessType::Professional, SimAccessType::Analyzer] {
+        site.allocate(access_type, rita, Some(now - days(1)), created, false)
+            .expect("seat");
+    }
+    let mut spec = notice_policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec.leavers = Some(LeaversSpec {
+        removed_externally: true,
+        blocked: true,
+        inactive: false,
+        after_days: 0,
+    });
+    spec.redundant.analyzer_with_professional = true;
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let notifier = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &plain_smtp(smtp.port),
+        &BTreeMap::new(),
+    )
+    .expect("notifier");
+    let report = run_at(&sim, &spec, &notifier, &[], now).await;
+    for user in ["CORP\\leo", "CORP\\rita", "CORP\\alice"] {
+        assert!(
+            outcome_of(&report, user).contains(&Outcome::Warned),
+            "{user}: {:?}",
+            report.decisions
+        );
+    }
+    let mail = |to: &str| {
+        let mails = smtp.to(to);
+        assert_eq!(mails.len(), 1, "{to}");
+        mails[0].text()
+    };
+    let idle = mail("alice@example.com");
+    assert!(idle.contains("any use cancels this notice"), "{idle}");
+    let leaver = mail("leo@example.com");
+    assert!(leaver.contains("account is blocked in the QMC"), "{leaver}");
+    let redundant = mail("rita@example.com");
+    assert!(
+        redundant.contains("you keep your professional access"),
+        "{redundant}"
+    );
+    assert!(
+        redundant.contains("analyzer access will be taken back"),
+        "{redundant}"
+    );
+    for text in [&leaver, &redundant] {
+        assert!(!text.contains("cancels"), "{text}");
+        assert!(!text.contains("log in to Qlik Sense before then"), "{text}");
+    }
+    assert!(sim.deletions().is_empty(), "a notice comes first");
 }
 
 /// A site's template that builds past its limit for one user fails that user's notice, with the limit named; the
