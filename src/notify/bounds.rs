@@ -262,7 +262,7 @@ fn bounded_filter(
             charge(items.len().unwrap_or(0).saturating_mul(WALK))?;
         }
         match name {
-            "replace" => fits(replaced_len(&args))?,
+            "replace" => fits(replaced_len(state, &args))?,
             "join" => fits(joined_len(state, &args))?,
             "indent" => fits(indented_len(&args))?,
             _ => {}
@@ -285,15 +285,25 @@ fn arg_str(args: &[Value], i: usize) -> &str {
 }
 
 /// At most what `value|replace(from, to)` makes: every match of `from` (every character boundary if it is
-/// empty) becomes `to`.
-fn replaced_len(args: &[Value]) -> Option<usize> {
+/// empty) becomes `to`, and HTML escaping when a part is marked safe (at most six bytes for one).
+fn replaced_len(state: &State, args: &[Value]) -> Option<usize> {
     let (value, from, to) = (arg_str(args, 0), arg_str(args, 1), arg_str(args, 2));
     let matches = if from.is_empty() {
         value.chars().count() + 1
     } else {
         value.matches(from).count()
     };
-    value.len().checked_add(matches.checked_mul(to.len())?)
+    let len = value.len().checked_add(matches.checked_mul(to.len())?)?;
+    escaped(state, len)
+}
+
+/// `len` as HTML escaping may grow it, where the template escapes.
+fn escaped(state: &State, len: usize) -> Option<usize> {
+    if matches!(state.auto_escape(), AutoEscape::None) {
+        Some(len)
+    } else {
+        len.checked_mul(6)
+    }
 }
 
 /// At most what `items|join(sep)` makes: each item as text, the separators, and HTML escaping (at most six
@@ -312,11 +322,7 @@ fn joined_len(state: &State, args: &[Value]) -> Option<usize> {
             return None;
         }
     }
-    if matches!(state.auto_escape(), AutoEscape::None) {
-        Some(total)
-    } else {
-        total.checked_mul(6)
-    }
+    escaped(state, total)
 }
 
 /// At most what `value|indent(width)` makes: the width before every line.
@@ -1157,6 +1163,25 @@ mod tests {
             );
             assert!(peak < 16 * MIB, "{what}: {} MiB", peak / MIB);
         }
+    }
+
+    /// In HTML, replace escapes its input when a part is marked safe: a megabyte of `&` becomes five. The size
+    /// check counts that before building it.
+    #[test]
+    fn an_html_replace_is_checked_with_its_escaping() {
+        let templates = Templates::new(&BTreeMap::from([(
+            "notice.html".to_string(),
+            concat!(
+                "{% set a = ('&' * 1000)|replace('&', '&' * 1000) %}",
+                "{{ a|replace('&', '&'|safe)|length }}"
+            )
+            .to_string(),
+        )]))
+        .expect("accepted");
+        let (rendered, peak) = peak_of(|| templates.render("notice", &notice()));
+        let e = rendered.expect_err("five megabytes").to_string();
+        assert!(e.contains("notice.html") && e.contains("limit"), "{e}");
+        assert!(peak < 3 * MIB, "{} KiB", peak / 1024);
     }
 
     #[test]
