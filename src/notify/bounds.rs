@@ -265,6 +265,8 @@ fn bounded_filter(
             "replace" => fits(replaced_len(state, &args))?,
             "join" => fits(joined_len(state, &args))?,
             "indent" => fits(indented_len(&args))?,
+            // Escaping makes at most six bytes of one (`/` becomes `&#x2f;`).
+            "escape" | "e" => fits(arg_str(&args, 0).len().checked_mul(6))?,
             _ => {}
         }
         let result = builtin.call(state, &args)?;
@@ -1181,6 +1183,15 @@ mod tests {
         let (rendered, peak) = peak_of(|| templates.render("notice", &notice()));
         let e = rendered.expect_err("five megabytes").to_string();
         assert!(e.contains("notice.html") && e.contains("limit"), "{e}");
+        assert!(peak < 3 * MIB, "{} KiB", peak / 1024);
+    }
+
+    #[test]
+    fn escaping_is_checked_before_it_grows_the_text() {
+        let (rendered, peak) =
+            render("{% set a = ('&' * 1000)|replace('&', '&' * 1000) %}{{ a|e|length }}");
+        let e = rendered.expect_err("five megabytes");
+        assert!(e.contains("limit"), "{e}");
         assert!(peak < 3 * MIB, "{} KiB", peak / 1024);
     }
 
