@@ -265,6 +265,12 @@ fn bounded_filter(
             "replace" => fits(replaced_len(state, &args))?,
             "join" => fits(joined_len(state, &args))?,
             "indent" => fits(indented_len(&args))?,
+            // batch reserves a slot for each item of a batch before it has any: batch(2**61) panicked.
+            "batch" => {
+                if let Some(count) = args.get(1).and_then(|c| usize::try_from(c.clone()).ok()) {
+                    fits(count.checked_mul(SLOT))?;
+                }
+            }
             // Escaping makes at most six bytes of one (`/` becomes `&#x2f;`).
             "escape" | "e" => fits(arg_str(&args, 0).len().checked_mul(6))?,
             _ => {}
@@ -1193,6 +1199,16 @@ mod tests {
         let e = rendered.expect_err("five megabytes");
         assert!(e.contains("limit"), "{e}");
         assert!(peak < 3 * MIB, "{} KiB", peak / 1024);
+    }
+
+    #[test]
+    fn a_batch_too_large_to_reserve_fails_the_message_without_a_panic() {
+        for count in ["10**9", "2**61"] {
+            let (rendered, peak) = render(&format!("{{{{ range(10)|batch({count})|length }}}}"));
+            let e = rendered.expect_err(count);
+            assert!(e.contains("limit"), "{count}: {e}");
+            assert!(peak < MIB, "{count}: {peak}");
+        }
     }
 
     #[test]
