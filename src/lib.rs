@@ -32,6 +32,61 @@ pub(crate) mod shutdown;
 /// Helpers the unit tests of several modules share.
 #[cfg(test)]
 pub(crate) mod testing {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    /// Counts what each thread has allocated and not freed, and the most at once, so a test can tell what one
+    /// piece of work cost (a rendering, a parsed answer) whatever else runs in parallel.
+    struct Counting;
+
+    thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn note(delta: isize) {
+        let _ = LIVE.try_with(|live| {
+            let now = live.get() + delta;
+            live.set(now);
+            let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+        });
+    }
+
+    // SAFETY: every call is passed to the system allocator unchanged; only counters on the side are touched
+    // (thread-locals without destructors, which never allocate).
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let p = unsafe { System.alloc(layout) };
+            if !p.is_null() {
+                note(layout.size() as isize);
+            }
+            p
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            unsafe { System.dealloc(ptr, layout) };
+            note(-(layout.size() as isize));
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let p = unsafe { System.realloc(ptr, layout, new_size) };
+            if !p.is_null() {
+                note(new_size as isize - layout.size() as isize);
+            }
+            p
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    /// The most `f` had allocated at once on this thread, beyond what was allocated before it.
+    pub(crate) fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
+        let before = LIVE.with(Cell::get);
+        PEAK.with(|peak| peak.set(before));
+        let out = f();
+        let peak = PEAK.with(Cell::get) - before;
+        (out, usize::try_from(peak).unwrap_or(0))
+    }
+
     /// An instant written as RFC 3339, for tests.
     pub(crate) fn ts(text: &str) -> jiff::Timestamp {
         text.parse().expect("a valid RFC 3339 instant")

@@ -4,6 +4,7 @@
 //!
 //! Nothing here logs or repeats an SMTP password or a webhook URL: errors name the key or the channel.
 
+pub mod bounds;
 pub mod email;
 pub mod templates;
 pub mod webhook;

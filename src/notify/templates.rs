@@ -7,6 +7,7 @@ use minijinja::Environment;
 use serde::Serialize;
 
 use super::NotifyError;
+use super::bounds;
 
 /// The templates, by name, with the product's defaults.
 const DEFAULTS: [(&str, &str); 6] = [
@@ -36,15 +37,21 @@ pub struct Templates {
 
 impl Templates {
     /// The defaults, with `overrides` (name to source) in their place; other names are ignored, so a ConfigMap
-    /// may hold more. A template that does not compile is an error naming it.
+    /// may hold more. A template that does not compile, or uses what could build without bound (see
+    /// [`bounds`]), is an error naming it.
     pub fn new(overrides: &BTreeMap<String, String>) -> Result<Self, NotifyError> {
-        let mut env = Environment::new();
-        env.set_fuel(Some(FUEL));
+        let mut env = bounds::environment(FUEL);
         for (name, default) in DEFAULTS {
             let source = overrides
                 .get(name)
                 .cloned()
                 .unwrap_or_else(|| default.to_string());
+            if let Some(why) = bounds::refusal(&source) {
+                return Err(NotifyError::Template {
+                    name: name.to_string(),
+                    detail: why,
+                });
+            }
             env.add_template_owned(name, source)
                 .map_err(|e| NotifyError::Template {
                     name: name.to_string(),
@@ -58,13 +65,21 @@ impl Templates {
     pub fn render(&self, kind: &str, context: &impl Serialize) -> Result<Rendered, NotifyError> {
         let render = |part: &str| {
             let name = format!("{kind}.{part}");
-            self.env
-                .get_template(&name)
-                .and_then(|t| t.render(context))
-                .map_err(|e| NotifyError::Template {
-                    name,
-                    detail: e.to_string(),
-                })
+            let mut out = bounds::CappedOutput::default();
+            let rendered = bounds::with_budget(|| {
+                self.env
+                    .get_template(&name)
+                    .and_then(|t| t.render_captured_to(context, &mut out).map(|_| ()))
+            });
+            let detail = match rendered {
+                Ok(()) => return Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+                Err(_) if out.overflowed => format!(
+                    "renders to more than {} MiB (the limit)",
+                    bounds::OUTPUT_LIMIT >> 20
+                ),
+                Err(e) => e.to_string(),
+            };
+            Err(NotifyError::Template { name, detail })
         };
         // A subject is one line, whatever the data put in it.
         let subject = render("subject")?
@@ -79,10 +94,27 @@ impl Templates {
     }
 }
 
+/// Which rule takes the seat a notice warns of: what keeps the seat differs, so the notice must say which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeRule {
+    /// Unused for the policy's threshold (or never used): a login before the date keeps it.
+    Idle,
+    /// The user is a leaver (blocked, removed from the directory, inactive): a login cannot keep it.
+    Leaver,
+    /// An Analyzer seat whose user keeps a Professional seat: logging in uses Professional, so it cannot keep it.
+    Redundant,
+}
+
 /// What a notice template is given.
 #[derive(Debug, Clone, Serialize)]
 pub struct NoticeContext {
     pub user: UserContext,
+    /// idle, leaver or redundant: the rule that takes the seat, and so what (if anything) keeps it.
+    pub rule: NoticeRule,
+    /// For a leaver, the state that makes them one ("blocked in the QMC", "removed from the user directory",
+    /// "inactive in the QMC"); empty otherwise.
+    pub user_state: String,
     /// professional, analyzer or user.
     pub access_type: String,
     /// The day of last use, or "never".
@@ -153,6 +185,8 @@ mod tests {
                 id: "CORP\\ann".into(),
                 email: "ann@example.com".into(),
             },
+            rule: NoticeRule::Idle,
+            user_state: String::new(),
             access_type: "professional".into(),
             last_used: "2026-09-01".into(),
             idle_days: Some(91),
@@ -187,6 +221,56 @@ mod tests {
             "{}",
             rendered.html
         );
+    }
+
+    /// Each rule's notice says what keeps the seat: a login for an idle seat; nothing a user does for a leaver's
+    /// seat or a redundant Analyzer seat, which must not be told that using it cancels the notice.
+    #[test]
+    fn the_default_notice_says_what_keeps_the_seat_under_each_rule() {
+        let templates = Templates::new(&BTreeMap::new()).expect("defaults compile");
+        let render = |rule, access_type: &str, user_state: &str| {
+            let mut context = notice();
+            context.rule = rule;
+            context.access_type = access_type.into();
+            context.user_state = user_state.into();
+            templates.render("notice", &context).expect("renders")
+        };
+        let idle = render(NoticeRule::Idle, "professional", "");
+        for part in [&idle.text, &idle.html] {
+            assert!(part.contains("any use cancels this notice"), "{part}");
+            assert!(part.contains("since 2026-09-01"), "{part}");
+        }
+
+        let redundant = render(NoticeRule::Redundant, "analyzer", "");
+        assert_eq!(
+            redundant.subject,
+            "Your Qlik Sense analyzer access will be taken back on 2026-12-15; you keep your professional access"
+        );
+        let leaver = render(NoticeRule::Leaver, "professional", "blocked in the QMC");
+        assert_eq!(
+            leaver.subject,
+            "Your Qlik Sense professional access will be taken back on 2026-12-15"
+        );
+        for part in [&redundant.text, &redundant.html] {
+            assert!(part.contains("you keep your professional access"), "{part}");
+            assert!(
+                part.contains("logging in does not change this notice"),
+                "{part}"
+            );
+        }
+        for part in [&leaver.text, &leaver.html] {
+            assert!(part.contains("account is blocked in the QMC"), "{part}");
+            assert!(
+                part.contains("If this is a mistake, ask qlik-admins@example.com"),
+                "{part}"
+            );
+        }
+        for part in [&redundant.text, &redundant.html, &leaver.text, &leaver.html] {
+            assert!(!part.contains("cancels"), "{part}");
+            assert!(!part.contains("To keep it, log in"), "{part}");
+            assert!(!part.contains("have not used"), "{part}");
+            assert!(part.contains("2026-12-15"), "{part}");
+        }
     }
 
     #[test]

@@ -47,6 +47,14 @@ the operator's memory limit): raise inactiveDays or narrow spec.scope so that fe
 
 /// Bytes of a list answer (allocations, users): QRS's `/full` rows are well under a kilobyte each.
 const LIST_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
+/// Bytes of user names and ids (`name`, `userDirectory`, `userId`) a listing of allocations may hold for each
+/// seat it may list, on average: about twice what real directories use. Each is bounded by Qlik (511 and 255
+/// characters), but 80,000 seats at those limits would keep 350 MB; with this, the names and ids of a run's
+/// [`MAX_ALLOCATIONS_PER_RUN`] seats keep at most 20 MB. A listing past it is refused, before any DELETE,
+/// rather than read into the controller's memory.
+const LISTING_TEXT_BYTES_PER_SEAT: usize = 256;
+/// What any listing may hold of names and ids, however few seats it lists.
+const LISTING_TEXT_BYTES_MIN: usize = 1024 * 1024;
 /// Bytes of one element of a list answer.
 const LIST_ELEMENT_BYTES: usize = 1024 * 1024;
 /// Bytes of a small answer (a count, the seat overview).
@@ -393,6 +401,10 @@ impl QrsClient {
             (counted, ", more than the site counts")
         };
         let scrubber = self.scrubber.clone();
+        let text = std::sync::atomic::AtomicUsize::new(0);
+        let text_limit = rows
+            .saturating_mul(LISTING_TEXT_BYTES_PER_SEAT)
+            .max(LISTING_TEXT_BYTES_MIN);
         let allocations = self
             .get_list(
                 &endpoint,
@@ -400,7 +412,19 @@ impl QrsClient {
                 (rows, rows_why),
                 "allocations",
                 move |row: wire::AllocationJson| {
-                    scrubbed(row.into_allocation(access_type), &scrubber)
+                    let allocation = scrubbed(row.into_allocation(access_type), &scrubber)?;
+                    let kept = allocation.user_name.len()
+                        + allocation.user.directory.len()
+                        + allocation.user.user_id.len();
+                    let total =
+                        text.fetch_add(kept, std::sync::atomic::Ordering::Relaxed) + kept;
+                    if total > text_limit {
+                        return Err(format!(
+                            "the users' names and ids in the answer take more than {text_limit} bytes \
+                             ({LISTING_TEXT_BYTES_PER_SEAT} a seat), more than a run keeps"
+                        ));
+                    }
+                    Ok(allocation)
                 },
             )
             .await?;

@@ -50,6 +50,27 @@ pub(crate) fn is_guid(id: &str) -> bool {
         })
 }
 
+/// The longest `userId` and `userDirectory` Qlik's repository stores (`maxLength` in the Repository API
+/// definition a site serves at /qrs/about/openapi/main).
+pub(crate) const USER_ID_CHARS: usize = 255;
+/// The longest user `name` (display name) Qlik's repository stores.
+pub(crate) const USER_NAME_CHARS: usize = 511;
+
+/// `Err` naming the field and Qlik's limit when `value` is longer than the repository can store: such an answer
+/// did not come from a repository as Qlik defines it, and its text would be kept for every seat of the run.
+/// Display names are refused like ids rather than cut: the limit is Qlik's own, so a longer name says the answer
+/// is wrong (as an id that is not a GUID does), and the run then fails before any DELETE instead of acting on it.
+fn within(allocation: &str, field: &str, value: &str, limit: usize) -> Result<(), String> {
+    // Characters as Qlik counts them; bytes bound the count first, so a huge value is not walked.
+    if value.len() > limit && value.chars().count() > limit {
+        return Err(format!(
+            "allocation {allocation} names a user whose {field} is longer than {limit} characters, the most \
+             Qlik's repository stores"
+        ));
+    }
+    Ok(())
+}
+
 /// `what` as it may be repeated in a message: short, printable.
 fn quoted(what: &str) -> String {
     let shown: String = what
@@ -116,6 +137,8 @@ impl AllocationJson {
             (Some(user), _, _) => user,
             // A deleted user's seat stays visible while Qlik's quarantine runs out; it is nobody's to reclaim.
             (None, Some(directory), Some(user_id)) => {
+                within(&self.id, "deletedUserDirectory", &directory, USER_ID_CHARS)?;
+                within(&self.id, "deletedUserId", &user_id, USER_ID_CHARS)?;
                 return Ok(Allocation {
                     id: self.id,
                     access_type,
@@ -138,6 +161,16 @@ impl AllocationJson {
                 self.id,
                 quoted(&user.id)
             ));
+        }
+        within(&self.id, "userId", &user.user_id, USER_ID_CHARS)?;
+        within(
+            &self.id,
+            "userDirectory",
+            &user.user_directory,
+            USER_ID_CHARS,
+        )?;
+        if let Some(name) = &user.name {
+            within(&self.id, "name", name, USER_NAME_CHARS)?;
         }
         if user.user_id.is_empty() || user.user_directory.is_empty() {
             return Err(format!(
@@ -585,6 +618,63 @@ mod tests {
         let alloc = allocation(json).unwrap();
         assert!(alloc.quarantined, "kept as quarantined, never reclaimed");
         assert_eq!(alloc.user.to_string(), "CORP\\jdoe");
+    }
+
+    #[test]
+    fn names_and_ids_longer_than_qlik_stores_make_the_answer_nonsense() {
+        // Multi-byte characters: Qlik counts characters, not bytes.
+        for (path, limit) in [
+            (["user", "userId"], USER_ID_CHARS),
+            (["user", "userDirectory"], USER_ID_CHARS),
+            (["user", "name"], USER_NAME_CHARS),
+        ] {
+            let mut json = complete();
+            json[path[0]][path[1]] = "é".repeat(limit).into();
+            let alloc = allocation(json.clone()).expect("at the limit");
+            if path[1] == "name" {
+                assert_eq!(alloc.user_name.chars().count(), limit, "kept whole");
+            }
+            json[path[0]][path[1]] = "é".repeat(limit + 1).into();
+            let err = allocation(json).unwrap_err();
+            assert!(
+                err.contains(path[1]) && err.contains(&format!("longer than {limit} characters")),
+                "{err}"
+            );
+        }
+        let mut json = complete();
+        json["user"] = serde_json::Value::Null;
+        json["deletedUserDirectory"] = "CORP".into();
+        json["deletedUserId"] = "x".repeat(USER_ID_CHARS).into();
+        assert!(allocation(json.clone()).is_ok());
+        json["deletedUserId"] = "x".repeat(USER_ID_CHARS + 1).into();
+        assert!(allocation(json).unwrap_err().contains("deletedUserId"));
+    }
+
+    /// What a run keeps of an allocation at Qlik's limits, in the widest characters (four bytes each): about
+    /// 4 KiB, so the 250 allocations that kept 241 MiB with 900 KB names keep about 1 MiB at most.
+    #[test]
+    fn an_allocation_at_the_limits_keeps_a_few_kilobytes() {
+        let wide = |n: usize| "\u{1F600}".repeat(n);
+        let rows: Vec<String> = (0..250)
+            .map(|_| {
+                let mut json = complete();
+                json["user"]["name"] = wide(USER_NAME_CHARS).into();
+                json["user"]["userId"] = wide(USER_ID_CHARS).into();
+                json["user"]["userDirectory"] = wide(USER_ID_CHARS).into();
+                json.to_string()
+            })
+            .collect();
+        let (kept, peak) = crate::testing::peak_of(|| {
+            rows.iter()
+                .map(|row| {
+                    serde_json::from_str::<AllocationJson>(row)
+                        .map_err(|e| e.to_string())
+                        .and_then(|a| a.into_allocation(AccessType::Professional))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        });
+        assert_eq!(kept.expect("at the limits").len(), 250);
+        assert!(peak < 250 * 5 * 1024, "{peak} bytes for 250 allocations");
     }
 
     #[test]

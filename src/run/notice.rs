@@ -7,8 +7,8 @@ use jiff::Timestamp;
 use super::{Outcome, StopReason};
 use crate::notice::{Notice, Pending, Step, reclaim_after};
 use crate::notify::Delivery;
-use crate::notify::templates::{NoticeContext, UserContext};
-use crate::plan::{Plan, Verdict};
+use crate::notify::templates::{NoticeContext, NoticeRule, UserContext};
+use crate::plan::{Plan, Reason, Verdict};
 use crate::qrs::{QrsClient, QrsError};
 
 /// Consecutive failed notices after which the others of the run are not tried: the mail server is down.
@@ -161,12 +161,20 @@ async fn warn(
             );
             continue;
         }
+        let (rule, user_state) = match &plan.decisions[i].reason {
+            Reason::Leaver { state, .. } => (NoticeRule::Leaver, state.describe().to_string()),
+            Reason::Redundant => (NoticeRule::Redundant, String::new()),
+            // Inactive or never used: the only other reasons a seat is reclaimed for.
+            _ => (NoticeRule::Idle, String::new()),
+        };
         let context = NoticeContext {
             user: UserContext {
                 name: a.user_name.clone(),
                 id: a.user.to_string(),
                 email: email.clone(),
             },
+            rule,
+            user_state,
             access_type: a.access_type.key().to_string(),
             last_used: match &a.last_used {
                 crate::model::LastUse::At(t) => day(*t),

@@ -10,8 +10,8 @@ use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::notice::{Notice, Pending};
 use qlik_license_reclaimer::notify::{Notifier, SecretEntries};
 use qlik_license_reclaimer::policy::{
-    self, EmailSpec, LicenseCleanupPolicySpec, NotifySpec, SecretKeyRef, SecretRef, WebhookFormat,
-    WebhookSpec,
+    self, EmailSpec, LeaversSpec, LicenseCleanupPolicySpec, NotifySpec, SecretKeyRef, SecretRef,
+    WebhookFormat, WebhookSpec,
 };
 use qlik_license_reclaimer::run::{self, NotifyContext, Outcome, RunContext, RunReport};
 use qrs_simulator::{NewUser, SimAccessType, Simulator};
@@ -529,6 +529,129 @@ async fn an_smtp_reply_that_echoes_the_credentials_is_repeated_without_them() {
         errors.iter().all(|e| e.chars().count() <= 210),
         "cut short: {errors:?}"
     );
+}
+
+/// Each user is told what keeps their seat under the rule that takes it: a login for an idle seat; nothing a
+/// user does for a leaver's seat or a redundant Analyzer seat, and their notices never say that any use cancels it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_rule_gets_a_notice_that_says_what_keeps_the_seat() {
+    let sim = known_site().await;
+    let site = sim.site();
+    let now = sim.now();
+    let created = now - days(400);
+    // A leaver: blocked, used ten days ago (well within the idle threshold).
+    let leo = site
+        .add_user(
+            NewUser::new("CORP", "leo")
+                .blacklisted(true)
+                .attribute("email", "leo@example.com"),
+        )
+        .expect("user");
+    site.allocate(
+        SimAccessType::Professional,
+        leo,
+        Some(now - days(10)),
+        created,
+        false,
+    )
+    .expect("seat");
+    // Both seats, both used yesterday: the Analyzer seat is redundant.
+    let rita = site
+        .add_user(NewUser::new("CORP", "rita").attribute("email", "rita@example.com"))
+        .expect("user");
+    for access_type in [SimAccessType::Professional, SimAccessType::Analyzer] {
+        site.allocate(access_type, rita, Some(now - days(1)), created, false)
+            .expect("seat");
+    }
+    let mut spec = notice_policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec.leavers = Some(LeaversSpec {
+        removed_externally: true,
+        blocked: true,
+        inactive: false,
+        after_days: 0,
+    });
+    spec.redundant.analyzer_with_professional = true;
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let notifier = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &plain_smtp(smtp.port),
+        &BTreeMap::new(),
+    )
+    .expect("notifier");
+    let report = run_at(&sim, &spec, &notifier, &[], now).await;
+    for user in ["CORP\\leo", "CORP\\rita", "CORP\\alice"] {
+        assert!(
+            outcome_of(&report, user).contains(&Outcome::Warned),
+            "{user}: {:?}",
+            report.decisions
+        );
+    }
+    let mail = |to: &str| {
+        let mails = smtp.to(to);
+        assert_eq!(mails.len(), 1, "{to}");
+        mails[0].text()
+    };
+    let idle = mail("alice@example.com");
+    assert!(idle.contains("any use cancels this notice"), "{idle}");
+    let leaver = mail("leo@example.com");
+    assert!(leaver.contains("account is blocked in the QMC"), "{leaver}");
+    let redundant = mail("rita@example.com");
+    assert!(
+        redundant.contains("you keep your professional access"),
+        "{redundant}"
+    );
+    assert!(
+        redundant.contains("analyzer access will be taken back"),
+        "{redundant}"
+    );
+    for text in [&leaver, &redundant] {
+        assert!(!text.contains("cancels"), "{text}");
+        assert!(!text.contains("log in to Qlik Sense before then"), "{text}");
+    }
+    assert!(sim.deletions().is_empty(), "a notice comes first");
+}
+
+/// A site's template that builds past its limit for one user fails that user's notice, with the limit named; the
+/// other users are warned and the run goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_past_its_limit_fails_that_notice_and_the_run_goes_on() {
+    let sim = known_site().await;
+    let spec = notice_policy(&sim);
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let templates = BTreeMap::from([(
+        "notice.txt".to_string(),
+        r#"{% if user.id == "CORP\\alice" %}{{ range(100000)|join("y" * 1000) }}{% endif %}Dear {{ user.name }}"#
+            .to_string(),
+    )]);
+    let notifier = Notifier::new(
+        "site",
+        spec.notify.as_ref().unwrap(),
+        &plain_smtp(smtp.port),
+        &templates,
+    )
+    .expect("the template is accepted");
+    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    assert_eq!(outcome_of(&report, "CORP\\alice"), [Outcome::NoticeFailed]);
+    let alice = report
+        .decisions
+        .iter()
+        .find(|e| e.user == "CORP\\alice")
+        .expect("alice decided");
+    assert!(
+        alice.reason.contains("notice.txt") && alice.reason.contains("4 MiB"),
+        "{}",
+        alice.reason
+    );
+    assert!(smtp.to("alice@example.com").is_empty());
+    let warned: Vec<_> = report
+        .decisions
+        .iter()
+        .filter(|e| e.outcome == Outcome::Warned)
+        .collect();
+    assert!(!warned.is_empty(), "{}", report.message);
+    assert!(sim.deletions().is_empty());
 }
 
 /// What the webhook receiver got: which hook, and the body.

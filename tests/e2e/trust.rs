@@ -3,7 +3,7 @@
 
 use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::policy::{self, RunResult};
-use qlik_license_reclaimer::run::Outcome;
+use qlik_license_reclaimer::run::{Outcome, RunReport};
 use qrs_simulator::{Fault, FaultRule};
 
 use crate::support::*;
@@ -192,6 +192,94 @@ async fn a_huge_answer_fails_clearly_and_deletes_nothing() {
     .await;
     // One element the size of the answer.
     a_huge_listing_fails(16 * 1024 * 1024, true, |_| {}, "larger than").await;
+}
+
+/// A run on a known site whose allocation listings carry `field` rewritten to `value`.
+async fn run_with_rewritten(field: &str, value: String) -> (qrs_simulator::Simulator, RunReport) {
+    let sim = known_site().await;
+    sim.inject(FaultRule::rewrite(field, Some(value.into())).path_contains("accesstype/full"));
+    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+    (sim, report)
+}
+
+#[tokio::test]
+async fn names_and_ids_longer_than_qlik_stores_fail_the_run_before_any_delete() {
+    // At the limits of Qlik's Repository API (name 511, userId and userDirectory 255 characters) a run goes on.
+    for (field, limit) in [("user.name", 511), ("user.userDirectory", 255)] {
+        let (sim, report) = run_with_rewritten(field, "é".repeat(limit)).await;
+        assert_eq!(
+            report.result,
+            RunResult::Succeeded,
+            "{field}: {}",
+            report.message
+        );
+        assert!(report.totals.reclaimed > 0, "{field}");
+        assert!(!no_deletes(&sim));
+    }
+    // One character more is an answer no repository gives: the run fails, naming the field and the limit.
+    for (field, limit) in [
+        ("user.name", 511),
+        ("user.userId", 255),
+        ("user.userDirectory", 255),
+    ] {
+        let (sim, report) = run_with_rewritten(field, "é".repeat(limit + 1)).await;
+        assert_eq!(report.result, RunResult::Failed, "{field}");
+        let name = field.trim_start_matches("user.");
+        assert!(
+            report
+                .message
+                .contains(&format!("{name} is longer than {limit} characters")),
+            "{}",
+            report.message
+        );
+        assert!(no_deletes(&sim), "{field}");
+    }
+    // The answer the issue met: display names of 900 KB, each under the element limit.
+    let (sim, report) = run_with_rewritten("user.name", "x".repeat(900 * 1024)).await;
+    assert_eq!(report.result, RunResult::Failed);
+    assert!(
+        report.message.contains("name is longer than 511"),
+        "{}",
+        report.message
+    );
+    assert!(no_deletes(&sim));
+}
+
+#[tokio::test]
+async fn a_listing_whose_names_at_the_limit_add_up_past_what_a_run_keeps_is_refused() {
+    // 9,000 idle seats whose names are at Qlik's limit in four-byte characters: 18 MB of names, each allowed,
+    // 2,000 bytes a seat where real directories use about a hundred.
+    let sim = known_site().await;
+    let site = sim.site();
+    let old = sim.now() - jiff::SignedDuration::from_hours(24 * 400);
+    for i in 0..9_000 {
+        let user = site
+            .add_user(qrs_simulator::NewUser::new("BULK", format!("u{i}")))
+            .expect("user added");
+        site.allocate(
+            qrs_simulator::SimAccessType::Professional,
+            user,
+            Some(old),
+            old,
+            false,
+        )
+        .expect("allocated");
+    }
+    sim.inject(
+        FaultRule::rewrite("user.name", Some("\u{1F600}".repeat(511).into()))
+            .path_contains("accesstype/full"),
+    );
+    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Failed);
+    assert!(
+        report
+            .message
+            .contains("names and ids in the answer take more than")
+            && report.message.contains("(256 a seat)"),
+        "{}",
+        report.message
+    );
+    assert!(no_deletes(&sim));
 }
 
 #[tokio::test]
