@@ -26,6 +26,8 @@ pub struct Brake {
     state: watch::Receiver<BrakeState>,
     /// Told each time a run starts waiting on a paused brake.
     waiting: Arc<Notify>,
+    /// The sender of a brake no one works ([`Brake::released`]), kept so that it never counts as dropped.
+    _unworked: Option<Arc<watch::Sender<BrakeState>>>,
 }
 
 /// The watcher's side of the brake.
@@ -49,53 +51,63 @@ impl Brake {
             Brake {
                 state: receiver,
                 waiting,
+                _unworked: None,
             },
         )
     }
 
     /// A brake no one pulls (`demo`, tests).
     pub fn released() -> Brake {
-        let (lever, brake) = Brake::new(BrakeState::Released);
-        // Dropping the lever keeps the last state: released for good.
-        drop(lever);
+        let (lever, mut brake) = Brake::new(BrakeState::Released);
+        brake._unworked = Some(Arc::new(lever.state));
         brake
     }
 
-    /// The state now, without waiting.
+    /// The state now, without waiting. A lever dropped (the watch that worked it ended, or panicked) is a stop:
+    /// no one is left to pull the brake.
     pub fn current(&self) -> BrakeState {
-        self.state.borrow().clone()
+        let state = self.state.borrow().clone();
+        Self::unless_abandoned(&self.state, state)
     }
+
+    /// `state`, or a stop when the lever behind `receiver` is gone.
+    fn unless_abandoned(receiver: &watch::Receiver<BrakeState>, state: BrakeState) -> BrakeState {
+        match state {
+            BrakeState::Released | BrakeState::Paused(_) if receiver.has_changed().is_err() => {
+                BrakeState::Stopped(Self::ABANDONED.into())
+            }
+            state => state,
+        }
+    }
+
+    /// Why a brake whose lever is gone stops the run.
+    const ABANDONED: &'static str = "the watch on the run's policy ended";
 
     /// Why the run must start no more deallocations, once it must.
     pub fn stopped(&self) -> Option<String> {
-        match &*self.state.borrow() {
-            BrakeState::Stopped(why) => Some(why.clone()),
+        match self.current() {
+            BrakeState::Stopped(why) => Some(why),
             BrakeState::Released | BrakeState::Paused(_) => None,
         }
     }
 
     /// Waits while the brake is paused; `Ok` when a deallocation may start now, `Err(why)` when none may. A
-    /// lever dropped while paused stops the run: no one is left to say the policy is unchanged.
+    /// lever dropped stops the run: no one is left to say the policy is unchanged.
     pub async fn proceed(&self) -> Result<(), String> {
-        let mut state = self.state.clone();
+        let mut receiver = self.state.clone();
         loop {
-            match &*state.borrow_and_update() {
+            // Marked seen as it is read, so that a change after this read wakes the wait below.
+            let seen = receiver.borrow_and_update().clone();
+            match Self::unless_abandoned(&receiver, seen) {
                 BrakeState::Released => return Ok(()),
-                BrakeState::Stopped(why) => return Err(why.clone()),
+                BrakeState::Stopped(why) => return Err(why),
                 BrakeState::Paused(why) => {
                     tracing::debug!(why = %why, "deallocations wait");
                     self.waiting.notify_one();
                 }
             }
-            if state.changed().await.is_err() {
-                return match &*state.borrow() {
-                    BrakeState::Released => Ok(()),
-                    BrakeState::Stopped(why) => Err(why.clone()),
-                    BrakeState::Paused(why) => Err(format!(
-                        "the run's watch on its policy ended while paused ({why})"
-                    )),
-                };
-            }
+            // A change, or the lever dropped (then the next read says stopped).
+            let _ = receiver.changed().await;
         }
     }
 }
@@ -199,6 +211,12 @@ mod tests {
             brake.proceed().await.is_err(),
             "no one is left to release it"
         );
+        // Released, then the watch behind it ends (its task panicked, say): no one could pull it any more.
+        let (lever, brake) = Brake::new(BrakeState::Released);
+        drop(lever);
+        assert!(brake.stopped().is_some(), "a brake no one works is a stop");
+        assert!(brake.proceed().await.is_err());
         assert!(Brake::released().proceed().await.is_ok());
+        assert_eq!(Brake::released().current(), BrakeState::Released);
     }
 }

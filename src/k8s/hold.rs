@@ -19,6 +19,14 @@ const WATCH_PATIENCE: Duration = Duration::from_secs(30);
 /// The pause between attempts to watch the policy again, at first and at most.
 const WATCH_RETRY: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
+/// The longest a read of the policy, or the opening of its watch, may take: a connection that went silent (a
+/// network cut that closes nothing) must not keep the brake in any state for long.
+const REQUEST_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The longest a watch may stay silent before it counts as broken. The run renews its hold in the policy's status
+/// every [`HOLD_RENEW`], and the watch reports that write: a silent watch has lost the API server without a word.
+const WATCH_SILENCE: Duration = Duration::from_secs(15);
+
 /// How often a run checks whether its hold is due for renewal.
 const HOLD_CHECK: Duration = Duration::from_secs(2);
 
@@ -52,6 +60,8 @@ pub(super) struct StopWatch {
     pub(super) uid: Option<String>,
     pub(super) generation: Option<i64>,
     pub(super) hold_id: String,
+    /// When the hold was taken (or last renewed): the hold's safety margin counts from there.
+    pub(super) held_since: tokio::time::Instant,
     pub(super) shutdown: Option<Shutdown>,
 }
 
@@ -83,8 +93,9 @@ pub(super) fn watch_for_stop(w: StopWatch) -> (Brake, tokio::task::JoinHandle<()
     (brake, task)
 }
 
-/// Follows the policy until it forbids further deletions, and says why. Each (re)connection reads the policy as
-/// it is, then watches from that version, so no change falls between the two; only then is the brake released.
+/// Follows the policy until it forbids further deletions, and says why. Each (re)connection opens the watch from
+/// the version of a first read, then reads the policy again: a change before that second read is in it, and any
+/// after it comes as an event. Only then is the brake released.
 async fn follow_policy(w: &StopWatch, lever: &BrakeLever) -> String {
     let selector = format!("metadata.name={}", w.name);
     let mut broken_since: Option<(tokio::time::Instant, String)> = None;
@@ -100,32 +111,52 @@ async fn follow_policy(w: &StopWatch, lever: &BrakeLever) -> String {
             tokio::time::sleep(retry).await;
             retry = (retry * 2).clamp(WATCH_RETRY.0, WATCH_RETRY.1);
         }
-        let version = match w.api.get_opt(&w.name).await {
-            Ok(None) => return "the policy was deleted".into(),
-            Ok(Some(policy)) => match forbids_deletions(w, &policy) {
-                Some(reason) => return reason,
-                None => policy.metadata.resource_version.unwrap_or_default(),
-            },
+        let version = match read_policy(w).await {
+            Ok(Ok(version)) => version,
+            Ok(Err(reason)) => return reason,
             Err(e) => {
-                broken_since.get_or_insert_with(|| (tokio::time::Instant::now(), e.to_string()));
+                broken_since.get_or_insert_with(|| (tokio::time::Instant::now(), e.clone()));
                 tracing::warn!(policy = %w.name, error = %e, "could not read the policy during a run; deletions wait");
                 continue;
             }
         };
         let params = kube::api::WatchParams::default().fields(&selector);
-        let events = match w.api.watch(&params, &version).await {
-            Ok(events) => events,
-            Err(e) => {
-                broken_since.get_or_insert_with(|| (tokio::time::Instant::now(), e.to_string()));
+        let events = match tokio::time::timeout(REQUEST_PATIENCE, w.api.watch(&params, &version))
+            .await
+        {
+            Ok(Ok(events)) => events,
+            failed => {
+                let e = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {}s", REQUEST_PATIENCE.as_secs()),
+                };
+                broken_since.get_or_insert_with(|| (tokio::time::Instant::now(), e.clone()));
                 tracing::warn!(policy = %w.name, error = %e, "could not watch the policy during a run; deletions wait");
                 continue;
             }
         };
-        // Established: the API server sends every change after `version`.
-        lever.release();
+        // The watch is open: whatever changes after `version` comes as an event. Read once more, so that a change
+        // that landed between the first read and the watch is seen before anything is released.
+        match read_policy(w).await {
+            Ok(Ok(_)) => lever.release(),
+            Ok(Err(reason)) => return reason,
+            Err(e) => {
+                broken_since.get_or_insert_with(|| (tokio::time::Instant::now(), e.clone()));
+                continue;
+            }
+        }
         let mut events = std::pin::pin!(events);
         let why = loop {
-            match events.next().await {
+            let next = match tokio::time::timeout(WATCH_SILENCE, events.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    break format!(
+                        "no word from the API server for {}s",
+                        WATCH_SILENCE.as_secs()
+                    );
+                }
+            };
+            match next {
                 Some(Ok(WatchEvent::Added(policy) | WatchEvent::Modified(policy))) => {
                     if let Some(reason) = forbids_deletions(w, &policy) {
                         return reason;
@@ -147,17 +178,35 @@ async fn follow_policy(w: &StopWatch, lever: &BrakeLever) -> String {
     }
 }
 
-/// Keeps the run's hold on its policy; returns why the run must stop deleting when it cannot.
+/// The policy read as it is now: `Ok(Ok(version))` when it allows deletions, `Ok(Err(why))` when it forbids them,
+/// `Err` when it cannot be read (in time).
+async fn read_policy(w: &StopWatch) -> Result<Result<String, String>, String> {
+    match tokio::time::timeout(REQUEST_PATIENCE, w.api.get_opt(&w.name)).await {
+        Ok(Ok(None)) => Ok(Err("the policy was deleted".into())),
+        Ok(Ok(Some(policy))) => Ok(match forbids_deletions(w, &policy) {
+            Some(reason) => Err(reason),
+            None => Ok(policy.metadata.resource_version.unwrap_or_default()),
+        }),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {}s", REQUEST_PATIENCE.as_secs())),
+    }
+}
+
+/// Keeps the run's hold on its policy; returns why the run must stop deleting when it cannot. A renewal that
+/// hangs counts as failed once the hold's safety margin is spent.
 async fn keep_hold(w: &StopWatch) -> String {
-    let mut renewed = tokio::time::Instant::now();
+    let mut renewed = w.held_since;
     loop {
         tokio::time::sleep(HOLD_CHECK).await;
         if renewed.elapsed() >= HOLD_RENEW {
-            match renew_hold(w).await {
-                Ok(true) => renewed = tokio::time::Instant::now(),
-                Ok(false) => return "another runner took the policy over".to_string(),
-                Err(e) => {
+            match tokio::time::timeout_at(renewed + HOLD_SAFE, renew_hold(w)).await {
+                Ok(Ok(true)) => renewed = tokio::time::Instant::now(),
+                Ok(Ok(false)) => return "another runner took the policy over".to_string(),
+                Ok(Err(e)) => {
                     tracing::warn!(policy = %w.name, error = %e, "could not renew the run's hold on the policy")
+                }
+                Err(_) => {
+                    tracing::warn!(policy = %w.name, "renewing the run's hold on the policy took too long")
                 }
             }
         }

@@ -219,6 +219,8 @@ pub(crate) async fn run_policy(
 ) -> Result<PolicyRunOutcome, StartError> {
     let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), namespace);
     let hold_id = uuid::Uuid::new_v4().simple().to_string();
+    // Taken no later than the hold's `renewTime`: the hold's safety margin counts from here.
+    let held_since = tokio::time::Instant::now();
     let policy = match take_hold(&api, name, &ctx.trigger, &hold_id).await {
         Ok(Held::Policy(policy)) => policy,
         Ok(Held::Not(outcome)) => return Ok(outcome),
@@ -261,6 +263,7 @@ pub(crate) async fn run_policy(
         uid: run.policy.metadata.uid.clone(),
         generation: run.policy.metadata.generation,
         hold_id: run.hold_id.clone(),
+        held_since,
         shutdown: ctx.shutdown.clone(),
     });
     let clock = Instant::now();

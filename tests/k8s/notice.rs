@@ -244,9 +244,23 @@ fn sigterm_with_hanging_webhooks_keeps_the_record_and_exits_in_time(
         tokio::time::timeout(Duration::from_secs(60), under_way)
             .await
             .map_err(|_| format!("no deletion started; log:\n{}", controller.log()))?;
+        let runs: Api<qlik_license_reclaimer::record::LicenseCleanupRun> =
+            Api::namespaced(admin.clone(), &namespace);
         let signalled = Instant::now();
-        let code = controller.terminate().await?;
+        // The record must be there while the webhooks still hang, not only once they gave up.
+        let recorded = async {
+            loop {
+                let items = runs.list(&Default::default()).await?.items;
+                if let Some(status) = items.into_iter().find_map(|r| r.status) {
+                    return Ok::<_, kube::Error>((status, signalled.elapsed()));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let recorded = tokio::time::timeout(Duration::from_secs(90), recorded);
+        let (code, recorded) = tokio::join!(controller.terminate(), recorded);
         let took = signalled.elapsed();
+        let code = code?;
         eprintln!("SIGTERM to exit with two hanging webhooks: {took:?}");
         if code != 0 || took >= Duration::from_secs(60) {
             return Err(format!(
@@ -255,15 +269,15 @@ fn sigterm_with_hanging_webhooks_keeps_the_record_and_exits_in_time(
             )
             .into());
         }
-        let runs: Api<qlik_license_reclaimer::record::LicenseCleanupRun> =
-            Api::namespaced(admin.clone(), &namespace);
-        let record = runs
-            .list(&Default::default())
-            .await?
-            .items
-            .into_iter()
-            .find_map(|r| r.status)
-            .ok_or_else(|| format!("no run record was kept; log:\n{}", controller.log()))?;
+        let (record, kept_after) = recorded
+            .map_err(|_| format!("no run record was kept; log:\n{}", controller.log()))??;
+        eprintln!("the record was kept {kept_after:?} after SIGTERM");
+        if kept_after + Duration::from_secs(5) > took {
+            return Err(format!(
+                "the record was kept {kept_after:?} after SIGTERM, the process ended after {took:?}: the record waited for the webhooks"
+            )
+            .into());
+        }
         let deleted = sim.deletions().len() as u64;
         let listed = record
             .decisions
