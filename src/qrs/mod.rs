@@ -24,6 +24,7 @@ use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
+use crate::brake::Brake;
 use crate::credentials::{Credentials, Xrfkey};
 use crate::model::{AccessType, Allocation, SeatCounts, UserDetails, UserState};
 use answer::{ListLimits, ReadError};
@@ -95,6 +96,13 @@ pub enum QrsError {
         method: Method,
         endpoint: String,
         detail: String,
+    },
+    /// The run's brake was pulled: no request starts after it.
+    #[error("{method} {endpoint}: not sent, the run was stopped ({reason})")]
+    Stopped {
+        method: Method,
+        endpoint: String,
+        reason: String,
     },
 }
 
@@ -203,7 +211,7 @@ pub struct QrsClient {
     scrubber: Scrubber,
     /// Once it holds a reason, no request is retried: a stopping run lets the attempts in flight finish but
     /// starts no new one, so that shutdown takes at most one request timeout.
-    brake: Option<crate::brake::Brake>,
+    brake: Option<Brake>,
 }
 
 struct ProxySession {
@@ -308,14 +316,16 @@ impl QrsClient {
         }
     }
 
-    /// Retry no request once the brake is pulled, and none while it is paused (see
+    /// Start no request once the brake is pulled, and retry none while it is paused (see
     /// [`RunContext::brake`](crate::run::RunContext)).
-    pub fn stop_retrying_on(&mut self, brake: crate::brake::Brake) {
+    pub fn obey(&mut self, brake: Brake) {
         self.brake = Some(brake);
     }
 
     /// End the proxy session, if any. Best effort: a session left behind expires on its own.
-    pub async fn close(self) {
+    pub async fn close(mut self) {
+        // Ending the session is owed to Qlik even when the run was stopped.
+        self.brake = None;
         if let Some(session) = &self.session
             && let Err(e) = self
                 .send(
@@ -697,6 +707,15 @@ impl QrsClient {
     ) -> Result<reqwest::Response, QrsError> {
         let attempts = if retry { self.retry.attempts.max(1) } else { 1 };
         let mut attempt = 0;
+        // Once the run's brake is pulled no request starts (the ones in flight finish): a run told to stop while
+        // it reads a large site ends within one request, not after thousands.
+        if let Some(reason) = self.brake.as_ref().and_then(Brake::stopped) {
+            return Err(QrsError::Stopped {
+                method,
+                endpoint: endpoint.to_string(),
+                reason,
+            });
+        }
         loop {
             let started = Instant::now();
             let mut request = self
@@ -717,25 +736,29 @@ impl QrsClient {
                 Ok(response) => response.status().is_server_error(),
                 Err(_) => true,
             };
-            let stopping = match &self.brake {
-                // A retry is a new attempt: it waits while the brake is paused, like any deallocation.
-                Some(brake) if retryable && attempt < attempts => brake.proceed().await.is_err(),
-                _ => false,
+            let unreachable = |e: reqwest::Error| QrsError::Unreachable {
+                method: method.clone(),
+                endpoint: endpoint.to_string(),
+                url: strip_query(url),
+                // The URL carries the xrfkey, which may come from the Secret: never repeat it.
+                detail: self
+                    .scrubber
+                    .scrub(&error_chain(&e.without_url()), QLIK_TEXT_CHARS),
             };
-            if !retryable || attempt >= attempts || stopping {
-                return outcome.map_err(|e| QrsError::Unreachable {
-                    method: method.clone(),
-                    endpoint: endpoint.to_string(),
-                    url: strip_query(url),
-                    // The URL carries the xrfkey, which may come from the Secret: never repeat it.
-                    detail: self
-                        .scrubber
-                        .scrub(&error_chain(&e.without_url()), QLIK_TEXT_CHARS),
-                });
+            let stopped = self.brake.as_ref().is_some_and(|b| b.stopped().is_some());
+            if !retryable || attempt >= attempts || stopped {
+                return outcome.map_err(unreachable);
             }
             let delay = self.retry.delay(attempt - 1);
             tracing::debug!(%method, endpoint, attempt, ?status, ?delay, "retrying QRS request");
             tokio::time::sleep(delay).await;
+            // A retry is a new attempt: the brake is looked at as it is about to start (a stop during the backoff
+            // holds), and it waits while the brake is paused, like any deallocation.
+            if let Some(brake) = &self.brake
+                && brake.proceed().await.is_err()
+            {
+                return outcome.map_err(unreachable);
+            }
         }
     }
 

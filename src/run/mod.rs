@@ -83,7 +83,7 @@ pub async fn execute(policy: &ValidPolicy, ctx: RunContext<'_>) -> RunReport {
             match QrsClient::connect(&connection, ctx.credentials, ctx.observer.clone()).await {
                 Ok(mut client) => {
                     if let Some(brake) = &ctx.brake {
-                        client.stop_retrying_on(brake.clone());
+                        client.obey(brake.clone());
                     }
                     client
                 }
@@ -179,7 +179,6 @@ async fn run_with_client(
         .collect();
 
     // With notice, only seats warned long enough ago go; the others wait or are warned now.
-    let stop_reason = || ctx.brake.as_ref().and_then(Brake::stopped);
     let mut reclaims: Vec<usize> = plan
         .decisions
         .iter()
@@ -199,7 +198,7 @@ async fn run_with_client(
             days: policy.notice_days,
             now,
             dry_run,
-            stop: &stop_reason,
+            brake: ctx.brake.as_ref(),
         };
         let given = give_notice(client, &plan, &run, &mut outcomes).await?;
         reclaims = given.reclaims.clone();
@@ -276,7 +275,7 @@ async fn deallocate_all(
         if let Err(reason) = brake.proceed().await {
             return Some(reason);
         }
-        let to_delete = recheck(client, plan, &batch, outcomes).await;
+        let to_delete = recheck(client, plan, &batch, brake, outcomes).await;
         // What the brake said when it ended the batch early, if it did.
         let mut held = None;
         let results: Vec<(usize, Result<Deallocation, QrsError>)> =
@@ -332,6 +331,7 @@ async fn recheck(
     client: &QrsClient,
     plan: &Plan,
     batch: &[usize],
+    brake: &Brake,
     outcomes: &mut [(Outcome, Option<String>)],
 ) -> Vec<usize> {
     let access_type = plan.decisions[batch[0]].allocation.access_type;
@@ -341,6 +341,8 @@ async fn recheck(
         .collect();
     let fresh = match client.allocations_by_id(access_type, &ids).await {
         Ok(fresh) => fresh,
+        // A stop cut the read short (no retry starts after it): the seats were never tried, they are deferred.
+        Err(_) if brake.stopped().is_some() => return Vec::new(),
         Err(e) => {
             tracing::warn!(access_type = %access_type, error = %e, "could not read the seats again before deleting; not deleting them");
             let why = format!("not deleted: the seat could not be read again just before ({e})");

@@ -4,7 +4,8 @@
 
 use jiff::Timestamp;
 
-use super::{Outcome, StopReason};
+use super::Outcome;
+use crate::brake::Brake;
 use crate::notice::{Notice, Pending, Step, reclaim_after};
 use crate::notify::Delivery;
 use crate::notify::templates::{NoticeContext, NoticeRule, UserContext};
@@ -28,7 +29,9 @@ pub(super) struct NoticeRun<'a> {
     pub days: u32,
     pub now: Timestamp,
     pub dry_run: bool,
-    pub stop: &'a (dyn Fn() -> StopReason + Sync),
+    /// Looked at before each notice: a stopped run warns no one more, and a paused one waits (a notice sent under a
+    /// policy the administrator just changed would promise what the new one may not do).
+    pub brake: Option<&'a Brake>,
 }
 
 /// The last use as a notice records it: ISO 8601 as QRS wrote it, or "never".
@@ -135,7 +138,11 @@ async fn warn(
     let mut failures_in_a_row = 0;
     for &i in to_warn {
         let a = &plan.decisions[i].allocation;
-        if let Some(why) = (run.stop)() {
+        let proceed = match run.brake {
+            Some(brake) => brake.proceed().await,
+            None => Ok(()),
+        };
+        if let Err(why) = proceed {
             outcomes[i] = (
                 Outcome::NoticeFailed,
                 Some(format!("not sent: the run was stopped ({why})")),

@@ -463,9 +463,18 @@ async fn a_paused_brake_starts_no_deletion_until_released() {
 async fn after_a_pause_the_rest_of_a_batch_is_read_again_before_deleting() {
     use qlik_license_reclaimer::brake::{Brake, BrakeState};
     use qlik_license_reclaimer::run::{self, RunContext};
-    let sim = known_site().await;
-    sim.set_latency(std::time::Duration::from_millis(20));
+    use std::time::Duration;
+    // Many idle seats of each type, so that a batch holds dozens; one DELETE at a time, each slow.
+    let sim = start_simulator(qrs_simulator::SimulatorConfig {
+        users: 400,
+        seed: 11,
+        ..Default::default()
+    })
+    .await;
+    sim.inject(FaultRule::always(Fault::Delay(Duration::from_millis(100))).method("DELETE"));
     let mut spec = policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec.limits.max_reclaims_per_run = 5;
     spec.site.concurrency = 1;
     let policy = policy::validate(&spec, &Default::default()).expect("a valid policy");
     let creds = credentials(&sim);
@@ -480,35 +489,138 @@ async fn after_a_pause_the_rest_of_a_batch_is_read_again_before_deleting() {
         earlier_reclaims: Vec::new(),
         notify: None,
     };
-    let rechecks = |requests: &[qrs_simulator::RecordedRequest]| {
-        requests
-            .iter()
-            .filter(|r| {
-                r.method == "GET"
-                    && r.query_param("filter")
-                        .is_some_and(|f| f.starts_with("id eq"))
-            })
-            .count()
+    let is_recheck = |r: &qrs_simulator::RecordedRequest| {
+        r.method == "GET"
+            && r.path.contains("accesstype")
+            && r.query_param("filter")
+                .is_some_and(|f| f.starts_with("id eq"))
     };
     let pauser = async {
+        // The first DELETE is in flight (100 ms): the rest of its batch is still to go.
         while sim.qrs_delete_arrivals() == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
         lever.pause("watch down");
         lever.waited_on().await;
         let before = sim.requests();
+        let arrived = sim.qrs_delete_arrivals();
         lever.release();
-        before
+        (before, arrived)
     };
-    let (report, before) = tokio::join!(run::execute(&policy, context), pauser);
+    let (report, (before, arrived)) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(run::execute(&policy, context), pauser)
+    })
+    .await
+    .expect("the run ends");
+    assert_eq!(arrived, 1, "only the DELETE in flight went while paused");
+    let ids = |r: &qrs_simulator::RecordedRequest| -> Vec<String> {
+        r.query_param("filter")
+            .unwrap_or_default()
+            .split(" or ")
+            .map(|clause| clause.trim_start_matches("id eq ").to_string())
+            .collect()
+    };
+    let rechecks: Vec<_> = before.iter().filter(|r| is_recheck(r)).collect();
+    assert_eq!(rechecks.len(), 1, "one batch read before the pause");
+    let batch = ids(rechecks[0]);
+    assert!(
+        batch.len() >= 2,
+        "the first batch holds several seats: {batch:?}"
+    );
     let after = &sim.requests()[before.len()..];
     let first = after.first().expect("requests after the release");
     assert!(
-        first.method == "GET" && rechecks(std::slice::from_ref(first)) == 1,
-        "the first request after the pause reads the seats again: {} {:?}",
+        is_recheck(first),
+        "the first request after the pause reads the seats again: {} {} {:?}",
         first.method,
-        first.path
+        first.path,
+        first.query
     );
-    assert!(report.totals.reclaimed >= 2, "{}", report.message);
-    assert_eq!(sim.qrs_delete_arrivals() as u64, report.totals.reclaimed);
+    let again = ids(first);
+    assert_eq!(
+        again.len(),
+        batch.len() - 1,
+        "the rest of the batch: {again:?} of {batch:?}"
+    );
+    assert!(
+        again.iter().all(|id| batch.contains(id)),
+        "{again:?} of {batch:?}"
+    );
+    assert_eq!(report.totals.reclaimed, 5, "{}", report.message);
+    assert_eq!(sim.qrs_delete_arrivals(), 5);
+}
+
+/// A stop that comes while a failed DELETE waits to be tried again holds: the retry is not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_a_retry_backoff_holds() {
+    use qlik_license_reclaimer::brake::{Brake, BrakeState};
+    use qlik_license_reclaimer::qrs::RetryPolicy;
+    use qlik_license_reclaimer::run::{self, RunContext};
+    use std::time::Duration;
+    let sim = known_site().await;
+    sim.inject(FaultRule::always(Fault::Status(503)).method("DELETE"));
+    let mut spec = policy(&sim);
+    spec.site.concurrency = 1;
+    let policy = policy::validate(&spec, &Default::default()).expect("a valid policy");
+    let creds = credentials(&sim);
+    let (lever, brake) = Brake::new(BrakeState::Released);
+    let context = RunContext {
+        credentials: &creds,
+        force_dry_run: false,
+        now: sim.now(),
+        observer: None,
+        brake: Some(brake),
+        // At least a second between attempts: the stop surely comes during the wait.
+        retry: Some(RetryPolicy {
+            attempts: 4,
+            base_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(2),
+        }),
+        earlier_reclaims: Vec::new(),
+        notify: None,
+    };
+    let stopper = async {
+        // The first DELETE has been answered 503: the client now waits before trying again.
+        while !sim
+            .requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.status == 503)
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        lever.stop("test stop");
+    };
+    let (report, ()) = tokio::join!(run::execute(&policy, context), stopper);
+    assert_eq!(
+        sim.qrs_delete_arrivals(),
+        1,
+        "the retry after the stop was not sent"
+    );
+    assert!(report.message.contains("test stop"), "{}", report.message);
+}
+
+/// A stop before the run has read the site (SIGTERM while it starts, say): no request to Qlik starts after it, so a
+/// run told to stop while it reads a large site ends within the requests in flight, not after thousands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_run_starts_no_request() {
+    use qlik_license_reclaimer::brake::{Brake, BrakeState};
+    use qlik_license_reclaimer::run::{self, RunContext};
+    let sim = known_site().await;
+    let policy = policy::validate(&policy(&sim), &Default::default()).expect("a valid policy");
+    let creds = credentials(&sim);
+    let (_lever, brake) = Brake::new(BrakeState::Stopped("test stop".into()));
+    let context = RunContext {
+        credentials: &creds,
+        force_dry_run: false,
+        now: sim.now(),
+        observer: None,
+        brake: Some(brake),
+        retry: Some(fast_retries()),
+        earlier_reclaims: Vec::new(),
+        notify: None,
+    };
+    let report = run::execute(&policy, context).await;
+    assert!(sim.arrivals().is_empty(), "{:?}", sim.arrivals());
+    assert_eq!(report.result, RunResult::Failed);
+    assert!(report.message.contains("test stop"), "{}", report.message);
 }
