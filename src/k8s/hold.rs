@@ -59,6 +59,8 @@ pub(super) struct StopWatch {
     /// generation 1 again, so only the uid tells it apart.
     pub(super) uid: Option<String>,
     pub(super) generation: Option<i64>,
+    /// Whether the run is a dry run (the policy's, or forced): such a run stops only when the policy goes.
+    pub(super) dry_run: bool,
     pub(super) hold_id: String,
     /// When the hold was taken (or last renewed): the hold's safety margin counts from there.
     pub(super) held_since: tokio::time::Instant,
@@ -228,6 +230,9 @@ fn forbids_deletions(w: &StopWatch, p: &LicenseCleanupPolicy) -> Option<String> 
             "the policy was deleted and created again; the next run follows the new one"
                 .to_string(),
         )
+    } else if w.dry_run {
+        // A dry run deletes nothing: an edit or a suspend leaves it to finish its report (the next run follows).
+        None
     } else if p.spec.suspend {
         Some("the policy was suspended".to_string())
     } else if p.spec.dry_run {

@@ -262,6 +262,7 @@ pub(crate) async fn run_policy(
         name: name.to_string(),
         uid: run.policy.metadata.uid.clone(),
         generation: run.policy.metadata.generation,
+        dry_run: run.policy.spec.dry_run || ctx.force_dry_run,
         hold_id: run.hold_id.clone(),
         held_since,
         shutdown: ctx.shutdown.clone(),
