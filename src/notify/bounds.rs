@@ -8,7 +8,9 @@
 //!   hook to bound them are refused with a message naming the line (`~`, `+` and `*` except between constants,
 //!   slices, `{% set %}` and `{% filter %}` blocks, recursive loops), and so are filters, tests and functions
 //!   outside a known list, and lists or maps that would hold a value the template built from another list or
-//!   map (forty `{% set a = [a, a] %}` hold 2^40 items in a few kilobytes, and comparing two never ends).
+//!   map (forty `{% set a = [a, a] %}` hold 2^40 items in a few kilobytes, and comparing two never ends). A tag
+//!   chains at most [`CHAIN_LIMIT`] operators, filters and lookups, counted on its tokens before it is parsed,
+//!   since minijinja reads a chain into a tree as deep as it is long.
 //! - Every filter that is left runs through a wrapper that charges what it builds (text, list slots) to the
 //!   rendering's budget, [`BUILD_LIMIT`], and the ones that can multiply their input (`replace`, `join`,
 //!   `indent`) check the size of their result before building it; walking a list is charged by its items. The
@@ -501,6 +503,9 @@ impl io::Write for CappedOutput {
 // SyntaxConfig is a unit struct only while minijinja's custom_syntax feature is off; default() builds it either way.
 #[allow(clippy::default_constructed_unit_structs)]
 pub fn refusal(source: &str) -> Option<String> {
+    if let Err(why) = chains(source) {
+        return Some(why);
+    }
     let tree = parse(
         source,
         "template",
@@ -509,6 +514,65 @@ pub fn refusal(source: &str) -> Option<String> {
     )
     .ok()?;
     stmt(&tree).err().or_else(|| shared(&tree).err())
+}
+
+/// The most operators, filters, tests, calls and lookups one tag (`{{ }}` or `{% %}`) may chain. minijinja
+/// parses `a ~ a ~ a ...`, `x|f|f ...`, `x.a.a ...` or `not not ...` into a tree as deep as the chain is long, and
+/// parses, checks, compiles and drops it recursively: a tag of 100,000 `~` (a few hundred kilobytes, within a
+/// ConfigMap's 1 MiB) overflowed the stack of the thread reading it and aborted the controller. 2,500 overflowed
+/// a test thread's 2 MiB in a debug build; 500 leaves five times that.
+const CHAIN_LIMIT: usize = 500;
+
+/// Refuses a tag that chains more than [`CHAIN_LIMIT`], reading only its tokens, before anything is parsed. A
+/// source that does not tokenize is counted up to its error, and left to the parser to name.
+#[allow(clippy::default_constructed_unit_structs)]
+fn chains(source: &str) -> Result<(), String> {
+    use minijinja::machinery::{Token, tokenize};
+    let mut count = 0usize;
+    let tokens = tokenize(
+        source,
+        false,
+        SyntaxConfig::default(),
+        WhitespaceConfig::default(),
+    );
+    for token in tokens {
+        let Ok((token, span)) = token else {
+            break;
+        };
+        let chains = match token {
+            Token::VariableStart | Token::BlockStart => {
+                count = 0;
+                false
+            }
+            Token::Ident(word) => matches!(word, "not" | "and" | "or" | "is" | "in" | "if"),
+            Token::TemplateData(_)
+            | Token::VariableEnd
+            | Token::BlockEnd
+            | Token::Str(_)
+            | Token::String(_)
+            | Token::Int(_)
+            | Token::Int128(_)
+            | Token::Float(_)
+            | Token::Comma
+            | Token::Colon
+            | Token::Assign
+            | Token::BracketClose
+            | Token::ParenClose
+            | Token::BraceClose => false,
+            _ => true,
+        };
+        count += usize::from(chains);
+        if count > CHAIN_LIMIT {
+            return refuse(
+                span.start_line,
+                &format!(
+                    "a tag of more than {CHAIN_LIMIT} operators, filters, tests, calls and lookups"
+                ),
+                "the controller reads it as a tree as deep as it is long; split it with {% set %}",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Refuses what could build a value holding another many times over: each `{% set a = [a, a] %}` doubles a
@@ -1095,6 +1159,46 @@ mod tests {
                 "{source}: {e}"
             );
         }
+    }
+
+    /// A chain of 100,000 operators, filters or lookups in one tag parses into a tree 100,000 deep: reading it
+    /// overflowed the stack of this very thread. Such a tag is refused from its tokens; one at the limit is read.
+    #[test]
+    fn a_tag_too_long_to_read_is_refused_before_it_is_parsed() {
+        let n = 100_000;
+        for (what, source) in [
+            ("~", format!("{{{{ {}'' }}}}", "user.name ~ ".repeat(n))),
+            ("+", format!("{{{{ {}1 }}}}", "1 + ".repeat(n))),
+            ("not", format!("{{{{ {}1 }}}}", "not ".repeat(n))),
+            ("-", format!("{{{{ {}1 }}}}", "-".repeat(n))),
+            (
+                "and",
+                format!("{{% if {}1 %}}{{% endif %}}", "1 and ".repeat(n)),
+            ),
+            (
+                "filters",
+                format!("{{{{ user.name{} }}}}", "|upper".repeat(n)),
+            ),
+            ("lookups", format!("{{{{ user{} }}}}", ".name".repeat(n))),
+            ("items", format!("{{{{ user{} }}}}", "['name']".repeat(n))),
+        ] {
+            let Err(e) = with(&source) else {
+                panic!("{what}: accepted")
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains("line 1: a tag of more than 500") && e.contains("not allowed"),
+                "{what}: {e}"
+            );
+        }
+        let limit = super::CHAIN_LIMIT;
+        let (text, _) = render(&format!("{{{{ {}1 }}}}", "1 + ".repeat(limit)));
+        assert_eq!(text.as_deref(), Ok("501"));
+        let (text, _) = render(&format!(
+            "{{{{ user.name{} }}}}",
+            "|lower".repeat(limit - 1)
+        ));
+        assert_eq!(text.as_deref(), Ok("ann lee"));
     }
 
     /// Forty doublings of a list hold 2^40 items as a comparison sees them, in a few kilobytes: comparing two
