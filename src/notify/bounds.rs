@@ -5,10 +5,19 @@
 //! minijinja (as pinned in Cargo.lock) offers no memory limit and no way to replace its operators, so the bounds
 //! are three:
 //! - Before a template is accepted, its syntax tree is checked: the constructs that build text or lists with no
-//!   hook to bound them are refused with a message naming the line (`~`, `+` and `*` except between constants,
-//!   slices, `{% set %}` and `{% filter %}` blocks, recursive loops), and so are filters, tests and functions
-//!   outside a known list, and lists or maps that would hold a value the template built from another list or
-//!   map (forty `{% set a = [a, a] %}` hold 2^40 items in a few kilobytes, and comparing two never ends).
+//!   hook to bound them are refused with a message naming the line (`*` except between constants, slices,
+//!   `{% set %}` and `{% filter %}` blocks, recursive loops; macros, includes and blocks are not compiled in),
+//!   and so are filters, tests and functions outside a known list, and lists or maps that would hold a value the
+//!   template built from another list or map (forty `{% set a = [a, a] %}` hold 2^40 items in a few kilobytes,
+//!   and comparing two never ends). `~` and `+` are allowed between the site's data, constants, numbers and
+//!   filters applied to those (`{{ user.name ~ " (" ~ user.id ~ ")" }}`, `{% for s in reclaimed %}{{ s.user ~
+//!   " " ~ s.reason }}`), but not on a value the template built: a name set (with set, with or for) to what a
+//!   filter, `~`, `+`, a list literal or a function made, or to anything computed from such a name, so that
+//!   `{% set a = a ~ a %}` cannot double text statement after statement (the bomb
+//!   `{% set a = "x" * 100000000 %}{% set a = a ~ a %}` took 504 MiB). A template holds at most [`JOIN_LIMIT`]
+//!   of them, so that one expression joins a bounded number of the site's values; and a tag chains at most
+//!   [`CHAIN_LIMIT`] operators, filters and lookups, counted on its tokens before it is parsed, since minijinja
+//!   reads a chain into a tree as deep as it is long.
 //! - Every filter that is left runs through a wrapper that charges what it builds (text, list slots) to the
 //!   rendering's budget, [`BUILD_LIMIT`], and the ones that can multiply their input (`replace`, `join`,
 //!   `indent`) check the size of their result before building it; walking a list is charged by its items. The
@@ -501,6 +510,9 @@ impl io::Write for CappedOutput {
 // SyntaxConfig is a unit struct only while minijinja's custom_syntax feature is off; default() builds it either way.
 #[allow(clippy::default_constructed_unit_structs)]
 pub fn refusal(source: &str) -> Option<String> {
+    if let Err(why) = chains(source) {
+        return Some(why);
+    }
     let tree = parse(
         source,
         "template",
@@ -508,7 +520,69 @@ pub fn refusal(source: &str) -> Option<String> {
         WhitespaceConfig::default(),
     )
     .ok()?;
-    stmt(&tree).err().or_else(|| shared(&tree).err())
+    stmt(&tree)
+        .err()
+        .or_else(|| shared(&tree).err())
+        .or_else(|| joins(&tree).err())
+}
+
+/// The most operators, filters, tests, calls and lookups one tag (`{{ }}` or `{% %}`) may chain. minijinja
+/// parses `a ~ a ~ a ...`, `x|f|f ...`, `x.a.a ...` or `not not ...` into a tree as deep as the chain is long, and
+/// parses, checks, compiles and drops it recursively: a tag of 100,000 `~` (a few hundred kilobytes, within a
+/// ConfigMap's 1 MiB) overflowed the stack of the thread reading it and aborted the controller. 2,500 overflowed
+/// a test thread's 2 MiB in a debug build; 500 leaves five times that.
+const CHAIN_LIMIT: usize = 500;
+
+/// Refuses a tag that chains more than [`CHAIN_LIMIT`], reading only its tokens, before anything is parsed. A
+/// source that does not tokenize is counted up to its error, and left to the parser to name.
+#[allow(clippy::default_constructed_unit_structs)]
+fn chains(source: &str) -> Result<(), String> {
+    use minijinja::machinery::{Token, tokenize};
+    let mut count = 0usize;
+    let tokens = tokenize(
+        source,
+        false,
+        SyntaxConfig::default(),
+        WhitespaceConfig::default(),
+    );
+    for token in tokens {
+        let Ok((token, span)) = token else {
+            break;
+        };
+        let chains = match token {
+            Token::VariableStart | Token::BlockStart => {
+                count = 0;
+                false
+            }
+            Token::Ident(word) => matches!(word, "not" | "and" | "or" | "is" | "in" | "if"),
+            Token::TemplateData(_)
+            | Token::VariableEnd
+            | Token::BlockEnd
+            | Token::Str(_)
+            | Token::String(_)
+            | Token::Int(_)
+            | Token::Int128(_)
+            | Token::Float(_)
+            | Token::Comma
+            | Token::Colon
+            | Token::Assign
+            | Token::BracketClose
+            | Token::ParenClose
+            | Token::BraceClose => false,
+            _ => true,
+        };
+        count += usize::from(chains);
+        if count > CHAIN_LIMIT {
+            return refuse(
+                span.start_line,
+                &format!(
+                    "a tag of more than {CHAIN_LIMIT} operators, filters, tests, calls and lookups"
+                ),
+                "the controller reads it as a tree as deep as it is long; split it with {% set %}",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Refuses what could build a value holding another many times over: each `{% set a = [a, a] %}` doubles a
@@ -522,9 +596,9 @@ fn shared(tree: &ast::Stmt<'_>) -> Result<(), String> {
     let mut built: HashSet<&str> = HashSet::from(["loop"]);
     loop {
         let before = built.len();
-        for (name, value) in &bound {
-            if !built.contains(name) && holds(value, &built, true) {
-                built.insert(name);
+        for b in &bound {
+            if !built.contains(b.name) && holds(b.value, &built, true) {
+                built.insert(b.name);
             }
         }
         if built.len() == before {
@@ -630,6 +704,226 @@ fn line_of(e: &ast::Expr<'_>) -> u16 {
     }
 }
 
+/// The most `~` and `+` (other than a sum with a number constant) one template may hold. Each joins values that
+/// exist already (the site's data, the template's constants, a filter's result charged as it was built), and
+/// minijinja cannot charge what it makes, so the count bounds it: one expression joins at most 257 such values.
+const JOIN_LIMIT: usize = 256;
+
+/// Filters whose result is a number or a boolean, whatever their input.
+const NUMBER_FILTERS: [&str; 8] = [
+    "length", "count", "int", "float", "round", "abs", "sum", "bool",
+];
+
+/// Filters whose result's items are items of their input (or pairs of a map's keys and values, or one item).
+const ITEM_FILTERS: [&str; 14] = [
+    "sort",
+    "reverse",
+    "unique",
+    "list",
+    "select",
+    "reject",
+    "selectattr",
+    "rejectattr",
+    "dictsort",
+    "items",
+    "first",
+    "last",
+    "min",
+    "max",
+];
+
+/// What `loop` tells that is a number or a boolean (its `previtem` and `nextitem` are items of what it walks).
+const LOOP_COUNTERS: [&str; 9] = [
+    "index",
+    "index0",
+    "revindex",
+    "revindex0",
+    "length",
+    "first",
+    "last",
+    "depth",
+    "depth0",
+];
+
+/// Refuses `~` and `+` that could grow text a template keeps: `{% set a = a ~ a %}` doubles it each time, so a
+/// few dozen statements fill the controller's memory in one step each, which neither the fuel nor the budget
+/// sees. An operand may be the site's data, a constant, a number, or a filter applied to those (a filter is
+/// charged each time it runs), but nothing the template built: a name set (with set, with or for) to anything
+/// else than the site's data, a constant or a number, what is computed from such a name, a list or map literal,
+/// or a function's result. And a template holds at most [`JOIN_LIMIT`] of them, so that even a long chain over
+/// the largest of the site's values stays bounded.
+fn joins(tree: &ast::Stmt<'_>) -> Result<(), String> {
+    let mut bound = Vec::new();
+    bindings(tree, &mut bound);
+    // `loop` is built by every loop; what it counts is allowed where it is read (see plain).
+    let mut built: HashSet<&str> = HashSet::from(["loop"]);
+    loop {
+        let before = built.len();
+        for b in &bound {
+            let kept = if b.each {
+                each_plain(b.value, &built)
+            } else {
+                plain(b.value, &built)
+            };
+            if !kept {
+                built.insert(b.name);
+            }
+        }
+        if built.len() == before {
+            break;
+        }
+    }
+    let mut count = 0usize;
+    each_expr(tree, &mut |e| {
+        let ast::Expr::BinOp(b) = e else {
+            return Ok(());
+        };
+        let what = match b.op {
+            ast::BinOpKind::Concat => "`~`",
+            // A number on either side: the sum is a number or an error, never a longer string or list.
+            ast::BinOpKind::Add if !number_constant(&b.left) && !number_constant(&b.right) => "`+`",
+            _ => return Ok(()),
+        };
+        let line = b.span().start_line;
+        count += 1;
+        if count > JOIN_LIMIT {
+            return refuse(
+                line,
+                &format!("more than {JOIN_LIMIT} `~` and `+` in one template"),
+                "each joins text or lists that minijinja does not count; write the parts one after another, \
+                 {{ a }}{{ b }}, or use [a, b]|join",
+            );
+        }
+        match joinable(&b.left, &built).and_then(|()| joinable(&b.right, &built)) {
+            Ok(()) => Ok(()),
+            Err(operand) => refuse(
+                line,
+                &format!("{what} on {operand}, which the template built,"),
+                "repeated, it doubles text or lists without a limit; join only the site's data and constants, \
+                 write the parts one after another, {{ a }}{{ b }}, or use [a, b]|join",
+            ),
+        }
+    })
+}
+
+fn number_constant(e: &ast::Expr<'_>) -> bool {
+    matches!(constant(e), Some(Constant::Number(_)))
+}
+
+/// `loop.index` and the like: a number or a boolean.
+fn loop_counter(e: &ast::Expr<'_>) -> bool {
+    matches!(e, ast::Expr::GetAttr(g)
+        if matches!(&g.expr, ast::Expr::Var(v) if v.id == "loop") && LOOP_COUNTERS.contains(&g.name))
+}
+
+/// Whether `e` may be an operand of `~` or `+`: what it is made of exists already, or is charged each time it is
+/// built. The operand that is not, named, if any. A `~` or `+` operand is checked on its own.
+fn joinable(e: &ast::Expr<'_>, built: &HashSet<&str>) -> Result<(), String> {
+    use ast::Expr;
+    let args = |list: &[ast::CallArg<'_>]| {
+        list.iter().try_for_each(|arg| match arg {
+            ast::CallArg::Pos(e)
+            | ast::CallArg::Kwarg(_, e)
+            | ast::CallArg::PosSplat(e)
+            | ast::CallArg::KwargSplat(e) => joinable(e, built),
+        })
+    };
+    match e {
+        Expr::Var(v) if built.contains(v.id) => Err(format!("`{}`", v.id)),
+        _ if loop_counter(e) => Ok(()),
+        Expr::Var(_) | Expr::Const(_) | Expr::Test(_) | Expr::Compare(_) | Expr::UnaryOp(_) => {
+            Ok(())
+        }
+        Expr::GetAttr(g) => joinable(&g.expr, built),
+        Expr::GetItem(g) => joinable(&g.expr, built),
+        Expr::Filter(f) if NUMBER_FILTERS.contains(&f.name) => Ok(()),
+        Expr::Filter(f) => {
+            f.expr.as_ref().map_or(Ok(()), |i| joinable(i, built))?;
+            args(&f.args)
+        }
+        Expr::IfExpr(i) => {
+            joinable(&i.true_expr, built)?;
+            i.false_expr.as_ref().map_or(Ok(()), |x| joinable(x, built))
+        }
+        Expr::BinOp(b) => match b.op {
+            ast::BinOpKind::ScAnd | ast::BinOpKind::ScOr | ast::BinOpKind::Mul => {
+                joinable(&b.left, built)?;
+                joinable(&b.right, built)
+            }
+            // `~` and `+` are checked on their own; the rest make numbers or booleans.
+            _ => Ok(()),
+        },
+        Expr::List(l) if l.as_const().is_some() => Ok(()),
+        Expr::Map(m) if m.as_const().is_some() => Ok(()),
+        Expr::List(_) | Expr::Map(_) => Err("a list or map literal".into()),
+        Expr::Call(_) => Err("a function's result".into()),
+        _ => Err("this value".into()),
+    }
+}
+
+/// Whether a name bound to `e` holds only what exists without the template (the site's data, a constant) or a
+/// number: then `~` may read it any number of times. A filter's result is charged once, when it is built, so a
+/// name keeping one is built, and so is one keeping what `~` or `+` made.
+fn plain(e: &ast::Expr<'_>, built: &HashSet<&str>) -> bool {
+    use ast::Expr;
+    match e {
+        Expr::Var(v) => !built.contains(v.id),
+        _ if loop_counter(e) => true,
+        Expr::Const(_) | Expr::Test(_) | Expr::Compare(_) | Expr::UnaryOp(_) => true,
+        Expr::GetAttr(g) => plain(&g.expr, built),
+        Expr::GetItem(g) => plain(&g.expr, built),
+        Expr::Filter(f) => NUMBER_FILTERS.contains(&f.name),
+        Expr::IfExpr(i) => {
+            plain(&i.true_expr, built) && i.false_expr.as_ref().is_none_or(|x| plain(x, built))
+        }
+        Expr::BinOp(b) => match b.op {
+            ast::BinOpKind::Concat => false,
+            ast::BinOpKind::Add => number_constant(&b.left) || number_constant(&b.right),
+            ast::BinOpKind::ScAnd | ast::BinOpKind::ScOr | ast::BinOpKind::Mul => {
+                plain(&b.left, built) && plain(&b.right, built)
+            }
+            _ => true,
+        },
+        Expr::List(l) => l.as_const().is_some(),
+        Expr::Map(m) => m.as_const().is_some(),
+        _ => false,
+    }
+}
+
+/// Whether each item of what a loop walks is plain: the items of plain data, numbers from `range`, the items a
+/// sorting or selecting filter keeps of such, the pieces `split` or `lines` cut from plain text. Not `batch`,
+/// whose one group may hold all of a long range.
+fn each_plain(e: &ast::Expr<'_>, built: &HashSet<&str>) -> bool {
+    use ast::Expr;
+    let plain_args = |list: &[ast::CallArg<'_>]| {
+        list.iter().all(|arg| match arg {
+            ast::CallArg::Pos(e)
+            | ast::CallArg::Kwarg(_, e)
+            | ast::CallArg::PosSplat(e)
+            | ast::CallArg::KwargSplat(e) => plain(e, built),
+        })
+    };
+    match e {
+        _ if plain(e, built) => true,
+        Expr::Call(c) => matches!(c.identify_call(), ast::CallType::Function("range")),
+        Expr::List(l) => l.items.iter().all(|i| plain(i, built)),
+        Expr::Filter(f) if ITEM_FILTERS.contains(&f.name) => {
+            f.expr.as_ref().is_some_and(|i| each_plain(i, built)) && plain_args(&f.args)
+        }
+        // map(attribute=...) keeps an attribute of each item; map with a filter builds new ones.
+        Expr::Filter(f) if f.name == "map" => {
+            f.expr.as_ref().is_some_and(|i| each_plain(i, built))
+                && f.args
+                    .iter()
+                    .all(|a| matches!(a, ast::CallArg::Kwarg("attribute", v) if plain(v, built)))
+        }
+        Expr::Filter(f) if matches!(f.name, "split" | "lines") => {
+            f.expr.as_ref().is_some_and(|i| plain(i, built)) && plain_args(&f.args)
+        }
+        _ => false,
+    }
+}
+
 /// The names `target` binds (`a`, or `a, b` when unpacking).
 fn names<'s>(target: &ast::Expr<'s>, out: &mut Vec<&'s str>) {
     match target {
@@ -639,19 +933,27 @@ fn names<'s>(target: &ast::Expr<'s>, out: &mut Vec<&'s str>) {
     }
 }
 
+/// A name a statement binds, with the expression it is bound to: its value (set, with) or, for a loop, what the
+/// loop walks (`each`: the name takes each item in turn).
+struct Binding<'a, 's> {
+    name: &'s str,
+    value: &'a ast::Expr<'s>,
+    each: bool,
+}
+
 /// Every name a statement binds (set, with, for) with the expression it is bound to.
-fn bindings<'a, 's>(node: &'a ast::Stmt<'s>, out: &mut Vec<(&'s str, &'a ast::Expr<'s>)>) {
+fn bindings<'a, 's>(node: &'a ast::Stmt<'s>, out: &mut Vec<Binding<'a, 's>>) {
     use ast::Stmt;
-    let bind = |target: &ast::Expr<'s>, value: &'a ast::Expr<'s>, out: &mut Vec<_>| {
+    let bind = |target: &ast::Expr<'s>, value: &'a ast::Expr<'s>, each: bool, out: &mut Vec<_>| {
         let mut bound = Vec::new();
         names(target, &mut bound);
-        out.extend(bound.into_iter().map(|name| (name, value)));
+        out.extend(bound.into_iter().map(|name| Binding { name, value, each }));
     };
     let body = |list: &'a [Stmt<'s>], out: &mut Vec<_>| list.iter().for_each(|s| bindings(s, out));
     match node {
         Stmt::Template(t) => body(&t.children, out),
         Stmt::ForLoop(f) => {
-            bind(&f.target, &f.iter, out);
+            bind(&f.target, &f.iter, true, out);
             body(&f.body, out);
             body(&f.else_body, out);
         }
@@ -661,11 +963,11 @@ fn bindings<'a, 's>(node: &'a ast::Stmt<'s>, out: &mut Vec<(&'s str, &'a ast::Ex
         }
         Stmt::WithBlock(w) => {
             for (target, value) in &w.assignments {
-                bind(target, value, out);
+                bind(target, value, false, out);
             }
             body(&w.body, out);
         }
-        Stmt::Set(s) => bind(&s.target, &s.expr, out),
+        Stmt::Set(s) => bind(&s.target, &s.expr, false, out),
         Stmt::AutoEscape(a) => body(&a.body, out),
         _ => {}
     }
@@ -872,23 +1174,8 @@ fn binop(b: &ast::Spanned<ast::BinOp<'_>>) -> Result<(), String> {
     use ast::BinOpKind;
     let line = b.span().start_line;
     let (left, right) = (constant(&b.left), constant(&b.right));
+    // `~` and `+` are checked with what the template binds: see joins.
     match b.op {
-        BinOpKind::Concat if left.is_none() || right.is_none() => refuse(
-            line,
-            "`~`",
-            "it builds text without a limit; write the parts one after another, {{ a }}{{ b }}, or use [a, b]|join",
-        ),
-        // A number on either side: the sum is a number or an error, never a longer string or list.
-        BinOpKind::Add
-            if !matches!(left, Some(Constant::Number(_)))
-                && !matches!(right, Some(Constant::Number(_))) =>
-        {
-            refuse(
-                line,
-                "`+` without a number constant on one side",
-                "it joins text or lists without a limit; use |join",
-            )
-        }
         BinOpKind::Mul => match (left, right) {
             (Some(Constant::Number(_)), Some(Constant::Number(_))) => Ok(()),
             (Some(Constant::Sized(len)), Some(Constant::Number(Some(n))))
@@ -1000,7 +1287,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use crate::notify::NotifyError;
-    use crate::notify::templates::{NoticeContext, NoticeRule, Templates, UserContext};
+    use crate::notify::templates::{
+        NoticeContext, NoticeRule, SeatLine, SummaryContext, SummaryCounts, Templates, UserContext,
+    };
     use crate::testing::peak_of;
 
     const MIB: usize = 1 << 20;
@@ -1058,7 +1347,10 @@ mod tests {
             ),
             ("{{ [1] * 100000000 }}", "`*`"),
             ("{{ user.name * 3 }}", "`*`"),
-            ("{{ user.name + user.name }}", "`+`"),
+            (
+                "{% set a = user.name %}{% set a = a + a %}",
+                "line 1: `+` on `a`",
+            ),
             ("{{ user.name[1:] }}", "a slice"),
             ("{% set a %}{{ user.name }}{% endset %}", "{% set %}"),
             ("{% filter upper %}x{% endfilter %}", "{% filter %}"),
@@ -1095,6 +1387,241 @@ mod tests {
                 "{source}: {e}"
             );
         }
+    }
+
+    /// `~` and `+` join the site's data and constants as Jinja users write them, with names set to such data, loop
+    /// counters, numbers and filters on the data; the result reads as the template says.
+    #[test]
+    fn ordinary_joins_are_accepted_and_render_exactly() {
+        for (source, expected) in [
+            (
+                r#"{{ user.name ~ " (" ~ user.id ~ ")" }}"#,
+                "Ann Lee (CORP\\ann)",
+            ),
+            (
+                r#"{% set label = user.name ~ " <" ~ user.email ~ ">" %}{{ label }}"#,
+                "Ann Lee <ann@example.com>",
+            ),
+            (r#"{{ "Dear " ~ user.name }}"#, "Dear Ann Lee"),
+            (r#"{{ user.name + "!" }}"#, "Ann Lee!"),
+            (
+                r#"{% set n = user.name %}{{ n ~ ", " ~ idle_days ~ " days" }}"#,
+                "Ann Lee, 91 days",
+            ),
+            (
+                r#"{{ (user.name|upper) ~ " " ~ (user.email|replace("@", " at ")) }}"#,
+                "ANN LEE ann at example.com",
+            ),
+            (
+                r#"{% set parts = [user.name, policy] %}{{ "parts: " ~ parts|length }}"#,
+                "parts: 2",
+            ),
+            (
+                r##"{% for i in range(2) %}{{ "#" ~ loop.index ~ "/" ~ i }} {% endfor %}"##,
+                "#1/0 #2/1 ",
+            ),
+            (
+                r#"{% with who = user %}{{ who.name ~ (" (" ~ rule ~ ")" if idle_days) }}{% endwith %}"#,
+                "Ann Lee (idle)",
+            ),
+        ] {
+            let (text, _) = render(source);
+            assert_eq!(text.as_deref(), Ok(expected), "{source}");
+        }
+    }
+
+    fn seat(user: &str, reason: &str) -> SeatLine {
+        SeatLine {
+            user: user.into(),
+            access_type: "professional".into(),
+            last_used: "2026-09-01".into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A loop walks the site's data: its variable joins like the data itself, and so does what it keeps of a
+    /// sorted or selected list, or of a map's items.
+    #[test]
+    fn a_loop_over_the_sites_lists_joins_its_items() {
+        let summary = SummaryContext {
+            policy: "prod-site".into(),
+            run_id: "r1".into(),
+            result: "Succeeded".into(),
+            dry_run: false,
+            message: String::new(),
+            reclaimed: vec![
+                seat("CORP\\bo", "idle 120 days"),
+                seat("CORP\\al", "leaver"),
+            ],
+            warned: Vec::new(),
+            failed: Vec::new(),
+            counts: SummaryCounts {
+                reclaimed: 2,
+                warned: 0,
+                failed: 0,
+            },
+            not_listed: SummaryCounts::default(),
+            omitted: 0,
+        };
+        let source = concat!(
+            r#"{% for s in reclaimed %}{{ s.user ~ " " ~ s.reason }}; {% endfor %}"#,
+            r#"{% for s in reclaimed|sort(attribute="user") %}{% set line = loop.index ~ ". " ~ s.user %}"#,
+            r#"{{ line }} {% endfor %}"#,
+            r#"{% for k, v in counts|dictsort %}{{ k ~ "=" ~ v }} {% endfor %}"#,
+            r#"{% for u in reclaimed|map(attribute="user") %}{{ u + "," }}{% endfor %}"#,
+        );
+        let templates = Templates::new(&BTreeMap::from([(
+            "summary.txt".to_string(),
+            source.to_string(),
+        )]))
+        .expect("accepted");
+        let text = templates.render("summary", &summary).expect("renders").text;
+        assert_eq!(
+            text,
+            concat!(
+                "CORP\\bo idle 120 days; CORP\\al leaver; ",
+                "1. CORP\\al 2. CORP\\bo ",
+                "failed=0 reclaimed=2 warned=0 ",
+                "CORP\\bo,CORP\\al,",
+            )
+        );
+    }
+
+    /// What `~` or `+` made, or a filter's result kept under a name, may not be joined again: each statement
+    /// could double it. The message names the line, the operand and what to write instead.
+    #[test]
+    fn doubling_chains_are_refused_naming_the_operand() {
+        for (source, named) in [
+            (
+                "{% set a = user.name %}\n{% set a = a ~ a %}{{ a|length }}",
+                "line 2: `~` on `a`",
+            ),
+            (
+                "{% set a = user.name ~ '' %}{% set b = a ~ a %}",
+                "`~` on `a`",
+            ),
+            (
+                "{% set a = user.name %}{% for i in range(40) %}{% set a = a + a %}{% endfor %}",
+                "`+` on `a`",
+            ),
+            (
+                "{% set a = user.name ~ '' %}{% set b = a %}{{ b ~ b }}",
+                "`~` on `b`",
+            ),
+            (
+                "{% with a = user.name ~ user.name %}{{ a ~ a }}{% endwith %}",
+                "`~` on `a`",
+            ),
+            (
+                "{% set a = user.name ~ '' %}{% set a = (a|upper) ~ a %}",
+                "`~` on `a`",
+            ),
+            (
+                "{% set a = user.name ~ '' %}{{ user.name|replace('A', a) ~ '' }}",
+                "`~` on `a`",
+            ),
+            ("{% set a = user.name|upper %}{{ a ~ a }}", "`~` on `a`"),
+            (
+                "{% set l = [user.name ~ user.name] %}{% for x in l %}{% set y = x ~ x %}{% endfor %}",
+                "`~` on `x`",
+            ),
+            (
+                "{% set a = user.name ~ '' %}{% for x in [a] %}{{ x ~ x }}{% endfor %}",
+                "`~` on `x`",
+            ),
+            (
+                "{% for g in range(100000)|batch(100000) %}{{ g ~ g }}{% endfor %}",
+                "`~` on `g`",
+            ),
+            ("{{ [user, user] ~ '' }}", "`~` on a list or map literal"),
+            ("{{ range(100000) ~ '' }}", "`~` on a function's result"),
+            (
+                "{{ range(9)|list + range(9)|list }}",
+                "`+` on a function's result",
+            ),
+        ] {
+            let Err(e) = with(source) else {
+                panic!("accepted: {source}")
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains(named) && e.contains("not allowed") && e.contains("{{ a }}{{ b }}"),
+                "{source}: {e}"
+            );
+        }
+        // A macro's arguments would be values the template passes around; minijinja is built without macros.
+        assert!(with("{% macro m(a) %}{{ a ~ a }}{% endmacro %}{{ m(user.name) }}").is_err());
+    }
+
+    /// Joins of the site's data are bounded by their number: a template of thousands of `~` over one value is
+    /// refused, counting every expression of the template, and the message says what to write instead.
+    #[test]
+    fn more_joins_than_the_limit_are_refused() {
+        let chain = |n: usize| format!("{{{{ {}'' }}}}", "policy ~ ".repeat(n));
+        let (text, _) = render(&chain(super::JOIN_LIMIT));
+        assert_eq!(
+            text.expect("renders"),
+            "prod-site".repeat(super::JOIN_LIMIT)
+        );
+        for source in [
+            chain(super::JOIN_LIMIT + 1),
+            "{{ user.name ~ '' }}\n".repeat(super::JOIN_LIMIT + 1),
+        ] {
+            let Err(e) = with(&source) else {
+                panic!("accepted {} bytes", source.len())
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains("more than 256 `~` and `+` in one template")
+                    && e.contains("not allowed")
+                    && e.contains("{{ a }}{{ b }}"),
+                "{e}"
+            );
+        }
+        let Err(e) = with(&"{{ user.name ~ '' }}\n".repeat(super::JOIN_LIMIT + 1)) else {
+            panic!("accepted")
+        };
+        assert!(e.to_string().contains("line 257:"), "{e}");
+    }
+
+    /// A chain of 100,000 operators, filters or lookups in one tag parses into a tree 100,000 deep: reading it
+    /// overflowed the stack of this very thread. Such a tag is refused from its tokens; one at the limit is read.
+    #[test]
+    fn a_tag_too_long_to_read_is_refused_before_it_is_parsed() {
+        let n = 100_000;
+        for (what, source) in [
+            ("~", format!("{{{{ {}'' }}}}", "user.name ~ ".repeat(n))),
+            ("+", format!("{{{{ {}1 }}}}", "1 + ".repeat(n))),
+            ("not", format!("{{{{ {}1 }}}}", "not ".repeat(n))),
+            ("-", format!("{{{{ {}1 }}}}", "-".repeat(n))),
+            (
+                "and",
+                format!("{{% if {}1 %}}{{% endif %}}", "1 and ".repeat(n)),
+            ),
+            (
+                "filters",
+                format!("{{{{ user.name{} }}}}", "|upper".repeat(n)),
+            ),
+            ("lookups", format!("{{{{ user{} }}}}", ".name".repeat(n))),
+            ("items", format!("{{{{ user{} }}}}", "['name']".repeat(n))),
+        ] {
+            let Err(e) = with(&source) else {
+                panic!("{what}: accepted")
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains("line 1: a tag of more than 500") && e.contains("not allowed"),
+                "{what}: {e}"
+            );
+        }
+        let limit = super::CHAIN_LIMIT;
+        let (text, _) = render(&format!("{{{{ {}1 }}}}", "1 + ".repeat(limit)));
+        assert_eq!(text.as_deref(), Ok("501"));
+        let (text, _) = render(&format!(
+            "{{{{ user.name{} }}}}",
+            "|lower".repeat(limit - 1)
+        ));
+        assert_eq!(text.as_deref(), Ok("ann lee"));
     }
 
     /// Forty doublings of a list hold 2^40 items as a comparison sees them, in a few kilobytes: comparing two
