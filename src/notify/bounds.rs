@@ -706,8 +706,10 @@ fn line_of(e: &ast::Expr<'_>) -> u16 {
 
 /// The most `~` and `+` (other than a sum with a number constant) one template may hold. Each joins values that
 /// exist already (the site's data, the template's constants, a filter's result charged as it was built), and
-/// minijinja cannot charge what it makes, so the count bounds it: one expression joins at most 257 such values.
-const JOIN_LIMIT: usize = 256;
+/// minijinja cannot charge what it makes, so the count bounds it: one expression joins at most 65 such values.
+/// A summary's seat list turned into text is the largest value a template can join (about 100 KB): 65 of them,
+/// and the text they make, stay near 13 MB.
+const JOIN_LIMIT: usize = 64;
 
 /// Filters whose result is a number or a boolean, whatever their input.
 const NUMBER_FILTERS: [&str; 8] = [
@@ -1572,7 +1574,7 @@ mod tests {
             };
             let e = e.to_string();
             assert!(
-                e.contains("more than 256 `~` and `+` in one template")
+                e.contains("more than 64 `~` and `+` in one template")
                     && e.contains("not allowed")
                     && e.contains("{{ a }}{{ b }}"),
                 "{e}"
@@ -1581,7 +1583,7 @@ mod tests {
         let Err(e) = with(&"{{ user.name ~ '' }}\n".repeat(super::JOIN_LIMIT + 1)) else {
             panic!("accepted")
         };
-        assert!(e.to_string().contains("line 257:"), "{e}");
+        assert!(e.to_string().contains("line 65:"), "{e}");
     }
 
     /// A chain of 100,000 operators, filters or lookups in one tag parses into a tree 100,000 deep: reading it
