@@ -2,7 +2,7 @@
 //! secret repeated whatever Qlik sends back.
 
 use qlik_license_reclaimer::credentials::Credentials;
-use qlik_license_reclaimer::policy::{self, RunResult};
+use qlik_license_reclaimer::policy::RunResult;
 use qlik_license_reclaimer::run::{Outcome, RunReport};
 use qrs_simulator::{Fault, FaultRule};
 
@@ -349,7 +349,6 @@ async fn an_unreadable_date_is_repeated_only_scrubbed_and_short() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_run_retries_nothing() {
     use qlik_license_reclaimer::brake::{Brake, BrakeState};
-    use qlik_license_reclaimer::run::{self, RunContext};
     let sim = known_site().await;
     // Every DELETE is slow and fails: normally retried, but not once the run is stopping.
     sim.set_latency(std::time::Duration::from_millis(300));
@@ -357,7 +356,6 @@ async fn a_stopping_run_retries_nothing() {
     let mut spec = policy(&sim);
     spec.site.concurrency = 1;
     let (lever, brake) = Brake::new(BrakeState::Released);
-    let creds = credentials(&sim);
     // Stop as soon as the first DELETE has reached QRS (it is then in flight for 300 ms, and fails).
     let watcher = async {
         while sim.qrs_delete_arrivals() == 0 {
@@ -365,20 +363,7 @@ async fn a_stopping_run_retries_nothing() {
         }
         lever.stop("test stop");
     };
-    let policy = policy::validate(&spec, &Default::default()).expect("a valid policy");
-    let run = run::execute(
-        &policy,
-        RunContext {
-            credentials: &creds,
-            force_dry_run: false,
-            now: sim.now(),
-            observer: None,
-            brake: Some(brake),
-            retry: Some(fast_retries()),
-            earlier_reclaims: Vec::new(),
-            notify: None,
-        },
-    );
+    let run = run_braked(&sim, &spec, brake, fast_retries());
     let (report, ()) = tokio::join!(run, watcher);
     assert_eq!(
         sim.qrs_delete_arrivals(),
@@ -415,21 +400,8 @@ async fn an_aborted_dry_run_reports_nothing_as_would_be_reclaimed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_brake_starts_no_deletion_until_released() {
     use qlik_license_reclaimer::brake::{Brake, BrakeState};
-    use qlik_license_reclaimer::run::{self, RunContext};
     let sim = known_site().await;
-    let policy = policy::validate(&policy(&sim), &Default::default()).expect("a valid policy");
-    let creds = credentials(&sim);
-    let context = |brake: Brake| RunContext {
-        credentials: &creds,
-        force_dry_run: false,
-        now: sim.now(),
-        observer: None,
-        brake: Some(brake),
-        retry: Some(fast_retries()),
-        earlier_reclaims: Vec::new(),
-        notify: None,
-    };
-
+    let spec = policy(&sim);
     // Paused, then stopped while the run waits: nothing is deleted.
     let (lever, brake) = Brake::new(BrakeState::Paused("watch down".into()));
     let stopper = async {
@@ -437,7 +409,7 @@ async fn a_paused_brake_starts_no_deletion_until_released() {
         assert_eq!(sim.qrs_delete_arrivals(), 0, "no DELETE while paused");
         lever.stop("the policy was switched to dry run");
     };
-    let (report, ()) = tokio::join!(run::execute(&policy, context(brake)), stopper);
+    let (report, ()) = tokio::join!(run_braked(&sim, &spec, brake, fast_retries()), stopper);
     assert!(no_deletes(&sim), "a stop while paused lets nothing through");
     assert!(
         report.message.contains("switched to dry run"),
@@ -452,7 +424,7 @@ async fn a_paused_brake_starts_no_deletion_until_released() {
         assert_eq!(sim.qrs_delete_arrivals(), 0, "no DELETE while paused");
         lever.release();
     };
-    let (report, ()) = tokio::join!(run::execute(&policy, context(brake)), releaser);
+    let (report, ()) = tokio::join!(run_braked(&sim, &spec, brake, fast_retries()), releaser);
     assert!(report.totals.reclaimed > 0, "{}", report.message);
     assert_eq!(sim.qrs_delete_arrivals() as u64, report.totals.reclaimed);
 }
@@ -462,7 +434,6 @@ async fn a_paused_brake_starts_no_deletion_until_released() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_pause_the_rest_of_a_batch_is_read_again_before_deleting() {
     use qlik_license_reclaimer::brake::{Brake, BrakeState};
-    use qlik_license_reclaimer::run::{self, RunContext};
     use std::time::Duration;
     // Many idle seats of each type, so that a batch holds dozens; one DELETE at a time, each slow.
     let sim = start_simulator(qrs_simulator::SimulatorConfig {
@@ -476,19 +447,7 @@ async fn after_a_pause_the_rest_of_a_batch_is_read_again_before_deleting() {
     spec.limits.max_reclaim_percent = 100;
     spec.limits.max_reclaims_per_run = 5;
     spec.site.concurrency = 1;
-    let policy = policy::validate(&spec, &Default::default()).expect("a valid policy");
-    let creds = credentials(&sim);
     let (lever, brake) = Brake::new(BrakeState::Released);
-    let context = RunContext {
-        credentials: &creds,
-        force_dry_run: false,
-        now: sim.now(),
-        observer: None,
-        brake: Some(brake),
-        retry: Some(fast_retries()),
-        earlier_reclaims: Vec::new(),
-        notify: None,
-    };
     let is_recheck = |r: &qrs_simulator::RecordedRequest| {
         r.method == "GET"
             && r.path.contains("accesstype")
@@ -508,7 +467,7 @@ async fn after_a_pause_the_rest_of_a_batch_is_read_again_before_deleting() {
         (before, arrived)
     };
     let (report, (before, arrived)) = tokio::time::timeout(Duration::from_secs(60), async {
-        tokio::join!(run::execute(&policy, context), pauser)
+        tokio::join!(run_braked(&sim, &spec, brake, fast_retries()), pauser)
     })
     .await
     .expect("the run ends");
@@ -555,29 +514,17 @@ async fn after_a_pause_the_rest_of_a_batch_is_read_again_before_deleting() {
 async fn a_stop_during_a_retry_backoff_holds() {
     use qlik_license_reclaimer::brake::{Brake, BrakeState};
     use qlik_license_reclaimer::qrs::RetryPolicy;
-    use qlik_license_reclaimer::run::{self, RunContext};
     use std::time::Duration;
     let sim = known_site().await;
     sim.inject(FaultRule::always(Fault::Status(503)).method("DELETE"));
     let mut spec = policy(&sim);
     spec.site.concurrency = 1;
-    let policy = policy::validate(&spec, &Default::default()).expect("a valid policy");
-    let creds = credentials(&sim);
     let (lever, brake) = Brake::new(BrakeState::Released);
-    let context = RunContext {
-        credentials: &creds,
-        force_dry_run: false,
-        now: sim.now(),
-        observer: None,
-        brake: Some(brake),
-        // At least a second between attempts: the stop surely comes during the wait.
-        retry: Some(RetryPolicy {
-            attempts: 4,
-            base_delay: Duration::from_secs(2),
-            max_delay: Duration::from_secs(2),
-        }),
-        earlier_reclaims: Vec::new(),
-        notify: None,
+    // At least a second between attempts: the stop surely comes during the wait.
+    let retry = RetryPolicy {
+        attempts: 4,
+        base_delay: Duration::from_secs(2),
+        max_delay: Duration::from_secs(2),
     };
     let stopper = async {
         // The first DELETE has been answered 503: the client now waits before trying again.
@@ -590,7 +537,7 @@ async fn a_stop_during_a_retry_backoff_holds() {
         }
         lever.stop("test stop");
     };
-    let (report, ()) = tokio::join!(run::execute(&policy, context), stopper);
+    let (report, ()) = tokio::join!(run_braked(&sim, &spec, brake, retry), stopper);
     assert_eq!(
         sim.qrs_delete_arrivals(),
         1,
@@ -604,22 +551,9 @@ async fn a_stop_during_a_retry_backoff_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_run_starts_no_request() {
     use qlik_license_reclaimer::brake::{Brake, BrakeState};
-    use qlik_license_reclaimer::run::{self, RunContext};
     let sim = known_site().await;
-    let policy = policy::validate(&policy(&sim), &Default::default()).expect("a valid policy");
-    let creds = credentials(&sim);
     let (_lever, brake) = Brake::new(BrakeState::Stopped("test stop".into()));
-    let context = RunContext {
-        credentials: &creds,
-        force_dry_run: false,
-        now: sim.now(),
-        observer: None,
-        brake: Some(brake),
-        retry: Some(fast_retries()),
-        earlier_reclaims: Vec::new(),
-        notify: None,
-    };
-    let report = run::execute(&policy, context).await;
+    let report = run_braked(&sim, &policy(&sim), brake, fast_retries()).await;
     assert!(sim.arrivals().is_empty(), "{:?}", sim.arrivals());
     assert_eq!(report.result, RunResult::Failed);
     assert!(report.message.contains("test stop"), "{}", report.message);

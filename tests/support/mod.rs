@@ -220,14 +220,35 @@ pub async fn run_policy(
     spec: &LicenseCleanupPolicySpec,
     credentials: &Credentials,
 ) -> RunReport {
+    run_policy_with(simulator, spec, credentials, None, fast_retries()).await
+}
+
+/// One run of `spec` on the simulator with the site's credentials, a brake the test works, and `retry`.
+pub async fn run_braked(
+    simulator: &Simulator,
+    spec: &LicenseCleanupPolicySpec,
+    brake: qlik_license_reclaimer::brake::Brake,
+    retry: RetryPolicy,
+) -> RunReport {
+    let credentials = credentials(simulator);
+    run_policy_with(simulator, spec, &credentials, Some(brake), retry).await
+}
+
+async fn run_policy_with(
+    simulator: &Simulator,
+    spec: &LicenseCleanupPolicySpec,
+    credentials: &Credentials,
+    brake: Option<qlik_license_reclaimer::brake::Brake>,
+    retry: RetryPolicy,
+) -> RunReport {
     let policy = policy::validate(spec, &Default::default()).expect("a valid policy");
     let context = RunContext {
         credentials,
         force_dry_run: false,
         now: simulator.now(),
         observer: None,
-        brake: None,
-        retry: Some(fast_retries()),
+        brake,
+        retry: Some(retry),
         earlier_reclaims: Vec::new(),
         notify: None,
     };
