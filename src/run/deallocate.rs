@@ -1,0 +1,194 @@
+//! Deallocation: the plan's reclaims, longest idle first, in batches of one access type, each read again just
+//! before its DELETEs, with the brake looked at before each one starts.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use futures::StreamExt;
+
+use super::{Outcome, StopReason};
+use crate::brake::{Brake, BrakeState};
+use crate::model::{AccessType, Allocation};
+use crate::plan::Plan;
+use crate::qrs::{Deallocation, QrsClient, QrsError};
+
+/// Deallocations re-checked with one request: the size of a QRS `id eq ... or ...` filter that stays well under
+/// URL length limits.
+const RECHECK_BATCH: usize = crate::qrs::USER_BATCH;
+
+/// Deallocate the plan's reclaims with bounded concurrency, longest idle first, in batches of one access type.
+/// Just before each batch, its seats are read again (one request for up to [`RECHECK_BATCH`]): a seat used since
+/// the run read the site (its `lastUsed` moved) is kept. The brake is looked at as each DELETE is about to start:
+/// once pulled, only the DELETEs in flight finish (at most `concurrency`); paused, the batch ends there and the
+/// rest of it waits, to be read again once the brake is released (what was read before the pause may be stale).
+/// Returns why the brake cut the run short, if it did.
+pub(super) async fn deallocate_all(
+    client: &QrsClient,
+    plan: &Plan,
+    reclaims: &[usize],
+    concurrency: u32,
+    brake: Option<&Brake>,
+    outcomes: &mut [(Outcome, Option<String>)],
+) -> StopReason {
+    let released = Brake::released();
+    let brake = brake.unwrap_or(&released);
+    let mut batches: VecDeque<Vec<usize>> = batches_by_type(plan, reclaims).into();
+    while let Some(batch) = batches.pop_front() {
+        if let Err(reason) = brake.proceed().await {
+            return Some(reason);
+        }
+        let to_delete = recheck(client, plan, &batch, brake, outcomes).await;
+        // What the brake said when it ended the batch early, if it did.
+        let mut held = None;
+        let results: Vec<(usize, Result<Deallocation, QrsError>)> =
+            futures::stream::iter(to_delete.iter().copied())
+                // Checked as each deallocation is about to start, so a stop lets the ones in flight finish and
+                // starts no other.
+                .take_while(|_| {
+                    let state = brake.current();
+                    let go = state == BrakeState::Released;
+                    if !go && held.is_none() {
+                        held = Some(state);
+                    }
+                    futures::future::ready(go)
+                })
+                .map(|i| {
+                    let allocation = &plan.decisions[i].allocation;
+                    async move {
+                        (
+                            i,
+                            client
+                                .deallocate(allocation.access_type, &allocation.id)
+                                .await,
+                        )
+                    }
+                })
+                .buffer_unordered(concurrency.clamp(1, 32) as usize)
+                .collect()
+                .await;
+        let started: HashSet<usize> = results.iter().map(|(i, _)| *i).collect();
+        for (i, result) in results {
+            outcomes[i] = deallocation_outcome(&plan.decisions[i].allocation, result);
+        }
+        match held {
+            Some(BrakeState::Stopped(reason)) => return Some(reason),
+            Some(BrakeState::Paused(_)) => {
+                let rest: Vec<usize> = to_delete
+                    .into_iter()
+                    .filter(|i| !started.contains(i))
+                    .collect();
+                if !rest.is_empty() {
+                    batches.push_front(rest);
+                }
+            }
+            Some(BrakeState::Released) | None => {}
+        }
+    }
+    None
+}
+
+/// Reads a batch of one access type again, with one request, just before deleting it. Returns the seats still
+/// to delete; the others get their outcome: gone already, used since the run read the site, or not readable.
+async fn recheck(
+    client: &QrsClient,
+    plan: &Plan,
+    batch: &[usize],
+    brake: &Brake,
+    outcomes: &mut [(Outcome, Option<String>)],
+) -> Vec<usize> {
+    let access_type = plan.decisions[batch[0]].allocation.access_type;
+    let ids: Vec<&str> = batch
+        .iter()
+        .map(|&i| plan.decisions[i].allocation.id.as_str())
+        .collect();
+    let fresh = match client.allocations_by_id(access_type, &ids).await {
+        Ok(fresh) => fresh,
+        // A stop cut the read short (no retry starts after it): the seats were never tried, they are deferred.
+        Err(_) if brake.stopped().is_some() => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(access_type = %access_type, error = %e, "could not read the seats again before deleting; not deleting them");
+            let why = format!("not deleted: the seat could not be read again just before ({e})");
+            for &i in batch {
+                outcomes[i] = (Outcome::Failed, Some(why.clone()));
+            }
+            return Vec::new();
+        }
+    };
+    let fresh: HashMap<String, Allocation> = fresh
+        .into_iter()
+        .map(|a| (a.id.to_ascii_lowercase(), a))
+        .collect();
+    let mut to_delete = Vec::with_capacity(batch.len());
+    for &i in batch {
+        let read = &plan.decisions[i].allocation;
+        match fresh.get(&read.id.to_ascii_lowercase()) {
+            None => {
+                // Gone since the read: someone (or something) deallocated it; nothing to delete.
+                tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "already deallocated");
+                outcomes[i] = (Outcome::AlreadyGone, None);
+            }
+            Some(now) if unchanged(read, now) => to_delete.push(i),
+            Some(_) => {
+                tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "used since the run read the site; kept");
+                outcomes[i] = (Outcome::UsedSinceRead, None);
+            }
+        }
+    }
+    to_delete
+}
+
+/// What one DELETE did, logged.
+fn deallocation_outcome(
+    allocation: &Allocation,
+    result: Result<Deallocation, QrsError>,
+) -> (Outcome, Option<String>) {
+    let (user, access_type, id) = (&allocation.user, allocation.access_type, &allocation.id);
+    match result {
+        Ok(Deallocation::Done) => {
+            tracing::info!(user = %user, access_type = %access_type, allocation = %id, "deallocated");
+            (Outcome::Reclaimed, None)
+        }
+        Ok(Deallocation::AlreadyGone) => {
+            tracing::info!(user = %user, access_type = %access_type, allocation = %id, "already deallocated");
+            (Outcome::AlreadyGone, None)
+        }
+        Err(e) => {
+            tracing::warn!(user = %user, access_type = %access_type, allocation = %id, error = %e, "deallocation failed");
+            (Outcome::Failed, Some(e.to_string()))
+        }
+    }
+}
+
+/// Whether a seat read again is the seat the plan decided on: same holder, same last use and creation, not
+/// quarantined meanwhile, nothing unknown.
+fn unchanged(read: &Allocation, now: &Allocation) -> bool {
+    now.last_used == read.last_used
+        && now.created == read.created
+        && !now.quarantined
+        && now.incomplete.is_none()
+        && now.user == read.user
+}
+
+/// The reclaims (plan indexes, in reclaim order) cut into batches of one access type and at most
+/// [`RECHECK_BATCH`], ordered by their first (longest idle) seat.
+fn batches_by_type(plan: &Plan, reclaims: &[usize]) -> Vec<Vec<usize>> {
+    let mut by_type: BTreeMap<AccessType, Vec<usize>> = BTreeMap::new();
+    for &i in reclaims {
+        by_type
+            .entry(plan.decisions[i].allocation.access_type)
+            .or_default()
+            .push(i);
+    }
+    let mut batches: Vec<Vec<usize>> = by_type
+        .into_values()
+        .flat_map(|list| {
+            list.chunks(RECHECK_BATCH)
+                .map(<[usize]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // Batches start at distinct reclaims, in reclaim order.
+    let position: HashMap<usize, usize> =
+        reclaims.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    batches.sort_by_key(|batch| position.get(&batch[0]).copied().unwrap_or(usize::MAX));
+    batches
+}
