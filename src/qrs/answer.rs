@@ -79,7 +79,7 @@ pub(crate) async fn read_prefix(mut response: reqwest::Response, limit: usize) -
 }
 
 fn transport(error: reqwest::Error) -> ReadError {
-    ReadError::Transport(super::error_chain(&error.without_url()))
+    ReadError::Transport(super::transport::error_chain(&error.without_url()))
 }
 
 /// Turns one element of a list into what the caller keeps, or says why it cannot.

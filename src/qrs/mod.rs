@@ -12,22 +12,21 @@ mod answer;
 mod scrub;
 mod table;
 mod tls;
+mod transport;
 #[warn(unreachable_pub)]
 pub(crate) mod wire;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use rand::Rng;
 use reqwest::{Method, StatusCode};
-use serde::de::DeserializeOwned;
 
 use crate::brake::Brake;
 use crate::credentials::{Credentials, Xrfkey};
 use crate::model::{AccessType, Allocation, SeatCounts, UserDetails, UserState};
-use answer::{ListLimits, ReadError};
 pub(crate) use scrub::Scrubber;
 pub use tls::ServerVerification;
 pub use wire::{Holder, SeatAccess};
@@ -571,207 +570,6 @@ impl QrsClient {
             .await?;
         Ok(Deallocation::Done)
     }
-
-    /// GET a QRS endpoint, with retries; a success answer, still unread, and its URL for messages.
-    async fn get_ok(
-        &self,
-        endpoint: &str,
-        query: &[(&str, String)],
-    ) -> Result<(String, reqwest::Response), QrsError> {
-        let url = format!("{}/qrs/{endpoint}", self.qrs_base);
-        let response = self
-            .send(Method::GET, &url, endpoint, query, None, true)
-            .await?;
-        let response = self.check_status(Method::GET, endpoint, response).await?;
-        Ok((url, response))
-    }
-
-    async fn get_json<T: DeserializeOwned>(
-        &self,
-        endpoint: &str,
-        query: &[(&str, String)],
-    ) -> Result<T, QrsError> {
-        let (url, response) = self.get_ok(endpoint, query).await?;
-        let body = answer::read_capped(response, SMALL_ANSWER_BYTES)
-            .await
-            .map_err(|e| self.read_error(endpoint, &url, e))?;
-        serde_json::from_slice(&body).map_err(|e| QrsError::Nonsense {
-            method: Method::GET,
-            endpoint: endpoint.to_string(),
-            detail: format!("invalid JSON ({e})"),
-        })
-    }
-
-    /// A JSON list of at most `rows` elements, parsed as it arrives and converted element by element.
-    async fn get_list<T: DeserializeOwned, U: Send + 'static>(
-        &self,
-        endpoint: &str,
-        query: &[(&str, String)],
-        (rows, rows_why): (usize, &'static str),
-        what: &'static str,
-        convert: impl answer::Convert<T, U>,
-    ) -> Result<Vec<U>, QrsError> {
-        let (url, response) = self.get_ok(endpoint, query).await?;
-        let limits = ListLimits {
-            bytes: LIST_ANSWER_BYTES,
-            element_bytes: LIST_ELEMENT_BYTES,
-            rows,
-            rows_why,
-        };
-        answer::read_list(response, limits, what, convert)
-            .await
-            .map_err(|e| self.read_error(endpoint, &url, e))
-    }
-
-    fn read_error(&self, endpoint: &str, url: &str, error: ReadError) -> QrsError {
-        match error {
-            ReadError::Transport(detail) => QrsError::Unreachable {
-                method: Method::GET,
-                endpoint: endpoint.to_string(),
-                url: strip_query(url),
-                detail: format!(
-                    "the answer was cut off: {}",
-                    self.scrubber.scrub(&detail, QLIK_TEXT_CHARS)
-                ),
-            },
-            other => QrsError::Nonsense {
-                method: Method::GET,
-                endpoint: endpoint.to_string(),
-                detail: self.scrubber.scrub(&other.to_string(), QLIK_TEXT_CHARS),
-            },
-        }
-    }
-
-    /// Turn a non-success answer into an error that says what to fix. Qlik's text is repeated only scrubbed
-    /// of the secrets this client sent, and cut short: error pages often echo the request.
-    async fn check_status(
-        &self,
-        method: Method,
-        endpoint: &str,
-        response: reqwest::Response,
-    ) -> Result<reqwest::Response, QrsError> {
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let body = answer::read_prefix(response, ERROR_PAGE_BYTES).await;
-        let body = String::from_utf8_lossy(&body);
-        let snippet = self.scrubber.scrub(body.trim(), QLIK_TEXT_CHARS);
-        let endpoint = endpoint.to_string();
-        Err(match status {
-            StatusCode::FORBIDDEN if body.contains("XSRF") => QrsError::Refused {
-                method,
-                endpoint,
-                status,
-                detail: format!(
-                    "{snippet} (the xrfkey was rejected: check the Secret's xrfkey, 16 of [0-9A-Za-z])"
-                ),
-            },
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::FOUND => {
-                QrsError::Refused {
-                    method,
-                    endpoint,
-                    status,
-                    detail: format!(
-                        "{} (check that the certificate is the site's exported client certificate and that site.user may administer licences)",
-                        if snippet.is_empty() {
-                            "no details"
-                        } else {
-                            &snippet
-                        }
-                    ),
-                }
-            }
-            _ => QrsError::Status {
-                method,
-                endpoint,
-                status,
-                detail: if snippet.is_empty() {
-                    "no details".into()
-                } else {
-                    snippet
-                },
-            },
-        })
-    }
-
-    /// Send with the xrfkey and the identity, retrying connection errors and 5xx when `retry` is set.
-    async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        endpoint: &str,
-        query: &[(&str, String)],
-        body: Option<&serde_json::Value>,
-        retry: bool,
-    ) -> Result<reqwest::Response, QrsError> {
-        let attempts = if retry { self.retry.attempts.max(1) } else { 1 };
-        let mut attempt = 0;
-        // Once the run's brake is pulled no request starts (the ones in flight finish): a run told to stop while
-        // it reads a large site ends within one request, not after thousands.
-        if let Some(reason) = self.brake.as_ref().and_then(Brake::stopped) {
-            return Err(QrsError::Stopped {
-                method,
-                endpoint: endpoint.to_string(),
-                reason,
-            });
-        }
-        loop {
-            let started = Instant::now();
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .query(query)
-                .query(&[("xrfkey", self.xrfkey.as_str())])
-                .header("X-Qlik-Xrfkey", self.xrfkey.as_str())
-                .header(self.auth_header.0, &self.auth_header.1);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let outcome = request.send().await;
-            let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
-            self.record(&method, endpoint, status, started.elapsed());
-            attempt += 1;
-            let retryable = match &outcome {
-                Ok(response) => response.status().is_server_error(),
-                Err(_) => true,
-            };
-            let unreachable = |e: reqwest::Error| QrsError::Unreachable {
-                method: method.clone(),
-                endpoint: endpoint.to_string(),
-                url: strip_query(url),
-                // The URL carries the xrfkey, which may come from the Secret: never repeat it.
-                detail: self
-                    .scrubber
-                    .scrub(&error_chain(&e.without_url()), QLIK_TEXT_CHARS),
-            };
-            let stopped = self.brake.as_ref().is_some_and(|b| b.stopped().is_some());
-            if !retryable || attempt >= attempts || stopped {
-                return outcome.map_err(unreachable);
-            }
-            let delay = self.retry.delay(attempt - 1);
-            tracing::debug!(%method, endpoint, attempt, ?status, ?delay, "retrying QRS request");
-            tokio::time::sleep(delay).await;
-            // A retry is a new attempt: the brake is looked at as it is about to start (a stop during the backoff
-            // holds), and it waits while the brake is paused, like any deallocation.
-            if let Some(brake) = &self.brake
-                && brake.proceed().await.is_err()
-            {
-                return outcome.map_err(unreachable);
-            }
-        }
-    }
-
-    fn record(&self, method: &Method, endpoint: &str, status: Option<u16>, duration: Duration) {
-        if let Some(observer) = &self.observer {
-            observer.observe(&RequestRecord {
-                method: method.clone(),
-                endpoint: endpoint.to_string(),
-                status,
-                duration,
-            });
-        }
-    }
 }
 
 /// Characters left as they are in `X-Qlik-User` values: the unreserved set of RFC 3986.
@@ -817,25 +615,6 @@ fn guid_filter(endpoint: &str, ids: &[impl AsRef<str>]) -> Result<String, QrsErr
         .map(|id| format!("id eq {}", id.as_ref()))
         .collect::<Vec<_>>()
         .join(" or "))
-}
-
-fn strip_query(url: &str) -> String {
-    url.split('?').next().unwrap_or(url).to_string()
-}
-
-/// reqwest's top-level message ("error sending request") hides the cause; TLS and connection problems are in
-/// the source chain.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]
