@@ -79,7 +79,7 @@ pub(crate) async fn read_prefix(mut response: reqwest::Response, limit: usize) -
 }
 
 fn transport(error: reqwest::Error) -> ReadError {
-    ReadError::Transport(super::transport::error_chain(&error.without_url()))
+    ReadError::Transport(error_chain(&error.without_url()))
 }
 
 /// Turns one element of a list into what the caller keeps, or says why it cannot.
@@ -270,4 +270,19 @@ where
         }
         Ok(items)
     }
+}
+
+/// reqwest's top-level message ("error sending request") hides the cause; TLS and connection problems are in
+/// the source chain.
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
-use super::answer::{self, ListLimits, ReadError};
+use super::answer::{self, ListLimits, ReadError, error_chain};
 use super::{
     ERROR_PAGE_BYTES, LIST_ANSWER_BYTES, LIST_ELEMENT_BYTES, QLIK_TEXT_CHARS, QrsClient, QrsError,
     RequestRecord, SMALL_ANSWER_BYTES,
@@ -225,19 +225,4 @@ impl QrsClient {
 
 pub(super) fn strip_query(url: &str) -> String {
     url.split('?').next().unwrap_or(url).to_string()
-}
-
-/// reqwest's top-level message ("error sending request") hides the cause; TLS and connection problems are in
-/// the source chain.
-pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
 }
