@@ -4,7 +4,8 @@
 use super::args::RunArgs;
 use super::{CliError, kube_client, print_report};
 use crate::k8s::events::recorder;
-use crate::k8s::policy_run::{self, PolicyRun, PolicyRunOutcome, StartError, Trigger};
+use crate::k8s::inputs::StartError;
+use crate::k8s::policy_run::{self, PolicyRun, PolicyRunOutcome, Trigger};
 use crate::k8s::scheduling::{Due, due};
 use crate::policy::Permissions;
 use crate::policy::{LicenseCleanupPolicy, RunResult};

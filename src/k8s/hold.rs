@@ -1,4 +1,5 @@
-//! A run's hold on its policy (`status.activeRun`: at most one run of a policy at a time, whoever runs it) and
+//! A run's hold on its policy (`status.activeRun`: at most one run of a policy at a time, whoever runs it), taken
+//! for a trigger that no one answered yet, and
 //! the run's brake: a watch that stops its deletions as soon as the policy changes, when the hold is lost, or
 //! when the process is told to stop.
 
@@ -8,9 +9,10 @@ use futures::StreamExt;
 use kube::Api;
 use kube::api::WatchEvent;
 
+use super::conditions::{ConditionUpdate, merge_conditions};
 use super::status::{time, update_status};
 use crate::brake::{Brake, BrakeLever, BrakeState};
-use crate::policy::{LicenseCleanupPolicy, LicenseCleanupPolicyStatus};
+use crate::policy::{ActiveRun, LicenseCleanupPolicy, LicenseCleanupPolicyStatus};
 use crate::shutdown::Shutdown;
 
 /// How long a run waits for its watch on the policy to come back before it gives up deleting.
@@ -31,7 +33,7 @@ const WATCH_SILENCE: Duration = Duration::from_secs(15);
 const HOLD_CHECK: Duration = Duration::from_secs(2);
 
 /// A run's hold on its policy is void this long after its last renewal (then another runner may take it).
-pub(super) const HOLD_SECONDS: u32 = 30;
+const HOLD_SECONDS: u32 = 30;
 
 /// How often a run renews its hold.
 const HOLD_RENEW: Duration = Duration::from_secs(10);
@@ -41,7 +43,7 @@ const HOLD_RENEW: Duration = Duration::from_secs(10);
 const HOLD_SAFE: Duration = Duration::from_secs(20);
 
 /// Who runs a policy: the pod, or this process.
-pub(super) fn holder_name() -> String {
+fn holder_name() -> String {
     std::env::var("POD_NAME")
         .ok()
         .filter(|n| !n.is_empty())
@@ -49,6 +51,100 @@ pub(super) fn holder_name() -> String {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
             format!("{host}/pid-{}", std::process::id())
         })
+}
+
+/// What a run answers; checked against the resource as it is now, so a reconcile working from a cache that
+/// lags behind never runs the same instant (or the same run-now value) twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// `run --policy-ref`: always runs.
+    Manual,
+    /// A scheduled instant.
+    Scheduled(jiff::Timestamp),
+    /// A new value of the run-now annotation.
+    RunNow(String),
+}
+
+impl Trigger {
+    fn already_answered(&self, status: &LicenseCleanupPolicyStatus) -> bool {
+        match self {
+            Trigger::Manual => false,
+            Trigger::Scheduled(at) => status
+                .last_schedule_time
+                .as_ref()
+                .is_some_and(|t| t.0 >= *at),
+            Trigger::RunNow(value) => status.last_run_now.as_deref() == Some(value.as_str()),
+        }
+    }
+}
+
+/// What taking the policy's hold found.
+pub(super) enum Held {
+    /// The hold is ours; the policy as it was when taken.
+    Policy(Box<LicenseCleanupPolicy>),
+    /// Someone already answered this trigger.
+    AlreadyAnswered,
+    /// The policy is suspended (`spec.suspend`).
+    Suspended,
+    /// Another run holds the policy.
+    Busy { holder: String },
+}
+
+/// Takes the policy's hold and marks it running, unless the trigger was answered already, the policy is
+/// suspended (read fresh: a suspend wins over any trigger, `run --policy-ref` included) or another run holds it.
+/// At most one run of a policy at a time, whoever runs it; a hold not renewed in time is void.
+pub(super) async fn take_hold(
+    api: &Api<LicenseCleanupPolicy>,
+    name: &str,
+    trigger: &Trigger,
+    hold_id: &str,
+) -> Result<Held, kube::Error> {
+    let started = jiff::Timestamp::now();
+    let holder = holder_name();
+    let mut not_run = None;
+    let policy = update_status(api, name, |policy, status| {
+        let busy = status
+            .active_run
+            .as_ref()
+            .filter(|hold| hold.holds_at(started) && hold.id != hold_id)
+            .map(|hold| hold.holder.clone());
+        not_run = if trigger.already_answered(status) {
+            Some(Held::AlreadyAnswered)
+        } else if policy.spec.suspend {
+            Some(Held::Suspended)
+        } else {
+            busy.map(|holder| Held::Busy { holder })
+        };
+        if not_run.is_some() {
+            return;
+        }
+        status.active_run = Some(ActiveRun {
+            id: hold_id.to_string(),
+            holder: holder.clone(),
+            start_time: time(started),
+            renew_time: time(started),
+            hold_seconds: HOLD_SECONDS,
+        });
+        status.last_schedule_time = Some(time(match trigger {
+            Trigger::Scheduled(at) => *at,
+            _ => started,
+        }));
+        if let Trigger::RunNow(value) = trigger {
+            status.last_run_now = Some(value.clone());
+        }
+        let running = [
+            ConditionUpdate::running(),
+            ConditionUpdate::tls_verified(policy.spec.site.tls.insecure_skip_verify),
+        ];
+        status.conditions = merge_conditions(
+            &status.conditions,
+            &running,
+            started,
+            policy.metadata.generation,
+        );
+    })
+    .await?;
+    Ok(not_run.unwrap_or_else(|| Held::Policy(Box::new(policy))))
 }
 
 /// What a run's stop watch needs.

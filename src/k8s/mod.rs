@@ -5,17 +5,19 @@
 //! - [`reconcile`]: one reconcile of one policy, delegating to the files below.
 //! - [`scheduling`]: whether a run is due (the schedule, suspend, the run-now annotation).
 //! - [`policy_run`]: one run of a policy from the cluster, shared by the controller and `run --policy-ref`.
-//! - [`hold`]: a run's hold on its policy (at most one run at a time) and what stops it mid-run.
+//! - [`inputs`]: what a run reads before it starts (the policy checked, its Secret, its notification settings).
+//! - [`hold`]: a run's hold on its policy (at most one run at a time) and the watch that works its brake.
 //! - [`status`]: the status subresource; [`conditions`]: its conditions, with their reasons as types.
 //! - [`events`]: the Events that tell each run's story.
 //! - [`metrics`], [`http`]: the Prometheus metrics and the endpoints that serve them.
-//! - [`leader`]: the leader Lease; [`shutdown`]: the one way every mode stops.
+//! - [`leader`]: the leader Lease.
 
 pub(crate) mod conditions;
 pub(crate) mod controller;
 pub(crate) mod events;
 pub(crate) mod hold;
 pub(crate) mod http;
+pub(crate) mod inputs;
 pub(crate) mod leader;
 pub(crate) mod metrics;
 pub(crate) mod policy_run;

@@ -1,191 +1,30 @@
-//! One run of a policy from the cluster, shared by the controller and `run --policy-ref`: take the policy's hold,
-//! read its Secret, run, and write status, Events and metrics.
+//! One run of a policy from the cluster, shared by the controller and `run --policy-ref`: take the policy's hold
+//! (`hold.rs`), read what it needs (`inputs.rs`), run, and write status, Events, the record and metrics, then
+//! send the summary.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::events::Recorder;
 use kube::{Api, Client};
 
 use super::conditions::{ConditionUpdate, Reason, merge_conditions};
 use super::events::{publish, run_event};
-use super::hold::{HOLD_SECONDS, StopWatch, holder_name, release_hold, watch_for_stop};
+pub(crate) use super::hold::Trigger;
+use super::hold::{Held, StopWatch, release_hold, take_hold, watch_for_stop};
+use super::inputs::{StartError, load_credentials, load_notifier, validate};
 use super::metrics::Metrics;
 use super::records::{Records, earlier_reclaims, too_many_returns};
 use super::status::{self, time, update_status};
-use crate::credentials::{Credentials, CredentialsError};
+use crate::credentials::Credentials;
 use crate::notice::Pending;
-use crate::notify::{self, Delivery, Notifier, SecretEntries, TemplateSource};
-use crate::policy::{ActiveRun, LicenseCleanupPolicy, LicenseCleanupPolicyStatus, RunResult};
-use crate::policy::{InvalidPolicy, Permissions, ValidPolicy, last_applied_unknown_field};
+use crate::notify::Delivery;
+use crate::policy::{LicenseCleanupPolicy, RunResult};
+use crate::policy::{Permissions, ValidPolicy};
 use crate::record::{RunRecord, runs_selector};
 use crate::run::{self, NotifyContext, RunContext, RunReport};
 use crate::schedule::Schedule;
 use crate::shutdown::Shutdown;
-
-/// Why a run could not start. Each maps to a `Ready=False` reason an administrator can act on.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum StartError {
-    #[error("{0}")]
-    InvalidPolicy(String),
-    #[error(
-        "Secret {namespace}/{name} not found: create it from the QMC certificate export, for example `kubectl -n {namespace} create secret generic {name} --from-file=client.pem --from-file=client_key.pem --from-file=root.pem`"
-    )]
-    SecretNotFound { namespace: String, name: String },
-    #[error("Secret {namespace}/{name} cannot be read: {detail}")]
-    SecretUnreadable {
-        namespace: String,
-        name: String,
-        detail: String,
-    },
-    #[error("{0}")]
-    Api(String),
-    #[error("notifications (spec.notify): {0}")]
-    Notifications(String),
-    #[error("Secret {namespace}/{name}: {source}")]
-    SecretInvalid {
-        namespace: String,
-        name: String,
-        #[source]
-        source: CredentialsError,
-    },
-}
-
-impl StartError {
-    pub(crate) fn reason(&self) -> Reason {
-        match self {
-            StartError::InvalidPolicy(_) => Reason::InvalidPolicy,
-            StartError::Api(_) => Reason::ApiError,
-            StartError::SecretNotFound { .. } => Reason::SecretNotFound,
-            StartError::SecretUnreadable { .. } => Reason::SecretUnreadable,
-            StartError::SecretInvalid { .. } => Reason::SecretInvalid,
-            StartError::Notifications(_) => Reason::NotificationsInvalid,
-        }
-    }
-}
-
-/// A policy resource checked as the program checks a manifest file: the spec, what the operator allows, and
-/// the fields `kubectl apply` recorded but the API server dropped (a misspelt `exclude` would otherwise go
-/// unnoticed: the API server prunes unknown fields and only warns).
-pub(crate) fn validate(
-    policy: &LicenseCleanupPolicy,
-    permissions: &Permissions,
-) -> Result<ValidPolicy, InvalidPolicy> {
-    if let Some(unknown) = last_applied_unknown_field(policy) {
-        return Err(unknown);
-    }
-    crate::policy::validate(&policy.spec, permissions)
-}
-
-/// Read and parse the policy's credentials Secret (at every run, so a rotated certificate is used at once).
-pub(crate) async fn load_credentials(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-) -> Result<Credentials, StartError> {
-    let entries = read_secret(client, namespace, name).await?;
-    Credentials::from_entries(&entries).map_err(|source| StartError::SecretInvalid {
-        namespace: namespace.into(),
-        name: name.into(),
-        source,
-    })
-}
-
-/// A Secret's entries, `data` and `stringData` alike.
-pub(crate) async fn read_secret(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-) -> Result<BTreeMap<String, Vec<u8>>, StartError> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = match secrets.get_opt(name).await {
-        Ok(Some(secret)) => secret,
-        Ok(None) => {
-            return Err(StartError::SecretNotFound {
-                namespace: namespace.into(),
-                name: name.into(),
-            });
-        }
-        Err(e) => {
-            return Err(StartError::SecretUnreadable {
-                namespace: namespace.into(),
-                name: name.into(),
-                detail: e.to_string(),
-            });
-        }
-    };
-    let mut entries: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for (key, value) in secret.data.unwrap_or_default() {
-        entries.insert(key, value.0);
-    }
-    for (key, value) in secret.string_data.unwrap_or_default() {
-        entries.insert(key, value.into_bytes());
-    }
-    Ok(entries)
-}
-
-/// The policy's notification channels, from the Secrets (and template ConfigMap) it names, read at every run.
-async fn load_notifier(
-    client: &Client,
-    namespace: &str,
-    policy: &str,
-    spec: &crate::policy::NotifySpec,
-) -> Result<Notifier, StartError> {
-    let mut secrets = SecretEntries::new();
-    for name in notify::secret_names(spec) {
-        let entries = read_secret(client, namespace, &name).await?;
-        secrets.insert(name, entries);
-    }
-    let templates = match notify::template_source(spec) {
-        Some(TemplateSource::Secret(name)) => {
-            notify::template_texts(&read_secret(client, namespace, &name).await?)
-        }
-        Some(TemplateSource::ConfigMap(name)) => {
-            let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-            let map = maps.get_opt(&name).await.map_err(|e| {
-                StartError::Notifications(format!(
-                    "ConfigMap {namespace}/{name} cannot be read: {e}"
-                ))
-            })?;
-            let map = map.ok_or_else(|| {
-                StartError::Notifications(format!(
-                    "ConfigMap {namespace}/{name} (spec.notify.email.templates) not found"
-                ))
-            })?;
-            map.data.unwrap_or_default().into_iter().collect()
-        }
-        None => BTreeMap::new(),
-    };
-    Notifier::new(policy, spec, &secrets, &templates)
-        .map_err(|e| StartError::Notifications(e.to_string()))
-}
-
-/// What a run answers; checked against the resource as it is now, so a reconcile working from a cache that
-/// lags behind never runs the same instant (or the same run-now value) twice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Trigger {
-    /// `run --policy-ref`: always runs.
-    Manual,
-    /// A scheduled instant.
-    Scheduled(jiff::Timestamp),
-    /// A new value of the run-now annotation.
-    RunNow(String),
-}
-
-impl Trigger {
-    fn already_answered(&self, status: &LicenseCleanupPolicyStatus) -> bool {
-        match self {
-            Trigger::Manual => false,
-            Trigger::Scheduled(at) => status
-                .last_schedule_time
-                .as_ref()
-                .is_some_and(|t| t.0 >= *at),
-            Trigger::RunNow(value) => status.last_run_now.as_deref() == Some(value.as_str()),
-        }
-    }
-}
 
 /// What a policy run needs from its caller.
 pub(crate) struct PolicyRun<'a> {
@@ -223,7 +62,9 @@ pub(crate) async fn run_policy(
     let held_since = tokio::time::Instant::now();
     let policy = match take_hold(&api, name, &ctx.trigger, &hold_id).await {
         Ok(Held::Policy(policy)) => policy,
-        Ok(Held::Not(outcome)) => return Ok(outcome),
+        Ok(Held::AlreadyAnswered) => return Ok(PolicyRunOutcome::AlreadyAnswered),
+        Ok(Held::Suspended) => return Ok(PolicyRunOutcome::Suspended),
+        Ok(Held::Busy { holder }) => return Ok(PolicyRunOutcome::Busy { holder }),
         Err(e) => {
             return Err(StartError::Api(format!(
                 "cannot read or mark LicenseCleanupPolicy {namespace}/{name}: {e}"
@@ -301,74 +142,6 @@ pub(crate) async fn run_policy(
         report.deliveries.extend(summary);
     }
     Ok(PolicyRunOutcome::Ran(Box::new(report)))
-}
-
-/// What taking the policy's hold found.
-enum Held {
-    /// The hold is ours; the policy as it was when taken.
-    Policy(Box<LicenseCleanupPolicy>),
-    /// Nothing to run: the trigger was answered, the policy is suspended, or another run holds it.
-    Not(PolicyRunOutcome),
-}
-
-/// Takes the policy's hold and marks it running, unless the trigger was answered already, the policy is
-/// suspended (read fresh: a suspend wins over any trigger, `run --policy-ref` included) or another run holds it.
-/// At most one run of a policy at a time, whoever runs it; a hold not renewed in time is void.
-async fn take_hold(
-    api: &Api<LicenseCleanupPolicy>,
-    name: &str,
-    trigger: &Trigger,
-    hold_id: &str,
-) -> Result<Held, kube::Error> {
-    let started = jiff::Timestamp::now();
-    let holder = holder_name();
-    let mut not_run = None;
-    let policy = update_status(api, name, |policy, status| {
-        let busy = status
-            .active_run
-            .as_ref()
-            .filter(|hold| hold.holds_at(started) && hold.id != hold_id)
-            .map(|hold| hold.holder.clone());
-        not_run = if trigger.already_answered(status) {
-            Some(PolicyRunOutcome::AlreadyAnswered)
-        } else if policy.spec.suspend {
-            Some(PolicyRunOutcome::Suspended)
-        } else {
-            busy.map(|holder| PolicyRunOutcome::Busy { holder })
-        };
-        if not_run.is_some() {
-            return;
-        }
-        status.active_run = Some(ActiveRun {
-            id: hold_id.to_string(),
-            holder: holder.clone(),
-            start_time: time(started),
-            renew_time: time(started),
-            hold_seconds: HOLD_SECONDS,
-        });
-        status.last_schedule_time = Some(time(match trigger {
-            Trigger::Scheduled(at) => *at,
-            _ => started,
-        }));
-        if let Trigger::RunNow(value) = trigger {
-            status.last_run_now = Some(value.clone());
-        }
-        let running = [
-            ConditionUpdate::running(),
-            ConditionUpdate::tls_verified(policy.spec.site.tls.insecure_skip_verify),
-        ];
-        status.conditions = merge_conditions(
-            &status.conditions,
-            &running,
-            started,
-            policy.metadata.generation,
-        );
-    })
-    .await?;
-    Ok(match not_run {
-        Some(outcome) => Held::Not(outcome),
-        None => Held::Policy(Box::new(policy)),
-    })
 }
 
 /// A run that holds its policy.

@@ -101,7 +101,7 @@ pub(super) async fn reconcile(
     let now = Timestamp::now();
     // A policy the API server accepted can still be wrong in ways CEL cannot see (a cron field out of range,
     // an unknown time zone): say so on the status and wait for a change.
-    let schedule = match policy_run::validate(&policy, &ctx.permissions) {
+    let schedule = match super::inputs::validate(&policy, &ctx.permissions) {
         Ok(valid) => {
             register_metrics(&ctx, &key, &policy, &valid);
             valid.schedule

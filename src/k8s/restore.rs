@@ -16,7 +16,7 @@ use kube::{Api, Client, ResourceExt};
 use super::FIELD_MANAGER;
 use super::conditions::Reason;
 use super::events::publish;
-use super::policy_run::{load_credentials, validate};
+use super::inputs::{load_credentials, validate};
 use crate::policy::{LicenseCleanupPolicy, Permissions, RunResult};
 use crate::qrs::QrsClient;
 use crate::record::{LicenseCleanupRun, RESTORE_ANNOTATION, RestoreStatus};
