@@ -288,10 +288,7 @@ impl QrsClient {
             (counted, ", more than the site counts")
         };
         let scrubber = self.scrubber.clone();
-        let text = std::sync::atomic::AtomicUsize::new(0);
-        let text_limit = rows
-            .saturating_mul(LISTING_TEXT_BYTES_PER_SEAT)
-            .max(LISTING_TEXT_BYTES_MIN);
+        let text = TextBudget::for_seats(rows);
         let allocations = self
             .get_list(
                 &endpoint,
@@ -300,17 +297,7 @@ impl QrsClient {
                 "allocations",
                 move |row: wire::AllocationJson| {
                     let allocation = scrubbed(row.into_allocation(access_type), &scrubber)?;
-                    let kept = allocation.user_name.len()
-                        + allocation.user.directory.len()
-                        + allocation.user.user_id.len();
-                    let total =
-                        text.fetch_add(kept, std::sync::atomic::Ordering::Relaxed) + kept;
-                    if total > text_limit {
-                        return Err(format!(
-                            "the users' names and ids in the answer take more than {text_limit} bytes \
-                             ({LISTING_TEXT_BYTES_PER_SEAT} a seat), more than a run keeps"
-                        ));
-                    }
+                    text.keep(&allocation)?;
                     Ok(allocation)
                 },
             )
@@ -337,9 +324,13 @@ impl QrsClient {
     ) -> Result<Vec<Allocation>, QrsError> {
         let endpoint = format!("license/{}/full", access_type.qrs_entity());
         let mut fresh = Vec::with_capacity(ids.len());
+        // One budget over every batch: tens of thousands of seats read by id (the Analyzer seats of Professional
+        // holders) keep no more names than a listing of as many would.
+        let text = TextBudget::for_seats(ids.len());
         for batch in ids.chunks(USER_BATCH) {
             let filter = guid_filter(&endpoint, batch)?;
             let scrubber = self.scrubber.clone();
+            let text = text.clone();
             let rows = self
                 .get_list(
                     &endpoint,
@@ -347,7 +338,9 @@ impl QrsClient {
                     (batch.len(), ", more than were asked for"),
                     "allocations",
                     move |row: wire::AllocationJson| {
-                        scrubbed(row.into_allocation(access_type), &scrubber)
+                        let allocation = scrubbed(row.into_allocation(access_type), &scrubber)?;
+                        text.keep(&allocation)?;
+                        Ok(allocation)
                     },
                 )
                 .await?;
@@ -462,6 +455,44 @@ fn scrubbed(
         }
         allocation
     })
+}
+
+/// The users' names and ids a read of allocations may keep: [`LISTING_TEXT_BYTES_PER_SEAT`] for each seat it may
+/// hold, at least [`LISTING_TEXT_BYTES_MIN`]. Shared by the batches of one read.
+#[derive(Clone)]
+struct TextBudget {
+    used: Arc<std::sync::atomic::AtomicUsize>,
+    limit: usize,
+}
+
+impl TextBudget {
+    fn for_seats(seats: usize) -> Self {
+        Self {
+            used: Arc::default(),
+            limit: seats
+                .saturating_mul(LISTING_TEXT_BYTES_PER_SEAT)
+                .max(LISTING_TEXT_BYTES_MIN),
+        }
+    }
+
+    /// Counts what `allocation` keeps; an error once the read keeps more than a run may.
+    fn keep(&self, allocation: &Allocation) -> Result<(), String> {
+        let kept = allocation.user_name.len()
+            + allocation.user.directory.len()
+            + allocation.user.user_id.len();
+        let total = self
+            .used
+            .fetch_add(kept, std::sync::atomic::Ordering::Relaxed)
+            + kept;
+        if total > self.limit {
+            return Err(format!(
+                "the users' names and ids in the answer take more than {} bytes ({LISTING_TEXT_BYTES_PER_SEAT} a \
+                 seat), more than a run keeps",
+                self.limit
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `id eq <guid> or id eq <guid> ...`: GUIDs are written bare in QRS filters, so each must be one.

@@ -558,3 +558,43 @@ async fn a_stopped_run_starts_no_request() {
     assert_eq!(report.result, RunResult::Failed);
     assert!(report.message.contains("test stop"), "{}", report.message);
 }
+
+/// Seats read by id (the Analyzer seats of users who also hold Professional) keep no more names and ids than a
+/// listing of as many may: thousands of them with names at Qlik's limit fail the run before any DELETE instead of
+/// filling the controller's memory.
+#[tokio::test]
+async fn seats_read_by_id_keep_no_more_names_than_a_listing() {
+    let sim = known_site().await;
+    let site = sim.site();
+    let recent = sim.now() - jiff::SignedDuration::from_hours(24);
+    for i in 0..2_000 {
+        let user = site
+            .add_user(qrs_simulator::NewUser::new("BULK", format!("u{i}")))
+            .expect("user added");
+        for kind in [
+            qrs_simulator::SimAccessType::Professional,
+            qrs_simulator::SimAccessType::Analyzer,
+        ] {
+            site.allocate(kind, user, Some(recent), recent, false)
+                .expect("allocated");
+        }
+    }
+    // Every Analyzer row names its user at Qlik's limit, in four-byte characters: 2 KB a seat.
+    sim.inject(
+        FaultRule::rewrite("user.name", Some("\u{1F600}".repeat(511).into()))
+            .path_contains("analyzeraccesstype/full"),
+    );
+    let mut spec = policy(&sim);
+    spec.redundant.analyzer_with_professional = true;
+    spec.limits.max_reclaim_percent = 100;
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Failed, "{}", report.message);
+    assert!(
+        report
+            .message
+            .contains("names and ids in the answer take more than"),
+        "{}",
+        report.message
+    );
+    assert!(no_deletes(&sim));
+}
