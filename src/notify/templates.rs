@@ -225,6 +225,21 @@ mod tests {
 
     /// Each rule's notice says what keeps the seat: a login for an idle seat; nothing a user does for a leaver's
     /// seat or a redundant Analyzer seat, which must not be told that using it cancels the notice.
+    /// A seat never used is not "unused since never".
+    #[test]
+    fn the_default_notice_of_a_seat_never_used_says_so() {
+        let mut context = notice();
+        context.last_used = "never".into();
+        let rendered = Templates::new(&BTreeMap::new())
+            .expect("defaults compile")
+            .render("notice", &context)
+            .expect("renders");
+        for text in [&rendered.text, &rendered.html] {
+            assert!(text.contains("since it was given to you"), "{text}");
+            assert!(!text.contains("since never"), "{text}");
+        }
+    }
+
     #[test]
     fn the_default_notice_says_what_keeps_the_seat_under_each_rule() {
         let templates = Templates::new(&BTreeMap::new()).expect("defaults compile");
