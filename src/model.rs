@@ -183,6 +183,21 @@ pub struct UserDetails {
 }
 
 impl UserDetails {
+    /// Bytes of text this record keeps (its tags, custom properties, roles and e-mail address).
+    pub fn kept_bytes(&self) -> usize {
+        let list = |l: &Option<Vec<String>>| l.iter().flatten().map(String::len).sum::<usize>();
+        list(&self.tags)
+            + list(&self.roles)
+            + self
+                .custom_properties
+                .iter()
+                .flatten()
+                .map(|(name, value)| name.len() + value.len())
+                .sum::<usize>()
+            + self.email.as_ref().map_or(0, String::len)
+            + self.id.len()
+    }
+
     /// Whether the user is in `state`; `None` when QRS did not say.
     pub fn in_state(&self, state: UserState) -> Option<bool> {
         match state {

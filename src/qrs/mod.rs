@@ -56,6 +56,10 @@ const LIST_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
 const LISTING_TEXT_BYTES_PER_SEAT: usize = 256;
 /// What any listing may hold of names and ids, however few seats it lists.
 const LISTING_TEXT_BYTES_MIN: usize = 1024 * 1024;
+/// Bytes of tags, custom properties, roles and e-mail a run keeps of each user it reads, on average: real
+/// directories use well under a kilobyte. Each value is bounded by [`LIST_ELEMENT_BYTES`] alone, so without this a
+/// hundred users of a megabyte each would fill the controller's memory.
+const USER_DETAILS_BYTES_PER_USER: usize = 4096;
 /// Bytes of one element of a list answer.
 const LIST_ELEMENT_BYTES: usize = 1024 * 1024;
 /// Bytes of a small answer (a count, the seat overview).
@@ -386,15 +390,34 @@ impl QrsClient {
     /// batches of [`USER_BATCH`]. Users QRS does not know are absent from the map.
     pub async fn users(&self, ids: &[String]) -> Result<HashMap<String, UserDetails>, QrsError> {
         let mut users = HashMap::with_capacity(ids.len());
+        // One budget over every batch: a run keeps the users' records until it has decided.
+        let used = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let limit = ids
+            .len()
+            .saturating_mul(USER_DETAILS_BYTES_PER_USER)
+            .max(LISTING_TEXT_BYTES_MIN);
         for batch in ids.chunks(USER_BATCH) {
             let filter = guid_filter("user/full", batch)?;
+            let used = Arc::clone(&used);
             let rows = self
                 .get_list(
                     "user/full",
                     &[("filter", filter)],
                     (batch.len(), ", more than were asked for"),
                     "users",
-                    |row: wire::UserJson| row.into_details(),
+                    move |row: wire::UserJson| {
+                        let details = row.into_details()?;
+                        let kept = details.kept_bytes();
+                        let total =
+                            used.fetch_add(kept, std::sync::atomic::Ordering::Relaxed) + kept;
+                        if total > limit {
+                            return Err(format!(
+                                "the users' tags, custom properties, roles and e-mail addresses take more than \
+                                 {limit} bytes ({USER_DETAILS_BYTES_PER_USER} a user), more than a run keeps"
+                            ));
+                        }
+                        Ok(details)
+                    },
                 )
                 .await?;
             for details in rows {

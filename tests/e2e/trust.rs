@@ -598,3 +598,40 @@ async fn seats_read_by_id_keep_no_more_names_than_a_listing() {
     );
     assert!(no_deletes(&sim));
 }
+
+/// The users' records a run reads (tags, custom properties, roles, e-mail) share one budget: a site whose users
+/// each carry half a megabyte of tags fails the run before any DELETE instead of filling the controller's memory.
+#[tokio::test]
+async fn users_with_huge_records_fail_the_run_before_any_delete() {
+    let sim = known_site().await;
+    let site = sim.site();
+    let old = sim.now() - jiff::SignedDuration::from_hours(24 * 400);
+    for i in 0..100 {
+        let user = site
+            .add_user(qrs_simulator::NewUser::new("BULK", format!("u{i}")))
+            .expect("user added");
+        site.allocate(
+            qrs_simulator::SimAccessType::Professional,
+            user,
+            Some(old),
+            old,
+            false,
+        )
+        .expect("allocated");
+    }
+    let tag = serde_json::json!([{
+        "id": "0f2a6f5e-0000-4000-8000-000000000001",
+        "name": "x".repeat(500 * 1024),
+    }]);
+    sim.inject(FaultRule::rewrite("tags", Some(tag)).path_contains("user/full"));
+    let mut spec = policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Failed, "{}", report.message);
+    assert!(
+        report.message.contains("more than a run keeps"),
+        "{}",
+        report.message
+    );
+    assert!(no_deletes(&sim));
+}
