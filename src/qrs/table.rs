@@ -10,6 +10,10 @@ use crate::model::AccessType;
 /// Rows of QRS's table view read a page at a time: two GUIDs a row, about 8 MiB of JSON a page.
 const TABLE_PAGE_ROWS: u64 = 50_000;
 const TABLE_PAGE_BYTES: u64 = 16 * 1024 * 1024;
+/// JSON values a page may hold, counted before it is parsed: each row is an array of four cells, and the page has
+/// a few fields besides. Parsed, a value takes about 32 bytes however short its text (`0,` is two), so a page of
+/// 16 MiB could otherwise take 256 MiB.
+const TABLE_PAGE_VALUES: usize = (TABLE_PAGE_ROWS as usize + 64) * 6;
 
 impl QrsClient {
     /// Every allocation of one access type held by an existing user, from QRS's table view (`POST .../table`): two
@@ -53,6 +57,16 @@ impl QrsClient {
             let body = answer::read_capped(response, TABLE_PAGE_BYTES)
                 .await
                 .map_err(|e| self.read_error(&endpoint, &url, e))?;
+            // Every value but the first follows a comma or opens an array or object: bounded before any is parsed.
+            let values = body
+                .iter()
+                .filter(|b| matches!(b, b',' | b'[' | b'{'))
+                .count();
+            if values > TABLE_PAGE_VALUES {
+                return Err(nonsense(format!(
+                    "a page holds more values than {TABLE_PAGE_ROWS} rows of 4 cells"
+                )));
+            }
             let page: wire::TableJson = serde_json::from_slice(&body)
                 .map_err(|e| nonsense(format!("invalid JSON ({e})")))?;
             let rows = page.rows.len() as u64;

@@ -635,3 +635,25 @@ async fn users_with_huge_records_fail_the_run_before_any_delete() {
     );
     assert!(no_deletes(&sim));
 }
+
+/// A page of QRS's table view is counted before it is parsed: one row of 400,000 cells (under a megabyte of
+/// text, but 13 MB once parsed) is refused for its size, before any value is built, and nothing is deleted.
+#[tokio::test]
+async fn a_table_page_with_more_values_than_its_rows_can_hold_is_refused_unparsed() {
+    let sim = known_site().await;
+    let row: Vec<serde_json::Value> = vec![serde_json::Value::from(0); 400_000];
+    sim.inject(
+        FaultRule::rewrite("rows", Some(serde_json::json!([row])))
+            .path_contains("accesstype/table"),
+    );
+    let mut spec = policy(&sim);
+    spec.redundant.analyzer_with_professional = true;
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Failed, "{}", report.message);
+    assert!(
+        report.message.contains("a page holds more values than"),
+        "{}",
+        report.message
+    );
+    assert!(no_deletes(&sim));
+}
