@@ -20,7 +20,9 @@
 //!   reads a chain into a tree as deep as it is long.
 //! - Every filter that is left runs through a wrapper that charges what it builds (text, list slots) to the
 //!   rendering's budget, [`BUILD_LIMIT`], and the ones that can multiply their input (`replace`, `join`,
-//!   `indent`) check the size of their result before building it; walking a list is charged by its items. The
+//!   `indent`) check the size of their result before building it; walking a list is charged by its items, and
+//!   walking text by its characters (minijinja iterates a string as the list of its characters), and a filter
+//!   that collects items (`list`, `sort`, `batch`, `split`, ...) checks the slots it will reserve first. The
 //!   budget only goes down while a message renders, so values built and dropped in a loop count too: what is
 //!   alive at once is never more.
 //! - The output is written through a writer that stops at [`OUTPUT_LIMIT`], and a value is turned into text only
@@ -259,35 +261,109 @@ fn bounded_filter(
                 .collect::<Result<_, _>>()?;
         }
         // Sorting, summing or selecting walks every item: charged too, so that a loop cannot repeat a walk of
-        // 100,000 items for as long as its fuel lasts.
-        let walked = args.first().filter(|a| {
-            !matches!(name, "length" | "count")
-                && matches!(
-                    a.kind(),
-                    ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
-                )
-        });
-        if let Some(items) = walked {
-            charge(items.len().unwrap_or(0).saturating_mul(WALK))?;
+        // 100,000 items for as long as its fuel lasts. minijinja walks text character by character (and counts
+        // them first), so a string is walked as the list of its characters.
+        let items = args.first().and_then(|a| walked_items(name, a));
+        if let Some(items) = items {
+            charge(items.saturating_mul(WALK))?;
         }
+        // What a collecting filter will build, checked before it builds it: `big|batch(1)` over three million
+        // characters reserved 300 MB before anything was counted.
+        let reserved = reserved(name, &args, items.unwrap_or(0));
+        fits(reserved)?;
         match name {
             "replace" => fits(replaced_len(state, &args))?,
             "join" => fits(joined_len(state, &args))?,
             "indent" => fits(indented_len(&args))?,
-            // batch reserves a slot for each item of a batch before it has any: batch(2**61) panicked.
-            "batch" => {
-                if let Some(count) = args.get(1).and_then(|c| usize::try_from(c.clone()).ok()) {
-                    fits(count.checked_mul(SLOT))?;
-                }
-            }
             // Escaping makes at most six bytes of one (`/` becomes `&#x2f;`).
             "escape" | "e" => fits(arg_str(&args, 0).len().checked_mul(6))?,
             _ => {}
         }
         let result = builtin.call(state, &args)?;
-        charge(built(&result))?;
+        charge(built(&result).max(reserved.unwrap_or(0)))?;
         Ok(result)
     }
+}
+
+/// Filters that walk the characters of a string they are given (minijinja counts them even to take its length).
+const STRING_WALKS: [&str; 18] = [
+    "length",
+    "count",
+    "reverse",
+    "sort",
+    "list",
+    "batch",
+    "sum",
+    "select",
+    "reject",
+    "selectattr",
+    "rejectattr",
+    "map",
+    "unique",
+    "min",
+    "max",
+    "join",
+    "split",
+    "lines",
+];
+
+/// How many items filter `name` walks in `input`: a list's or map's items (taking the length of one walks
+/// nothing), a string's characters, or None when it walks nothing.
+fn walked_items(name: &str, input: &Value) -> Option<usize> {
+    match input.kind() {
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
+            if !matches!(name, "length" | "count") =>
+        {
+            Some(input.len().unwrap_or(0))
+        }
+        ValueKind::String if STRING_WALKS.contains(&name) => {
+            input.as_str().map(|s| s.chars().count())
+        }
+        _ => None,
+    }
+}
+
+/// What a batch costs beyond the slots it reserves: the list object that holds them.
+const BATCH: usize = 64;
+
+/// The bytes filter `name` reserves for what it builds from `items` items, before it has any: a slot for each
+/// item it may keep (two more for each `unique` remembers), the batches and their reserved slots, the pieces
+/// `split` and `lines` cut and the text they copy. Some(0) for filters that build no list.
+fn reserved(name: &str, args: &[Value], items: usize) -> Option<usize> {
+    let slots = match name {
+        "list" | "sort" | "reverse" | "select" | "reject" | "selectattr" | "rejectattr" | "map" => {
+            Some(items)
+        }
+        "unique" => items.checked_mul(3),
+        // batch reserves items / count slots for the batches, then count slots for each batch (and a last one
+        // it may leave empty), each batch a list object of its own.
+        "batch" => {
+            let Some(count) = args.get(1).and_then(|c| usize::try_from(c.clone()).ok()) else {
+                return Some(0);
+            };
+            let count = count.max(1);
+            let batches = items.div_ceil(count).checked_add(1)?;
+            let per_batch = count.checked_mul(SLOT)?.checked_add(BATCH)?;
+            return batches
+                .checked_mul(per_batch)?
+                .checked_add((items / count).checked_mul(SLOT)?);
+        }
+        "split" | "lines" => {
+            let text = arg_str(args, 0);
+            let pieces = if name == "lines" {
+                text.lines().count()
+            } else {
+                match args.get(1).and_then(Value::as_str) {
+                    None => text.split_whitespace().count(),
+                    Some("") => text.chars().count() + 2,
+                    Some(sep) => text.matches(sep).count() + 1,
+                }
+            };
+            return pieces.checked_mul(SLOT)?.checked_add(text.len());
+        }
+        _ => Some(0),
+    };
+    slots?.checked_mul(SLOT)
 }
 
 fn fits(len: Option<usize>) -> Result<(), Error> {
@@ -475,6 +551,10 @@ pub fn environment(fuel: u64) -> Environment<'static> {
         env.add_test(name, move |state: &State, args: Rest<Value>| {
             if args.iter().any(|a| a.as_str().is_none()) {
                 return Ok(false);
+            }
+            // `is lower` and `is upper` walk every character of the text.
+            if matches!(name, "lower" | "upper") {
+                charge(arg_str(&args, 0).chars().count().saturating_mul(WALK))?;
             }
             Ok::<_, Error>(test.call(state, &args)?.is_true())
         });
@@ -1700,6 +1780,92 @@ mod tests {
             );
             assert!(peak < 16 * MIB, "{what}: {} MiB", peak / MIB);
         }
+    }
+
+    /// minijinja walks text character by character: a filter given a long string walks, and builds, as much as
+    /// one given the list of its characters. Each is charged before it runs, so the batch bomb (three million
+    /// characters, a batch each: 300 MB) and a walk repeated in a loop fail their message having allocated little.
+    #[test]
+    fn filters_over_a_long_string_are_charged_as_its_characters() {
+        // About three million characters, and a hundred thousand: the second can be walked, not collected.
+        let big = r#"{% set big = range(100000)|join("-------------------------") %}"#;
+        let mid = r#"{% set mid = range(20000)|join("----") %}"#;
+        let each = |filter: &str| {
+            [
+                format!("{big}{{{{ big|{filter}|length }}}}"),
+                format!(
+                    "{mid}{{% for i in range(100000) %}}{{{{ mid|{filter}|length }}}}{{% endfor %}}"
+                ),
+            ]
+        };
+        let mut sources = Vec::new();
+        for filter in [
+            "batch(1)",
+            "batch(3)",
+            "list",
+            "sort",
+            "reverse",
+            "unique",
+            "map('upper')",
+            "select",
+            "reject",
+            "selectattr('x')",
+            "rejectattr('x')",
+            "split('-')",
+            "lines",
+            "join('x')",
+        ] {
+            sources.extend(each(filter));
+        }
+        for filter in ["min", "max", "length", "count"] {
+            sources.push(format!(
+                "{mid}{{% for i in range(100000) %}}{{{{ mid|{filter} }}}}{{% endfor %}}"
+            ));
+        }
+        sources.push(format!(
+            "{mid}{{% for i in range(100000) %}}{{{{ mid is lower }}}}{{% endfor %}}"
+        ));
+        for source in sources {
+            let started = std::time::Instant::now();
+            let (rendered, peak) = render(&source);
+            let Err(e) = rendered else {
+                panic!("{source}: rendered")
+            };
+            assert!(e.contains("limit"), "{source}: {e}");
+            assert!(peak < 16 * MIB, "{source}: {} MiB", peak / MIB);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{source}: {:?}",
+                started.elapsed()
+            );
+        }
+        // Lists are reserved for too: a batch of one over a long range holds an object per item.
+        let (rendered, peak) = render("{{ range(100000)|batch(1)|length }}");
+        assert!(rendered.expect_err("batches").contains("limit"));
+        assert!(peak < 4 * MIB, "{} MiB", peak / MIB);
+        // What ordinary templates do with text still renders.
+        let (text, _) = render(
+            "{{ user.name|list|length }} {{ user.name|batch(3)|map('join')|join('/') }} {{ user.id|length }}",
+        );
+        assert_eq!(text.as_deref(), Ok("7 Ann/ Le/e 8"));
+    }
+
+    /// A loop over a string walks its characters one step at a time: the fuel bounds it, however long the text.
+    #[test]
+    fn a_loop_over_a_long_string_is_bounded_by_the_fuel() {
+        let started = std::time::Instant::now();
+        let (rendered, peak) = render(concat!(
+            r#"{% set big = range(100000)|join("-------------------------") %}"#,
+            "{% for i in range(100000) %}{% for c in big %}{% endfor %}{% endfor %}",
+        ));
+        let e = rendered.expect_err("fuel");
+        assert!(e.contains("fuel"), "{e}");
+        assert!(peak < 16 * MIB, "{} MiB", peak / MIB);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     /// In HTML, replace escapes its input when a part is marked safe: a megabyte of `&` becomes five. The size
