@@ -17,7 +17,8 @@
 //!   `{% set a = "x" * 100000000 %}{% set a = a ~ a %}` took 504 MiB). A template holds at most [`JOIN_LIMIT`]
 //!   of them, so that one expression joins a bounded number of the site's values; and a tag chains at most
 //!   [`CHAIN_LIMIT`] operators, filters and lookups, counted on its tokens before it is parsed, since minijinja
-//!   reads a chain into a tree as deep as it is long.
+//!   reads a chain into a tree as deep as it is long; for the same reason a template holds at most
+//!   [`ELIF_LIMIT`] `elif` and nests blocks at most [`DEPTH_LIMIT`] deep.
 //! - Every filter that is left runs through a wrapper that charges what it builds (text, list slots) to the
 //!   rendering's budget, [`BUILD_LIMIT`], and the ones that can multiply their input (`replace`, `join`,
 //!   `indent`) check the size of their result before building it; walking a list is charged by its items, and
@@ -613,8 +614,9 @@ pub fn refusal(source: &str) -> Option<String> {
 /// a test thread's 2 MiB in a debug build; 500 leaves five times that.
 const CHAIN_LIMIT: usize = 500;
 
-/// Refuses a tag that chains more than [`CHAIN_LIMIT`], reading only its tokens, before anything is parsed. A
-/// source that does not tokenize is counted up to its error, and left to the parser to name.
+/// Refuses a tag that chains more than [`CHAIN_LIMIT`], a template with more than [`ELIF_LIMIT`] `elif` or blocks
+/// nested deeper than [`DEPTH_LIMIT`], reading only its tokens, before anything is parsed. A source that does
+/// not tokenize is counted up to its error, and left to the parser to name.
 #[allow(clippy::default_constructed_unit_structs)]
 fn chains(source: &str) -> Result<(), String> {
     use minijinja::machinery::{Token, tokenize};
@@ -625,13 +627,48 @@ fn chains(source: &str) -> Result<(), String> {
         SyntaxConfig::default(),
         WhitespaceConfig::default(),
     );
+    // Whole-template counts: `elif`s, blocks open, and whether the tag read is `{% set x %}` (a block) so far.
+    let (mut elifs, mut depth, mut first, mut set_block) = (0usize, 0usize, false, false);
     for token in tokens {
         let Ok((token, span)) = token else {
             break;
         };
+        let keyword = std::mem::take(&mut first);
+        if keyword && let Token::Ident(word) = token {
+            let (opens, closes) = nests(word);
+            elifs += usize::from(word == "elif");
+            set_block = word == "set";
+            depth = depth.saturating_sub(usize::from(closes));
+            depth += usize::from(opens);
+            if elifs > ELIF_LIMIT {
+                return refuse(
+                    span.start_line,
+                    &format!("more than {ELIF_LIMIT} `elif` in one template"),
+                    "the controller reads each as a level deeper than the last; test with {% if %} blocks \
+                     one after another",
+                );
+            }
+            if depth > DEPTH_LIMIT {
+                return refuse(
+                    span.start_line,
+                    &format!("blocks nested more than {DEPTH_LIMIT} deep"),
+                    "the controller reads each as a level deeper than the last; close blocks before opening more",
+                );
+            }
+        }
+        match token {
+            Token::Assign => set_block = false,
+            Token::BlockEnd if std::mem::take(&mut set_block) => depth += 1,
+            _ => {}
+        }
         let chains = match token {
-            Token::VariableStart | Token::BlockStart => {
+            Token::VariableStart => {
                 count = 0;
+                false
+            }
+            Token::BlockStart => {
+                count = 0;
+                first = true;
                 false
             }
             Token::Ident(word) => matches!(word, "not" | "and" | "or" | "is" | "in" | "if"),
@@ -663,6 +700,24 @@ fn chains(source: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The most `elif` one template may hold: minijinja reads an `elif` as an `if` inside the `else` of the one
+/// before, recursing once for each with no guard, and checks, walks and drops the tree recursively:
+/// `{% if 1 %}` and 100,000 `{% elif 1 %}` (a megabyte, within a ConfigMap) overflowed the stack.
+const ELIF_LIMIT: usize = 100;
+/// How deep blocks (`if`, `for`, `with`, `filter`, `autoescape`, `{% set x %}`...) may nest in one template.
+const DEPTH_LIMIT: usize = 32;
+
+/// Whether the tag keyword `word` opens a block (set only as `{% set x %}`, counted at the tag's end) and whether
+/// it closes one.
+fn nests(word: &str) -> (bool, bool) {
+    match word {
+        "if" | "for" | "with" | "filter" | "autoescape" | "macro" | "call" | "block" => {
+            (true, false)
+        }
+        _ => (false, word.starts_with("end")),
+    }
 }
 
 /// Refuses what could build a value holding another many times over: each `{% set a = [a, a] %}` doubles a
@@ -1704,6 +1759,64 @@ mod tests {
             "|lower".repeat(limit - 1)
         ));
         assert_eq!(text.as_deref(), Ok("ann lee"));
+    }
+
+    /// minijinja reads each `elif` one level deeper than the last, and nested blocks likewise: 100,000 of either
+    /// (a megabyte) overflowed the stack. They are counted on the template's tokens and refused naming the line;
+    /// a template at the limits renders.
+    #[test]
+    fn elif_chains_and_deep_nesting_are_refused_before_they_are_parsed() {
+        let n = 100_000;
+        let elifs = |n: usize| {
+            format!(
+                "{{% if 0 %}}{}\n{{% else %}}x{{% endif %}}",
+                "{% elif 0 %}".repeat(n)
+            )
+        };
+        let nested = |n: usize| {
+            format!(
+                "{}\n{}x{}",
+                "{% if 1 %}".repeat(n),
+                "",
+                "{% endif %}".repeat(n)
+            )
+        };
+        for (source, named) in [
+            (elifs(n), "line 1: more than 100 `elif` in one template"),
+            (
+                format!("\n{}", "{% if 0 %}{% elif 0 %}{% endif %}".repeat(n)),
+                "line 2: more than 100 `elif`",
+            ),
+            (nested(n), "line 1: blocks nested more than 32 deep"),
+            (
+                format!("{}x", "{% for i in [1] %}{% with a = 1 %}".repeat(n)),
+                "blocks nested more than 32 deep",
+            ),
+            (
+                format!("{}x", "{% set a %}{% filter upper %}".repeat(n)),
+                "blocks nested more than 32 deep",
+            ),
+        ] {
+            let Err(e) = with(&source) else {
+                panic!("accepted: {named}")
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains(named) && e.contains("not allowed"),
+                "{named}: {e}"
+            );
+        }
+        let (text, _) = render(&elifs(super::ELIF_LIMIT));
+        assert_eq!(text.as_deref(), Ok("x"));
+        let (text, _) = render(&nested(super::DEPTH_LIMIT));
+        assert_eq!(text.as_deref(), Ok("\nx"));
+        // Blocks one after another, and sets of a value, nest nothing.
+        let (text, _) = render(&format!(
+            "{}{}",
+            "{% if 1 %}{% set a = 1 %}{% endif %}".repeat(1000),
+            "{% for i in [1] %}{% if 1 %}y{% endif %}{% endfor %}".repeat(100)
+        ));
+        assert_eq!(text.map(|t| t.len()), Ok(100));
     }
 
     /// Forty doublings of a list hold 2^40 items as a comparison sees them, in a few kilobytes: comparing two
