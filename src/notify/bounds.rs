@@ -841,10 +841,12 @@ fn line_of(e: &ast::Expr<'_>) -> u16 {
 
 /// The most `~` and `+` (other than a sum with a number constant) one template may hold. Each joins values that
 /// exist already (the site's data, the template's constants, a filter's result charged as it was built), and
-/// minijinja cannot charge what it makes, so the count bounds it: one expression joins at most 65 such values.
-/// A summary's seat list turned into text is the largest value a template can join (about 100 KB): 65 of them,
-/// and the text they make, stay near 13 MB.
-const JOIN_LIMIT: usize = 64;
+/// minijinja cannot charge what it makes, so the count bounds it: one expression joins at most 17 such values.
+/// The largest is a summary's seat list printed as text, which escapes its strings: 200 seats whose names are
+/// 511 characters of four bytes, each printed as ten, about a megabyte. Seventeen of them joined in
+/// one expression peak at 27 MiB (measured by the test below; 65 of them, the limit before, peaked at 106 MiB of
+/// a pod's 128). Which operands are lists is not known before rendering, so they are bounded by their number.
+const JOIN_LIMIT: usize = 16;
 
 /// Filters whose result is a number or a boolean, whatever their input.
 const NUMBER_FILTERS: [&str; 8] = [
@@ -1709,7 +1711,7 @@ mod tests {
             };
             let e = e.to_string();
             assert!(
-                e.contains("more than 64 `~` and `+` in one template")
+                e.contains("more than 16 `~` and `+` in one template")
                     && e.contains("not allowed")
                     && e.contains("{{ a }}{{ b }}"),
                 "{e}"
@@ -1718,7 +1720,49 @@ mod tests {
         let Err(e) = with(&"{{ user.name ~ '' }}\n".repeat(super::JOIN_LIMIT + 1)) else {
             panic!("accepted")
         };
-        assert!(e.to_string().contains("line 65:"), "{e}");
+        assert!(e.to_string().contains("line 17:"), "{e}");
+    }
+
+    /// The largest values a template can join are the summary's seat lists printed as text: 200 seats whose
+    /// names are 511 characters of four bytes, each printed escaped as ten, about a megabyte a list. Joining them
+    /// as often as the limit allows stays within what [`super::JOIN_LIMIT`]'s comment states.
+    #[test]
+    fn the_most_joins_of_the_largest_lists_stay_within_the_stated_peak() {
+        let name = "\u{1F600}".repeat(crate::qrs::wire::USER_NAME_CHARS);
+        let seats = || {
+            (0..200)
+                .map(|_| seat(&name, "idle 120 days"))
+                .collect::<Vec<_>>()
+        };
+        let summary = SummaryContext {
+            policy: "prod-site".into(),
+            run_id: "r1".into(),
+            result: "Succeeded".into(),
+            dry_run: false,
+            message: String::new(),
+            reclaimed: seats(),
+            warned: seats(),
+            failed: seats(),
+            counts: SummaryCounts {
+                reclaimed: 200,
+                warned: 200,
+                failed: 200,
+            },
+            not_listed: SummaryCounts::default(),
+            omitted: 0,
+        };
+        let operands = ["reclaimed", "warned", "failed"]
+            .iter()
+            .cycle()
+            .take(super::JOIN_LIMIT + 1)
+            .copied()
+            .collect::<Vec<_>>();
+        let source = format!("{{% set all = {} %}}done", operands.join(" ~ "));
+        let templates = Templates::new(&BTreeMap::from([("summary.txt".to_string(), source)]))
+            .expect("accepted");
+        let (rendered, peak) = peak_of(|| templates.render("summary", &summary));
+        assert_eq!(rendered.expect("renders").text, "done");
+        assert!(peak < 32 * MIB, "{} MiB", peak / MIB);
     }
 
     /// A chain of 100,000 operators, filters or lookups in one tag parses into a tree 100,000 deep: reading it
