@@ -17,10 +17,13 @@
 //!   `{% set a = "x" * 100000000 %}{% set a = a ~ a %}` took 504 MiB). A template holds at most [`JOIN_LIMIT`]
 //!   of them, so that one expression joins a bounded number of the site's values; and a tag chains at most
 //!   [`CHAIN_LIMIT`] operators, filters and lookups, counted on its tokens before it is parsed, since minijinja
-//!   reads a chain into a tree as deep as it is long.
+//!   reads a chain into a tree as deep as it is long; for the same reason a template holds at most
+//!   [`ELIF_LIMIT`] `elif` and nests blocks at most [`DEPTH_LIMIT`] deep.
 //! - Every filter that is left runs through a wrapper that charges what it builds (text, list slots) to the
 //!   rendering's budget, [`BUILD_LIMIT`], and the ones that can multiply their input (`replace`, `join`,
-//!   `indent`) check the size of their result before building it; walking a list is charged by its items. The
+//!   `indent`) check the size of their result before building it; walking a list is charged by its items, and
+//!   walking text by its characters (minijinja iterates a string as the list of its characters), and a filter
+//!   that collects items (`list`, `sort`, `batch`, `split`, ...) checks the slots it will reserve first. The
 //!   budget only goes down while a message renders, so values built and dropped in a loop count too: what is
 //!   alive at once is never more.
 //! - The output is written through a writer that stops at [`OUTPUT_LIMIT`], and a value is turned into text only
@@ -259,35 +262,109 @@ fn bounded_filter(
                 .collect::<Result<_, _>>()?;
         }
         // Sorting, summing or selecting walks every item: charged too, so that a loop cannot repeat a walk of
-        // 100,000 items for as long as its fuel lasts.
-        let walked = args.first().filter(|a| {
-            !matches!(name, "length" | "count")
-                && matches!(
-                    a.kind(),
-                    ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
-                )
-        });
-        if let Some(items) = walked {
-            charge(items.len().unwrap_or(0).saturating_mul(WALK))?;
+        // 100,000 items for as long as its fuel lasts. minijinja walks text character by character (and counts
+        // them first), so a string is walked as the list of its characters.
+        let items = args.first().and_then(|a| walked_items(name, a));
+        if let Some(items) = items {
+            charge(items.saturating_mul(WALK))?;
         }
+        // What a collecting filter will build, checked before it builds it: `big|batch(1)` over three million
+        // characters reserved 300 MB before anything was counted.
+        let reserved = reserved(name, &args, items.unwrap_or(0));
+        fits(reserved)?;
         match name {
             "replace" => fits(replaced_len(state, &args))?,
             "join" => fits(joined_len(state, &args))?,
             "indent" => fits(indented_len(&args))?,
-            // batch reserves a slot for each item of a batch before it has any: batch(2**61) panicked.
-            "batch" => {
-                if let Some(count) = args.get(1).and_then(|c| usize::try_from(c.clone()).ok()) {
-                    fits(count.checked_mul(SLOT))?;
-                }
-            }
             // Escaping makes at most six bytes of one (`/` becomes `&#x2f;`).
             "escape" | "e" => fits(arg_str(&args, 0).len().checked_mul(6))?,
             _ => {}
         }
         let result = builtin.call(state, &args)?;
-        charge(built(&result))?;
+        charge(built(&result).max(reserved.unwrap_or(0)))?;
         Ok(result)
     }
+}
+
+/// Filters that walk the characters of a string they are given (minijinja counts them even to take its length).
+const STRING_WALKS: [&str; 18] = [
+    "length",
+    "count",
+    "reverse",
+    "sort",
+    "list",
+    "batch",
+    "sum",
+    "select",
+    "reject",
+    "selectattr",
+    "rejectattr",
+    "map",
+    "unique",
+    "min",
+    "max",
+    "join",
+    "split",
+    "lines",
+];
+
+/// How many items filter `name` walks in `input`: a list's or map's items (taking the length of one walks
+/// nothing), a string's characters, or None when it walks nothing.
+fn walked_items(name: &str, input: &Value) -> Option<usize> {
+    match input.kind() {
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
+            if !matches!(name, "length" | "count") =>
+        {
+            Some(input.len().unwrap_or(0))
+        }
+        ValueKind::String if STRING_WALKS.contains(&name) => {
+            input.as_str().map(|s| s.chars().count())
+        }
+        _ => None,
+    }
+}
+
+/// What a batch costs beyond the slots it reserves: the list object that holds them.
+const BATCH: usize = 64;
+
+/// The bytes filter `name` reserves for what it builds from `items` items, before it has any: a slot for each
+/// item it may keep (two more for each `unique` remembers), the batches and their reserved slots, the pieces
+/// `split` and `lines` cut and the text they copy. Some(0) for filters that build no list.
+fn reserved(name: &str, args: &[Value], items: usize) -> Option<usize> {
+    let slots = match name {
+        "list" | "sort" | "reverse" | "select" | "reject" | "selectattr" | "rejectattr" | "map" => {
+            Some(items)
+        }
+        "unique" => items.checked_mul(3),
+        // batch reserves items / count slots for the batches, then count slots for each batch (and a last one
+        // it may leave empty), each batch a list object of its own.
+        "batch" => {
+            let Some(count) = args.get(1).and_then(|c| usize::try_from(c.clone()).ok()) else {
+                return Some(0);
+            };
+            let count = count.max(1);
+            let batches = items.div_ceil(count).checked_add(1)?;
+            let per_batch = count.checked_mul(SLOT)?.checked_add(BATCH)?;
+            return batches
+                .checked_mul(per_batch)?
+                .checked_add((items / count).checked_mul(SLOT)?);
+        }
+        "split" | "lines" => {
+            let text = arg_str(args, 0);
+            let pieces = if name == "lines" {
+                text.lines().count()
+            } else {
+                match args.get(1).and_then(Value::as_str) {
+                    None => text.split_whitespace().count(),
+                    Some("") => text.chars().count() + 2,
+                    Some(sep) => text.matches(sep).count() + 1,
+                }
+            };
+            return pieces.checked_mul(SLOT)?.checked_add(text.len());
+        }
+        _ => Some(0),
+    };
+    slots?.checked_mul(SLOT)
 }
 
 fn fits(len: Option<usize>) -> Result<(), Error> {
@@ -476,6 +553,10 @@ pub fn environment(fuel: u64) -> Environment<'static> {
             if args.iter().any(|a| a.as_str().is_none()) {
                 return Ok(false);
             }
+            // `is lower` and `is upper` walk every character of the text.
+            if matches!(name, "lower" | "upper") {
+                charge(arg_str(&args, 0).chars().count().saturating_mul(WALK))?;
+            }
             Ok::<_, Error>(test.call(state, &args)?.is_true())
         });
     }
@@ -533,8 +614,9 @@ pub fn refusal(source: &str) -> Option<String> {
 /// a test thread's 2 MiB in a debug build; 500 leaves five times that.
 const CHAIN_LIMIT: usize = 500;
 
-/// Refuses a tag that chains more than [`CHAIN_LIMIT`], reading only its tokens, before anything is parsed. A
-/// source that does not tokenize is counted up to its error, and left to the parser to name.
+/// Refuses a tag that chains more than [`CHAIN_LIMIT`], a template with more than [`ELIF_LIMIT`] `elif` or blocks
+/// nested deeper than [`DEPTH_LIMIT`], reading only its tokens, before anything is parsed. A source that does
+/// not tokenize is counted up to its error, and left to the parser to name.
 #[allow(clippy::default_constructed_unit_structs)]
 fn chains(source: &str) -> Result<(), String> {
     use minijinja::machinery::{Token, tokenize};
@@ -545,13 +627,48 @@ fn chains(source: &str) -> Result<(), String> {
         SyntaxConfig::default(),
         WhitespaceConfig::default(),
     );
+    // Whole-template counts: `elif`s, blocks open, and whether the tag read is `{% set x %}` (a block) so far.
+    let (mut elifs, mut depth, mut first, mut set_block) = (0usize, 0usize, false, false);
     for token in tokens {
         let Ok((token, span)) = token else {
             break;
         };
+        let keyword = std::mem::take(&mut first);
+        if keyword && let Token::Ident(word) = token {
+            let (opens, closes) = nests(word);
+            elifs += usize::from(word == "elif");
+            set_block = word == "set";
+            depth = depth.saturating_sub(usize::from(closes));
+            depth += usize::from(opens);
+            if elifs > ELIF_LIMIT {
+                return refuse(
+                    span.start_line,
+                    &format!("more than {ELIF_LIMIT} `elif` in one template"),
+                    "the controller reads each as a level deeper than the last; test with {% if %} blocks \
+                     one after another",
+                );
+            }
+            if depth > DEPTH_LIMIT {
+                return refuse(
+                    span.start_line,
+                    &format!("blocks nested more than {DEPTH_LIMIT} deep"),
+                    "the controller reads each as a level deeper than the last; close blocks before opening more",
+                );
+            }
+        }
+        match token {
+            Token::Assign => set_block = false,
+            Token::BlockEnd if std::mem::take(&mut set_block) => depth += 1,
+            _ => {}
+        }
         let chains = match token {
-            Token::VariableStart | Token::BlockStart => {
+            Token::VariableStart => {
                 count = 0;
+                false
+            }
+            Token::BlockStart => {
+                count = 0;
+                first = true;
                 false
             }
             Token::Ident(word) => matches!(word, "not" | "and" | "or" | "is" | "in" | "if"),
@@ -583,6 +700,24 @@ fn chains(source: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The most `elif` one template may hold: minijinja reads an `elif` as an `if` inside the `else` of the one
+/// before, recursing once for each with no guard, and checks, walks and drops the tree recursively:
+/// `{% if 1 %}` and 100,000 `{% elif 1 %}` (a megabyte, within a ConfigMap) overflowed the stack.
+const ELIF_LIMIT: usize = 100;
+/// How deep blocks (`if`, `for`, `with`, `filter`, `autoescape`, `{% set x %}`...) may nest in one template.
+const DEPTH_LIMIT: usize = 32;
+
+/// Whether the tag keyword `word` opens a block (set only as `{% set x %}`, counted at the tag's end) and whether
+/// it closes one.
+fn nests(word: &str) -> (bool, bool) {
+    match word {
+        "if" | "for" | "with" | "filter" | "autoescape" | "macro" | "call" | "block" => {
+            (true, false)
+        }
+        _ => (false, word.starts_with("end")),
+    }
 }
 
 /// Refuses what could build a value holding another many times over: each `{% set a = [a, a] %}` doubles a
@@ -706,10 +841,12 @@ fn line_of(e: &ast::Expr<'_>) -> u16 {
 
 /// The most `~` and `+` (other than a sum with a number constant) one template may hold. Each joins values that
 /// exist already (the site's data, the template's constants, a filter's result charged as it was built), and
-/// minijinja cannot charge what it makes, so the count bounds it: one expression joins at most 65 such values.
-/// A summary's seat list turned into text is the largest value a template can join (about 100 KB): 65 of them,
-/// and the text they make, stay near 13 MB.
-const JOIN_LIMIT: usize = 64;
+/// minijinja cannot charge what it makes, so the count bounds it: one expression joins at most 17 such values.
+/// The largest is a summary's seat list printed as text, which escapes its strings: 200 seats whose names are
+/// 511 characters of four bytes, each printed as ten, about a megabyte. Seventeen of them joined in
+/// one expression peak at 27 MiB (measured by the test below; 65 of them, the limit before, peaked at 106 MiB of
+/// a pod's 128). Which operands are lists is not known before rendering, so they are bounded by their number.
+const JOIN_LIMIT: usize = 16;
 
 /// Filters whose result is a number or a boolean, whatever their input.
 const NUMBER_FILTERS: [&str; 8] = [
@@ -1574,7 +1711,7 @@ mod tests {
             };
             let e = e.to_string();
             assert!(
-                e.contains("more than 64 `~` and `+` in one template")
+                e.contains("more than 16 `~` and `+` in one template")
                     && e.contains("not allowed")
                     && e.contains("{{ a }}{{ b }}"),
                 "{e}"
@@ -1583,7 +1720,49 @@ mod tests {
         let Err(e) = with(&"{{ user.name ~ '' }}\n".repeat(super::JOIN_LIMIT + 1)) else {
             panic!("accepted")
         };
-        assert!(e.to_string().contains("line 65:"), "{e}");
+        assert!(e.to_string().contains("line 17:"), "{e}");
+    }
+
+    /// The largest values a template can join are the summary's seat lists printed as text: 200 seats whose
+    /// names are 511 characters of four bytes, each printed escaped as ten, about a megabyte a list. Joining them
+    /// as often as the limit allows stays within what [`super::JOIN_LIMIT`]'s comment states.
+    #[test]
+    fn the_most_joins_of_the_largest_lists_stay_within_the_stated_peak() {
+        let name = "\u{1F600}".repeat(crate::qrs::wire::USER_NAME_CHARS);
+        let seats = || {
+            (0..200)
+                .map(|_| seat(&name, "idle 120 days"))
+                .collect::<Vec<_>>()
+        };
+        let summary = SummaryContext {
+            policy: "prod-site".into(),
+            run_id: "r1".into(),
+            result: "Succeeded".into(),
+            dry_run: false,
+            message: String::new(),
+            reclaimed: seats(),
+            warned: seats(),
+            failed: seats(),
+            counts: SummaryCounts {
+                reclaimed: 200,
+                warned: 200,
+                failed: 200,
+            },
+            not_listed: SummaryCounts::default(),
+            omitted: 0,
+        };
+        let operands = ["reclaimed", "warned", "failed"]
+            .iter()
+            .cycle()
+            .take(super::JOIN_LIMIT + 1)
+            .copied()
+            .collect::<Vec<_>>();
+        let source = format!("{{% set all = {} %}}done", operands.join(" ~ "));
+        let templates = Templates::new(&BTreeMap::from([("summary.txt".to_string(), source)]))
+            .expect("accepted");
+        let (rendered, peak) = peak_of(|| templates.render("summary", &summary));
+        assert_eq!(rendered.expect("renders").text, "done");
+        assert!(peak < 32 * MIB, "{} MiB", peak / MIB);
     }
 
     /// A chain of 100,000 operators, filters or lookups in one tag parses into a tree 100,000 deep: reading it
@@ -1624,6 +1803,64 @@ mod tests {
             "|lower".repeat(limit - 1)
         ));
         assert_eq!(text.as_deref(), Ok("ann lee"));
+    }
+
+    /// minijinja reads each `elif` one level deeper than the last, and nested blocks likewise: 100,000 of either
+    /// (a megabyte) overflowed the stack. They are counted on the template's tokens and refused naming the line;
+    /// a template at the limits renders.
+    #[test]
+    fn elif_chains_and_deep_nesting_are_refused_before_they_are_parsed() {
+        let n = 100_000;
+        let elifs = |n: usize| {
+            format!(
+                "{{% if 0 %}}{}\n{{% else %}}x{{% endif %}}",
+                "{% elif 0 %}".repeat(n)
+            )
+        };
+        let nested = |n: usize| {
+            format!(
+                "{}\n{}x{}",
+                "{% if 1 %}".repeat(n),
+                "",
+                "{% endif %}".repeat(n)
+            )
+        };
+        for (source, named) in [
+            (elifs(n), "line 1: more than 100 `elif` in one template"),
+            (
+                format!("\n{}", "{% if 0 %}{% elif 0 %}{% endif %}".repeat(n)),
+                "line 2: more than 100 `elif`",
+            ),
+            (nested(n), "line 1: blocks nested more than 32 deep"),
+            (
+                format!("{}x", "{% for i in [1] %}{% with a = 1 %}".repeat(n)),
+                "blocks nested more than 32 deep",
+            ),
+            (
+                format!("{}x", "{% set a %}{% filter upper %}".repeat(n)),
+                "blocks nested more than 32 deep",
+            ),
+        ] {
+            let Err(e) = with(&source) else {
+                panic!("accepted: {named}")
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains(named) && e.contains("not allowed"),
+                "{named}: {e}"
+            );
+        }
+        let (text, _) = render(&elifs(super::ELIF_LIMIT));
+        assert_eq!(text.as_deref(), Ok("x"));
+        let (text, _) = render(&nested(super::DEPTH_LIMIT));
+        assert_eq!(text.as_deref(), Ok("\nx"));
+        // Blocks one after another, and sets of a value, nest nothing.
+        let (text, _) = render(&format!(
+            "{}{}",
+            "{% if 1 %}{% set a = 1 %}{% endif %}".repeat(1000),
+            "{% for i in [1] %}{% if 1 %}y{% endif %}{% endfor %}".repeat(100)
+        ));
+        assert_eq!(text.map(|t| t.len()), Ok(100));
     }
 
     /// Forty doublings of a list hold 2^40 items as a comparison sees them, in a few kilobytes: comparing two
@@ -1700,6 +1937,92 @@ mod tests {
             );
             assert!(peak < 16 * MIB, "{what}: {} MiB", peak / MIB);
         }
+    }
+
+    /// minijinja walks text character by character: a filter given a long string walks, and builds, as much as
+    /// one given the list of its characters. Each is charged before it runs, so the batch bomb (three million
+    /// characters, a batch each: 300 MB) and a walk repeated in a loop fail their message having allocated little.
+    #[test]
+    fn filters_over_a_long_string_are_charged_as_its_characters() {
+        // About three million characters, and a hundred thousand: the second can be walked, not collected.
+        let big = r#"{% set big = range(100000)|join("-------------------------") %}"#;
+        let mid = r#"{% set mid = range(20000)|join("----") %}"#;
+        let each = |filter: &str| {
+            [
+                format!("{big}{{{{ big|{filter}|length }}}}"),
+                format!(
+                    "{mid}{{% for i in range(100000) %}}{{{{ mid|{filter}|length }}}}{{% endfor %}}"
+                ),
+            ]
+        };
+        let mut sources = Vec::new();
+        for filter in [
+            "batch(1)",
+            "batch(3)",
+            "list",
+            "sort",
+            "reverse",
+            "unique",
+            "map('upper')",
+            "select",
+            "reject",
+            "selectattr('x')",
+            "rejectattr('x')",
+            "split('-')",
+            "lines",
+            "join('x')",
+        ] {
+            sources.extend(each(filter));
+        }
+        for filter in ["min", "max", "length", "count"] {
+            sources.push(format!(
+                "{mid}{{% for i in range(100000) %}}{{{{ mid|{filter} }}}}{{% endfor %}}"
+            ));
+        }
+        sources.push(format!(
+            "{mid}{{% for i in range(100000) %}}{{{{ mid is lower }}}}{{% endfor %}}"
+        ));
+        for source in sources {
+            let started = std::time::Instant::now();
+            let (rendered, peak) = render(&source);
+            let Err(e) = rendered else {
+                panic!("{source}: rendered")
+            };
+            assert!(e.contains("limit"), "{source}: {e}");
+            assert!(peak < 16 * MIB, "{source}: {} MiB", peak / MIB);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{source}: {:?}",
+                started.elapsed()
+            );
+        }
+        // Lists are reserved for too: a batch of one over a long range holds an object per item.
+        let (rendered, peak) = render("{{ range(100000)|batch(1)|length }}");
+        assert!(rendered.expect_err("batches").contains("limit"));
+        assert!(peak < 4 * MIB, "{} MiB", peak / MIB);
+        // What ordinary templates do with text still renders.
+        let (text, _) = render(
+            "{{ user.name|list|length }} {{ user.name|batch(3)|map('join')|join('/') }} {{ user.id|length }}",
+        );
+        assert_eq!(text.as_deref(), Ok("7 Ann/ Le/e 8"));
+    }
+
+    /// A loop over a string walks its characters one step at a time: the fuel bounds it, however long the text.
+    #[test]
+    fn a_loop_over_a_long_string_is_bounded_by_the_fuel() {
+        let started = std::time::Instant::now();
+        let (rendered, peak) = render(concat!(
+            r#"{% set big = range(100000)|join("-------------------------") %}"#,
+            "{% for i in range(100000) %}{% for c in big %}{% endfor %}{% endfor %}",
+        ));
+        let e = rendered.expect_err("fuel");
+        assert!(e.contains("fuel"), "{e}");
+        assert!(peak < 16 * MIB, "{} MiB", peak / MIB);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     /// In HTML, replace escapes its input when a part is marked safe: a megabyte of `&` becomes five. The size
