@@ -4,6 +4,7 @@
 use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::policy::RunResult;
 use qlik_license_reclaimer::run::{Outcome, RunReport};
+use qrs_simulator::SimAccessType::{Analyzer, Professional};
 use qrs_simulator::{Fault, FaultRule};
 
 use crate::support::*;
@@ -250,21 +251,7 @@ async fn a_listing_whose_names_at_the_limit_add_up_past_what_a_run_keeps_is_refu
     // 9,000 idle seats whose names are at Qlik's limit in four-byte characters: 18 MB of names, each allowed,
     // 2,000 bytes a seat where real directories use about a hundred.
     let sim = known_site().await;
-    let site = sim.site();
-    let old = sim.now() - jiff::SignedDuration::from_hours(24 * 400);
-    for i in 0..9_000 {
-        let user = site
-            .add_user(qrs_simulator::NewUser::new("BULK", format!("u{i}")))
-            .expect("user added");
-        site.allocate(
-            qrs_simulator::SimAccessType::Professional,
-            user,
-            Some(old),
-            old,
-            false,
-        )
-        .expect("allocated");
-    }
+    bulk_users(&sim, 9_000, &[Professional], 400);
     sim.inject(
         FaultRule::rewrite("user.name", Some("\u{1F600}".repeat(511).into()))
             .path_contains("accesstype/full"),
@@ -565,20 +552,7 @@ async fn a_stopped_run_starts_no_request() {
 #[tokio::test]
 async fn seats_read_by_id_keep_no_more_names_than_a_listing() {
     let sim = known_site().await;
-    let site = sim.site();
-    let recent = sim.now() - jiff::SignedDuration::from_hours(24);
-    for i in 0..2_000 {
-        let user = site
-            .add_user(qrs_simulator::NewUser::new("BULK", format!("u{i}")))
-            .expect("user added");
-        for kind in [
-            qrs_simulator::SimAccessType::Professional,
-            qrs_simulator::SimAccessType::Analyzer,
-        ] {
-            site.allocate(kind, user, Some(recent), recent, false)
-                .expect("allocated");
-        }
-    }
+    bulk_users(&sim, 2_000, &[Professional, Analyzer], 1);
     // Every Analyzer row names its user at Qlik's limit, in four-byte characters: 2 KB a seat.
     sim.inject(
         FaultRule::rewrite("user.name", Some("\u{1F600}".repeat(511).into()))
@@ -604,21 +578,7 @@ async fn seats_read_by_id_keep_no_more_names_than_a_listing() {
 #[tokio::test]
 async fn users_with_huge_records_fail_the_run_before_any_delete() {
     let sim = known_site().await;
-    let site = sim.site();
-    let old = sim.now() - jiff::SignedDuration::from_hours(24 * 400);
-    for i in 0..100 {
-        let user = site
-            .add_user(qrs_simulator::NewUser::new("BULK", format!("u{i}")))
-            .expect("user added");
-        site.allocate(
-            qrs_simulator::SimAccessType::Professional,
-            user,
-            Some(old),
-            old,
-            false,
-        )
-        .expect("allocated");
-    }
+    bulk_users(&sim, 100, &[Professional], 400);
     let tag = serde_json::json!([{
         "id": "0f2a6f5e-0000-4000-8000-000000000001",
         "name": "x".repeat(500 * 1024),
@@ -656,4 +616,24 @@ async fn a_table_page_with_more_values_than_its_rows_can_hold_is_refused_unparse
         report.message
     );
     assert!(no_deletes(&sim));
+}
+
+/// `n` users of directory BULK, each holding a seat of every type in `kinds`, last used `days_ago`.
+fn bulk_users(
+    sim: &qrs_simulator::Simulator,
+    n: usize,
+    kinds: &[qrs_simulator::SimAccessType],
+    days_ago: i64,
+) {
+    let site = sim.site();
+    let at = sim.now() - jiff::SignedDuration::from_hours(24 * days_ago);
+    for i in 0..n {
+        let user = site
+            .add_user(qrs_simulator::NewUser::new("BULK", format!("u{i}")))
+            .expect("user added");
+        for &kind in kinds {
+            site.allocate(kind, user, Some(at), at, false)
+                .expect("allocated");
+        }
+    }
 }
