@@ -2,36 +2,10 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use qrs_simulator::Simulator;
 use serde_json::Value;
 
 use crate::support::*;
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Run the binary off the async runtime, so the in-process simulator keeps serving.
-async fn reclaimer(args: Vec<String>) -> Outcome {
-    tokio::task::spawn_blocking(move || {
-        let output = Command::cargo_bin("qlik-license-reclaimer")
-            .expect("binary built")
-            .args(&args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("binary runs");
-        Outcome {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    })
-    .await
-    .expect("join")
-}
 
 fn manifest(spec: &qlik_license_reclaimer::policy::LicenseCleanupPolicySpec) -> String {
     let policy = qlik_license_reclaimer::policy::LicenseCleanupPolicy::new("test", spec.clone());
@@ -439,7 +413,7 @@ async fn simulate_serves_a_site_that_run_can_use() {
 }
 
 /// `run --output json` of a dry-run policy on the site `simulate` serves at `url`.
-async fn run_against_simulate(dir: &Path, url: &str, creds: &Path) -> Outcome {
+async fn run_against_simulate(dir: &Path, url: &str, creds: &Path) -> Exited {
     let policy = format!(
         "apiVersion: licensing.reclaimer.dev/v1alpha1\nkind: LicenseCleanupPolicy\nmetadata: {{name: sim}}\nspec:\n  schedule: '@daily'\n  site:\n    repositoryUrl: {url}\n    credentialsSecretRef: {{name: x}}\n    tls: {{serverName: qlikserver1}}\n  accessTypes:\n    professional: {{inactiveDays: 30}}\n    analyzer: {{inactiveDays: 30}}\n"
     );
@@ -563,12 +537,12 @@ async fn start_and_wait_for_a_delete(sim: &Simulator, files: &Files) -> std::pro
     child
 }
 
-async fn finish(child: std::process::Child) -> Outcome {
+async fn finish(child: std::process::Child) -> Exited {
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .expect("join")
         .expect("wait");
-    Outcome {
+    Exited {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -576,7 +550,7 @@ async fn finish(child: std::process::Child) -> Outcome {
 }
 
 /// A stopped run: exit 1, every DELETE sent finished and is in the report, fewer than all candidates.
-fn assert_stopped(sim: &Simulator, out: &Outcome, why: &str) {
+fn assert_stopped(sim: &Simulator, out: &Exited, why: &str) {
     assert_eq!(out.code, 1, "{}", out.stderr);
     let report = json(&out.stdout);
     let message = report["message"].as_str().unwrap_or_default();

@@ -1,35 +1,10 @@
 //! `restore --report` from a laptop against the simulator: dry run first, the seats given back, and the reasons a
 //! seat is skipped or fails.
 
-use assert_cmd::Command;
 use qrs_simulator::{SeatTotals, SimAccessType, Simulator};
 use serde_json::Value;
 
 use crate::support::*;
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn reclaimer(args: Vec<String>) -> Outcome {
-    tokio::task::spawn_blocking(move || {
-        let output = Command::cargo_bin("qlik-license-reclaimer")
-            .expect("binary built")
-            .args(&args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("binary runs");
-        Outcome {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    })
-    .await
-    .expect("join")
-}
 
 /// A site whose enforcing run reclaimed alice (Professional) and carol (Analyzer), with room on the licence, and
 /// the run's JSON report, policy and credentials in a folder.
@@ -77,7 +52,7 @@ impl Reclaimed {
         self.dir.path().join(name).display().to_string()
     }
 
-    async fn restore(&self, extra: &[&str]) -> (Outcome, Value) {
+    async fn restore(&self, extra: &[&str]) -> (Exited, Value) {
         let mut args = vec![
             "restore".to_string(),
             "--report".into(),

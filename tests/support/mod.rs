@@ -279,3 +279,29 @@ pub fn expected_reclaims() -> Vec<(String, SimAccessType)> {
     out.sort();
     out
 }
+
+/// How a run of the binary ended.
+pub struct Exited {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run the binary with `args` off the async runtime, so that a simulator in this process keeps serving.
+pub async fn reclaimer(args: Vec<String>) -> Exited {
+    tokio::task::spawn_blocking(move || {
+        let output = assert_cmd::Command::cargo_bin("qlik-license-reclaimer")
+            .expect("binary built")
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("binary runs");
+        Exited {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("join")
+}
