@@ -61,6 +61,17 @@ fn plain_smtp(port: u16) -> SecretEntries {
     ])
 }
 
+/// The channels `spec` names, from `secrets` and the default templates.
+fn notifier_for(spec: &LicenseCleanupPolicySpec, secrets: &SecretEntries) -> Notifier {
+    Notifier::new(
+        "site",
+        spec.notify.as_ref().expect("the policy notifies"),
+        secrets,
+        &BTreeMap::new(),
+    )
+    .expect("notifier")
+}
+
 /// One run at `now` with these notices pending; the report.
 async fn run_at(
     sim: &Simulator,
@@ -120,13 +131,7 @@ async fn warn_first_wait_then_reclaim_the_idle_and_spare_those_who_came_back() {
         .expect("allocated");
     let smtp = SmtpServer::start(SmtpOptions::default());
     let spec = notice_policy(&sim);
-    let notifier = Notifier::new(
-        "site",
-        spec.notify.as_ref().unwrap(),
-        &plain_smtp(smtp.port),
-        &BTreeMap::new(),
-    )
-    .expect("notifier");
+    let notifier = notifier_for(&spec, &plain_smtp(smtp.port));
 
     // 1. Everyone idle is warned; nothing is deleted.
     let first = run_at(&sim, &spec, &notifier, &[], now).await;
@@ -196,13 +201,7 @@ async fn a_notice_that_cannot_be_delivered_keeps_the_seat_and_is_sent_again() {
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
-    let down = Notifier::new(
-        "site",
-        spec.notify.as_ref().unwrap(),
-        &plain_smtp(closed),
-        &BTreeMap::new(),
-    )
-    .expect("notifier");
+    let down = notifier_for(&spec, &plain_smtp(closed));
     let first = run_at(&sim, &spec, &down, &[], now).await;
     assert_eq!(outcome_of(&first, "CORP\\alice"), [Outcome::NoticeFailed]);
     assert!(first.deliveries.iter().any(|d| d.error.is_some()));
@@ -215,13 +214,7 @@ async fn a_notice_that_cannot_be_delivered_keeps_the_seat_and_is_sent_again() {
 
     // The server is back: the users are warned (again), still nothing is deleted.
     let smtp = SmtpServer::start(SmtpOptions::default());
-    let up = Notifier::new(
-        "site",
-        spec.notify.as_ref().unwrap(),
-        &plain_smtp(smtp.port),
-        &BTreeMap::new(),
-    )
-    .expect("notifier");
+    let up = notifier_for(&spec, &plain_smtp(smtp.port));
     let back = run_at(&sim, &spec, &up, &[], now + days(21)).await;
     assert_eq!(outcome_of(&back, "CORP\\alice"), [Outcome::Warned]);
     assert!(sim.deletions().is_empty());
@@ -250,13 +243,7 @@ async fn starttls_with_a_test_certificate_and_authentication() {
             ("ca.pem", ca),
         ])
     };
-    let notifier = Notifier::new(
-        "site",
-        spec.notify.as_ref().unwrap(),
-        &secret(&pki.ca_pem),
-        &BTreeMap::new(),
-    )
-    .expect("notifier");
+    let notifier = notifier_for(&spec, &secret(&pki.ca_pem));
     let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
     assert_eq!(
         outcome_of(&report, "CORP\\alice"),
@@ -270,13 +257,7 @@ async fn starttls_with_a_test_certificate_and_authentication() {
 
     // A server the CA does not vouch for gets nothing, and the password is in no message.
     let other = TestPki::new();
-    let distrusting = Notifier::new(
-        "site",
-        spec.notify.as_ref().unwrap(),
-        &secret(&other.ca_pem),
-        &BTreeMap::new(),
-    )
-    .expect("notifier");
+    let distrusting = notifier_for(&spec, &secret(&other.ca_pem));
     let delivered = smtp.messages().len();
     let refused = run_at(&sim, &spec, &distrusting, &[], sim.now()).await;
     assert_eq!(outcome_of(&refused, "CORP\\carol"), [Outcome::NoticeFailed]);
@@ -297,13 +278,7 @@ async fn starttls_with_a_test_certificate_and_authentication() {
         ("tls", "tls"),
         ("ca.pem", &pki.ca_pem),
     ]);
-    let notifier = Notifier::new(
-        "site",
-        spec.notify.as_ref().unwrap(),
-        &implicit,
-        &BTreeMap::new(),
-    )
-    .expect("notifier");
+    let notifier = notifier_for(&spec, &implicit);
     let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
     assert_eq!(
         outcome_of(&report, "CORP\\alice"),
@@ -320,13 +295,7 @@ async fn a_dry_run_says_who_would_be_warned_and_sends_nothing() {
     let smtp = SmtpServer::start(SmtpOptions::default());
     let mut spec = notice_policy(&sim);
     spec.dry_run = true;
-    let notifier = Notifier::new(
-        "site",
-        spec.notify.as_ref().unwrap(),
-        &plain_smtp(smtp.port),
-        &BTreeMap::new(),
-    )
-    .expect("notifier");
+    let notifier = notifier_for(&spec, &plain_smtp(smtp.port));
     let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
     assert_eq!(outcome_of(&report, "CORP\\alice"), [Outcome::WouldWarn]);
     assert!(smtp.messages().is_empty());
@@ -573,13 +542,7 @@ async fn each_rule_gets_a_notice_that_says_what_keeps_the_seat() {
     });
     spec.redundant.analyzer_with_professional = true;
     let smtp = SmtpServer::start(SmtpOptions::default());
-    let notifier = Notifier::new(
-        "site",
-        spec.notify.as_ref().unwrap(),
-        &plain_smtp(smtp.port),
-        &BTreeMap::new(),
-    )
-    .expect("notifier");
+    let notifier = notifier_for(&spec, &plain_smtp(smtp.port));
     let report = run_at(&sim, &spec, &notifier, &[], now).await;
     for user in ["CORP\\leo", "CORP\\rita", "CORP\\alice"] {
         assert!(
@@ -782,13 +745,7 @@ async fn a_run_that_fails_before_reaching_qlik_is_summarised() {
     let mut spec = notice_policy(&sim);
     let proxied = proxy_policy(&sim, "ops");
     spec.site = proxied.site;
-    let notifier = Notifier::new(
-        "site",
-        spec.notify.as_ref().unwrap(),
-        &plain_smtp(smtp.port),
-        &BTreeMap::new(),
-    )
-    .expect("notifier");
+    let notifier = notifier_for(&spec, &plain_smtp(smtp.port));
     let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
     assert_eq!(
         report.result,
@@ -821,13 +778,7 @@ async fn a_login_cancels_the_notice_even_when_idle_again() {
     {
         rule.inactive_days = 7;
     }
-    let notifier = Notifier::new(
-        "site",
-        spec.notify.as_ref().unwrap(),
-        &plain_smtp(smtp.port),
-        &BTreeMap::new(),
-    )
-    .expect("notifier");
+    let notifier = notifier_for(&spec, &plain_smtp(smtp.port));
     let first = run_at(&sim, &spec, &notifier, &[], now).await;
     assert_eq!(outcome_of(&first, "CORP\\carol"), [Outcome::Warned]);
     let pending = first.notices.clone().expect("notices to keep");
@@ -879,14 +830,8 @@ async fn a_webhook_that_refuses_the_connection_is_reported_without_its_url() {
             format!("http://127.0.0.1:{closed}/services/{WEBHOOK_TOKEN}").into_bytes(),
         )]),
     )]);
-    let notifier = Notifier::new(
-        "site",
-        spec.notify.as_ref().unwrap(),
-        &secrets,
-        &BTreeMap::new(),
-    )
-    .expect("notifier")
-    .with_webhook_backoff(std::time::Duration::from_millis(5));
+    let notifier =
+        notifier_for(&spec, &secrets).with_webhook_backoff(std::time::Duration::from_millis(5));
     let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
     let failed: Vec<&str> = report
         .deliveries
