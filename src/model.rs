@@ -10,6 +10,44 @@ use std::hash::{Hash, Hasher};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// The rule that took a seat.
+#[derive(
+    schemars::JsonSchema,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Rule {
+    /// Unused longer than its access type's threshold (or never used past the grace).
+    Idle,
+    /// Its user is a leaver (spec.leavers).
+    Leaver,
+    /// Its user holds a better seat (spec.redundant).
+    Redundant,
+}
+
+impl Rule {
+    /// Every rule, in the order a run takes seats by them: leavers, then redundant seats, then idle ones.
+    pub const ALL: [Rule; 3] = [Rule::Leaver, Rule::Redundant, Rule::Idle];
+
+    /// The rule as the record, the metrics' `reason` label and the templates write it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Rule::Idle => "idle",
+            Rule::Leaver => "leaver",
+            Rule::Redundant => "redundant",
+        }
+    }
+}
+
 /// A Qlik Sense access type (a kind of licence allocation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

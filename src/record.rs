@@ -177,17 +177,7 @@ pub enum RecordedAction {
     Failed,
 }
 
-/// The rule that took a seat.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub enum Rule {
-    /// Unused longer than its access type's threshold (or never used past the grace).
-    Idle,
-    /// Its user is a leaver (spec.leavers).
-    Leaver,
-    /// Its user holds a better seat (spec.redundant).
-    Redundant,
-}
+pub use crate::model::Rule;
 
 /// A user reclaimed by an earlier run who holds that access type again.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -330,11 +320,8 @@ fn recorded(entry: &Entry) -> Option<RecordedDecision> {
         | Outcome::NoticeGiven
         | Outcome::NoAddress => return None,
     };
-    let rule = match entry.reason_code {
-        "leaver" => Rule::Leaver,
-        "redundant" => Rule::Redundant,
-        _ => Rule::Idle,
-    };
+    // A seat reclaimed, or that would be or failed to be, was taken by a rule.
+    let rule = entry.rule.unwrap_or(Rule::Idle);
     let mut reason = entry.reason.clone();
     if entry.outcome == Outcome::AlreadyGone {
         reason.push_str("; already deallocated when deleted");

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::model::{AccessType, SeatCounts, UserIdentity};
+use crate::model::{AccessType, Rule, SeatCounts, UserIdentity};
 use crate::notice::Notice;
 use crate::policy::{RunResult, TypeCounts};
 
@@ -105,6 +105,9 @@ pub struct Entry {
     pub outcome: Outcome,
     /// Machine-readable reason code.
     pub reason_code: &'static str,
+    /// The rule that takes the seat, when one does (the reason code says it too, for people and programs).
+    #[serde(skip)]
+    pub rule: Option<Rule>,
     /// Why, in a sentence.
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]

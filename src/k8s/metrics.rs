@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::model::AccessType;
+use crate::model::{AccessType, Rule};
 use crate::notify::Delivery;
 use crate::qrs::{RequestObserver, RequestRecord};
 use crate::run::RunReport;
@@ -48,9 +48,6 @@ pub(crate) struct ReclaimLabels {
     /// The rule that took the seats: "idle", "leaver" or "redundant".
     pub reason: String,
 }
-
-/// The rules that take seats, as the `reason` label of `reclaimed_total` names them.
-const RECLAIM_REASONS: [&str; 3] = ["idle", "leaver", "redundant"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct NotificationLabels {
@@ -222,18 +219,19 @@ impl Metrics {
         };
         for (t, counts) in &report.per_access_type {
             let labels = type_labels(*t);
-            for (reason, seats) in
-                RECLAIM_REASONS
-                    .into_iter()
-                    .zip([counts.idle(), counts.leavers, counts.redundant])
-            {
+            for rule in Rule::ALL {
+                let seats = match rule {
+                    Rule::Idle => counts.idle(),
+                    Rule::Leaver => counts.leavers,
+                    Rule::Redundant => counts.redundant,
+                };
                 self.reclaimed
                     .get_or_create(&ReclaimLabels {
                         namespace: namespace.into(),
                         policy: policy.into(),
                         access_type: t.key().into(),
                         dry_run: report.dry_run.to_string(),
-                        reason: reason.into(),
+                        reason: rule.key().into(),
                     })
                     .inc_by(seats);
             }
@@ -308,13 +306,13 @@ impl Metrics {
             });
         }
         for t in access_types {
-            for reason in RECLAIM_REASONS {
+            for rule in Rule::ALL {
                 let _ = self.reclaimed.get_or_create(&ReclaimLabels {
                     namespace: namespace.into(),
                     policy: policy.into(),
                     access_type: t.key().into(),
                     dry_run: dry_run.to_string(),
-                    reason: reason.into(),
+                    reason: rule.key().into(),
                 });
             }
             let labels = TypeLabels {

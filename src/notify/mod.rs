@@ -325,6 +325,7 @@ mod tests {
             idle_days: Some(304),
             outcome,
             reason_code: "inactive",
+            rule: Some(crate::model::Rule::Idle),
             reason: "not used for 304 days (threshold 90)".into(),
             error: error.map(str::to_string),
         }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::NotifyError;
 use super::bounds;
+use crate::model::Rule;
 
 /// The templates, by name, with the product's defaults.
 const DEFAULTS: [(&str, &str); 6] = [
@@ -94,24 +95,12 @@ impl Templates {
     }
 }
 
-/// Which rule takes the seat a notice warns of: what keeps the seat differs, so the notice must say which.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NoticeRule {
-    /// Unused for the policy's threshold (or never used): a login before the date keeps it.
-    Idle,
-    /// The user is a leaver (blocked, removed from the directory, inactive): a login cannot keep it.
-    Leaver,
-    /// An Analyzer seat whose user keeps a Professional seat: logging in uses Professional, so it cannot keep it.
-    Redundant,
-}
-
 /// What a notice template is given.
 #[derive(Debug, Clone, Serialize)]
 pub struct NoticeContext {
     pub user: UserContext,
     /// idle, leaver or redundant: the rule that takes the seat, and so what (if anything) keeps it.
-    pub rule: NoticeRule,
+    pub rule: Rule,
     /// For a leaver, the state that makes them one ("blocked in the QMC", "removed from the user directory",
     /// "inactive in the QMC"); empty otherwise.
     pub user_state: String,
@@ -185,7 +174,7 @@ mod tests {
                 id: "CORP\\ann".into(),
                 email: "ann@example.com".into(),
             },
-            rule: NoticeRule::Idle,
+            rule: Rule::Idle,
             user_state: String::new(),
             access_type: "professional".into(),
             last_used: "2026-09-01".into(),
@@ -250,18 +239,18 @@ mod tests {
             context.user_state = user_state.into();
             templates.render("notice", &context).expect("renders")
         };
-        let idle = render(NoticeRule::Idle, "professional", "");
+        let idle = render(Rule::Idle, "professional", "");
         for part in [&idle.text, &idle.html] {
             assert!(part.contains("any use cancels this notice"), "{part}");
             assert!(part.contains("since 2026-09-01"), "{part}");
         }
 
-        let redundant = render(NoticeRule::Redundant, "analyzer", "");
+        let redundant = render(Rule::Redundant, "analyzer", "");
         assert_eq!(
             redundant.subject,
             "Your Qlik Sense analyzer access will be taken back on 2026-12-15; you keep your professional access"
         );
-        let leaver = render(NoticeRule::Leaver, "professional", "blocked in the QMC");
+        let leaver = render(Rule::Leaver, "professional", "blocked in the QMC");
         assert_eq!(
             leaver.subject,
             "Your Qlik Sense professional access will be taken back on 2026-12-15"

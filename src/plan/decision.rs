@@ -8,7 +8,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::model::{AccessType, Allocation, LastUse, UserState};
+use crate::model::{AccessType, Allocation, LastUse, Rule, UserState};
 
 /// What one run decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,6 +283,32 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The rule that takes the seat for this reason; `None` for a reason that keeps it.
+    pub fn rule(&self) -> Option<Rule> {
+        match self {
+            Reason::Inactive { .. } | Reason::NeverUsed { .. } => Some(Rule::Idle),
+            Reason::Leaver { .. } => Some(Rule::Leaver),
+            Reason::Redundant => Some(Rule::Redundant),
+            Reason::Active { .. }
+            | Reason::NeverUsedGrace { .. }
+            | Reason::ExcludedUser { .. }
+            | Reason::ExcludedDirectory { .. }
+            | Reason::ExcludedTag { .. }
+            | Reason::ExcludedCustomProperty { .. }
+            | Reason::ExcludedRole { .. }
+            | Reason::ExcludedUserState { .. }
+            | Reason::OutOfScope { .. }
+            | Reason::Quarantined { .. }
+            | Reason::UnknownDate { .. }
+            | Reason::NoCreatedDate
+            | Reason::Incomplete { .. }
+            | Reason::UserNotFound
+            | Reason::LoginGroup
+            | Reason::NotManaged { .. }
+            | Reason::OverCap { .. } => None,
+        }
+    }
+
     /// Stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {

@@ -18,6 +18,13 @@ fn entry(user: &str, outcome: Outcome, reason_code: &'static str) -> Entry {
         idle_days: Some(304),
         outcome,
         reason_code,
+        // The rule the plan gives the reason of this code.
+        rule: match reason_code {
+            "inactive" | "never-used" => Some(crate::model::Rule::Idle),
+            "leaver" => Some(crate::model::Rule::Leaver),
+            "redundant" => Some(crate::model::Rule::Redundant),
+            _ => None,
+        },
         reason: "not used for 304 days (threshold 90)".into(),
         error: (outcome == Outcome::Failed).then(|| "QRS answered 500".to_string()),
     }

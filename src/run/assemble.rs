@@ -156,6 +156,7 @@ fn entry(
         idle_days: idle_since.map(|t| (start.as_second() - t.as_second()).div_euclid(86_400)),
         outcome,
         reason_code: decision.reason.code(),
+        rule: decision.reason.rule(),
         reason,
         // A notice's note is in the reason; only a notice that failed has an error.
         error: error.filter(|_| !outcome.is_notice() || outcome == Outcome::NoticeFailed),

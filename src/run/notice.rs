@@ -6,9 +6,10 @@ use jiff::Timestamp;
 
 use super::Outcome;
 use crate::brake::Brake;
+use crate::model::Rule;
 use crate::notice::{Notice, Pending, Step, reclaim_after};
 use crate::notify::Delivery;
-use crate::notify::templates::{NoticeContext, NoticeRule, UserContext};
+use crate::notify::templates::{NoticeContext, UserContext};
 use crate::plan::{Plan, Reason, Verdict};
 use crate::qrs::{QrsClient, QrsError};
 
@@ -168,11 +169,12 @@ async fn warn(
             );
             continue;
         }
-        let (rule, user_state) = match &plan.decisions[i].reason {
-            Reason::Leaver { state, .. } => (NoticeRule::Leaver, state.describe().to_string()),
-            Reason::Redundant => (NoticeRule::Redundant, String::new()),
-            // Inactive or never used: the only other reasons a seat is reclaimed for.
-            _ => (NoticeRule::Idle, String::new()),
+        let reason = &plan.decisions[i].reason;
+        // Only a seat a rule takes is warned of.
+        let rule = reason.rule().unwrap_or(Rule::Idle);
+        let user_state = match reason {
+            Reason::Leaver { state, .. } => state.describe().to_string(),
+            _ => String::new(),
         };
         let context = NoticeContext {
             user: UserContext {

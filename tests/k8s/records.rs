@@ -251,6 +251,7 @@ fn a_record_at_the_largest_cap_fits_in_etcd(cp: &ControlPlane) -> TestResult {
                 idle_days: Some(304),
                 outcome: Outcome::Failed,
                 reason_code: "inactive",
+                rule: Some(qlik_license_reclaimer::model::Rule::Idle),
                 reason: "not used for 304 days (threshold 90)".into(),
                 error: Some(format!("QRS answered 500: {}", "x".repeat(400))),
             })

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use crate::notify::NotifyError;
 use crate::notify::templates::{
-    NoticeContext, NoticeRule, SeatLine, SummaryContext, SummaryCounts, Templates, UserContext,
+    NoticeContext, SeatLine, SummaryContext, SummaryCounts, Templates, UserContext,
 };
 use crate::testing::peak_of;
 
@@ -15,7 +15,7 @@ fn notice() -> NoticeContext {
             id: "CORP\\ann".into(),
             email: "ann@example.com".into(),
         },
-        rule: NoticeRule::Idle,
+        rule: crate::model::Rule::Idle,
         user_state: String::new(),
         access_type: "professional".into(),
         last_used: "2026-09-01".into(),
