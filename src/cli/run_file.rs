@@ -55,7 +55,7 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         .clone()
         .unwrap_or_else(|| "policy".into());
     let notifier = match (&valid.notify, &args.secrets) {
-        (Some(spec), Some(dir)) => Some(notify_files::notifier(&name, spec, dir)?),
+        (Some(notify), Some(dir)) => Some(notify_files::notifier(&name, &notify.channels, dir)?),
         (Some(_), None) => {
             return Err(CliError::Invalid(
                 "the policy notifies (spec.notify): give --secrets DIR with the Secrets it names"
@@ -64,10 +64,10 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         }
         (None, _) => None,
     };
-    let pending = match (&args.state, valid.notice_days) {
-        (_, 0) => Pending::default(),
-        (Some(state), _) => notify_files::read_state(state)?,
-        (None, _) => {
+    let pending = match (&args.state, valid.notice_days()) {
+        (_, None) => Pending::default(),
+        (Some(state), Some(_)) => notify_files::read_state(state)?,
+        (None, Some(_)) => {
             return Err(CliError::Invalid(
                 "the policy gives notice (spec.notice.days): give --state FILE to keep the notices between runs".into(),
             ));

@@ -84,7 +84,7 @@ pub(crate) async fn run_policy(
         Err(error) => return Err(run.start_failed(error).await),
     };
     let notifier = match &valid.notify {
-        Some(spec) => match load_notifier(ctx.client, namespace, name, spec).await {
+        Some(notify) => match load_notifier(ctx.client, namespace, name, &notify.channels).await {
             Ok(notifier) => Some(notifier),
             Err(error) => return Err(run.start_failed(error).await),
         },

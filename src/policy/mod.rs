@@ -20,7 +20,7 @@ pub use status::{
     ActiveRun, LicenseCleanupPolicyStatus, PendingNotice, ReclaimedSeat, RunResult, RunStatus,
     RunSummary, SeatCounts, TypeCounts,
 };
-pub use valid::{InvalidPolicy, Permissions, ValidPolicy, rules, validate};
+pub use valid::{InvalidPolicy, Notifications, Permissions, ValidPolicy, rules, validate};
 
 /// The largest `limits.maxReclaimsPerRun`: the record of a run lists every seat it decided to reclaim, and must fit
 /// in one etcd object (see [`crate::record`]).

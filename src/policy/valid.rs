@@ -2,6 +2,7 @@
 //! values: the decision engine's [`Rules`], the QRS [`Connection`] and the [`Schedule`]. Every entry point (the
 //! controller, `run --policy-ref`, `run --policy FILE`, `demo`) runs a [`ValidPolicy`] and nothing else.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use super::{
@@ -51,10 +52,25 @@ pub struct ValidPolicy {
     pub dry_run: bool,
     /// Deallocations at once (`spec.site.concurrency`).
     pub concurrency: u32,
-    /// Days between a delivered notice and the reclaim (`spec.notice.days`); 0: no notice.
-    pub notice_days: u32,
-    /// Who is told, and how (`spec.notify`); the Secrets it names are read by each entry point.
-    pub notify: Option<super::NotifySpec>,
+    /// Who is told, and how (`spec.notify`), with the notice it gives before a reclaim.
+    pub notify: Option<Notifications>,
+}
+
+/// A policy's notifications: the channels, and the notice before a reclaim, which lives here because it needs
+/// them (a notice goes by e-mail to its user, so a policy without e-mail to users gives none).
+#[derive(Debug, Clone)]
+pub struct Notifications {
+    /// The channels (`spec.notify`); the Secrets they name are read by each entry point.
+    pub channels: super::NotifySpec,
+    /// Days between a delivered notice and the reclaim (`spec.notice.days`), when the policy gives notice.
+    pub notice_days: Option<NonZeroU32>,
+}
+
+impl ValidPolicy {
+    /// Days between a delivered notice and the reclaim, when the policy gives notice.
+    pub fn notice_days(&self) -> Option<NonZeroU32> {
+        self.notify.as_ref().and_then(|n| n.notice_days)
+    }
 }
 
 /// Checks a policy completely and turns it into a [`ValidPolicy`]: the schedule, the rules, the site, and what
@@ -85,8 +101,11 @@ pub fn validate(
         connection: connection(&spec.site)?,
         dry_run: spec.dry_run,
         concurrency: spec.site.concurrency,
-        notice_days: spec.notice.days,
-        notify: spec.notify.clone(),
+        notify: spec.notify.clone().map(|channels| Notifications {
+            channels,
+            // `check_notify` refused notice without e-mail to users.
+            notice_days: NonZeroU32::new(spec.notice.days),
+        }),
     })
 }
 

@@ -189,7 +189,9 @@ async fn run_with_client(
         .map(|(i, _)| i)
         .collect();
     let mut noticed = None;
-    if policy.notice_days > 0 && !plan.is_aborted() {
+    if let Some(days) = policy.notice_days()
+        && !plan.is_aborted()
+    {
         let Some(notify) = &ctx.notify else {
             return Err(QrsError::Setup(
                 "the policy gives notice (spec.notice.days) but its notification settings were not given".into(),
@@ -197,7 +199,7 @@ async fn run_with_client(
         };
         let run = NoticeRun {
             notify,
-            days: policy.notice_days,
+            days: days.get(),
             now,
             dry_run,
             brake: ctx.brake.as_ref(),
