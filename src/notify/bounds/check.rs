@@ -145,20 +145,7 @@ pub(super) fn nests(word: &str) -> (bool, bool) {
 /// values and what is computed from them, but nothing the template built from a literal before (a name bound
 /// by set, with or for to such a value, or `loop`); `batch` may not fill and `map` may not take a default.
 pub(super) fn shared(tree: &ast::Stmt<'_>) -> Result<(), String> {
-    let mut bound = Vec::new();
-    bindings(tree, &mut bound);
-    let mut built: HashSet<&str> = HashSet::from(["loop"]);
-    loop {
-        let before = built.len();
-        for b in &bound {
-            if !built.contains(b.name) && holds(b.value, &built, true) {
-                built.insert(b.name);
-            }
-        }
-        if built.len() == before {
-            break;
-        }
-    }
+    let built = built_names(tree, |b, built| holds(b.value, built, true));
     each_expr(tree, &mut |e| match e {
         ast::Expr::List(_) | ast::Expr::Map(_) if holds(e, &built, false) => refuse(
             line_of(e),

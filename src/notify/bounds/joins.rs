@@ -56,26 +56,14 @@ pub(super) const LOOP_COUNTERS: [&str; 9] = [
 /// or a function's result. And a template holds at most [`JOIN_LIMIT`] of them, so that even a long chain over
 /// the largest of the site's values stays bounded.
 pub(super) fn joins(tree: &ast::Stmt<'_>) -> Result<(), String> {
-    let mut bound = Vec::new();
-    bindings(tree, &mut bound);
     // `loop` is built by every loop; what it counts is allowed where it is read (see plain).
-    let mut built: HashSet<&str> = HashSet::from(["loop"]);
-    loop {
-        let before = built.len();
-        for b in &bound {
-            let kept = if b.each {
-                each_plain(b.value, &built)
-            } else {
-                plain(b.value, &built)
-            };
-            if !kept {
-                built.insert(b.name);
-            }
+    let built = built_names(tree, |b, built| {
+        if b.each {
+            !each_plain(b.value, built)
+        } else {
+            !plain(b.value, built)
         }
-        if built.len() == before {
-            break;
-        }
-    }
+    });
     let mut count = 0usize;
     each_expr(tree, &mut |e| {
         let ast::Expr::BinOp(b) = e else {
@@ -242,6 +230,29 @@ pub(super) struct Binding<'a, 's> {
     pub(super) name: &'s str,
     pub(super) value: &'a ast::Expr<'s>,
     pub(super) each: bool,
+}
+
+/// The names `tree` binds to what the template built, by `builds` (whether a binding's value is built, given the
+/// names known built so far), `loop` among them: repeated until no binding adds one, since a name may be bound to
+/// another bound later in the text.
+pub(super) fn built_names<'s>(
+    tree: &ast::Stmt<'s>,
+    builds: impl Fn(&Binding<'_, 's>, &HashSet<&'s str>) -> bool,
+) -> HashSet<&'s str> {
+    let mut bound = Vec::new();
+    bindings(tree, &mut bound);
+    let mut built: HashSet<&str> = HashSet::from(["loop"]);
+    loop {
+        let before = built.len();
+        for b in &bound {
+            if !built.contains(b.name) && builds(b, &built) {
+                built.insert(b.name);
+            }
+        }
+        if built.len() == before {
+            return built;
+        }
+    }
 }
 
 /// Every name a statement binds (set, with, for) with the expression it is bound to.
