@@ -1,11 +1,16 @@
 //! qlik-license-reclaimer: takes Qlik Sense Enterprise licences back from users who no longer use them.
 //!
-//! Layout: [`model`] and [`plan`] are the pure domain (no I/O); [`qrs`] talks to Qlik; [`policy`] is the edge
-//! where the resource becomes the program's own values; [`run`] ties one run together for every entry point; the
-//! Kubernetes side (`k8s`) and the command line ([`cli`]) call it. The QRS simulator is the `qrs-simulator` crate.
+//! Layout: the pure engine ([`model`], [`plan`], [`notice`], `schedule`) is the `reclaimer-engine` crate, so the
+//! compiler keeps I/O out of it; it is re-exported here under the same names. [`qrs`] talks to Qlik; [`policy`]
+//! is the edge where the resource becomes the program's own values; [`run`] ties one run together for every entry
+//! point; the Kubernetes side (`k8s`) and the command line ([`cli`]) call it. The QRS simulator is the
+//! `qrs-simulator` crate. docs/architecture.md draws the layers.
 //!
 //! Only what the tests and benchmarks use is public. The crate-private modules warn on a `pub` that reaches no
 //! further than the crate (`unreachable_pub`), so their items say `pub(crate)`.
+
+pub(crate) use reclaimer_engine::schedule;
+pub use reclaimer_engine::{model, notice, plan};
 
 pub mod brake;
 pub mod cli;
@@ -14,18 +19,13 @@ pub mod demo;
 pub mod files;
 #[warn(unreachable_pub)]
 pub(crate) mod k8s;
-pub mod model;
-pub mod notice;
 pub mod notify;
-pub mod plan;
 pub mod policy;
 pub mod qrs;
 pub mod record;
 pub mod report;
 pub mod restore;
 pub mod run;
-#[warn(unreachable_pub)]
-pub(crate) mod schedule;
 #[warn(unreachable_pub)]
 pub(crate) mod shutdown;
 

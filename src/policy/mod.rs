@@ -11,6 +11,9 @@ pub mod fields;
 pub mod status;
 mod valid;
 
+#[cfg(test)]
+mod tests;
+
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod crd;
+mod layers;
 mod notice;
 mod restore;
 mod seat_rules;

@@ -4,9 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::decision::percent;
-use super::*;
 use crate::model::{AccessType, Allocation, LastUse, UserDetails, UserIdentity};
+use crate::plan::*;
 use crate::policy::{AccessTypeRule, CustomPropertyMatch, InvalidPolicy, LicenseCleanupPolicySpec};
 
 use AccessType::{Analyzer, Login, Professional, User};
@@ -605,20 +604,6 @@ fn minimum_grace_of_one_day() {
         "never-used",
         "never used; allocated 1 day ago (grace 1)",
     );
-}
-
-#[test]
-fn whole_days_round_down() {
-    assert_eq!(rules::whole_days(days_ago(3), now()), 3);
-    assert_eq!(
-        rules::whole_days(days_ago(3) + SignedDuration::from_secs(1), now()),
-        2
-    );
-    assert_eq!(
-        rules::whole_days(now() + SignedDuration::from_nanos(1), now()),
-        -1
-    );
-    assert_eq!(rules::whole_days(now(), now()), 0);
 }
 
 // ---- Evaluation order ----
@@ -1242,37 +1227,6 @@ fn breaker_ignores_excluded_and_kept() {
 }
 
 #[test]
-fn breaker_message() {
-    let trip = BreakerTrip {
-        access_type: Professional,
-        candidates: 812,
-        allocated: 1000,
-        limit_percent: 50,
-    };
-    assert_eq!(
-        trip.to_string(),
-        "professional: 812 of 1000 allocations (81%) are candidates, above the 50% limit; nothing was \
-         deallocated. Check the thresholds and the site's lastUsed dates, or raise limits.maxReclaimPercent."
-    );
-    let trip = BreakerTrip {
-        access_type: User,
-        candidates: 3,
-        allocated: 0,
-        limit_percent: 50,
-    };
-    assert!(
-        trip.to_string().starts_with(
-            "user: 3 candidates, but the site reports no user allocations at all (above the 50% limit);"
-        ),
-        "{trip}"
-    );
-    assert_eq!(percent(1, 3, 33), "33.4%");
-    assert_eq!(percent(2, 3, 50), "66%");
-    assert_eq!(percent(1, 2, 40), "50%");
-    assert_eq!(percent(50_001, 100_000, 50), "50.1%");
-}
-
-#[test]
 fn breaker_reports_the_first_tripping_type() {
     let rules = rules_with(|s| {
         s.access_types.analyzer = threshold(30);
@@ -1388,18 +1342,6 @@ fn idle_since_of_decisions() {
     );
     assert_eq!(only(&plan, "u").idle_since(), Some(days_ago(40)));
     assert_eq!(only(&plan, "n").idle_since(), Some(days_ago(50)));
-}
-
-#[test]
-fn breaker_percentages_are_whole_where_that_is_honest() {
-    assert_eq!(percent(60, 100, 50), "60%");
-    assert_eq!(percent(50, 100, 50), "50%", "an exact value stays whole");
-    assert_eq!(percent(501, 1000, 50), "50.1%", "just above reads as above");
-    assert_eq!(
-        percent(1, 3, 33),
-        "33.4%",
-        "rounded up, never down to the limit"
-    );
 }
 
 #[test]

@@ -76,7 +76,7 @@ pub struct Leavers {
     pub after_days: u32,
 }
 
-/// The rules in the engine's own terms. The edge ([`crate::policy`]) checks a policy and builds this; the engine
+/// The rules in the engine's own terms. The edge (the operator's `policy::validate`) checks a policy and builds this; the engine
 /// trusts it: thresholds in range, names that are not empty, patterns already parsed.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {

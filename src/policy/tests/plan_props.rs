@@ -7,9 +7,9 @@ use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
 
-use super::tests::{base_spec, now};
-use super::*;
+use super::plan::{base_spec, now};
 use crate::model::{AccessType, Allocation, LastUse, UserDetails, UserIdentity};
+use crate::plan::*;
 use crate::policy::{AccessTypeRule, CustomPropertyMatch, LicenseCleanupPolicySpec};
 
 const DIRECTORIES: [&str; 5] = ["CORP", "corp", "INTERNAL", "Ext", "ÆØÅ"];

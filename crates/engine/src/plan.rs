@@ -297,7 +297,4 @@ fn tie_break(a: &Allocation, b: &Allocation) -> Ordering {
 }
 
 #[cfg(test)]
-mod proptests;
-
-#[cfg(test)]
 mod tests;
