@@ -13,7 +13,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{RunResult, SeatCounts, TypeCounts};
+use crate::policy::{RunHeader, RunResult};
 use crate::report::{Entry, Outcome, RunReport};
 
 /// Bytes of JSON the listed decisions of one record may take: with the counts, the returns and the restore's
@@ -90,28 +90,12 @@ pub struct LicenseCleanupRunSpec {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
-    /// Run identifier, also in logs and Events.
-    pub id: String,
+    #[serde(flatten)]
+    pub header: RunHeader<MicroTime>,
     /// The Qlik site the run worked on: the policy's repositoryUrl, or the hub's URL through the proxy. A restore
     /// refuses to give seats back on another site.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub site: String,
-    pub result: RunResult,
-    /// Whether this run only reported.
-    pub dry_run: bool,
-    /// When the run started (to the microsecond: records are ordered by it).
-    pub start_time: MicroTime,
-    pub completion_time: MicroTime,
-    /// What happened, in a sentence.
-    pub message: String,
-    /// Totals over all access types.
-    pub totals: TypeCounts,
-    /// Counts per access type (professional, analyzer, user).
-    #[serde(default)]
-    pub per_access_type: BTreeMap<String, TypeCounts>,
-    /// Seats per access type from the site's access type overview.
-    #[serde(default)]
-    pub seats: BTreeMap<String, SeatCounts>,
     /// Every seat reclaimed, that would be reclaimed (dry run) or whose deallocation failed, in reclaim order.
     #[serde(default)]
     pub decisions: Vec<RecordedDecision>,
@@ -269,16 +253,8 @@ impl RunRecord {
             *kept.entry("active".into()).or_default() += active;
         }
         RunRecord {
-            id: report.id.clone(),
+            header: RunHeader::of(report, MicroTime),
             site: report.site.clone(),
-            result: report.result,
-            dry_run: report.dry_run,
-            start_time: MicroTime(report.start_time),
-            completion_time: MicroTime(report.completion_time),
-            message: report.message.clone(),
-            totals: report.totals,
-            per_access_type: crate::report::by_access_type_key(&report.per_access_type),
-            seats: crate::report::by_access_type_key(&report.seats),
             decisions,
             decisions_omitted: omitted,
             kept,

@@ -57,7 +57,7 @@ pub fn check_same_site(record: &RunRecord, site: &str) -> Result<(), RestoreErro
         Ok(())
     } else {
         Err(RestoreError::OtherSite {
-            run: record.id.clone(),
+            run: record.header.id.clone(),
             was: record.site.clone(),
             now: site.to_string(),
         })
@@ -66,9 +66,9 @@ pub fn check_same_site(record: &RunRecord, site: &str) -> Result<(), RestoreErro
 
 /// The seats a run reclaimed, or those of the `only` users among them.
 pub fn seats_of(record: &RunRecord, only: &[String]) -> Result<Vec<SeatToRestore>, RestoreError> {
-    if record.dry_run {
+    if record.header.dry_run {
         return Err(RestoreError::DryRun {
-            run: record.id.clone(),
+            run: record.header.id.clone(),
         });
     }
     let only = only
@@ -82,7 +82,7 @@ pub fn seats_of(record: &RunRecord, only: &[String]) -> Result<Vec<SeatToRestore
             AccessType::from_key(&seat.access_type),
         ) else {
             return Err(RestoreError::UnknownAccessType {
-                run: record.id.clone(),
+                run: record.header.id.clone(),
                 user: seat.user.clone(),
                 access_type: seat.access_type.clone(),
             });
@@ -94,7 +94,7 @@ pub fn seats_of(record: &RunRecord, only: &[String]) -> Result<Vec<SeatToRestore
     if let Some(missing) = only.iter().find(|u| !seats.iter().any(|s| &s.user == *u)) {
         return Err(RestoreError::NotReclaimed {
             user: missing.to_string(),
-            run: record.id.clone(),
+            run: record.header.id.clone(),
         });
     }
     Ok(seats)
@@ -263,7 +263,7 @@ pub fn table(status: &RestoreStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::TypeCounts;
+    use crate::policy::{RunHeader, TypeCounts};
     use crate::record::{RecordedAction, RecordedDecision, Rule};
 
     #[test]
@@ -299,15 +299,17 @@ mod tests {
         let at = MicroTime(crate::testing::ts("2026-12-01T09:00:00Z"));
         RunRecord {
             site: "https://qlik.example:4242".to_string(),
-            id: "r1".into(),
-            result: RunResult::Succeeded,
-            dry_run,
-            start_time: at.clone(),
-            completion_time: at,
-            message: String::new(),
-            totals: TypeCounts::default(),
-            per_access_type: Default::default(),
-            seats: Default::default(),
+            header: RunHeader {
+                id: "r1".into(),
+                result: RunResult::Succeeded,
+                dry_run,
+                start_time: at.clone(),
+                completion_time: at,
+                message: String::new(),
+                totals: TypeCounts::default(),
+                per_access_type: Default::default(),
+                seats: Default::default(),
+            },
             decisions: vec![
                 decision("CORP\\alice", "professional", RecordedAction::Reclaimed),
                 decision("CORP\\bob", "analyzer", RecordedAction::Failed),

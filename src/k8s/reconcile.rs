@@ -169,7 +169,7 @@ fn register_metrics(
         &valid.rules.access_types(),
         policy.spec.dry_run,
         status.last_successful_time.as_ref().map(|t| t.0),
-        status.last_run.as_ref().map(|r| r.completion_time.0),
+        status.last_run.as_ref().map(|r| r.header.completion_time.0),
     );
     // Pending notices live in the status: after a restart or a change of leader the gauge says them again.
     if policy.spec.notice.days > 0 || !status.notices.is_empty() {

@@ -75,10 +75,10 @@ impl Records {
         record: &RunRecord,
     ) -> Result<LicenseCleanupRun, kube::Error> {
         let mut run = LicenseCleanupRun::new(
-            &record_name(&self.policy, &record.id),
+            &record_name(&self.policy, &record.header.id),
             LicenseCleanupRunSpec {
                 policy: self.policy.clone(),
-                run_id: record.id.clone(),
+                run_id: record.header.id.clone(),
             },
         );
         run.metadata.namespace = policy.namespace();
@@ -154,10 +154,10 @@ impl KeptRun {
             name: run.name_any(),
             site: record.map(|r| r.site.clone()).unwrap_or_default(),
             start: record
-                .map(|r| r.start_time.0)
+                .map(|r| r.header.start_time.0)
                 .or(created)
                 .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-            id: record.map(|r| r.id.clone()).unwrap_or_default(),
+            id: record.map(|r| r.header.id.clone()).unwrap_or_default(),
             reclaimed: record
                 .map(|r| {
                     r.reclaimed()
@@ -185,8 +185,8 @@ impl KeptRun {
                 .unwrap_or_default(),
             returned_count: record.map_or(0, |r| r.returned),
             reclaimed_count: record
-                .filter(|r| !r.dry_run)
-                .map_or(0, |r| r.totals.reclaimed),
+                .filter(|r| !r.header.dry_run)
+                .map_or(0, |r| r.header.totals.reclaimed),
         }
     }
 }
@@ -242,7 +242,7 @@ pub(crate) fn too_many_returns(runs: &[KeptRun]) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{RunResult, TypeCounts};
+    use crate::policy::{RunHeader, RunResult, TypeCounts};
     use crate::record::{RecordedAction, RecordedDecision, ReturnedSeat, Rule};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
@@ -282,18 +282,20 @@ mod tests {
         let start = MicroTime(crate::testing::ts(start));
         run.status = Some(RunRecord {
             site: SITE.into(),
-            id: id.into(),
-            result: RunResult::Succeeded,
-            dry_run: false,
-            start_time: start.clone(),
-            completion_time: start,
-            message: String::new(),
-            totals: TypeCounts {
-                reclaimed: reclaimed.len() as u64,
-                ..Default::default()
+            header: RunHeader {
+                id: id.into(),
+                result: RunResult::Succeeded,
+                dry_run: false,
+                start_time: start.clone(),
+                completion_time: start,
+                message: String::new(),
+                totals: TypeCounts {
+                    reclaimed: reclaimed.len() as u64,
+                    ..Default::default()
+                },
+                per_access_type: Default::default(),
+                seats: Default::default(),
             },
-            per_access_type: Default::default(),
-            seats: Default::default(),
             decisions: reclaimed
                 .iter()
                 .map(|user| RecordedDecision {
@@ -368,7 +370,7 @@ mod tests {
                 answered: "1".into(),
                 result: RunResult::Succeeded,
                 dry_run: false,
-                time: status.start_time.clone(),
+                time: status.header.start_time.clone(),
                 message: String::new(),
                 restored: 1,
                 skipped: 0,

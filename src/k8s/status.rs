@@ -8,8 +8,8 @@ use kube::api::{Patch, PatchParams};
 use super::FIELD_MANAGER;
 use super::conditions::{ConditionUpdate, merge_conditions};
 use crate::policy::{
-    LicenseCleanupPolicy, LicenseCleanupPolicyStatus, ReclaimedSeat, RunResult, RunStatus,
-    RunSummary,
+    LicenseCleanupPolicy, LicenseCleanupPolicyStatus, ReclaimedSeat, RunHeader, RunResult,
+    RunStatus, RunSummary,
 };
 use crate::run::RunReport;
 
@@ -18,15 +18,7 @@ pub(crate) const RECLAIMED_LISTED: usize = 50;
 
 pub(crate) fn run_status(report: &RunReport) -> RunStatus {
     RunStatus {
-        id: report.id.clone(),
-        start_time: Time(report.start_time),
-        completion_time: Time(report.completion_time),
-        dry_run: report.dry_run,
-        result: report.result,
-        message: report.message.clone(),
-        totals: report.totals,
-        per_access_type: crate::run::by_access_type_key(&report.per_access_type),
-        seats: crate::run::by_access_type_key(&report.seats),
+        header: RunHeader::of(report, Time),
         reclaimed: report
             .reclaimed()
             .take(RECLAIMED_LISTED)

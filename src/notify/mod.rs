@@ -223,8 +223,8 @@ impl Notifier {
         let (title, text) = match &message {
             Ok(m) => (m.subject.clone(), m.text.clone()),
             Err(_) => (
-                format!("{}: {}", self.policy, record.result.as_str()),
-                record.message.clone(),
+                format!("{}: {}", self.policy, record.header.result.as_str()),
+                record.header.message.clone(),
             ),
         };
         for hook in &self.webhooks {

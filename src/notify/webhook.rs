@@ -139,10 +139,10 @@ fn slack(title: &str, summary: &str) -> Value {
 }
 
 fn teams(title: &str, summary: &str, record: &RunRecord) -> Value {
-    let totals = &record.totals;
+    let totals = &record.header.totals;
     let facts = [
-        ("Result", record.result.as_str().to_string()),
-        ("Dry run", record.dry_run.to_string()),
+        ("Result", record.header.result.as_str().to_string()),
+        ("Dry run", record.header.dry_run.to_string()),
         ("Reclaimed", totals.reclaimed.to_string()),
         ("Failed", totals.failed.to_string()),
         ("Candidates", totals.candidates.to_string()),
@@ -151,9 +151,9 @@ fn teams(title: &str, summary: &str, record: &RunRecord) -> Value {
         json!({"type": "TextBlock", "text": teams_escape(title), "weight": "Bolder", "size": "Medium", "wrap": true}),
     ];
     // The run's message once: the default summary (and the text sent when the template fails) already holds it.
-    if !summary.contains(&record.message) {
+    if !summary.contains(&record.header.message) {
         body.push(
-            json!({"type": "TextBlock", "text": teams_escape(&record.message), "wrap": true}),
+            json!({"type": "TextBlock", "text": teams_escape(&record.header.message), "wrap": true}),
         );
     }
     body.push(json!({"type": "FactSet", "facts": facts.iter().map(|(t, v)| json!({"title": t, "value": v})).collect::<Vec<_>>()}));

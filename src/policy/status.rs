@@ -6,6 +6,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::model::SeatCounts;
+use crate::report::RunReport;
+
 /// What the controller (or `run --policy-ref`) last observed and did.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -132,14 +135,17 @@ impl RunResult {
     }
 }
 
-/// The last run in detail.
+/// What every account of a run begins with: who it was, how it ended, and its counts. The policy's
+/// `status.lastRun` and the run's record (`LicenseCleanupRun` status, `run --output json`) both carry it, filled from
+/// the report by one function ([`RunHeader::of`]). `When` is the instants' precision: seconds in the status,
+/// microseconds in the record (records are ordered by their start).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct RunStatus {
+pub struct RunHeader<When> {
     /// Run identifier, also in logs and Events.
     pub id: String,
-    pub start_time: Time,
-    pub completion_time: Time,
+    pub start_time: When,
+    pub completion_time: When,
     /// Whether this run only reported.
     pub dry_run: bool,
     pub result: RunResult,
@@ -153,6 +159,31 @@ pub struct RunStatus {
     /// Seats per access type from the site's access type overview.
     #[serde(default)]
     pub seats: BTreeMap<String, SeatCounts>,
+}
+
+impl<When> RunHeader<When> {
+    /// The header of a finished run; `when` gives its instants their precision.
+    pub fn of(report: &RunReport, when: impl Fn(jiff::Timestamp) -> When) -> Self {
+        RunHeader {
+            id: report.id.clone(),
+            start_time: when(report.start_time),
+            completion_time: when(report.completion_time),
+            dry_run: report.dry_run,
+            result: report.result,
+            message: report.message.clone(),
+            totals: report.totals,
+            per_access_type: crate::report::by_access_type_key(&report.per_access_type),
+            seats: crate::report::by_access_type_key(&report.seats),
+        }
+    }
+}
+
+/// The last run in detail.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStatus {
+    #[serde(flatten)]
+    pub header: RunHeader<Time>,
     /// The first 50 seats reclaimed (or, in dry run, that would be).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reclaimed: Vec<ReclaimedSeat>,
@@ -202,42 +233,6 @@ pub struct ReclaimedSeat {
     pub access_type: String,
     /// Last use, or "never".
     pub last_used: String,
-}
-
-/// Seat counters of one access type, from `/qrs/license/accesstypeoverview`.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SeatCounts {
-    /// Seats the licence grants.
-    pub total: u64,
-    /// Seats allocated to users.
-    pub allocated: u64,
-    /// Seats free to allocate.
-    pub available: u64,
-    /// Seats deallocated but in Qlik's 7-day quarantine.
-    pub quarantined: u64,
-    /// Seats allocated beyond what the licence grants (a licence that shrank): those users are denied access until
-    /// seats are freed.
-    #[serde(default)]
-    pub excess: u64,
-}
-
-impl From<crate::model::SeatCounts> for SeatCounts {
-    fn from(c: crate::model::SeatCounts) -> Self {
-        let crate::model::SeatCounts {
-            total,
-            allocated,
-            available,
-            quarantined,
-            excess,
-        } = c;
-        SeatCounts {
-            total,
-            allocated,
-            available,
-            quarantined,
-            excess,
-        }
-    }
 }
 
 /// A compact summary of one run.

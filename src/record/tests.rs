@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::model::{AccessType, UserIdentity};
+use crate::policy::TypeCounts;
 use crate::report::Returned;
 use crate::testing::ts;
 
@@ -107,7 +108,7 @@ fn a_dry_run_records_what_it_would_have_taken() {
     );
     dry.dry_run = true;
     let record = RunRecord::of(&dry);
-    assert!(record.dry_run);
+    assert!(record.header.dry_run);
     assert_eq!(record.decisions[0].action, RecordedAction::WouldReclaim);
     assert_eq!(record.reclaimed().count(), 0, "a dry run took nothing");
     let json = serde_json::to_value(&record).expect("json");

@@ -151,22 +151,22 @@ fn the_brake_holds(cp: &ControlPlane, mode: Mode, change: Change, prefix: &str) 
         if after > CONCURRENCY as usize {
             return Err(format!(
                 "{change:?} ({mode:?}): {after} DELETEs arrived after the change was accepted ({at_change} before); at most {CONCURRENCY} (those in flight) may; {}",
-                record.message
+                record.header.message
             )
             .into());
         }
-        if !record.message.contains(change.reason()) {
+        if !record.header.message.contains(change.reason()) {
             return Err(format!(
                 "the record should say why the run stopped ({}): {}",
                 change.reason(),
-                record.message
+                record.header.message
             )
             .into());
         }
         eprintln!(
             "{change:?} ({mode:?}): {at_change} DELETEs before the change returned, {after} after"
         );
-        every_delete_finished_and_counted(&sim, record.totals.reclaimed, "in the record")
+        every_delete_finished_and_counted(&sim, record.header.totals.reclaimed, "in the record")
     })
 }
 

@@ -1250,7 +1250,10 @@ fn chart_installs_and_runs_a_policy_in_its_watch_namespace(cp: &ControlPlane) ->
             .status
             .and_then(|s| s.last_run)
             .ok_or("no last run")?;
-        if last.result != RunResult::Succeeded || !last.dry_run || last.totals.reclaimed == 0 {
+        if last.header.result != RunResult::Succeeded
+            || !last.header.dry_run
+            || last.header.totals.reclaimed == 0
+        {
             return Err(format!(
                 "the example policy's run: {last:?}; log:\n{}",
                 controller.log()
@@ -1276,7 +1279,7 @@ fn chart_installs_and_runs_a_policy_in_its_watch_namespace(cp: &ControlPlane) ->
         let after: LicenseCleanupPolicy = Api::namespaced(admin.clone(), &watched)
             .get("prod-site")
             .await?;
-        if last_run_id(&after) == Some(last.id.clone()) {
+        if last_run_id(&after) == Some(last.header.id.clone()) {
             return Err("the CronJob's run wrote no status".into());
         }
 
@@ -1490,7 +1493,10 @@ fn chart_cronjob_mode_runs_a_policy_with_namespaced_rbac(cp: &ControlPlane) -> T
         let policy: LicenseCleanupPolicy = Api::namespaced(admin.clone(), &policies)
             .get("site")
             .await?;
-        let result = policy.status.and_then(|s| s.last_run).map(|r| r.result);
+        let result = policy
+            .status
+            .and_then(|s| s.last_run)
+            .map(|r| r.header.result);
         if result != Some(RunResult::Succeeded) {
             return Err(format!("status after the CronJob's run: {result:?}").into());
         }

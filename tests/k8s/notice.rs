@@ -284,10 +284,10 @@ fn sigterm_with_hanging_webhooks_keeps_the_record_and_exits_in_time(
             .iter()
             .filter(|d| d.action == qlik_license_reclaimer::record::RecordedAction::Reclaimed)
             .count() as u64;
-        if deleted == 0 || record.totals.reclaimed != deleted || listed != deleted {
+        if deleted == 0 || record.header.totals.reclaimed != deleted || listed != deleted {
             return Err(format!(
                 "the record must list every seat taken: {deleted} deleted, {} counted, {listed} listed",
-                record.totals.reclaimed
+                record.header.totals.reclaimed
             )
             .into());
         }

@@ -553,7 +553,7 @@ async fn every_query_runs_on_prometheus(
 
 fn last_run(policy: &LicenseCleanupPolicy) -> Option<(RunResult, String)> {
     let last = policy.status.as_ref()?.last_run.as_ref()?;
-    Some((last.result, last.message.clone()))
+    Some((last.header.result, last.header.message.clone()))
 }
 
 /// The dashboard parses, has every panel of [`PANELS`], each with a query, and filters by its variables.

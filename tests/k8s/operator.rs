@@ -246,7 +246,7 @@ pub fn last_run_id(p: &LicenseCleanupPolicy) -> Option<String> {
     p.status
         .as_ref()
         .and_then(|s| s.last_run.as_ref())
-        .map(|r| r.id.clone())
+        .map(|r| r.header.id.clone())
 }
 
 /// The Ready condition's message, or "".
@@ -563,7 +563,10 @@ fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) -> Tes
         .await?;
         let status = policy.status.clone().ok_or("no status")?;
         let last = status.last_run.clone().ok_or("no lastRun")?;
-        if last.result != RunResult::Succeeded || !last.dry_run || last.totals.reclaimed != 2 {
+        if last.header.result != RunResult::Succeeded
+            || !last.header.dry_run
+            || last.header.totals.reclaimed != 2
+        {
             return Err(format!("unexpected lastRun: {last:?}\n{}", controller.log()).into());
         }
         let users: Vec<_> = last.reclaimed.iter().map(|r| r.user.as_str()).collect();
@@ -581,6 +584,7 @@ fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) -> Tes
         }
         if status.history.len() != 1
             || last
+                .header
                 .per_access_type
                 .get("professional")
                 .map(|c| c.allocated)
@@ -668,7 +672,10 @@ fn enforcing_deletes_exactly_the_planned_seats(cp: &ControlPlane) -> TestResult 
         })
         .await?;
         let last = policy.status.and_then(|s| s.last_run).ok_or("no lastRun")?;
-        if last.result != RunResult::Succeeded || last.dry_run || last.totals.reclaimed != 2 {
+        if last.header.result != RunResult::Succeeded
+            || last.header.dry_run
+            || last.header.totals.reclaimed != 2
+        {
             return Err(format!("unexpected lastRun: {last:?}").into());
         }
         if support::deleted(&sim) != support::expected_reclaims() {
@@ -783,7 +790,7 @@ fn secret_rotation_and_a_broken_secret(cp: &ControlPlane) -> TestResult {
             .status
             .and_then(|s| s.last_run)
             .ok_or("no last run")?;
-        if last.result != RunResult::Failed {
+        if last.header.result != RunResult::Failed {
             return Err(
                 format!("a certificate Qlik does not trust must fail the run: {last:?}").into(),
             );
@@ -952,16 +959,18 @@ fn sigterm_lets_in_flight_deallocations_finish(cp: &ControlPlane) -> TestResult 
         // Counted as they arrive: a DELETE the controller dropped mid-way would be here and not among the
         // deletions.
         let deletes = sim.qrs_delete_arrivals() as u64;
-        if last.totals.reclaimed == 0 || last.totals.reclaimed >= last.totals.candidates.min(100) {
+        if last.header.totals.reclaimed == 0
+            || last.header.totals.reclaimed >= last.header.totals.candidates.min(100)
+        {
             return Err(format!("expected a partial run, got {last:?}").into());
         }
-        if deletes != sim.deletions().len() as u64 || deletes != last.totals.reclaimed {
-            return Err(format!("every DELETE started must finish and be recorded: {deletes} sent, {} done, {} in status", sim.deletions().len(), last.totals.reclaimed).into());
+        if deletes != sim.deletions().len() as u64 || deletes != last.header.totals.reclaimed {
+            return Err(format!("every DELETE started must finish and be recorded: {deletes} sent, {} done, {} in status", sim.deletions().len(), last.header.totals.reclaimed).into());
         }
-        if !last.message.contains("stopped") {
+        if !last.header.message.contains("stopped") {
             return Err(format!(
                 "the status should say the run was stopped: {}",
-                last.message
+                last.header.message
             )
             .into());
         }
@@ -1185,7 +1194,7 @@ fn run_policy_ref_writes_status(cp: &ControlPlane) -> TestResult {
             .status
             .and_then(|s| s.last_run)
             .ok_or("no status written")?;
-        if last.result != RunResult::Succeeded || !last.dry_run {
+        if last.header.result != RunResult::Succeeded || !last.header.dry_run {
             return Err(format!("status: {last:?}").into());
         }
 
@@ -1351,7 +1360,12 @@ fn a_schedule_or_time_zone_that_cannot_be_used_is_reported(cp: &ControlPlane) ->
             last_run_id(p).is_some()
         })
         .await?;
-        if good.status.and_then(|s| s.last_run).map(|r| r.result) != Some(RunResult::Succeeded) {
+        if good
+            .status
+            .and_then(|s| s.last_run)
+            .map(|r| r.header.result)
+            != Some(RunResult::Succeeded)
+        {
             return Err("the valid policy's run did not succeed".into());
         }
         Ok(())

@@ -37,7 +37,11 @@ async fn records(
         .await?
         .items;
     runs.sort_by_key(|r| {
-        std::cmp::Reverse(r.status.as_ref().map(|s| s.start_time.0.as_millisecond()))
+        std::cmp::Reverse(
+            r.status
+                .as_ref()
+                .map(|s| s.header.start_time.0.as_millisecond()),
+        )
     });
     Ok(runs)
 }
@@ -101,7 +105,10 @@ fn every_run_keeps_a_record_owned_by_its_policy_within_the_history_limit(
             .into_iter()
             .map(|(user, t)| (user, sim_key(t).to_string()))
             .collect();
-        if taken != expected || status.result != RunResult::Succeeded || status.dry_run {
+        if taken != expected
+            || status.header.result != RunResult::Succeeded
+            || status.header.dry_run
+        {
             return Err(format!("record: {status:?}").into());
         }
         if status.kept.get("excluded").copied().unwrap_or_default() == 0 {
@@ -283,7 +290,7 @@ fn a_record_at_the_largest_cap_fits_in_etcd(cp: &ControlPlane) -> TestResult {
             "big",
             LicenseCleanupRunSpec {
                 policy: "site".into(),
-                run_id: record.id.clone(),
+                run_id: record.header.id.clone(),
             },
         );
         api.create(&PostParams::default(), &run).await?;
@@ -570,19 +577,19 @@ fn aborted_and_failed_runs_are_on_record(cp: &ControlPlane) -> TestResult {
         let find = |id: &str| {
             kept.iter()
                 .filter_map(|r| r.status.as_ref())
-                .find(|s| s.id == id)
+                .find(|s| s.header.id == id)
                 .cloned()
                 .ok_or_else(|| format!("no record of run {id}: {} kept", kept.len()))
         };
         let (aborted, failed) = (find(&aborted)?, find(&failed)?);
-        if aborted.result != RunResult::Aborted
-            || !aborted.message.contains("aborted")
+        if aborted.header.result != RunResult::Aborted
+            || !aborted.header.message.contains("aborted")
             || !aborted.decisions.is_empty()
         {
             return Err(format!("the aborted run's record: {aborted:?}").into());
         }
-        if failed.result != RunResult::Failed
-            || failed.message.is_empty()
+        if failed.header.result != RunResult::Failed
+            || failed.header.message.is_empty()
             || !failed.decisions.is_empty()
             || failed.site != format!("https://127.0.0.1:{closed}")
         {

@@ -69,7 +69,7 @@ fn every_delete_finished_and_recorded(
     sim: &Simulator,
     last: &qlik_license_reclaimer::policy::RunStatus,
 ) -> TestResult {
-    every_delete_finished_and_counted(sim, last.totals.reclaimed, "in status")
+    every_delete_finished_and_counted(sim, last.header.totals.reclaimed, "in status")
 }
 
 /// Every DELETE that reached QRS finished, and `reclaimed` (a status's or a record's count, named by `place`) counts each.
@@ -115,7 +115,7 @@ fn last_run_message(p: &LicenseCleanupPolicy) -> Option<String> {
     p.status
         .as_ref()
         .and_then(|s| s.last_run.as_ref())
-        .map(|r| r.message.clone())
+        .map(|r| r.header.message.clone())
 }
 
 fn a_switch_to_dry_run_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult {
@@ -140,7 +140,7 @@ fn a_switch_to_dry_run_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestRes
             .ok_or("no last run")?;
         let sent = qrs_deletes(&sim);
         // The run re-reads the policy every 2 s: 2 slots of 300 ms deletions get at most a few dozen through.
-        if last.totals.reclaimed >= last.totals.candidates.min(100) || sent > 40 {
+        if last.header.totals.reclaimed >= last.header.totals.candidates.min(100) || sent > 40 {
             return Err(
                 format!("deletions went on after the switch: {sent} sent, {last:?}").into(),
             );
@@ -165,14 +165,14 @@ fn a_policy_deleted_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult
 
         let record = kept_record(&admin, &namespace, || controller.log()).await?;
         let sent = qrs_deletes(&sim);
-        if !record.message.contains("the policy was deleted") || sent > 40 {
+        if !record.header.message.contains("the policy was deleted") || sent > 40 {
             return Err(format!(
                 "deletions went on after the policy was deleted: {sent} sent; {}",
-                record.message
+                record.header.message
             )
             .into());
         }
-        every_delete_finished_and_counted(&sim, record.totals.reclaimed, "in the record")?;
+        every_delete_finished_and_counted(&sim, record.header.totals.reclaimed, "in the record")?;
 
         // The run ends its bookkeeping just after the record: its gauges must be gone then, and stay gone.
         let gauges_left = || async {
@@ -240,14 +240,14 @@ fn a_policy_created_again_mid_run_stops_its_deletions(cp: &ControlPlane) -> Test
         let sent = qrs_deletes(&sim);
         // The watch reports the deletion first ("the policy was deleted"); a poll would have seen the new policy
         // ("deleted and created again"): either way the run stopped for the deletion.
-        if !record.message.contains("deleted") || sent > 40 {
+        if !record.header.message.contains("deleted") || sent > 40 {
             return Err(format!(
                 "deletions went on under a policy created again: {sent} sent; {}",
-                record.message
+                record.header.message
             )
             .into());
         }
-        every_delete_finished_and_counted(&sim, record.totals.reclaimed, "in the record")?;
+        every_delete_finished_and_counted(&sim, record.header.totals.reclaimed, "in the record")?;
         let new = policies.get("site").await?;
         if let Some(last) = new.status.and_then(|s| s.last_run) {
             return Err(

@@ -292,14 +292,23 @@ impl UserState {
     }
 }
 
-/// Seat counters of one access type, from `/qrs/license/accesstypeoverview`: what the licence grants, what is
-/// allocated, what is free, what waits out Qlik's 7-day quarantine, and what is allocated beyond the licence
-/// (`excess`: those users are already denied access).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Seat counters of one access type, from `/qrs/license/accesstypeoverview`.
+// One type for what the site reports, the run's report and the resources' status: the doc comments above and on
+// the fields are the CRD's descriptions.
+#[derive(
+    schemars::JsonSchema, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 pub struct SeatCounts {
+    /// Seats the licence grants.
     pub total: u64,
+    /// Seats allocated to users.
     pub allocated: u64,
+    /// Seats free to allocate.
     pub available: u64,
+    /// Seats deallocated but in Qlik's 7-day quarantine.
     pub quarantined: u64,
+    /// Seats allocated beyond what the licence grants (a licence that shrank): those users are denied access until
+    /// seats are freed.
+    #[serde(default)]
     pub excess: u64,
 }
