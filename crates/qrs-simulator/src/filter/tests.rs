@@ -1,6 +1,8 @@
 use super::*;
 use serde_json::json;
 
+use crate::time::parse_date;
+
 fn rows() -> Vec<serde_json::Value> {
     vec![
         json!({"id": "0b0a6d5e-5d3f-4b8e-9d8b-3c1f1d7e0001", "name": "Ann O'Neil", "n": 5, "vip": true,
