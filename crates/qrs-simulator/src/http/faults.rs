@@ -23,32 +23,14 @@ pub(super) async fn answer_with_fault(
     headers: &HeaderMap,
     raw_query: &str,
 ) -> Result<RecordedRequest, Response> {
-    let status_of =
-        |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let reply = match fault {
         Fault::Delay(d) => {
             tokio::time::sleep(*d).await;
             return Ok(record);
         }
         Fault::Rewrite { .. } => return Ok(record),
-        Fault::Reset => {
-            shared.record_request(record);
-            let closed = ctx.closed.notified();
-            tokio::pin!(closed);
-            closed.as_mut().enable();
-            ctx.abort.notify_one();
-            // The connection task drops the connection, so whatever this returns never goes out.
-            let _ = tokio::time::timeout(RESET_GRACE, closed).await;
-            return Err(Reply::empty(StatusCode::INTERNAL_SERVER_ERROR).into_response());
-        }
-        Fault::Status(code) => {
-            let status = status_of(*code);
-            let reason = status.canonical_reason().unwrap_or("Error");
-            Reply::text(
-                status,
-                &format!("{} {reason} (injected fault)", status.as_u16()),
-            )
-        }
+        Fault::Reset => return Err(reset(record, shared, ctx).await),
+        Fault::Status(code) => status_page(status_of(*code)),
         Fault::EchoRequest(code) => echo_page(status_of(*code), &record.path, raw_query, headers),
         Fault::Huge {
             bytes,
@@ -58,15 +40,36 @@ pub(super) async fn answer_with_fault(
             shared.record_request(record);
             return Err(huge_answer(*bytes, *one_huge_element));
         }
-        Fault::MalformedJson => Reply::bytes(
-            StatusCode::OK,
-            "application/json; charset=utf-8",
-            br#"[{"id":"3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c9d","createdDate":"2024-01-0"#.to_vec(),
-        ),
+        Fault::MalformedJson => malformed_json(),
     };
     record.status = reply.status.as_u16();
     shared.record_request(record);
     Err(reply.into_response())
+}
+
+fn status_of(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Records the request (with no status: nothing is sent) and has the connection task drop the connection.
+async fn reset(record: RecordedRequest, shared: &Shared, ctx: &ConnCtx) -> Response {
+    shared.record_request(record);
+    let closed = ctx.closed.notified();
+    tokio::pin!(closed);
+    // The close is announced only to waiters already registered, so this one registers before the abort goes out.
+    closed.as_mut().enable();
+    ctx.abort.notify_one();
+    // The connection task drops the connection, so whatever this returns never goes out.
+    let _ = tokio::time::timeout(RESET_GRACE, closed).await;
+    Reply::empty(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+}
+
+fn status_page(status: StatusCode) -> Reply {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    Reply::text(
+        status,
+        &format!("{} {reason} (injected fault)", status.as_u16()),
+    )
 }
 
 /// An error page that repeats the request, its query and headers included, as some proxies' pages do.
@@ -108,4 +111,15 @@ fn huge_answer(bytes: u64, one_huge_element: bool) -> Response {
         .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
         .body(axum::body::Body::from_stream(body))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// A 200 answer whose JSON breaks off inside the first element, as a connection cut mid-answer leaves it.
+fn malformed_json() -> Reply {
+    Reply::bytes(
+        StatusCode::OK,
+        "application/json; charset=utf-8",
+        r#"[{"id":"3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c9d","createdDate":"2024-01-0"#
+            .as_bytes()
+            .to_vec(),
+    )
 }
