@@ -216,8 +216,36 @@ pub(super) fn table<E: Entity>(
         Ok(d) => d,
         Err(e) => return Reply::bad_request(&format!("Invalid table definition: {e}")),
     };
-    let paths: Vec<Option<Vec<String>>> = def
-        .columns
+    let paths = column_paths(&def.columns);
+    let (skip, take) = match (page_number(query, "skip"), page_number(query, "take")) {
+        (Ok(s), Ok(t)) => (s, t),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    if let Err(reply) = sort_by_column(&mut rows, query, &def.columns, &paths) {
+        return reply;
+    }
+    let page = rows
+        .into_iter()
+        .skip(skip)
+        .take(if take == 0 { usize::MAX } else { take });
+    let mut table_rows = Vec::new();
+    for row in page {
+        match table_row(row, &paths, privileges) {
+            Ok(cells) => table_rows.push(cells),
+            Err(reply) => return reply,
+        }
+    }
+    Reply::ok(&serde_json::json!({
+        "id": Uuid::new_v4(),
+        "type": def.kind.unwrap_or_else(|| E::table_type().to_string()),
+        "columnNames": def.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        "rows": table_rows,
+    }))
+}
+
+/// The lower-cased path each column reads; `None` for the columns answered with null.
+fn column_paths(columns: &[TableColumn]) -> Vec<Option<Vec<String>>> {
+    columns
         .iter()
         .map(|c| {
             let is_property = c
@@ -227,65 +255,66 @@ pub(super) fn table<E: Entity>(
             let definition = c.definition.as_deref().unwrap_or(&c.name);
             is_property.then(|| definition.split('.').map(str::to_ascii_lowercase).collect())
         })
-        .collect();
-    let number = |name: &str| -> Result<usize, Reply> {
-        match query.get(name) {
-            None | Some("") => Ok(0),
-            Some(v) => v.parse::<usize>().map_err(|_| {
-                Reply::bad_request(&format!("Invalid value for parameter {name}: '{v}'"))
-            }),
-        }
-    };
-    let (skip, take) = match (number("skip"), number("take")) {
-        (Ok(s), Ok(t)) => (s, t),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    if let Some(column) = query.get("sortcolumn").filter(|c| !c.is_empty()) {
-        let ascending = query
-            .get("orderascending")
-            .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
-        let path = def
-            .columns
-            .iter()
-            .zip(&paths)
-            .find(|(c, _)| c.name.eq_ignore_ascii_case(column))
-            .and_then(|(_, p)| p.clone())
-            .unwrap_or_else(|| column.split('.').map(str::to_ascii_lowercase).collect());
-        if !E::known_path(&path) {
-            return Reply::bad_request(&format!("Unknown sort column '{column}'"));
-        }
-        OrderBy::single(path, ascending).sort(&mut rows);
+        .collect()
+}
+
+/// `skip` or `take`; absent or empty is 0.
+fn page_number(query: &Query, name: &str) -> Result<usize, Reply> {
+    match query.get(name) {
+        None | Some("") => Ok(0),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| Reply::bad_request(&format!("Invalid value for parameter {name}: '{v}'"))),
     }
-    let page = rows
-        .into_iter()
-        .skip(skip)
-        .take(if take == 0 { usize::MAX } else { take });
-    let mut table_rows = Vec::new();
-    for row in page {
-        let value = match serde_json::to_value(row.full(privileges)) {
-            Ok(v) => v,
-            Err(e) => {
-                return Reply::text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("serialization failed: {e}"),
-                );
-            }
-        };
-        let cells: Vec<serde_json::Value> = paths
-            .iter()
-            .map(|p| {
-                p.as_ref()
-                    .map_or(serde_json::Value::Null, |p| json_at(&value, p))
-            })
-            .collect();
-        table_rows.push(cells);
+}
+
+/// Sorts by `sortColumn`, named by a column's name or else by a property path, when one is given.
+fn sort_by_column<E: Entity>(
+    rows: &mut [E],
+    query: &Query,
+    columns: &[TableColumn],
+    paths: &[Option<Vec<String>>],
+) -> Result<(), Reply> {
+    let Some(column) = query.get("sortcolumn").filter(|c| !c.is_empty()) else {
+        return Ok(());
+    };
+    let ascending = query
+        .get("orderascending")
+        .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+    let path = columns
+        .iter()
+        .zip(paths)
+        .find(|(c, _)| c.name.eq_ignore_ascii_case(column))
+        .and_then(|(_, p)| p.clone())
+        .unwrap_or_else(|| column.split('.').map(str::to_ascii_lowercase).collect());
+    if !E::known_path(&path) {
+        return Err(Reply::bad_request(&format!(
+            "Unknown sort column '{column}'"
+        )));
     }
-    Reply::ok(&serde_json::json!({
-        "id": Uuid::new_v4(),
-        "type": def.kind.unwrap_or_else(|| E::table_type().to_string()),
-        "columnNames": def.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-        "rows": table_rows,
-    }))
+    OrderBy::single(path, ascending).sort(rows);
+    Ok(())
+}
+
+/// One row's cells, read from its full JSON so that a cell holds what the full view would show.
+fn table_row<E: Entity>(
+    row: E,
+    paths: &[Option<Vec<String>>],
+    privileges: bool,
+) -> Result<Vec<serde_json::Value>, Reply> {
+    let value = serde_json::to_value(row.full(privileges)).map_err(|e| {
+        Reply::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("serialization failed: {e}"),
+        )
+    })?;
+    Ok(paths
+        .iter()
+        .map(|p| {
+            p.as_ref()
+                .map_or(serde_json::Value::Null, |p| json_at(&value, p))
+        })
+        .collect())
 }
 
 /// The value at a lower-cased dotted path (keys matched case-insensitively); arrays map over their elements.
