@@ -101,6 +101,22 @@ impl SiteHandle {
         f(&mut site, now)
     }
 
+    /// Changes one allocation; an unknown id, or one whose quarantine has just ended, is
+    /// [`SiteError::UnknownAllocation`].
+    fn with_allocation(
+        &self,
+        allocation: Uuid,
+        change: impl FnOnce(&mut AllocRec),
+    ) -> Result<(), SiteError> {
+        self.with(|s, _| {
+            let a = s
+                .allocation_mut(allocation)
+                .ok_or(SiteError::UnknownAllocation(allocation))?;
+            change(a);
+            Ok(())
+        })
+    }
+
     /// The simulated time.
     pub fn now(&self) -> Timestamp {
         self.shared.now()
@@ -149,13 +165,7 @@ impl SiteHandle {
 
     /// Replaces an allocation's `lastUsed` with text that need not be a date (to test "unknown date" handling).
     pub fn set_raw_last_used(&self, allocation: Uuid, raw: &str) -> Result<(), SiteError> {
-        self.with(|s, _| {
-            let a = s
-                .allocation_mut(allocation)
-                .ok_or(SiteError::UnknownAllocation(allocation))?;
-            a.last_used = LastUsed::Raw(raw.to_string());
-            Ok(())
-        })
+        self.with_allocation(allocation, |a| a.last_used = LastUsed::Raw(raw.to_string()))
     }
 
     /// Sets an allocation's `lastUsed` (None: never used), as a login would.
@@ -164,36 +174,20 @@ impl SiteHandle {
         allocation: Uuid,
         last_used: Option<Timestamp>,
     ) -> Result<(), SiteError> {
-        self.with(|s, _| {
-            let a = s
-                .allocation_mut(allocation)
-                .ok_or(SiteError::UnknownAllocation(allocation))?;
+        self.with_allocation(allocation, |a| {
             a.last_used = last_used.map_or(LastUsed::Never, |t| LastUsed::At(millis(t)));
-            Ok(())
         })
     }
 
     /// Marks an allocation as beyond the licence's seats.
     pub fn set_excess(&self, allocation: Uuid, excess: bool) -> Result<(), SiteError> {
-        self.with(|s, _| {
-            let a = s
-                .allocation_mut(allocation)
-                .ok_or(SiteError::UnknownAllocation(allocation))?;
-            a.excess = excess;
-            Ok(())
-        })
+        self.with_allocation(allocation, |a| a.excess = excess)
     }
 
     /// QRS sends nothing for this allocation's `excess` from now on: the full view leaves the field out, the table
     /// view's cell is null (a release or a table definition that cannot resolve it).
     pub fn omit_excess(&self, allocation: Uuid) -> Result<(), SiteError> {
-        self.with(|s, _| {
-            let a = s
-                .allocation_mut(allocation)
-                .ok_or(SiteError::UnknownAllocation(allocation))?;
-            a.excess_unsent = true;
-            Ok(())
-        })
+        self.with_allocation(allocation, |a| a.excess_unsent = true)
     }
 
     /// A user logs in to the hub now with `access_type`: an allocation they hold is marked used; without one, an
