@@ -6,7 +6,7 @@ use super::run_file::parse_policy;
 use super::{CliError, kube_client};
 use crate::credentials::Credentials;
 use crate::k8s::events::recorder;
-use crate::k8s::restore::{RestoreRun, RestoreStartError, restore_run};
+use crate::k8s::restore::{RestoreContext, RestoreStartError, restore_run};
 use crate::policy::{self, Permissions, RunResult};
 use crate::qrs::QrsClient;
 use crate::record::{RestoreStatus, RunRecord};
@@ -84,7 +84,7 @@ async fn from_cluster(reference: &str, args: &RestoreArgs) -> Result<RestoreStat
     };
     let client = kube_client().await?;
     let recorder = recorder(&client);
-    let request = RestoreRun {
+    let request = RestoreContext {
         client: &client,
         recorder: &recorder,
         permissions: Permissions {

@@ -5,7 +5,7 @@ use super::args::RunArgs;
 use super::{CliError, kube_client, print_report};
 use crate::k8s::events::recorder;
 use crate::k8s::inputs::StartError;
-use crate::k8s::policy_run::{self, PolicyRun, PolicyRunOutcome, Trigger};
+use crate::k8s::policy_run::{self, PolicyRunContext, PolicyRunOutcome, Trigger};
 use crate::k8s::scheduling::{Due, due};
 use crate::policy::Permissions;
 use crate::policy::{LicenseCleanupPolicy, RunResult};
@@ -49,7 +49,7 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         Trigger::Manual
     };
     let recorder = recorder(&client);
-    let run = PolicyRun {
+    let run = PolicyRunContext {
         client: &client,
         recorder: &recorder,
         metrics: None,

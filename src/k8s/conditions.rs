@@ -30,7 +30,7 @@ impl ConditionType {
 /// Why a condition is what it is, or why an Event was published. Warnings are the reasons an administrator
 /// should act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reason {
+pub(crate) enum ConditionReason {
     /// Ready: valid and waiting for its next run.
     Scheduled,
     /// Ready: the last run, a dry run, succeeded (also its Event).
@@ -75,30 +75,30 @@ pub(crate) enum Reason {
     RestoreFailed,
 }
 
-impl Reason {
+impl ConditionReason {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Reason::Scheduled => "Scheduled",
-            Reason::DryRunSucceeded => "DryRunSucceeded",
-            Reason::RunSucceeded => "RunSucceeded",
-            Reason::RunAborted => "RunAborted",
-            Reason::RunFailed => "RunFailed",
-            Reason::InvalidPolicy => "InvalidPolicy",
-            Reason::SecretNotFound => "SecretNotFound",
-            Reason::SecretUnreadable => "SecretUnreadable",
-            Reason::SecretInvalid => "SecretInvalid",
-            Reason::ApiError => "ApiError",
-            Reason::NotificationsInvalid => "NotificationsInvalid",
-            Reason::NotificationFailed => "NotificationFailed",
-            Reason::Running => "Running",
-            Reason::Idle => "Idle",
-            Reason::Verified => "Verified",
-            Reason::InsecureSkipVerify => "InsecureSkipVerify",
-            Reason::MissedRunSkipped => "MissedRunSkipped",
-            Reason::ManySeatsReturned => "ManySeatsReturned",
-            Reason::RecordNotKept => "RecordNotKept",
-            Reason::Restored => "Restored",
-            Reason::RestoreFailed => "RestoreFailed",
+            ConditionReason::Scheduled => "Scheduled",
+            ConditionReason::DryRunSucceeded => "DryRunSucceeded",
+            ConditionReason::RunSucceeded => "RunSucceeded",
+            ConditionReason::RunAborted => "RunAborted",
+            ConditionReason::RunFailed => "RunFailed",
+            ConditionReason::InvalidPolicy => "InvalidPolicy",
+            ConditionReason::SecretNotFound => "SecretNotFound",
+            ConditionReason::SecretUnreadable => "SecretUnreadable",
+            ConditionReason::SecretInvalid => "SecretInvalid",
+            ConditionReason::ApiError => "ApiError",
+            ConditionReason::NotificationsInvalid => "NotificationsInvalid",
+            ConditionReason::NotificationFailed => "NotificationFailed",
+            ConditionReason::Running => "Running",
+            ConditionReason::Idle => "Idle",
+            ConditionReason::Verified => "Verified",
+            ConditionReason::InsecureSkipVerify => "InsecureSkipVerify",
+            ConditionReason::MissedRunSkipped => "MissedRunSkipped",
+            ConditionReason::ManySeatsReturned => "ManySeatsReturned",
+            ConditionReason::RecordNotKept => "RecordNotKept",
+            ConditionReason::Restored => "Restored",
+            ConditionReason::RestoreFailed => "RestoreFailed",
         }
     }
 
@@ -106,23 +106,23 @@ impl Reason {
     pub(crate) fn is_warning(self) -> bool {
         !matches!(
             self,
-            Reason::Scheduled
-                | Reason::DryRunSucceeded
-                | Reason::RunSucceeded
-                | Reason::Restored
-                | Reason::Running
-                | Reason::Idle
-                | Reason::Verified
+            ConditionReason::Scheduled
+                | ConditionReason::DryRunSucceeded
+                | ConditionReason::RunSucceeded
+                | ConditionReason::Restored
+                | ConditionReason::Running
+                | ConditionReason::Idle
+                | ConditionReason::Verified
         )
     }
 
     /// How a finished run ended.
-    pub(crate) fn of_run(result: RunResult, dry_run: bool) -> Reason {
+    pub(crate) fn of_run(result: RunResult, dry_run: bool) -> ConditionReason {
         match (result, dry_run) {
-            (RunResult::Succeeded, true) => Reason::DryRunSucceeded,
-            (RunResult::Succeeded, false) => Reason::RunSucceeded,
-            (RunResult::Aborted, _) => Reason::RunAborted,
-            (RunResult::Failed, _) => Reason::RunFailed,
+            (RunResult::Succeeded, true) => ConditionReason::DryRunSucceeded,
+            (RunResult::Succeeded, false) => ConditionReason::RunSucceeded,
+            (RunResult::Aborted, _) => ConditionReason::RunAborted,
+            (RunResult::Failed, _) => ConditionReason::RunFailed,
         }
     }
 }
@@ -132,22 +132,22 @@ impl Reason {
 pub(crate) struct ConditionUpdate {
     pub(crate) type_: ConditionType,
     pub(crate) status: bool,
-    pub(crate) reason: Reason,
+    pub(crate) reason: ConditionReason,
     pub(crate) message: String,
 }
 
 impl ConditionUpdate {
-    pub(crate) fn ready(reason: Reason, message: impl Into<String>) -> Self {
+    pub(crate) fn ready(reason: ConditionReason, message: impl Into<String>) -> Self {
         Self::new(ConditionType::Ready, true, reason, message)
     }
 
-    pub(crate) fn not_ready(reason: Reason, message: impl Into<String>) -> Self {
+    pub(crate) fn not_ready(reason: ConditionReason, message: impl Into<String>) -> Self {
         Self::new(ConditionType::Ready, false, reason, message)
     }
 
     /// Ready as a finished run leaves it.
     pub(crate) fn after_run(result: RunResult, dry_run: bool, message: impl Into<String>) -> Self {
-        let reason = Reason::of_run(result, dry_run);
+        let reason = ConditionReason::of_run(result, dry_run);
         Self::new(
             ConditionType::Ready,
             result == RunResult::Succeeded,
@@ -160,13 +160,18 @@ impl ConditionUpdate {
         Self::new(
             ConditionType::Running,
             true,
-            Reason::Running,
+            ConditionReason::Running,
             "a run is in progress",
         )
     }
 
     pub(crate) fn idle(message: impl Into<String>) -> Self {
-        Self::new(ConditionType::Running, false, Reason::Idle, message)
+        Self::new(
+            ConditionType::Running,
+            false,
+            ConditionReason::Idle,
+            message,
+        )
     }
 
     /// TLSVerified for a policy that does or does not skip verification.
@@ -175,20 +180,25 @@ impl ConditionUpdate {
             Self::new(
                 ConditionType::TlsVerified,
                 false,
-                Reason::InsecureSkipVerify,
+                ConditionReason::InsecureSkipVerify,
                 "Qlik's server certificate is NOT verified (site.tls.insecureSkipVerify): anyone on the network path can impersonate the site; add root.pem and tls.serverName instead",
             )
         } else {
             Self::new(
                 ConditionType::TlsVerified,
                 true,
-                Reason::Verified,
+                ConditionReason::Verified,
                 "Qlik's server certificate is verified against root.pem",
             )
         }
     }
 
-    fn new(type_: ConditionType, status: bool, reason: Reason, message: impl Into<String>) -> Self {
+    fn new(
+        type_: ConditionType,
+        status: bool,
+        reason: ConditionReason,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             type_,
             status,
@@ -257,7 +267,7 @@ mod tests {
         let t2 = ts("2026-01-03T00:00:00Z");
         let c = merge_conditions(
             &[],
-            &[ConditionUpdate::ready(Reason::Scheduled, "ok")],
+            &[ConditionUpdate::ready(ConditionReason::Scheduled, "ok")],
             t0,
             Some(1),
         );
@@ -291,7 +301,10 @@ mod tests {
         ] {
             let condition = ConditionUpdate::after_run(result, dry_run, "m");
             assert_eq!(condition.reason.as_str(), reason);
-            assert_eq!(Reason::of_run(result, dry_run).is_warning(), warning);
+            assert_eq!(
+                ConditionReason::of_run(result, dry_run).is_warning(),
+                warning
+            );
         }
     }
 }

@@ -18,7 +18,7 @@ use super::http::serve_metrics;
 use super::leader::{Leadership, Lease};
 use super::metrics::Metrics;
 use super::reconcile::{Context, error_policy, reconcile};
-use super::restore::{RestoreContext, reconcile_restore, restore_error_policy};
+use super::restore::{RestoreWatchContext, reconcile_restore, restore_error_policy};
 use crate::policy::LicenseCleanupPolicy;
 use crate::policy::Permissions;
 use crate::record::LicenseCleanupRun;
@@ -162,7 +162,7 @@ async fn watch_policies(
             })
     });
     // Runs are watched for the restore annotation, in the same namespaces.
-    let restore_ctx = Arc::new(RestoreContext {
+    let restore_ctx = Arc::new(RestoreWatchContext {
         client: client.clone(),
         recorder: recorder(client),
         permissions: options.permissions,

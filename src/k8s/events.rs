@@ -4,7 +4,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
 use super::FIELD_MANAGER;
-use super::conditions::Reason;
+use super::conditions::ConditionReason;
 use crate::run::RunReport;
 
 pub(crate) fn recorder(client: &Client) -> Recorder {
@@ -21,7 +21,7 @@ pub(crate) fn recorder(client: &Client) -> Recorder {
 pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
     recorder: &Recorder,
     object: &K,
-    reason: Reason,
+    reason: ConditionReason,
     note: String,
 ) {
     let event = Event {
@@ -33,7 +33,10 @@ pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
         reason: reason.as_str().into(),
         // The Events API bounds the note to 1 kB.
         note: Some(truncate(&note, 1000)),
-        action: if matches!(reason, Reason::Restored | Reason::RestoreFailed) {
+        action: if matches!(
+            reason,
+            ConditionReason::Restored | ConditionReason::RestoreFailed
+        ) {
             "Restore".into()
         } else {
             "Reclaim".into()
@@ -57,7 +60,7 @@ fn truncate(text: &str, max: usize) -> String {
 }
 
 /// The Event that tells one run's story: the counts, and who, for the first few seats.
-pub(crate) fn run_event(report: &RunReport) -> (Reason, String) {
+pub(crate) fn run_event(report: &RunReport) -> (ConditionReason, String) {
     let per_type = report
         .per_access_type
         .iter()
@@ -94,5 +97,5 @@ pub(crate) fn run_event(report: &RunReport) -> (Reason, String) {
         });
         note.push_str(&who.join(", "));
     }
-    (Reason::of_run(report.result, report.dry_run), note)
+    (ConditionReason::of_run(report.result, report.dry_run), note)
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client};
 
-use super::conditions::Reason;
+use super::conditions::ConditionReason;
 use crate::credentials::{Credentials, CredentialsError};
 use crate::notify::{self, Notifier, SecretEntries, TemplateSource};
 use crate::policy::{
@@ -43,14 +43,14 @@ pub(crate) enum StartError {
 }
 
 impl StartError {
-    pub(crate) fn reason(&self) -> Reason {
+    pub(crate) fn reason(&self) -> ConditionReason {
         match self {
-            StartError::InvalidPolicy(_) => Reason::InvalidPolicy,
-            StartError::Api(_) => Reason::ApiError,
-            StartError::SecretNotFound { .. } => Reason::SecretNotFound,
-            StartError::SecretUnreadable { .. } => Reason::SecretUnreadable,
-            StartError::SecretInvalid { .. } => Reason::SecretInvalid,
-            StartError::Notifications(_) => Reason::NotificationsInvalid,
+            StartError::InvalidPolicy(_) => ConditionReason::InvalidPolicy,
+            StartError::Api(_) => ConditionReason::ApiError,
+            StartError::SecretNotFound { .. } => ConditionReason::SecretNotFound,
+            StartError::SecretUnreadable { .. } => ConditionReason::SecretUnreadable,
+            StartError::SecretInvalid { .. } => ConditionReason::SecretInvalid,
+            StartError::Notifications(_) => ConditionReason::NotificationsInvalid,
         }
     }
 }
@@ -58,7 +58,7 @@ impl StartError {
 /// A policy resource checked as the program checks a manifest file: the spec, what the operator allows, and
 /// the fields `kubectl apply` recorded but the API server dropped (a misspelt `exclude` would otherwise go
 /// unnoticed: the API server prunes unknown fields and only warns).
-pub(crate) fn validate(
+pub(crate) fn validate_resource(
     policy: &LicenseCleanupPolicy,
     permissions: &Permissions,
 ) -> Result<ValidPolicy, InvalidPolicy> {

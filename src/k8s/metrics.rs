@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 
 use crate::model::{AccessType, Rule};
 use crate::notify::Delivery;
-use crate::qrs::{RequestObserver, RequestRecord};
+use crate::qrs::{FinishedRequest, RequestObserver};
 use crate::run::RunReport;
 
 /// Metric name prefix.
@@ -499,15 +499,15 @@ struct PolicyRequestObserver {
 }
 
 impl RequestObserver for PolicyRequestObserver {
-    fn observe(&self, record: &RequestRecord) {
+    fn observe(&self, request: &FinishedRequest) {
         self.metrics
             .qrs_requests
             .get_or_create(&RequestLabels {
                 namespace: self.namespace.clone(),
                 policy: self.policy.clone(),
-                method: record.method.to_string(),
-                endpoint: record.endpoint.clone(),
-                code: record
+                method: request.method.to_string(),
+                endpoint: request.endpoint.clone(),
+                code: request
                     .status
                     .map_or_else(|| "error".to_string(), |s| s.to_string()),
             })
@@ -517,10 +517,10 @@ impl RequestObserver for PolicyRequestObserver {
             .get_or_create(&RequestDurationLabels {
                 namespace: self.namespace.clone(),
                 policy: self.policy.clone(),
-                method: record.method.to_string(),
-                endpoint: record.endpoint.clone(),
+                method: request.method.to_string(),
+                endpoint: request.endpoint.clone(),
             })
-            .observe(record.duration.as_secs_f64());
+            .observe(request.duration.as_secs_f64());
     }
 }
 

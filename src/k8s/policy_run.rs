@@ -8,13 +8,13 @@ use std::time::Instant;
 use kube::runtime::events::Recorder;
 use kube::{Api, Client};
 
-use super::conditions::{ConditionUpdate, Reason, merge_conditions};
+use super::conditions::{ConditionReason, ConditionUpdate, merge_conditions};
 use super::events::{publish, run_event};
 pub(crate) use super::hold::Trigger;
 use super::hold::{Held, StopWatch, release_hold, take_hold, watch_for_stop};
-use super::inputs::{StartError, load_credentials, load_notifier, validate};
+use super::inputs::{StartError, load_credentials, load_notifier, validate_resource};
 use super::metrics::Metrics;
-use super::records::{Records, earlier_reclaims, too_many_returns};
+use super::records::{PolicyRecords, earlier_reclaims, too_many_returns};
 use super::status::{self, time, update_status};
 use crate::credentials::Credentials;
 use crate::notice::Pending;
@@ -27,7 +27,7 @@ use crate::schedule::Schedule;
 use crate::shutdown::Shutdown;
 
 /// What a policy run needs from its caller.
-pub(crate) struct PolicyRun<'a> {
+pub(crate) struct PolicyRunContext<'a> {
     pub client: &'a Client,
     pub recorder: &'a Recorder,
     pub metrics: Option<&'a Arc<Metrics>>,
@@ -54,7 +54,7 @@ pub(crate) enum PolicyRunOutcome {
 pub(crate) async fn run_policy(
     namespace: &str,
     name: &str,
-    ctx: PolicyRun<'_>,
+    ctx: PolicyRunContext<'_>,
 ) -> Result<PolicyRunOutcome, StartError> {
     let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), namespace);
     let hold_id = uuid::Uuid::new_v4().simple().to_string();
@@ -110,7 +110,7 @@ pub(crate) async fn run_policy(
     });
     let clock = Instant::now();
     let uid = run.policy.metadata.uid.clone().unwrap_or_default();
-    let records = Records::new(ctx.client, namespace, name, &uid);
+    let records = PolicyRecords::new(ctx.client, namespace, name, &uid);
     // Earlier records tell who was reclaimed; without them the run goes on, and finds no returns this time.
     let earlier = match records.list().await {
         Ok(runs) => earlier_reclaims(&runs, valid.connection.route.site()),
@@ -133,7 +133,7 @@ pub(crate) async fn run_policy(
     };
     let mut report = run::execute(&valid, context).await;
     watching.abort();
-    run.record(&report, clock.elapsed().as_secs_f64(), &records)
+    run.keep_outcome(&report, clock.elapsed().as_secs_f64(), &records)
         .await;
     // Only once status, Event and record are kept: a webhook that never answers cannot hold them back.
     if let Some(notifier) = &notifier {
@@ -146,7 +146,7 @@ pub(crate) async fn run_policy(
 
 /// A run that holds its policy.
 struct HeldRun<'a> {
-    ctx: &'a PolicyRun<'a>,
+    ctx: &'a PolicyRunContext<'a>,
     api: Api<LicenseCleanupPolicy>,
     namespace: &'a str,
     name: &'a str,
@@ -180,7 +180,7 @@ impl HeldRun<'_> {
     /// The policy checked as the controller checks it (once per run, as it is now), and its Secret read (at
     /// every run, so a rotated certificate is used at once).
     async fn check_and_read_secret(&self) -> Result<(ValidPolicy, Credentials), StartError> {
-        let valid = validate(&self.policy, &self.ctx.permissions)
+        let valid = validate_resource(&self.policy, &self.ctx.permissions)
             .map_err(|invalid| StartError::InvalidPolicy(invalid.to_string()))?;
         let secret = &self.policy.spec.site.credentials_secret_ref.name;
         let credentials = load_credentials(self.ctx.client, self.namespace, secret).await?;
@@ -199,13 +199,19 @@ impl HeldRun<'_> {
     /// The run's record kept as a LicenseCleanupRun, the oldest beyond `historyLimit` deleted, and a Warning when
     /// the kept runs' returns exceed a fifth of their reclaims. A record that cannot be kept is an Event, not a
     /// failed run: the seats are reclaimed either way.
-    async fn keep_record(&self, report: &RunReport, records: &Records, history_limit: u32) {
+    async fn keep_record(&self, report: &RunReport, records: &PolicyRecords, history_limit: u32) {
         if history_limit > 0
             && let Err(e) = records.create(&self.policy, &RunRecord::of(report)).await
         {
             tracing::error!(policy = %self.name, run = %report.id, error = %e, "could not keep the run's record");
             let note = format!("the record of run {} could not be kept: {e}", report.id);
-            publish(self.ctx.recorder, &self.policy, Reason::RecordNotKept, note).await;
+            publish(
+                self.ctx.recorder,
+                &self.policy,
+                ConditionReason::RecordNotKept,
+                note,
+            )
+            .await;
         }
         let runs = match records.list().await {
             Ok(runs) => runs,
@@ -230,7 +236,7 @@ impl HeldRun<'_> {
             publish(
                 self.ctx.recorder,
                 &self.policy,
-                Reason::ManySeatsReturned,
+                ConditionReason::ManySeatsReturned,
                 note,
             )
             .await;
@@ -305,7 +311,7 @@ impl HeldRun<'_> {
             publish(
                 self.ctx.recorder,
                 &self.policy,
-                Reason::NotificationFailed,
+                ConditionReason::NotificationFailed,
                 note,
             )
             .await;
@@ -314,7 +320,7 @@ impl HeldRun<'_> {
 
     /// The finished run in the log, the metrics, an Event and the status (in that order: whoever sees the status
     /// can rely on the rest including this run), and the hold given up.
-    async fn record(&self, report: &RunReport, elapsed: f64, records: &Records) {
+    async fn keep_outcome(&self, report: &RunReport, elapsed: f64, records: &PolicyRecords) {
         let (namespace, name) = (self.namespace, self.name);
         tracing::info!(
             policy = %format!("{namespace}/{name}"),

@@ -13,10 +13,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use tokio::task::JoinHandle;
 
-use super::conditions::{self, ConditionType, ConditionUpdate, Reason, merge_conditions};
+use super::conditions::{self, ConditionReason, ConditionType, ConditionUpdate, merge_conditions};
 use super::events::publish;
 use super::metrics::Metrics;
-use super::policy_run::{self, PolicyRun, PolicyRunOutcome, Trigger};
+use super::policy_run::{self, PolicyRunContext, PolicyRunOutcome, Trigger};
 use super::scheduling::{Due, due};
 use super::status::update_status;
 use crate::policy::Permissions;
@@ -101,7 +101,7 @@ pub(super) async fn reconcile(
     let now = Timestamp::now();
     // A policy the API server accepted can still be wrong in ways CEL cannot see (a cron field out of range,
     // an unknown time zone): say so on the status and wait for a change.
-    let schedule = match super::inputs::validate(&policy, &ctx.permissions) {
+    let schedule = match super::inputs::validate_resource(&policy, &ctx.permissions) {
         Ok(valid) => {
             register_metrics(&ctx, &key, &policy, &valid);
             valid.schedule
@@ -198,7 +198,7 @@ async fn mark_invalid(
         publish(
             &ctx.recorder,
             policy,
-            Reason::InvalidPolicy,
+            ConditionReason::InvalidPolicy,
             message.clone(),
         )
         .await;
@@ -207,7 +207,7 @@ async fn mark_invalid(
     update_status(&api, name, |fresh, status| {
         status.observed_generation = fresh.metadata.generation;
         status.next_schedule_time = None;
-        let invalid = ConditionUpdate::not_ready(Reason::InvalidPolicy, message.clone());
+        let invalid = ConditionUpdate::not_ready(ConditionReason::InvalidPolicy, message.clone());
         status.conditions = merge_conditions(
             &status.conditions,
             &[invalid],
@@ -252,7 +252,7 @@ fn start_run(ctx: &Arc<Context>, key: PolicyKey, trigger: Trigger) {
         if task_ctx.stopping() {
             return;
         }
-        let run = PolicyRun {
+        let run = PolicyRunContext {
             client: &task_ctx.client,
             recorder: &task_ctx.recorder,
             metrics: Some(&task_ctx.metrics),
@@ -301,7 +301,13 @@ async fn report_missed(
             next.map_or_else(|| "never".to_string(), |n| n.to_string())
         );
         tracing::warn!(policy = %key.1, "{note}");
-        publish(&ctx.recorder, policy, Reason::MissedRunSkipped, note).await;
+        publish(
+            &ctx.recorder,
+            policy,
+            ConditionReason::MissedRunSkipped,
+            note,
+        )
+        .await;
     }
 }
 
@@ -322,13 +328,13 @@ async fn keep_status_in_step(
         let tls = ConditionUpdate::tls_verified(fresh.spec.site.tls.insecure_skip_verify);
         status.conditions = merge_conditions(&status.conditions, &[tls], now, generation);
         let was_invalid = conditions::find(&status.conditions, ConditionType::Ready)
-            .is_none_or(|c| c.reason == Reason::InvalidPolicy.as_str());
+            .is_none_or(|c| c.reason == ConditionReason::InvalidPolicy.as_str());
         if was_invalid {
             let message = match next {
                 Some(n) => format!("valid; next run at {n}"),
                 None => "valid; suspended".to_string(),
             };
-            let ready = ConditionUpdate::ready(Reason::Scheduled, message);
+            let ready = ConditionUpdate::ready(ConditionReason::Scheduled, message);
             status.conditions = merge_conditions(&status.conditions, &[ready], now, generation);
         }
     })

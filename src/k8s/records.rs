@@ -21,14 +21,14 @@ use crate::record::{
 use crate::run::EarlierReclaim;
 
 /// The records of one policy.
-pub(crate) struct Records {
+pub(crate) struct PolicyRecords {
     api: Api<LicenseCleanupRun>,
     policy: String,
     /// The policy's uid: its runs carry it as a label.
     uid: String,
 }
 
-impl Records {
+impl PolicyRecords {
     pub(crate) fn new(client: &Client, namespace: &str, policy: &str, uid: &str) -> Self {
         Self {
             api: Api::namespaced(client.clone(), namespace),
@@ -104,7 +104,7 @@ impl Records {
             .await
     }
 
-    /// Delete the oldest records beyond `limit`. `runs` newest first, as [`Records::list`] gives them.
+    /// Delete the oldest records beyond `limit`. `runs` newest first, as [`PolicyRecords::list`] gives them.
     pub(crate) async fn prune(&self, runs: &[KeptRun], limit: u32) {
         for old in runs.iter().skip(limit as usize) {
             let name = &old.name;

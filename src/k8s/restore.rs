@@ -14,9 +14,9 @@ use kube::runtime::events::Recorder;
 use kube::{Api, Client, ResourceExt};
 
 use super::FIELD_MANAGER;
-use super::conditions::Reason;
+use super::conditions::ConditionReason;
 use super::events::publish;
-use super::inputs::{load_credentials, validate};
+use super::inputs::{load_credentials, validate_resource};
 use crate::policy::{LicenseCleanupPolicy, Permissions, RunResult};
 use crate::qrs::QrsClient;
 use crate::record::{LicenseCleanupRun, RESTORE_ANNOTATION, RestoreStatus};
@@ -34,7 +34,7 @@ pub(crate) enum RestoreStartError {
 }
 
 /// What a restore in the cluster needs from its caller.
-pub(crate) struct RestoreRun<'a> {
+pub(crate) struct RestoreContext<'a> {
     pub client: &'a Client,
     pub recorder: &'a Recorder,
     pub permissions: Permissions,
@@ -51,7 +51,7 @@ pub(crate) struct RestoreRun<'a> {
 pub(crate) async fn restore_run(
     namespace: &str,
     name: &str,
-    ctx: &RestoreRun<'_>,
+    ctx: &RestoreContext<'_>,
 ) -> Result<RestoreStatus, RestoreStartError> {
     let runs: Api<LicenseCleanupRun> = Api::namespaced(ctx.client.clone(), namespace);
     let run = match runs.get_opt(name).await {
@@ -101,7 +101,7 @@ fn seats_to_restore(
 /// A client of the site the run's policy names, with the policy's Secret; the policy checked as a run checks it,
 /// and its site the one the run took the seats from.
 async fn connect(
-    ctx: &RestoreRun<'_>,
+    ctx: &RestoreContext<'_>,
     namespace: &str,
     run: &LicenseCleanupRun,
 ) -> Result<QrsClient, RestoreStartError> {
@@ -120,7 +120,7 @@ async fn connect(
             )));
         }
     };
-    let valid = validate(&policy, &ctx.permissions)
+    let valid = validate_resource(&policy, &ctx.permissions)
         .map_err(|e| RestoreStartError::Invalid(format!("invalid policy: {e}")))?;
     if let Some(record) = &run.status {
         restore::check_same_site(record, valid.connection.route.site())
@@ -144,9 +144,9 @@ async fn write_outcome(
     outcome: &RestoreStatus,
 ) {
     let reason = if outcome.result == RunResult::Succeeded {
-        Reason::Restored
+        ConditionReason::Restored
     } else {
-        Reason::RestoreFailed
+        ConditionReason::RestoreFailed
     };
     publish(recorder, run, reason, outcome.message.clone()).await;
     let patch = serde_json::json!({"status": {"restore": outcome}});
@@ -163,7 +163,7 @@ async fn write_outcome(
 }
 
 /// What the controller's restore watch shares.
-pub(crate) struct RestoreContext {
+pub(crate) struct RestoreWatchContext {
     pub client: Client,
     pub recorder: Recorder,
     pub permissions: Permissions,
@@ -180,7 +180,7 @@ pub(crate) enum RestoreReconcileError {
 /// whatever the outcome, so a failed restore is not retried until an administrator sets a new value.
 pub(crate) async fn reconcile_restore(
     run: Arc<LicenseCleanupRun>,
-    ctx: Arc<RestoreContext>,
+    ctx: Arc<RestoreWatchContext>,
 ) -> Result<Action, RestoreReconcileError> {
     let (Some(namespace), name) = (run.namespace(), run.name_any()) else {
         return Ok(Action::await_change());
@@ -202,7 +202,7 @@ pub(crate) async fn reconcile_restore(
         return Ok(Action::await_change());
     }
     tracing::info!(run = %format!("{namespace}/{name}"), "restore asked for by annotation");
-    let request = RestoreRun {
+    let request = RestoreContext {
         client: &ctx.client,
         recorder: &ctx.recorder,
         permissions: ctx.permissions,
@@ -231,7 +231,7 @@ pub(crate) async fn reconcile_restore(
 pub(crate) fn restore_error_policy(
     run: Arc<LicenseCleanupRun>,
     error: &RestoreReconcileError,
-    _ctx: Arc<RestoreContext>,
+    _ctx: Arc<RestoreWatchContext>,
 ) -> Action {
     tracing::warn!(run = %run.name_any(), error = %error, "restore reconcile failed; retrying");
     Action::requeue(Duration::from_secs(10))

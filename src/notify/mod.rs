@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use crate::policy::NotifySpec;
 use email::{Mailer, SmtpSettings};
-use templates::{NoticeContext, Rendered, SeatLine, SummaryContext, SummaryCounts, Templates};
+use templates::{NoticeVars, Rendered, SeatLine, SummaryCounts, SummaryVars, Templates};
 use webhook::Webhook;
 
 /// Why a notification could not be sent (or set up).
@@ -179,7 +179,7 @@ impl Notifier {
     }
 
     /// Mail one notice to `to`.
-    pub async fn notice(&self, to: &str, context: &NoticeContext) -> Result<(), NotifyError> {
+    pub async fn notice(&self, to: &str, context: &NoticeVars) -> Result<(), NotifyError> {
         let Some(mailer) = self.mailer.as_ref().filter(|_| self.mail_users) else {
             return Err(NotifyError::Setup(
                 "notices need spec.notify.email with users: true".into(),
@@ -192,7 +192,7 @@ impl Notifier {
     /// The summary of a run to every administrator (one mail each) and every webhook; how each went.
     pub async fn summary(
         &self,
-        summary: &SummaryContext,
+        summary: &SummaryVars,
         record: &crate::record::RunRecord,
         deadline: tokio::time::Instant,
     ) -> Vec<Delivery> {
@@ -244,7 +244,7 @@ impl Notifier {
 
 /// A summary of a report: its counts from the report's totals, and the first [`SUMMARY_SEATS`] seats of each kind
 /// with how many more there are (a list cut at 200 never makes 300 reclaimed seats read as 200).
-pub fn summary_context(policy: &str, report: &crate::report::RunReport) -> SummaryContext {
+pub fn summary_vars(policy: &str, report: &crate::report::RunReport) -> SummaryVars {
     use crate::report::Outcome;
     let kind = |outcomes: &[Outcome]| -> (Vec<SeatLine>, u64) {
         let mut all = report
@@ -292,7 +292,7 @@ pub fn summary_context(policy: &str, report: &crate::report::RunReport) -> Summa
         warned: warned.len() as u64 + warned_left,
         failed: report.totals.failed + notices_failed,
     };
-    SummaryContext {
+    SummaryVars {
         policy: policy.to_string(),
         run_id: report.id.clone(),
         result: report.result.as_str().to_string(),
@@ -362,7 +362,7 @@ mod tests {
             reclaimed: 300,
             ..TypeCounts::default()
         };
-        let summary = summary_context("prod-site", &report(decisions, totals));
+        let summary = summary_vars("prod-site", &report(decisions, totals));
         assert_eq!(summary.reclaimed.len(), SUMMARY_SEATS);
         assert_eq!(summary.counts.reclaimed, 300);
         assert_eq!(summary.not_listed.reclaimed, 100);
@@ -415,7 +415,7 @@ mod tests {
             failed: 1,
             ..TypeCounts::default()
         };
-        let summary = summary_context("prod-site", &report(decisions, totals));
+        let summary = summary_vars("prod-site", &report(decisions, totals));
         let reasons: Vec<&str> = summary.failed.iter().map(|s| s.reason.as_str()).collect();
         assert_eq!(
             reasons,
@@ -448,7 +448,7 @@ mod tests {
             failed: 1,
             ..TypeCounts::default()
         };
-        let summary = summary_context("prod-site", &report(decisions, totals));
+        let summary = summary_vars("prod-site", &report(decisions, totals));
         assert_eq!(
             summary.counts,
             SummaryCounts {

@@ -97,8 +97,8 @@ impl Templates {
 
 /// What a notice template is given.
 #[derive(Debug, Clone, Serialize)]
-pub struct NoticeContext {
-    pub user: UserContext,
+pub struct NoticeVars {
+    pub user: UserVars,
     /// idle, leaver or redundant: the rule that takes the seat, and so what (if anything) keeps it.
     pub rule: Rule,
     /// For a leaver, the state that makes them one ("blocked in the QMC", "removed from the user directory",
@@ -119,7 +119,7 @@ pub struct NoticeContext {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct UserContext {
+pub struct UserVars {
     /// The display name Qlik knows.
     pub name: String,
     /// DIRECTORY\userId.
@@ -129,7 +129,7 @@ pub struct UserContext {
 
 /// What a summary template is given.
 #[derive(Debug, Clone, Serialize)]
-pub struct SummaryContext {
+pub struct SummaryVars {
     pub policy: String,
     pub run_id: String,
     pub result: String,
@@ -167,9 +167,9 @@ pub struct SeatLine {
 mod tests {
     use super::*;
 
-    fn notice() -> NoticeContext {
-        NoticeContext {
-            user: UserContext {
+    fn notice() -> NoticeVars {
+        NoticeVars {
+            user: UserVars {
                 name: "Ann <b>Lee</b>".into(),
                 id: "CORP\\ann".into(),
                 email: "ann@example.com".into(),
@@ -318,7 +318,7 @@ mod tests {
             last_used: "never".into(),
             reason: "never used".into(),
         };
-        let summary = SummaryContext {
+        let summary = SummaryVars {
             policy: "prod-site".into(),
             run_id: "r1".into(),
             result: "Succeeded".into(),

@@ -150,7 +150,7 @@ impl RetryPolicy {
 
 /// One finished request, for metrics.
 #[derive(Debug, Clone)]
-pub struct RequestRecord {
+pub struct FinishedRequest {
     pub method: Method,
     /// Endpoint with ids removed, for example `license/professionalaccesstype/{id}`.
     pub endpoint: String,
@@ -161,7 +161,7 @@ pub struct RequestRecord {
 
 /// Receives every finished request (the controller turns them into metrics).
 pub trait RequestObserver: Send + Sync {
-    fn observe(&self, record: &RequestRecord);
+    fn observe(&self, request: &FinishedRequest);
 }
 
 /// How to reach QRS.

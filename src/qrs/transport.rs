@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::answer::{self, ListLimits, ReadError, error_chain};
 use super::{
-    ERROR_PAGE_BYTES, LIST_ANSWER_BYTES, LIST_ELEMENT_BYTES, QLIK_TEXT_CHARS, QrsClient, QrsError,
-    RequestRecord, SMALL_ANSWER_BYTES,
+    ERROR_PAGE_BYTES, FinishedRequest, LIST_ANSWER_BYTES, LIST_ELEMENT_BYTES, QLIK_TEXT_CHARS,
+    QrsClient, QrsError, SMALL_ANSWER_BYTES,
 };
 use crate::brake::Brake;
 
@@ -173,7 +173,7 @@ impl QrsClient {
             }
             let outcome = request.send().await;
             let status = outcome.as_ref().ok().map(|r| r.status().as_u16());
-            self.record(&method, endpoint, status, started.elapsed());
+            self.observe(&method, endpoint, status, started.elapsed());
             attempt += 1;
             let retryable = match &outcome {
                 Ok(response) => response.status().is_server_error(),
@@ -205,7 +205,7 @@ impl QrsClient {
         }
     }
 
-    pub(super) fn record(
+    pub(super) fn observe(
         &self,
         method: &Method,
         endpoint: &str,
@@ -213,7 +213,7 @@ impl QrsClient {
         duration: Duration,
     ) {
         if let Some(observer) = &self.observer {
-            observer.observe(&RequestRecord {
+            observer.observe(&FinishedRequest {
                 method: method.clone(),
                 endpoint: endpoint.to_string(),
                 status,

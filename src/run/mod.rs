@@ -21,7 +21,7 @@ use crate::report::run_id;
 pub use crate::report::{Delivery, Entry, Outcome, Returned, RunReport, by_access_type_key};
 use assemble::{Finished, build_report};
 use deallocate::deallocate_all;
-use notice::{NoticeRun, give_notice};
+use notice::{NoticeContext, give_notice};
 use read::{find_returns, read_site};
 
 mod assemble;
@@ -131,7 +131,7 @@ pub async fn announce(
     if !newsworthy {
         return Vec::new();
     }
-    let summary = crate::notify::summary_context(notifier.policy(), report);
+    let summary = crate::notify::summary_vars(notifier.policy(), report);
     let record = crate::record::RunRecord::of(report);
     let deadline = tokio::time::Instant::now() + deadline;
     let deliveries = notifier.summary(&summary, &record, deadline).await;
@@ -197,7 +197,7 @@ async fn run_with_client(
                 "the policy gives notice (spec.notice.days) but its notification settings were not given".into(),
             ));
         };
-        let run = NoticeRun {
+        let run = NoticeContext {
             notify,
             days: days.get(),
             now,

@@ -9,7 +9,7 @@ use crate::brake::Brake;
 use crate::model::Rule;
 use crate::notice::{Notice, Pending, Step, reclaim_after};
 use crate::notify::Delivery;
-use crate::notify::templates::{NoticeContext, UserContext};
+use crate::notify::templates::{NoticeVars, UserVars};
 use crate::plan::{Plan, Reason, Verdict};
 use crate::qrs::{QrsClient, QrsError};
 
@@ -25,7 +25,7 @@ pub(super) struct Noticed {
 }
 
 /// What notice needs of the run.
-pub(super) struct NoticeRun<'a> {
+pub(super) struct NoticeContext<'a> {
     pub notify: &'a super::NotifyContext<'a>,
     pub days: u32,
     pub now: Timestamp,
@@ -49,7 +49,7 @@ pub(super) fn last_used_text(last_used: &crate::model::LastUse) -> String {
 pub(super) async fn give_notice(
     client: &QrsClient,
     plan: &Plan,
-    run: &NoticeRun<'_>,
+    run: &NoticeContext<'_>,
     outcomes: &mut [(Outcome, Option<String>)],
 ) -> Result<Noticed, QrsError> {
     let pending: &Pending = &run.notify.pending;
@@ -119,7 +119,7 @@ fn day(t: Timestamp) -> String {
 async fn warn(
     client: &QrsClient,
     plan: &Plan,
-    run: &NoticeRun<'_>,
+    run: &NoticeContext<'_>,
     to_warn: &[usize],
     outcomes: &mut [(Outcome, Option<String>)],
     noticed: &mut Noticed,
@@ -176,8 +176,8 @@ async fn warn(
             Reason::Leaver { state, .. } => state.describe().to_string(),
             _ => String::new(),
         };
-        let context = NoticeContext {
-            user: UserContext {
+        let context = NoticeVars {
+            user: UserVars {
                 name: a.user_name.clone(),
                 id: a.user.to_string(),
                 email: email.clone(),

@@ -2,15 +2,15 @@ use std::collections::BTreeMap;
 
 use crate::notify::NotifyError;
 use crate::notify::templates::{
-    NoticeContext, SeatLine, SummaryContext, SummaryCounts, Templates, UserContext,
+    NoticeVars, SeatLine, SummaryCounts, SummaryVars, Templates, UserVars,
 };
 use crate::testing::peak_of;
 
 const MIB: usize = 1 << 20;
 
-fn notice() -> NoticeContext {
-    NoticeContext {
-        user: UserContext {
+fn notice() -> NoticeVars {
+    NoticeVars {
+        user: UserVars {
             name: "Ann Lee".into(),
             id: "CORP\\ann".into(),
             email: "ann@example.com".into(),
@@ -157,7 +157,7 @@ fn seat(user: &str, reason: &str) -> SeatLine {
 /// sorted or selected list, or of a map's items.
 #[test]
 fn a_loop_over_the_sites_lists_joins_its_items() {
-    let summary = SummaryContext {
+    let summary = SummaryVars {
         policy: "prod-site".into(),
         run_id: "r1".into(),
         result: "Succeeded".into(),
@@ -309,7 +309,7 @@ fn the_most_joins_of_the_largest_lists_stay_within_the_stated_peak() {
             .map(|_| seat(&name, "idle 120 days"))
             .collect::<Vec<_>>()
     };
-    let summary = SummaryContext {
+    let summary = SummaryVars {
         policy: "prod-site".into(),
         run_id: "r1".into(),
         result: "Succeeded".into(),
