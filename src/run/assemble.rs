@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use super::read::SiteRead;
-use super::{Outcome, StopReason};
+use super::{Outcome, SeatOutcome, Stopped};
 use crate::model::{AccessType, LastUse};
 use crate::plan::{Decision, Plan, Reason, Rules, Verdict};
 use crate::policy::{RunResult, TypeCounts};
@@ -18,9 +18,9 @@ pub(super) struct Finished {
     pub(super) start: Timestamp,
     pub(super) dry_run: bool,
     pub(super) plan: Plan,
-    pub(super) outcomes: Vec<(Outcome, Option<String>)>,
+    pub(super) outcomes: Vec<SeatOutcome>,
     pub(super) site: SiteRead,
-    pub(super) stopped: StopReason,
+    pub(super) stopped: Option<Stopped>,
 }
 
 pub(super) fn build_report(run: Finished, rules: &Rules) -> RunReport {
@@ -47,7 +47,7 @@ pub(super) fn build_report(run: Finished, rules: &Rules) -> RunReport {
     } else {
         format!(
             "the run was stopped ({})",
-            stopped.as_deref().unwrap_or("shutdown")
+            stopped.as_ref().map_or("shutdown", |s| s.0.as_str())
         )
     };
     let verdict_of_breaker = plan
@@ -56,13 +56,14 @@ pub(super) fn build_report(run: Finished, rules: &Rules) -> RunReport {
         .map(|trip| format!("aborted before any deallocation: {trip}"));
     let mut decisions = Vec::with_capacity(plan.decisions.len());
     // The plan's allocations move into the report, so that a large site is not held twice.
-    for (decision, (outcome, error)) in plan.decisions.into_iter().zip(outcomes) {
+    for (decision, seat) in plan.decisions.into_iter().zip(outcomes) {
+        let outcome = seat.outcome;
         count(
             per_type.entry(decision.allocation.access_type).or_default(),
             &decision,
             outcome,
         );
-        decisions.push(entry(decision, outcome, error, start, &why_deferred));
+        decisions.push(entry(decision, seat, start, &why_deferred));
     }
     let mut totals = TypeCounts::default();
     for c in per_type.values() {
@@ -121,13 +122,12 @@ fn count(counts: &mut TypeCounts, decision: &Decision, outcome: Outcome) {
 }
 
 /// One decision as the report lists it.
-fn entry(
-    decision: Decision,
-    outcome: Outcome,
-    error: Option<String>,
-    start: Timestamp,
-    why_deferred: &str,
-) -> Entry {
+fn entry(decision: Decision, seat: SeatOutcome, start: Timestamp, why_deferred: &str) -> Entry {
+    let SeatOutcome {
+        outcome,
+        note,
+        error,
+    } = seat;
     let a = decision.allocation;
     let (last_used, idle_since) = match &a.last_used {
         LastUse::At(t) => (crate::qrs::wire::format_qrs_date(*t), Some(*t)),
@@ -137,7 +137,7 @@ fn entry(
     };
     let reason = if outcome == Outcome::Deferred && decision.verdict == Verdict::Reclaim {
         format!("{}; not deallocated: {why_deferred}", decision.reason)
-    } else if let (true, Some(note)) = (outcome.is_notice(), &error) {
+    } else if let Some(note) = &note {
         format!("{}; {note}", decision.reason)
     } else if outcome == Outcome::UsedSinceRead {
         format!(
@@ -158,22 +158,21 @@ fn entry(
         reason_code: decision.reason.code(),
         rule: decision.reason.rule(),
         reason,
-        // A notice's note is in the reason; only a notice that failed has an error.
-        error: error.filter(|_| !outcome.is_notice() || outcome == Outcome::NoticeFailed),
+        error,
     }
 }
 
 /// The run's result and the sentence that says it.
 fn verdict(
     aborted: Option<String>,
-    stopped: &StopReason,
+    stopped: &Option<Stopped>,
     totals: &TypeCounts,
     dry_run: bool,
 ) -> (RunResult, String) {
     if let Some(message) = aborted {
         return (RunResult::Aborted, message);
     }
-    if let Some(why) = stopped {
+    if let Some(Stopped(why)) = stopped {
         // Why it stopped comes first: it is what an administrator acts on (a changed policy, a shutdown).
         let failed = if totals.failed > 0 {
             format!(" ({} deallocations failed)", totals.failed)

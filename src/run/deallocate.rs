@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use futures::StreamExt;
 
-use super::{Outcome, StopReason};
+use super::{Outcome, SeatOutcome, Stopped};
 use crate::brake::{Brake, BrakeState};
 use crate::model::{AccessType, Allocation};
 use crate::plan::Plan;
@@ -27,14 +27,14 @@ pub(super) async fn deallocate_all(
     reclaims: &[usize],
     concurrency: u32,
     brake: Option<&Brake>,
-    outcomes: &mut [(Outcome, Option<String>)],
-) -> StopReason {
+    outcomes: &mut [SeatOutcome],
+) -> Option<Stopped> {
     let released = Brake::released();
     let brake = brake.unwrap_or(&released);
     let mut batches: VecDeque<Vec<usize>> = batches_by_type(plan, reclaims).into();
     while let Some(batch) = batches.pop_front() {
         if let Err(reason) = brake.proceed().await {
-            return Some(reason);
+            return Some(Stopped(reason));
         }
         let to_delete = recheck(client, plan, &batch, brake, outcomes).await;
         // What the brake said when it ended the batch early, if it did.
@@ -70,7 +70,7 @@ pub(super) async fn deallocate_all(
             outcomes[i] = deallocation_outcome(&plan.decisions[i].allocation, result);
         }
         match held {
-            Some(BrakeState::Stopped(reason)) => return Some(reason),
+            Some(BrakeState::Stopped(reason)) => return Some(Stopped(reason)),
             Some(BrakeState::Paused(_)) => {
                 let rest: Vec<usize> = to_delete
                     .into_iter()
@@ -93,7 +93,7 @@ async fn recheck(
     plan: &Plan,
     batch: &[usize],
     brake: &Brake,
-    outcomes: &mut [(Outcome, Option<String>)],
+    outcomes: &mut [SeatOutcome],
 ) -> Vec<usize> {
     let access_type = plan.decisions[batch[0]].allocation.access_type;
     let ids: Vec<&str> = batch
@@ -108,7 +108,7 @@ async fn recheck(
             tracing::warn!(access_type = %access_type, error = %e, "could not read the seats again before deleting; not deleting them");
             let why = format!("not deleted: the seat could not be read again just before ({e})");
             for &i in batch {
-                outcomes[i] = (Outcome::Failed, Some(why.clone()));
+                outcomes[i] = SeatOutcome::failed(Outcome::Failed, why.clone());
             }
             return Vec::new();
         }
@@ -124,12 +124,12 @@ async fn recheck(
             None => {
                 // Gone since the read: someone (or something) deallocated it; nothing to delete.
                 tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "already deallocated");
-                outcomes[i] = (Outcome::AlreadyGone, None);
+                outcomes[i] = SeatOutcome::of(Outcome::AlreadyGone);
             }
             Some(now) if unchanged(read, now) => to_delete.push(i),
             Some(_) => {
                 tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "used since the run read the site; kept");
-                outcomes[i] = (Outcome::UsedSinceRead, None);
+                outcomes[i] = SeatOutcome::of(Outcome::UsedSinceRead);
             }
         }
     }
@@ -140,20 +140,20 @@ async fn recheck(
 fn deallocation_outcome(
     allocation: &Allocation,
     result: Result<Deallocation, QrsError>,
-) -> (Outcome, Option<String>) {
+) -> SeatOutcome {
     let (user, access_type, id) = (&allocation.user, allocation.access_type, &allocation.id);
     match result {
         Ok(Deallocation::Done) => {
             tracing::info!(user = %user, access_type = %access_type, allocation = %id, "deallocated");
-            (Outcome::Reclaimed, None)
+            SeatOutcome::of(Outcome::Reclaimed)
         }
         Ok(Deallocation::AlreadyGone) => {
             tracing::info!(user = %user, access_type = %access_type, allocation = %id, "already deallocated");
-            (Outcome::AlreadyGone, None)
+            SeatOutcome::of(Outcome::AlreadyGone)
         }
         Err(e) => {
             tracing::warn!(user = %user, access_type = %access_type, allocation = %id, error = %e, "deallocation failed");
-            (Outcome::Failed, Some(e.to_string()))
+            SeatOutcome::failed(Outcome::Failed, e.to_string())
         }
     }
 }

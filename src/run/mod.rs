@@ -66,8 +66,54 @@ pub struct EarlierReclaim {
     pub run: String,
 }
 
-/// Why a run must start no more deallocations; `None` while it may go on.
-pub type StopReason = Option<String>;
+/// What became of one decision's seat in this run.
+#[derive(Debug, Clone)]
+pub(crate) struct SeatOutcome {
+    pub(crate) outcome: Outcome,
+    /// What the report's reason adds for a notice: when the seat goes, or why its user was not warned.
+    pub(crate) note: Option<String>,
+    /// Why a deallocation or a notice failed.
+    pub(crate) error: Option<String>,
+}
+
+impl SeatOutcome {
+    pub(crate) fn of(outcome: Outcome) -> Self {
+        SeatOutcome {
+            outcome,
+            note: None,
+            error: None,
+        }
+    }
+
+    /// A notice's outcome, with what the reason adds.
+    pub(crate) fn noted(outcome: Outcome, note: String) -> Self {
+        SeatOutcome {
+            note: Some(note),
+            ..Self::of(outcome)
+        }
+    }
+
+    /// A failure, with why.
+    pub(crate) fn failed(outcome: Outcome, error: String) -> Self {
+        SeatOutcome {
+            error: Some(error),
+            ..Self::of(outcome)
+        }
+    }
+
+    /// A notice not delivered: the seat is kept, and the reason says why, as the error does.
+    pub(crate) fn notice_failed(why: String) -> Self {
+        SeatOutcome {
+            note: Some(why.clone()),
+            error: Some(why),
+            outcome: Outcome::NoticeFailed,
+        }
+    }
+}
+
+/// Why the brake ended a run's deallocations before all of them were tried.
+#[derive(Debug, Clone)]
+pub(crate) struct Stopped(pub(crate) String);
 
 /// Run a policy once. The policy was checked before ([`crate::policy::validate`]); whatever happens now
 /// (a site that cannot be reached included) is a report whose `result` says how it ended.
@@ -168,15 +214,17 @@ async fn run_with_client(
     // User records are needed for the decisions only; on a large site they are tens of megabytes.
     drop(users);
 
-    let mut outcomes: Vec<(Outcome, Option<String>)> = plan
+    let mut outcomes: Vec<SeatOutcome> = plan
         .decisions
         .iter()
-        .map(|d| match d.verdict {
-            Verdict::Reclaim if plan.is_aborted() => (Outcome::Deferred, None),
-            Verdict::Reclaim if dry_run => (Outcome::WouldReclaim, None),
-            Verdict::Reclaim => (Outcome::Deferred, None),
-            Verdict::Deferred => (Outcome::Deferred, None),
-            Verdict::Keep => (Outcome::Kept, None),
+        .map(|d| {
+            SeatOutcome::of(match d.verdict {
+                Verdict::Reclaim if plan.is_aborted() => Outcome::Deferred,
+                Verdict::Reclaim if dry_run => Outcome::WouldReclaim,
+                Verdict::Reclaim => Outcome::Deferred,
+                Verdict::Deferred => Outcome::Deferred,
+                Verdict::Keep => Outcome::Kept,
+            })
         })
         .collect();
 
@@ -228,7 +276,7 @@ async fn run_with_client(
                 given
                     .pending
                     .into_iter()
-                    .filter(|(i, _)| !outcomes[*i].0.counts_as_reclaimed())
+                    .filter(|(i, _)| !outcomes[*i].outcome.counts_as_reclaimed())
                     .map(|(_, notice)| notice)
                     .take(crate::policy::MAX_RECLAIMS_PER_RUN as usize)
                     .collect(),

@@ -4,7 +4,7 @@
 
 use jiff::Timestamp;
 
-use super::Outcome;
+use super::{Outcome, SeatOutcome};
 use crate::brake::Brake;
 use crate::model::Rule;
 use crate::notice::{Notice, Pending, Step, reclaim_after};
@@ -50,7 +50,7 @@ pub(super) async fn give_notice(
     client: &QrsClient,
     plan: &Plan,
     run: &NoticeContext<'_>,
-    outcomes: &mut [(Outcome, Option<String>)],
+    outcomes: &mut [SeatOutcome],
 ) -> Result<Noticed, QrsError> {
     let pending: &Pending = &run.notify.pending;
     let mut noticed = Noticed {
@@ -69,12 +69,12 @@ pub(super) async fn give_notice(
                     carry(&mut noticed, pending, i, &a.id);
                 }
                 Step::Wait(after) => {
-                    outcomes[i] = (
+                    outcomes[i] = SeatOutcome::noted(
                         Outcome::NoticeGiven,
-                        Some(format!(
+                        format!(
                             "notice given; reclaimed from {} if still unused",
                             day(after)
-                        )),
+                        ),
                     );
                     carry(&mut noticed, pending, i, &a.id);
                 }
@@ -91,12 +91,12 @@ pub(super) async fn give_notice(
     }
     if run.dry_run {
         for &i in &to_warn {
-            outcomes[i] = (
+            outcomes[i] = SeatOutcome::noted(
                 Outcome::WouldWarn,
-                Some(format!(
+                format!(
                     "would be warned; reclaimed {} days after the notice if still unused",
                     run.days
-                )),
+                ),
             );
         }
         return Ok(noticed);
@@ -121,7 +121,7 @@ async fn warn(
     plan: &Plan,
     run: &NoticeContext<'_>,
     to_warn: &[usize],
-    outcomes: &mut [(Outcome, Option<String>)],
+    outcomes: &mut [SeatOutcome],
     noticed: &mut Noticed,
 ) -> Result<(), QrsError> {
     if to_warn.is_empty() {
@@ -144,29 +144,22 @@ async fn warn(
             None => Ok(()),
         };
         if let Err(why) = proceed {
-            outcomes[i] = (
-                Outcome::NoticeFailed,
-                Some(format!("not sent: the run was stopped ({why})")),
-            );
+            outcomes[i] =
+                SeatOutcome::notice_failed(format!("not sent: the run was stopped ({why})"));
             continue;
         }
         let Some(email) = users.get(&a.user_id).and_then(|u| u.email.clone()) else {
-            outcomes[i] = (
+            outcomes[i] = SeatOutcome::noted(
                 Outcome::NoAddress,
-                Some(
-                    "not warned: Qlik has no e-mail address for this user (user attribute email)"
-                        .into(),
-                ),
+                "not warned: Qlik has no e-mail address for this user (user attribute email)"
+                    .into(),
             );
             continue;
         };
         if failures_in_a_row >= FAILURES_BEFORE_GIVING_UP {
-            outcomes[i] = (
-                Outcome::NoticeFailed,
-                Some(format!(
-                    "not sent: the previous {FAILURES_BEFORE_GIVING_UP} notices failed"
-                )),
-            );
+            outcomes[i] = SeatOutcome::notice_failed(format!(
+                "not sent: the previous {FAILURES_BEFORE_GIVING_UP} notices failed"
+            ));
             continue;
         }
         let reason = &plan.decisions[i].reason;
@@ -198,12 +191,9 @@ async fn warn(
             Ok(()) => {
                 failures_in_a_row = 0;
                 tracing::info!(user = %a.user, access_type = %a.access_type, "notice delivered");
-                outcomes[i] = (
+                outcomes[i] = SeatOutcome::noted(
                     Outcome::Warned,
-                    Some(format!(
-                        "warned; reclaimed from {} if still unused",
-                        day(after)
-                    )),
+                    format!("warned; reclaimed from {} if still unused", day(after)),
                 );
                 noticed.deliveries.push(Delivery {
                     channel: "email",
@@ -228,10 +218,7 @@ async fn warn(
                     channel: "email",
                     error: Some(e.to_string()),
                 });
-                outcomes[i] = (
-                    Outcome::NoticeFailed,
-                    Some(format!("notice not delivered: {e}")),
-                );
+                outcomes[i] = SeatOutcome::notice_failed(format!("notice not delivered: {e}"));
             }
         }
     }
