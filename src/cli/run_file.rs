@@ -12,7 +12,10 @@ use super::args::RunArgs;
 use super::{CliError, notify_files, print_report};
 use crate::credentials::Credentials;
 use crate::notice::Pending;
-use crate::policy::{self, LicenseCleanupPolicy, Permissions, RunResult, check_known_fields};
+use crate::notify::Notifier;
+use crate::policy::{
+    self, LicenseCleanupPolicy, Permissions, RunResult, ValidPolicy, check_known_fields,
+};
 use crate::run::{self, NotifyContext, RunContext};
 use crate::shutdown::Shutdown;
 
@@ -54,25 +57,7 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         .name
         .clone()
         .unwrap_or_else(|| "policy".into());
-    let notifier = match (&valid.notify, &args.secrets) {
-        (Some(notify), Some(dir)) => Some(notify_files::notifier(&name, &notify.channels, dir)?),
-        (Some(_), None) => {
-            return Err(CliError::Invalid(
-                "the policy notifies (spec.notify): give --secrets DIR with the Secrets it names"
-                    .into(),
-            ));
-        }
-        (None, _) => None,
-    };
-    let pending = match (&args.state, valid.notice_days()) {
-        (_, None) => Pending::default(),
-        (Some(state), Some(_)) => notify_files::read_state(state)?,
-        (None, Some(_)) => {
-            return Err(CliError::Invalid(
-                "the policy gives notice (spec.notice.days): give --state FILE to keep the notices between runs".into(),
-            ));
-        }
-    };
+    let (notifier, pending) = notifications(&args, &valid, &name)?;
     let ctx = RunContext {
         credentials: &credentials,
         force_dry_run: args.dry_run,
@@ -101,6 +86,35 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         tracing::error!(run = %report.id, result = report.result.as_str(), "{}", report.message);
     }
     Ok(report.result)
+}
+
+/// The policy's channels, from the Secrets in `--secrets DIR`, and the notices earlier runs gave, from
+/// `--state FILE`: each required when the policy needs it.
+fn notifications(
+    args: &RunArgs,
+    valid: &ValidPolicy,
+    name: &str,
+) -> Result<(Option<Notifier>, Pending), CliError> {
+    let notifier = match (&valid.notify, &args.secrets) {
+        (Some(notify), Some(dir)) => Some(notify_files::notifier(name, &notify.channels, dir)?),
+        (Some(_), None) => {
+            return Err(CliError::Invalid(
+                "the policy notifies (spec.notify): give --secrets DIR with the Secrets it names"
+                    .into(),
+            ));
+        }
+        (None, _) => None,
+    };
+    let pending = match (&args.state, valid.notice_days()) {
+        (_, None) => Pending::default(),
+        (Some(state), Some(_)) => notify_files::read_state(state)?,
+        (None, Some(_)) => {
+            return Err(CliError::Invalid(
+                "the policy gives notice (spec.notice.days): give --state FILE to keep the notices between runs".into(),
+            ));
+        }
+    };
+    Ok((notifier, pending))
 }
 
 /// One run of a policy file at a time on this machine: an advisory lock the system drops with the process, so

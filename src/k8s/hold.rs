@@ -243,29 +243,9 @@ async fn follow_policy(w: &StopWatch, lever: &BrakeLever) -> String {
                 continue;
             }
         }
-        let mut events = std::pin::pin!(events);
-        let why = loop {
-            let next = match tokio::time::timeout(WATCH_SILENCE, events.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    break format!(
-                        "no word from the API server for {}s",
-                        WATCH_SILENCE.as_secs()
-                    );
-                }
-            };
-            match next {
-                Some(Ok(WatchEvent::Added(policy) | WatchEvent::Modified(policy))) => {
-                    if let Some(reason) = forbids_deletions(w, &policy) {
-                        return reason;
-                    }
-                }
-                Some(Ok(WatchEvent::Deleted(_))) => return "the policy was deleted".into(),
-                Some(Ok(WatchEvent::Bookmark(_))) => {}
-                Some(Ok(WatchEvent::Error(status))) => break status.message.clone(),
-                Some(Err(e)) => break e.to_string(),
-                None => break "the API server ended the watch".into(),
-            }
+        let why = match follow_events(w, events).await {
+            WatchEnd::Forbidden(reason) => return reason,
+            WatchEnd::Broken(why) => why,
         };
         // Until the watch is back, a change could go unseen.
         lever.pause(format!("the watch on the policy broke: {why}"));
@@ -273,6 +253,45 @@ async fn follow_policy(w: &StopWatch, lever: &BrakeLever) -> String {
         broken_since = Some((tokio::time::Instant::now(), why));
         // A watch the server ended on time comes back at once; only failures wait.
         retry = Duration::ZERO;
+    }
+}
+
+/// How a watch on the policy ended.
+enum WatchEnd {
+    /// The policy now forbids deletions: why.
+    Forbidden(String),
+    /// The watch broke or fell silent: why. It is opened again.
+    Broken(String),
+}
+
+/// Reads the watch's events until the policy forbids deletions or the watch breaks. Silence counts as a break:
+/// a network cut that closes nothing must not leave the brake released.
+async fn follow_events(
+    w: &StopWatch,
+    events: impl futures::Stream<Item = Result<WatchEvent<LicenseCleanupPolicy>, kube::Error>>,
+) -> WatchEnd {
+    let mut events = std::pin::pin!(events);
+    loop {
+        let Ok(next) = tokio::time::timeout(WATCH_SILENCE, events.next()).await else {
+            return WatchEnd::Broken(format!(
+                "no word from the API server for {}s",
+                WATCH_SILENCE.as_secs()
+            ));
+        };
+        match next {
+            Some(Ok(WatchEvent::Added(policy) | WatchEvent::Modified(policy))) => {
+                if let Some(reason) = forbids_deletions(w, &policy) {
+                    return WatchEnd::Forbidden(reason);
+                }
+            }
+            Some(Ok(WatchEvent::Deleted(_))) => {
+                return WatchEnd::Forbidden("the policy was deleted".into());
+            }
+            Some(Ok(WatchEvent::Bookmark(_))) => {}
+            Some(Ok(WatchEvent::Error(status))) => return WatchEnd::Broken(status.message.clone()),
+            Some(Err(e)) => return WatchEnd::Broken(e.to_string()),
+            None => return WatchEnd::Broken("the API server ended the watch".into()),
+        }
     }
 }
 

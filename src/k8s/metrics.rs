@@ -119,6 +119,14 @@ impl Default for Metrics {
     }
 }
 
+fn type_labels(namespace: &str, policy: &str, t: AccessType) -> TypeLabels {
+    TypeLabels {
+        namespace: namespace.into(),
+        policy: policy.into(),
+        access_type: t.key().into(),
+    }
+}
+
 impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
@@ -212,13 +220,23 @@ impl Metrics {
         if report.result == crate::policy::RunResult::Succeeded {
             self.last_success.get_or_create(&p).set(completed);
         }
-        let type_labels = |t: AccessType| TypeLabels {
-            namespace: namespace.into(),
-            policy: policy.into(),
-            access_type: t.key().into(),
-        };
+        self.record_counts(namespace, policy, report);
+        self.count_deliveries(namespace, policy, &report.deliveries);
+        if let Some(notices) = &report.notices {
+            self.set_pending(namespace, policy, notices.iter().map(|n| n.access_type));
+        }
+        for returned in &report.returns {
+            self.returned
+                .get_or_create(&type_labels(namespace, policy, returned.access_type))
+                .inc();
+        }
+        self.record_seats(namespace, policy, report);
+    }
+
+    /// A run's counts by access type: seats reclaimed by rule and failures (counters), and what it found (gauges).
+    fn record_counts(&self, namespace: &str, policy: &str, report: &RunReport) {
         for (t, counts) in &report.per_access_type {
-            let labels = type_labels(*t);
+            let labels = type_labels(namespace, policy, *t);
             for rule in Rule::ALL {
                 let seats = match rule {
                     Rule::Idle => counts.idle(),
@@ -254,15 +272,10 @@ impl Metrics {
                     .set(counts.allocated as i64);
             }
         }
-        self.count_deliveries(namespace, policy, &report.deliveries);
-        if let Some(notices) = &report.notices {
-            self.set_pending(namespace, policy, notices.iter().map(|n| n.access_type));
-        }
-        for returned in &report.returns {
-            self.returned
-                .get_or_create(&type_labels(returned.access_type))
-                .inc();
-        }
+    }
+
+    /// The site's seats by state, from the access type overview the run read.
+    fn record_seats(&self, namespace: &str, policy: &str, report: &RunReport) {
         for (t, seats) in &report.seats {
             for (state, value) in [
                 ("total", seats.total),
@@ -315,11 +328,7 @@ impl Metrics {
                     reason: rule.key().into(),
                 });
             }
-            let labels = TypeLabels {
-                namespace: namespace.into(),
-                policy: policy.into(),
-                access_type: t.key().into(),
-            };
+            let labels = type_labels(namespace, policy, *t);
             let _ = self.reclaim_failures.get_or_create(&labels);
             let _ = self.returned.get_or_create(&labels);
             let _ = self.pending.get_or_create(&labels);
@@ -364,11 +373,7 @@ impl Metrics {
             AccessType::Analyzer,
             AccessType::User,
         ] {
-            let labels = TypeLabels {
-                namespace: namespace.into(),
-                policy: policy.into(),
-                access_type: t.key().into(),
-            };
+            let labels = type_labels(namespace, policy, t);
             match counts.get(&t) {
                 Some(&n) => {
                     self.pending.get_or_create(&labels).set(n);
@@ -441,11 +446,7 @@ impl Metrics {
         self.dry_run.remove(&p);
         self.tls_unverified.remove(&p);
         for t in AccessType::ALL {
-            let labels = TypeLabels {
-                namespace: namespace.into(),
-                policy: policy.into(),
-                access_type: t.key().into(),
-            };
+            let labels = type_labels(namespace, policy, t);
             self.candidates.remove(&labels);
             self.excluded.remove(&labels);
             self.unknown.remove(&labels);

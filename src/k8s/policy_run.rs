@@ -16,13 +16,14 @@ use super::inputs::{StartError, load_credentials, load_notifier, validate_resour
 use super::metrics::Metrics;
 use super::records::{PolicyRecords, earlier_reclaims, too_many_returns};
 use super::status::{self, time, update_status};
+use crate::brake::Brake;
 use crate::credentials::Credentials;
 use crate::notice::Pending;
 use crate::notify::Delivery;
 use crate::policy::{LicenseCleanupPolicy, RunResult};
 use crate::policy::{Permissions, ValidPolicy};
 use crate::record::{RunRecord, runs_selector};
-use crate::run::{self, NotifyContext, RunContext, RunReport};
+use crate::run::{self, EarlierReclaim, NotifyContext, RunContext, RunReport};
 use crate::schedule::Schedule;
 use crate::shutdown::Shutdown;
 
@@ -90,35 +91,12 @@ pub(crate) async fn run_policy(
         },
         None => None,
     };
-    // The notices earlier runs gave, as the status keeps them.
-    let pending = Pending::new(
-        run.policy
-            .status
-            .iter()
-            .flat_map(|s| &s.notices)
-            .filter_map(|n| n.to_notice()),
-    );
-    let (brake, watching) = watch_for_stop(StopWatch {
-        api: run.api.clone(),
-        name: name.to_string(),
-        uid: run.policy.metadata.uid.clone(),
-        generation: run.policy.metadata.generation,
-        dry_run: run.policy.spec.dry_run || ctx.force_dry_run,
-        hold_id: run.hold_id.clone(),
-        held_since,
-        shutdown: ctx.shutdown.clone(),
-    });
+    let pending = run.pending_notices();
+    let (brake, watching) = run.watch_for_stop(held_since);
     let clock = Instant::now();
     let uid = run.policy.metadata.uid.clone().unwrap_or_default();
     let records = PolicyRecords::new(ctx.client, namespace, name, &uid);
-    // Earlier records tell who was reclaimed; without them the run goes on, and finds no returns this time.
-    let earlier = match records.list().await {
-        Ok(runs) => earlier_reclaims(&runs, valid.connection.route.site()),
-        Err(e) => {
-            tracing::warn!(policy = %format!("{namespace}/{name}"), error = %e, "could not read the policy's run records; returns are not looked for this run");
-            Vec::new()
-        }
-    };
+    let earlier = run.earlier_reclaims(&records, &valid).await;
     let context = RunContext {
         credentials: &credentials,
         force_dry_run: ctx.force_dry_run,
@@ -166,6 +144,50 @@ enum Fate {
 }
 
 impl HeldRun<'_> {
+    /// The notices earlier runs gave, as the status keeps them.
+    fn pending_notices(&self) -> Pending {
+        Pending::new(
+            self.policy
+                .status
+                .iter()
+                .flat_map(|s| &s.notices)
+                .filter_map(|n| n.to_notice()),
+        )
+    }
+
+    /// The brake of this run, worked by a watch on its policy (`k8s/hold.rs`), and the task that watches.
+    fn watch_for_stop(
+        &self,
+        held_since: tokio::time::Instant,
+    ) -> (Brake, tokio::task::JoinHandle<()>) {
+        watch_for_stop(StopWatch {
+            api: self.api.clone(),
+            name: self.name.to_string(),
+            uid: self.policy.metadata.uid.clone(),
+            generation: self.policy.metadata.generation,
+            dry_run: self.policy.spec.dry_run || self.ctx.force_dry_run,
+            hold_id: self.hold_id.clone(),
+            held_since,
+            shutdown: self.ctx.shutdown.clone(),
+        })
+    }
+
+    /// The seats earlier recorded runs took on this site. Without the records the run goes on, and finds no
+    /// returns this time.
+    async fn earlier_reclaims(
+        &self,
+        records: &PolicyRecords,
+        valid: &ValidPolicy,
+    ) -> Vec<EarlierReclaim> {
+        match records.list().await {
+            Ok(runs) => earlier_reclaims(&runs, valid.connection.route.site()),
+            Err(e) => {
+                tracing::warn!(policy = %format!("{}/{}", self.namespace, self.name), error = %e, "could not read the policy's run records; returns are not looked for this run");
+                Vec::new()
+            }
+        }
+    }
+
     /// What became of the policy during the run. A policy that cannot be read counts as kept: its status write
     /// will say what is wrong.
     async fn fate(&self) -> Fate {

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use crate::brake::Brake;
 use crate::credentials::Credentials;
 use crate::model::{AccessType, UserIdentity};
-use crate::notice::Pending;
+use crate::notice::{Notice, Pending};
 use crate::notify::Notifier;
 use crate::plan::{self, Verdict};
 use crate::policy::{RunResult, ValidPolicy};
@@ -202,31 +202,8 @@ async fn run_with_client(
     let (now, rules) = (ctx.now, &policy.rules);
     let mut site = read_site(client, rules, now).await?;
     let returns = find_returns(client, &ctx.earlier_reclaims, &site.totals).await?;
-    let user_ids = plan::users_needing_details(rules, &site.allocations, now);
-    let users = if user_ids.is_empty() {
-        Default::default()
-    } else {
-        client.users(&user_ids).await?
-    };
-    // The plan takes the allocations over: a big site is not held in memory twice.
-    let allocations = std::mem::take(&mut site.allocations);
-    let plan = plan::decide_owned(rules, allocations, &users, &site.totals, now);
-    // User records are needed for the decisions only; on a large site they are tens of megabytes.
-    drop(users);
-
-    let mut outcomes: Vec<SeatOutcome> = plan
-        .decisions
-        .iter()
-        .map(|d| {
-            SeatOutcome::of(match d.verdict {
-                Verdict::Reclaim if plan.is_aborted() => Outcome::Deferred,
-                Verdict::Reclaim if dry_run => Outcome::WouldReclaim,
-                Verdict::Reclaim => Outcome::Deferred,
-                Verdict::Deferred => Outcome::Deferred,
-                Verdict::Keep => Outcome::Kept,
-            })
-        })
-        .collect();
+    let plan = decide(client, rules, &mut site, now).await?;
+    let mut outcomes = first_outcomes(&plan, dry_run);
 
     // With notice, only seats warned long enough ago go; the others wait or are warned now.
     let mut reclaims: Vec<usize> = plan
@@ -269,18 +246,9 @@ async fn run_with_client(
         )
         .await;
     }
-    // The notices to keep: all of them but those of seats now gone.
     let (notices, deliveries) = match noticed {
         Some(given) if !dry_run => (
-            Some(
-                given
-                    .pending
-                    .into_iter()
-                    .filter(|(i, _)| !outcomes[*i].outcome.counts_as_reclaimed())
-                    .map(|(_, notice)| notice)
-                    .take(crate::policy::MAX_RECLAIMS_PER_RUN as usize)
-                    .collect(),
-            ),
+            Some(kept_notices(given.pending, &outcomes)),
             given.deliveries,
         ),
         _ => (None, Vec::new()),
@@ -300,4 +268,55 @@ async fn run_with_client(
     report.notices = notices;
     report.deliveries = deliveries;
     Ok(report)
+}
+
+/// Reads the user records the rules need and decides every allocation the run read. The plan takes the
+/// allocations over from `site`, so a big site is not held in memory twice.
+async fn decide(
+    client: &QrsClient,
+    rules: &plan::Rules,
+    site: &mut read::SiteRead,
+    now: Timestamp,
+) -> Result<plan::Plan, QrsError> {
+    let user_ids = plan::users_needing_details(rules, &site.allocations, now);
+    let users = if user_ids.is_empty() {
+        Default::default()
+    } else {
+        client.users(&user_ids).await?
+    };
+    let allocations = std::mem::take(&mut site.allocations);
+    // The user records are dropped on return: on a large site they are tens of megabytes.
+    Ok(plan::decide_owned(
+        rules,
+        allocations,
+        &users,
+        &site.totals,
+        now,
+    ))
+}
+
+/// Each decision's outcome before notice and deallocation: what a dry run or an aborted run reports as it is.
+fn first_outcomes(plan: &plan::Plan, dry_run: bool) -> Vec<SeatOutcome> {
+    plan.decisions
+        .iter()
+        .map(|d| {
+            SeatOutcome::of(match d.verdict {
+                Verdict::Reclaim if plan.is_aborted() => Outcome::Deferred,
+                Verdict::Reclaim if dry_run => Outcome::WouldReclaim,
+                Verdict::Reclaim => Outcome::Deferred,
+                Verdict::Deferred => Outcome::Deferred,
+                Verdict::Keep => Outcome::Kept,
+            })
+        })
+        .collect()
+}
+
+/// The notices to keep after the run: all of them but those of seats now gone.
+fn kept_notices(pending: Vec<(usize, Notice)>, outcomes: &[SeatOutcome]) -> Vec<Notice> {
+    pending
+        .into_iter()
+        .filter(|(i, _)| !outcomes[*i].outcome.counts_as_reclaimed())
+        .map(|(_, notice)| notice)
+        .take(crate::policy::MAX_RECLAIMS_PER_RUN as usize)
+        .collect()
 }

@@ -162,31 +162,7 @@ async fn warn(
             ));
             continue;
         }
-        let reason = &plan.decisions[i].reason;
-        // Only a seat a rule takes is warned of.
-        let rule = reason.rule().unwrap_or(Rule::Idle);
-        let user_state = match reason {
-            Reason::Leaver { state, .. } => state.describe().to_string(),
-            _ => String::new(),
-        };
-        let context = NoticeVars {
-            user: UserVars {
-                name: a.user_name.clone(),
-                id: a.user.to_string(),
-                email: email.clone(),
-            },
-            rule,
-            user_state,
-            access_type: a.access_type.key().to_string(),
-            last_used: match &a.last_used {
-                crate::model::LastUse::At(t) => day(*t),
-                _ => "never".into(),
-            },
-            idle_days: None,
-            reclaim_after: day(after),
-            policy: notifier.policy().to_string(),
-            contact: notifier.contact(),
-        };
+        let context = notice_vars(&plan.decisions[i], email.clone(), after, notifier);
         match notifier.notice(&email, &context).await {
             Ok(()) => {
                 failures_in_a_row = 0;
@@ -199,17 +175,7 @@ async fn warn(
                     channel: "email",
                     error: None,
                 });
-                noticed.pending.push((
-                    i,
-                    Notice {
-                        user: a.user.to_string(),
-                        access_type: a.access_type,
-                        allocation_id: a.id.clone(),
-                        last_used: last_used_text(&a.last_used),
-                        warned_at: run.now,
-                        reclaim_after: after,
-                    },
-                ));
+                noticed.pending.push((i, notice_of(a, run.now, after)));
             }
             Err(e) => {
                 failures_in_a_row += 1;
@@ -223,4 +189,50 @@ async fn warn(
         }
     }
     Ok(())
+}
+
+/// What the notice template of one seat is given.
+fn notice_vars(
+    decision: &crate::plan::Decision,
+    email: String,
+    after: Timestamp,
+    notifier: &crate::notify::Notifier,
+) -> NoticeVars {
+    let (a, reason) = (&decision.allocation, &decision.reason);
+    // Only a seat a rule takes is warned of.
+    let rule = reason.rule().unwrap_or(Rule::Idle);
+    let user_state = match reason {
+        Reason::Leaver { state, .. } => state.describe().to_string(),
+        _ => String::new(),
+    };
+    NoticeVars {
+        user: UserVars {
+            name: a.user_name.clone(),
+            id: a.user.to_string(),
+            email,
+        },
+        rule,
+        user_state,
+        access_type: a.access_type.key().to_string(),
+        last_used: match &a.last_used {
+            crate::model::LastUse::At(t) => day(*t),
+            _ => "never".into(),
+        },
+        idle_days: None,
+        reclaim_after: day(after),
+        policy: notifier.policy().to_string(),
+        contact: notifier.contact(),
+    }
+}
+
+/// The notice a run keeps of a warning delivered now.
+fn notice_of(a: &crate::model::Allocation, now: Timestamp, after: Timestamp) -> Notice {
+    Notice {
+        user: a.user.to_string(),
+        access_type: a.access_type,
+        allocation_id: a.id.clone(),
+        last_used: last_used_text(&a.last_used),
+        warned_at: now,
+        reclaim_after: after,
+    }
 }
