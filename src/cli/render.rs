@@ -181,9 +181,11 @@ fn counts_table(report: &RunReport, out: &mut String) {
     } else {
         "RECLAIMED"
     };
+    // LISTED, not ALLOCATED: QRS lists quarantined seats as allocations, and the seats table above counts those
+    // apart, so the two columns would disagree under one name.
     let mut header = vec![
         "ACCESS TYPE",
-        "ALLOCATED",
+        "LISTED",
         "CANDIDATES",
         reclaimed,
         "FAILED",

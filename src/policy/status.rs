@@ -193,7 +193,8 @@ pub struct RunStatus {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TypeCounts {
-    /// Allocations of this type on the site.
+    /// Allocations of this type QRS lists (its `count`), those in quarantine included: the site's seat overview
+    /// (`seats`) counts those as quarantined, not allocated. The breaker's percentages are of this number.
     pub allocated: u64,
     /// Inactive, in scope, not excluded.
     pub candidates: u64,
