@@ -253,7 +253,7 @@ impl RunRecord {
             *kept.entry("active".into()).or_default() += active;
         }
         RunRecord {
-            header: RunHeader::of(report, MicroTime),
+            header: report.header(MicroTime),
             site: report.site.clone(),
             decisions,
             decisions_omitted: omitted,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::model::{AccessType, Rule, SeatCounts, UserIdentity};
 use crate::notice::Notice;
-use crate::policy::{RunResult, TypeCounts};
+use crate::policy::{RunHeader, RunResult, TypeCounts};
 
 /// A user an earlier recorded run reclaimed, who holds that access type again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -153,6 +153,22 @@ pub fn by_access_type_key<V: Copy, W: From<V>>(
 }
 
 impl RunReport {
+    /// The header of this run, as the policy's status and the run's record begin; `when` gives its instants their
+    /// precision.
+    pub fn header<When>(&self, when: impl Fn(Timestamp) -> When) -> RunHeader<When> {
+        RunHeader {
+            id: self.id.clone(),
+            start_time: when(self.start_time),
+            completion_time: when(self.completion_time),
+            dry_run: self.dry_run,
+            result: self.result,
+            message: self.message.clone(),
+            totals: self.totals,
+            per_access_type: by_access_type_key(&self.per_access_type),
+            seats: by_access_type_key(&self.seats),
+        }
+    }
+
     /// Entries that were (or, in dry run, would be) reclaimed.
     pub fn reclaimed(&self) -> impl Iterator<Item = &Entry> {
         self.decisions

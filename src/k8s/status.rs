@@ -8,8 +8,8 @@ use kube::api::{Patch, PatchParams};
 use super::FIELD_MANAGER;
 use super::conditions::{ConditionUpdate, merge_conditions};
 use crate::policy::{
-    LicenseCleanupPolicy, LicenseCleanupPolicyStatus, ReclaimedSeat, RunHeader, RunResult,
-    RunStatus, RunSummary,
+    LicenseCleanupPolicy, LicenseCleanupPolicyStatus, ReclaimedSeat, RunResult, RunStatus,
+    RunSummary,
 };
 use crate::run::RunReport;
 
@@ -18,7 +18,7 @@ pub(crate) const RECLAIMED_LISTED: usize = 50;
 
 pub(crate) fn run_status(report: &RunReport) -> RunStatus {
     RunStatus {
-        header: RunHeader::of(report, Time),
+        header: report.header(Time),
         reclaimed: report
             .reclaimed()
             .take(RECLAIMED_LISTED)

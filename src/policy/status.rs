@@ -7,7 +7,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::SeatCounts;
-use crate::report::RunReport;
 
 /// What the controller (or `run --policy-ref`) last observed and did.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -137,7 +136,7 @@ impl RunResult {
 
 /// What every account of a run begins with: who it was, how it ended, and its counts. The policy's
 /// `status.lastRun` and the run's record (`LicenseCleanupRun` status, `run --output json`) both carry it, filled from
-/// the report by one function ([`RunHeader::of`]). `When` is the instants' precision: seconds in the status,
+/// the report by one function (`RunReport::header`). `When` is the instants' precision: seconds in the status,
 /// microseconds in the record (records are ordered by their start).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -159,23 +158,6 @@ pub struct RunHeader<When> {
     /// Seats per access type from the site's access type overview.
     #[serde(default)]
     pub seats: BTreeMap<String, SeatCounts>,
-}
-
-impl<When> RunHeader<When> {
-    /// The header of a finished run; `when` gives its instants their precision.
-    pub fn of(report: &RunReport, when: impl Fn(jiff::Timestamp) -> When) -> Self {
-        RunHeader {
-            id: report.id.clone(),
-            start_time: when(report.start_time),
-            completion_time: when(report.completion_time),
-            dry_run: report.dry_run,
-            result: report.result,
-            message: report.message.clone(),
-            totals: report.totals,
-            per_access_type: crate::report::by_access_type_key(&report.per_access_type),
-            seats: crate::report::by_access_type_key(&report.seats),
-        }
-    }
 }
 
 /// The last run in detail.
