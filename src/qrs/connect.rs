@@ -20,25 +20,7 @@ impl QrsClient {
         credentials: &Credentials,
         observer: Option<Arc<dyn RequestObserver>>,
     ) -> Result<Self, QrsError> {
-        if connection.verification == ServerVerification::Insecure {
-            tracing::warn!(
-                "tls.insecureSkipVerify is set: Qlik's server certificate is NOT verified; anyone on the network path can impersonate the site and read this certificate-authenticated session"
-            );
-        }
-        let tls =
-            tls::client_config(credentials, &connection.verification).map_err(QrsError::Setup)?;
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .timeout(connection.request_timeout)
-            .connect_timeout(connection.request_timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(64)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!(
-                "qlik-license-reclaimer/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .map_err(|e| QrsError::Setup(format!("HTTP client: {e}")))?;
+        let http = http_client(connection, credentials)?;
         let xrfkey = credentials.xrfkey_or_random();
 
         match &connection.route {
@@ -84,31 +66,44 @@ impl QrsClient {
                     brake: None,
                 };
                 let create_url = format!("{qps_url}/qps{prefix}/session");
-                let body = serde_json::json!({
-                    "UserDirectory": connection.user_directory,
-                    "UserId": connection.user_id,
-                    "Attributes": [],
-                    "SessionId": session_id,
-                });
-                let response = client
-                    .send(
-                        Method::POST,
-                        &create_url,
-                        "qps/session",
-                        &[],
-                        Some(&body),
-                        false,
-                    )
-                    .await?;
                 client
-                    .check_status(Method::POST, "qps/session", response)
+                    .open_proxy_session(connection, create_url, session_id)
                     .await?;
-                client.session = Some(ProxySession {
-                    qps_session_url: format!("{create_url}/{session_id}"),
-                });
                 Ok(client)
             }
         }
+    }
+
+    /// Ask QPS for the session whose cookie this client already sends, so that every later request acts as
+    /// the policy's user; `close` ends it.
+    async fn open_proxy_session(
+        &mut self,
+        connection: &Connection,
+        create_url: String,
+        session_id: String,
+    ) -> Result<(), QrsError> {
+        let body = serde_json::json!({
+            "UserDirectory": connection.user_directory,
+            "UserId": connection.user_id,
+            "Attributes": [],
+            "SessionId": session_id,
+        });
+        let response = self
+            .send(
+                Method::POST,
+                &create_url,
+                "qps/session",
+                &[],
+                Some(&body),
+                false,
+            )
+            .await?;
+        self.check_status(Method::POST, "qps/session", response)
+            .await?;
+        self.session = Some(ProxySession {
+            qps_session_url: format!("{create_url}/{session_id}"),
+        });
+        Ok(())
     }
 
     /// Start no request once the brake is pulled, and retry none while it is paused (see
@@ -136,6 +131,32 @@ impl QrsClient {
             tracing::debug!(error = %e, "could not end the Qlik proxy session");
         }
     }
+}
+
+/// The HTTPS client every request of the run goes through, trusting Qlik's server as the policy says and
+/// presenting the policy's client certificate.
+fn http_client(
+    connection: &Connection,
+    credentials: &Credentials,
+) -> Result<reqwest::Client, QrsError> {
+    if connection.verification == ServerVerification::Insecure {
+        tracing::warn!(
+            "tls.insecureSkipVerify is set: Qlik's server certificate is NOT verified; anyone on the network path can impersonate the site and read this certificate-authenticated session"
+        );
+    }
+    let tls = tls::client_config(credentials, &connection.verification).map_err(QrsError::Setup)?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(connection.request_timeout)
+        .connect_timeout(connection.request_timeout.min(Duration::from_secs(10)))
+        .pool_max_idle_per_host(64)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!(
+            "qlik-license-reclaimer/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()
+        .map_err(|e| QrsError::Setup(format!("HTTP client: {e}")))
 }
 
 /// Characters left as they are in `X-Qlik-User` values: the unreserved set of RFC 3986.
