@@ -137,47 +137,17 @@ impl AllocationJson {
             (Some(user), _, _) => user,
             // A deleted user's seat stays visible while Qlik's quarantine runs out; it is nobody's to reclaim.
             (None, Some(directory), Some(user_id)) => {
-                within(&self.id, "deletedUserDirectory", &directory, USER_ID_CHARS)?;
-                within(&self.id, "deletedUserId", &user_id, USER_ID_CHARS)?;
-                return Ok(Allocation {
-                    id: self.id,
+                return deleted_users_seat(
+                    self.id,
                     access_type,
-                    user_id: String::new(),
-                    user: UserIdentity::new(directory, user_id),
-                    user_name: "(deleted user)".into(),
-                    last_used: LastUse::Never,
-                    created: None,
-                    quarantined: true,
+                    directory,
+                    user_id,
                     quarantine_end,
-                    incomplete: None,
-                    user_also_professional: false,
-                });
+                );
             }
             (None, _, _) => return Err(format!("allocation {} has no user", self.id)),
         };
-        if !is_guid(&user.id) {
-            return Err(format!(
-                "allocation {} names a user whose id {} is not a GUID",
-                self.id,
-                quoted(&user.id)
-            ));
-        }
-        within(&self.id, "userId", &user.user_id, USER_ID_CHARS)?;
-        within(
-            &self.id,
-            "userDirectory",
-            &user.user_directory,
-            USER_ID_CHARS,
-        )?;
-        if let Some(name) = &user.name {
-            within(&self.id, "name", name, USER_NAME_CHARS)?;
-        }
-        if user.user_id.is_empty() || user.user_directory.is_empty() {
-            return Err(format!(
-                "allocation {} has a user without a directory or id",
-                self.id
-            ));
-        }
+        user.check(&self.id)?;
         let mut incomplete = None;
         let last_used = match self.last_used.as_deref() {
             None => {
@@ -214,6 +184,61 @@ impl AllocationJson {
             incomplete,
             user_also_professional: false,
         })
+    }
+}
+
+/// The seat of a user Qlik deleted: quarantined, so nobody's to reclaim. Its names are bounded as a live user's
+/// are, since they too are kept for every seat of the run.
+fn deleted_users_seat(
+    id: String,
+    access_type: AccessType,
+    directory: String,
+    user_id: String,
+    quarantine_end: Option<Timestamp>,
+) -> Result<Allocation, String> {
+    within(&id, "deletedUserDirectory", &directory, USER_ID_CHARS)?;
+    within(&id, "deletedUserId", &user_id, USER_ID_CHARS)?;
+    Ok(Allocation {
+        id,
+        access_type,
+        user_id: String::new(),
+        user: UserIdentity::new(directory, user_id),
+        user_name: "(deleted user)".into(),
+        last_used: LastUse::Never,
+        created: None,
+        quarantined: true,
+        quarantine_end,
+        incomplete: None,
+        user_also_professional: false,
+    })
+}
+
+impl AllocationUserJson {
+    /// `Err` when the user `allocation` names could not come from Qlik's repository: a seat is reclaimed
+    /// from the user it names, so a user that is not one Qlik stores makes the whole answer nonsense.
+    fn check(&self, allocation: &str) -> Result<(), String> {
+        if !is_guid(&self.id) {
+            return Err(format!(
+                "allocation {allocation} names a user whose id {} is not a GUID",
+                quoted(&self.id)
+            ));
+        }
+        within(allocation, "userId", &self.user_id, USER_ID_CHARS)?;
+        within(
+            allocation,
+            "userDirectory",
+            &self.user_directory,
+            USER_ID_CHARS,
+        )?;
+        if let Some(name) = &self.name {
+            within(allocation, "name", name, USER_NAME_CHARS)?;
+        }
+        if self.user_id.is_empty() || self.user_directory.is_empty() {
+            return Err(format!(
+                "allocation {allocation} has a user without a directory or id"
+            ));
+        }
+        Ok(())
     }
 }
 
