@@ -137,31 +137,7 @@ where
         items.map_err(|e| e.to_string())
     });
 
-    let mut received: u64 = 0;
-    let mut feed_error = None;
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                received += chunk.len() as u64;
-                if received > limits.bytes {
-                    feed_error = Some(ReadError::TooLarge {
-                        limit: limits.bytes,
-                    });
-                    break;
-                }
-                if tx.send(chunk).await.is_err() {
-                    // The parser stopped early (an error); its result says why.
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                feed_error = Some(transport(e));
-                break;
-            }
-        }
-    }
-    drop(tx);
+    let feed_error = feed(&mut response, tx, limits.bytes).await;
     let parsed = parser
         .await
         .map_err(|e| ReadError::Json(format!("the parser stopped: {e}")))?;
@@ -178,6 +154,33 @@ where
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .unwrap_or(ReadError::Json(message))),
+    }
+}
+
+/// Hands the body to the parser chunk by chunk, up to `limit` bytes: `Some` when the body is larger or was cut
+/// off. A parser that stops early ends the feed too, and its own result says why. Taking `tx` means the parser
+/// reads the end of its input as soon as this returns.
+async fn feed(
+    response: &mut reqwest::Response,
+    tx: mpsc::Sender<Bytes>,
+    limit: u64,
+) -> Option<ReadError> {
+    let mut received: u64 = 0;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                received += chunk.len() as u64;
+                if received > limit {
+                    return Some(ReadError::TooLarge { limit });
+                }
+                if tx.send(chunk).await.is_err() {
+                    // The parser stopped early (an error); its result says why.
+                    return None;
+                }
+            }
+            Ok(None) => return None,
+            Err(e) => return Some(transport(e)),
+        }
     }
 }
 
