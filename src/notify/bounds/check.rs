@@ -80,34 +80,14 @@ pub(super) fn chains(source: &str) -> Result<(), String> {
             Token::BlockEnd if std::mem::take(&mut set_block) => depth += 1,
             _ => {}
         }
-        let chains = match token {
-            Token::VariableStart => {
-                count = 0;
-                false
-            }
+        match token {
+            Token::VariableStart => count = 0,
             Token::BlockStart => {
                 count = 0;
                 first = true;
-                false
             }
-            Token::Ident(word) => matches!(word, "not" | "and" | "or" | "is" | "in" | "if"),
-            Token::TemplateData(_)
-            | Token::VariableEnd
-            | Token::BlockEnd
-            | Token::Str(_)
-            | Token::String(_)
-            | Token::Int(_)
-            | Token::Int128(_)
-            | Token::Float(_)
-            | Token::Comma
-            | Token::Colon
-            | Token::Assign
-            | Token::BracketClose
-            | Token::ParenClose
-            | Token::BraceClose => false,
-            _ => true,
-        };
-        count += usize::from(chains);
+            _ => count += usize::from(links(&token)),
+        }
         if count > CHAIN_LIMIT {
             return refuse(
                 span.start_line,
@@ -119,6 +99,32 @@ pub(super) fn chains(source: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether `token` adds a level to the tree minijinja builds of its tag: an operator, filter, test, call or
+/// lookup does; a value, a separator or a closing bracket does not.
+fn links(token: &minijinja::machinery::Token<'_>) -> bool {
+    use minijinja::machinery::Token;
+    match token {
+        Token::Ident(word) => matches!(*word, "not" | "and" | "or" | "is" | "in" | "if"),
+        Token::TemplateData(_)
+        | Token::VariableStart
+        | Token::VariableEnd
+        | Token::BlockStart
+        | Token::BlockEnd
+        | Token::Str(_)
+        | Token::String(_)
+        | Token::Int(_)
+        | Token::Int128(_)
+        | Token::Float(_)
+        | Token::Comma
+        | Token::Colon
+        | Token::Assign
+        | Token::BracketClose
+        | Token::ParenClose
+        | Token::BraceClose => false,
+        _ => true,
+    }
 }
 
 /// The most `elif` one template may hold: minijinja reads an `elif` as an `if` inside the `else` of the one
