@@ -366,44 +366,10 @@ impl fmt::Display for Ago {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::Inactive {
-                idle_days,
-                threshold,
-            } => write!(f, "not used for {idle_days} days (threshold {threshold})"),
-            Reason::NeverUsed {
-                allocated_days,
-                grace,
-            } => write!(
-                f,
-                "never used; allocated {} (grace {grace})",
-                Ago(*allocated_days)
-            ),
-            Reason::Active {
-                idle_days,
-                threshold,
-            } if *idle_days < 0 => write!(
-                f,
-                "last use date is in the future; treated as used (threshold {threshold})"
-            ),
-            Reason::Active {
-                idle_days,
-                threshold,
-            } => write!(f, "used {} (threshold {threshold})", Ago(*idle_days)),
-            Reason::NeverUsedGrace {
-                allocated_days,
-                grace,
-            } if *allocated_days < 0 => write!(
-                f,
-                "never used; createdDate is in the future, treated as within the {grace}-day grace"
-            ),
-            Reason::NeverUsedGrace {
-                allocated_days,
-                grace,
-            } => write!(
-                f,
-                "never used; allocated {}, within the {grace}-day grace",
-                Ago(*allocated_days)
-            ),
+            Reason::Inactive { .. }
+            | Reason::NeverUsed { .. }
+            | Reason::Active { .. }
+            | Reason::NeverUsedGrace { .. } => self.fmt_idle(f),
             Reason::Leaver {
                 state,
                 idle_days,
@@ -443,6 +409,55 @@ impl fmt::Display for Reason {
                 }
             }
             kept => kept.fmt_kept(f),
+        }
+    }
+}
+
+impl Reason {
+    /// The idle rule's reasons, whether they take the seat or keep it: the seat's age against the threshold, or
+    /// against the grace when it was never used.
+    fn fmt_idle(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Inactive {
+                idle_days,
+                threshold,
+            } => write!(f, "not used for {idle_days} days (threshold {threshold})"),
+            Reason::NeverUsed {
+                allocated_days,
+                grace,
+            } => write!(
+                f,
+                "never used; allocated {} (grace {grace})",
+                Ago(*allocated_days)
+            ),
+            Reason::Active {
+                idle_days,
+                threshold,
+            } if *idle_days < 0 => write!(
+                f,
+                "last use date is in the future; treated as used (threshold {threshold})"
+            ),
+            Reason::Active {
+                idle_days,
+                threshold,
+            } => write!(f, "used {} (threshold {threshold})", Ago(*idle_days)),
+            Reason::NeverUsedGrace {
+                allocated_days,
+                grace,
+            } if *allocated_days < 0 => write!(
+                f,
+                "never used; createdDate is in the future, treated as within the {grace}-day grace"
+            ),
+            Reason::NeverUsedGrace {
+                allocated_days,
+                grace,
+            } => write!(
+                f,
+                "never used; allocated {}, within the {grace}-day grace",
+                Ago(*allocated_days)
+            ),
+            // The other reasons are written by `fmt`.
+            other => f.write_str(other.code()),
         }
     }
 }
