@@ -14,6 +14,16 @@ fn committed_crd_matches_the_code() {
     );
 }
 
+/// The names of a CRD version's additionalPrinterColumns.
+fn printer_columns(version: &serde_json::Value) -> Vec<String> {
+    version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn crd_carries_names_validation_and_columns() {
     let crd = serde_json::to_value(LicenseCleanupPolicy::crd()).unwrap();
@@ -23,12 +33,7 @@ fn crd_carries_names_validation_and_columns() {
     let version = &crd["spec"]["versions"][0];
     assert_eq!(version["name"], "v1alpha1");
     assert!(version["subresources"]["status"].is_object());
-    let columns: Vec<_> = version["additionalPrinterColumns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap().to_string())
-        .collect();
+    let columns = printer_columns(version);
     for c in [
         "Schedule",
         "Dry Run",
@@ -80,12 +85,7 @@ fn the_run_crd_tells_the_story_in_its_columns() {
     assert_eq!(crd["spec"]["names"]["categories"][0], "qlik");
     let version = &crd["spec"]["versions"][0];
     assert!(version["subresources"]["status"].is_object());
-    let columns: Vec<_> = version["additionalPrinterColumns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap().to_string())
-        .collect();
+    let columns = printer_columns(version);
     for c in [
         "Policy",
         "Result",

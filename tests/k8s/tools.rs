@@ -84,28 +84,37 @@ fn tool(variable: &str, script: &str, name: &str) -> Result<PathBuf, String> {
     Ok(dir.join(name))
 }
 
+/// [`tool`], looked for once and kept in `cell`.
+fn cached(
+    cell: &OnceLock<Result<PathBuf, String>>,
+    variable: &str,
+    script: &str,
+    name: &str,
+) -> Result<PathBuf, Failed> {
+    cell.get_or_init(|| tool(variable, script, name))
+        .clone()
+        .map_err(Failed::from)
+}
+
 /// helm (`helm.sh/helm/v3`'s `cmd/helm`, a few minutes cold), or `QLR_HELM`.
 pub fn helm_binary() -> Result<PathBuf, Failed> {
     static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    HELM.get_or_init(|| tool("QLR_HELM", "scripts/helm.sh", "helm"))
-        .clone()
-        .map_err(Failed::from)
+    cached(&HELM, "QLR_HELM", "scripts/helm.sh", "helm")
 }
 
 /// promtool from Debian's Prometheus package (no Go build), or `PROMTOOL`.
 pub fn promtool() -> Result<PathBuf, Failed> {
     static PROMTOOL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PROMTOOL
-        .get_or_init(|| tool("PROMTOOL", "scripts/prometheus.sh", "promtool"))
-        .clone()
-        .map_err(Failed::from)
+    cached(&PROMTOOL, "PROMTOOL", "scripts/prometheus.sh", "promtool")
 }
 
 /// Prometheus from Debian's package, or `PROMETHEUS`.
 pub fn prometheus_binary() -> Result<PathBuf, Failed> {
     static PROMETHEUS: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PROMETHEUS
-        .get_or_init(|| tool("PROMETHEUS", "scripts/prometheus.sh", "prometheus"))
-        .clone()
-        .map_err(Failed::from)
+    cached(
+        &PROMETHEUS,
+        "PROMETHEUS",
+        "scripts/prometheus.sh",
+        "prometheus",
+    )
 }
