@@ -493,18 +493,7 @@ async fn simulate_keeps_serving_when_its_stdout_is_closed() {
 
 /// An enforcing policy file on a site with many inactive seats whose DELETEs are slow.
 async fn slow_site_files() -> (Simulator, Files) {
-    let sim = start_simulator(qrs_simulator::SimulatorConfig {
-        users: 400,
-        seed: 11,
-        ..Default::default()
-    })
-    .await;
-    sim.inject(
-        qrs_simulator::FaultRule::always(qrs_simulator::Fault::Delay(
-            std::time::Duration::from_millis(300),
-        ))
-        .method("DELETE"),
-    );
+    let sim = slow_site(std::time::Duration::from_millis(300)).await;
     let mut spec = policy(&sim);
     spec.limits.max_reclaim_percent = 100;
     spec.site.concurrency = 2;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use qlik_license_reclaimer::credentials::{self, Credentials};
 use qlik_license_reclaimer::policy::{self, Permissions, RunResult};
 use qlik_license_reclaimer::qrs::USER_BATCH;
-use qlik_license_reclaimer::run::{self, Outcome, RunContext};
+use qlik_license_reclaimer::run::{self, Outcome};
 use qrs_simulator::{Fault, FaultRule, KeyFormat, Listener, SimAccessType};
 
 use crate::support::*;
@@ -178,16 +178,7 @@ async fn the_server_name_must_match_unless_configured() {
                 allow_insecure_skip_verify: allow,
             };
             let policy = policy::validate(&spec, &permissions)?;
-            let context = RunContext {
-                credentials: &creds,
-                force_dry_run: false,
-                now,
-                observer: None,
-                brake: None,
-                retry: Some(fast_retries()),
-                earlier_reclaims: Vec::new(),
-                notify: None,
-            };
+            let context = run_context(&creds, now);
             Ok::<_, policy::InvalidPolicy>(run::execute(&policy, context).await)
         }
     };

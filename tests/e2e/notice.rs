@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use jiff::{SignedDuration, Timestamp};
-use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::notice::{Notice, Pending};
 use qlik_license_reclaimer::notify::{Notifier, SecretEntries};
 use qlik_license_reclaimer::policy::{
-    self, EmailSpec, LeaversSpec, LicenseCleanupPolicySpec, NotifySpec, SecretKeyRef, SecretRef,
-    WebhookFormat, WebhookSpec,
+    self, LeaversSpec, LicenseCleanupPolicySpec, NotifySpec, SecretKeyRef, WebhookFormat,
+    WebhookSpec,
 };
 use qlik_license_reclaimer::run::{self, NotifyContext, Outcome, RunContext, RunReport};
 use qrs_simulator::{NewUser, SimAccessType, Simulator};
@@ -24,24 +23,6 @@ const WEBHOOK_TOKEN: &str = "T0KEN-in-the-webhook-url";
 
 fn days(n: i64) -> SignedDuration {
     SignedDuration::from_hours(24 * n)
-}
-
-/// The default enforcing policy with 14 days' notice, mailing users and an administrator.
-fn notice_policy(sim: &Simulator) -> LicenseCleanupPolicySpec {
-    let mut spec = policy(sim);
-    spec.notice.days = 14;
-    spec.notify = Some(NotifySpec {
-        email: Some(EmailSpec {
-            smtp_secret_ref: SecretRef {
-                name: "smtp".into(),
-            },
-            users: true,
-            admins: vec!["qlik-admins@example.com".into()],
-            templates: None,
-        }),
-        webhooks: Vec::new(),
-    });
-    spec
 }
 
 fn smtp_secret(pairs: &[(&str, &str)]) -> SecretEntries {
@@ -81,19 +62,13 @@ async fn run_at(
     now: Timestamp,
 ) -> RunReport {
     let policy = policy::validate(spec, &Default::default()).expect("a valid policy");
-    let credentials = Credentials::from_entries(&credential_entries(sim)).expect("credentials");
+    let credentials = credentials(sim);
     let context = RunContext {
-        credentials: &credentials,
-        force_dry_run: false,
-        now,
-        observer: None,
-        brake: None,
-        retry: Some(fast_retries()),
-        earlier_reclaims: Vec::new(),
         notify: Some(NotifyContext {
             notifier,
             pending: Pending::new(pending.iter().cloned()),
         }),
+        ..run_context(&credentials, now)
     };
     let mut report = run::execute(&policy, context).await;
     // The summary goes once the run's outcome is kept, as every caller sends it.

@@ -423,13 +423,7 @@ async fn after_a_pause_the_rest_of_a_batch_is_read_again_before_deleting() {
     use qlik_license_reclaimer::brake::{Brake, BrakeState};
     use std::time::Duration;
     // Many idle seats of each type, so that a batch holds dozens; one DELETE at a time, each slow.
-    let sim = start_simulator(qrs_simulator::SimulatorConfig {
-        users: 400,
-        seed: 11,
-        ..Default::default()
-    })
-    .await;
-    sim.inject(FaultRule::always(Fault::Delay(Duration::from_millis(100))).method("DELETE"));
+    let sim = slow_site(Duration::from_millis(100)).await;
     let mut spec = policy(&sim);
     spec.limits.max_reclaim_percent = 100;
     spec.limits.max_reclaims_per_run = 5;

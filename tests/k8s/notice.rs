@@ -2,20 +2,16 @@
 //! restart, show in `kubectl get lcp`'s column and the pending gauge, and the seat goes only once its notice
 //! period has passed (the clock is moved by writing the status, as time would; nothing sleeps).
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
-use qlik_license_reclaimer::policy::{EmailSpec, LicenseCleanupPolicy, NotifySpec, SecretRef};
+use kube::api::{Patch, PatchParams};
+use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, NotifySpec};
 use qrs_simulator::SimAccessType;
 
 use crate::control_plane::ControlPlane;
 use crate::operator::{
     ControllerProcess, create_policy, ensure_installed, http_get, known_site_namespace,
-    last_run_id, run_now, wait_for, wait_metrics_up,
+    last_run_id, put_named_secret, run_now, wait_for, wait_metrics_up,
 };
 use crate::support;
 use crate::support::smtp::{SmtpOptions, SmtpServer};
@@ -31,44 +27,18 @@ fn notices_survive_a_restart_and_the_seat_goes_after_its_notice(cp: &ControlPlan
         let (admin, sim, namespace) = known_site_namespace(cp, "notice").await?;
         let smtp =
             tokio::task::spawn_blocking(|| SmtpServer::start(SmtpOptions::default())).await?;
-        let secrets: Api<Secret> = Api::namespaced(admin.clone(), &namespace);
         let entries = [
             ("host", "127.0.0.1".to_string()),
             ("port", smtp.port.to_string()),
             ("from", "qlik@example.com".to_string()),
             ("tls", "none".to_string()),
         ];
-        secrets
-            .create(
-                &PostParams::default(),
-                &Secret {
-                    metadata: ObjectMeta {
-                        name: Some("smtp".into()),
-                        ..Default::default()
-                    },
-                    data: Some(
-                        entries
-                            .into_iter()
-                            .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
-                            .collect::<BTreeMap<_, _>>(),
-                    ),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let mut spec = support::policy(&sim);
-        spec.notice.days = 14;
-        spec.notify = Some(NotifySpec {
-            email: Some(EmailSpec {
-                smtp_secret_ref: SecretRef {
-                    name: "smtp".into(),
-                },
-                users: true,
-                admins: vec!["qlik-admins@example.com".into()],
-                templates: None,
-            }),
-            webhooks: Vec::new(),
-        });
+        let entries = entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_bytes()))
+            .collect();
+        put_named_secret(&admin, &namespace, "smtp", entries).await?;
+        let spec = support::notice_policy(&sim);
         create_policy(&admin, &namespace, "site", spec).await?;
         let mut controller = ControllerProcess::start(cp, &namespace, &[])?;
 
@@ -179,41 +149,20 @@ impl HangingEndpoint {
 fn sigterm_with_hanging_webhooks_keeps_the_record_and_exits_in_time(
     cp: &ControlPlane,
 ) -> TestResult {
-    use crate::operator::policy_namespace;
+    use crate::operator::slow_site_namespace;
     use qlik_license_reclaimer::policy::{SecretKeyRef, WebhookFormat, WebhookSpec};
-    use qrs_simulator::{Fault, FaultRule, SimulatorConfig};
     use std::time::{Duration, Instant};
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = support::start_simulator(SimulatorConfig {
-            users: 400,
-            seed: 11,
-            ..Default::default()
-        })
-        .await;
-        sim.inject(FaultRule::always(Fault::Delay(Duration::from_millis(300))).method("DELETE"));
-        let namespace = policy_namespace(cp, "hanghook", &sim).await?;
+        let (admin, sim, namespace) =
+            slow_site_namespace(cp, "hanghook", Duration::from_millis(300)).await?;
         let hooks = [HangingEndpoint::start()?, HangingEndpoint::start()?];
-        let secrets: Api<Secret> = Api::namespaced(admin.clone(), &namespace);
         let data = hooks
             .iter()
             .enumerate()
-            .map(|(i, h)| (format!("url{i}"), ByteString(h.url.clone().into_bytes())))
-            .collect::<BTreeMap<_, _>>();
-        secrets
-            .create(
-                &PostParams::default(),
-                &Secret {
-                    metadata: ObjectMeta {
-                        name: Some("hooks".into()),
-                        ..Default::default()
-                    },
-                    data: Some(data),
-                    ..Default::default()
-                },
-            )
-            .await?;
+            .map(|(i, h)| (format!("url{i}"), h.url.clone().into_bytes()))
+            .collect();
+        put_named_secret(&admin, &namespace, "hooks", data).await?;
         let mut spec = support::policy(&sim);
         spec.limits.max_reclaim_percent = 100;
         spec.site.concurrency = 2;

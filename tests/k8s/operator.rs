@@ -18,7 +18,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, ResourceExt};
 use libtest_mimic::Failed;
 use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, LicenseCleanupPolicySpec, RunResult};
-use qrs_simulator::{Fault, FaultRule, Simulator};
+use qrs_simulator::Simulator;
 use serde_json::json;
 
 use crate::control_plane::ControlPlane;
@@ -143,14 +143,37 @@ pub async fn known_site_namespace(
     Ok((cp.admin_client(), sim, namespace))
 }
 
+/// The admin client, a [`support::slow_site`] whose DELETEs each take `delete`, and a namespace set up for it
+/// ([`policy_namespace`]).
+pub async fn slow_site_namespace(
+    cp: &ControlPlane,
+    prefix: &str,
+    delete: Duration,
+) -> Result<(Client, Simulator, String), Failed> {
+    let sim = support::slow_site(delete).await;
+    let namespace = policy_namespace(cp, prefix, &sim).await?;
+    Ok((cp.admin_client(), sim, namespace))
+}
+
+/// Applies the Secret `qlik` of the site's credentials, `entries`.
 pub async fn put_secret(
     client: &Client,
     namespace: &str,
     entries: BTreeMap<String, Vec<u8>>,
 ) -> Result<(), Failed> {
+    put_named_secret(client, namespace, "qlik", entries).await
+}
+
+/// Applies the Secret `name` with `entries` as its data.
+pub async fn put_named_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    entries: BTreeMap<String, Vec<u8>>,
+) -> Result<(), Failed> {
     let secret = Secret {
         metadata: ObjectMeta {
-            name: Some("qlik".into()),
+            name: Some(name.into()),
             ..ObjectMeta::default()
         },
         data: Some(
@@ -163,7 +186,7 @@ pub async fn put_secret(
     };
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     api.patch(
-        "qlik",
+        name,
         &PatchParams::apply(MANAGER).force(),
         &Patch::Apply(&serde_json::to_value(&secret)?),
     )
@@ -915,16 +938,9 @@ register!(suspend_stops_runs_and_a_seconds_schedule_runs_on_time);
 fn sigterm_lets_in_flight_deallocations_finish(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
-        let sim = support::start_simulator(qrs_simulator::SimulatorConfig {
-            users: 400,
-            seed: 11,
-            ..Default::default()
-        })
-        .await;
         // Slow deletions, so that the run is surely in the middle of them when SIGTERM arrives.
-        sim.inject(FaultRule::always(Fault::Delay(Duration::from_millis(300))).method("DELETE"));
-        let namespace = policy_namespace(cp, "sigterm", &sim).await?;
+        let (admin, sim, namespace) =
+            slow_site_namespace(cp, "sigterm", Duration::from_millis(300)).await?;
         let mut spec = support::policy(&sim);
         spec.limits.max_reclaim_percent = 100;
         spec.site.concurrency = 2;

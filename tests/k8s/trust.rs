@@ -9,25 +9,12 @@ use kube::api::{Patch, PatchParams};
 use libtest_mimic::Failed;
 use qlik_license_reclaimer::policy::LicenseCleanupPolicy;
 use qlik_license_reclaimer::record::{LicenseCleanupRun, RunRecord};
-use qrs_simulator::{Fault, FaultRule, Simulator, SimulatorConfig};
+use qrs_simulator::Simulator;
 use serde_json::json;
 
 use crate::control_plane::ControlPlane;
 use crate::operator::*;
 use crate::{TestResult, register, run, support};
-
-/// A site with many inactive seats whose DELETEs each take `delete`, so that a run is surely mid-way when
-/// something happens to it.
-async fn slow_site(delete: Duration) -> Simulator {
-    let sim = support::start_simulator(SimulatorConfig {
-        users: 400,
-        seed: 11,
-        ..Default::default()
-    })
-    .await;
-    sim.inject(FaultRule::always(Fault::Delay(delete)).method("DELETE"));
-    sim
-}
 
 /// An enforcing policy "site" on a [`slow_site`] in a fresh namespace, with no breaker and two deletions at a
 /// time; `suspend` as given.
@@ -36,9 +23,8 @@ async fn slow_policy(
     prefix: &str,
     suspend: bool,
 ) -> Result<(kube::Client, Simulator, String), Failed> {
-    let admin = cp.admin_client();
-    let sim = slow_site(Duration::from_millis(300)).await;
-    let namespace = policy_namespace(cp, prefix, &sim).await?;
+    let (admin, sim, namespace) =
+        slow_site_namespace(cp, prefix, Duration::from_millis(300)).await?;
     let mut spec = support::policy(&sim);
     spec.limits.max_reclaim_percent = 100;
     spec.site.concurrency = 2;
@@ -544,10 +530,9 @@ fn a_leader_cut_off_from_the_api_server_stops_before_another_takes_over(
 ) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let admin = cp.admin_client();
         // 60 deletions one at a time, 200 ms each: replica-a is still deleting when it notices the cut.
-        let sim = slow_site(Duration::from_millis(200)).await;
-        let namespace = policy_namespace(cp, "partition", &sim).await?;
+        let (admin, sim, namespace) =
+            slow_site_namespace(cp, "partition", Duration::from_millis(200)).await?;
         let mut spec = support::policy(&sim);
         spec.limits.max_reclaim_percent = 100;
         spec.limits.max_reclaims_per_run = 60;

@@ -8,10 +8,14 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::demo::demo_policy;
-use qlik_license_reclaimer::policy::{self, LicenseCleanupPolicySpec, ProxySpec};
+use qlik_license_reclaimer::policy::{
+    self, EmailSpec, LicenseCleanupPolicySpec, NotifySpec, ProxySpec, SecretRef,
+};
 use qlik_license_reclaimer::qrs::RetryPolicy;
 use qlik_license_reclaimer::run::{self, RunContext, RunReport};
-use qrs_simulator::{KeyFormat, NewUser, ProxyConfig, SimAccessType, Simulator, SimulatorConfig};
+use qrs_simulator::{
+    Fault, FaultRule, KeyFormat, NewUser, ProxyConfig, SimAccessType, Simulator, SimulatorConfig,
+};
 
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -55,6 +59,19 @@ pub async fn known_site_behind_proxy(prefix: &str) -> Simulator {
         ..SimulatorConfig::default()
     })
     .await
+}
+
+/// A synthetic site of 400 users with many inactive seats, whose DELETEs each take `delete`, so that a run is
+/// surely mid-way when something happens to it.
+pub async fn slow_site(delete: Duration) -> Simulator {
+    let simulator = start_simulator(SimulatorConfig {
+        users: 400,
+        seed: 11,
+        ..SimulatorConfig::default()
+    })
+    .await;
+    simulator.inject(FaultRule::always(Fault::Delay(delete)).method("DELETE"));
+    simulator
 }
 
 /// Every rule of the default policy meets one user here; eight seats of each type keep the breaker quiet.
@@ -195,6 +212,24 @@ pub fn dry_run_policy(simulator: &Simulator) -> LicenseCleanupPolicySpec {
     spec
 }
 
+/// [`policy`] with 14 days' notice, mailing users and an administrator through the Secret `smtp`.
+pub fn notice_policy(simulator: &Simulator) -> LicenseCleanupPolicySpec {
+    let mut spec = policy(simulator);
+    spec.notice.days = 14;
+    spec.notify = Some(NotifySpec {
+        email: Some(EmailSpec {
+            smtp_secret_ref: SecretRef {
+                name: "smtp".into(),
+            },
+            users: true,
+            admins: vec!["qlik-admins@example.com".into()],
+            templates: None,
+        }),
+        webhooks: Vec::new(),
+    });
+    spec
+}
+
 pub fn proxy_policy(simulator: &Simulator, prefix: &str) -> LicenseCleanupPolicySpec {
     let mut spec = policy(simulator);
     spec.site.repository_url = None;
@@ -243,16 +278,26 @@ async fn run_policy_with(
 ) -> RunReport {
     let policy = policy::validate(spec, &Default::default()).expect("a valid policy");
     let context = RunContext {
-        credentials,
-        force_dry_run: false,
-        now: simulator.now(),
-        observer: None,
         brake,
         retry: Some(retry),
-        earlier_reclaims: Vec::new(),
-        notify: None,
+        ..run_context(credentials, simulator.now())
     };
     run::execute(&policy, context).await
+}
+
+/// The context of a run at `now` with `credentials` and [`fast_retries`]: no observer, brake, earlier reclaims
+/// or notices.
+pub fn run_context(credentials: &Credentials, now: Timestamp) -> RunContext<'_> {
+    RunContext {
+        credentials,
+        force_dry_run: false,
+        now,
+        observer: None,
+        brake: None,
+        retry: Some(fast_retries()),
+        earlier_reclaims: Vec::new(),
+        notify: None,
+    }
 }
 
 /// `(DIRECTORY\user, type)` of every deletion the simulator recorded, sorted.
