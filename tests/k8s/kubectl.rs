@@ -10,8 +10,7 @@ use libtest_mimic::Failed;
 
 use crate::control_plane::{ControlPlane, assets_dir};
 use crate::operator::{
-    ControllerProcess, create_policy, ensure_installed, known_site_namespace, last_run_id, run_now,
-    wait_for,
+    ControllerProcess, ensure_installed, known_site_policy, last_run_id, run_now, wait_for,
 };
 use crate::tools::describe;
 use crate::{TestResult, register, run, support};
@@ -63,8 +62,7 @@ fn table_row<'a>(table: &'a str, name: &str) -> Result<(&'a str, &'a str), Faile
 fn kubectl_tells_an_administrator_the_story(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let (admin, sim, namespace) = known_site_namespace(cp, "kubectl").await?;
-        create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
+        let (admin, sim, namespace) = known_site_policy(cp, "kubectl").await?;
         let _controller = ControllerProcess::start(cp, &namespace, &[])?;
         run_now(&admin, &namespace, "site", "1").await?;
         wait_for(&admin, &namespace, "site", "a run", |p| {

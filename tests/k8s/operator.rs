@@ -143,6 +143,41 @@ pub async fn known_site_namespace(
     Ok((cp.admin_client(), sim, namespace))
 }
 
+/// [`known_site_namespace`] with the enforcing test policy ([`support::policy`]) created there as "site".
+pub async fn known_site_policy(
+    cp: &ControlPlane,
+    prefix: &str,
+) -> Result<(Client, Simulator, String), Failed> {
+    let (admin, sim, namespace) = known_site_namespace(cp, prefix).await?;
+    create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
+    Ok((admin, sim, namespace))
+}
+
+/// A kubeconfig in `dir` for the operator's ServiceAccount, as a CronJob's pod has; its path.
+pub fn operator_kubeconfig(cp: &ControlPlane, dir: &tempfile::TempDir) -> Result<PathBuf, Failed> {
+    let kubeconfig = dir.path().join("kubeconfig");
+    cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
+    Ok(kubeconfig)
+}
+
+/// The program with `args`, run to its end as the operator's ServiceAccount ([`operator_kubeconfig`]) off the
+/// async runtime; its output.
+pub async fn run_as_operator(
+    cp: &ControlPlane,
+    args: Vec<String>,
+) -> Result<std::process::Output, Failed> {
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = operator_kubeconfig(cp, &dir)?;
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
+            .args(&args)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+    })
+    .await??;
+    Ok(output)
+}
+
 /// The admin client, a [`support::slow_site`] whose DELETEs each take `delete`, and a namespace set up for it
 /// ([`policy_namespace`]).
 pub async fn slow_site_namespace(
@@ -686,8 +721,7 @@ register!(dry_run_on_run_now_writes_status_events_and_metrics);
 fn enforcing_deletes_exactly_the_planned_seats(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let (admin, sim, namespace) = known_site_namespace(cp, "enforce").await?;
-        create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
+        let (admin, sim, namespace) = known_site_policy(cp, "enforce").await?;
         let _controller = ControllerProcess::start(cp, &namespace, &[])?;
         run_now(&admin, &namespace, "site", "go").await?;
         let policy = wait_for(&admin, &namespace, "site", "a run", |p| {
@@ -1167,27 +1201,17 @@ register!(leader_election_fails_over);
 fn run_policy_ref_writes_status(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let (admin, sim, namespace) = known_site_namespace(cp, "cronjob").await?;
-        create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
-        let dir = tempfile::tempdir()?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
+        let (admin, sim, namespace) = known_site_policy(cp, "cronjob").await?;
         let reference = format!("{namespace}/site");
-        let kubeconfig_for_run = kubeconfig.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
-                .args([
-                    "run",
-                    "--policy-ref",
-                    &reference,
-                    "--dry-run",
-                    "--output",
-                    "json",
-                ])
-                .env("KUBECONFIG", &kubeconfig_for_run)
-                .output()
-        })
-        .await??;
+        let args = [
+            "run",
+            "--policy-ref",
+            &reference,
+            "--dry-run",
+            "--output",
+            "json",
+        ];
+        let output = run_as_operator(cp, args.map(String::from).to_vec()).await?;
         if !output.status.success() {
             return Err(format!(
                 "exit {:?}: {}",
@@ -1216,13 +1240,8 @@ fn run_policy_ref_writes_status(cp: &ControlPlane) -> TestResult {
 
         // A reference to nothing is invalid input.
         let missing = format!("{namespace}/nothing");
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
-                .args(["run", "--policy-ref", &missing])
-                .env("KUBECONFIG", &kubeconfig)
-                .output()
-        })
-        .await??;
+        let args = ["run", "--policy-ref", &missing];
+        let output = run_as_operator(cp, args.map(String::from).to_vec()).await?;
         if output.status.code() != Some(2) {
             return Err(format!(
                 "a missing policy should exit 2, got {:?}",

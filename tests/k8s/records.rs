@@ -2,7 +2,6 @@
 //! history limit, within etcd's object size at the largest cap; returns found across runs.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -18,9 +17,8 @@ use qrs_simulator::SimAccessType;
 
 use crate::control_plane::ControlPlane;
 use crate::operator::{
-    ControllerProcess, SERVICE_ACCOUNT_GROUPS, SERVICE_ACCOUNT_USER, create_policy,
-    ensure_installed, events_for, http_get, known_site_namespace, last_run_id, run_now, wait_for,
-    wait_metrics_up,
+    ControllerProcess, create_policy, ensure_installed, events_for, http_get, known_site_namespace,
+    known_site_policy, last_run_id, run_as_operator, run_now, wait_for, wait_metrics_up,
 };
 use crate::support;
 use crate::{TestResult, register, run};
@@ -146,8 +144,7 @@ fn sim_key(t: SimAccessType) -> &'static str {
 fn a_user_who_gets_the_seat_back_is_a_return_counted_once(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let (admin, sim, namespace) = known_site_namespace(cp, "returns").await?;
-        create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
+        let (admin, sim, namespace) = known_site_policy(cp, "returns").await?;
         let controller = ControllerProcess::start(cp, &namespace, &[])?;
         wait_metrics_up(&controller).await?;
         let first = run_once(&admin, &namespace, "1").await?;
@@ -210,19 +207,10 @@ register!(a_user_who_gets_the_seat_back_is_a_return_counted_once);
 fn a_policy_ref_run_prints_the_record_it_keeps(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let (admin, sim, namespace) = known_site_namespace(cp, "refrecord").await?;
-        create_policy(&admin, &namespace, "site", support::policy(&sim)).await?;
-        let dir = tempfile::tempdir()?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
+        let (admin, _sim, namespace) = known_site_policy(cp, "refrecord").await?;
         let reference = format!("{namespace}/site");
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
-                .args(["run", "--policy-ref", &reference, "--output", "json"])
-                .env("KUBECONFIG", &kubeconfig)
-                .output()
-        })
-        .await??;
+        let args = ["run", "--policy-ref", &reference, "--output", "json"];
+        let output = run_as_operator(cp, args.map(String::from).to_vec()).await?;
         if !output.status.success() {
             return Err(String::from_utf8_lossy(&output.stderr).into_owned().into());
         }
@@ -353,19 +341,9 @@ async fn restore_run_as_operator(
     reference: &str,
     extra: &[&str],
 ) -> Result<std::process::Output, libtest_mimic::Failed> {
-    let dir = tempfile::tempdir()?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
     let mut args = vec!["restore".to_string(), "--run".into(), reference.to_string()];
     args.extend(extra.iter().map(|a| a.to_string()));
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"))
-            .args(&args)
-            .env("KUBECONFIG", &kubeconfig)
-            .output()
-    })
-    .await??;
-    Ok(output)
+    run_as_operator(cp, args).await
 }
 
 fn the_restore_annotation_gives_a_runs_seats_back_once(cp: &ControlPlane) -> TestResult {

@@ -251,8 +251,7 @@ pub(crate) fn policy_ref_command(
     reference: &str,
     dir: &tempfile::TempDir,
 ) -> Result<Command, Failed> {
-    let kubeconfig = dir.path().join("kubeconfig");
-    cp.write_kubeconfig(&kubeconfig, SERVICE_ACCOUNT_USER, SERVICE_ACCOUNT_GROUPS)?;
+    let kubeconfig = operator_kubeconfig(cp, dir)?;
     let mut command = Command::new(env!("CARGO_BIN_EXE_qlik-license-reclaimer"));
     command
         .args(["run", "--policy-ref", reference, "--output", "json"])
