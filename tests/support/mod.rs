@@ -88,96 +88,43 @@ fn populate(simulator: &Simulator) {
         site.allocate(access_type, id, last_used, created, quarantined)
             .expect("allocated")
     };
+    // Allocated long ago, not quarantined, last used `days` ago.
+    let used = |user: NewUser, access_type, days| {
+        add(user, access_type, Some(days_ago(now, days)), old, false)
+    };
     use SimAccessType::{Analyzer, Professional};
     // Reclaimed: idle 90 days.
-    add(
-        NewUser::new("CORP", "alice")
-            .name("Alice")
-            .attribute("email", "alice@example.com"),
-        Professional,
-        Some(days_ago(now, 90)),
-        old,
-        false,
-    );
+    let alice = NewUser::new("CORP", "alice")
+        .name("Alice")
+        .attribute("email", "alice@example.com");
+    used(alice, Professional, 90);
     // Active.
-    add(
-        NewUser::new("CORP", "bob"),
-        Professional,
-        Some(days_ago(now, 3)),
-        old,
-        false,
-    );
+    used(NewUser::new("CORP", "bob"), Professional, 3);
     // Reclaimed: never used, allocated 40 days ago.
-    add(
-        NewUser::new("CORP", "carol").attribute("email", "carol@example.com"),
-        Analyzer,
-        None,
-        days_ago(now, 40),
-        false,
-    );
+    let carol = NewUser::new("CORP", "carol").attribute("email", "carol@example.com");
+    add(carol, Analyzer, None, days_ago(now, 40), false);
     // Kept: never used, within the 14-day grace.
-    add(
-        NewUser::new("CORP", "dave"),
-        Analyzer,
-        None,
-        days_ago(now, 5),
-        false,
-    );
+    let dave = NewUser::new("CORP", "dave");
+    add(dave, Analyzer, None, days_ago(now, 5), false);
     // Kept: service accounts are excluded by pattern.
-    add(
-        NewUser::new("INTERNAL", "sa_scheduler"),
-        Professional,
-        Some(days_ago(now, 200)),
-        old,
-        false,
-    );
+    used(NewUser::new("INTERNAL", "sa_scheduler"), Professional, 200);
     // Kept: tagged VIP.
-    add(
-        NewUser::new("CORP", "erin").tag("VIP"),
-        Professional,
-        Some(days_ago(now, 60)),
-        old,
-        false,
-    );
+    used(NewUser::new("CORP", "erin").tag("VIP"), Professional, 60);
     // Kept: exempt by custom property.
-    add(
-        NewUser::new("CORP", "frank").custom_property("LicenseCleanup", "Exempt"),
-        Analyzer,
-        Some(days_ago(now, 45)),
-        old,
-        false,
-    );
+    let frank = NewUser::new("CORP", "frank").custom_property("LicenseCleanup", "Exempt");
+    used(frank, Analyzer, 45);
     // Kept: already quarantined by Qlik.
-    add(
-        NewUser::new("CORP", "grace"),
-        Professional,
-        Some(days_ago(now, 100)),
-        old,
-        true,
-    );
+    let grace = NewUser::new("CORP", "grace");
+    add(grace, Professional, Some(days_ago(now, 100)), old, true);
     // Kept: a RootAdmin.
-    add(
+    used(
         NewUser::new("CORP", "heidi").role("RootAdmin"),
         Analyzer,
-        Some(days_ago(now, 70)),
-        old,
-        false,
+        70,
     );
     for i in 0..3 {
-        add(
-            NewUser::new("CORP", format!("pro{i}")),
-            Professional,
-            Some(days_ago(now, 1)),
-            old,
-            false,
-        );
-        add(
-            NewUser::new("CORP", format!("ana{i}")),
-            Analyzer,
-            Some(days_ago(now, 2)),
-            old,
-            false,
-        );
+        used(NewUser::new("CORP", format!("pro{i}")), Professional, 1);
+        used(NewUser::new("CORP", format!("ana{i}")), Analyzer, 2);
     }
 }
 
