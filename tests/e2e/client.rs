@@ -280,11 +280,7 @@ async fn a_seat_already_gone_counts_as_reclaimed_and_one_failure_spares_the_rest
     );
     let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
-    let alice = report
-        .decisions
-        .iter()
-        .find(|e| e.user == "CORP\\alice")
-        .unwrap();
+    let alice = decision_about(&report, "CORP\\alice").unwrap();
     assert_eq!(alice.outcome, Outcome::AlreadyGone);
 
     let sim = known_site().await;
@@ -320,11 +316,7 @@ async fn the_cap_takes_the_longest_idle_and_the_breaker_aborts_before_any_delete
         deleted(&sim),
         vec![("CORP\\alice".to_string(), SimAccessType::Professional)]
     );
-    let carol = report
-        .decisions
-        .iter()
-        .find(|e| e.user == "CORP\\carol")
-        .unwrap();
+    let carol = decision_about(&report, "CORP\\carol").unwrap();
     assert_eq!(carol.outcome, Outcome::Deferred);
 
     let sim = known_site().await;

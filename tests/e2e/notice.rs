@@ -9,8 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use qlik_license_reclaimer::notice::{Notice, Pending};
 use qlik_license_reclaimer::notify::{Notifier, SecretEntries};
 use qlik_license_reclaimer::policy::{
-    self, LeaversSpec, LicenseCleanupPolicySpec, NotifySpec, SecretKeyRef, WebhookFormat,
-    WebhookSpec,
+    self, LicenseCleanupPolicySpec, NotifySpec, SecretKeyRef, WebhookFormat, WebhookSpec,
 };
 use qlik_license_reclaimer::run::{self, NotifyContext, Outcome, RunContext, RunReport};
 use qrs_simulator::{NewUser, SimAccessType, Simulator};
@@ -90,20 +89,13 @@ fn outcome_of(report: &RunReport, user: &str) -> Vec<Outcome> {
 async fn warn_first_wait_then_reclaim_the_idle_and_spare_those_who_came_back() {
     let sim = known_site().await;
     // Ivan is idle too, but Qlik has no e-mail address for him: never warned, never reclaimed.
-    let ivan = sim
-        .site()
-        .add_user(NewUser::new("CORP", "ivan"))
-        .expect("ivan");
+    add_seat(
+        &sim,
+        NewUser::new("CORP", "ivan"),
+        SimAccessType::Professional,
+        100,
+    );
     let now = sim.now();
-    sim.site()
-        .allocate(
-            SimAccessType::Professional,
-            ivan,
-            Some(now - days(100)),
-            now - days(400),
-            false,
-        )
-        .expect("allocated");
     let smtp = SmtpServer::start(SmtpOptions::default());
     let spec = notice_policy(&sim);
     let notifier = notifier_for(&spec, &plain_smtp(smtp.port));
@@ -147,10 +139,7 @@ async fn warn_first_wait_then_reclaim_the_idle_and_spare_those_who_came_back() {
     assert_eq!(pending.len(), 2);
 
     // 3. Carol logs in; after the notice period alice's seat goes, carol's stays, ivan's stays.
-    let carol = sim.site().find_user("CORP", "carol").expect("carol");
-    sim.site()
-        .login(carol, SimAccessType::Analyzer)
-        .expect("login");
+    log_in(&sim, "CORP", "carol", SimAccessType::Analyzer);
     let third = run_at(&sim, &spec, &notifier, &pending, now + days(15)).await;
     assert_eq!(
         deleted(&sim),
@@ -480,45 +469,22 @@ async fn an_smtp_reply_that_echoes_the_credentials_is_repeated_without_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_rule_gets_a_notice_that_says_what_keeps_the_seat() {
     let sim = known_site().await;
-    let site = sim.site();
-    let now = sim.now();
-    let created = now - days(400);
     // A leaver: blocked, used ten days ago (well within the idle threshold).
-    let leo = site
-        .add_user(
-            NewUser::new("CORP", "leo")
-                .blacklisted(true)
-                .attribute("email", "leo@example.com"),
-        )
-        .expect("user");
-    site.allocate(
-        SimAccessType::Professional,
-        leo,
-        Some(now - days(10)),
-        created,
-        false,
-    )
-    .expect("seat");
+    let leo = NewUser::new("CORP", "leo")
+        .blacklisted(true)
+        .attribute("email", "leo@example.com");
+    add_seat(&sim, leo, SimAccessType::Professional, 10);
     // Both seats, both used yesterday: the Analyzer seat is redundant.
-    let rita = site
-        .add_user(NewUser::new("CORP", "rita").attribute("email", "rita@example.com"))
-        .expect("user");
-    for access_type in [SimAccessType::Professional, SimAccessType::Analyzer] {
-        site.allocate(access_type, rita, Some(now - days(1)), created, false)
-            .expect("seat");
-    }
+    let rita = NewUser::new("CORP", "rita").attribute("email", "rita@example.com");
+    let rita = add_seat(&sim, rita, SimAccessType::Professional, 1);
+    allocate_used(&sim, rita, SimAccessType::Analyzer, 1);
     let mut spec = notice_policy(&sim);
     spec.limits.max_reclaim_percent = 100;
-    spec.leavers = Some(LeaversSpec {
-        removed_externally: true,
-        blocked: true,
-        inactive: false,
-        after_days: 0,
-    });
+    spec.leavers = removed_or_blocked_leavers(0);
     spec.redundant.analyzer_with_professional = true;
     let smtp = SmtpServer::start(SmtpOptions::default());
     let notifier = notifier_for(&spec, &plain_smtp(smtp.port));
-    let report = run_at(&sim, &spec, &notifier, &[], now).await;
+    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
     for user in ["CORP\\leo", "CORP\\rita", "CORP\\alice"] {
         assert!(
             outcome_of(&report, user).contains(&Outcome::Warned),
@@ -572,11 +538,7 @@ async fn a_template_past_its_limit_fails_that_notice_and_the_run_goes_on() {
     .expect("the template is accepted");
     let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
     assert_eq!(outcome_of(&report, "CORP\\alice"), [Outcome::NoticeFailed]);
-    let alice = report
-        .decisions
-        .iter()
-        .find(|e| e.user == "CORP\\alice")
-        .expect("alice decided");
+    let alice = decision_about(&report, "CORP\\alice").expect("alice decided");
     assert!(
         alice.reason.contains("notice.txt") && alice.reason.contains("4 MiB"),
         "{}",
@@ -744,25 +706,14 @@ async fn a_login_cancels_the_notice_even_when_idle_again() {
     let mut spec = notice_policy(&sim);
     spec.limits.max_reclaim_percent = 100;
     // The shortest threshold: by the end of the notice period, a login at its start is idle again.
-    for rule in [
-        &mut spec.access_types.professional,
-        &mut spec.access_types.analyzer,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        rule.inactive_days = 7;
-    }
+    set_inactive_days(&mut spec, 7);
     let notifier = notifier_for(&spec, &plain_smtp(smtp.port));
     let first = run_at(&sim, &spec, &notifier, &[], now).await;
     assert_eq!(outcome_of(&first, "CORP\\carol"), [Outcome::Warned]);
     let pending = first.notices.clone().expect("notices to keep");
 
     // Carol logs in the day she is warned, then not again: 15 days later she is 15 days idle (threshold 7).
-    let carol = sim.site().find_user("CORP", "carol").expect("carol");
-    sim.site()
-        .login(carol, SimAccessType::Analyzer)
-        .expect("login");
+    log_in(&sim, "CORP", "carol", SimAccessType::Analyzer);
     let later = run_at(&sim, &spec, &notifier, &pending, now + days(15)).await;
     assert_eq!(
         outcome_of(&later, "CORP\\carol"),

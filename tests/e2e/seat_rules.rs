@@ -1,39 +1,32 @@
 //! The rules beyond idleness, against the simulator: leavers (`spec.leavers`), protected user states
 //! (`spec.exclude.userStates`) and redundant seats (`spec.redundant`).
 
-use qlik_license_reclaimer::policy::{LeaversSpec, RunResult, UserStateName};
+use qlik_license_reclaimer::policy::{RunResult, UserStateName};
 use qlik_license_reclaimer::run::Outcome;
+use qrs_simulator::SimAccessType::{Analyzer, Professional};
 use qrs_simulator::{NewUser, SimAccessType};
 
-use crate::support::{credentials, dry_run_policy, known_site, run_policy};
-
-/// Adds `directory\user` holding one seat of `access_type`, last used `days` ago.
-fn seat(sim: &qrs_simulator::Simulator, user: NewUser, access_type: SimAccessType, days: i64) {
-    let site = sim.site();
-    let now = sim.now();
-    let id = site.add_user(user).expect("user added");
-    let used = now - jiff::SignedDuration::from_hours(24 * days);
-    let created = now - jiff::SignedDuration::from_hours(24 * 400);
-    site.allocate(access_type, id, Some(used), created, false)
-        .expect("allocated");
-}
+use crate::support::{
+    add_seat, allocate_used, credentials, decision_about, dry_run_policy, known_site,
+    removed_or_blocked_leavers, run_policy,
+};
 
 #[tokio::test]
 async fn a_leavers_recent_seat_is_found_with_one_request_per_type_and_goes_first() {
     let sim = known_site().await;
-    seat(
+    add_seat(
         &sim,
         NewUser::new("CORP", "gone").removed_externally(true),
         SimAccessType::Professional,
         3,
     );
-    seat(
+    add_seat(
         &sim,
         NewUser::new("CORP", "barred").blacklisted(true),
         SimAccessType::Analyzer,
         1,
     );
-    seat(
+    add_seat(
         &sim,
         NewUser::new("CORP", "resting").inactive(true),
         SimAccessType::Analyzer,
@@ -41,17 +34,12 @@ async fn a_leavers_recent_seat_is_found_with_one_request_per_type_and_goes_first
     );
     let mut spec = dry_run_policy(&sim);
     spec.limits.max_reclaim_percent = 100;
-    spec.leavers = Some(LeaversSpec {
-        removed_externally: true,
-        blocked: true,
-        inactive: false,
-        after_days: 2,
-    });
+    spec.leavers = removed_or_blocked_leavers(2);
     sim.clear_records();
     let report = run_policy(&sim, &spec, &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
 
-    let entry = |user: &str| report.decisions.iter().find(|e| e.user == user);
+    let entry = |user: &str| decision_about(&report, user);
     let gone = entry("CORP\\gone").expect("the leaver's seat is listed");
     assert_eq!(
         (gone.outcome, gone.reason_code),
@@ -99,16 +87,12 @@ async fn a_leavers_recent_seat_is_found_with_one_request_per_type_and_goes_first
 async fn a_protected_state_keeps_an_idle_seat() {
     let sim = known_site().await;
     let resting = NewUser::new("CORP", "resting").inactive(true);
-    seat(&sim, resting, SimAccessType::Professional, 200);
+    add_seat(&sim, resting, SimAccessType::Professional, 200);
     let mut spec = dry_run_policy(&sim);
     spec.limits.max_reclaim_percent = 100;
     spec.exclude.user_states = vec![UserStateName::Inactive];
     let report = run_policy(&sim, &spec, &credentials(&sim)).await;
-    let resting = report
-        .decisions
-        .iter()
-        .find(|e| e.user == "CORP\\resting")
-        .expect("listed");
+    let resting = decision_about(&report, "CORP\\resting").expect("listed");
     assert_eq!(
         (resting.outcome, resting.reason_code),
         (Outcome::Kept, "excluded")
@@ -119,31 +103,24 @@ async fn a_protected_state_keeps_an_idle_seat() {
 #[tokio::test]
 async fn a_redundant_analyzer_seat_goes_unless_the_professional_seat_goes() {
     let sim = known_site().await;
-    let site = sim.site();
-    let now = sim.now();
-    let created = now - jiff::SignedDuration::from_hours(24 * 400);
-    let ago = |days: i64| Some(now - jiff::SignedDuration::from_hours(24 * days));
     // Uses both seats: keeps Professional, loses the Analyzer seat it does not need.
-    let both = site.add_user(NewUser::new("CORP", "both")).expect("user");
-    site.allocate(SimAccessType::Professional, both, ago(1), created, false)
-        .expect("seat");
-    site.allocate(SimAccessType::Analyzer, both, ago(1), created, false)
-        .expect("seat");
+    let both = add_seat(&sim, NewUser::new("CORP", "both"), Professional, 1);
+    allocate_used(&sim, both, Analyzer, 1);
     // Loses an idle Professional seat, so keeps the Analyzer seat it uses.
-    let idle = site
-        .add_user(NewUser::new("CORP", "idlepro"))
-        .expect("user");
-    site.allocate(SimAccessType::Professional, idle, ago(120), created, false)
-        .expect("seat");
-    site.allocate(SimAccessType::Analyzer, idle, ago(1), created, false)
-        .expect("seat");
+    let idle = add_seat(&sim, NewUser::new("CORP", "idlepro"), Professional, 120);
+    allocate_used(&sim, idle, Analyzer, 1);
 
     // Its Professional seat is in quarantine (deallocated, no access meanwhile): the Analyzer seat is all it has.
-    let parked = site.add_user(NewUser::new("CORP", "parked")).expect("user");
-    site.allocate(SimAccessType::Professional, parked, ago(2), created, true)
+    let parked = sim
+        .site()
+        .add_user(NewUser::new("CORP", "parked"))
+        .expect("user");
+    let now = sim.now();
+    let ago = |days: i64| now - jiff::SignedDuration::from_hours(24 * days);
+    sim.site()
+        .allocate(Professional, parked, Some(ago(2)), ago(400), true)
         .expect("seat");
-    site.allocate(SimAccessType::Analyzer, parked, ago(1), created, false)
-        .expect("seat");
+    allocate_used(&sim, parked, Analyzer, 1);
 
     let mut spec = dry_run_policy(&sim);
     spec.limits.max_reclaim_percent = 100;
@@ -200,21 +177,16 @@ async fn a_redundant_analyzer_seat_goes_unless_the_professional_seat_goes() {
 #[tokio::test]
 async fn an_analyzer_seat_beside_a_professional_seat_of_unknown_excess_stays_and_is_reported() {
     let sim = known_site().await;
-    let site = sim.site();
-    let now = sim.now();
-    let created = now - jiff::SignedDuration::from_hours(24 * 400);
-    let yesterday = Some(now - jiff::SignedDuration::from_hours(24));
     let mut professional = Vec::new();
     for name in ["unsure", "both"] {
-        let user = site.add_user(NewUser::new("CORP", name)).expect("user");
-        professional.push(
-            site.allocate(SimAccessType::Professional, user, yesterday, created, false)
-                .expect("seat"),
-        );
-        site.allocate(SimAccessType::Analyzer, user, yesterday, created, false)
-            .expect("seat");
+        let user = sim
+            .site()
+            .add_user(NewUser::new("CORP", name))
+            .expect("user");
+        professional.push(allocate_used(&sim, user, Professional, 1));
+        allocate_used(&sim, user, Analyzer, 1);
     }
-    site.omit_excess(professional[0]).expect("seat");
+    sim.site().omit_excess(professional[0]).expect("seat");
 
     let mut spec = dry_run_policy(&sim);
     spec.limits.max_reclaim_percent = 100;

@@ -111,11 +111,7 @@ async fn a_user_record_without_roles_keeps_the_role_protected_seat() {
     sim.inject(FaultRule::rewrite("roles", None).path_contains("/qrs/user/full"));
     let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
     assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
-    let heidi = report
-        .decisions
-        .iter()
-        .find(|e| e.user == "CORP\\heidi")
-        .expect("heidi decided");
+    let heidi = decision_about(&report, "CORP\\heidi").expect("heidi decided");
     assert_eq!(heidi.outcome, Outcome::Kept);
     assert_eq!(heidi.reason_code, "unknown-data", "{}", heidi.reason);
     assert!(
@@ -285,11 +281,7 @@ async fn a_seat_used_between_the_read_and_the_delete_is_kept() {
             .path_contains("professionalaccesstype/full"),
     );
     let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
-    let alice = report
-        .decisions
-        .iter()
-        .find(|e| e.user == "CORP\\alice")
-        .expect("alice decided");
+    let alice = decision_about(&report, "CORP\\alice").expect("alice decided");
     assert_eq!(alice.outcome, Outcome::UsedSinceRead, "{}", alice.reason);
     assert_eq!(report.totals.used_since_read, 1);
     let deleted: Vec<_> = sim.deletions().into_iter().map(|d| d.user_id).collect();

@@ -86,15 +86,7 @@ fn fast_policy(sim: &Simulator) -> qlik_license_reclaimer::policy::LicenseCleanu
     spec.limits.max_reclaim_percent = 100;
     spec.limits.max_reclaims_per_run = 2000;
     spec.site.concurrency = CONCURRENCY;
-    for rule in [
-        &mut spec.access_types.professional,
-        &mut spec.access_types.analyzer,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        rule.inactive_days = 30;
-    }
+    support::set_inactive_days(&mut spec, 30);
     spec
 }
 

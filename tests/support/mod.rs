@@ -9,13 +9,14 @@ use jiff::{SignedDuration, Timestamp};
 use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::demo::demo_policy;
 use qlik_license_reclaimer::policy::{
-    self, EmailSpec, LicenseCleanupPolicySpec, NotifySpec, ProxySpec, SecretRef,
+    self, EmailSpec, LeaversSpec, LicenseCleanupPolicySpec, NotifySpec, ProxySpec, SecretRef,
 };
 use qlik_license_reclaimer::qrs::RetryPolicy;
-use qlik_license_reclaimer::run::{self, RunContext, RunReport};
+use qlik_license_reclaimer::run::{self, Entry, RunContext, RunReport};
 use qrs_simulator::{
     Fault, FaultRule, KeyFormat, NewUser, ProxyConfig, SimAccessType, Simulator, SimulatorConfig,
 };
+use uuid::Uuid;
 
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -74,6 +75,42 @@ pub async fn slow_site(delete: Duration) -> Simulator {
     simulator
 }
 
+/// Gives the user `id` a seat of `access_type`, allocated 400 days ago and last used `days` ago; the seat's id.
+pub fn allocate_used(
+    simulator: &Simulator,
+    id: Uuid,
+    access_type: SimAccessType,
+    days: i64,
+) -> Uuid {
+    let now = simulator.now();
+    let last_used = Some(days_ago(now, days));
+    simulator
+        .site()
+        .allocate(access_type, id, last_used, days_ago(now, 400), false)
+        .expect("allocated")
+}
+
+/// Adds `user` holding one seat of `access_type`, allocated 400 days ago and last used `days` ago; the user's id.
+pub fn add_seat(
+    simulator: &Simulator,
+    user: NewUser,
+    access_type: SimAccessType,
+    days: i64,
+) -> Uuid {
+    let id = simulator.site().add_user(user).expect("user added");
+    allocate_used(simulator, id, access_type, days);
+    id
+}
+
+/// `directory\user` of the site logs in, and an access rule gives them a seat of `access_type` back.
+pub fn log_in(simulator: &Simulator, directory: &str, user: &str, access_type: SimAccessType) {
+    let id = simulator
+        .site()
+        .find_user(directory, user)
+        .unwrap_or_else(|| panic!("no user {directory}\\{user}"));
+    simulator.site().login(id, access_type).expect("login");
+}
+
 /// Every rule of the default policy meets one user here; eight seats of each type keep the breaker quiet.
 fn populate(simulator: &Simulator) {
     let site = simulator.site();
@@ -88,9 +125,8 @@ fn populate(simulator: &Simulator) {
         site.allocate(access_type, id, last_used, created, quarantined)
             .expect("allocated")
     };
-    // Allocated long ago, not quarantined, last used `days` ago.
-    let used = |user: NewUser, access_type, days| {
-        add(user, access_type, Some(days_ago(now, days)), old, false)
+    let used = |user, access_type, days| {
+        add_seat(simulator, user, access_type, days);
     };
     use SimAccessType::{Analyzer, Professional};
     // Reclaimed: idle 90 days.
@@ -177,6 +213,30 @@ pub fn notice_policy(simulator: &Simulator) -> LicenseCleanupPolicySpec {
     spec
 }
 
+/// Sets the idle threshold of every seat type `spec` manages to `days`.
+pub fn set_inactive_days(spec: &mut LicenseCleanupPolicySpec, days: u32) {
+    for rule in [
+        &mut spec.access_types.professional,
+        &mut spec.access_types.analyzer,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        rule.inactive_days = days;
+    }
+}
+
+/// `spec.leavers` for users removed from the directory or blocked (not merely inactive), `after_days` after their
+/// last use.
+pub fn removed_or_blocked_leavers(after_days: u32) -> Option<LeaversSpec> {
+    Some(LeaversSpec {
+        removed_externally: true,
+        blocked: true,
+        inactive: false,
+        after_days,
+    })
+}
+
 pub fn proxy_policy(simulator: &Simulator, prefix: &str) -> LicenseCleanupPolicySpec {
     let mut spec = policy(simulator);
     spec.site.repository_url = None;
@@ -245,6 +305,11 @@ pub fn run_context(credentials: &Credentials, now: Timestamp) -> RunContext<'_> 
         earlier_reclaims: Vec::new(),
         notify: None,
     }
+}
+
+/// What `report` says of the seat of `user` (`DIRECTORY\user`), if it lists one.
+pub fn decision_about<'a>(report: &'a RunReport, user: &str) -> Option<&'a Entry> {
+    report.decisions.iter().find(|e| e.user == user)
 }
 
 /// `(DIRECTORY\user, type)` of every deletion the simulator recorded, sorted.
