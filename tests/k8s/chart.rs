@@ -30,8 +30,8 @@ use serde_json::{Value, json};
 
 use crate::control_plane::ControlPlane;
 use crate::operator::{
-    ControllerProcess, apply_manifests, create_policy, ensure_installed, last_run_id, put_secret,
-    run_now, wait_for, wait_metrics_up,
+    ControllerProcess, apply_manifests, create_policy, ensure_installed, last_run_id, next_run,
+    put_secret, run_now, wait_metrics_up,
 };
 use crate::support;
 use crate::tools::{BINARY, describe, helm_binary, read, repo_path};
@@ -1236,16 +1236,10 @@ fn chart_installs_and_runs_a_policy_in_its_watch_namespace(cp: &ControlPlane) ->
         })??;
 
         // The example policy (a post-install hook) runs on run-now.
-        run_now(&admin, &watched, "prod-site", "1").await?;
-        let policy = wait_for(
-            &admin,
-            &watched,
-            "prod-site",
-            "a run of the example policy",
-            |p| last_run_id(p).is_some(),
-        )
-        .await
-        .map_err(|e| format!("{e:?}; log:\n{}", controller.log()))?;
+        let what = "a run of the example policy";
+        let policy = next_run(&admin, &watched, "prod-site", "1", what)
+            .await
+            .map_err(|e| format!("{e:?}; log:\n{}", controller.log()))?;
         let last = policy
             .status
             .and_then(|s| s.last_run)

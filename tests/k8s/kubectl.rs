@@ -9,9 +9,7 @@ use std::process::{Command, Output};
 use libtest_mimic::Failed;
 
 use crate::control_plane::{ControlPlane, assets_dir};
-use crate::operator::{
-    ControllerProcess, ensure_installed, known_site_policy, last_run_id, run_now, wait_for,
-};
+use crate::operator::{ControllerProcess, ensure_installed, known_site_policy, next_run};
 use crate::tools::describe;
 use crate::{TestResult, register, run, support};
 
@@ -64,11 +62,7 @@ fn kubectl_tells_an_administrator_the_story(cp: &ControlPlane) -> TestResult {
     run(cp, async {
         let (admin, sim, namespace) = known_site_policy(cp, "kubectl").await?;
         let _controller = ControllerProcess::start(cp, &namespace, &[])?;
-        run_now(&admin, &namespace, "site", "1").await?;
-        wait_for(&admin, &namespace, "site", "a run", |p| {
-            last_run_id(p).is_some()
-        })
-        .await?;
+        next_run(&admin, &namespace, "site", "1", "a run").await?;
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
         cp.write_kubeconfig(&kubeconfig, "admin", &["system:masters"])?;

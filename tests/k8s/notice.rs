@@ -10,8 +10,8 @@ use qrs_simulator::SimAccessType;
 
 use crate::control_plane::ControlPlane;
 use crate::operator::{
-    ControllerProcess, create_policy, ensure_installed, http_get, known_site_namespace,
-    last_run_id, put_named_secret, run_now, wait_for, wait_metrics_up,
+    ControllerProcess, create_policy, ensure_installed, http_get, known_site_namespace, next_run,
+    put_named_secret, run_now, wait_metrics_up,
 };
 use crate::support;
 use crate::support::smtp::{SmtpOptions, SmtpServer};
@@ -43,11 +43,7 @@ fn notices_survive_a_restart_and_the_seat_goes_after_its_notice(cp: &ControlPlan
         let mut controller = ControllerProcess::start(cp, &namespace, &[])?;
 
         // The first run warns alice and carol and deletes nothing.
-        run_now(&admin, &namespace, "site", "1").await?;
-        let policy = wait_for(&admin, &namespace, "site", "the first run", |p| {
-            last_run_id(p).is_some()
-        })
-        .await?;
+        let policy = next_run(&admin, &namespace, "site", "1", "the first run").await?;
         if pending_notices(&policy) != Some(2) || !sim.deletions().is_empty() {
             return Err(format!("after the first run: {:?}", policy.status).into());
         }
@@ -70,12 +66,7 @@ fn notices_survive_a_restart_and_the_seat_goes_after_its_notice(cp: &ControlPlan
 
         // Within the notice period: nothing new is sent, nothing deleted.
         let mails = smtp.messages().len();
-        let first = last_run_id(&policy);
-        run_now(&admin, &namespace, "site", "2").await?;
-        let policy = wait_for(&admin, &namespace, "site", "the second run", |p| {
-            last_run_id(p) != first
-        })
-        .await?;
+        let policy = next_run(&admin, &namespace, "site", "2", "the second run").await?;
         if smtp.messages().len() != mails
             || !sim.deletions().is_empty()
             || pending_notices(&policy) != Some(2)
@@ -108,12 +99,7 @@ fn notices_survive_a_restart_and_the_seat_goes_after_its_notice(cp: &ControlPlan
         sim.site()
             .login(carol, SimAccessType::Analyzer)
             .map_err(|e| format!("{e:?}"))?;
-        let second = last_run_id(&policy);
-        run_now(&admin, &namespace, "site", "3").await?;
-        let policy = wait_for(&admin, &namespace, "site", "the third run", |p| {
-            last_run_id(p) != second
-        })
-        .await?;
+        let policy = next_run(&admin, &namespace, "site", "3", "the third run").await?;
         if support::deleted(&sim) != [("CORP\\alice".to_string(), SimAccessType::Professional)] {
             return Err(format!("deleted {:?}", support::deleted(&sim)).into());
         }

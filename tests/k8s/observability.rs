@@ -21,7 +21,7 @@ use serde_yaml::Value as Yaml;
 
 use crate::control_plane::ControlPlane;
 use crate::operator::{
-    ControllerProcess, create_policy, ensure_installed, known_site_namespace, run_now, wait_for,
+    ControllerProcess, create_policy, ensure_installed, known_site_namespace, next_run,
     wait_metrics_up,
 };
 use crate::tools::{promtool, repo_path};
@@ -425,12 +425,8 @@ fn dashboard_and_alerts_use_only_exported_metrics(cp: &ControlPlane) -> TestResu
                         .times(1),
                 );
             }
-            run_now(&admin, &namespace, name, "observability").await?;
             // Each policy runs once: its first lastRun is this run's.
-            let policy = wait_for(&admin, &namespace, name, "a run", |p| {
-                p.status.as_ref().is_some_and(|s| s.last_run.is_some())
-            })
-            .await?;
+            let policy = next_run(&admin, &namespace, name, "observability", "a run").await?;
             let last = last_run(&policy)
                 .ok_or_else(|| format!("{name}: no lastRun\n{}", controller.log()))?;
             if last.0 != result {

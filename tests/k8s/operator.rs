@@ -300,6 +300,24 @@ pub async fn wait_for(
     }
 }
 
+/// Asks for a run of the policy `name` with the run-now annotation `value`, and waits (as [`wait_for`], for
+/// `what`) until its status shows a run other than the one it showed before; the policy then.
+pub async fn next_run(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    value: &str,
+    what: &str,
+) -> Result<LicenseCleanupPolicy, Failed> {
+    let api: Api<LicenseCleanupPolicy> = Api::namespaced(client.clone(), namespace);
+    let before = last_run_id(&api.get(name).await?);
+    run_now(client, namespace, name, value).await?;
+    wait_for(client, namespace, name, what, |p| {
+        last_run_id(p).is_some() && last_run_id(p) != before
+    })
+    .await
+}
+
 pub fn last_run_id(p: &LicenseCleanupPolicy) -> Option<String> {
     p.status
         .as_ref()
@@ -614,11 +632,7 @@ fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) -> Tes
             return Err("ran before its schedule or a run-now".into());
         }
 
-        run_now(&admin, &namespace, "site", "1").await?;
-        let policy = wait_for(&admin, &namespace, "site", "a run", |p| {
-            last_run_id(p).is_some()
-        })
-        .await?;
+        let policy = next_run(&admin, &namespace, "site", "1", "a run").await?;
         let status = policy.status.clone().ok_or("no status")?;
         let last = status.last_run.clone().ok_or("no lastRun")?;
         if last.header.result != RunResult::Succeeded
@@ -657,12 +671,7 @@ fn dry_run_on_run_now_writes_status_events_and_metrics(cp: &ControlPlane) -> Tes
         // The same annotation value does not run again; a new one does, and history stays bounded.
         let mut policy = policy;
         for value in ["2", "3"] {
-            let before = last_run_id(&policy);
-            run_now(&admin, &namespace, "site", value).await?;
-            policy = wait_for(&admin, &namespace, "site", "another run", |p| {
-                last_run_id(p) != before
-            })
-            .await?;
+            policy = next_run(&admin, &namespace, "site", value, "another run").await?;
         }
         let history = policy.status.map(|s| s.history.len()).unwrap_or_default();
         if history != 2 {
@@ -723,11 +732,7 @@ fn enforcing_deletes_exactly_the_planned_seats(cp: &ControlPlane) -> TestResult 
     run(cp, async {
         let (admin, sim, namespace) = known_site_policy(cp, "enforce").await?;
         let _controller = ControllerProcess::start(cp, &namespace, &[])?;
-        run_now(&admin, &namespace, "site", "go").await?;
-        let policy = wait_for(&admin, &namespace, "site", "a run", |p| {
-            last_run_id(p).is_some()
-        })
-        .await?;
+        let policy = next_run(&admin, &namespace, "site", "go", "a run").await?;
         let last = policy.status.and_then(|s| s.last_run).ok_or("no lastRun")?;
         if last.header.result != RunResult::Succeeded
             || last.header.dry_run
@@ -1390,11 +1395,7 @@ fn a_schedule_or_time_zone_that_cannot_be_used_is_reported(cp: &ControlPlane) ->
             }
         }
         // The valid policy beside them is unaffected.
-        run_now(&admin, &namespace, "good", "1").await?;
-        let good = wait_for(&admin, &namespace, "good", "a run", |p| {
-            last_run_id(p).is_some()
-        })
-        .await?;
+        let good = next_run(&admin, &namespace, "good", "1", "a run").await?;
         if good
             .status
             .and_then(|s| s.last_run)

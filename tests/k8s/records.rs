@@ -18,7 +18,7 @@ use qrs_simulator::SimAccessType;
 use crate::control_plane::ControlPlane;
 use crate::operator::{
     ControllerProcess, create_policy, ensure_installed, events_for, http_get, known_site_namespace,
-    known_site_policy, last_run_id, run_as_operator, run_now, wait_for, wait_metrics_up,
+    known_site_policy, last_run_id, next_run, run_as_operator, wait_metrics_up,
 };
 use crate::support;
 use crate::{TestResult, register, run};
@@ -50,13 +50,7 @@ async fn run_once(
     namespace: &str,
     value: &str,
 ) -> Result<String, libtest_mimic::Failed> {
-    let api: Api<LicenseCleanupPolicy> = Api::namespaced(client.clone(), namespace);
-    let before = last_run_id(&api.get("site").await?);
-    run_now(client, namespace, "site", value).await?;
-    let policy = wait_for(client, namespace, "site", "a new run", |p| {
-        last_run_id(p).is_some() && last_run_id(p) != before
-    })
-    .await?;
+    let policy = next_run(client, namespace, "site", value, "a new run").await?;
     last_run_id(&policy).ok_or_else(|| "no run id".into())
 }
 
@@ -483,11 +477,7 @@ fn a_policy_with_a_long_name_keeps_its_records(cp: &ControlPlane) -> TestResult 
         let controller = ControllerProcess::start(cp, &namespace, &[])?;
         let mut last = None;
         for value in ["1", "2"] {
-            run_now(&admin, &namespace, &name, value).await?;
-            let policy = wait_for(&admin, &namespace, &name, "a new run", |p| {
-                last_run_id(p).is_some() && last_run_id(p) != last
-            })
-            .await?;
+            let policy = next_run(&admin, &namespace, &name, value, "a new run").await?;
             last = last_run_id(&policy);
         }
         let api: Api<LicenseCleanupRun> = Api::namespaced(admin.clone(), &namespace);
