@@ -39,6 +39,19 @@ fn qrs_deletes(sim: &Simulator) -> usize {
     sim.qrs_delete_arrivals()
 }
 
+/// A [`slow_policy`] in a fresh namespace, asked to run by a controller and seen mid-way: its first DELETE has
+/// arrived.
+async fn slow_run_under_way(
+    cp: &ControlPlane,
+    prefix: &str,
+) -> Result<(kube::Client, Simulator, String, ControllerProcess), Failed> {
+    let (admin, sim, namespace) = slow_policy(cp, prefix, false).await?;
+    let controller = ControllerProcess::start(cp, &namespace, &[])?;
+    run_now(&admin, &namespace, "site", "1").await?;
+    first_delete(&sim, || controller.log()).await?;
+    Ok((admin, sim, namespace, controller))
+}
+
 async fn first_delete(sim: &Simulator, log: impl Fn() -> String) -> Result<(), Failed> {
     let started = async {
         while qrs_deletes(sim) == 0 && sim.deletions().is_empty() {
@@ -107,10 +120,7 @@ fn last_run_message(p: &LicenseCleanupPolicy) -> Option<String> {
 fn a_switch_to_dry_run_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let (admin, sim, namespace) = slow_policy(cp, "midrun", false).await?;
-        let controller = ControllerProcess::start(cp, &namespace, &[])?;
-        run_now(&admin, &namespace, "site", "1").await?;
-        first_delete(&sim, || controller.log()).await?;
+        let (admin, sim, namespace, _controller) = slow_run_under_way(cp, "midrun").await?;
         patch_spec(&admin, &namespace, "site", json!({"dryRun": true})).await?;
         let policy = wait_for(&admin, &namespace, "site", "the run to end", |p| {
             last_run_message(p).is_some()
@@ -142,10 +152,7 @@ register!(a_switch_to_dry_run_mid_run_stops_its_deletions);
 fn a_policy_deleted_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let (admin, sim, namespace) = slow_policy(cp, "gone", false).await?;
-        let controller = ControllerProcess::start(cp, &namespace, &[])?;
-        run_now(&admin, &namespace, "site", "1").await?;
-        first_delete(&sim, || controller.log()).await?;
+        let (admin, sim, namespace, controller) = slow_run_under_way(cp, "gone").await?;
         let policies: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
         policies.delete("site", &Default::default()).await?;
 
@@ -213,10 +220,7 @@ register!(a_policy_deleted_mid_run_stops_its_deletions);
 fn a_policy_created_again_mid_run_stops_its_deletions(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
-        let (admin, sim, namespace) = slow_policy(cp, "again", false).await?;
-        let controller = ControllerProcess::start(cp, &namespace, &[])?;
-        run_now(&admin, &namespace, "site", "1").await?;
-        first_delete(&sim, || controller.log()).await?;
+        let (admin, sim, namespace, controller) = slow_run_under_way(cp, "again").await?;
         let policies: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
         let spec = policies.get("site").await?.spec;
         policies.delete("site", &Default::default()).await?;
