@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use crate::notify::NotifyError;
 use crate::notify::templates::{
@@ -33,11 +34,26 @@ fn with(source: &str) -> Result<Templates, NotifyError> {
     )]))
 }
 
+/// The error, as text, with which `source` is refused as notice.txt; a panic naming `what` if it is accepted.
+fn refused(source: &str, what: impl std::fmt::Display) -> String {
+    match with(source) {
+        Ok(_) => panic!("accepted: {what}"),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// Render `source` as notice.txt: the text, or the error, and the most it had allocated at once.
 fn render(source: &str) -> (Result<String, String>, usize) {
     let templates = with(source).expect("accepted");
     let (rendered, peak) = peak_of(|| templates.render("notice", &notice()));
     (rendered.map(|r| r.text).map_err(|e| e.to_string()), peak)
+}
+
+/// [`render`], and how long it took.
+fn render_timed(source: &str) -> (Result<String, String>, usize, Duration) {
+    let started = Instant::now();
+    let (rendered, peak) = render(source);
+    (rendered, peak, started.elapsed())
 }
 
 #[test]
@@ -92,10 +108,7 @@ fn constructs_that_build_without_a_hook_are_refused_with_the_line() {
             "map with a default",
         ),
     ] {
-        let Err(e) = with(source) else {
-            panic!("accepted: {source}")
-        };
-        let e = e.to_string();
+        let e = refused(source, source);
         assert!(
             e.contains(named) && e.contains("not allowed"),
             "{source}: {e}"
@@ -153,30 +166,49 @@ fn seat(user: &str, reason: &str) -> SeatLine {
     }
 }
 
-/// A loop walks the site's data: its variable joins like the data itself, and so does what it keeps of a
-/// sorted or selected list, or of a map's items.
-#[test]
-fn a_loop_over_the_sites_lists_joins_its_items() {
-    let summary = SummaryVars {
+/// Templates with `source` as summary.txt, which must be accepted.
+fn summary_templates(source: &str) -> Templates {
+    Templates::new(&BTreeMap::from([(
+        "summary.txt".to_string(),
+        source.to_string(),
+    )]))
+    .expect("accepted")
+}
+
+/// The summary of a run of prod-site that succeeded, listing these seats and counting each list.
+fn summary(
+    reclaimed: Vec<SeatLine>,
+    warned: Vec<SeatLine>,
+    failed: Vec<SeatLine>,
+) -> SummaryVars {
+    SummaryVars {
         policy: "prod-site".into(),
         run_id: "r1".into(),
         result: "Succeeded".into(),
         dry_run: false,
         message: String::new(),
-        reclaimed: vec![
-            seat("CORP\\bo", "idle 120 days"),
-            seat("CORP\\al", "leaver"),
-        ],
-        warned: Vec::new(),
-        failed: Vec::new(),
         counts: SummaryCounts {
-            reclaimed: 2,
-            warned: 0,
-            failed: 0,
+            reclaimed: reclaimed.len() as u64,
+            warned: warned.len() as u64,
+            failed: failed.len() as u64,
         },
+        reclaimed,
+        warned,
+        failed,
         not_listed: SummaryCounts::default(),
         omitted: 0,
-    };
+    }
+}
+
+/// A loop walks the site's data: its variable joins like the data itself, and so does what it keeps of a
+/// sorted or selected list, or of a map's items.
+#[test]
+fn a_loop_over_the_sites_lists_joins_its_items() {
+    let reclaimed = vec![
+        seat("CORP\\bo", "idle 120 days"),
+        seat("CORP\\al", "leaver"),
+    ];
+    let summary = summary(reclaimed, Vec::new(), Vec::new());
     let source = concat!(
         r#"{% for s in reclaimed %}{{ s.user ~ " " ~ s.reason }}; {% endfor %}"#,
         r#"{% for s in reclaimed|sort(attribute="user") %}{% set line = loop.index ~ ". " ~ s.user %}"#,
@@ -184,11 +216,7 @@ fn a_loop_over_the_sites_lists_joins_its_items() {
         r#"{% for k, v in counts|dictsort %}{{ k ~ "=" ~ v }} {% endfor %}"#,
         r#"{% for u in reclaimed|map(attribute="user") %}{{ u + "," }}{% endfor %}"#,
     );
-    let templates = Templates::new(&BTreeMap::from([(
-        "summary.txt".to_string(),
-        source.to_string(),
-    )]))
-    .expect("accepted");
+    let templates = summary_templates(source);
     let text = templates.render("summary", &summary).expect("renders").text;
     assert_eq!(
         text,
@@ -254,10 +282,7 @@ fn doubling_chains_are_refused_naming_the_operand() {
             "`+` on a function's result",
         ),
     ] {
-        let Err(e) = with(source) else {
-            panic!("accepted: {source}")
-        };
-        let e = e.to_string();
+        let e = refused(source, source);
         assert!(
             e.contains(named) && e.contains("not allowed") && e.contains("{{ a }}{{ b }}"),
             "{source}: {e}"
@@ -281,10 +306,7 @@ fn more_joins_than_the_limit_are_refused() {
         chain(super::JOIN_LIMIT + 1),
         "{{ user.name ~ '' }}\n".repeat(super::JOIN_LIMIT + 1),
     ] {
-        let Err(e) = with(&source) else {
-            panic!("accepted {} bytes", source.len())
-        };
-        let e = e.to_string();
+        let e = refused(&source, format!("{} bytes", source.len()));
         assert!(
             e.contains("more than 16 `~` and `+` in one template")
                 && e.contains("not allowed")
@@ -292,10 +314,11 @@ fn more_joins_than_the_limit_are_refused() {
             "{e}"
         );
     }
-    let Err(e) = with(&"{{ user.name ~ '' }}\n".repeat(super::JOIN_LIMIT + 1)) else {
-        panic!("accepted")
-    };
-    assert!(e.to_string().contains("line 17:"), "{e}");
+    let e = refused(
+        &"{{ user.name ~ '' }}\n".repeat(super::JOIN_LIMIT + 1),
+        "17 lines",
+    );
+    assert!(e.contains("line 17:"), "{e}");
 }
 
 /// The largest values a template can join are the summary's seat lists printed as text: 200 seats whose
@@ -309,23 +332,7 @@ fn the_most_joins_of_the_largest_lists_stay_within_the_stated_peak() {
             .map(|_| seat(&name, "idle 120 days"))
             .collect::<Vec<_>>()
     };
-    let summary = SummaryVars {
-        policy: "prod-site".into(),
-        run_id: "r1".into(),
-        result: "Succeeded".into(),
-        dry_run: false,
-        message: String::new(),
-        reclaimed: seats(),
-        warned: seats(),
-        failed: seats(),
-        counts: SummaryCounts {
-            reclaimed: 200,
-            warned: 200,
-            failed: 200,
-        },
-        not_listed: SummaryCounts::default(),
-        omitted: 0,
-    };
+    let summary = summary(seats(), seats(), seats());
     let operands = ["reclaimed", "warned", "failed"]
         .iter()
         .cycle()
@@ -333,8 +340,7 @@ fn the_most_joins_of_the_largest_lists_stay_within_the_stated_peak() {
         .copied()
         .collect::<Vec<_>>();
     let source = format!("{{% set all = {} %}}done", operands.join(" ~ "));
-    let templates =
-        Templates::new(&BTreeMap::from([("summary.txt".to_string(), source)])).expect("accepted");
+    let templates = summary_templates(&source);
     let (rendered, peak) = peak_of(|| templates.render("summary", &summary));
     assert_eq!(rendered.expect("renders").text, "done");
     assert!(peak < 32 * MIB, "{} MiB", peak / MIB);
@@ -361,10 +367,7 @@ fn a_tag_too_long_to_read_is_refused_before_it_is_parsed() {
         ("lookups", format!("{{{{ user{} }}}}", ".name".repeat(n))),
         ("items", format!("{{{{ user{} }}}}", "['name']".repeat(n))),
     ] {
-        let Err(e) = with(&source) else {
-            panic!("{what}: accepted")
-        };
-        let e = e.to_string();
+        let e = refused(&source, what);
         assert!(
             e.contains("line 1: a tag of more than 500") && e.contains("not allowed"),
             "{what}: {e}"
@@ -416,10 +419,7 @@ fn elif_chains_and_deep_nesting_are_refused_before_they_are_parsed() {
             "blocks nested more than 32 deep",
         ),
     ] {
-        let Err(e) = with(&source) else {
-            panic!("accepted: {named}")
-        };
-        let e = e.to_string();
+        let e = refused(&source, named);
         assert!(
             e.contains(named) && e.contains("not allowed"),
             "{named}: {e}"
@@ -444,10 +444,8 @@ fn elif_chains_and_deep_nesting_are_refused_before_they_are_parsed() {
 fn lists_that_hold_each_other_are_refused_before_they_grow() {
     let step = "{% set a = [a, a] %}{% set b = [b, b] %}".repeat(40);
     let source = format!("{{% set a = [1] %}}{{% set b = [1] %}}{step}{{{{ a == b }}}}");
-    let Err(e) = with(&source) else {
-        panic!("accepted")
-    };
-    assert!(e.to_string().contains("a list or map holding"), "{e}");
+    let e = refused(&source, "lists that hold each other");
+    assert!(e.contains("a list or map holding"), "{e}");
 }
 
 #[test]
@@ -558,18 +556,13 @@ fn filters_over_a_long_string_are_charged_as_its_characters() {
         "{mid}{{% for i in range(100000) %}}{{{{ mid is lower }}}}{{% endfor %}}"
     ));
     for source in sources {
-        let started = std::time::Instant::now();
-        let (rendered, peak) = render(&source);
+        let (rendered, peak, took) = render_timed(&source);
         let Err(e) = rendered else {
             panic!("{source}: rendered")
         };
         assert!(e.contains("limit"), "{source}: {e}");
         assert!(peak < 16 * MIB, "{source}: {} MiB", peak / MIB);
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(5),
-            "{source}: {:?}",
-            started.elapsed()
-        );
+        assert!(took < Duration::from_secs(5), "{source}: {took:?}");
     }
     // Lists are reserved for too: a batch of one over a long range holds an object per item.
     let (rendered, peak) = render("{{ range(100000)|batch(1)|length }}");
@@ -585,19 +578,14 @@ fn filters_over_a_long_string_are_charged_as_its_characters() {
 /// A loop over a string walks its characters one step at a time: the fuel bounds it, however long the text.
 #[test]
 fn a_loop_over_a_long_string_is_bounded_by_the_fuel() {
-    let started = std::time::Instant::now();
-    let (rendered, peak) = render(concat!(
+    let (rendered, peak, took) = render_timed(concat!(
         r#"{% set big = range(100000)|join("-------------------------") %}"#,
         "{% for i in range(100000) %}{% for c in big %}{% endfor %}{% endfor %}",
     ));
     let e = rendered.expect_err("fuel");
     assert!(e.contains("fuel"), "{e}");
     assert!(peak < 16 * MIB, "{} MiB", peak / MIB);
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 /// In HTML, replace escapes its input when a part is marked safe: a megabyte of `&` becomes five. The size
