@@ -162,48 +162,28 @@ fn the_brake_holds(cp: &ControlPlane, mode: Mode, change: Change, prefix: &str) 
     })
 }
 
-fn the_brake_holds_on_a_switch_to_dry_run(cp: &ControlPlane) -> TestResult {
-    the_brake_holds(cp, Mode::Controller, Change::DryRun, "brake-dry")
+/// Defines and registers a test of [`the_brake_holds`] for each `name: mode, change, namespace prefix`.
+macro_rules! the_brake_holds_in {
+    ($($name:ident: $mode:ident, $change:ident, $prefix:literal;)*) => {
+        $(
+            fn $name(cp: &ControlPlane) -> TestResult {
+                the_brake_holds(cp, Mode::$mode, Change::$change, $prefix)
+            }
+        )*
+        register!($($name),*);
+    };
 }
 
-fn the_brake_holds_on_a_suspend(cp: &ControlPlane) -> TestResult {
-    the_brake_holds(cp, Mode::Controller, Change::Suspend, "brake-sus")
+the_brake_holds_in! {
+    the_brake_holds_on_a_switch_to_dry_run: Controller, DryRun, "brake-dry";
+    the_brake_holds_on_a_suspend: Controller, Suspend, "brake-sus";
+    the_brake_holds_on_an_edit: Controller, Edit, "brake-edit";
+    the_brake_holds_on_a_deletion: Controller, Delete, "brake-del";
+    the_brake_holds_on_a_switch_to_dry_run_from_policy_ref: PolicyRef, DryRun, "brake-ref-dry";
+    the_brake_holds_on_a_suspend_from_policy_ref: PolicyRef, Suspend, "brake-ref-sus";
+    the_brake_holds_on_an_edit_from_policy_ref: PolicyRef, Edit, "brake-ref-edit";
+    the_brake_holds_on_a_deletion_from_policy_ref: PolicyRef, Delete, "brake-ref-del";
 }
-
-fn the_brake_holds_on_an_edit(cp: &ControlPlane) -> TestResult {
-    the_brake_holds(cp, Mode::Controller, Change::Edit, "brake-edit")
-}
-
-fn the_brake_holds_on_a_deletion(cp: &ControlPlane) -> TestResult {
-    the_brake_holds(cp, Mode::Controller, Change::Delete, "brake-del")
-}
-
-fn the_brake_holds_on_a_switch_to_dry_run_from_policy_ref(cp: &ControlPlane) -> TestResult {
-    the_brake_holds(cp, Mode::PolicyRef, Change::DryRun, "brake-ref-dry")
-}
-
-fn the_brake_holds_on_a_suspend_from_policy_ref(cp: &ControlPlane) -> TestResult {
-    the_brake_holds(cp, Mode::PolicyRef, Change::Suspend, "brake-ref-sus")
-}
-
-fn the_brake_holds_on_an_edit_from_policy_ref(cp: &ControlPlane) -> TestResult {
-    the_brake_holds(cp, Mode::PolicyRef, Change::Edit, "brake-ref-edit")
-}
-
-fn the_brake_holds_on_a_deletion_from_policy_ref(cp: &ControlPlane) -> TestResult {
-    the_brake_holds(cp, Mode::PolicyRef, Change::Delete, "brake-ref-del")
-}
-
-register!(
-    the_brake_holds_on_a_switch_to_dry_run,
-    the_brake_holds_on_a_suspend,
-    the_brake_holds_on_an_edit,
-    the_brake_holds_on_a_deletion,
-    the_brake_holds_on_a_switch_to_dry_run_from_policy_ref,
-    the_brake_holds_on_a_suspend_from_policy_ref,
-    the_brake_holds_on_an_edit_from_policy_ref,
-    the_brake_holds_on_a_deletion_from_policy_ref,
-);
 
 /// The controller loses the API server mid-run (its connections cut, Qlik still reachable): its watch on the
 /// policy breaks, and with it no change could be seen, so no deletion starts after the cut beyond those in flight.
