@@ -17,11 +17,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams, ValidationDirective};
 use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
-use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use libtest_mimic::Failed;
 use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, RunResult};
@@ -30,8 +29,8 @@ use serde_json::{Value, json};
 
 use crate::control_plane::ControlPlane;
 use crate::operator::{
-    ControllerProcess, apply_manifests, create_policy, ensure_installed, last_run_id, next_run,
-    put_secret, run_now, wait_metrics_up,
+    ControllerProcess, apply_crds, create_policy, ensure_installed, last_run_id, last_run_now,
+    next_run, put_secret, run_now, wait_metrics_up,
 };
 use crate::support;
 use crate::tools::{BINARY, describe, helm_binary, read, repo_path};
@@ -999,20 +998,11 @@ async fn install_monitoring_crds(admin: &Client) -> TestResult {
     static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     INSTALLED
         .get_or_try_init(|| async {
-            apply_manifests(admin, MONITORING_CRDS).await?;
-            let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-            for name in [
+            let names = [
                 "servicemonitors.monitoring.coreos.com",
                 "prometheusrules.monitoring.coreos.com",
-            ] {
-                tokio::time::timeout(
-                    Duration::from_secs(30),
-                    await_condition(crds.clone(), name, conditions::is_crd_established()),
-                )
-                .await
-                .map_err(|_| format!("{name} not established"))??;
-            }
-            Ok::<(), Failed>(())
+            ];
+            apply_crds(admin, MONITORING_CRDS, &names).await
         })
         .await?;
     Ok(())
@@ -1484,12 +1474,8 @@ fn chart_cronjob_mode_runs_a_policy_with_namespaced_rbac(cp: &ControlPlane) -> T
         if !output.status.success() {
             return Err(format!("the CronJob's run failed: {}", describe(&output)).into());
         }
-        let policy: LicenseCleanupPolicy = Api::namespaced(admin.clone(), &policies)
-            .get("site")
-            .await?;
-        let result = policy
-            .status
-            .and_then(|s| s.last_run)
+        let result = last_run_now(&admin, &policies, "site")
+            .await?
             .map(|r| r.header.result);
         if result != Some(RunResult::Succeeded) {
             return Err(format!("status after the CronJob's run: {result:?}").into());

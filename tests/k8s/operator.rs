@@ -17,7 +17,9 @@ use kube::api::{DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostP
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, ResourceExt};
 use libtest_mimic::Failed;
-use qlik_license_reclaimer::policy::{LicenseCleanupPolicy, LicenseCleanupPolicySpec, RunResult};
+use qlik_license_reclaimer::policy::{
+    LicenseCleanupPolicy, LicenseCleanupPolicySpec, RunResult, RunStatus,
+};
 use qrs_simulator::Simulator;
 use serde_json::json;
 
@@ -75,6 +77,22 @@ pub async fn apply_manifests(client: &Client, yaml: &str) -> Result<(), Failed> 
     Ok(())
 }
 
+/// Applies the CustomResourceDefinitions of `yaml` ([`apply_manifests`]) and waits, up to 30 s each, until those
+/// named `names` are established.
+pub async fn apply_crds(client: &Client, yaml: &str, names: &[&str]) -> Result<(), Failed> {
+    apply_manifests(client, yaml).await?;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in names {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds.clone(), name, conditions::is_crd_established()),
+        )
+        .await
+        .map_err(|_| format!("CRD {name} not established"))??;
+    }
+    Ok(())
+}
+
 /// The CRD printed by the program, and deploy/'s namespace and RBAC, once for all tests.
 pub fn ensure_installed(cp: &ControlPlane) -> TestResult {
     static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
@@ -82,23 +100,13 @@ pub fn ensure_installed(cp: &ControlPlane) -> TestResult {
         .get_or_init(|| {
             cp.block_on(async {
                 let admin = cp.admin_client();
-                let crd = repo_file("deploy/crd.yaml");
-                apply_manifests(&admin, &crd)
-                    .await
-                    .map_err(|e| format!("CRD: {e:?}"))?;
-                let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-                for name in [
+                let names = [
                     "licensecleanuppolicies.licensing.reclaimer.dev",
                     "licensecleanupruns.licensing.reclaimer.dev",
-                ] {
-                    tokio::time::timeout(
-                        Duration::from_secs(30),
-                        await_condition(crds.clone(), name, conditions::is_crd_established()),
-                    )
+                ];
+                apply_crds(&admin, &repo_file("deploy/crd.yaml"), &names)
                     .await
-                    .map_err(|_| format!("CRD {name} not established"))?
-                    .map_err(|e| e.to_string())?;
-                }
+                    .map_err(|e| format!("CRD: {e:?}"))?;
                 apply_manifests(&admin, &repo_file("deploy/namespace.yaml"))
                     .await
                     .map_err(|e| format!("{e:?}"))?;
@@ -316,6 +324,16 @@ pub async fn next_run(
         last_run_id(p).is_some() && last_run_id(p) != before
     })
     .await
+}
+
+/// The run the policy `name` shows as its last in its status now, if any.
+pub async fn last_run_now(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<RunStatus>, Failed> {
+    let api: Api<LicenseCleanupPolicy> = Api::namespaced(client.clone(), namespace);
+    Ok(api.get(name).await?.status.and_then(|s| s.last_run))
 }
 
 pub fn last_run_id(p: &LicenseCleanupPolicy) -> Option<String> {
@@ -1004,12 +1022,8 @@ fn sigterm_lets_in_flight_deallocations_finish(cp: &ControlPlane) -> TestResult 
         if code != 0 {
             return Err(format!("exit code {code}; log:\n{}", controller.log()).into());
         }
-        let policy: LicenseCleanupPolicy = Api::namespaced(admin.clone(), &namespace)
-            .get("site")
-            .await?;
-        let last = policy
-            .status
-            .and_then(|s| s.last_run)
+        let last = last_run_now(&admin, &namespace, "site")
+            .await?
             .ok_or("the stopped run left no status")?;
         // Counted as they arrive: a DELETE the controller dropped mid-way would be here and not among the
         // deletions.
@@ -1232,12 +1246,8 @@ fn run_policy_ref_writes_status(cp: &ControlPlane) -> TestResult {
         if !sim.deletions().is_empty() {
             return Err("--dry-run deleted seats".into());
         }
-        let policy: LicenseCleanupPolicy = Api::namespaced(admin.clone(), &namespace)
-            .get("site")
-            .await?;
-        let last = policy
-            .status
-            .and_then(|s| s.last_run)
+        let last = last_run_now(&admin, &namespace, "site")
+            .await?
             .ok_or("no status written")?;
         if last.header.result != RunResult::Succeeded || !last.header.dry_run {
             return Err(format!("status: {last:?}").into());
