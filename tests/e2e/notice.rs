@@ -76,6 +76,15 @@ async fn run_at(
     report
 }
 
+/// One run now, with no notices pending, through the channels `spec` names with `secrets`; the report.
+async fn run_now(
+    sim: &Simulator,
+    spec: &LicenseCleanupPolicySpec,
+    secrets: &SecretEntries,
+) -> RunReport {
+    run_at(sim, spec, &notifier_for(spec, secrets), &[], sim.now()).await
+}
+
 fn outcome_of(report: &RunReport, user: &str) -> Vec<Outcome> {
     report
         .decisions
@@ -207,8 +216,7 @@ async fn starttls_with_a_test_certificate_and_authentication() {
             ("ca.pem", ca),
         ])
     };
-    let notifier = notifier_for(&spec, &secret(&pki.ca_pem));
-    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    let report = run_now(&sim, &spec, &secret(&pki.ca_pem)).await;
     assert_eq!(
         outcome_of(&report, "CORP\\alice"),
         [Outcome::Warned],
@@ -242,8 +250,7 @@ async fn starttls_with_a_test_certificate_and_authentication() {
         ("tls", "tls"),
         ("ca.pem", &pki.ca_pem),
     ]);
-    let notifier = notifier_for(&spec, &implicit);
-    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    let report = run_now(&sim, &spec, &implicit).await;
     assert_eq!(
         outcome_of(&report, "CORP\\alice"),
         [Outcome::Warned],
@@ -259,8 +266,7 @@ async fn a_dry_run_says_who_would_be_warned_and_sends_nothing() {
     let smtp = SmtpServer::start(SmtpOptions::default());
     let mut spec = notice_policy(&sim);
     spec.dry_run = true;
-    let notifier = notifier_for(&spec, &plain_smtp(smtp.port));
-    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    let report = run_now(&sim, &spec, &plain_smtp(smtp.port)).await;
     assert_eq!(outcome_of(&report, "CORP\\alice"), [Outcome::WouldWarn]);
     assert!(smtp.messages().is_empty());
     assert!(
@@ -272,29 +278,16 @@ async fn a_dry_run_says_who_would_be_warned_and_sends_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templates_render_the_users_data_and_webhooks_hear_of_the_run() {
-    use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
+    use axum::{Router, http::StatusCode};
     let sim = known_site().await;
     let smtp = SmtpServer::start(SmtpOptions::default());
     // A receiver: the Slack hook answers 200, the broken one 500 every time.
     let received: Received = Arc::default();
     let app = Router::new()
-        .route(
-            "/slack/{token}",
-            post(
-                |State(seen): State<Received>, Json(body): Json<serde_json::Value>| async move {
-                    seen.lock().unwrap().push(("slack".into(), body));
-                    StatusCode::OK
-                },
-            ),
-        )
+        .route("/slack/{token}", recording_hook("slack", StatusCode::OK))
         .route(
             "/broken/{token}",
-            post(
-                |State(seen): State<Received>, Json(body): Json<serde_json::Value>| async move {
-                    seen.lock().unwrap().push(("broken".into(), body));
-                    StatusCode::INTERNAL_SERVER_ERROR
-                },
-            ),
+            recording_hook("broken", StatusCode::INTERNAL_SERVER_ERROR),
         )
         .with_state(received.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -483,8 +476,7 @@ async fn each_rule_gets_a_notice_that_says_what_keeps_the_seat() {
     spec.leavers = removed_or_blocked_leavers(0);
     spec.redundant.analyzer_with_professional = true;
     let smtp = SmtpServer::start(SmtpOptions::default());
-    let notifier = notifier_for(&spec, &plain_smtp(smtp.port));
-    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    let report = run_now(&sim, &spec, &plain_smtp(smtp.port)).await;
     for user in ["CORP\\leo", "CORP\\rita", "CORP\\alice"] {
         assert!(
             outcome_of(&report, user).contains(&Outcome::Warned),
@@ -556,6 +548,20 @@ async fn a_template_past_its_limit_fails_that_notice_and_the_run_goes_on() {
 
 /// What the webhook receiver got: which hook, and the body.
 type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
+/// A webhook endpoint that keeps each JSON body it is sent, under `name`, and answers `status`.
+fn recording_hook(
+    name: &'static str,
+    status: axum::http::StatusCode,
+) -> axum::routing::MethodRouter<Received> {
+    use axum::{Json, extract::State};
+    axum::routing::post(
+        move |State(seen): State<Received>, Json(body): Json<serde_json::Value>| async move {
+            seen.lock().unwrap().push((name.into(), body));
+            status
+        },
+    )
+}
 
 /// A CA and a server certificate for localhost, as PEM files.
 struct TestPki {
@@ -682,8 +688,7 @@ async fn a_run_that_fails_before_reaching_qlik_is_summarised() {
     let mut spec = notice_policy(&sim);
     let proxied = proxy_policy(&sim, "ops");
     spec.site = proxied.site;
-    let notifier = notifier_for(&spec, &plain_smtp(smtp.port));
-    let report = run_at(&sim, &spec, &notifier, &[], sim.now()).await;
+    let report = run_now(&sim, &spec, &plain_smtp(smtp.port)).await;
     assert_eq!(
         report.result,
         qlik_license_reclaimer::policy::RunResult::Failed,
