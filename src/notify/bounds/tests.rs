@@ -176,11 +176,7 @@ fn summary_templates(source: &str) -> Templates {
 }
 
 /// The summary of a run of prod-site that succeeded, listing these seats and counting each list.
-fn summary(
-    reclaimed: Vec<SeatLine>,
-    warned: Vec<SeatLine>,
-    failed: Vec<SeatLine>,
-) -> SummaryVars {
+fn summary(reclaimed: Vec<SeatLine>, warned: Vec<SeatLine>, failed: Vec<SeatLine>) -> SummaryVars {
     SummaryVars {
         policy: "prod-site".into(),
         run_id: "r1".into(),
