@@ -177,13 +177,32 @@ impl RunReport {
     }
 
     pub(crate) fn failed(id: String, start: Timestamp, dry_run: bool, message: String) -> Self {
+        Self::new(
+            id,
+            start,
+            Timestamp::now(),
+            dry_run,
+            RunResult::Failed,
+            message,
+        )
+    }
+
+    /// A report of how a run ended, with nothing yet in its counts and lists and no site.
+    pub fn new(
+        id: String,
+        start_time: Timestamp,
+        completion_time: Timestamp,
+        dry_run: bool,
+        result: RunResult,
+        message: String,
+    ) -> Self {
         Self {
             id,
             site: String::new(),
-            start_time: start,
-            completion_time: Timestamp::now(),
+            start_time,
+            completion_time,
             dry_run,
-            result: RunResult::Failed,
+            result,
             message,
             totals: TypeCounts::default(),
             per_access_type: BTreeMap::new(),

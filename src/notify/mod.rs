@@ -334,19 +334,16 @@ mod tests {
     fn report(decisions: Vec<Entry>, totals: TypeCounts) -> RunReport {
         RunReport {
             site: "https://qlik.example:4242".to_string(),
-            id: "20261201T090000Z-abc123".into(),
-            start_time: ts("2026-12-01T09:00:00Z"),
-            completion_time: ts("2026-12-01T09:00:05Z"),
-            dry_run: false,
-            result: RunResult::Succeeded,
-            message: "reclaimed 300 of 300 candidate seats".into(),
             totals,
-            per_access_type: BTreeMap::new(),
-            seats: BTreeMap::new(),
             decisions,
-            returns: Vec::new(),
-            notices: None,
-            deliveries: Vec::new(),
+            ..RunReport::new(
+                "20261201T090000Z-abc123".into(),
+                ts("2026-12-01T09:00:00Z"),
+                ts("2026-12-01T09:00:05Z"),
+                false,
+                RunResult::Succeeded,
+                "reclaimed 300 of 300 candidate seats".into(),
+            )
         }
     }
 

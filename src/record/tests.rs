@@ -1,5 +1,3 @@
-use std::collections::BTreeMap;
-
 use super::*;
 use crate::model::{AccessType, UserIdentity};
 use crate::policy::TypeCounts;
@@ -34,22 +32,19 @@ fn entry(user: &str, outcome: Outcome, reason_code: &'static str) -> Entry {
 fn report(decisions: Vec<Entry>, allocated: u64) -> RunReport {
     RunReport {
         site: "https://qlik.example:4242".to_string(),
-        id: "20261201T090000Z-abc123".into(),
-        start_time: ts("2026-12-01T09:00:00Z"),
-        completion_time: ts("2026-12-01T09:00:05Z"),
-        dry_run: false,
-        result: RunResult::Succeeded,
-        message: "reclaimed".into(),
         totals: TypeCounts {
             allocated,
             ..Default::default()
         },
-        per_access_type: BTreeMap::new(),
-        seats: BTreeMap::new(),
         decisions,
-        returns: Vec::new(),
-        notices: None,
-        deliveries: Vec::new(),
+        ..RunReport::new(
+            "20261201T090000Z-abc123".into(),
+            ts("2026-12-01T09:00:00Z"),
+            ts("2026-12-01T09:00:05Z"),
+            false,
+            RunResult::Succeeded,
+            "reclaimed".into(),
+        )
     }
 }
 

@@ -78,22 +78,13 @@ pub(super) fn build_report(run: Finished, rules: &Rules) -> RunReport {
         totals.redundant += c.redundant;
     }
     let (result, message) = verdict(verdict_of_breaker, &stopped, &totals, dry_run);
+    // The site is set by `execute`, which knows the connection; returns, notices and deliveries by the run.
     RunReport {
-        id,
-        // Set by `execute`, which knows the connection.
-        site: String::new(),
-        start_time: start,
-        completion_time: Timestamp::now(),
-        dry_run,
-        result,
-        message,
         totals,
         per_access_type: per_type,
         seats: site.seats,
         decisions,
-        returns: Vec::new(),
-        notices: None,
-        deliveries: Vec::new(),
+        ..RunReport::new(id, start, Timestamp::now(), dry_run, result, message)
     }
 }
 

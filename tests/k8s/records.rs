@@ -1,8 +1,6 @@
 //! Run records (`LicenseCleanupRun`) on the real API server: one per run, owned by the policy, bounded by its
 //! history limit, within etcd's object size at the largest cap; returns found across runs.
 
-use std::collections::BTreeMap;
-
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use qlik_license_reclaimer::model::AccessType;
@@ -248,23 +246,20 @@ fn a_record_at_the_largest_cap_fits_in_etcd(cp: &ControlPlane) -> TestResult {
         let now = jiff::Timestamp::now();
         let report = RunReport {
             site: "https://qlik.example:4242".into(),
-            id: "20261201T090000Z-big001".into(),
-            start_time: now,
-            completion_time: now,
-            dry_run: false,
-            result: RunResult::Failed,
-            message: format!("{cap} of {cap} deallocations failed"),
             totals: TypeCounts {
                 allocated: cap as u64,
                 failed: cap as u64,
                 ..Default::default()
             },
-            per_access_type: BTreeMap::new(),
-            seats: BTreeMap::new(),
             decisions,
-            returns: Vec::new(),
-            notices: None,
-            deliveries: Vec::new(),
+            ..RunReport::new(
+                "20261201T090000Z-big001".into(),
+                now,
+                now,
+                false,
+                RunResult::Failed,
+                format!("{cap} of {cap} deallocations failed"),
+            )
         };
         let record = RunRecord::of(&report);
         let api: Api<LicenseCleanupRun> = Api::namespaced(admin.clone(), &namespace);
