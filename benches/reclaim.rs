@@ -390,16 +390,7 @@ async fn product_run(
     let credentials = Credentials::from_entries(&simulator.pki().secret_entries())?;
     eprintln!("(b) product run: run::execute, concurrency {concurrency}");
     let (cpu0, start) = (process_cpu(), Instant::now());
-    let context = RunContext {
-        credentials: &credentials,
-        force_dry_run: false,
-        now: simulator.now(),
-        observer: None,
-        brake: None,
-        retry: None,
-        earlier_reclaims: Vec::new(),
-        notify: None,
-    };
+    let context = RunContext::new(&credentials, simulator.now());
     let report = run::execute(&policy::validate(&spec, &Default::default())?, context).await;
     let measure = RunMeasure::from_simulator(&simulator, start.elapsed(), process_cpu() - cpu0);
     if report.result != RunResult::Succeeded {

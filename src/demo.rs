@@ -100,14 +100,8 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
     let policy = policy::validate(&spec, &Permissions::default())
         .map_err(|e| DemoError::Invalid(e.to_string()))?;
     let context = RunContext {
-        credentials: &credentials,
         force_dry_run: true,
-        now: simulator.now(),
-        observer: None,
-        brake: None,
-        retry: None,
-        earlier_reclaims: Vec::new(),
-        notify: None,
+        ..RunContext::new(&credentials, simulator.now())
     };
     let report = run::execute(&policy, context).await;
     let requests = simulator.requests().len();

@@ -148,6 +148,14 @@ async fn run_demo(args: DemoArgs) -> Result<RunResult, CliError> {
     Ok(outcome.report.result)
 }
 
+/// A resource named as `NAMESPACE/NAME` on the command line (`flag` says where, for the error).
+fn namespaced_name<'a>(flag: &str, reference: &'a str) -> Result<(&'a str, &'a str), CliError> {
+    reference
+        .split_once('/')
+        .filter(|(n, m)| !n.is_empty() && !m.is_empty())
+        .ok_or_else(|| CliError::Invalid(format!("{flag} {reference:?} must be NAMESPACE/NAME")))
+}
+
 async fn kube_client() -> Result<kube::Client, CliError> {
     kube::Client::try_default()
         .await

@@ -74,14 +74,7 @@ async fn from_report(args: &RestoreArgs) -> Result<RestoreStatus, CliError> {
 }
 
 async fn from_cluster(reference: &str, args: &RestoreArgs) -> Result<RestoreStatus, CliError> {
-    let Some((namespace, name)) = reference
-        .split_once('/')
-        .filter(|(n, m)| !n.is_empty() && !m.is_empty())
-    else {
-        return Err(CliError::Invalid(format!(
-            "--run {reference:?} must be NAMESPACE/NAME"
-        )));
-    };
+    let (namespace, name) = super::namespaced_name("--run", reference)?;
     let client = kube_client().await?;
     let recorder = recorder(&client);
     let request = RestoreContext {

@@ -59,19 +59,15 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         .unwrap_or_else(|| "policy".into());
     let (notifier, pending) = notifications(&args, &valid, &name)?;
     let ctx = RunContext {
-        credentials: &credentials,
         force_dry_run: args.dry_run,
-        now: jiff::Timestamp::now(),
-        observer: None,
         brake: Some(stop_on_signal_or_change(
             policy_path.clone(),
             text.into_bytes(),
         )),
-        retry: None,
-        earlier_reclaims: Vec::new(),
         notify: notifier
             .as_ref()
             .map(|notifier| NotifyContext { notifier, pending }),
+        ..RunContext::new(&credentials, jiff::Timestamp::now())
     };
     let report = run::execute(&valid, ctx).await;
     print_report(&report, args.output);

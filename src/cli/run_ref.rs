@@ -14,14 +14,7 @@ use crate::shutdown::Shutdown;
 
 pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
     let reference = args.policy_ref.clone().unwrap_or_default();
-    let Some((namespace, name)) = reference
-        .split_once('/')
-        .filter(|(n, m)| !n.is_empty() && !m.is_empty())
-    else {
-        return Err(CliError::Invalid(format!(
-            "--policy-ref {reference:?} must be NAMESPACE/NAME"
-        )));
-    };
+    let (namespace, name) = super::namespaced_name("--policy-ref", &reference)?;
     let client = kube_client().await?;
     let api: kube::Api<LicenseCleanupPolicy> = kube::Api::namespaced(client.clone(), namespace);
     let policy = match api.get_opt(name).await {

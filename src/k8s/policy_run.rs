@@ -98,16 +98,14 @@ pub(crate) async fn run_policy(
     let records = PolicyRecords::new(ctx.client, namespace, name, &uid);
     let earlier = run.earlier_reclaims(&records, &valid).await;
     let context = RunContext {
-        credentials: &credentials,
         force_dry_run: ctx.force_dry_run,
-        now: jiff::Timestamp::now(),
         observer: ctx.metrics.map(|m| m.qrs_observer(namespace, name)),
         brake: Some(brake),
-        retry: None,
         earlier_reclaims: earlier,
         notify: notifier
             .as_ref()
             .map(|notifier| NotifyContext { notifier, pending }),
+        ..RunContext::new(&credentials, jiff::Timestamp::now())
     };
     let mut report = run::execute(&valid, context).await;
     watching.abort();

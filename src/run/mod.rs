@@ -49,6 +49,23 @@ pub struct RunContext<'a> {
     pub notify: Option<NotifyContext<'a>>,
 }
 
+impl<'a> RunContext<'a> {
+    /// The context of a run at `now` that the policy alone decides: no forced dry run, observer, brake, earlier
+    /// reclaims or notifications, the policy's own retries. Callers set what they have on top.
+    pub fn new(credentials: &'a Credentials, now: Timestamp) -> Self {
+        RunContext {
+            credentials,
+            force_dry_run: false,
+            now,
+            observer: None,
+            brake: None,
+            retry: None,
+            earlier_reclaims: Vec::new(),
+            notify: None,
+        }
+    }
+}
+
 /// The channels a run notifies through, and the notices earlier runs gave.
 pub struct NotifyContext<'a> {
     pub notifier: &'a Notifier,

@@ -296,14 +296,8 @@ async fn run_policy_with(
 /// or notices.
 pub fn run_context(credentials: &Credentials, now: Timestamp) -> RunContext<'_> {
     RunContext {
-        credentials,
-        force_dry_run: false,
-        now,
-        observer: None,
-        brake: None,
         retry: Some(fast_retries()),
-        earlier_reclaims: Vec::new(),
-        notify: None,
+        ..RunContext::new(credentials, now)
     }
 }
 
