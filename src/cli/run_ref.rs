@@ -17,19 +17,12 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
     let (namespace, name) = super::namespaced_name("--policy-ref", &reference)?;
     let client = kube_client().await?;
     let api: kube::Api<LicenseCleanupPolicy> = kube::Api::namespaced(client.clone(), namespace);
-    let policy = match api.get_opt(name).await {
-        Ok(Some(policy)) => policy,
-        Ok(None) => {
-            return Err(CliError::Invalid(format!(
-                "LicenseCleanupPolicy {namespace}/{name} not found"
-            )));
-        }
-        Err(e) => {
-            return Err(CliError::Failed(format!(
-                "cannot read LicenseCleanupPolicy {namespace}/{name}: {e}"
-            )));
-        }
-    };
+    let policy = crate::k8s::get_named(&api, namespace, name)
+        .await
+        .map_err(CliError::Failed)?
+        .ok_or_else(|| {
+            CliError::Invalid(format!("LicenseCleanupPolicy {namespace}/{name} not found"))
+        })?;
     let trigger = if args.if_due {
         match due_trigger(&policy) {
             Ok(trigger) => trigger,

@@ -29,3 +29,18 @@ pub(crate) mod status;
 
 /// Field manager of every write.
 pub(crate) const FIELD_MANAGER: &str = "qlik-license-reclaimer";
+
+/// The object `namespace/name` of `api`'s kind; `None` when it does not exist. The error names what could not be
+/// read, with the API server's reason.
+pub(crate) async fn get_named<K>(
+    api: &kube::Api<K>,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<K>, String>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(name)
+        .await
+        .map_err(|e| format!("cannot read {} {namespace}/{name}: {e}", K::kind(&())))
+}

@@ -13,10 +13,10 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use kube::{Api, Client, ResourceExt};
 
-use super::FIELD_MANAGER;
 use super::conditions::ConditionReason;
 use super::events::publish;
 use super::inputs::{load_credentials, validate_resource};
+use super::{FIELD_MANAGER, get_named};
 use crate::policy::{LicenseCleanupPolicy, Permissions, RunResult};
 use crate::qrs::QrsClient;
 use crate::record::{LicenseCleanupRun, RESTORE_ANNOTATION, RestoreStatus};
@@ -54,19 +54,12 @@ pub(crate) async fn restore_run(
     ctx: &RestoreContext<'_>,
 ) -> Result<RestoreStatus, RestoreStartError> {
     let runs: Api<LicenseCleanupRun> = Api::namespaced(ctx.client.clone(), namespace);
-    let run = match runs.get_opt(name).await {
-        Ok(Some(run)) => run,
-        Ok(None) => {
-            return Err(RestoreStartError::Invalid(format!(
-                "LicenseCleanupRun {namespace}/{name} not found"
-            )));
-        }
-        Err(e) => {
-            return Err(RestoreStartError::Failed(format!(
-                "cannot read LicenseCleanupRun {namespace}/{name}: {e}"
-            )));
-        }
-    };
+    let run = get_named(&runs, namespace, name)
+        .await
+        .map_err(RestoreStartError::Failed)?
+        .ok_or_else(|| {
+            RestoreStartError::Invalid(format!("LicenseCleanupRun {namespace}/{name} not found"))
+        })?;
     let seats = seats_to_restore(&run, &ctx.only)?;
     let client = connect(ctx, namespace, &run).await?;
     let answered = ctx.answered.clone().unwrap_or_else(|| {
@@ -107,19 +100,14 @@ async fn connect(
 ) -> Result<QrsClient, RestoreStartError> {
     let policy_name = &run.spec.policy;
     let policies: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), namespace);
-    let policy = match policies.get_opt(policy_name).await {
-        Ok(Some(policy)) => policy,
-        Ok(None) => {
-            return Err(RestoreStartError::Invalid(format!(
+    let policy = get_named(&policies, namespace, policy_name)
+        .await
+        .map_err(RestoreStartError::Failed)?
+        .ok_or_else(|| {
+            RestoreStartError::Invalid(format!(
                 "the run's LicenseCleanupPolicy {namespace}/{policy_name} no longer exists: it named the site"
-            )));
-        }
-        Err(e) => {
-            return Err(RestoreStartError::Failed(format!(
-                "cannot read LicenseCleanupPolicy {namespace}/{policy_name}: {e}"
-            )));
-        }
-    };
+            ))
+        })?;
     let valid = validate_resource(&policy, &ctx.permissions)
         .map_err(|e| RestoreStartError::Invalid(format!("invalid policy: {e}")))?;
     if let Some(record) = &run.status {
