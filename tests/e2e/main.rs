@@ -3,6 +3,7 @@
 
 mod cli;
 mod client;
+mod contract;
 mod crd;
 mod layers;
 mod notice;
