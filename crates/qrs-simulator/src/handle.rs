@@ -127,6 +127,28 @@ impl SiteHandle {
         self.with(|s, now| s.add_user(&user, now))
     }
 
+    /// Adds an app owned by `owner`, created and last modified at the given instants.
+    pub fn add_app(
+        &self,
+        owner: Uuid,
+        name: &str,
+        created: Timestamp,
+        modified: Timestamp,
+    ) -> Result<Uuid, SiteError> {
+        self.with(|s, _| s.add_app(owner, name, (created, modified)))
+    }
+
+    /// Adds an object of `object_type` (`sheet`, `story`, `masterobject`, ...) to `app`, owned by `owner`.
+    pub fn add_app_object(
+        &self,
+        app: Uuid,
+        owner: Uuid,
+        (object_type, name): (&str, &str),
+        (created, modified): (Timestamp, Timestamp),
+    ) -> Result<Uuid, SiteError> {
+        self.with(|s, _| s.add_app_object(app, owner, (object_type, name), (created, modified)))
+    }
+
     /// The user with this directory and id (case-insensitive).
     pub fn find_user(&self, directory: &str, user_id: &str) -> Option<Uuid> {
         self.with(|s, _| s.find_user(directory, user_id))

@@ -95,6 +95,33 @@ pub enum SiteError {
     DuplicateUser(String, String),
     #[error("login access is allocated to groups, not to one user")]
     NotPerUser,
+    #[error("no app with id {0}")]
+    UnknownApp(Uuid),
+}
+
+/// An app, with the owner and the dates right-sizing reads.
+#[derive(Debug, Clone)]
+pub(crate) struct AppRec {
+    pub(crate) id: Uuid,
+    pub(crate) name: String,
+    pub(crate) owner: Uuid,
+    pub(crate) created: Timestamp,
+    pub(crate) modified: Timestamp,
+    pub(crate) published: bool,
+}
+
+/// An object of an app (a sheet, story, bookmark, master item, ...), with its owner and dates.
+#[derive(Debug, Clone)]
+pub(crate) struct AppObjectRec {
+    pub(crate) id: Uuid,
+    pub(crate) name: String,
+    /// As QRS writes it: `sheet`, `story`, `bookmark`, `snapshot`, `masterobject`, `dimension`, `measure`, ...
+    pub(crate) object_type: String,
+    pub(crate) owner: Uuid,
+    pub(crate) app: Uuid,
+    pub(crate) created: Timestamp,
+    pub(crate) modified: Timestamp,
+    pub(crate) published: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -34,6 +34,9 @@ pub(crate) struct SiteState {
     pub(crate) cp_defs: HashMap<Uuid, CustomPropertyDef>,
     cp_names: HashMap<String, Uuid>,
     pub(crate) seats: SeatTotals,
+    /// Apps and their objects, in the order they were added.
+    pub(crate) apps: Vec<AppRec>,
+    pub(crate) app_objects: Vec<AppObjectRec>,
     /// When the soonest quarantine ends; nothing to expire before it.
     next_expiry: Option<Timestamp>,
     pub(crate) started: Timestamp,
@@ -65,10 +68,62 @@ impl SiteState {
             cp_defs: HashMap::new(),
             cp_names: HashMap::new(),
             seats: SeatTotals::default(),
+            apps: Vec::new(),
+            app_objects: Vec::new(),
             next_expiry: None,
             started: millis(started),
             license_id,
         }
+    }
+
+    /// Adds an app owned by `owner`.
+    pub(crate) fn add_app(
+        &mut self,
+        owner: Uuid,
+        name: &str,
+        (created, modified): (Timestamp, Timestamp),
+    ) -> Result<Uuid, SiteError> {
+        if self.user(owner).is_none() {
+            return Err(SiteError::UnknownUser(owner));
+        }
+        let id = self.new_id();
+        self.apps.push(AppRec {
+            id,
+            name: name.to_string(),
+            owner,
+            created: millis(created),
+            modified: millis(modified),
+            published: false,
+        });
+        Ok(id)
+    }
+
+    /// Adds an object of type `object_type` to `app`, owned by `owner`.
+    pub(crate) fn add_app_object(
+        &mut self,
+        app: Uuid,
+        owner: Uuid,
+        (object_type, name): (&str, &str),
+        (created, modified): (Timestamp, Timestamp),
+    ) -> Result<Uuid, SiteError> {
+        if self.user(owner).is_none() {
+            return Err(SiteError::UnknownUser(owner));
+        }
+        if !self.apps.iter().any(|a| a.id == app) {
+            return Err(SiteError::UnknownApp(app));
+        }
+        let id = self.new_id();
+        self.app_objects.push(AppObjectRec {
+            id,
+            name: name.to_string(),
+            object_type: object_type.to_string(),
+            owner,
+            app,
+            created: millis(created),
+            modified: millis(modified),
+            published: false,
+        });
+        Ok(id)
     }
 
     pub(crate) fn new_id(&mut self) -> Uuid {

@@ -1235,3 +1235,107 @@ async fn allocating_a_seat_needs_a_user_without_one_and_a_free_seat() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "no such user");
     assert_eq!(site.allocations(SimAccessType::Professional).len(), 1);
 }
+
+#[tokio::test]
+async fn apps_and_app_objects_are_served_with_owners_and_dates_and_filtered_by_them() {
+    let sim = empty_site().await;
+    let site = sim.site();
+    let author = site.add_user(NewUser::new("CORP", "author")).expect("user");
+    let reader = site.add_user(NewUser::new("CORP", "reader")).expect("user");
+    let (old, recent) = (days_ago(&sim, 400), days_ago(&sim, 10));
+    let app = site.add_app(author, "Sales", old, recent).expect("app");
+    site.add_app_object(app, author, ("sheet", "Q3 draft"), (old, recent))
+        .expect("sheet");
+    site.add_app_object(app, reader, ("story", "Told"), (recent, recent))
+        .expect("story");
+    site.add_app_object(app, reader, ("bookmark", "Mine"), (old, old))
+        .expect("bookmark");
+    assert!(matches!(
+        site.add_app(uuid::Uuid::nil(), "x", old, old),
+        Err(SiteError::UnknownUser(_))
+    ));
+    assert!(matches!(
+        site.add_app_object(uuid::Uuid::nil(), author, ("sheet", "x"), (old, old)),
+        Err(SiteError::UnknownApp(_))
+    ));
+
+    let c = client(&sim);
+    let apps = get_json(
+        &c,
+        &qrs(&sim, "/qrs/app/full"),
+        &[("filter", &format!("owner.id eq {author}"))],
+    )
+    .await;
+    assert_eq!(apps.as_array().map(Vec::len), Some(1), "{apps}");
+    assert_eq!(apps[0]["name"], "Sales");
+    assert_eq!(apps[0]["owner"]["userId"], "author");
+    assert_eq!(apps[0]["schemaPath"], "App");
+    assert!(
+        apps[0]["modifiedDate"]
+            .as_str()
+            .is_some_and(|d| d.ends_with('Z')),
+        "{apps}"
+    );
+    let none = get_json(
+        &c,
+        &qrs(&sim, "/qrs/app/full"),
+        &[("filter", &format!("owner.id eq {reader}"))],
+    )
+    .await;
+    assert_eq!(none, serde_json::json!([]));
+
+    // The reader's objects, most recent first; the stories and bookmarks carry their type and app.
+    let objects = get_json(
+        &c,
+        &qrs(&sim, "/qrs/app/object/full"),
+        &[
+            ("filter", &format!("owner.id eq {reader}")),
+            ("orderby", "modifiedDate desc"),
+        ],
+    )
+    .await;
+    let types: Vec<&str> = objects
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["objectType"].as_str())
+        .collect();
+    assert_eq!(types, ["story", "bookmark"], "{objects}");
+    assert_eq!(objects[0]["app"]["name"], "Sales");
+    assert_eq!(objects[0]["schemaPath"], "App.Object");
+
+    // Type and date filters, and counts.
+    let cutoff = crate::time::format_ts(days_ago(&sim, 90));
+    let recent_sheets = format!(
+        "(owner.id eq {author} or owner.id eq {reader}) and objectType eq 'sheet' and modifiedDate ge '{cutoff}'"
+    );
+    let count = get_json(
+        &c,
+        &qrs(&sim, "/qrs/app/object/count"),
+        &[("filter", &recent_sheets)],
+    )
+    .await;
+    assert_eq!(count["value"], 1, "{count}");
+    let by_directory = get_json(
+        &c,
+        &qrs(&sim, "/qrs/app/object/count"),
+        &[(
+            "filter",
+            "owner.userDirectory eq 'corp' and owner.userId eq 'READER'",
+        )],
+    )
+    .await;
+    assert_eq!(by_directory["value"], 2, "{by_directory}");
+    let (status, body) = get(
+        &c,
+        &qrs(&sim, "/qrs/app/object/full"),
+        &[("filter", "ownr.id eq 1")],
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "an unknown property is refused as QRS does: {body}"
+    );
+    assert_eq!(get_json(&c, &qrs(&sim, "/qrs/app/count"), &[]).await["value"], 1);
+}

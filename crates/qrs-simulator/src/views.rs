@@ -2,6 +2,7 @@
 //! every view shares is here; allocations, users, login access groups and the licence overviews have a file each.
 
 mod allocation;
+mod app;
 mod licence;
 mod login;
 mod user;
@@ -16,6 +17,9 @@ use crate::site::SiteState;
 use crate::time::*;
 
 pub(crate) use allocation::{AllocView, AllocationOut, IdCondensedOut};
+pub(crate) use app::{
+    AppCondensedOut, AppObjectCondensedOut, AppObjectOut, AppObjectView, AppOut, AppView,
+};
 pub(crate) use user::{UserCondensedOut, UserOut, UserView};
 
 pub(crate) enum DateOut<'a> {
@@ -51,7 +55,7 @@ fn privileges_json(on: bool) -> serde_json::Value {
 }
 
 impl SiteState {
-    fn date_text(&self, value: Option<Timestamp>) -> DateOut<'_> {
+    pub(crate) fn date_text(&self, value: Option<Timestamp>) -> DateOut<'_> {
         match value {
             Some(t) => DateOut::Ts(Ts(t)),
             None => DateOut::Text(&self.sentinel_text),

@@ -6,7 +6,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::filter::{Filter, OrderBy, Record};
-use crate::views::{AllocView, AllocationOut, IdCondensedOut, UserCondensedOut, UserOut, UserView};
+use crate::views::{
+    AllocView, AllocationOut, AppCondensedOut, AppObjectCondensedOut, AppObjectOut, AppObjectView,
+    AppOut, AppView, IdCondensedOut, UserCondensedOut, UserOut, UserView,
+};
 
 use super::checks::*;
 use super::reply::*;
@@ -97,6 +100,48 @@ impl<'a> Entity for UserView<'a> {
 
     fn table_type() -> &'static str {
         "User"
+    }
+}
+
+impl<'a> Entity for AppView<'a> {
+    type Full = AppOut<'a>;
+    type Condensed = AppCondensedOut<'a>;
+
+    fn id(self) -> Uuid {
+        self.a.id
+    }
+
+    fn full(self, privileges: bool) -> AppOut<'a> {
+        AppView::full(self, privileges)
+    }
+
+    fn condensed(self, privileges: bool) -> AppCondensedOut<'a> {
+        AppView::condensed(self, privileges)
+    }
+
+    fn table_type() -> &'static str {
+        "App"
+    }
+}
+
+impl<'a> Entity for AppObjectView<'a> {
+    type Full = AppObjectOut<'a>;
+    type Condensed = AppObjectCondensedOut<'a>;
+
+    fn id(self) -> Uuid {
+        self.o.id
+    }
+
+    fn full(self, privileges: bool) -> AppObjectOut<'a> {
+        AppObjectView::full(self, privileges)
+    }
+
+    fn condensed(self, privileges: bool) -> AppObjectCondensedOut<'a> {
+        AppObjectView::condensed(self, privileges)
+    }
+
+    fn table_type() -> &'static str {
+        "App.Object"
     }
 }
 

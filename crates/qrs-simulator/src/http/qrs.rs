@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::records::{AllocRec, SimAccessType};
 use crate::site::SiteState;
 use crate::time::millis;
-use crate::views::{AllocView, UserView};
+use crate::views::{AllocView, AppObjectView, AppView, UserView};
 use crate::{DeletionOutcome, Identity, RecordedDeletion, Shared, lock};
 
 use super::checks::*;
@@ -79,6 +79,15 @@ pub(super) fn qrs(
                 Some(kind) => allocations(&call, &mut site, kind),
                 None => Reply::not_found(),
             }
+        }
+        // Apps and their objects are read-only here: right-sizing reads who authored what.
+        ["app", "object", rest @ ..] => {
+            let call = Call::new(shared, req, identity, query, now, (rest, &segs[2..]));
+            app_objects(&call, &site)
+        }
+        ["app", rest @ ..] => {
+            let call = Call::new(shared, req, identity, query, now, (rest, &segs[1..]));
+            apps(&call, &site)
         }
         ["user", rest @ ..] => {
             let call = Call::new(shared, req, identity, query, now, (rest, &segs[1..]));
@@ -300,6 +309,30 @@ pub(super) fn delete_target(rest: &[&str], original: &[&str]) -> Result<Uuid, Re
         });
     };
     Uuid::try_parse(original.first().copied().unwrap_or_default()).map_err(|_| Reply::not_found())
+}
+
+fn apps(call: &Call<'_>, site: &SiteState) -> Reply {
+    match collection_op(call.req.method, call.rest, call.original) {
+        Err(reply) => reply,
+        Ok(op) => {
+            let rows: Vec<AppView<'_>> = site.apps.iter().map(|a| site.app_view(a)).collect();
+            serve_collection(op, rows, call.query, call.req.body)
+        }
+    }
+}
+
+fn app_objects(call: &Call<'_>, site: &SiteState) -> Reply {
+    match collection_op(call.req.method, call.rest, call.original) {
+        Err(reply) => reply,
+        Ok(op) => {
+            let rows: Vec<AppObjectView<'_>> = site
+                .app_objects
+                .iter()
+                .map(|o| site.app_object_view(o))
+                .collect();
+            serve_collection(op, rows, call.query, call.req.body)
+        }
+    }
 }
 
 pub(super) fn users(call: &Call<'_>, site: &mut SiteState) -> Reply {
