@@ -10,7 +10,7 @@
 //! further than the crate (`unreachable_pub`), so their items say `pub(crate)`.
 
 pub(crate) use reclaimer_engine::schedule;
-pub use reclaimer_engine::{model, notice, plan};
+pub use reclaimer_engine::{authoring, model, notice, plan};
 
 pub mod brake;
 pub mod cli;

@@ -10,6 +10,7 @@
 mod allocate;
 mod answer;
 mod connect;
+mod owned;
 mod scrub;
 mod table;
 mod tls;

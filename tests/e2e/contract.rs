@@ -2,7 +2,8 @@
 //! Repository API definition has (docs/qrs-openapi/repository-subset.json), and every property a `filter` names
 //! exists on the entity that endpoint lists. The requests are those the bundled simulator saw during runs that
 //! use every read and write the client has: idle, leaver and redundant reads, user records, returns, the re-read
-//! and DELETE of seats, a restore's allocations, and the same through a Qlik Proxy session.
+//! and DELETE of seats, a restore's allocations, right-sizing's reads of what users own, and the same through a
+//! Qlik Proxy session.
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -300,6 +301,14 @@ async fn every_request_of_a_run_and_a_restore_is_in_qliks_definition() {
         .await
         .expect("connects");
     qlik_license_reclaimer::restore::restore(&client, &seats, false, "test".into()).await;
+    // Right-sizing's evidence: what the site's users own.
+    let users: Vec<String> = simulator
+        .site()
+        .users()
+        .iter()
+        .map(|u| u.id.to_string())
+        .collect();
+    client.owned_by(&users).await.expect("owned read");
     client.close().await;
 
     assert_conforms(
@@ -312,6 +321,8 @@ async fn every_request_of_a_run_and_a_restore_is_in_qliks_definition() {
             ("DELETE", "/license/professionalaccesstype/{id}"),
             ("POST", "/license/professionalaccesstype"),
             ("GET", "/license/accesstypeoverview"),
+            ("GET", "/app/full"),
+            ("GET", "/app/object/full"),
         ],
         &[
             "lastUsed",
@@ -321,6 +332,8 @@ async fn every_request_of_a_run_and_a_restore_is_in_qliks_definition() {
             "user.removedExternally",
             "userDirectory",
             "userId",
+            "owner.id",
+            "objectType",
         ],
     );
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the QRS client, the run and the CLI against the bundled simulator, and the committed CRD.
 //! One test binary, so the crate is linked once.
 
+mod authoring;
 mod cli;
 mod client;
 mod contract;

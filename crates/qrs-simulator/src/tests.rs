@@ -1337,5 +1337,8 @@ async fn apps_and_app_objects_are_served_with_owners_and_dates_and_filtered_by_t
         StatusCode::BAD_REQUEST,
         "an unknown property is refused as QRS does: {body}"
     );
-    assert_eq!(get_json(&c, &qrs(&sim, "/qrs/app/count"), &[]).await["value"], 1);
+    assert_eq!(
+        get_json(&c, &qrs(&sim, "/qrs/app/count"), &[]).await["value"],
+        1
+    );
 }
