@@ -440,9 +440,17 @@ fn deploy_is_in_step_with_the_chart(_: &ControlPlane) -> TestResult {
         .filter(|(kind, _, _)| kind != "Namespace")
         .cloned()
         .collect();
-    if keys(&chart_leader) != with_leader {
+    // With more than one replica the chart adds a PodDisruptionBudget, which deploy/ (one replica) must not have:
+    // it would keep that one pod from ever being drained.
+    let mut leader_keys = keys(&chart_leader);
+    let budget = (
+        "PodDisruptionBudget".to_string(),
+        DEPLOY_NAME.to_string(),
+        DEPLOY_NAME.to_string(),
+    );
+    if !leader_keys.remove(&budget) || leader_keys != with_leader {
         return Err(format!(
-            "objects differ with 2 replicas.\nchart:   {:?}\ndeploy/: {with_leader:?}",
+            "objects differ with 2 replicas (a PodDisruptionBudget besides deploy/'s).\nchart:   {:?}\ndeploy/: {with_leader:?}",
             keys(&chart_leader)
         )
         .into());
@@ -695,6 +703,10 @@ fn chart_lints_and_renders_every_option(_: &ControlPlane) -> TestResult {
     serde_json::from_value::<LicenseCleanupPolicy>(policy.clone())
         .map_err(|e| format!("the example policy is not a LicenseCleanupPolicy: {e}"))?;
 
+    check_network_policy(&docs, deployment)?;
+    check_disruption_budget(&docs, deployment)?;
+    check_artifact_hub()?;
+
     // The schema catches typos, and impossible combinations are refused with a message saying what to change.
     for (sets, expected) in [
         (vec!["controler.replicas=2"], "controler"),
@@ -708,6 +720,9 @@ fn chart_lints_and_renders_every_option(_: &ControlPlane) -> TestResult {
             "secretNamespaces",
         ),
         (vec!["cronjob.enabled=true"], "cronjob.policies"),
+        (vec!["networkPolicy.enabeld=true"], "enabeld"),
+        (vec!["networkPolicy.qlik.cidrs={qlik.example.com}"], "cidrs"),
+        (vec!["networkPolicy.qlik.ports={0}"], "ports"),
         (
             vec![
                 "watchNamespaces={a}",
@@ -727,6 +742,177 @@ fn chart_lints_and_renders_every_option(_: &ControlPlane) -> TestResult {
     Ok(())
 }
 register!(chart_lints_and_renders_every_option);
+
+/// Whether `selector` (matchLabels) selects a pod with these labels.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    selector["matchLabels"]
+        .as_object()
+        .is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| &labels[k] == v))
+}
+
+/// The ports of an egress or ingress rule, as `(port, protocol)`.
+fn rule_ports(rule: &Value) -> Vec<(u64, String)> {
+    rule["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["port"].as_u64().unwrap_or_default(),
+                p["protocol"].as_str().unwrap_or("TCP").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// ci/all-options-values.yaml's NetworkPolicy: it selects the controller's and the CronJobs' pods, lets the
+/// monitoring namespace reach the metrics port and nothing else in, and lets out DNS, the API server, the Qlik
+/// sites (to their CIDR only), SMTP, webhooks and the extra rule, each on its ports; the default renders none.
+fn check_network_policy(docs: &[Value], deployment: &Value) -> TestResult {
+    if !of_kind(&template("r", "ops", &[], &[])?, "NetworkPolicy").is_empty() {
+        return Err("the default install renders a NetworkPolicy".into());
+    }
+    let policy = only(docs, "NetworkPolicy")?;
+    let spec = &policy["spec"];
+    if strings(&spec["policyTypes"]) != ["Ingress", "Egress"] {
+        return Err(format!("policy types: {}", spec["policyTypes"]).into());
+    }
+    let cronjob = of_kind(docs, "CronJob")
+        .first()
+        .copied()
+        .ok_or("no CronJob")?;
+    let cron_pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"];
+    let controller_pod = &deployment["spec"]["template"]["metadata"]["labels"];
+    if !selects(&spec["podSelector"], controller_pod) || !selects(&spec["podSelector"], cron_pod) {
+        return Err(format!("the NetworkPolicy's pods: {}", spec["podSelector"]).into());
+    }
+    let ingress = spec["ingress"].as_array().ok_or("no ingress")?;
+    if ingress.len() != 1
+        || rule_ports(&ingress[0]) != [(9090, "TCP".into())]
+        || ingress[0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            != "monitoring"
+    {
+        return Err(format!("ingress: {}", spec["ingress"]).into());
+    }
+    let egress = spec["egress"].as_array().ok_or("no egress")?;
+    let rule_with = |port: u64| {
+        egress
+            .iter()
+            .find(|r| rule_ports(r).iter().any(|(p, _)| *p == port))
+    };
+    let dns = rule_with(53).ok_or("no DNS rule")?;
+    if !rule_ports(dns).contains(&(53, "UDP".into())) {
+        return Err(format!("DNS needs UDP: {dns}").into());
+    }
+    let qlik = rule_with(4242).ok_or("no rule for QRS")?;
+    if qlik["to"] != json!([{"ipBlock": {"cidr": "10.20.0.0/24"}}])
+        || rule_ports(qlik).iter().map(|(p, _)| *p).collect::<Vec<_>>() != [4242, 4243]
+    {
+        return Err(format!("the Qlik rule: {qlik}").into());
+    }
+    let api = rule_with(6443).ok_or("no rule for the API server")?;
+    if api["to"].as_array().map(Vec::len) != Some(2) {
+        return Err(format!("the API server rule: {api}").into());
+    }
+    for port in [587, 3128] {
+        rule_with(port).ok_or(format!("no rule for port {port}"))?;
+    }
+    if egress.len() != 6 {
+        return Err(format!("expected 6 egress rules: {}", spec["egress"]).into());
+    }
+    Ok(())
+}
+
+/// A PodDisruptionBudget keeps one controller pod when there are two or more, and none is rendered for one (it
+/// would block every node drain).
+fn check_disruption_budget(docs: &[Value], deployment: &Value) -> TestResult {
+    let budget = only(docs, "PodDisruptionBudget")?;
+    if budget["spec"]["minAvailable"] != 1
+        || !selects(
+            &budget["spec"]["selector"],
+            &deployment["spec"]["template"]["metadata"]["labels"],
+        )
+    {
+        return Err(format!("PodDisruptionBudget: {budget}").into());
+    }
+    if !of_kind(&template("r", "ops", &[], &[])?, "PodDisruptionBudget").is_empty() {
+        return Err("one replica renders a PodDisruptionBudget".into());
+    }
+    let two = template("r", "ops", &[], &["controller.replicas=2"])?;
+    if of_kind(&two, "PodDisruptionBudget").len() != 1 {
+        return Err("two replicas by default render no PodDisruptionBudget".into());
+    }
+    let off = template(
+        "r",
+        "ops",
+        &[],
+        &["controller.replicas=2", "podDisruptionBudget.enabled=false"],
+    )?;
+    if !of_kind(&off, "PodDisruptionBudget").is_empty() {
+        return Err("podDisruptionBudget.enabled=false still renders one".into());
+    }
+    Ok(())
+}
+
+/// Artifact Hub's annotations list both CustomResourceDefinitions as the chart installs them, and the image a
+/// default install pulls.
+fn check_artifact_hub() -> TestResult {
+    let chart: Value = serde_yaml::from_str(&read(&chart_dir().join("Chart.yaml"))?)?;
+    let annotations = &chart["annotations"];
+    let listed: Vec<Value> = serde_yaml::from_str(
+        annotations["artifacthub.io/crds"]
+            .as_str()
+            .ok_or("no crds")?,
+    )?;
+    let crds = yaml_docs(&read(&chart_dir().join("files/crd.yaml"))?)?;
+    let names: BTreeSet<String> = crds.iter().map(|c| name_of(c).to_string()).collect();
+    let listed_names: BTreeSet<String> = listed
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    if names.len() != 2 || listed_names != names {
+        return Err(format!(
+            "artifacthub.io/crds lists {listed_names:?}; the chart installs {names:?}"
+        )
+        .into());
+    }
+    for crd in &crds {
+        let kind = &crd["spec"]["names"]["kind"];
+        if !listed
+            .iter()
+            .any(|e| &e["kind"] == kind && e["version"] == "v1alpha1")
+        {
+            return Err(format!("artifacthub.io/crds lacks {kind} v1alpha1: {listed:?}").into());
+        }
+    }
+    let images: Vec<Value> = serde_yaml::from_str(
+        annotations["artifacthub.io/images"]
+            .as_str()
+            .ok_or("no images")?,
+    )?;
+    let values: Value = serde_yaml::from_str(&read(&chart_dir().join("values.yaml"))?)?;
+    let expected = format!(
+        "{}:{}",
+        values["image"]["repository"].as_str().unwrap_or_default(),
+        chart["appVersion"].as_str().unwrap_or_default()
+    );
+    if images.len() != 1 || images[0]["image"] != expected.as_str() {
+        return Err(format!("artifacthub.io/images: {images:?}, expected {expected}").into());
+    }
+    let changes: Vec<Value> = serde_yaml::from_str(
+        annotations["artifacthub.io/changes"]
+            .as_str()
+            .ok_or("no changes")?,
+    )?;
+    if changes.is_empty()
+        || changes
+            .iter()
+            .any(|c| c["kind"].is_null() || c["description"].is_null())
+    {
+        return Err(format!("artifacthub.io/changes: {changes:?}").into());
+    }
+    Ok(())
+}
 
 fn chart_rbac_never_grants_secrets_cluster_wide(_: &ControlPlane) -> TestResult {
     let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
