@@ -35,6 +35,7 @@ pub enum DemoError {
 /// The policy the demo runs: what a careful administrator would start with.
 pub fn demo_policy(repository_url: String, server_name: String) -> LicenseCleanupPolicySpec {
     LicenseCleanupPolicySpec {
+        right_size: None,
         schedule: "0 3 * * *".into(),
         time_zone: "UTC".into(),
         suspend: false,

@@ -159,6 +159,8 @@ pub enum RecordedAction {
     WouldReclaim,
     /// The deallocation failed.
     Failed,
+    /// A dry run: the Professional seat would move to Analyzer (`spec.rightSize`).
+    WouldMove,
 }
 
 pub use crate::model::Rule;
@@ -287,6 +289,7 @@ fn recorded(entry: &Entry) -> Option<RecordedDecision> {
         Outcome::Reclaimed | Outcome::AlreadyGone => RecordedAction::Reclaimed,
         Outcome::WouldReclaim => RecordedAction::WouldReclaim,
         Outcome::Failed => RecordedAction::Failed,
+        Outcome::WouldMove => RecordedAction::WouldMove,
         Outcome::Deferred
         | Outcome::UsedSinceRead
         | Outcome::Kept
@@ -296,7 +299,7 @@ fn recorded(entry: &Entry) -> Option<RecordedDecision> {
         | Outcome::NoticeGiven
         | Outcome::NoAddress => return None,
     };
-    // A seat reclaimed, or that would be or failed to be, was taken by a rule.
+    // A seat reclaimed, moved, or that would be or failed to be, was taken by a rule.
     let rule = entry.rule.unwrap_or(Rule::Idle);
     let mut reason = entry.reason.clone();
     if entry.outcome == Outcome::AlreadyGone {

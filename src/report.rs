@@ -49,6 +49,9 @@ pub enum Outcome {
     NoticeGiven,
     /// A candidate whose user has no e-mail address in Qlik: never reclaimed without a notice.
     NoAddress,
+    /// A Professional seat whose user only consumes (`spec.rightSize`): it would move to Analyzer. Moves are
+    /// reported, not made, in this release.
+    WouldMove,
 }
 
 impl Outcome {
@@ -66,6 +69,7 @@ impl Outcome {
             Outcome::NoticeFailed => "notice-failed",
             Outcome::NoticeGiven => "notice-given",
             Outcome::NoAddress => "no-address",
+            Outcome::WouldMove => "would-move",
         }
     }
 

@@ -195,10 +195,17 @@ fn counts_table(report: &RunReport, out: &mut String) {
     if by_rule {
         header.extend(["OF THEM LEAVERS", "REDUNDANT"]);
     }
+    let moves = report.totals.moved > 0;
+    if moves {
+        header.push("WOULD MOVE TO ANALYZER");
+    }
     let rows = report.per_access_type.iter().map(|(access_type, c)| {
         let mut counts = vec![c.allocated, c.candidates, c.reclaimed, c.failed, c.excluded];
         if by_rule {
             counts.extend([c.leavers, c.redundant]);
+        }
+        if moves {
+            counts.push(c.moved);
         }
         (access_type.to_string(), counts)
     });

@@ -237,11 +237,13 @@ impl Metrics {
     fn record_counts(&self, namespace: &str, policy: &str, report: &RunReport) {
         for (t, counts) in &report.per_access_type {
             let labels = type_labels(namespace, policy, *t);
-            for rule in Rule::ALL {
+            for rule in Rule::RECLAIMING {
                 let seats = match rule {
                     Rule::Idle => counts.idle(),
                     Rule::Leaver => counts.leavers,
                     Rule::Redundant => counts.redundant,
+                    // Not a reclaiming rule: a move gives its user a smaller seat.
+                    Rule::RightSize => continue,
                 };
                 self.reclaimed
                     .get_or_create(&ReclaimLabels {
@@ -319,7 +321,7 @@ impl Metrics {
             });
         }
         for t in access_types {
-            for rule in Rule::ALL {
+            for rule in Rule::RECLAIMING {
                 let _ = self.reclaimed.get_or_create(&ReclaimLabels {
                     namespace: namespace.into(),
                     policy: policy.into(),

@@ -108,6 +108,12 @@ pub struct LicenseCleanupPolicySpec {
     #[serde(default)]
     pub redundant: RedundantSpec,
 
+    /// Seats larger than their users need: a Professional user who authored no app, sheet or master item in
+    /// afterDays moves to Analyzer. Absent: no seat moves. In this release the moves are reported, not made: the
+    /// policy must be a dry run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub right_size: Option<RightSizeSpec>,
+
     /// Safety limits.
     #[serde(default)]
     pub limits: LimitsSpec,
@@ -335,6 +341,27 @@ pub struct RedundantSpec {
     /// the breaker apply.
     #[serde(default)]
     pub analyzer_with_professional: bool,
+}
+
+/// Which seats move to a smaller access type.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RightSizeSpec {
+    /// Professional seats of users who only consume move to Analyzer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub professional_to_analyzer: Option<ProfessionalToAnalyzerSpec>,
+}
+
+/// When a Professional seat moves to Analyzer.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfessionalToAnalyzerSpec {
+    /// A Professional seat at least this many days old, in use, whose user authored nothing (no app, sheet or
+    /// master item created or modified) in this many days, moves to Analyzer. Stories, bookmarks and snapshots
+    /// are not authoring; anything that cannot be read keeps the seat. Needs accessTypes.professional (idle seats
+    /// are the idle rule's). Scope, exclusions, the cap and the breaker apply.
+    #[schemars(range(min = 30, max = 3650))]
+    pub after_days: u32,
 }
 
 /// Which users count as leavers, and when their seats go.

@@ -198,6 +198,9 @@ pub struct TypeCounts {
     /// Of `reclaimed`, the redundant seats (spec.redundant); the rest were idle.
     #[serde(default)]
     pub redundant: u64,
+    /// Professional seats that would move to Analyzer (spec.rightSize), not counted as reclaimed.
+    #[serde(default)]
+    pub moved: u64,
 }
 
 impl TypeCounts {

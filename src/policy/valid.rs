@@ -149,6 +149,7 @@ pub fn rules(spec: &LicenseCleanupPolicySpec) -> Result<Rules, InvalidPolicy> {
         exclude_user_states: exclude.user_states.iter().map(|&s| user_state(s)).collect(),
         leavers: leavers(spec)?,
         redundant_analyzer: redundant_analyzer(spec)?,
+        right_size_after_days: right_size(spec)?,
         max_reclaims_per_run: limits.max_reclaims_per_run,
         max_reclaim_percent: limits.max_reclaim_percent,
     }))
@@ -241,6 +242,40 @@ fn redundant_analyzer(spec: &LicenseCleanupPolicySpec) -> Result<bool, InvalidPo
         ));
     }
     Ok(on)
+}
+
+/// `spec.rightSize.professionalToAnalyzer`: its window, on a policy whose Professional seats are managed. Moves are
+/// reported, not made, in this release, so the policy must be a dry run: a policy that would take Professional
+/// seats without giving Analyzer ones first must not be representable.
+fn right_size(spec: &LicenseCleanupPolicySpec) -> Result<Option<u32>, InvalidPolicy> {
+    let Some(move_down) = spec
+        .right_size
+        .as_ref()
+        .and_then(|r| r.professional_to_analyzer.as_ref())
+    else {
+        return Ok(None);
+    };
+    let path = "spec.rightSize.professionalToAnalyzer";
+    check_range(
+        &format!("{path}.afterDays"),
+        move_down.after_days,
+        30,
+        3650,
+        "",
+    )?;
+    if spec.access_types.professional.is_none() {
+        return Err(InvalidPolicy::new(
+            path,
+            "needs accessTypes.professional: the idle rule decides which Professional seats are in use",
+        ));
+    }
+    if !spec.dry_run {
+        return Err(InvalidPolicy::new(
+            path,
+            "moves to Analyzer are reported, not yet made: set spec.dryRun: true to see the moves it would make",
+        ));
+    }
+    Ok(Some(move_down.after_days))
 }
 
 /// Notices must be able to reach users; addresses must be addresses.

@@ -278,6 +278,25 @@ impl QrsClient {
             .await
     }
 
+    /// Allocations of one access type in use (last used after `used_after`) and allocated at or before
+    /// `created_by`: the seats right-sizing may move. `counted` and `budget` as for
+    /// [`QrsClient::inactive_allocations`].
+    pub async fn allocations_in_use(
+        &self,
+        access_type: AccessType,
+        (created_by, used_after): (Timestamp, Timestamp),
+        counted: u64,
+        budget: usize,
+    ) -> Result<Vec<Allocation>, QrsError> {
+        let filter = format!(
+            "createdDate le '{}' and lastUsed gt '{}'",
+            wire::format_qrs_date(created_by),
+            wire::format_qrs_date(used_after)
+        );
+        self.allocations_where(access_type, filter, counted, budget)
+            .await
+    }
+
     async fn allocations_where(
         &self,
         access_type: AccessType,

@@ -76,6 +76,7 @@ pub(super) fn build_report(run: Finished, rules: &Rules) -> RunReport {
         totals.used_since_read += c.used_since_read;
         totals.leavers += c.leavers;
         totals.redundant += c.redundant;
+        totals.moved += c.moved;
     }
     let (result, message) = verdict(verdict_of_breaker, &stopped, &totals, dry_run);
     // The site is set by `execute`, which knows the connection; returns, notices and deliveries by the run.
@@ -103,6 +104,9 @@ fn count(counts: &mut TypeCounts, decision: &Decision, outcome: Outcome) {
     }
     if outcome == Outcome::UsedSinceRead {
         counts.used_since_read += 1;
+    }
+    if outcome == Outcome::WouldMove {
+        counts.moved += 1;
     }
     if matches!(
         decision.reason,

@@ -3,12 +3,14 @@
 //! The CLI's `run`, `demo`, the controller and `run --policy-ref` all call [`execute`]; what it returns is a
 //! [`RunReport`](crate::report::RunReport), which the callers keep, then [`announce`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use tracing::Instrument;
 
+use crate::authoring;
 use crate::brake::Brake;
 use crate::credentials::Credentials;
 use crate::model::{AccessType, UserIdentity};
@@ -227,7 +229,7 @@ async fn run_with_client(
         .decisions
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.verdict == Verdict::Reclaim)
+        .filter(|(_, d)| d.verdict == Verdict::Reclaim && !is_move(d))
         .map(|(i, _)| i)
         .collect();
     let mut noticed = None;
@@ -301,15 +303,44 @@ async fn decide(
     } else {
         client.users(&user_ids).await?
     };
+    let authoring = read_authoring(client, rules, &site.allocations, now).await?;
     let allocations = std::mem::take(&mut site.allocations);
     // The user records are dropped on return: on a large site they are tens of megabytes.
-    Ok(plan::decide_owned(
+    Ok(plan::decide_with_authoring(
         rules,
         allocations,
         &users,
+        &authoring,
         &site.totals,
         now,
     ))
+}
+
+/// What the users of seats right-sizing may move authored (`spec.rightSize`), judged: read 50 owners a request,
+/// and only when the policy moves seats.
+async fn read_authoring(
+    client: &QrsClient,
+    rules: &plan::Rules,
+    allocations: &[crate::model::Allocation],
+    now: Timestamp,
+) -> Result<HashMap<String, authoring::Evidence>, QrsError> {
+    let Some(window_days) = rules.right_size_after_days() else {
+        return Ok(HashMap::new());
+    };
+    let ids = plan::users_needing_authoring(rules, allocations, now);
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let owned = client.owned_by(&ids).await?;
+    Ok(owned
+        .into_iter()
+        .map(|(user, objects)| (user, authoring::judge(&objects, now, window_days)))
+        .collect())
+}
+
+/// Whether a decision moves a Professional seat to Analyzer rather than taking it (`spec.rightSize`).
+pub(crate) fn is_move(decision: &plan::Decision) -> bool {
+    decision.reason.rule() == Some(crate::model::Rule::RightSize)
 }
 
 /// Each decision's outcome before notice and deallocation: what a dry run or an aborted run reports as it is.
@@ -319,6 +350,9 @@ fn first_outcomes(plan: &plan::Plan, dry_run: bool) -> Vec<SeatOutcome> {
         .map(|d| {
             SeatOutcome::of(match d.verdict {
                 Verdict::Reclaim if plan.is_aborted() => Outcome::Deferred,
+                // Moves are reported, never deallocated: validation allows right-sizing on dry runs only, and
+                // a move's seat must not reach the deletions even if that changed.
+                Verdict::Reclaim if is_move(d) => Outcome::WouldMove,
                 Verdict::Reclaim if dry_run => Outcome::WouldReclaim,
                 Verdict::Reclaim => Outcome::Deferred,
                 Verdict::Deferred => Outcome::Deferred,

@@ -63,6 +63,8 @@ pub(super) async fn give_notice(
         let a = &decision.allocation;
         let last_used = last_used_text(&a.last_used);
         match decision.verdict {
+            // A move is not announced as a reclaim: moves are reported only, with no notice of their own yet.
+            Verdict::Reclaim if super::is_move(decision) => {}
             Verdict::Reclaim => match pending.step(&a.id, &last_used, run.now) {
                 Step::Reclaim => {
                     noticed.reclaims.push(i);

@@ -48,16 +48,17 @@ pub(super) async fn read_site(
             let leavers = client
                 .leaver_allocations(access_type, leaver_cutoff, &leavers.states, total, budget)
                 .await?;
-            let listed: HashSet<String> = allocations
-                .iter()
-                .filter(|a| a.access_type == access_type)
-                .map(|a| a.id.to_ascii_lowercase())
-                .collect();
-            allocations.extend(
-                leavers
-                    .into_iter()
-                    .filter(|a| !listed.contains(&a.id.to_ascii_lowercase())),
-            );
+            extend_unlisted(&mut allocations, access_type, leavers);
+        }
+        // Seats in use that right-sizing may move to Analyzer: one more request.
+        if access_type == AccessType::Professional
+            && let Some(created_by) = rules.right_size_cutoff(now)
+        {
+            let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
+            let in_use = client
+                .allocations_in_use(access_type, (created_by, cutoff), total, budget)
+                .await?;
+            extend_unlisted(&mut allocations, access_type, in_use);
         }
     }
     if rules.redundant_analyzer() {
@@ -77,6 +78,23 @@ pub(super) async fn read_site(
         totals,
         seats,
     })
+}
+
+/// Adds the allocations of `access_type` in `more` that `allocations` does not list yet.
+fn extend_unlisted(
+    allocations: &mut Vec<Allocation>,
+    access_type: AccessType,
+    more: Vec<Allocation>,
+) {
+    let listed: HashSet<String> = allocations
+        .iter()
+        .filter(|a| a.access_type == access_type)
+        .map(|a| a.id.to_ascii_lowercase())
+        .collect();
+    allocations.extend(
+        more.into_iter()
+            .filter(|a| !listed.contains(&a.id.to_ascii_lowercase())),
+    );
 }
 
 /// Analyzer seats whose users hold a Professional seat too (`spec.redundant`): marked when listed already, and

@@ -32,11 +32,14 @@ pub enum Rule {
     Leaver,
     /// Its user holds a better seat (spec.redundant).
     Redundant,
+    /// Its user only consumes: the Professional seat moves to Analyzer (spec.rightSize).
+    RightSize,
 }
 
 impl Rule {
-    /// Every rule, in the order a run takes seats by them: leavers, then redundant seats, then idle ones.
-    pub const ALL: [Rule; 3] = [Rule::Leaver, Rule::Redundant, Rule::Idle];
+    /// The rules that take a seat from its user, in the order a run takes seats by them: leavers, then redundant
+    /// seats, then idle ones. (Right-sizing comes between the last two, and gives the user a smaller seat.)
+    pub const RECLAIMING: [Rule; 3] = [Rule::Leaver, Rule::Redundant, Rule::Idle];
 
     /// The rule as the record, the metrics' `reason` label and the templates write it.
     pub fn key(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Rule {
             Rule::Idle => "idle",
             Rule::Leaver => "leaver",
             Rule::Redundant => "redundant",
+            Rule::RightSize => "right-size",
         }
     }
 }

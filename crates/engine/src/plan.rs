@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 
+use crate::authoring::Evidence;
 use crate::model::{AccessType, Allocation, UserDetails};
 
 pub use decision::{BreakerTrip, Decision, Plan, PlanCounts, Reason, ScopeRule, Verdict};
@@ -41,7 +42,8 @@ pub use pattern::UserPattern;
 pub use rules::{Leavers, PropertyMatch, RuleSet, Rules};
 
 use judge::{
-    Clock, Judgement, could_be_leaver, could_be_redundant, evaluate, judge_dates, judge_identity,
+    Clock, Judgement, could_be_leaver, could_be_redundant, could_right_size, evaluate, judge_dates,
+    judge_identity,
 };
 
 /// QRS user ids (GUIDs) whose records (tags, custom properties, roles) must be fetched: the users of
@@ -59,11 +61,34 @@ pub fn users_needing_details(
     let mut ids: Vec<String> = allocations
         .iter()
         .filter(|a| {
-            (judge_dates(rules, &clock, a).is_ok()
+            ((judge_dates(rules, &clock, a).is_ok()
                 || could_be_leaver(rules, &clock, a)
                 || could_be_redundant(rules, a))
-                && judge_identity(rules, a).is_none()
+                && judge_identity(rules, a).is_none())
+                || could_right_size(rules, &clock, a)
         })
+        .map(|a| a.user_id.clone())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The users whose authoring (what they own, `QrsClient::owned_by`) decides whether their Professional seat moves
+/// to Analyzer (`spec.rightSize`): the users of seats in use, old enough, past the identity exclusions. Empty when
+/// no seat moves. Sorted and de-duplicated.
+pub fn users_needing_authoring(
+    rules: &Rules,
+    allocations: &[Allocation],
+    now: Timestamp,
+) -> Vec<String> {
+    if rules.right_size_after_days().is_none() {
+        return Vec::new();
+    }
+    let clock = Clock::new(rules, now);
+    let mut ids: Vec<String> = allocations
+        .iter()
+        .filter(|a| could_right_size(rules, &clock, a))
         .map(|a| a.user_id.clone())
         .collect();
     ids.sort_unstable();
@@ -80,7 +105,7 @@ pub fn decide(
     allocated_totals: &BTreeMap<AccessType, u64>,
     now: Timestamp,
 ) -> Plan {
-    let ranking = rank(rules, allocations, users, now);
+    let ranking = rank(rules, allocations, users, &HashMap::new(), now);
     assemble(
         rules,
         ranking,
@@ -98,7 +123,27 @@ pub fn decide_owned(
     allocated_totals: &BTreeMap<AccessType, u64>,
     now: Timestamp,
 ) -> Plan {
-    let ranking = rank(rules, &allocations, users, now);
+    decide_with_authoring(
+        rules,
+        allocations,
+        users,
+        &HashMap::new(),
+        allocated_totals,
+        now,
+    )
+}
+
+/// [`decide_owned`], with what the users of seats in use authored (keyed by their lower-cased QRS id), for
+/// right-sizing: a seat right-sizing would move whose user is missing from `authoring` is kept.
+pub fn decide_with_authoring(
+    rules: &Rules,
+    allocations: Vec<Allocation>,
+    users: &HashMap<String, UserDetails>,
+    authoring: &HashMap<String, Evidence>,
+    allocated_totals: &BTreeMap<AccessType, u64>,
+    now: Timestamp,
+) -> Plan {
+    let ranking = rank(rules, &allocations, users, authoring, now);
     assemble(rules, ranking, allocations.into_iter(), allocated_totals)
 }
 
@@ -109,6 +154,7 @@ fn judge_all(
     clock: &Clock,
     allocations: &[Allocation],
     users: &HashMap<String, UserDetails>,
+    authoring: &HashMap<String, Evidence>,
 ) -> Vec<Judgement> {
     let professional = |a: &&Allocation| a.access_type == AccessType::Professional;
     // One buffer, filled in two passes (a placeholder first): a large site is not judged into two.
@@ -121,7 +167,7 @@ fn judge_all(
         .enumerate()
         .filter(|(_, a)| professional(a))
     {
-        let judgement = evaluate(rules, clock, allocation, users, false);
+        let judgement = evaluate(rules, clock, allocation, users, authoring, false);
         if matches!(judgement, Judgement::Candidate(..)) {
             losing_professional.insert(allocation.user_id.as_str());
         }
@@ -136,7 +182,7 @@ fn judge_all(
             && allocation.access_type == AccessType::Analyzer
             && allocation.user_also_professional
             && !losing_professional.contains(allocation.user_id.as_str());
-        judged[index] = evaluate(rules, clock, allocation, users, redundant);
+        judged[index] = evaluate(rules, clock, allocation, users, authoring, redundant);
     }
     judged
 }
@@ -153,13 +199,14 @@ fn rank(
     rules: &Rules,
     allocations: &[Allocation],
     users: &HashMap<String, UserDetails>,
+    authoring: &HashMap<String, Evidence>,
     now: Timestamp,
 ) -> Ranking {
     let clock = Clock::new(rules, now);
     let mut counts = [PlanCounts::default(); AccessType::ALL.len()];
 
-    let mut outcomes = judge_all(rules, &clock, allocations, users);
-    // Leavers first, then redundant seats, then idle seats, each longest idle first. The sort key carries the
+    let mut outcomes = judge_all(rules, &clock, allocations, users, authoring);
+    // Leavers first, then redundant seats, then moves to Analyzer, then idle seats, each longest idle first. The sort key carries the
     // access type so that only exact ties reach the allocations' strings.
     let mut candidates: Vec<(u8, Timestamp, usize, usize)> = Vec::new();
     for (index, (allocation, outcome)) in allocations.iter().zip(&outcomes).enumerate() {

@@ -1591,3 +1591,255 @@ fn a_redundant_seat_obeys_exclusions_and_quarantine_and_needs_analyzer_managed()
     let unmanaged = invalid(|s| s.redundant.analyzer_with_professional = true);
     assert_eq!(unmanaged.field, "spec.redundant.analyzerWithProfessional");
 }
+
+// ---- Right-sizing (spec.rightSize.professionalToAnalyzer) ----
+
+mod right_size {
+    use super::*;
+    use crate::authoring::{Evidence, LastAuthored, ObjectKind};
+    use crate::model::Rule;
+    use crate::policy::{ProfessionalToAnalyzerSpec, RightSizeSpec};
+
+    fn moving(after_days: u32) -> Option<RightSizeSpec> {
+        Some(RightSizeSpec {
+            professional_to_analyzer: Some(ProfessionalToAnalyzerSpec { after_days }),
+        })
+    }
+
+    fn rules_90() -> Rules {
+        rules_with(|s| s.right_size = moving(90))
+    }
+
+    /// A Professional seat used 3 days ago, allocated a year ago.
+    fn in_use(id: &str, user: &str) -> Allocation {
+        used(alloc(id, Professional, "CORP", user), days_ago(3))
+    }
+
+    fn sheet(name: &str, days: i64) -> LastAuthored {
+        LastAuthored {
+            kind: ObjectKind::Sheet,
+            name: name.into(),
+            at: days_ago(days),
+        }
+    }
+
+    fn with_evidence(
+        rules: &Rules,
+        allocations: Vec<Allocation>,
+        evidence: &[(&str, Evidence)],
+    ) -> Plan {
+        let authoring: HashMap<String, Evidence> = evidence
+            .iter()
+            .map(|(user, e)| (guid("CORP", user), e.clone()))
+            .collect();
+        decide_with_authoring(
+            rules,
+            allocations,
+            &HashMap::new(),
+            &authoring,
+            &BTreeMap::new(),
+            now(),
+        )
+    }
+
+    #[test]
+    fn a_consumer_in_use_moves_and_an_author_stays() {
+        let plan = with_evidence(
+            &rules_90(),
+            vec![in_use("c", "consumer"), in_use("a", "author")],
+            &[
+                (
+                    "consumer",
+                    Evidence::Consumer {
+                        last: Some(sheet("Q3 draft", 214)),
+                    },
+                ),
+                ("author", Evidence::Author(sheet("Live", 10))),
+            ],
+        );
+        let consumer = only(&plan, "c");
+        assert_eq!(consumer.verdict, Verdict::Reclaim);
+        assert_eq!(consumer.reason.rule(), Some(Rule::RightSize));
+        assert_eq!(consumer.reason.code(), "right-size");
+        assert_eq!(
+            consumer.reason.to_string(),
+            "authored nothing for 214 days; last: sheet \"Q3 draft\" 2025-10-30"
+        );
+        let author = only(&plan, "a");
+        assert_eq!(author.verdict, Verdict::Keep);
+        assert_eq!(author.reason.code(), "authoring");
+        assert!(
+            author.reason.to_string().contains("\"Live\""),
+            "{}",
+            author.reason
+        );
+    }
+
+    #[test]
+    fn what_was_not_read_or_is_unclear_keeps_the_seat() {
+        let plan = with_evidence(
+            &rules_90(),
+            vec![in_use("u", "unclear"), in_use("m", "missing")],
+            &[("unclear", Evidence::Unclear("an undated sheet".into()))],
+        );
+        for id in ["u", "m"] {
+            let d = only(&plan, id);
+            assert_eq!(
+                (d.verdict, d.reason.code()),
+                (Verdict::Keep, "unknown-data"),
+                "{id}: {}",
+                d.reason
+            );
+        }
+    }
+
+    #[test]
+    fn only_old_professional_seats_in_use_move_and_idle_ones_stay_the_idle_rules() {
+        let consumer = Evidence::Consumer { last: None };
+        let mut young = in_use("young", "young");
+        young.created = Some(days_ago(89));
+        let mut at_the_edge = in_use("edge", "edge");
+        at_the_edge.created = Some(days_ago(90));
+        let idle = alloc("idle", Professional, "CORP", "idle");
+        let analyzer = used(alloc("an", Analyzer, "CORP", "an"), days_ago(3));
+        let rules = rules_with(|s| {
+            s.right_size = moving(90);
+            s.access_types.analyzer = threshold(30);
+        });
+        let plan = with_evidence(
+            &rules,
+            vec![young, at_the_edge, idle, analyzer],
+            &[
+                ("young", consumer.clone()),
+                ("edge", consumer.clone()),
+                ("idle", consumer.clone()),
+                ("an", consumer),
+            ],
+        );
+        assert_eq!(
+            only(&plan, "young").reason.code(),
+            "active",
+            "allocated 89 days ago: too young"
+        );
+        assert_eq!(
+            only(&plan, "edge").reason.code(),
+            "right-size",
+            "allocated exactly 90 days ago"
+        );
+        assert_eq!(
+            only(&plan, "idle").reason.code(),
+            "inactive",
+            "an idle seat is reclaimed, not moved"
+        );
+        assert_eq!(
+            only(&plan, "an").reason.code(),
+            "active",
+            "only Professional seats move"
+        );
+    }
+
+    #[test]
+    fn exclusions_and_scope_apply_to_moves() {
+        let rules = rules_with(|s| {
+            s.right_size = moving(90);
+            s.exclude.users = strings(&[r"CORP\vip*"]);
+        });
+        let plan = with_evidence(
+            &rules,
+            vec![in_use("v", "vip1")],
+            &[("vip1", Evidence::Consumer { last: None })],
+        );
+        assert_eq!(only(&plan, "v").reason.code(), "excluded");
+    }
+
+    #[test]
+    fn moves_come_before_idle_seats_under_the_cap() {
+        let rules = rules_with(|s| {
+            s.right_size = moving(90);
+            s.limits.max_reclaims_per_run = 1;
+        });
+        let plan = with_evidence(
+            &rules,
+            vec![
+                alloc("idle", Professional, "CORP", "idle"),
+                in_use("move", "mover"),
+            ],
+            &[("mover", Evidence::Consumer { last: None })],
+        );
+        assert_eq!(
+            only(&plan, "move").verdict,
+            Verdict::Reclaim,
+            "the move goes first"
+        );
+        assert_eq!(only(&plan, "idle").verdict, Verdict::Deferred);
+        assert_eq!(plan.decisions[0].allocation.id, "move");
+    }
+
+    #[test]
+    fn moves_count_towards_the_breaker() {
+        let rules = rules_with(|s| {
+            s.right_size = moving(90);
+            s.limits.max_reclaim_percent = 50;
+        });
+        let consumer = |u: &str| (u.to_string(), Evidence::Consumer { last: None });
+        let users = ["m1", "m2", "m3"];
+        let evidence: Vec<(String, Evidence)> = users.iter().map(|u| consumer(u)).collect();
+        let evidence: Vec<(&str, Evidence)> = evidence
+            .iter()
+            .map(|(u, e)| (u.as_str(), e.clone()))
+            .collect();
+        let plan = with_evidence(
+            &rules,
+            users
+                .iter()
+                .map(|u| in_use(u, u))
+                .chain([in_use("keep", "keeper")])
+                .collect(),
+            &evidence,
+        );
+        assert!(
+            plan.is_aborted(),
+            "3 of 4 Professional allocations would move: above 50%"
+        );
+    }
+
+    #[test]
+    fn without_evidence_the_plain_engine_moves_nothing() {
+        let plan = decide_simple(&rules_90(), &[in_use("c", "consumer")]);
+        assert_eq!(only(&plan, "c").verdict, Verdict::Keep);
+        assert_eq!(only(&plan, "c").reason.code(), "unknown-data");
+        let off = decide_simple(&rules(), &[in_use("c", "consumer")]);
+        assert_eq!(
+            off.decisions[0].reason.code(),
+            "active",
+            "no rightSize: an active seat"
+        );
+    }
+
+    #[test]
+    fn right_sizing_is_validated() {
+        assert!(
+            invalid(|s| s.right_size = moving(29))
+                .to_string()
+                .contains("afterDays")
+        );
+        assert!(
+            invalid(|s| s.right_size = moving(3651))
+                .to_string()
+                .contains("afterDays")
+        );
+        let e = invalid(|s| {
+            s.right_size = moving(90);
+            s.access_types.professional = None;
+            s.access_types.analyzer = threshold(30);
+        });
+        assert!(e.to_string().contains("accessTypes.professional"), "{e}");
+        let e = invalid(|s| {
+            s.right_size = moving(90);
+            s.dry_run = false;
+        });
+        assert!(e.to_string().contains("spec.dryRun: true"), "{e}");
+        // An empty rightSize moves nothing and is valid.
+        rules_with(|s| s.right_size = Some(RightSizeSpec::default()));
+    }
+}

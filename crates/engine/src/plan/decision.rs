@@ -8,6 +8,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::authoring::LastAuthored;
 use crate::model::{AccessType, Allocation, LastUse, Rule, UserState};
 
 /// What one run decided.
@@ -214,6 +215,23 @@ pub enum Reason {
     },
     /// An Analyzer seat whose user keeps a Professional seat (`spec.redundant.analyzerWithProfessional`).
     Redundant,
+    /// A Professional seat in use whose user authored nothing (no app, sheet or master item made or changed) in
+    /// `window_days` (`spec.rightSize.professionalToAnalyzer.afterDays`): it moves to Analyzer. `last` is what they
+    /// last authored, before the window.
+    RightSize {
+        last: Option<LastAuthored>,
+        window_days: u32,
+        now: Timestamp,
+    },
+    /// A Professional seat right-sizing would move, but its user authored `last` within `window_days`.
+    Authoring {
+        last: LastAuthored,
+        window_days: u32,
+    },
+    /// A Professional seat right-sizing would move, but what its user owns could not be read or placed.
+    UnclearAuthoring {
+        why: String,
+    },
     /// Used within `threshold` days (negative `idle_days`: a last use date in the future).
     Active {
         idle_days: i64,
@@ -289,8 +307,11 @@ impl Reason {
             Reason::Inactive { .. } | Reason::NeverUsed { .. } => Some(Rule::Idle),
             Reason::Leaver { .. } => Some(Rule::Leaver),
             Reason::Redundant => Some(Rule::Redundant),
+            Reason::RightSize { .. } => Some(Rule::RightSize),
             Reason::Active { .. }
             | Reason::NeverUsedGrace { .. }
+            | Reason::Authoring { .. }
+            | Reason::UnclearAuthoring { .. }
             | Reason::ExcludedUser { .. }
             | Reason::ExcludedDirectory { .. }
             | Reason::ExcludedTag { .. }
@@ -316,6 +337,8 @@ impl Reason {
             Reason::NeverUsed { .. } => "never-used",
             Reason::Leaver { .. } => "leaver",
             Reason::Redundant => "redundant",
+            Reason::RightSize { .. } => "right-size",
+            Reason::Authoring { .. } => "authoring",
             Reason::Active { .. } => "active",
             Reason::NeverUsedGrace { .. } => "never-used-grace",
             Reason::ExcludedUser { .. }
@@ -327,7 +350,7 @@ impl Reason {
             Reason::OutOfScope { .. } => "out-of-scope",
             Reason::Quarantined { .. } => "quarantined",
             Reason::UnknownDate { .. } | Reason::NoCreatedDate => "unknown-date",
-            Reason::Incomplete { .. } => "unknown-data",
+            Reason::Incomplete { .. } | Reason::UnclearAuthoring { .. } => "unknown-data",
             Reason::UserNotFound => "user-not-found",
             Reason::LoginGroup => "login-group",
             Reason::NotManaged { .. } => "not-managed",
@@ -392,6 +415,39 @@ impl fmt::Display for Reason {
             }
             Reason::Redundant => {
                 f.write_str("holds a Professional seat too; the Analyzer seat is redundant")
+            }
+            Reason::RightSize {
+                last: Some(last),
+                now,
+                ..
+            } => write!(
+                f,
+                "authored nothing for {} days; last: {} {:?} {}",
+                super::rules::whole_days(last.at, *now),
+                last.kind,
+                last.name,
+                last.at.strftime("%Y-%m-%d")
+            ),
+            Reason::RightSize {
+                last: None,
+                window_days,
+                ..
+            } => write!(
+                f,
+                "owns no app, sheet or master item; Professional for more than {window_days} days: moves to Analyzer"
+            ),
+            Reason::Authoring { last, window_days } => write!(
+                f,
+                "authored {} {:?} on {}, within {window_days} days: stays Professional",
+                last.kind,
+                last.name,
+                last.at.strftime("%Y-%m-%d")
+            ),
+            Reason::UnclearAuthoring { why } => {
+                write!(
+                    f,
+                    "cannot tell whether the user authors ({why}): stays Professional"
+                )
             }
             Reason::OverCap {
                 limit,

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use super::decision::{Reason, ScopeRule};
 use super::rules::{PropertyRule, Rules, whole_days};
 use super::type_index;
+use crate::authoring::{Evidence, LastAuthored};
 use crate::model::{AccessType, Allocation, LastUse, UserDetails, UserState};
 
 /// Instants shared by every allocation of one run.
@@ -18,6 +19,7 @@ pub(super) struct Clock {
     cutoffs: [Option<Timestamp>; AccessType::ALL.len()],
     never_used_cutoff: Timestamp,
     leaver_cutoff: Option<Timestamp>,
+    right_size_cutoff: Option<Timestamp>,
 }
 
 impl Clock {
@@ -27,12 +29,13 @@ impl Clock {
             cutoffs: AccessType::ALL.map(|t| rules.cutoff(t, now)),
             never_used_cutoff: rules.never_used_cutoff(now),
             leaver_cutoff: rules.leaver_cutoff(now),
+            right_size_cutoff: rules.right_size_cutoff(now),
         }
     }
 }
 
 /// How an inactive allocation is inactive.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) enum Idle {
     Used {
         since: Timestamp,
@@ -54,24 +57,35 @@ pub(super) enum Idle {
         after_days: u32,
         never_used: bool,
     },
+    /// A Professional seat in use whose user authored nothing within the window (`spec.rightSize`): it moves to
+    /// Analyzer. `since` is its last use.
+    RightSize {
+        since: Timestamp,
+        last: Option<LastAuthored>,
+        window_days: u32,
+        now: Timestamp,
+    },
 }
 
 impl Idle {
     pub(super) fn since(&self) -> Timestamp {
         match *self {
-            Idle::Used { since, .. } | Idle::Leaver { since, .. } | Idle::Redundant { since } => {
-                since
-            }
+            Idle::Used { since, .. }
+            | Idle::Leaver { since, .. }
+            | Idle::Redundant { since }
+            | Idle::RightSize { since, .. } => since,
             Idle::Never { created, .. } => created,
         }
     }
 
-    /// Which rule took the seat, in reclaim order: leavers first, then redundant seats, then idle seats.
+    /// Which rule took the seat, in reclaim order: leavers first, then redundant seats, then moves to Analyzer,
+    /// then idle seats.
     pub(super) fn rule_order(&self) -> u8 {
         match self {
             Idle::Leaver { .. } => 0,
             Idle::Redundant { .. } => 1,
-            Idle::Used { .. } | Idle::Never { .. } => 2,
+            Idle::RightSize { .. } => 2,
+            Idle::Used { .. } | Idle::Never { .. } => 3,
         }
     }
 
@@ -88,6 +102,16 @@ impl Idle {
                 grace,
             },
             Idle::Redundant { .. } => Reason::Redundant,
+            Idle::RightSize {
+                ref last,
+                window_days,
+                now,
+                ..
+            } => Reason::RightSize {
+                last: last.clone(),
+                window_days,
+                now,
+            },
             Idle::Leaver {
                 state,
                 days,
@@ -127,6 +151,11 @@ impl Idle {
                 idle_days: 0,
                 never_used: false,
             },
+            Idle::RightSize { since, now, .. } => Reason::OverCap {
+                limit,
+                idle_days: whole_days(since, now),
+                never_used: false,
+            },
         }
     }
 }
@@ -144,6 +173,7 @@ pub(super) fn evaluate(
     clock: &Clock,
     allocation: &Allocation,
     users: &HashMap<String, UserDetails>,
+    authoring: &HashMap<String, Evidence>,
     redundant: bool,
 ) -> Judgement {
     if let Some(reason) = judge_seat(rules, allocation) {
@@ -158,7 +188,21 @@ pub(super) fn evaluate(
     let idle = match (rule, judge_idle(rules, clock, allocation)) {
         (Some(rule), _) => rule,
         (None, Ok(idle)) => idle,
-        (None, Err(reason)) => return Judgement::Kept(reason),
+        (None, Err(reason)) => {
+            // A seat in use may still move to Analyzer: after the exclusions, its user's authoring decides.
+            let Some(judged) = as_right_size(rules, clock, allocation, &reason, authoring) else {
+                return Judgement::Kept(reason);
+            };
+            if let Some(reason) = judge_identity(rules, allocation)
+                .or_else(|| judge_details(rules, allocation, users))
+            {
+                return Judgement::Kept(reason);
+            }
+            return match judged {
+                Ok(idle) => Judgement::Candidate(idle, usize::MAX),
+                Err(reason) => Judgement::Kept(reason),
+            };
+        }
     };
     if let Some(reason) = judge_identity(rules, allocation) {
         return Judgement::Kept(reason);
@@ -232,6 +276,64 @@ fn as_leaver(
         after_days: leavers.after_days,
         never_used,
     })
+}
+
+/// Whether a seat the idle rule keeps as in use (`kept`) moves to Analyzer (`spec.rightSize`): a Professional seat
+/// created at least the window ago. `None` when right-sizing does not apply to it; otherwise its user's authoring
+/// decides: nothing within the window moves it, anything else (authoring, or nothing read) keeps it.
+fn as_right_size(
+    rules: &Rules,
+    clock: &Clock,
+    allocation: &Allocation,
+    kept: &Reason,
+    authoring: &HashMap<String, Evidence>,
+) -> Option<Result<Idle, Reason>> {
+    let window_days = rules.right_size_after_days()?;
+    let cutoff = clock.right_size_cutoff?;
+    if allocation.access_type != AccessType::Professional
+        || !matches!(kept, Reason::Active { .. })
+        || allocation.created.is_none_or(|created| created > cutoff)
+    {
+        return None;
+    }
+    let since = match allocation.last_used {
+        LastUse::At(since) => since,
+        _ => return None,
+    };
+    Some(
+        match authoring.get(&allocation.user_id.to_ascii_lowercase()) {
+            None => Err(Reason::UnclearAuthoring {
+                why: "what the user owns was not read".into(),
+            }),
+            Some(Evidence::Consumer { last }) => Ok(Idle::RightSize {
+                since,
+                last: last.clone(),
+                window_days,
+                now: clock.now,
+            }),
+            Some(Evidence::Author(last)) => Err(Reason::Authoring {
+                last: last.clone(),
+                window_days,
+            }),
+            Some(Evidence::Unclear(why)) => Err(Reason::UnclearAuthoring { why: why.clone() }),
+        },
+    )
+}
+
+/// Whether a seat could move to Analyzer judging by the seat alone (its user's authoring decides): the users
+/// whose authoring a run reads.
+pub(super) fn could_right_size(rules: &Rules, clock: &Clock, allocation: &Allocation) -> bool {
+    let Some(cutoff) = clock.right_size_cutoff else {
+        return false;
+    };
+    allocation.access_type == AccessType::Professional
+        && judge_seat(rules, allocation).is_none()
+        && allocation.created.is_some_and(|created| created <= cutoff)
+        && matches!(
+            judge_idle(rules, clock, allocation),
+            Err(Reason::Active { .. })
+        )
+        && judge_identity(rules, allocation).is_none()
 }
 
 /// Whether a seat could be a leaver's judging by its dates alone (its user's record decides).

@@ -63,6 +63,7 @@ pub struct Rules {
     pub(super) exclude_user_states: Vec<UserState>,
     pub(super) leavers: Option<Leavers>,
     redundant_analyzer: bool,
+    right_size_after_days: Option<u32>,
     max_reclaims_per_run: u32,
     max_reclaim_percent: u32,
 }
@@ -99,6 +100,9 @@ pub struct RuleSet {
     pub leavers: Option<Leavers>,
     /// A user holding both keeps Professional; the Analyzer seat is reclaimed, whatever its last use.
     pub redundant_analyzer: bool,
+    /// A Professional seat at least this many days old, in use, whose user authored nothing in as many days,
+    /// moves to Analyzer (`spec.rightSize.professionalToAnalyzer.afterDays`); `None`: no seat moves.
+    pub right_size_after_days: Option<u32>,
     pub max_reclaims_per_run: u32,
     pub max_reclaim_percent: u32,
 }
@@ -132,6 +136,7 @@ impl Rules {
             exclude_user_states: set.exclude_user_states,
             leavers: set.leavers.filter(|l| !l.states.is_empty()),
             redundant_analyzer: set.redundant_analyzer,
+            right_size_after_days: set.right_size_after_days,
             max_reclaims_per_run: set.max_reclaims_per_run,
             max_reclaim_percent: set.max_reclaim_percent,
         }
@@ -170,7 +175,6 @@ impl Rules {
         days_before(now, self.never_used_grace_days)
     }
 
-    /// Whether exclusions need user records (tags, custom properties, roles) from QRS.
     /// Whether any rule reads user records (exclusions by tag, custom property, role or state; leavers) from QRS.
     pub fn needs_user_details(&self) -> bool {
         self.exclusions_need_details() || self.leavers.is_some()
@@ -187,6 +191,18 @@ impl Rules {
     /// Whether an Analyzer seat of a user who holds a Professional seat too is reclaimed (`spec.redundant`).
     pub fn redundant_analyzer(&self) -> bool {
         self.redundant_analyzer
+    }
+
+    /// Right-sizing's window (`spec.rightSize.professionalToAnalyzer.afterDays`), if the policy moves seats.
+    pub fn right_size_after_days(&self) -> Option<u32> {
+        self.right_size_after_days
+    }
+
+    /// A Professional seat created at or before this instant is old enough to move to Analyzer; `None` when no
+    /// seat moves.
+    pub fn right_size_cutoff(&self, now: Timestamp) -> Option<Timestamp> {
+        self.right_size_after_days
+            .map(|days| days_before(now, days))
     }
 
     /// The leaver rule, if the policy has one.
