@@ -1,10 +1,14 @@
-//! Right-sizing's evidence read from the simulator: who owns which apps and authoring objects, batched by owner.
+//! Right-sizing against the simulator: who owns which apps and authoring objects, batched by owner, and the moves
+//! a dry run reports.
 
 use jiff::SignedDuration;
 use qlik_license_reclaimer::authoring::{self, Evidence, ObjectKind};
-use qlik_license_reclaimer::policy;
+use qlik_license_reclaimer::model::Rule;
+use qlik_license_reclaimer::policy::{self, ProfessionalToAnalyzerSpec, RightSizeSpec, RunResult};
 use qlik_license_reclaimer::qrs::QrsClient;
-use qrs_simulator::NewUser;
+use qlik_license_reclaimer::record::{RecordedAction, RunRecord};
+use qlik_license_reclaimer::run::Outcome;
+use qrs_simulator::{NewUser, SimAccessType, SimulatorConfig};
 
 use crate::support::{self, credentials, policy};
 
@@ -98,4 +102,98 @@ async fn owned_by_reads_apps_and_authoring_objects_fifty_owners_a_request() {
     );
     assert_eq!(judge(story_teller), Evidence::Consumer { last: None });
     assert_eq!(judge(nobody), Evidence::Consumer { last: None });
+}
+
+/// The known site plus a consumer (stories only), an author (a sheet changed last week), a user whose object type
+/// the rules do not know, and an idle user, under a dry-run policy that right-sizes after 90 days.
+#[tokio::test]
+async fn a_dry_run_reports_the_moves_right_sizing_would_make_and_deletes_nothing() {
+    support::install_crypto();
+    let simulator = support::start_simulator(SimulatorConfig {
+        users: 0,
+        ..Default::default()
+    })
+    .await;
+    let site = simulator.site();
+    let now = simulator.now();
+    let days = |d: i64| now - SignedDuration::from_hours(24 * d);
+    let seat = |user: &str, used: i64| {
+        support::add_seat(
+            &simulator,
+            NewUser::new("CORP", user),
+            SimAccessType::Professional,
+            used,
+        )
+    };
+    let (consumer, author, odd, _idle) = (
+        seat("consumer", 2),
+        seat("author", 2),
+        seat("odd", 2),
+        seat("idle", 200),
+    );
+    let app = site
+        .add_app(author, "Sales", days(400), days(300))
+        .expect("app");
+    site.add_app_object(app, consumer, ("story", "Quarter"), (days(3), days(1)))
+        .expect("story");
+    site.add_app_object(app, author, ("sheet", "Live"), (days(400), days(7)))
+        .expect("sheet");
+    site.add_app_object(app, odd, ("widget", "Thing"), (days(400), days(400)))
+        .expect("object");
+
+    let mut spec = support::dry_run_policy(&simulator);
+    spec.exclude = Default::default();
+    // Two of four Professional seats are candidates (a move and an idle seat): the breaker is not what is tested.
+    spec.limits.max_reclaim_percent = 100;
+    spec.right_size = Some(RightSizeSpec {
+        professional_to_analyzer: Some(ProfessionalToAnalyzerSpec { after_days: 90 }),
+    });
+    let report = support::run_policy(&simulator, &spec, &credentials(&simulator)).await;
+    assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
+    let about =
+        |user: &str| support::decision_about(&report, user).unwrap_or_else(|| panic!("no {user}"));
+    let moved = about("CORP\\consumer");
+    assert_eq!(moved.outcome, Outcome::WouldMove);
+    assert_eq!(moved.reason_code, "right-size");
+    assert!(
+        moved.reason.contains("owns no app, sheet or master item"),
+        "{}",
+        moved.reason
+    );
+    assert_eq!(about("CORP\\author").reason_code, "authoring");
+    assert_eq!(about("CORP\\author").outcome, Outcome::Kept);
+    assert_eq!(about("CORP\\odd").reason_code, "unknown-data");
+    assert_eq!(
+        about("CORP\\idle").outcome,
+        Outcome::WouldReclaim,
+        "an idle seat is the idle rule's"
+    );
+    // The known site's Professional users in use own nothing either: they would move too, and are counted.
+    let moves: Vec<&str> = report
+        .decisions
+        .iter()
+        .filter(|e| e.outcome == Outcome::WouldMove)
+        .map(|e| e.user.as_str())
+        .collect();
+    assert!(moves.contains(&"CORP\\consumer"), "{moves:?}");
+    assert_eq!(report.totals.moved, moves.len() as u64);
+    assert!(
+        report.reclaimed().all(|e| e.reason_code != "right-size"),
+        "a move is not counted as a reclaim"
+    );
+    assert!(
+        support::deleted(&simulator).is_empty(),
+        "a dry run deletes nothing"
+    );
+
+    // The record lists the move as such.
+    let record = RunRecord::of(&report);
+    let listed = record
+        .decisions
+        .iter()
+        .find(|d| d.user == "CORP\\consumer")
+        .expect("the move is on record");
+    assert_eq!(listed.action, RecordedAction::WouldMove);
+    assert_eq!(listed.rule, Rule::RightSize);
+    assert_eq!(record.reclaimed().count(), 0);
 }
