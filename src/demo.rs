@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use crate::credentials::Credentials;
 use crate::policy::{
     self, AccessTypeRule, AccessTypesSpec, CustomPropertyMatch, ExcludeSpec,
-    LicenseCleanupPolicySpec, LimitsSpec, Permissions, QlikUserSpec, RedundantSpec, ScopeSpec,
-    SecretRef, SiteSpec, TlsSpec,
+    LicenseCleanupPolicySpec, LimitsSpec, Permissions, ProfessionalToAnalyzerSpec, QlikUserSpec,
+    RedundantSpec, RightSizeSpec, ScopeSpec, SecretRef, SiteSpec, TlsSpec,
 };
 use crate::run::{self, RunContext, RunReport};
 use qrs_simulator::{Simulator, SimulatorConfig};
@@ -31,6 +31,9 @@ pub enum DemoError {
     #[error("the demo's own policy or credentials are invalid: {0}")]
     Invalid(String),
 }
+
+/// The window the demo right-sizes with (`spec.rightSize.professionalToAnalyzer.afterDays`).
+const DEMO_RIGHT_SIZE_DAYS: u32 = 90;
 
 /// The policy the demo runs: what a careful administrator would start with.
 pub fn demo_policy(repository_url: String, server_name: String) -> LicenseCleanupPolicySpec {
@@ -96,7 +99,13 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
     let entries = simulator.pki().secret_entries();
     let credentials =
         Credentials::from_entries(&entries).map_err(|e| DemoError::Invalid(e.to_string()))?;
-    let spec = demo_policy(simulator.repository_url(), server_name);
+    let mut spec = demo_policy(simulator.repository_url(), server_name);
+    // The demo shows right-sizing too: which Professional users only consume and would move to Analyzer.
+    spec.right_size = Some(RightSizeSpec {
+        professional_to_analyzer: Some(ProfessionalToAnalyzerSpec {
+            after_days: DEMO_RIGHT_SIZE_DAYS,
+        }),
+    });
 
     let policy = policy::validate(&spec, &Permissions::default())
         .map_err(|e| DemoError::Invalid(e.to_string()))?;
@@ -126,6 +135,10 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
         introduction,
         "or RootAdmins; at most {} seats a run; abort if over {}% of a type would go.",
         spec.limits.max_reclaims_per_run, spec.limits.max_reclaim_percent
+    );
+    let _ = writeln!(
+        introduction,
+        "Right-sizing: Professional users who authored no app, sheet or master item in {DEMO_RIGHT_SIZE_DAYS} days would move to Analyzer."
     );
     let _ = writeln!(introduction);
 

@@ -235,7 +235,7 @@ fn counter_table(
     let _ = writeln!(out);
 }
 
-/// One table per kind of outcome: reclaimed (or would be), failed, deferred, kept.
+/// One table per kind of outcome: reclaimed (or would be), moves to Analyzer, failed, deferred, kept.
 fn decision_tables(report: &RunReport, out: &mut String) {
     let of = |outcomes: &[Outcome]| -> Vec<&Entry> {
         report
@@ -256,6 +256,13 @@ fn decision_tables(report: &RunReport, out: &mut String) {
     };
     let title = format!("{verb} ({}), longest idle first", reclaimed.len());
     decision_table(title, &reclaimed, out, true);
+    let moves = of(&[Outcome::WouldMove]);
+    decision_table(
+        format!("Would move to Analyzer ({})", moves.len()),
+        &moves,
+        out,
+        false,
+    );
     let failed = of(&[Outcome::Failed]);
     decision_table(format!("Failed ({})", failed.len()), &failed, out, true);
     let deferred = of(&[Outcome::Deferred]);

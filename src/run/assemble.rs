@@ -188,7 +188,15 @@ fn verdict(
         );
         return (RunResult::Failed, message);
     }
-    let message = if dry_run {
+    let message = if dry_run && totals.moved > 0 {
+        format!(
+            "dry run: {} of {} candidate seats would be reclaimed and {} Professional seats would move to \
+             Analyzer; nothing was deallocated",
+            totals.reclaimed,
+            totals.candidates.saturating_sub(totals.moved),
+            totals.moved
+        )
+    } else if dry_run {
         format!(
             "dry run: {} of {} candidate seats would be reclaimed; nothing was deallocated",
             totals.reclaimed, totals.candidates

@@ -137,6 +137,56 @@ pub(crate) fn generate(site: &mut SiteState, seed: u64, users: usize, now: Times
         add_login_usage(site, &mut rng, &login_users, now);
     }
     set_seat_totals(site, &mut rng, users);
+    if users >= 10 {
+        add_authoring(site, seed, now);
+    }
+}
+
+/// Apps and app objects for right-sizing: most Professional users author (their own app and sheets changed in the
+/// last two months), some only consume (stories and bookmarks in the company app), some stopped authoring long
+/// ago, and some generate on-demand apps (owned, and changed recently). Analyzer users make stories. A generator
+/// of its own, so the rest of the site stays what the seed made it before apps existed.
+fn add_authoring(site: &mut SiteState, seed: u64, now: Timestamp) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x4150_5053_414e_4453);
+    let Some(owner) = site.find_user("INTERNAL", "sa_repository") else {
+        return;
+    };
+    let ago = |rng: &mut StdRng, from: f64, to: f64| shift(now, -days(rng.random_range(from..to)));
+    let long_ago = ago(&mut rng, 600.0, 900.0);
+    let Ok(company) = site.add_app(owner, "Company dashboard", (long_ago, long_ago)) else {
+        return;
+    };
+    let holders = |site: &SiteState, kind| -> Vec<Uuid> {
+        site.allocations(kind).filter_map(|a| a.user).collect()
+    };
+    for user in holders(site, SimAccessType::Professional) {
+        let name = site.user(user).map(|u| u.name.clone()).unwrap_or_default();
+        let roll = rng.random_range(0..100);
+        let created = ago(&mut rng, 300.0, 800.0);
+        let (kind, object) = if roll < 55 {
+            ("sheet", ("My sheet", ago(&mut rng, 0.0, 60.0)))
+        } else if roll < 80 {
+            ("story", ("Quarter in review", ago(&mut rng, 0.0, 30.0)))
+        } else if roll < 90 {
+            ("sheet", ("Old analysis", ago(&mut rng, 120.0, 400.0)))
+        } else {
+            ("app", ("On-demand sales", ago(&mut rng, 0.0, 20.0)))
+        };
+        let (title, modified) = object;
+        let _ = match kind {
+            "app" => site.add_app(user, &format!("{title} ({name})"), (created, modified)),
+            "sheet" => site
+                .add_app(user, &format!("{name}'s analysis"), (created, modified))
+                .and_then(|app| {
+                    site.add_app_object(app, user, ("sheet", title), (created, modified))
+                }),
+            _ => site.add_app_object(company, user, (kind, title), (created, modified)),
+        };
+    }
+    for user in holders(site, SimAccessType::Analyzer) {
+        let at = ago(&mut rng, 0.0, 90.0);
+        let _ = site.add_app_object(company, user, ("bookmark", "My selection"), (at, at));
+    }
 }
 
 /// Service accounts (RootAdmins of the INTERNAL directory) on any site of ten users or more; returns how many.

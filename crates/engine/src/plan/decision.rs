@@ -434,7 +434,7 @@ impl fmt::Display for Reason {
                 ..
             } => write!(
                 f,
-                "owns no app, sheet or master item; Professional for more than {window_days} days: moves to Analyzer"
+                "owns no app, sheet or master item; Professional for more than {window_days} days"
             ),
             Reason::Authoring { last, window_days } => write!(
                 f,
