@@ -311,25 +311,6 @@ mod tests {
         assert_eq!(format!("{a:?}"), "Xrfkey(..)", "a key never reaches a log");
     }
 
-    /// A fresh certificate and key, keyed as a Secret holds them.
-    fn valid_entries() -> (BTreeMap<String, Vec<u8>>, String) {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert = rcgen::CertificateParams::new(vec!["client".into()])
-            .expect("params")
-            .self_signed(&key)
-            .expect("certificate");
-        let key_pem = key.serialize_pem();
-        let entries = [
-            (CLIENT_CERT_KEY, cert.pem()),
-            (CLIENT_KEY_KEY, key_pem.clone()),
-            (ROOT_CERT_KEY, cert.pem()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.into_bytes()))
-        .collect();
-        (entries, key_pem)
-    }
-
     /// Every 16-character run of `secret` (its text, and its bytes written as a list of numbers), so that a
     /// message can be checked for any part of it.
     fn fragments(secret: &str) -> Vec<String> {
@@ -354,7 +335,7 @@ mod tests {
 
     #[test]
     fn a_mangled_key_is_diagnosed_without_quoting_it() {
-        let (entries, key_pem) = valid_entries();
+        let (entries, key_pem) = crate::testing::credential_entries();
         assert!(
             Credentials::from_entries(&entries).is_ok(),
             "the unmangled key is fine"
@@ -419,7 +400,7 @@ mod tests {
 
     #[test]
     fn a_mangled_certificate_is_diagnosed_without_quoting_it() {
-        let (entries, _) = valid_entries();
+        let (entries, _) = crate::testing::credential_entries();
         let cert = String::from_utf8(entries[CLIENT_CERT_KEY].clone()).expect("text");
         for mangled in [
             cert.replace('\n', ""),

@@ -87,6 +87,27 @@ pub(crate) mod testing {
         (out, usize::try_from(peak).unwrap_or(0))
     }
 
+    /// A fresh self-signed certificate and its key, keyed as a policy's Secret holds them (`client.pem`,
+    /// `client_key.pem`, `root.pem`); and the key's PEM.
+    pub(crate) fn credential_entries() -> (std::collections::BTreeMap<String, Vec<u8>>, String) {
+        use crate::credentials::{CLIENT_CERT_KEY, CLIENT_KEY_KEY, ROOT_CERT_KEY};
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["client".into()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        let key_pem = key.serialize_pem();
+        let entries = [
+            (CLIENT_CERT_KEY, cert.pem()),
+            (CLIENT_KEY_KEY, key_pem.clone()),
+            (ROOT_CERT_KEY, cert.pem()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into_bytes()))
+        .collect();
+        (entries, key_pem)
+    }
+
     /// An instant written as RFC 3339, for tests.
     pub(crate) fn ts(text: &str) -> jiff::Timestamp {
         text.parse().expect("a valid RFC 3339 instant")

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,10 @@ pub struct LicenseCleanupRunSpec {
 pub struct RunRecord {
     #[serde(flatten)]
     pub header: RunHeader<MicroTime>,
+    /// Ready=True: a record is written once its run is finished (kstatus's conditions, which `kubectl wait`, Argo
+    /// CD and Flux read). The same in the cluster, in `run --output json` and in the JSON webhook.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
     /// The Qlik site the run worked on: the policy's repositoryUrl, or the hub's URL through the proxy. A restore
     /// refuses to give seats back on another site.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -256,6 +260,7 @@ impl RunRecord {
         }
         RunRecord {
             header: report.header(MicroTime),
+            conditions: vec![finished(report)],
             site: report.site.clone(),
             decisions,
             decisions_omitted: omitted,
@@ -280,6 +285,18 @@ impl RunRecord {
         self.decisions
             .iter()
             .filter(|d| d.action == RecordedAction::Reclaimed)
+    }
+}
+
+/// Ready, as a finished run's record always is.
+fn finished(report: &RunReport) -> Condition {
+    Condition {
+        type_: "Ready".into(),
+        status: "True".into(),
+        reason: "Finished".into(),
+        message: format!("the run finished: {}", report.result.as_str()),
+        last_transition_time: Time(report.completion_time),
+        observed_generation: Some(1),
     }
 }
 

@@ -299,6 +299,7 @@ mod tests {
         let at = MicroTime(crate::testing::ts("2026-12-01T09:00:00Z"));
         RunRecord {
             site: "https://qlik.example:4242".to_string(),
+            conditions: Vec::new(),
             header: RunHeader {
                 id: "r1".into(),
                 result: RunResult::Succeeded,

@@ -15,6 +15,11 @@ pub(crate) enum ConditionType {
     /// False while the policy runs without verifying Qlik's certificate (`site.tls.insecureSkipVerify`, allowed
     /// by the operator's `--allow-insecure-skip-verify`).
     TlsVerified,
+    /// kstatus: the operator is working on the policy (a run is in progress). Derived from Running.
+    Reconciling,
+    /// kstatus: the policy cannot make progress until someone changes it or its Secret (it is invalid, or its
+    /// Secret or notification settings are missing or unusable). Derived from Ready.
+    Stalled,
 }
 
 impl ConditionType {
@@ -23,6 +28,8 @@ impl ConditionType {
             ConditionType::Ready => "Ready",
             ConditionType::Running => "Running",
             ConditionType::TlsVerified => "TLSVerified",
+            ConditionType::Reconciling => "Reconciling",
+            ConditionType::Stalled => "Stalled",
         }
     }
 }
@@ -114,6 +121,41 @@ impl ConditionReason {
                 | ConditionReason::Idle
                 | ConditionReason::Verified
         )
+    }
+
+    /// Whether a policy not ready for this reason waits for a change (to it, its Secret or its notification
+    /// settings) rather than for its next run: kstatus's Stalled.
+    pub(crate) fn needs_a_change(self) -> bool {
+        matches!(
+            self,
+            ConditionReason::InvalidPolicy
+                | ConditionReason::SecretNotFound
+                | ConditionReason::SecretUnreadable
+                | ConditionReason::SecretInvalid
+                | ConditionReason::NotificationsInvalid
+        )
+    }
+
+    /// The reason of this name, if it is one of ours.
+    fn named(name: &str) -> Option<ConditionReason> {
+        use ConditionReason::*;
+        [
+            Scheduled,
+            DryRunSucceeded,
+            RunSucceeded,
+            RunAborted,
+            RunFailed,
+            InvalidPolicy,
+            SecretNotFound,
+            SecretUnreadable,
+            SecretInvalid,
+            ApiError,
+            NotificationsInvalid,
+            Running,
+            Idle,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == name)
     }
 
     /// How a finished run ended.
@@ -252,7 +294,50 @@ pub(crate) fn merge_conditions(
             }),
         }
     }
-    out
+    let derived = kstatus(&out);
+    if derived.is_empty() {
+        return out;
+    }
+    merge_conditions(&out, &derived, now, generation)
+}
+
+/// Reconciling and Stalled as kstatus (Flux, `kubectl wait`, Argo CD) reads them, derived from Running and Ready so
+/// that every writer of the status keeps them in step. Empty once they already say what Running and Ready say.
+fn kstatus(conditions: &[Condition]) -> Vec<ConditionUpdate> {
+    let mut derived = Vec::new();
+    if let Some(running) = find(conditions, ConditionType::Running) {
+        let update = ConditionUpdate::new(
+            ConditionType::Reconciling,
+            running.status == "True",
+            ConditionReason::named(&running.reason).unwrap_or(ConditionReason::Idle),
+            running.message.clone(),
+        );
+        derived.push(update);
+    }
+    if let Some(ready) = find(conditions, ConditionType::Ready) {
+        let reason = ConditionReason::named(&ready.reason).unwrap_or(ConditionReason::Scheduled);
+        let stalled = ready.status == "False" && reason.needs_a_change();
+        let message = if stalled {
+            format!("waiting for a change: {}", ready.message)
+        } else {
+            "not stalled: the policy runs on its schedule".to_string()
+        };
+        derived.push(ConditionUpdate::new(
+            ConditionType::Stalled,
+            stalled,
+            reason,
+            message,
+        ));
+    }
+    // Written already as they would be: nothing to merge (and no endless recursion).
+    derived.retain(|update| {
+        find(conditions, update.type_).is_none_or(|c| {
+            c.status != if update.status { "True" } else { "False" }
+                || c.reason != update.reason.as_str()
+                || c.message != update.message
+        })
+    });
+    derived
 }
 
 #[cfg(test)]
@@ -288,7 +373,51 @@ mod tests {
             (c[0].status.as_str(), c[0].reason.as_str()),
             ("False", "RunFailed")
         );
-        assert_eq!(c.len(), 1);
+        // Ready and, derived from it for kstatus, Stalled: False, since a failed run waits for the next one.
+        assert_eq!(c.len(), 2);
+        let stalled = find(&c, ConditionType::Stalled).expect("Stalled is derived");
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("False", "RunFailed")
+        );
+    }
+
+    #[test]
+    fn reconciling_and_stalled_follow_running_and_ready_for_kstatus() {
+        let t = ts("2026-01-01T00:00:00Z");
+        let get = |c: &[Condition], type_| {
+            let c = find(c, type_).expect("present");
+            (c.status.clone(), c.reason.clone(), c.observed_generation)
+        };
+        let c = merge_conditions(&[], &[ConditionUpdate::running()], t, Some(4));
+        assert_eq!(
+            get(&c, ConditionType::Reconciling),
+            ("True".into(), "Running".into(), Some(4))
+        );
+        let c = merge_conditions(&c, &[ConditionUpdate::idle("done")], t, Some(4));
+        assert_eq!(get(&c, ConditionType::Reconciling).0, "False");
+        for (reason, stalled) in [
+            (ConditionReason::InvalidPolicy, "True"),
+            (ConditionReason::SecretNotFound, "True"),
+            (ConditionReason::NotificationsInvalid, "True"),
+            (ConditionReason::RunFailed, "False"),
+            (ConditionReason::ApiError, "False"),
+        ] {
+            let c = merge_conditions(&c, &[ConditionUpdate::not_ready(reason, "x")], t, Some(5));
+            assert_eq!(
+                get(&c, ConditionType::Stalled),
+                (stalled.into(), reason.as_str().into(), Some(5)),
+                "{reason:?}"
+            );
+        }
+        let c = merge_conditions(
+            &c,
+            &[ConditionUpdate::ready(ConditionReason::Scheduled, "ok")],
+            t,
+            Some(5),
+        );
+        assert_eq!(get(&c, ConditionType::Stalled).0, "False");
+        assert_eq!(c.len(), 4, "Running, Reconciling, Ready, Stalled: {c:?}");
     }
 
     #[test]

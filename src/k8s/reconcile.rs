@@ -320,6 +320,12 @@ async fn keep_status_in_step(
     next: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<(), ReconcileError> {
+    // A Secret that is missing or unusable shows before the first run, not at it: Ready=False and Stalled=True
+    // (kstatus), so Argo CD and Flux do not call the policy healthy meanwhile. Its content is not kept here.
+    let secret = &policy.spec.site.credentials_secret_ref.name;
+    let secret_problem = super::inputs::load_credentials(&ctx.client, namespace, secret)
+        .await
+        .err();
     let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), namespace);
     let updated = update_status(&api, name, |fresh, status| {
         let generation = fresh.metadata.generation;
@@ -327,8 +333,23 @@ async fn keep_status_in_step(
         status.next_schedule_time = next.map(Time);
         let tls = ConditionUpdate::tls_verified(fresh.spec.site.tls.insecure_skip_verify);
         status.conditions = merge_conditions(&status.conditions, &[tls], now, generation);
-        let was_invalid = conditions::find(&status.conditions, ConditionType::Ready)
-            .is_none_or(|c| c.reason == ConditionReason::InvalidPolicy.as_str());
+        if let Some(problem) = &secret_problem {
+            let not_ready = ConditionUpdate::not_ready(problem.reason(), problem.to_string());
+            status.conditions = merge_conditions(&status.conditions, &[not_ready], now, generation);
+            return;
+        }
+        // Not ready for a reason this reconcile just ruled out (the policy is valid, its Secret usable): ready.
+        let was_invalid =
+            conditions::find(&status.conditions, ConditionType::Ready).is_none_or(|c| {
+                [
+                    ConditionReason::InvalidPolicy,
+                    ConditionReason::SecretNotFound,
+                    ConditionReason::SecretUnreadable,
+                    ConditionReason::SecretInvalid,
+                ]
+                .iter()
+                .any(|r| c.reason == r.as_str())
+            });
         if was_invalid {
             let message = match next {
                 Some(n) => format!("valid; next run at {n}"),
@@ -434,6 +455,32 @@ mod api_tests {
         (context(Client::new(service, "default")), handle)
     }
 
+    /// A reconcile without a run reads the policy's Secret first (its problems show before the first run): answer
+    /// with one that holds usable credentials.
+    async fn usable_secret_read(handle: &mut ApiHandle) {
+        use base64::Engine as _;
+        let (entries, _) = crate::testing::credential_entries();
+        let data: serde_json::Map<String, Value> = entries
+            .into_iter()
+            .map(|(key, bytes)| {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+                (key, Value::String(encoded))
+            })
+            .collect();
+        let secret = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "qlik-client-certificate", "namespace": "ops"},
+            "data": data,
+        });
+        expect(
+            handle,
+            "GET",
+            "/api/v1/namespaces/ops/secrets/qlik-client-certificate",
+            secret,
+        )
+        .await;
+    }
+
     /// How a reconcile writes the status: it reads the policy as it is now, then patches; the patch.
     async fn status_write(handle: &mut ApiHandle, object: &Value) -> Value {
         expect(handle, "GET", POLICY_PATH, object.clone()).await;
@@ -508,6 +555,7 @@ mod api_tests {
         let (ctx, mut handle) = scripted();
         let object = serde_json::to_value(&annotated).unwrap();
         let server = tokio::spawn(async move {
+            usable_secret_read(&mut handle).await;
             let patch = status_write(&mut handle, &object).await;
             let (status, reason, message) = ready(&patch["status"]);
             assert_eq!(
@@ -540,6 +588,7 @@ mod api_tests {
         let (ctx, mut handle) = scripted();
         let object = serde_json::to_value(&policy).unwrap();
         let server = tokio::spawn(async move {
+            usable_secret_read(&mut handle).await;
             let patch = status_write(&mut handle, &object).await;
             let next: Timestamp = patch["status"]["nextScheduleTime"]
                 .as_str()

@@ -282,6 +282,7 @@ mod tests {
         let start = MicroTime(crate::testing::ts(start));
         run.status = Some(RunRecord {
             site: SITE.into(),
+            conditions: Vec::new(),
             header: RunHeader {
                 id: id.into(),
                 result: RunResult::Succeeded,

@@ -163,3 +163,120 @@ fn kubectl_tells_an_administrator_the_story(cp: &ControlPlane) -> TestResult {
     })
 }
 register!(kubectl_tells_an_administrator_the_story);
+
+/// The status of condition `type_` of a `LicenseCleanupPolicy`, with its reason.
+fn condition(
+    policy: &qlik_license_reclaimer::policy::LicenseCleanupPolicy,
+    type_: &str,
+) -> Option<(String, String)> {
+    policy
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// kstatus, as `kubectl wait`, Flux and Argo CD read it: a policy whose Secret is missing is Ready=False and
+/// Stalled=True before any run, and Ready once the Secret is there; `kubectl wait --for=condition=Ready` returns
+/// for the policy and for a run's record; every condition carries the generation it was written for.
+fn kstatus_conditions_are_what_kubectl_wait_reads(cp: &ControlPlane) -> TestResult {
+    ensure_installed(cp)?;
+    run(cp, async {
+        let (admin, sim, namespace) = crate::operator::known_site_namespace(cp, "kstatus").await?;
+        let mut spec = support::policy(&sim);
+        spec.site.credentials_secret_ref.name = "not-yet".into();
+        crate::operator::create_policy(&admin, &namespace, "site", spec).await?;
+        let _controller = ControllerProcess::start(cp, &namespace, &[])?;
+        let waiting = crate::operator::wait_for(
+            &admin,
+            &namespace,
+            "site",
+            "Ready=False for the missing Secret",
+            |p| condition(p, "Ready") == Some(("False".into(), "SecretNotFound".into())),
+        )
+        .await?;
+        if condition(&waiting, "Stalled") != Some(("True".into(), "SecretNotFound".into())) {
+            return Err(format!("a missing Secret stalls the policy: {:?}", waiting.status).into());
+        }
+        if crate::operator::last_run_id(&waiting).is_some() {
+            return Err("the policy ran without its Secret".into());
+        }
+        let generation = waiting.metadata.generation;
+        let conditions = waiting
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        if conditions
+            .iter()
+            .any(|c| c.observed_generation != generation)
+        {
+            return Err(format!(
+                "conditions without the generation {generation:?}: {conditions:?}"
+            )
+            .into());
+        }
+
+        // The Secret arrives; a touch of the policy (as GitOps tools re-apply) is looked at again: Ready.
+        crate::operator::put_named_secret(
+            &admin,
+            &namespace,
+            "not-yet",
+            support::credential_entries(&sim),
+        )
+        .await?;
+        crate::operator::run_now(&admin, &namespace, "site", "1").await?;
+        let dir = tempfile::tempdir()?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        cp.write_kubeconfig(&kubeconfig, "admin", &["system:masters"])?;
+        let kubeconfig = kubeconfig.as_path();
+        stdout_of(
+            kubeconfig,
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "lcp/site",
+                "-n",
+                &namespace,
+                "--timeout=60s",
+            ],
+        )?;
+        let ready = crate::operator::wait_for(&admin, &namespace, "site", "a run", |p| {
+            crate::operator::last_run_id(p).is_some()
+        })
+        .await?;
+        for (type_, expected) in [
+            ("Stalled", "False"),
+            ("Reconciling", "False"),
+            ("Ready", "True"),
+        ] {
+            if condition(&ready, type_).map(|c| c.0).as_deref() != Some(expected) {
+                return Err(format!("{type_} should be {expected}: {:?}", ready.status).into());
+            }
+        }
+        // The run's record: Ready once written.
+        stdout_of(
+            kubeconfig,
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "lcprun",
+                "--all",
+                "-n",
+                &namespace,
+                "--timeout=60s",
+            ],
+        )?;
+        let records = stdout_of(
+            kubeconfig,
+            &["get", "lcprun", "-n", &namespace, "-o", "name"],
+        )?;
+        if records.lines().count() != 1 {
+            return Err(format!("expected one record: {records}").into());
+        }
+        Ok(())
+    })
+}
+register!(kstatus_conditions_are_what_kubectl_wait_reads);
