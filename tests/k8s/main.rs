@@ -8,6 +8,7 @@
 //! contains NAME; `KUBEBUILDER_ASSETS` selects prebuilt binaries (otherwise they are built once, see
 //! `scripts/envtest-assets.sh`).
 
+mod argocd;
 mod brake;
 mod chart;
 mod control_plane;

@@ -108,6 +108,12 @@ pub fn promtool() -> Result<PathBuf, Failed> {
     cached(&PROMTOOL, "PROMTOOL", "scripts/prometheus.sh", "promtool")
 }
 
+/// A Lua 5.4 interpreter from Debian's packages (no build), or `QLR_LUA`.
+pub fn lua_binary() -> Result<PathBuf, Failed> {
+    static LUA: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    cached(&LUA, "QLR_LUA", "scripts/lua.sh", "lua")
+}
+
 /// Prometheus from Debian's package, or `PROMETHEUS`.
 pub fn prometheus_binary() -> Result<PathBuf, Failed> {
     static PROMETHEUS: OnceLock<Result<PathBuf, String>> = OnceLock::new();
