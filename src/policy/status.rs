@@ -178,7 +178,7 @@ pub struct TypeCounts {
     /// Allocations of this type QRS lists (its `count`), those in quarantine included: the site's seat overview
     /// (`seats`) counts those as quarantined, not allocated. The breaker's percentages are of this number.
     pub allocated: u64,
-    /// Inactive, in scope, not excluded.
+    /// Inactive (or, with spec.rightSize, moving to Analyzer), in scope, not excluded.
     pub candidates: u64,
     /// Deallocated (or, in dry run, that would be).
     pub reclaimed: u64,
