@@ -13,19 +13,9 @@ set -euo pipefail
 PACKAGE_VERSION="5.4.4-3+deb12u1"
 VERSION="5.4"
 
-log() { printf 'lua: %s\n' "$*" >&2; }
-die() {
-	log "$*"
-	exit 1
-}
-
-[[ $# -eq 1 && -n $1 ]] || {
-	echo "usage: $0 OUT_DIR" >&2
-	exit 2
-}
-OUT_DIR=$1
-mkdir -p "$OUT_DIR"
-OUT_DIR=$(cd "$OUT_DIR" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/out-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/out-dir.sh"
+out_dir_setup lua "$@"
 
 have() { [[ -x $OUT_DIR/lua ]] && [[ $("$OUT_DIR/lua" -v 2>&1) == "Lua ${VERSION}"* ]]; }
 
@@ -41,15 +31,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 command -v apt-get >/dev/null || die "apt-get not found: set QLR_LUA to a Lua ${VERSION} interpreter"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lua-deb.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-fetch() {
-	(cd "$WORK" && apt_get download -q "lua5.4=${PACKAGE_VERSION}" "liblua5.4-0=${PACKAGE_VERSION}" >/dev/null 2>&1)
-}
-if ! fetch; then
-	# A fresh machine may not have read the package lists yet.
-	log "reading Debian's package lists (apt-get update)"
-	apt_get update -q >/dev/null 2>&1 || die "apt-get update failed"
-	fetch || die "apt-get download lua5.4=${PACKAGE_VERSION} failed"
-fi
+deb_download "$WORK" "lua5.4=${PACKAGE_VERSION}" "liblua5.4-0=${PACKAGE_VERSION}" ||
+	die "cannot fetch Debian's lua5.4 ${PACKAGE_VERSION}"
 for deb in "$WORK"/*.deb; do
 	dpkg-deb -x "$deb" "$WORK/root"
 done

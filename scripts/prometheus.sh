@@ -13,19 +13,9 @@ set -euo pipefail
 PACKAGE_VERSION="2.42.0+ds-5+deb12u1"
 VERSION="2.42.0"
 
-log() { printf 'prometheus: %s\n' "$*" >&2; }
-die() {
-	log "$*"
-	exit 1
-}
-
-[[ $# -eq 1 && -n $1 ]] || {
-	echo "usage: $0 OUT_DIR" >&2
-	exit 2
-}
-OUT_DIR=$1
-mkdir -p "$OUT_DIR"
-OUT_DIR=$(cd "$OUT_DIR" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/out-dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/out-dir.sh"
+out_dir_setup prometheus "$@"
 
 have() {
 	local bin
@@ -47,13 +37,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 command -v apt-get >/dev/null || die "apt-get not found: set PROMETHEUS and PROMTOOL to binaries of Prometheus ${VERSION} or later"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/prometheus-deb.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-fetch() { (cd "$WORK" && apt_get download -q "prometheus=${PACKAGE_VERSION}" >/dev/null 2>&1); }
-if ! fetch; then
-	# A fresh machine may not have read the package lists yet.
-	log "reading Debian's package lists (apt-get update)"
-	apt_get update -q >/dev/null 2>&1 || die "apt-get update failed"
-	fetch || die "apt-get download prometheus=${PACKAGE_VERSION} failed"
-fi
+deb_download "$WORK" "prometheus=${PACKAGE_VERSION}" || die "cannot fetch Debian's prometheus ${PACKAGE_VERSION}"
 dpkg-deb -x "$WORK"/prometheus_*.deb "$WORK/root"
 for bin in prometheus promtool; do
 	install -m 0755 "$WORK/root/usr/bin/$bin" "$OUT_DIR/$bin.tmp"

@@ -13,3 +13,14 @@ apt_install() {
 	apt_get install -y -q --no-install-recommends "$@" >&2 ||
 		{ apt_get update -q >&2 && apt_get install -y -q --no-install-recommends "$@" >&2; }
 }
+
+# deb_download DIR PACKAGE=VERSION...: downloads the packages' .deb files into DIR (nothing is installed), reading
+# the package lists first if a fresh machine has none. Fails with a message naming the packages.
+deb_download() {
+	local dir=$1
+	shift
+	(cd "$dir" && apt_get download -q "$@" >/dev/null 2>&1) && return 0
+	printf 'apt: reading Debian'"'"'s package lists (apt-get update)\n' >&2
+	apt_get update -q >/dev/null 2>&1 || { printf 'apt: apt-get update failed\n' >&2; return 1; }
+	(cd "$dir" && apt_get download -q "$@" >/dev/null 2>&1) || { printf 'apt: apt-get download %s failed\n' "$*" >&2; return 1; }
+}

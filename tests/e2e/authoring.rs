@@ -8,9 +8,33 @@ use qlik_license_reclaimer::policy::{self, ProfessionalToAnalyzerSpec, RightSize
 use qlik_license_reclaimer::qrs::QrsClient;
 use qlik_license_reclaimer::record::{RecordedAction, RunRecord};
 use qlik_license_reclaimer::run::Outcome;
-use qrs_simulator::{NewUser, SimAccessType, SimulatorConfig};
+use qrs_simulator::{NewUser, SimAccessType, Simulator, SimulatorConfig};
+use uuid::Uuid;
 
 use crate::support::{self, credentials, policy};
+
+/// An app "Sales" of `(owner, created, modified)` (days ago) holding `(owner, objectType, name, created,
+/// modified)` objects.
+fn app_with(
+    simulator: &Simulator,
+    (owner, created, modified): (Uuid, i64, i64),
+    objects: &[(Uuid, &str, &str, i64, i64)],
+) {
+    let site = simulator.site();
+    let days = |d: i64| simulator.now() - SignedDuration::from_hours(24 * d);
+    let app = site
+        .add_app(owner, "Sales", days(created), days(modified))
+        .expect("app");
+    for &(owner, object_type, name, created, modified) in objects {
+        site.add_app_object(
+            app,
+            owner,
+            (object_type, name),
+            (days(created), days(modified)),
+        )
+        .expect("object");
+    }
+}
 
 #[tokio::test]
 async fn owned_by_reads_apps_and_authoring_objects_fifty_owners_a_request() {
@@ -18,7 +42,6 @@ async fn owned_by_reads_apps_and_authoring_objects_fifty_owners_a_request() {
     let simulator = support::start_simulator(Default::default()).await;
     let site = simulator.site();
     let now = simulator.now();
-    let days = |d: i64| now - SignedDuration::from_hours(24 * d);
     let user = |id: &str| site.add_user(NewUser::new("CORP", id)).expect("user");
     let (author, reader, story_teller, nobody) = (
         user("author"),
@@ -26,17 +49,16 @@ async fn owned_by_reads_apps_and_authoring_objects_fifty_owners_a_request() {
         user("stories"),
         user("nobody"),
     );
-    let app = site
-        .add_app(author, "Sales", days(400), days(10))
-        .expect("app");
-    site.add_app_object(app, author, ("sheet", "Q3 draft"), (days(300), days(5)))
-        .expect("sheet");
-    site.add_app_object(app, reader, ("sheet", "Old view"), (days(400), days(200)))
-        .expect("sheet");
-    site.add_app_object(app, story_teller, ("story", "Quarter"), (days(3), days(1)))
-        .expect("story");
-    site.add_app_object(app, story_teller, ("bookmark", "Mine"), (days(3), days(1)))
-        .expect("bookmark");
+    app_with(
+        &simulator,
+        (author, 400, 10),
+        &[
+            (author, "sheet", "Q3 draft", 300, 5),
+            (reader, "sheet", "Old view", 400, 200),
+            (story_teller, "story", "Quarter", 3, 1),
+            (story_teller, "bookmark", "Mine", 3, 1),
+        ],
+    );
     // 120 more users who own nothing: three batches in all.
     let mut ids: Vec<String> = [author, reader, story_teller, nobody]
         .iter()
@@ -114,9 +136,6 @@ async fn a_dry_run_reports_the_moves_right_sizing_would_make_and_deletes_nothing
         ..Default::default()
     })
     .await;
-    let site = simulator.site();
-    let now = simulator.now();
-    let days = |d: i64| now - SignedDuration::from_hours(24 * d);
     let seat = |user: &str, used: i64| {
         support::add_seat(
             &simulator,
@@ -131,15 +150,15 @@ async fn a_dry_run_reports_the_moves_right_sizing_would_make_and_deletes_nothing
         seat("odd", 2),
         seat("idle", 200),
     );
-    let app = site
-        .add_app(author, "Sales", days(400), days(300))
-        .expect("app");
-    site.add_app_object(app, consumer, ("story", "Quarter"), (days(3), days(1)))
-        .expect("story");
-    site.add_app_object(app, author, ("sheet", "Live"), (days(400), days(7)))
-        .expect("sheet");
-    site.add_app_object(app, odd, ("widget", "Thing"), (days(400), days(400)))
-        .expect("object");
+    app_with(
+        &simulator,
+        (author, 400, 300),
+        &[
+            (consumer, "story", "Quarter", 3, 1),
+            (author, "sheet", "Live", 400, 7),
+            (odd, "widget", "Thing", 400, 400),
+        ],
+    );
 
     let mut spec = support::dry_run_policy(&simulator);
     spec.exclude = Default::default();

@@ -58,15 +58,20 @@ pub fn users_needing_details(
         return Vec::new();
     }
     let clock = Clock::new(rules, now);
+    user_ids_of(allocations, |a| {
+        ((judge_dates(rules, &clock, a).is_ok()
+            || could_be_leaver(rules, &clock, a)
+            || could_be_redundant(rules, a))
+            && judge_identity(rules, a).is_none())
+            || could_right_size(rules, &clock, a)
+    })
+}
+
+/// The users of the allocations `wanted` keeps, sorted and de-duplicated.
+fn user_ids_of(allocations: &[Allocation], wanted: impl Fn(&Allocation) -> bool) -> Vec<String> {
     let mut ids: Vec<String> = allocations
         .iter()
-        .filter(|a| {
-            ((judge_dates(rules, &clock, a).is_ok()
-                || could_be_leaver(rules, &clock, a)
-                || could_be_redundant(rules, a))
-                && judge_identity(rules, a).is_none())
-                || could_right_size(rules, &clock, a)
-        })
+        .filter(|a| wanted(a))
         .map(|a| a.user_id.clone())
         .collect();
     ids.sort_unstable();
@@ -86,14 +91,7 @@ pub fn users_needing_authoring(
         return Vec::new();
     }
     let clock = Clock::new(rules, now);
-    let mut ids: Vec<String> = allocations
-        .iter()
-        .filter(|a| could_right_size(rules, &clock, a))
-        .map(|a| a.user_id.clone())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+    user_ids_of(allocations, |a| could_right_size(rules, &clock, a))
 }
 
 /// Decides every allocation. `allocated_totals[t]` is the number of allocations of type `t` on the whole site
