@@ -31,7 +31,7 @@ use qlik_license_reclaimer::credentials::Credentials;
 use qlik_license_reclaimer::model::{AccessType, Allocation, UserDetails};
 use qlik_license_reclaimer::plan::{self, Plan, PlanCounts, Rules};
 use qlik_license_reclaimer::policy::{self, LicenseCleanupPolicySpec, RunResult};
-use qlik_license_reclaimer::qrs::QrsClient;
+use qlik_license_reclaimer::qrs::{Allocations, QrsClient};
 use qlik_license_reclaimer::run::{self, RunContext};
 use qrs_simulator::{Simulator, SimulatorConfig};
 use serde::Serialize;
@@ -168,7 +168,12 @@ async fn read_site(
         let counted = client.count(access_type).await?;
         site.totals.insert(access_type, counted);
         let listed = client
-            .inactive_allocations(access_type, everything, counted, usize::MAX)
+            .allocations(
+                access_type,
+                &Allocations::UsedBy(everything),
+                counted,
+                usize::MAX,
+            )
             .await?;
         site.allocations.extend(listed);
     }

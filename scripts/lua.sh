@@ -19,18 +19,12 @@ out_dir_setup lua "$@"
 
 have() { [[ -x $OUT_DIR/lua ]] && [[ $("$OUT_DIR/lua" -v 2>&1) == "Lua ${VERSION}"* ]]; }
 
-exec 9>"$OUT_DIR/.lua.lock"
-flock 9
-if have; then
-	log "lua ${VERSION} already in ${OUT_DIR}"
-	exit 0
-fi
+out_dir_lock_unless_done "lua ${VERSION}"
 
 # shellcheck source-path=SCRIPTDIR source=lib/apt.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 command -v apt-get >/dev/null || die "apt-get not found: set QLR_LUA to a Lua ${VERSION} interpreter"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/lua-deb.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+out_dir_workdir
 deb_download "$WORK" "lua5.4=${PACKAGE_VERSION}" "liblua5.4-0=${PACKAGE_VERSION}" ||
 	die "cannot fetch Debian's lua5.4 ${PACKAGE_VERSION}"
 for deb in "$WORK"/*.deb; do

@@ -25,18 +25,12 @@ have() {
 	done
 }
 
-exec 9>"$OUT_DIR/.prometheus.lock"
-flock 9
-if have; then
-	log "prometheus and promtool ${VERSION} already in ${OUT_DIR}"
-	exit 0
-fi
+out_dir_lock_unless_done "prometheus and promtool ${VERSION}"
 
 # shellcheck source-path=SCRIPTDIR source=lib/apt.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 command -v apt-get >/dev/null || die "apt-get not found: set PROMETHEUS and PROMTOOL to binaries of Prometheus ${VERSION} or later"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/prometheus-deb.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+out_dir_workdir
 deb_download "$WORK" "prometheus=${PACKAGE_VERSION}" || die "cannot fetch Debian's prometheus ${PACKAGE_VERSION}"
 dpkg-deb -x "$WORK"/prometheus_*.deb "$WORK/root"
 for bin in prometheus promtool; do

@@ -219,81 +219,69 @@ pub struct QrsClient {
     brake: Option<Brake>,
 }
 
+/// Which allocations of one access type a run reads, each one QRS filter.
+pub enum Allocations<'a> {
+    /// Last used at or before the instant (never-used ones included: their sentinel date is older than any
+    /// cutoff): what may be inactive.
+    UsedBy(Timestamp),
+    /// Of users in any of these states (leavers), last used at or before the instant. QRS's filter reaches the
+    /// allocation's user, so this is one request however many leavers there are.
+    LeaversUsedBy(Timestamp, &'a [UserState]),
+    /// Created at or after the instant: the seats given since.
+    CreatedSince(Timestamp),
+    /// In use (last used after the second instant) and allocated at or before the first: the seats right-sizing
+    /// may move.
+    InUse {
+        created_by: Timestamp,
+        used_after: Timestamp,
+    },
+}
+
+impl Allocations<'_> {
+    fn filter(&self) -> String {
+        let date = |t: &Timestamp| wire::format_qrs_date(*t);
+        match self {
+            Allocations::UsedBy(cutoff) => format!("lastUsed le '{}'", date(cutoff)),
+            Allocations::LeaversUsedBy(cutoff, states) => {
+                let states: Vec<String> = states
+                    .iter()
+                    .map(|s| format!("user.{} eq true", s.qrs_field()))
+                    .collect();
+                format!(
+                    "lastUsed le '{}' and ({})",
+                    date(cutoff),
+                    states.join(" or ")
+                )
+            }
+            Allocations::CreatedSince(since) => format!("createdDate ge '{}'", date(since)),
+            Allocations::InUse {
+                created_by,
+                used_after,
+            } => format!(
+                "createdDate le '{}' and lastUsed gt '{}'",
+                date(created_by),
+                date(used_after)
+            ),
+        }
+    }
+}
+
 struct ProxySession {
     qps_session_url: String,
 }
 
 impl QrsClient {
-    /// Allocations of one access type last used at or before `cutoff` (never-used ones included: their
-    /// sentinel date is older than any cutoff). QRS filters, so only what may be inactive crosses the wire.
-    /// `counted` is what the site counts of this type (a list longer than that makes no sense); `budget` is
-    /// how many more allocations the run may read (see [`MAX_ALLOCATIONS_PER_RUN`]).
-    pub async fn inactive_allocations(
+    /// Allocations of one access type that `which` selects: QRS filters, so only those cross the wire. `counted`
+    /// is what the site counts of this type (a list longer than that makes no sense); `budget` is how many more
+    /// allocations the run may read (see [`MAX_ALLOCATIONS_PER_RUN`]).
+    pub async fn allocations(
         &self,
         access_type: AccessType,
-        cutoff: Timestamp,
+        which: &Allocations<'_>,
         counted: u64,
         budget: usize,
     ) -> Result<Vec<Allocation>, QrsError> {
-        let filter = format!("lastUsed le '{}'", wire::format_qrs_date(cutoff));
-        self.allocations_where(access_type, filter, counted, budget)
-            .await
-    }
-
-    /// Allocations of one access type whose users are in any of `states` (leavers), last used at or before
-    /// `cutoff` (never-used ones included). QRS's filter reaches the allocation's user, so this is one request
-    /// however many leavers there are. `counted` and `budget` as for [`QrsClient::inactive_allocations`].
-    pub async fn leaver_allocations(
-        &self,
-        access_type: AccessType,
-        cutoff: Timestamp,
-        states: &[UserState],
-        counted: u64,
-        budget: usize,
-    ) -> Result<Vec<Allocation>, QrsError> {
-        let states: Vec<String> = states
-            .iter()
-            .map(|s| format!("user.{} eq true", s.qrs_field()))
-            .collect();
-        let filter = format!(
-            "lastUsed le '{}' and ({})",
-            wire::format_qrs_date(cutoff),
-            states.join(" or ")
-        );
-        self.allocations_where(access_type, filter, counted, budget)
-            .await
-    }
-
-    /// Allocations of one access type created at or after `since`: the seats given since then. `counted` and
-    /// `budget` as for [`QrsClient::inactive_allocations`].
-    pub async fn allocations_created_since(
-        &self,
-        access_type: AccessType,
-        since: Timestamp,
-        counted: u64,
-        budget: usize,
-    ) -> Result<Vec<Allocation>, QrsError> {
-        let filter = format!("createdDate ge '{}'", wire::format_qrs_date(since));
-        self.allocations_where(access_type, filter, counted, budget)
-            .await
-    }
-
-    /// Allocations of one access type in use (last used after `used_after`) and allocated at or before
-    /// `created_by`: the seats right-sizing may move. `counted` and `budget` as for
-    /// [`QrsClient::inactive_allocations`].
-    pub async fn allocations_in_use(
-        &self,
-        access_type: AccessType,
-        (created_by, used_after): (Timestamp, Timestamp),
-        counted: u64,
-        budget: usize,
-    ) -> Result<Vec<Allocation>, QrsError> {
-        let filter = format!(
-            "createdDate le '{}' and lastUsed gt '{}'",
-            wire::format_qrs_date(created_by),
-            wire::format_qrs_date(used_after)
-        );
-        self.allocations_where(access_type, filter, counted, budget)
+        self.allocations_where(access_type, which.filter(), counted, budget)
             .await
     }
 

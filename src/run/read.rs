@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::{EarlierReclaim, Returned};
 use crate::model::{AccessType, Allocation, SeatCounts, UserIdentity};
 use crate::plan::Rules;
-use crate::qrs::{Holder, QrsClient, QrsError, SeatAccess};
+use crate::qrs::{Allocations, Holder, QrsClient, QrsError, SeatAccess};
 use jiff::Timestamp;
 
 pub(super) struct SiteRead {
@@ -32,7 +32,7 @@ pub(super) async fn read_site(
         // And no run reads more than its memory allows, over all its access types.
         let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
         let inactive = client
-            .inactive_allocations(access_type, cutoff, total, budget)
+            .allocations(access_type, &Allocations::UsedBy(cutoff), total, budget)
             .await?;
         totals.insert(access_type, total);
         if allocations.is_empty() {
@@ -46,7 +46,12 @@ pub(super) async fn read_site(
         {
             let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
             let leavers = client
-                .leaver_allocations(access_type, leaver_cutoff, &leavers.states, total, budget)
+                .allocations(
+                    access_type,
+                    &Allocations::LeaversUsedBy(leaver_cutoff, &leavers.states),
+                    total,
+                    budget,
+                )
                 .await?;
             extend_unlisted(&mut allocations, access_type, leavers);
         }
@@ -56,7 +61,15 @@ pub(super) async fn read_site(
         {
             let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN.saturating_sub(allocations.len());
             let in_use = client
-                .allocations_in_use(access_type, (created_by, cutoff), total, budget)
+                .allocations(
+                    access_type,
+                    &Allocations::InUse {
+                        created_by,
+                        used_after: cutoff,
+                    },
+                    total,
+                    budget,
+                )
                 .await?;
             extend_unlisted(&mut allocations, access_type, in_use);
         }
@@ -232,7 +245,12 @@ pub(super) async fn find_returns(
         };
         let budget = crate::qrs::MAX_ALLOCATIONS_PER_RUN;
         let fresh = client
-            .allocations_created_since(access_type, since, counted, budget)
+            .allocations(
+                access_type,
+                &Allocations::CreatedSince(since),
+                counted,
+                budget,
+            )
             .await?;
         let mut found: Vec<Returned> = fresh
             .iter()
