@@ -256,24 +256,21 @@ fn decision_tables(report: &RunReport, out: &mut String) {
     };
     let title = format!("{verb} ({}), longest idle first", reclaimed.len());
     decision_table(title, &reclaimed, out, true);
-    let moves = of(&[Outcome::WouldMove]);
-    decision_table(
-        format!("Would move to Analyzer ({})", moves.len()),
-        &moves,
-        out,
-        false,
-    );
-    let failed = of(&[Outcome::Failed]);
-    decision_table(format!("Failed ({})", failed.len()), &failed, out, true);
-    let deferred = of(&[Outcome::Deferred]);
-    decision_table(
-        format!("Not reclaimed this run ({})", deferred.len()),
-        &deferred,
-        out,
-        true,
-    );
-    let kept = of(&[Outcome::Kept]);
-    decision_table(format!("Kept ({})", kept.len()), &kept, out, false);
+    // The other tables: their title, their outcomes, and whether the seats' idle days mean something there.
+    for (title, outcomes, with_idle) in [
+        ("Would move to Analyzer", &[Outcome::WouldMove], false),
+        ("Failed", &[Outcome::Failed], true),
+        ("Not reclaimed this run", &[Outcome::Deferred], true),
+        ("Kept", &[Outcome::Kept], false),
+    ] {
+        let entries = of(outcomes);
+        decision_table(
+            format!("{title} ({})", entries.len()),
+            &entries,
+            out,
+            with_idle,
+        );
+    }
     let listed = report.decisions.len() as u64;
     if report.totals.allocated > listed {
         let _ = writeln!(

@@ -299,20 +299,9 @@ impl QrsClient {
         } else {
             (counted, ", more than the site counts")
         };
-        let scrubber = self.scrubber.clone();
         let text = TextBudget::for_seats(rows);
         let allocations = self
-            .get_list(
-                &endpoint,
-                &[("filter", filter)],
-                (rows, rows_why),
-                "allocations",
-                move |row: wire::AllocationJson| {
-                    let allocation = scrubbed(row.into_allocation(access_type), &scrubber)?;
-                    text.keep(&allocation)?;
-                    Ok(allocation)
-                },
-            )
+            .allocation_list(access_type, filter, (rows, rows_why), text)
             .await?;
         let mut seen = HashSet::with_capacity(allocations.len());
         for allocation in &allocations {
@@ -341,24 +330,38 @@ impl QrsClient {
         let text = TextBudget::for_seats(ids.len());
         for batch in ids.chunks(USER_BATCH) {
             let filter = guid_filter(&endpoint, batch)?;
-            let scrubber = self.scrubber.clone();
-            let text = text.clone();
-            let rows = self
-                .get_list(
-                    &endpoint,
-                    &[("filter", filter)],
-                    (batch.len(), ", more than were asked for"),
-                    "allocations",
-                    move |row: wire::AllocationJson| {
-                        let allocation = scrubbed(row.into_allocation(access_type), &scrubber)?;
-                        text.keep(&allocation)?;
-                        Ok(allocation)
-                    },
-                )
-                .await?;
-            fresh.extend(rows);
+            let rows = (batch.len(), ", more than were asked for");
+            fresh.extend(
+                self.allocation_list(access_type, filter, rows, text.clone())
+                    .await?,
+            );
         }
         Ok(fresh)
+    }
+
+    /// One `/full` list of allocations of `access_type` that `filter` selects, at most `rows` of them, their
+    /// Qlik text scrubbed and their names kept within `text`.
+    async fn allocation_list(
+        &self,
+        access_type: AccessType,
+        filter: String,
+        rows: (usize, &'static str),
+        text: TextBudget,
+    ) -> Result<Vec<Allocation>, QrsError> {
+        let endpoint = format!("license/{}/full", access_type.qrs_entity());
+        let scrubber = self.scrubber.clone();
+        self.get_list(
+            &endpoint,
+            &[("filter", filter)],
+            rows,
+            "allocations",
+            move |row: wire::AllocationJson| {
+                let allocation = scrubbed(row.into_allocation(access_type), &scrubber)?;
+                text.keep(&allocation)?;
+                Ok(allocation)
+            },
+        )
+        .await
     }
 
     /// Number of allocations of one access type on the whole site.
