@@ -123,40 +123,15 @@ impl ConditionReason {
         )
     }
 
-    /// Whether a policy not ready for this reason waits for a change (to it, its Secret or its notification
-    /// settings) rather than for its next run: kstatus's Stalled.
-    pub(crate) fn needs_a_change(self) -> bool {
-        matches!(
-            self,
-            ConditionReason::InvalidPolicy
-                | ConditionReason::SecretNotFound
-                | ConditionReason::SecretUnreadable
-                | ConditionReason::SecretInvalid
-                | ConditionReason::NotificationsInvalid
-        )
-    }
-
-    /// The reason of this name, if it is one of ours.
-    fn named(name: &str) -> Option<ConditionReason> {
-        use ConditionReason::*;
-        [
-            Scheduled,
-            DryRunSucceeded,
-            RunSucceeded,
-            RunAborted,
-            RunFailed,
-            InvalidPolicy,
-            SecretNotFound,
-            SecretUnreadable,
-            SecretInvalid,
-            ApiError,
-            NotificationsInvalid,
-            Running,
-            Idle,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == name)
-    }
+    /// The reasons a policy is not ready for until it, its Secret or its notification settings change, rather
+    /// than until its next run: kstatus's Stalled.
+    const NEED_A_CHANGE: [ConditionReason; 5] = [
+        ConditionReason::InvalidPolicy,
+        ConditionReason::SecretNotFound,
+        ConditionReason::SecretUnreadable,
+        ConditionReason::SecretInvalid,
+        ConditionReason::NotificationsInvalid,
+    ];
 
     /// How a finished run ended.
     pub(crate) fn of_run(result: RunResult, dry_run: bool) -> ConditionReason {
@@ -270,73 +245,88 @@ pub(crate) fn merge_conditions(
 ) -> Vec<Condition> {
     let mut out: Vec<Condition> = existing.to_vec();
     for update in updates {
-        let status = if update.status { "True" } else { "False" }.to_string();
-        // Kubernetes bounds the message.
-        let message: String = update.message.chars().take(32_000).collect();
-        let reason = update.reason.as_str().to_string();
-        match out.iter_mut().find(|c| c.type_ == update.type_.as_str()) {
-            Some(c) => {
-                if c.status != status {
-                    c.last_transition_time = Time(now);
-                }
-                c.status = status;
-                c.reason = reason;
-                c.message = message;
-                c.observed_generation = generation;
+        let wanted = (
+            update.status,
+            update.reason.as_str(),
+            update.message.as_str(),
+        );
+        set(&mut out, update.type_, wanted, now, generation);
+    }
+    for (type_, status, reason, message) in kstatus(&out) {
+        set(
+            &mut out,
+            type_,
+            (status, &reason, &message),
+            now,
+            generation,
+        );
+    }
+    out
+}
+
+/// Sets the condition `type_` to `(status, reason, message)`, moving its transition time only when its status
+/// changes.
+fn set(
+    conditions: &mut Vec<Condition>,
+    type_: ConditionType,
+    (status, reason, message): (bool, &str, &str),
+    now: jiff::Timestamp,
+    generation: Option<i64>,
+) {
+    let status = if status { "True" } else { "False" }.to_string();
+    // Kubernetes bounds the message.
+    let message: String = message.chars().take(32_000).collect();
+    match conditions.iter_mut().find(|c| c.type_ == type_.as_str()) {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = Time(now);
             }
-            None => out.push(Condition {
-                type_: update.type_.as_str().to_string(),
-                status,
-                reason,
-                message,
-                last_transition_time: Time(now),
-                observed_generation: generation,
-            }),
+            c.status = status;
+            c.reason = reason.to_string();
+            c.message = message;
+            c.observed_generation = generation;
         }
+        None => conditions.push(Condition {
+            type_: type_.as_str().to_string(),
+            status,
+            reason: reason.to_string(),
+            message,
+            last_transition_time: Time(now),
+            observed_generation: generation,
+        }),
     }
-    let derived = kstatus(&out);
-    if derived.is_empty() {
-        return out;
-    }
-    merge_conditions(&out, &derived, now, generation)
 }
 
 /// Reconciling and Stalled as kstatus (Flux, `kubectl wait`, Argo CD) reads them, derived from Running and Ready so
-/// that every writer of the status keeps them in step. Empty once they already say what Running and Ready say.
-fn kstatus(conditions: &[Condition]) -> Vec<ConditionUpdate> {
+/// that every writer of the status keeps them in step: each with its status, reason (the one it follows) and
+/// message.
+fn kstatus(conditions: &[Condition]) -> Vec<(ConditionType, bool, String, String)> {
     let mut derived = Vec::new();
     if let Some(running) = find(conditions, ConditionType::Running) {
-        let update = ConditionUpdate::new(
+        derived.push((
             ConditionType::Reconciling,
             running.status == "True",
-            ConditionReason::named(&running.reason).unwrap_or(ConditionReason::Idle),
+            running.reason.clone(),
             running.message.clone(),
-        );
-        derived.push(update);
+        ));
     }
     if let Some(ready) = find(conditions, ConditionType::Ready) {
-        let reason = ConditionReason::named(&ready.reason).unwrap_or(ConditionReason::Scheduled);
-        let stalled = ready.status == "False" && reason.needs_a_change();
+        let stalled = ready.status == "False"
+            && ConditionReason::NEED_A_CHANGE
+                .iter()
+                .any(|r| r.as_str() == ready.reason);
         let message = if stalled {
             format!("waiting for a change: {}", ready.message)
         } else {
             "not stalled: the policy runs on its schedule".to_string()
         };
-        derived.push(ConditionUpdate::new(
+        derived.push((
             ConditionType::Stalled,
             stalled,
-            reason,
+            ready.reason.clone(),
             message,
         ));
     }
-    // Written already as they would be: nothing to merge (and no endless recursion).
-    derived.retain(|update| {
-        find(conditions, update.type_).is_none_or(|c| {
-            c.status != if update.status { "True" } else { "False" }
-                || c.reason != update.reason.as_str()
-                || c.message != update.message
-        })
-    });
     derived
 }
 
