@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 
-use super::{QrsClient, QrsError, scrubbed, wire};
+use super::{QrsClient, QrsError, TextBudget, wire};
 use crate::model::{AccessType, Allocation, UserIdentity};
 
 /// Seats of one access type one user may be listed with: one, or a quarantined one and its successor.
@@ -37,20 +37,14 @@ impl QrsClient {
         user_id: &str,
     ) -> Result<Vec<Allocation>, QrsError> {
         let endpoint = format!("license/{}/full", access_type.qrs_entity());
-        if !wire::is_guid(user_id) {
-            return Err(QrsError::Nonsense {
-                method: Method::GET,
-                endpoint,
-                detail: "the user id is not a GUID".into(),
-            });
-        }
-        let scrubber = self.scrubber.clone();
-        self.get_list(
-            &endpoint,
-            &[("filter", format!("user.id eq {user_id}"))],
+        super::require_guid(Method::GET, &endpoint, user_id, || {
+            "the user id is not a GUID".into()
+        })?;
+        self.allocation_list(
+            access_type,
+            format!("user.id eq {user_id}"),
             (SEATS_OF_ONE_USER, ", more than one user holds"),
-            "allocations",
-            move |row: wire::AllocationJson| scrubbed(row.into_allocation(access_type), &scrubber),
+            TextBudget::for_seats(SEATS_OF_ONE_USER),
         )
         .await
     }

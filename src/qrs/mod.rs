@@ -452,14 +452,9 @@ impl QrsClient {
             )));
         }
         let endpoint = format!("license/{}/{{id}}", access_type.qrs_entity());
-        if !wire::is_guid(id) {
-            // The id goes into the path exactly as QRS listed it; anything else could name another resource.
-            return Err(QrsError::Nonsense {
-                method: Method::DELETE,
-                endpoint,
-                detail: "the allocation id is not a GUID; nothing was deleted".into(),
-            });
-        }
+        require_guid(Method::DELETE, &endpoint, id, || {
+            "the allocation id is not a GUID; nothing was deleted".into()
+        })?;
         let url = format!(
             "{}/qrs/license/{}/{id}",
             self.qrs_base,
@@ -529,17 +524,34 @@ impl TextBudget {
     }
 }
 
+/// Ok when `id` is a GUID: ids go into paths and filters exactly as QRS listed them, and anything else could name
+/// another resource. The error says what was refused (`detail`), without repeating the id.
+fn require_guid(
+    method: Method,
+    endpoint: &str,
+    id: &str,
+    detail: impl FnOnce() -> String,
+) -> Result<(), QrsError> {
+    if wire::is_guid(id) {
+        return Ok(());
+    }
+    Err(QrsError::Nonsense {
+        method,
+        endpoint: endpoint.into(),
+        detail: detail(),
+    })
+}
+
 /// `id eq <guid> or id eq <guid> ...`: GUIDs are written bare in QRS filters, so each must be one.
 fn guid_filter(endpoint: &str, ids: &[impl AsRef<str>]) -> Result<String, QrsError> {
-    if let Some(bad) = ids.iter().map(AsRef::as_ref).find(|id| !wire::is_guid(id)) {
-        return Err(QrsError::Nonsense {
-            method: Method::GET,
-            endpoint: endpoint.into(),
-            detail: format!(
+    for id in ids {
+        let id = id.as_ref();
+        require_guid(Method::GET, endpoint, id, || {
+            format!(
                 "refusing to filter by {} characters that are not a GUID",
-                bad.len()
-            ),
-        });
+                id.len()
+            )
+        })?;
     }
     Ok(ids
         .iter()
