@@ -280,7 +280,14 @@ fn bench_decide(options: &Options) -> Result<DecideMeasure, BoxError> {
     let copy = heap_now() - before_copy;
     let owned_heap = HeapUse::of(|| {
         black_box(plan::users_needing_details(&rules, &input, now));
-        black_box(plan::decide_owned(&rules, input, &users, &totals, now));
+        black_box(plan::decide_owned(
+            &rules,
+            input,
+            &users,
+            &HashMap::new(),
+            &totals,
+            now,
+        ));
     });
     COUNTING.store(false, Ordering::Relaxed);
 
@@ -297,7 +304,7 @@ fn bench_decide(options: &Options) -> Result<DecideMeasure, BoxError> {
         &rules,
         now,
         || allocations.clone(),
-        |input| plan::decide_owned(&rules, input, &users, &totals, now),
+        |input| plan::decide_owned(&rules, input, &users, &HashMap::new(), &totals, now),
     );
     let (cpu, heap_peak) = (median(&mut owned), owned_heap.peak - copy);
     Ok(DecideMeasure {

@@ -306,7 +306,7 @@ async fn decide(
     let authoring = read_authoring(client, rules, &site.allocations, now).await?;
     let allocations = std::mem::take(&mut site.allocations);
     // The user records are dropped on return: on a large site they are tens of megabytes.
-    Ok(plan::decide_with_authoring(
+    Ok(plan::decide_owned(
         rules,
         allocations,
         &users,

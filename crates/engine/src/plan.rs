@@ -112,28 +112,11 @@ pub fn decide(
     )
 }
 
-/// [`decide`], taking the allocations by value so that they move into the decisions instead of being copied:
-/// on a large site that halves the memory a run needs.
+/// [`decide`], taking the allocations by value so that they move into the decisions instead of being copied (on a
+/// large site that halves the memory a run needs), with what the users of seats in use authored (keyed by their
+/// lower-cased QRS id) for right-sizing: a seat right-sizing would move whose user is missing from `authoring` is
+/// kept.
 pub fn decide_owned(
-    rules: &Rules,
-    allocations: Vec<Allocation>,
-    users: &HashMap<String, UserDetails>,
-    allocated_totals: &BTreeMap<AccessType, u64>,
-    now: Timestamp,
-) -> Plan {
-    decide_with_authoring(
-        rules,
-        allocations,
-        users,
-        &HashMap::new(),
-        allocated_totals,
-        now,
-    )
-}
-
-/// [`decide_owned`], with what the users of seats in use authored (keyed by their lower-cased QRS id), for
-/// right-sizing: a seat right-sizing would move whose user is missing from `authoring` is kept.
-pub fn decide_with_authoring(
     rules: &Rules,
     allocations: Vec<Allocation>,
     users: &HashMap<String, UserDetails>,

@@ -1301,7 +1301,14 @@ fn decide_owned_is_decide() {
     let rules = rules_with(|s| s.limits.max_reclaims_per_run = 3);
     let site = breaker_site(4, 6);
     let a = decide_simple(&rules, &site);
-    let b = decide_owned(&rules, site, &HashMap::new(), &BTreeMap::new(), now());
+    let b = decide_owned(
+        &rules,
+        site,
+        &HashMap::new(),
+        &HashMap::new(),
+        &BTreeMap::new(),
+        now(),
+    );
     assert_eq!(a, b);
 }
 
@@ -1632,7 +1639,7 @@ mod right_size {
             .iter()
             .map(|(user, e)| (guid("CORP", user), e.clone()))
             .collect();
-        decide_with_authoring(
+        decide_owned(
             rules,
             allocations,
             &HashMap::new(),
