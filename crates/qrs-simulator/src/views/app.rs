@@ -172,122 +172,135 @@ impl<'a> AppObjectView<'a> {
     }
 }
 
-/// The fields an app and an app object share, for filters.
-const SHARED_FIELDS: [&str; 7] = [
-    "id",
-    "name",
-    "createddate",
-    "modifieddate",
-    "modifiedbyusername",
-    "published",
-    "schemapath",
-];
-
-/// One shared field of an app or app object, for a filter: `None` when the field is not shared.
-fn shared_field<'v>(
-    field: &str,
-    (id, name, created, modified, published): (
-        &Uuid,
-        &'v str,
-        jiff::Timestamp,
-        jiff::Timestamp,
-        bool,
-    ),
+/// What an app and an app object share, as filters read it: the fields of both, and the owner's user record.
+struct Shared<'a> {
+    id: &'a Uuid,
+    name: &'a str,
+    created: jiff::Timestamp,
+    modified: jiff::Timestamp,
+    published: bool,
     schema_path: &'static str,
-    buf: &'v mut [u8],
-) -> Option<Val<'v>> {
-    Some(match field {
-        "id" => Val::Str(uuid_str(id, buf)),
-        "name" => Val::Str(name),
-        "createddate" => Val::Time(created),
-        "modifieddate" => Val::Time(modified),
-        "published" => Val::Bool(published),
-        "schemapath" => Val::Str(schema_path),
-        _ => return None,
-    })
+    owner: Option<&'a UserRec>,
+    site: &'a SiteState,
 }
 
-/// A filter on the owner: its id (`owner eq <guid>` or `owner.id`), or any field of its user record.
-fn visit_owner(
-    owner: Option<&UserRec>,
-    site: &SiteState,
-    rest: &[String],
-    f: &mut dyn FnMut(Val<'_>) -> bool,
-) -> bool {
-    match owner {
-        Some(u) => site.user_view(u).visit(rest, f),
-        None => f(Val::Null),
-    }
-}
+impl Shared<'_> {
+    const FIELDS: [&'static str; 8] = [
+        "id",
+        "name",
+        "createddate",
+        "modifieddate",
+        "modifiedbyusername",
+        "published",
+        "schemapath",
+        "owner",
+    ];
 
-impl Record for AppView<'_> {
     fn known_path(path: &[String]) -> bool {
         match path {
-            [one] => SHARED_FIELDS.contains(&one.as_str()) || one == "appid" || one == "owner",
+            [one] => Self::FIELDS.contains(&one.as_str()),
             [head, rest @ ..] if head == "owner" => UserView::known_path(rest),
             _ => false,
         }
     }
 
+    /// A shared field, or the owner (`owner eq <guid>`, `owner.userId eq '...'`); null for anything else.
     fn visit(&self, path: &[String], f: &mut dyn FnMut(Val<'_>) -> bool) -> bool {
-        let a = self.a;
         let mut buf = Uuid::encode_buffer();
+        let owner = |rest: &[String], f: &mut dyn FnMut(Val<'_>) -> bool| match self.owner {
+            Some(u) => self.site.user_view(u).visit(rest, f),
+            None => f(Val::Null),
+        };
         match path {
-            [one] if one == "owner" => visit_owner(self.owner, self.site, &["id".into()], f),
-            [one] if one == "appid" => f(Val::Str("")),
-            [one] if one == "modifiedbyusername" => f(Val::Str(&modified_by(self.owner))),
-            [one] => f(shared_field(
-                one,
-                (&a.id, &a.name, a.created, a.modified, a.published),
-                "App",
-                &mut buf,
-            )
-            .unwrap_or(Val::Null)),
-            [head, rest @ ..] if head == "owner" => visit_owner(self.owner, self.site, rest, f),
+            [one] => f(match one.as_str() {
+                "owner" => return owner(&["id".into()], f),
+                "modifiedbyusername" => return f(Val::Str(&modified_by(self.owner))),
+                "id" => Val::Str(uuid_str(self.id, &mut buf)),
+                "name" => Val::Str(self.name),
+                "createddate" => Val::Time(self.created),
+                "modifieddate" => Val::Time(self.modified),
+                "published" => Val::Bool(self.published),
+                "schemapath" => Val::Str(self.schema_path),
+                _ => Val::Null,
+            }),
+            [head, rest @ ..] if head == "owner" => owner(rest, f),
             _ => f(Val::Null),
+        }
+    }
+}
+
+impl<'a> AppView<'a> {
+    fn shared(&self) -> Shared<'a> {
+        let a = self.a;
+        Shared {
+            id: &a.id,
+            name: &a.name,
+            created: a.created,
+            modified: a.modified,
+            published: a.published,
+            schema_path: "App",
+            owner: self.owner,
+            site: self.site,
+        }
+    }
+}
+
+impl<'a> AppObjectView<'a> {
+    fn shared(&self) -> Shared<'a> {
+        let o = self.o;
+        Shared {
+            id: &o.id,
+            name: &o.name,
+            created: o.created,
+            modified: o.modified,
+            published: o.published,
+            schema_path: "App.Object",
+            owner: self.owner,
+            site: self.site,
+        }
+    }
+}
+
+impl Record for AppView<'_> {
+    fn known_path(path: &[String]) -> bool {
+        Shared::known_path(path) || matches!(path, [one] if one == "appid")
+    }
+
+    fn visit(&self, path: &[String], f: &mut dyn FnMut(Val<'_>) -> bool) -> bool {
+        match path {
+            [one] if one == "appid" => f(Val::Str("")),
+            _ => self.shared().visit(path, f),
         }
     }
 }
 
 impl Record for AppObjectView<'_> {
     fn known_path(path: &[String]) -> bool {
-        match path {
-            [one] => {
-                SHARED_FIELDS.contains(&one.as_str())
-                    || ["objecttype", "engineobjecttype", "approved", "owner", "app"]
-                        .contains(&one.as_str())
+        Shared::known_path(path)
+            || match path {
+                [one] => {
+                    ["objecttype", "engineobjecttype", "approved", "app"].contains(&one.as_str())
+                }
+                [head, field] => head == "app" && ["id", "name"].contains(&field.as_str()),
+                _ => false,
             }
-            [head, rest @ ..] if head == "owner" => UserView::known_path(rest),
-            [head, field] if head == "app" => ["id", "name"].contains(&field.as_str()),
-            _ => false,
-        }
     }
 
     fn visit(&self, path: &[String], f: &mut dyn FnMut(Val<'_>) -> bool) -> bool {
         let o = self.o;
         let mut buf = Uuid::encode_buffer();
         match path {
-            [one] if one == "owner" => visit_owner(self.owner, self.site, &["id".into()], f),
             [one] if one == "objecttype" || one == "engineobjecttype" => {
                 f(Val::Str(&o.object_type))
             }
             [one] if one == "approved" => f(Val::Bool(false)),
-            [one] if one == "modifiedbyusername" => f(Val::Str(&modified_by(self.owner))),
             [one] if one == "app" => f(Val::Str(uuid_str(&o.app, &mut buf))),
-            [one] => f(shared_field(
-                one,
-                (&o.id, &o.name, o.created, o.modified, o.published),
-                "App.Object",
-                &mut buf,
-            )
-            .unwrap_or(Val::Null)),
-            [head, rest @ ..] if head == "owner" => visit_owner(self.owner, self.site, rest, f),
             [head, field] if head == "app" => match (self.app, field.as_str()) {
                 (Some(a), "id") => f(Val::Str(uuid_str(&a.id, &mut buf))),
                 (Some(a), "name") => f(Val::Str(&a.name)),
                 _ => f(Val::Null),
             },
-            _ => f(Val::Null),
+            _ => self.shared().visit(path, f),
         }
     }
 }
