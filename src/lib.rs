@@ -108,6 +108,45 @@ pub(crate) mod testing {
         (entries, key_pem)
     }
 
+    /// A report's line for the Professional seat of `user`, idle 304 days, with `outcome`.
+    pub(crate) fn entry(user: &str, outcome: crate::report::Outcome) -> crate::report::Entry {
+        crate::report::Entry {
+            user: user.into(),
+            user_name: "Someone".into(),
+            access_type: crate::model::AccessType::Professional,
+            allocation_id: "0f2c6d8e-1a2b-4c3d-9e8f-0123456789ab".into(),
+            last_used: "2026-01-31T19:44:28.951Z".into(),
+            idle_days: Some(304),
+            outcome,
+            reason_code: "inactive",
+            rule: Some(crate::model::Rule::Idle),
+            reason: "not used for 304 days (threshold 90)".into(),
+            error: None,
+        }
+    }
+
+    /// The report of a run on https://qlik.example:4242 that succeeded on 2026-12-01 (`message`), with these counts
+    /// and decisions.
+    pub(crate) fn succeeded_report(
+        message: &str,
+        totals: crate::policy::TypeCounts,
+        decisions: Vec<crate::report::Entry>,
+    ) -> crate::report::RunReport {
+        crate::report::RunReport {
+            site: "https://qlik.example:4242".to_string(),
+            totals,
+            decisions,
+            ..crate::report::RunReport::new(
+                "20261201T090000Z-abc123".into(),
+                ts("2026-12-01T09:00:00Z"),
+                ts("2026-12-01T09:00:05Z"),
+                false,
+                crate::policy::RunResult::Succeeded,
+                message.into(),
+            )
+        }
+    }
+
     /// An instant written as RFC 3339, for tests.
     pub(crate) fn ts(text: &str) -> jiff::Timestamp {
         text.parse().expect("a valid RFC 3339 instant")

@@ -310,41 +310,18 @@ pub fn summary_vars(policy: &str, report: &crate::report::RunReport) -> SummaryV
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::AccessType;
-    use crate::policy::{RunResult, TypeCounts};
+    use crate::policy::TypeCounts;
     use crate::report::{Entry, Outcome, RunReport};
-    use crate::testing::ts;
 
     fn entry(user: String, outcome: Outcome, error: Option<&str>) -> Entry {
         Entry {
-            user,
-            user_name: "Someone".into(),
-            access_type: AccessType::Professional,
-            allocation_id: "0f2c6d8e-1a2b-4c3d-9e8f-0123456789ab".into(),
-            last_used: "2026-01-31T19:44:28.951Z".into(),
-            idle_days: Some(304),
-            outcome,
-            reason_code: "inactive",
-            rule: Some(crate::model::Rule::Idle),
-            reason: "not used for 304 days (threshold 90)".into(),
             error: error.map(str::to_string),
+            ..crate::testing::entry(&user, outcome)
         }
     }
 
     fn report(decisions: Vec<Entry>, totals: TypeCounts) -> RunReport {
-        RunReport {
-            site: "https://qlik.example:4242".to_string(),
-            totals,
-            decisions,
-            ..RunReport::new(
-                "20261201T090000Z-abc123".into(),
-                ts("2026-12-01T09:00:00Z"),
-                ts("2026-12-01T09:00:05Z"),
-                false,
-                RunResult::Succeeded,
-                "reclaimed 300 of 300 candidate seats".into(),
-            )
-        }
+        crate::testing::succeeded_report("reclaimed 300 of 300 candidate seats", totals, decisions)
     }
 
     #[test]

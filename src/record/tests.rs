@@ -2,20 +2,12 @@ use super::*;
 use crate::model::{AccessType, UserIdentity};
 use crate::policy::TypeCounts;
 use crate::report::Returned;
-use crate::testing::ts;
 
 /// etcd's default limit on one request, and so on one object.
 const ETCD_OBJECT_BYTES: usize = 1536 * 1024;
 
 fn entry(user: &str, outcome: Outcome, reason_code: &'static str) -> Entry {
     Entry {
-        user: user.into(),
-        user_name: "Someone".into(),
-        access_type: AccessType::Professional,
-        allocation_id: "0f2c6d8e-1a2b-4c3d-9e8f-0123456789ab".into(),
-        last_used: "2026-01-31T19:44:28.951Z".into(),
-        idle_days: Some(304),
-        outcome,
         reason_code,
         // The rule the plan gives the reason of this code.
         rule: match reason_code {
@@ -24,28 +16,17 @@ fn entry(user: &str, outcome: Outcome, reason_code: &'static str) -> Entry {
             "redundant" => Some(crate::model::Rule::Redundant),
             _ => None,
         },
-        reason: "not used for 304 days (threshold 90)".into(),
         error: (outcome == Outcome::Failed).then(|| "QRS answered 500".to_string()),
+        ..crate::testing::entry(user, outcome)
     }
 }
 
 fn report(decisions: Vec<Entry>, allocated: u64) -> RunReport {
-    RunReport {
-        site: "https://qlik.example:4242".to_string(),
-        totals: TypeCounts {
-            allocated,
-            ..Default::default()
-        },
-        decisions,
-        ..RunReport::new(
-            "20261201T090000Z-abc123".into(),
-            ts("2026-12-01T09:00:00Z"),
-            ts("2026-12-01T09:00:05Z"),
-            false,
-            RunResult::Succeeded,
-            "reclaimed".into(),
-        )
-    }
+    let totals = TypeCounts {
+        allocated,
+        ..Default::default()
+    };
+    crate::testing::succeeded_report("reclaimed", totals, decisions)
 }
 
 #[test]
