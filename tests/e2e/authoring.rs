@@ -43,12 +43,8 @@ async fn owned_by_reads_apps_and_authoring_objects_fifty_owners_a_request() {
     let site = simulator.site();
     let now = simulator.now();
     let user = |id: &str| site.add_user(NewUser::new("CORP", id)).expect("user");
-    let (author, reader, story_teller, nobody) = (
-        user("author"),
-        user("reader"),
-        user("stories"),
-        user("nobody"),
-    );
+    let [author, reader, story_teller, nobody] =
+        ["author", "reader", "stories", "nobody"].map(user);
     app_with(
         &simulator,
         (author, 400, 10),
@@ -144,12 +140,10 @@ async fn a_dry_run_reports_the_moves_right_sizing_would_make_and_deletes_nothing
             used,
         )
     };
-    let (consumer, author, odd, _idle) = (
-        seat("consumer", 2),
-        seat("author", 2),
-        seat("odd", 2),
-        seat("idle", 200),
-    );
+    // Professional users and how many days ago they last used their seat.
+    let [consumer, author, odd, _idle] =
+        [("consumer", 2), ("author", 2), ("odd", 2), ("idle", 200)]
+            .map(|(user, used)| seat(user, used));
     app_with(
         &simulator,
         (author, 400, 300),
