@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use crate::control_plane::ControlPlane;
 use crate::operator::{
-    ControllerProcess, create_policy, ensure_installed, known_site_namespace, last_run_id, wait_for,
+    ControllerProcess, create_policy, create_policy_without_its_secret, ensure_installed,
+    known_site_namespace, last_run_id, wait_for, wait_for_condition,
 };
 use crate::tools::{describe, lua_binary};
 use crate::{TestResult, register, run, support};
@@ -180,18 +181,16 @@ fn argo_health_and_actions_on_what_the_api_server_returns(cp: &ControlPlane) -> 
         let mut suspended = support::dry_run_policy(&sim);
         suspended.suspend = true;
         create_policy(&admin, &namespace, "paused", suspended).await?;
-        let mut broken = support::dry_run_policy(&sim);
-        broken.site.credentials_secret_ref.name = "missing".into();
-        create_policy(&admin, &namespace, "broken", broken).await?;
+        create_policy_without_its_secret(&admin, &namespace, ("broken", "missing"), &sim).await?;
 
         let _controller = ControllerProcess::start(cp, &namespace, &[])?;
-        let stalled = wait_for(&admin, &namespace, "broken", "Stalled", |p| {
-            p.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Stalled" && c.status == "True")
-            })
-        })
+        let stalled = wait_for_condition(
+            &admin,
+            &namespace,
+            "broken",
+            "Stalled",
+            ("True", "SecretNotFound"),
+        )
         .await?;
         health_is("LicenseCleanupPolicy", &as_json(&stalled)?, "Degraded")?;
         let paused = wait_for(&admin, &namespace, "paused", "looked at", |p| {

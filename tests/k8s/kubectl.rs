@@ -9,8 +9,10 @@ use std::process::{Command, Output};
 use libtest_mimic::Failed;
 
 use crate::control_plane::{ControlPlane, assets_dir};
-use crate::operator::{ControllerProcess, ensure_installed, known_site_policy, next_run};
-use crate::tools::describe;
+use crate::operator::{
+    ControllerProcess, condition, ensure_installed, known_site_policy, next_run, wait_for_condition,
+};
+use crate::tools::{describe, failed_saying};
 use crate::{TestResult, register, run, support};
 
 /// kubectl: `KUBECTL`, or the one beside the control plane's binaries.
@@ -151,32 +153,14 @@ fn kubectl_tells_an_administrator_the_story(cp: &ControlPlane) -> TestResult {
         std::fs::write(&manifest, serde_yaml::to_string(&policy)?)?;
         let manifest = manifest.display().to_string();
         let applied = kubectl(kubeconfig, &["apply", "--validate=strict", "-f", &manifest])?;
-        let stderr = String::from_utf8_lossy(&applied.stderr);
-        if applied.status.success() || !stderr.contains("exlcude") {
-            return Err(format!(
-                "kubectl apply --validate=strict took a misspelt field: {}",
-                describe(&applied)
-            )
-            .into());
-        }
-        Ok(())
+        failed_saying(
+            &applied,
+            "exlcude",
+            "kubectl apply --validate=strict took a misspelt field",
+        )
     })
 }
 register!(kubectl_tells_an_administrator_the_story);
-
-/// The status of condition `type_` of a `LicenseCleanupPolicy`, with its reason.
-fn condition(
-    policy: &qlik_license_reclaimer::policy::LicenseCleanupPolicy,
-    type_: &str,
-) -> Option<(String, String)> {
-    policy
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone()))
-}
 
 /// kstatus, as `kubectl wait`, Flux and Argo CD read it: a policy whose Secret is missing is Ready=False and
 /// Stalled=True before any run, and Ready once the Secret is there; `kubectl wait --for=condition=Ready` returns
@@ -185,16 +169,20 @@ fn kstatus_conditions_are_what_kubectl_wait_reads(cp: &ControlPlane) -> TestResu
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = crate::operator::known_site_namespace(cp, "kstatus").await?;
-        let mut spec = support::policy(&sim);
-        spec.site.credentials_secret_ref.name = "not-yet".into();
-        crate::operator::create_policy(&admin, &namespace, "site", spec).await?;
+        crate::operator::create_policy_without_its_secret(
+            &admin,
+            &namespace,
+            ("site", "not-yet"),
+            &sim,
+        )
+        .await?;
         let _controller = ControllerProcess::start(cp, &namespace, &[])?;
-        let waiting = crate::operator::wait_for(
+        let waiting = wait_for_condition(
             &admin,
             &namespace,
             "site",
-            "Ready=False for the missing Secret",
-            |p| condition(p, "Ready") == Some(("False".into(), "SecretNotFound".into())),
+            "Ready",
+            ("False", "SecretNotFound"),
         )
         .await?;
         if condition(&waiting, "Stalled") != Some(("True".into(), "SecretNotFound".into())) {

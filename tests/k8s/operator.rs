@@ -361,6 +361,35 @@ pub fn condition(p: &LicenseCleanupPolicy, type_: &str) -> Option<(String, Strin
         .map(|c| (c.status.clone(), c.reason.clone()))
 }
 
+/// Creates the policy `name`, a dry run of the known site ([`support::dry_run_policy`]), naming the Secret `secret`
+/// for its credentials, which the test has not created (yet).
+pub async fn create_policy_without_its_secret(
+    client: &Client,
+    namespace: &str,
+    (name, secret): (&str, &str),
+    sim: &Simulator,
+) -> Result<(), Failed> {
+    let mut spec = support::dry_run_policy(sim);
+    spec.site.credentials_secret_ref.name = secret.into();
+    create_policy(client, namespace, name, spec).await
+}
+
+/// Waits (as [`wait_for`]) until the policy `name`'s condition `type_` has this status and reason; the policy then.
+pub async fn wait_for_condition(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    type_: &str,
+    (status, reason): (&str, &str),
+) -> Result<LicenseCleanupPolicy, Failed> {
+    let what = format!("{type_}={status} ({reason})");
+    let wanted = Some((status.to_string(), reason.to_string()));
+    wait_for(client, namespace, name, &what, |p| {
+        condition(p, type_) == wanted
+    })
+    .await
+}
+
 /// The controller binary, run as the operator's ServiceAccount, logging to a file shown on failure.
 pub struct ControllerProcess {
     child: Option<Child>,
@@ -786,12 +815,12 @@ fn secret_rotation_and_a_broken_secret(cp: &ControlPlane) -> TestResult {
         let _controller = ControllerProcess::start(cp, &namespace, &[])?;
 
         run_now(&admin, &namespace, "orphan", "1").await?;
-        let orphan = wait_for(
+        let orphan = wait_for_condition(
             &admin,
             &namespace,
             "orphan",
-            "Ready=False SecretNotFound",
-            |p| condition(p, "Ready") == Some(("False".into(), "SecretNotFound".into())),
+            "Ready",
+            ("False", "SecretNotFound"),
         )
         .await?;
         let message = ready_message(&orphan);

@@ -16,6 +16,15 @@ pub fn read(path: &Path) -> Result<String, Failed> {
 }
 
 /// What a finished process said, for a failure message.
+/// Ok when the command failed and its stderr says `expected`; otherwise `what` is wrong, with the output.
+pub fn failed_saying(output: &Output, expected: &str, what: &str) -> Result<(), Failed> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.success() || !stderr.contains(expected) {
+        return Err(format!("{what}: {}", describe(output)).into());
+    }
+    Ok(())
+}
+
 pub fn describe(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",
