@@ -32,8 +32,9 @@ pub enum DemoError {
     Invalid(String),
 }
 
-/// The window the demo right-sizes with (`spec.rightSize.professionalToAnalyzer.afterDays`).
-const DEMO_RIGHT_SIZE_DAYS: u32 = 90;
+/// The window the demo right-sizes with (`spec.rightSize.professionalToAnalyzer.afterDays`): a year, so that on
+/// the smallest demo sites the moves and the idle seats together stay under the breaker, which counts both.
+const DEMO_RIGHT_SIZE_DAYS: u32 = 365;
 
 /// The policy the demo runs: what a careful administrator would start with.
 pub fn demo_policy(repository_url: String, server_name: String) -> LicenseCleanupPolicySpec {

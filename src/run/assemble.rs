@@ -189,8 +189,9 @@ fn verdict(
         return (RunResult::Failed, message);
     }
     let message = if dry_run && totals.moved > 0 {
+        let seats = if totals.moved == 1 { "seat" } else { "seats" };
         format!(
-            "dry run: {} of {} candidate seats would be reclaimed and {} Professional seats would move to \
+            "dry run: {} of {} candidate seats would be reclaimed and {} Professional {seats} would move to \
              Analyzer; nothing was deallocated",
             totals.reclaimed,
             totals.candidates.saturating_sub(totals.moved),

@@ -143,7 +143,7 @@ pub(crate) fn generate(site: &mut SiteState, seed: u64, users: usize, now: Times
 }
 
 /// Apps and app objects for right-sizing: most Professional users author (their own app and sheets changed in the
-/// last two months), some only consume (stories and bookmarks in the company app), some stopped authoring long
+/// last two months), a few only consume (stories and bookmarks in the company app), some stopped authoring long
 /// ago, and some generate on-demand apps (owned, and changed recently). Analyzer users make stories. A generator
 /// of its own, so the rest of the site stays what the seed made it before apps existed.
 fn add_authoring(site: &mut SiteState, seed: u64, now: Timestamp) {
@@ -163,9 +163,10 @@ fn add_authoring(site: &mut SiteState, seed: u64, now: Timestamp) {
         let name = site.user(user).map(|u| u.name.clone()).unwrap_or_default();
         let roll = rng.random_range(0..100);
         let created = ago(&mut rng, 300.0, 800.0);
-        let (kind, object) = if roll < 55 {
+        // Most Professional users author; the few who only consume are what right-sizing finds.
+        let (kind, object) = if roll < 70 {
             ("sheet", ("My sheet", ago(&mut rng, 0.0, 60.0)))
-        } else if roll < 80 {
+        } else if roll < 85 {
             ("story", ("Quarter in review", ago(&mut rng, 0.0, 30.0)))
         } else if roll < 90 {
             ("sheet", ("Old analysis", ago(&mut rng, 120.0, 400.0)))
