@@ -118,6 +118,15 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
     let requests = simulator.requests().len();
     simulator.shutdown().await;
 
+    Ok(DemoOutcome {
+        introduction: introduction(options, &spec),
+        report,
+        next_steps: next_steps(requests),
+    })
+}
+
+/// What the demo is, shown before the report.
+fn introduction(options: &DemoOptions, spec: &LicenseCleanupPolicySpec) -> String {
     let mut introduction = String::new();
     let _ = writeln!(
         introduction,
@@ -143,6 +152,11 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
     );
     let _ = writeln!(introduction);
 
+    introduction
+}
+
+/// Where to go from here, shown after the report: and what the run cost.
+fn next_steps(requests: usize) -> String {
     let mut next_steps = String::new();
     let _ = writeln!(next_steps);
     let _ = writeln!(
@@ -162,9 +176,5 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome, DemoError> {
         next_steps,
         "  qlik-license-reclaimer run --policy deploy/examples/policy.yaml --credentials DIR   against your site"
     );
-    Ok(DemoOutcome {
-        introduction,
-        report,
-        next_steps,
-    })
+    next_steps
 }
