@@ -124,11 +124,11 @@ impl ConditionReason {
     }
 
     /// The reasons a policy is not ready for until it, its Secret or its notification settings change, rather
-    /// than until its next run: kstatus's Stalled.
-    const NEED_A_CHANGE: [ConditionReason; 5] = [
+    /// than until its next run: kstatus's Stalled. Not `SecretUnreadable`: an API server that failed a read may
+    /// answer the next one.
+    const NEED_A_CHANGE: [ConditionReason; 4] = [
         ConditionReason::InvalidPolicy,
         ConditionReason::SecretNotFound,
-        ConditionReason::SecretUnreadable,
         ConditionReason::SecretInvalid,
         ConditionReason::NotificationsInvalid,
     ];
@@ -274,8 +274,12 @@ fn set(
     generation: Option<i64>,
 ) {
     let status = if status { "True" } else { "False" }.to_string();
-    // Kubernetes bounds the message.
-    let message: String = message.chars().take(32_000).collect();
+    // Kubernetes bounds the message to 32768 bytes: cut at a character boundary below that.
+    let mut cut = message.len().min(32_000);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let message = message[..cut].to_string();
     match conditions.iter_mut().find(|c| c.type_ == type_.as_str()) {
         Some(c) => {
             if c.status != status {

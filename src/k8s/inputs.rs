@@ -122,15 +122,23 @@ pub(super) async fn load_notifier(
     policy: &str,
     spec: &crate::policy::NotifySpec,
 ) -> Result<Notifier, StartError> {
+    // A notification Secret that is missing or unreadable is the notification settings' problem, not the
+    // credentials': its reason must not be cleared by a check of the credentials Secret alone.
+    let notification_secret =
+        |e: StartError| StartError::Notifications(format!("spec.notify: {e}"));
     let mut secrets = SecretEntries::new();
     for name in notify::secret_names(spec) {
-        let entries = read_secret(client, namespace, &name).await?;
+        let entries = read_secret(client, namespace, &name)
+            .await
+            .map_err(notification_secret)?;
         secrets.insert(name, entries);
     }
     let templates = match notify::template_source(spec) {
-        Some(TemplateSource::Secret(name)) => {
-            notify::template_texts(&read_secret(client, namespace, &name).await?)
-        }
+        Some(TemplateSource::Secret(name)) => notify::template_texts(
+            &read_secret(client, namespace, &name)
+                .await
+                .map_err(notification_secret)?,
+        ),
         Some(TemplateSource::ConfigMap(name)) => {
             let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
             let map = maps.get_opt(&name).await.map_err(|e| {

@@ -322,10 +322,15 @@ async fn keep_status_in_step(
 ) -> Result<(), ReconcileError> {
     // A Secret that is missing or unusable shows before the first run, not at it: Ready=False and Stalled=True
     // (kstatus), so Argo CD and Flux do not call the policy healthy meanwhile. Its content is not kept here.
+    // Not while a run holds the policy: it has its credentials, and its own outcome says how it went.
     let secret = &policy.spec.site.credentials_secret_ref.name;
-    let secret_problem = super::inputs::load_credentials(&ctx.client, namespace, secret)
-        .await
-        .err();
+    let secret_problem = if ctx.is_running(&(namespace.clone(), name.clone())) {
+        None
+    } else {
+        super::inputs::load_credentials(&ctx.client, namespace, secret)
+            .await
+            .err()
+    };
     let api: Api<LicenseCleanupPolicy> = Api::namespaced(ctx.client.clone(), namespace);
     let updated = update_status(&api, name, |fresh, status| {
         let generation = fresh.metadata.generation;
