@@ -42,8 +42,8 @@ pub use pattern::UserPattern;
 pub use rules::{Leavers, PropertyMatch, RuleSet, Rules};
 
 use judge::{
-    Clock, Judgement, could_be_leaver, could_be_redundant, could_right_size, evaluate, judge_dates,
-    judge_identity,
+    Clock, Idle, Judgement, could_be_leaver, could_be_redundant, could_right_size, evaluate,
+    judge_dates, judge_identity,
 };
 
 /// QRS user ids (GUIDs) whose records (tags, custom properties, roles) must be fetched: the users of
@@ -143,14 +143,18 @@ fn judge_all(
         .map(|_| Judgement::Kept(Reason::LoginGroup))
         .collect();
     let mut losing_professional: HashSet<&str> = HashSet::new();
+    let mut moving: HashSet<&str> = HashSet::new();
     for (index, allocation) in allocations
         .iter()
         .enumerate()
         .filter(|(_, a)| professional(a))
     {
         let judgement = evaluate(rules, clock, allocation, users, authoring, false);
-        if matches!(judgement, Judgement::Candidate(..)) {
+        if let Judgement::Candidate(idle, _) = &judgement {
             losing_professional.insert(allocation.user_id.as_str());
+            if matches!(idle, Idle::RightSize { .. }) {
+                moving.insert(allocation.user_id.as_str());
+            }
         }
         judged[index] = judgement;
     }
@@ -159,6 +163,14 @@ fn judge_all(
         .enumerate()
         .filter(|(_, a)| !professional(a))
     {
+        // A user moving to Analyzer keeps the Analyzer seat they hold, whatever it looks like: were an idle rule to
+        // take it in the same run, the move would leave them with neither seat.
+        if allocation.access_type == AccessType::Analyzer
+            && moving.contains(allocation.user_id.as_str())
+        {
+            judged[index] = Judgement::Kept(Reason::MoveTarget);
+            continue;
+        }
         let redundant = rules.redundant_analyzer()
             && allocation.access_type == AccessType::Analyzer
             && allocation.user_also_professional

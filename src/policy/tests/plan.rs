@@ -1760,6 +1760,30 @@ mod right_size {
     }
 
     #[test]
+    fn the_analyzer_seat_of_a_user_who_moves_is_kept_even_when_idle() {
+        let rules = rules_with(|s| {
+            s.right_size = moving(90);
+            s.access_types.analyzer = threshold(30);
+            s.redundant.analyzer_with_professional = true;
+        });
+        // The mover's Analyzer seat has not been used for a year (they used Professional): alone, the idle
+        // rule (and the redundant rule) would take it, and the move would leave the user with neither.
+        let mut analyzer = alloc("an", Analyzer, "CORP", "mover");
+        analyzer.user_also_professional = true;
+        let plan = with_evidence(
+            &rules,
+            vec![in_use("pro", "mover"), analyzer],
+            &[("mover", Evidence::Consumer { last: None })],
+        );
+        assert_eq!(only(&plan, "pro").reason.code(), "right-size");
+        let kept = only(&plan, "an");
+        assert_eq!(
+            (kept.verdict, kept.reason.code()),
+            (Verdict::Keep, "move-target")
+        );
+    }
+
+    #[test]
     fn moves_come_before_idle_seats_under_the_cap() {
         let rules = rules_with(|s| {
             s.right_size = moving(90);

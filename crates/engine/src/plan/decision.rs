@@ -232,6 +232,9 @@ pub enum Reason {
     UnclearAuthoring {
         why: String,
     },
+    /// An Analyzer seat whose user's Professional seat moves to Analyzer (`spec.rightSize`): it is the seat the
+    /// user keeps, so no rule takes it in the same run.
+    MoveTarget,
     /// Used within `threshold` days (negative `idle_days`: a last use date in the future).
     Active {
         idle_days: i64,
@@ -312,6 +315,7 @@ impl Reason {
             | Reason::NeverUsedGrace { .. }
             | Reason::Authoring { .. }
             | Reason::UnclearAuthoring { .. }
+            | Reason::MoveTarget
             | Reason::ExcludedUser { .. }
             | Reason::ExcludedDirectory { .. }
             | Reason::ExcludedTag { .. }
@@ -339,6 +343,7 @@ impl Reason {
             Reason::Redundant => "redundant",
             Reason::RightSize { .. } => "right-size",
             Reason::Authoring { .. } => "authoring",
+            Reason::MoveTarget => "move-target",
             Reason::Active { .. } => "active",
             Reason::NeverUsedGrace { .. } => "never-used-grace",
             Reason::ExcludedUser { .. }
@@ -442,6 +447,9 @@ impl fmt::Display for Reason {
                 last.kind,
                 last.name,
                 last.at.strftime("%Y-%m-%d")
+            ),
+            Reason::MoveTarget => f.write_str(
+                "the user's Professional seat moves to Analyzer: this is the seat they keep",
             ),
             Reason::UnclearAuthoring { why } => {
                 write!(
