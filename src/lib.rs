@@ -122,6 +122,8 @@ pub(crate) mod testing {
             rule: Some(crate::model::Rule::Idle),
             reason: "not used for 304 days (threshold 90)".into(),
             error: None,
+            analyzer_added: false,
+            analyzer_allocation_id: None,
         }
     }
 

@@ -152,6 +152,13 @@ pub struct RecordedDecision {
     /// Why the deallocation failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A move (Moved, MoveUnfinished) that allocated its user an Analyzer seat: restore releases it once the
+    /// Professional seat is back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub analyzer_added: bool,
+    /// That Analyzer seat's QRS id, when QRS named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analyzer_allocation_id: Option<String>,
 }
 
 /// What became of a seat a run decided to reclaim.
@@ -165,6 +172,10 @@ pub enum RecordedAction {
     Failed,
     /// A dry run: the Professional seat would move to Analyzer (`spec.rightSize`).
     WouldMove,
+    /// The Professional seat moved to Analyzer: the user holds Analyzer, the Professional seat was deallocated.
+    Moved,
+    /// A move begun and not finished: the user holds Analyzer and still Professional; the next run finishes it.
+    MoveUnfinished,
 }
 
 pub use crate::model::Rule;
@@ -307,7 +318,10 @@ fn recorded(entry: &Entry) -> Option<RecordedDecision> {
         Outcome::WouldReclaim => RecordedAction::WouldReclaim,
         Outcome::Failed => RecordedAction::Failed,
         Outcome::WouldMove => RecordedAction::WouldMove,
-        Outcome::Deferred
+        Outcome::Moved => RecordedAction::Moved,
+        Outcome::MoveUnfinished => RecordedAction::MoveUnfinished,
+        Outcome::NoAnalyzerSeat
+        | Outcome::Deferred
         | Outcome::UsedSinceRead
         | Outcome::Kept
         | Outcome::Warned
@@ -332,6 +346,8 @@ fn recorded(entry: &Entry) -> Option<RecordedDecision> {
         rule,
         // Scrubbed already; cut so that a run whose every deletion failed still fits in its record.
         error: entry.error.as_deref().map(|e| cut(e, ERROR_CHARS)),
+        analyzer_added: entry.analyzer_added,
+        analyzer_allocation_id: entry.analyzer_allocation_id.clone(),
     })
 }
 

@@ -49,9 +49,16 @@ pub enum Outcome {
     NoticeGiven,
     /// A candidate whose user has no e-mail address in Qlik: never reclaimed without a notice.
     NoAddress,
-    /// A Professional seat whose user only consumes (`spec.rightSize`): it would move to Analyzer. Moves are
-    /// reported, not made, in this release.
+    /// Dry run: a Professional seat whose user only consumes (`spec.rightSize`) would move to Analyzer.
     WouldMove,
+    /// Moved to Analyzer: the user holds an Analyzer seat (allocated by the move, or held before) and the
+    /// Professional seat was deallocated.
+    Moved,
+    /// A move not made: QRS has no Analyzer seat free. The user stays Professional.
+    NoAnalyzerSeat,
+    /// A move begun and not finished: the user holds an Analyzer seat and still the Professional one (its
+    /// deallocation failed, or the run was stopped between). The next run finishes it.
+    MoveUnfinished,
 }
 
 impl Outcome {
@@ -70,6 +77,9 @@ impl Outcome {
             Outcome::NoticeGiven => "notice-given",
             Outcome::NoAddress => "no-address",
             Outcome::WouldMove => "would-move",
+            Outcome::Moved => "moved",
+            Outcome::NoAnalyzerSeat => "no-analyzer-seat",
+            Outcome::MoveUnfinished => "move-unfinished",
         }
     }
 
@@ -116,6 +126,12 @@ pub struct Entry {
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A move that allocated its user an Analyzer seat: `restore` releases it after giving Professional back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub analyzer_added: bool,
+    /// That Analyzer seat's QRS id, when QRS named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analyzer_allocation_id: Option<String>,
 }
 
 /// Everything a run found and did.

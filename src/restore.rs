@@ -12,13 +12,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use crate::model::{AccessType, UserIdentity};
 use crate::policy::RunResult;
 use crate::qrs::{QrsClient, QrsError};
-use crate::record::{RestoreOutcome, RestoreStatus, RestoredSeat, RunRecord};
+use crate::qrs::Deallocation;
+use crate::record::{RecordedAction, RestoreOutcome, RestoreStatus, RestoredSeat, RunRecord};
+use crate::run::AddedSeat;
 
 /// A seat to give back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeatToRestore {
     pub user: UserIdentity,
     pub access_type: AccessType,
+    /// For a move to Analyzer that allocated an Analyzer seat: that seat, released once the Professional seat is
+    /// back (never before: the user is never left with neither).
+    pub added_analyzer: Option<AddedSeat>,
 }
 
 /// Why a restore cannot start.
@@ -76,7 +81,12 @@ pub fn seats_of(record: &RunRecord, only: &[String]) -> Result<Vec<SeatToRestore
         .map(|u| UserIdentity::parse(u).ok_or_else(|| RestoreError::NotAUser(u.clone())))
         .collect::<Result<Vec<_>, _>>()?;
     let mut seats = Vec::new();
-    for seat in record.reclaimed() {
+    for seat in record.decisions.iter().filter(|d| {
+        matches!(
+            d.action,
+            RecordedAction::Reclaimed | RecordedAction::Moved | RecordedAction::MoveUnfinished
+        )
+    }) {
         let (Some(user), Some(access_type)) = (
             UserIdentity::parse(&seat.user),
             AccessType::from_key(&seat.access_type),
@@ -88,7 +98,14 @@ pub fn seats_of(record: &RunRecord, only: &[String]) -> Result<Vec<SeatToRestore
             });
         };
         if only.is_empty() || only.contains(&user) {
-            seats.push(SeatToRestore { user, access_type });
+            let added_analyzer = seat.analyzer_added.then(|| AddedSeat {
+                id: seat.analyzer_allocation_id.clone(),
+            });
+            seats.push(SeatToRestore {
+                user,
+                access_type,
+                added_analyzer,
+            });
         }
     }
     if let Some(missing) = only.iter().find(|u| !seats.iter().any(|s| &s.user == *u)) {
@@ -136,45 +153,139 @@ async fn restore_one(
             "the user no longer exists in Qlik".into(),
         ));
     };
+    let GivenBack {
+        outcome,
+        reason,
+        holds,
+    } = give_back(client, seat, &user_id, dry_run).await?;
+    let Some(added) = &seat.added_analyzer else {
+        return Ok((outcome, reason));
+    };
+    // The Analyzer seat a move added goes only once the user holds Professional again (given back now, or held
+    // again already); a Professional seat in quarantine or refused leaves the user their Analyzer seat.
+    if !holds {
+        return Ok((
+            outcome,
+            format!("{reason}; the Analyzer seat the move added is kept"),
+        ));
+    }
+    let released = release_added(client, added, &user_id, dry_run).await?;
+    let outcome = match outcome {
+        // Professional held already and the Analyzer seat released now: this restore undid the move.
+        RestoreOutcome::Skipped if released.acted && dry_run => RestoreOutcome::WouldRestore,
+        RestoreOutcome::Skipped if released.acted => RestoreOutcome::Restored,
+        other => other,
+    };
+    Ok((outcome, format!("{reason}; {}", released.what)))
+}
+
+/// What became of the Analyzer seat a move added.
+struct Released {
+    /// Whether this restore released it (or, in a dry run, would).
+    acted: bool,
+    what: String,
+}
+
+/// Releases the Analyzer seat a move added, by its id and only while its user holds it: never another Analyzer
+/// seat, which the user may have held before the move.
+async fn release_added(
+    client: &QrsClient,
+    added: &AddedSeat,
+    user_id: &str,
+    dry_run: bool,
+) -> Result<Released, QrsError> {
+    let Some(id) = &added.id else {
+        return Ok(Released {
+            acted: false,
+            what: "the move's Analyzer seat was not named by QRS: release it in the QMC if it is not needed"
+                .into(),
+        });
+    };
+    let held = client
+        .allocations_of_user(AccessType::Analyzer, user_id)
+        .await?;
+    if !held
+        .iter()
+        .any(|a| a.id.eq_ignore_ascii_case(id) && !a.quarantined)
+    {
+        return Ok(Released {
+            acted: false,
+            what: "the Analyzer seat the move added is gone already".into(),
+        });
+    }
+    if dry_run {
+        return Ok(Released {
+            acted: true,
+            what: "would release the Analyzer seat the move added".into(),
+        });
+    }
+    Ok(match client.deallocate(AccessType::Analyzer, id).await? {
+        Deallocation::Done => Released {
+            acted: true,
+            what: "released the Analyzer seat the move added".into(),
+        },
+        Deallocation::AlreadyGone => Released {
+            acted: false,
+            what: "the Analyzer seat the move added is gone already".into(),
+        },
+    })
+}
+
+/// What giving one seat back did.
+struct GivenBack {
+    outcome: RestoreOutcome,
+    reason: String,
+    /// Whether the user holds (or, in a dry run, would hold) that access type afterwards, outside quarantine.
+    holds: bool,
+}
+
+/// Gives the seat back, unless the user holds it (or it is in quarantine).
+async fn give_back(
+    client: &QrsClient,
+    seat: &SeatToRestore,
+    user_id: &str,
+    dry_run: bool,
+) -> Result<GivenBack, QrsError> {
+    let user_id = user_id.to_string();
     let held = client
         .allocations_of_user(seat.access_type, &user_id)
         .await?;
+    let given = |outcome, holds, reason: String| {
+        Ok(GivenBack {
+            outcome,
+            reason,
+            holds,
+        })
+    };
     if held.iter().any(|a| a.quarantined) {
-        return Ok((
-            RestoreOutcome::Skipped,
-            format!(
-                "the {} seat is in quarantine: reinstate it in the QMC",
-                seat.access_type
-            ),
-        ));
+        let reason = format!(
+            "the {} seat is in quarantine: reinstate it in the QMC",
+            seat.access_type
+        );
+        return given(RestoreOutcome::Skipped, false, reason);
     }
     if !held.is_empty() {
-        return Ok((
-            RestoreOutcome::Skipped,
-            format!("holds a {} seat again", seat.access_type),
-        ));
+        let reason = format!("holds a {} seat again", seat.access_type);
+        return given(RestoreOutcome::Skipped, true, reason);
     }
     if dry_run {
-        return Ok((
-            RestoreOutcome::WouldRestore,
-            format!("would be allocated a {} seat again", seat.access_type),
-        ));
+        let reason = format!("would be allocated a {} seat again", seat.access_type);
+        return given(RestoreOutcome::WouldRestore, true, reason);
     }
     match client.allocate(seat.access_type, &user_id).await {
-        Ok(()) => Ok((
+        Ok(_) => given(
             RestoreOutcome::Restored,
+            true,
             format!("allocated a {} seat again", seat.access_type),
-        )),
+        ),
         Err(QrsError::Status { status, detail, .. })
             if status == reqwest::StatusCode::BAD_REQUEST =>
         {
-            Ok((
-                RestoreOutcome::Failed,
-                format!(
-                    "QRS refused the allocation ({detail}): free a {} seat or add seats to the licence, then restore again",
-                    seat.access_type
-                ),
-            ))
+            let reason = format!(
+                "QRS refused the allocation ({detail}): free a {} seat or add seats to the licence, then restore again",
+                seat.access_type
+            );
+            given(RestoreOutcome::Failed, false, reason)
         }
         Err(e) => Err(e),
     }
@@ -295,6 +406,8 @@ mod tests {
             reason: String::new(),
             rule: Rule::Idle,
             error: None,
+            analyzer_added: false,
+            analyzer_allocation_id: None,
         };
         let at = MicroTime(crate::testing::ts("2026-12-01T09:00:00Z"));
         RunRecord {

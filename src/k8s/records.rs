@@ -308,6 +308,8 @@ mod tests {
                     reason: String::new(),
                     rule: Rule::Idle,
                     error: None,
+                    analyzer_added: false,
+                    analyzer_allocation_id: None,
                 })
                 .collect(),
             decisions_omitted: 0,

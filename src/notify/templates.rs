@@ -99,7 +99,8 @@ impl Templates {
 #[derive(Debug, Clone, Serialize)]
 pub struct NoticeVars {
     pub user: UserVars,
-    /// idle, leaver or redundant: the rule that takes the seat, and so what (if anything) keeps it.
+    /// idle, leaver, redundant or right-size: the rule that takes (or, for right-size, changes) the seat, and so
+    /// what (if anything) keeps it.
     pub rule: Rule,
     /// For a leaver, the state that makes them one ("blocked in the QMC", "removed from the user directory",
     /// "inactive in the QMC"); empty otherwise.
@@ -269,7 +270,26 @@ mod tests {
                 "{part}"
             );
         }
-        for part in [&redundant.text, &redundant.html, &leaver.text, &leaver.html] {
+        let moving = render(Rule::RightSize, "professional", "");
+        assert_eq!(
+            moving.subject,
+            "Your Qlik Sense access changes to analyzer on 2026-12-15"
+        );
+        for part in [&moving.text, &moving.html] {
+            assert!(
+                part.contains("private sheets stay but can no longer be edited or published"),
+                "{part}"
+            );
+            assert!(part.contains("create or edit a sheet before then"), "{part}");
+        }
+        for part in [
+            &redundant.text,
+            &redundant.html,
+            &leaver.text,
+            &leaver.html,
+            &moving.text,
+            &moving.html,
+        ] {
             assert!(!part.contains("cancels"), "{part}");
             assert!(!part.contains("To keep it, log in"), "{part}");
             assert!(!part.contains("have not used"), "{part}");

@@ -109,8 +109,8 @@ pub struct LicenseCleanupPolicySpec {
     pub redundant: RedundantSpec,
 
     /// Seats larger than their users need: a Professional user who authored no app, sheet or master item in
-    /// afterDays moves to Analyzer. Absent: no seat moves. In this release the moves are reported, not made: the
-    /// policy must be a dry run.
+    /// afterDays moves to Analyzer: an Analyzer seat first, then the Professional seat deallocated. Absent: no seat
+    /// moves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub right_size: Option<RightSizeSpec>,
 

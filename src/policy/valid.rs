@@ -244,9 +244,8 @@ fn redundant_analyzer(spec: &LicenseCleanupPolicySpec) -> Result<bool, InvalidPo
     Ok(on)
 }
 
-/// `spec.rightSize.professionalToAnalyzer`: its window, on a policy whose Professional seats are managed. Moves are
-/// reported, not made, in this release, so the policy must be a dry run: a policy that would take Professional
-/// seats without giving Analyzer ones first must not be representable.
+/// `spec.rightSize.professionalToAnalyzer`: its window, on a policy whose Professional seats are managed (the idle
+/// rule decides which are in use).
 fn right_size(spec: &LicenseCleanupPolicySpec) -> Result<Option<u32>, InvalidPolicy> {
     let Some(move_down) = spec
         .right_size
@@ -267,12 +266,6 @@ fn right_size(spec: &LicenseCleanupPolicySpec) -> Result<Option<u32>, InvalidPol
         return Err(InvalidPolicy::new(
             path,
             "needs accessTypes.professional: the idle rule decides which Professional seats are in use",
-        ));
-    }
-    if !spec.dry_run {
-        return Err(InvalidPolicy::new(
-            path,
-            "moves to Analyzer are reported, not yet made: set spec.dryRun: true to see the moves it would make",
         ));
     }
     Ok(Some(move_down.after_days))

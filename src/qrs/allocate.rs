@@ -49,9 +49,48 @@ impl QrsClient {
         .await
     }
 
-    /// Allocate a seat of `access_type` to the user with this QRS id. Sent once: a POST is not repeated, since one
-    /// that timed out may have allocated the seat.
-    pub async fn allocate(&self, access_type: AccessType, user_id: &str) -> Result<(), QrsError> {
+    /// The allocations of one access type held by any of these users (QRS ids, GUIDs as QRS listed them), read
+    /// [`super::USER_BATCH`] users a request.
+    pub async fn allocations_held_by(
+        &self,
+        access_type: AccessType,
+        user_ids: &[&str],
+    ) -> Result<Vec<Allocation>, QrsError> {
+        let endpoint = format!("license/{}/full", access_type.qrs_entity());
+        let mut held = Vec::new();
+        for batch in user_ids.chunks(super::USER_BATCH) {
+            for id in batch {
+                super::require_guid(Method::GET, &endpoint, id, || {
+                    "refusing to filter by a user id that is not a GUID".into()
+                })?;
+            }
+            let filter = batch
+                .iter()
+                .map(|id| format!("user.id eq {id}"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let rows = batch.len() * SEATS_OF_ONE_USER;
+            held.extend(
+                self.allocation_list(
+                    access_type,
+                    filter,
+                    (rows, ", more than the users can hold"),
+                    TextBudget::for_seats(rows),
+                )
+                .await?,
+            );
+        }
+        Ok(held)
+    }
+
+    /// Allocate a seat of `access_type` to the user with this QRS id; the new allocation's id when QRS's answer
+    /// (201, the entity) names one. Sent once: a POST is not repeated, since one that timed out may have allocated
+    /// the seat.
+    pub async fn allocate(
+        &self,
+        access_type: AccessType,
+        user_id: &str,
+    ) -> Result<Option<String>, QrsError> {
         let endpoint = format!("license/{}", access_type.qrs_entity());
         if !access_type.is_per_user_seat() || !wire::is_guid(user_id) {
             return Err(QrsError::Setup(format!(
@@ -64,9 +103,23 @@ impl QrsClient {
         let response = self
             .send(Method::POST, &url, &endpoint, &[], Some(&body), false)
             .await?;
-        self.check_status(Method::POST, &endpoint, response).await?;
-        Ok(())
+        let response = self.check_status(Method::POST, &endpoint, response).await?;
+        // The seat is allocated whatever the body says: an answer without a readable id is not an error, only an
+        // allocation the run cannot name.
+        let body = super::answer::read_capped(response, super::SMALL_ANSWER_BYTES)
+            .await
+            .unwrap_or_default();
+        Ok(serde_json::from_slice::<CreatedJson>(&body)
+            .ok()
+            .map(|created| created.id)
+            .filter(|id| wire::is_guid(id)))
     }
+}
+
+/// The part of a created allocation (201) the client reads.
+#[derive(serde::Deserialize)]
+struct CreatedJson {
+    id: String,
 }
 
 /// A value inside a QRS filter's quotes: a quote is written twice.

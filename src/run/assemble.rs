@@ -99,13 +99,13 @@ fn count(counts: &mut TypeCounts, decision: &Decision, outcome: Outcome) {
             _ => {}
         }
     }
-    if outcome == Outcome::Failed {
+    if matches!(outcome, Outcome::Failed | Outcome::MoveUnfinished) {
         counts.failed += 1;
     }
     if outcome == Outcome::UsedSinceRead {
         counts.used_since_read += 1;
     }
-    if outcome == Outcome::WouldMove {
+    if matches!(outcome, Outcome::WouldMove | Outcome::Moved) {
         counts.moved += 1;
     }
     if matches!(
@@ -122,6 +122,7 @@ fn entry(decision: Decision, seat: SeatOutcome, start: Timestamp, why_deferred: 
         outcome,
         note,
         error,
+        added,
     } = seat;
     let a = decision.allocation;
     let (last_used, idle_since) = match &a.last_used {
@@ -154,6 +155,8 @@ fn entry(decision: Decision, seat: SeatOutcome, start: Timestamp, why_deferred: 
         rule: decision.reason.rule(),
         reason,
         error,
+        analyzer_added: added.is_some(),
+        analyzer_allocation_id: added.and_then(|a| a.id),
     }
 }
 

@@ -36,7 +36,7 @@ pub(super) async fn deallocate_all(
         if let Err(reason) = brake.proceed().await {
             return Some(Stopped(reason));
         }
-        let to_delete = recheck(client, plan, &batch, brake, outcomes).await;
+        let to_delete = recheck(client, plan, &batch, brake, Freshness::Unused, outcomes).await;
         // What the brake said when it ended the batch early, if it did.
         let mut held = None;
         let results: Vec<(usize, Result<Deallocation, QrsError>)> =
@@ -86,13 +86,24 @@ pub(super) async fn deallocate_all(
     None
 }
 
+/// What a seat read again must still be for the run to go on with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Freshness {
+    /// Unused since the run read it (a reclaim: any use since keeps the seat).
+    Unused,
+    /// Held as it was, by the same user, in use or not (a move: the seat is in use, authoring decided).
+    Held,
+}
+
 /// Reads a batch of one access type again, with one request, just before deleting it. Returns the seats still
-/// to delete; the others get their outcome: gone already, used since the run read the site, or not readable.
-async fn recheck(
+/// to delete; the others get their outcome: gone already, used (or changed) since the run read the site, or not
+/// readable.
+pub(super) async fn recheck(
     client: &QrsClient,
     plan: &Plan,
     batch: &[usize],
     brake: &Brake,
+    freshness: Freshness,
     outcomes: &mut [SeatOutcome],
 ) -> Vec<usize> {
     let access_type = plan.decisions[batch[0]].allocation.access_type;
@@ -120,14 +131,28 @@ async fn recheck(
     let mut to_delete = Vec::with_capacity(batch.len());
     for &i in batch {
         let read = &plan.decisions[i].allocation;
-        match fresh.get(&read.id.to_ascii_lowercase()) {
-            None => {
+        match (fresh.get(&read.id.to_ascii_lowercase()), freshness) {
+            (None, Freshness::Held) => {
+                // A move begins by giving the user an Analyzer seat: not to a user whose Professional seat went.
+                outcomes[i] = SeatOutcome::noted(
+                    Outcome::Kept,
+                    "not moved: the Professional seat was gone when the move began".into(),
+                );
+            }
+            (None, Freshness::Unused) => {
                 // Gone since the read: someone (or something) deallocated it; nothing to delete.
                 tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "already deallocated");
                 outcomes[i] = SeatOutcome::of(Outcome::AlreadyGone);
             }
-            Some(now) if unchanged(read, now) => to_delete.push(i),
-            Some(_) => {
+            (Some(now), Freshness::Unused) if unchanged(read, now) => to_delete.push(i),
+            (Some(now), Freshness::Held) if same_holder(read, now) => to_delete.push(i),
+            (Some(_), Freshness::Held) => {
+                outcomes[i] = SeatOutcome::noted(
+                    Outcome::Kept,
+                    "not moved: the seat changed (holder, creation or quarantine) since the run read it".into(),
+                );
+            }
+            (Some(_), Freshness::Unused) => {
                 tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "used since the run read the site; kept");
                 outcomes[i] = SeatOutcome::of(Outcome::UsedSinceRead);
             }
@@ -168,9 +193,18 @@ fn unchanged(read: &Allocation, now: &Allocation) -> bool {
         && now.user == read.user
 }
 
+/// Whether a seat read again is still the seat the plan decided to move: same holder and creation, not
+/// quarantined, nothing unknown. Its last use may have moved: the seat is in use.
+fn same_holder(read: &Allocation, now: &Allocation) -> bool {
+    now.created == read.created
+        && !now.quarantined
+        && now.incomplete.is_none()
+        && now.user == read.user
+}
+
 /// The reclaims (plan indexes, in reclaim order) cut into batches of one access type and at most
 /// [`RECHECK_BATCH`], ordered by their first (longest idle) seat.
-fn batches_by_type(plan: &Plan, reclaims: &[usize]) -> Vec<Vec<usize>> {
+pub(super) fn batches_by_type(plan: &Plan, reclaims: &[usize]) -> Vec<Vec<usize>> {
     let mut by_type: BTreeMap<AccessType, Vec<usize>> = BTreeMap::new();
     for &i in reclaims {
         by_type

@@ -23,11 +23,13 @@ use crate::report::run_id;
 pub use crate::report::{Delivery, Entry, Outcome, Returned, RunReport, by_access_type_key};
 use assemble::{Finished, build_report};
 use deallocate::deallocate_all;
+use moves::move_all;
 use notice::{NoticeContext, give_notice};
 use read::{find_returns, read_site};
 
 mod assemble;
 mod deallocate;
+mod moves;
 mod notice;
 mod read;
 
@@ -93,6 +95,15 @@ pub(crate) struct SeatOutcome {
     pub(crate) note: Option<String>,
     /// Why a deallocation or a notice failed.
     pub(crate) error: Option<String>,
+    /// The Analyzer seat a move allocated (`restore` releases it).
+    pub(crate) added: Option<AddedSeat>,
+}
+
+/// An Analyzer seat a move allocated to its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedSeat {
+    /// Its QRS id, when QRS's answer named it.
+    pub id: Option<String>,
 }
 
 impl SeatOutcome {
@@ -101,6 +112,7 @@ impl SeatOutcome {
             outcome,
             note: None,
             error: None,
+            added: None,
         }
     }
 
@@ -125,7 +137,7 @@ impl SeatOutcome {
         SeatOutcome {
             note: Some(why.clone()),
             error: Some(why),
-            outcome: Outcome::NoticeFailed,
+            ..Self::of(Outcome::NoticeFailed)
         }
     }
 }
@@ -229,7 +241,7 @@ async fn run_with_client(
         .decisions
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.verdict == Verdict::Reclaim && !is_move(d))
+        .filter(|(_, d)| d.verdict == Verdict::Reclaim)
         .map(|(i, _)| i)
         .collect();
     let mut noticed = None;
@@ -255,15 +267,29 @@ async fn run_with_client(
 
     let mut stopped = None;
     if !dry_run && !plan.is_aborted() {
+        // Deallocations first: an Analyzer seat they free (outside quarantine) is one a move can have.
+        let (moves, deletions): (Vec<usize>, Vec<usize>) =
+            reclaims.iter().partition(|&&i| is_move(&plan.decisions[i]));
         stopped = deallocate_all(
             client,
             &plan,
-            &reclaims,
+            &deletions,
             policy.concurrency,
             ctx.brake.as_ref(),
             &mut outcomes,
         )
         .await;
+        if stopped.is_none() {
+            stopped = move_all(
+                client,
+                &plan,
+                &moves,
+                policy.concurrency,
+                ctx.brake.as_ref(),
+                &mut outcomes,
+            )
+            .await;
+        }
     }
     let (notices, deliveries) = match noticed {
         Some(given) if !dry_run => (
@@ -350,9 +376,7 @@ fn first_outcomes(plan: &plan::Plan, dry_run: bool) -> Vec<SeatOutcome> {
         .map(|d| {
             SeatOutcome::of(match d.verdict {
                 Verdict::Reclaim if plan.is_aborted() => Outcome::Deferred,
-                // Moves are reported, never deallocated: validation allows right-sizing on dry runs only, and
-                // a move's seat must not reach the deletions even if that changed.
-                Verdict::Reclaim if is_move(d) => Outcome::WouldMove,
+                Verdict::Reclaim if dry_run && is_move(d) => Outcome::WouldMove,
                 Verdict::Reclaim if dry_run => Outcome::WouldReclaim,
                 Verdict::Reclaim => Outcome::Deferred,
                 Verdict::Deferred => Outcome::Deferred,
@@ -366,7 +390,10 @@ fn first_outcomes(plan: &plan::Plan, dry_run: bool) -> Vec<SeatOutcome> {
 fn kept_notices(pending: Vec<(usize, Notice)>, outcomes: &[SeatOutcome]) -> Vec<Notice> {
     pending
         .into_iter()
-        .filter(|(i, _)| !outcomes[*i].outcome.counts_as_reclaimed())
+        .filter(|(i, _)| {
+            let outcome = outcomes[*i].outcome;
+            !outcome.counts_as_reclaimed() && outcome != Outcome::Moved
+        })
         .map(|(_, notice)| notice)
         .take(crate::policy::MAX_RECLAIMS_PER_RUN as usize)
         .collect()

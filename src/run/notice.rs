@@ -44,6 +44,30 @@ pub(super) fn last_used_text(last_used: &crate::model::LastUse) -> String {
     }
 }
 
+/// What a notice of a move records in place of the seat's last use: a move's seat is in use, and what cancels
+/// the notice is authoring (the next run judges it again), not a login.
+const MOVE_NOTICE_KEY: &str = "in use";
+
+/// What a pending notice is compared with to tell whether it still holds: the seat's last use, or for a move the
+/// fixed [`MOVE_NOTICE_KEY`].
+fn notice_key(decision: &crate::plan::Decision) -> String {
+    if super::is_move(decision) {
+        MOVE_NOTICE_KEY.to_string()
+    } else {
+        last_used_text(&decision.allocation.last_used)
+    }
+}
+
+/// What happens after the notice, for the report: "reclaimed from DAY if still unused", or for a move "moves to
+/// Analyzer from DAY unless they author".
+fn after_notice(decision: &crate::plan::Decision, after: Timestamp) -> String {
+    if super::is_move(decision) {
+        format!("moves to Analyzer from {} unless they author", day(after))
+    } else {
+        format!("reclaimed from {} if still unused", day(after))
+    }
+}
+
 /// Sorts the plan's reclaims into due, waiting and to warn, warns (unless dry run), and sets the outcomes of the
 /// seats that are not deleted now.
 pub(super) async fn give_notice(
@@ -61,10 +85,8 @@ pub(super) async fn give_notice(
     let mut to_warn = Vec::new();
     for (i, decision) in plan.decisions.iter().enumerate() {
         let a = &decision.allocation;
-        let last_used = last_used_text(&a.last_used);
+        let last_used = notice_key(decision);
         match decision.verdict {
-            // A move is not announced as a reclaim: moves are reported only, with no notice of their own yet.
-            Verdict::Reclaim if super::is_move(decision) => {}
             Verdict::Reclaim => match pending.step(&a.id, &last_used, run.now) {
                 Step::Reclaim => {
                     noticed.reclaims.push(i);
@@ -73,10 +95,7 @@ pub(super) async fn give_notice(
                 Step::Wait(after) => {
                     outcomes[i] = SeatOutcome::noted(
                         Outcome::NoticeGiven,
-                        format!(
-                            "notice given; reclaimed from {} if still unused",
-                            day(after)
-                        ),
+                        format!("notice given; {}", after_notice(decision, after)),
                     );
                     carry(&mut noticed, pending, i, &a.id);
                 }
@@ -93,11 +112,17 @@ pub(super) async fn give_notice(
     }
     if run.dry_run {
         for &i in &to_warn {
+            let then = if super::is_move(&plan.decisions[i]) {
+                "moves to Analyzer"
+            } else {
+                "reclaimed"
+            };
             outcomes[i] = SeatOutcome::noted(
                 Outcome::WouldWarn,
                 format!(
-                    "would be warned; reclaimed {} days after the notice if still unused",
-                    run.days
+                    "would be warned; {then} {} days after the notice unless {}",
+                    run.days,
+                    if then == "reclaimed" { "used" } else { "they author" }
                 ),
             );
         }
@@ -171,13 +196,13 @@ async fn warn(
                 tracing::info!(user = %a.user, access_type = %a.access_type, "notice delivered");
                 outcomes[i] = SeatOutcome::noted(
                     Outcome::Warned,
-                    format!("warned; reclaimed from {} if still unused", day(after)),
+                    format!("warned; {}", after_notice(&plan.decisions[i], after)),
                 );
                 noticed.deliveries.push(Delivery {
                     channel: "email",
                     error: None,
                 });
-                noticed.pending.push((i, notice_of(a, run.now, after)));
+                noticed.pending.push((i, notice_of(&plan.decisions[i], run.now, after)));
             }
             Err(e) => {
                 failures_in_a_row += 1;
@@ -228,12 +253,13 @@ fn notice_vars(
 }
 
 /// The notice a run keeps of a warning delivered now.
-fn notice_of(a: &crate::model::Allocation, now: Timestamp, after: Timestamp) -> Notice {
+fn notice_of(decision: &crate::plan::Decision, now: Timestamp, after: Timestamp) -> Notice {
+    let a = &decision.allocation;
     Notice {
         user: a.user.to_string(),
         access_type: a.access_type,
         allocation_id: a.id.clone(),
-        last_used: last_used_text(&a.last_used),
+        last_used: notice_key(decision),
         warned_at: now,
         reclaim_after: after,
     }

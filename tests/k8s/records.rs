@@ -241,6 +241,8 @@ fn a_record_at_the_largest_cap_fits_in_etcd(cp: &ControlPlane) -> TestResult {
                 rule: Some(qlik_license_reclaimer::model::Rule::Idle),
                 reason: "not used for 304 days (threshold 90)".into(),
                 error: Some(format!("QRS answered 500: {}", "x".repeat(400))),
+                analyzer_added: false,
+                analyzer_allocation_id: None,
             })
             .collect();
         let now = jiff::Timestamp::now();

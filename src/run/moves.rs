@@ -1,0 +1,214 @@
+//! Moves to Analyzer (`spec.rightSize`): for each Professional seat the plan moves, an Analyzer seat first (unless the
+//! user holds one), then the Professional seat deallocated. A user is never left with neither: nothing is taken
+//! before the Analyzer seat is there, and a move that cannot take the Professional seat leaves both, for the next
+//! run to finish (the user then holds Analyzer already, and only loses Professional).
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+
+use super::deallocate::{Freshness, batches_by_type, recheck};
+use super::{AddedSeat, Outcome, SeatOutcome, Stopped};
+use crate::brake::{Brake, BrakeState};
+use crate::model::AccessType;
+use crate::plan::Plan;
+use crate::qrs::{Deallocation, QrsClient, QrsError};
+
+/// Makes the plan's moves (plan indexes, in reclaim order) in batches of at most [`crate::qrs::USER_BATCH`], with
+/// `concurrency` moves in flight. Each batch's Professional seats are read again (still held by the same user)
+/// and so are the Analyzer seats their users hold, one request each. The brake is looked at before each batch, as
+/// each move starts, and between a move's two steps: once it is pulled, no Professional seat is taken, and a move
+/// whose Analyzer seat was added stays unfinished (the user holds both). Returns why the brake cut the run short.
+pub(super) async fn move_all(
+    client: &QrsClient,
+    plan: &Plan,
+    moves: &[usize],
+    concurrency: u32,
+    brake: Option<&Brake>,
+    outcomes: &mut [SeatOutcome],
+) -> Option<Stopped> {
+    let released = Brake::released();
+    let brake = brake.unwrap_or(&released);
+    // Once QRS refuses an Analyzer seat, no other move asks for one: the licence has none free.
+    let no_analyzer_seat = AtomicBool::new(false);
+    let mut batches: VecDeque<Vec<usize>> = batches_by_type(plan, moves).into();
+    while let Some(batch) = batches.pop_front() {
+        if let Err(reason) = brake.proceed().await {
+            return Some(Stopped(reason));
+        }
+        let to_move = recheck(client, plan, &batch, brake, Freshness::Held, outcomes).await;
+        if to_move.is_empty() {
+            continue;
+        }
+        let Some(holders) = analyzer_holders(client, plan, &to_move, outcomes).await else {
+            continue;
+        };
+        let mut held = None;
+        let results: Vec<(usize, SeatOutcome)> = futures::stream::iter(to_move.iter().copied())
+            .take_while(|_| {
+                let state = brake.current();
+                let go = state == BrakeState::Released;
+                if !go && held.is_none() {
+                    held = Some(state);
+                }
+                futures::future::ready(go)
+            })
+            .map(|i| {
+                let has_analyzer = holders.contains(&plan.decisions[i].allocation.user_id);
+                let step = MoveStep {
+                    client,
+                    brake,
+                    no_analyzer_seat: &no_analyzer_seat,
+                };
+                async move { (i, step.make(plan, i, has_analyzer).await) }
+            })
+            .buffer_unordered(concurrency.clamp(1, 32) as usize)
+            .collect()
+            .await;
+        let started: HashSet<usize> = results.iter().map(|(i, _)| *i).collect();
+        for (i, outcome) in results {
+            outcomes[i] = outcome;
+        }
+        match held {
+            Some(BrakeState::Stopped(reason)) => return Some(Stopped(reason)),
+            Some(BrakeState::Paused(_)) => {
+                let rest: Vec<usize> = to_move
+                    .into_iter()
+                    .filter(|i| !started.contains(i))
+                    .collect();
+                if !rest.is_empty() {
+                    batches.push_front(rest);
+                }
+            }
+            Some(BrakeState::Released) | None => {}
+        }
+    }
+    None
+}
+
+/// The users (QRS ids) of these moves who hold an Analyzer seat now, quarantined seats aside (a seat in
+/// quarantine gives no access). `None` when it cannot be read: the moves are not made, and say why.
+async fn analyzer_holders(
+    client: &QrsClient,
+    plan: &Plan,
+    batch: &[usize],
+    outcomes: &mut [SeatOutcome],
+) -> Option<HashSet<String>> {
+    let users: Vec<&str> = batch
+        .iter()
+        .map(|&i| plan.decisions[i].allocation.user_id.as_str())
+        .collect();
+    match client.allocations_held_by(AccessType::Analyzer, &users).await {
+        Ok(held) => Some(
+            held.into_iter()
+                .filter(|a| !a.quarantined)
+                .map(|a| a.user_id)
+                .collect(),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read which users hold Analyzer; not moving them");
+            let why = format!("not moved: could not read which users hold an Analyzer seat ({e})");
+            for &i in batch {
+                outcomes[i] = SeatOutcome::failed(Outcome::Failed, why.clone());
+            }
+            None
+        }
+    }
+}
+
+/// What one move needs besides its seat.
+#[derive(Clone, Copy)]
+struct MoveStep<'a> {
+    client: &'a QrsClient,
+    brake: &'a Brake,
+    no_analyzer_seat: &'a AtomicBool,
+}
+
+impl MoveStep<'_> {
+    /// One move: the Analyzer seat (unless held), then the Professional seat, the brake looked at in between.
+    async fn make(self, plan: &Plan, i: usize, has_analyzer: bool) -> SeatOutcome {
+        let allocation = &plan.decisions[i].allocation;
+        let (user, id) = (&allocation.user, &allocation.id);
+        let added = if has_analyzer {
+            None
+        } else {
+            match self.add_analyzer(&allocation.user_id).await {
+                Ok(added) => Some(added),
+                Err(outcome) => return outcome,
+            }
+        };
+        if let BrakeState::Stopped(why) | BrakeState::Paused(why) = self.brake.current() {
+            tracing::info!(user = %user, allocation = %id, analyzer_added = added.is_some(), "the run was stopped before the Professional seat went");
+            return unfinished(
+                added,
+                format!("the run was stopped before the Professional seat went ({why})"),
+            );
+        }
+        match self
+            .client
+            .deallocate(AccessType::Professional, id)
+            .await
+        {
+            Ok(Deallocation::Done | Deallocation::AlreadyGone) => {
+                tracing::info!(user = %user, allocation = %id, analyzer_added = added.is_some(), "moved to Analyzer");
+                let note = if added.is_some() {
+                    "moved: Analyzer seat allocated, Professional seat deallocated"
+                } else {
+                    "moved: already held an Analyzer seat; Professional seat deallocated"
+                };
+                SeatOutcome {
+                    added,
+                    ..SeatOutcome::noted(Outcome::Moved, note.into())
+                }
+            }
+            Err(e) => {
+                tracing::warn!(user = %user, allocation = %id, error = %e, "Professional seat not deallocated after the Analyzer seat");
+                unfinished(
+                    added,
+                    format!("the Professional seat could not be deallocated ({e})"),
+                )
+            }
+        }
+    }
+
+    /// Allocates the user an Analyzer seat; the outcome of a move that cannot begin otherwise.
+    async fn add_analyzer(self, user_id: &str) -> Result<AddedSeat, SeatOutcome> {
+        if self.no_analyzer_seat.load(Ordering::Relaxed) {
+            return Err(no_analyzer_seat(
+                "QRS refused an earlier Analyzer seat in this run",
+            ));
+        }
+        match self.client.allocate(AccessType::Analyzer, user_id).await {
+            Ok(id) => Ok(AddedSeat { id }),
+            // QRS answers 400 with the broken rule when the licence has no Analyzer seat free.
+            Err(QrsError::Status { status, detail, .. })
+                if status == reqwest::StatusCode::BAD_REQUEST =>
+            {
+                self.no_analyzer_seat.store(true, Ordering::Relaxed);
+                Err(no_analyzer_seat(&format!("QRS refused it: {detail}")))
+            }
+            Err(e) => Err(SeatOutcome::failed(
+                Outcome::Failed,
+                format!("not moved: the Analyzer seat could not be allocated ({e}); still Professional"),
+            )),
+        }
+    }
+}
+
+fn no_analyzer_seat(why: &str) -> SeatOutcome {
+    SeatOutcome::noted(
+        Outcome::NoAnalyzerSeat,
+        format!("not moved: no Analyzer seat is free ({why}); still Professional"),
+    )
+}
+
+/// A move whose Analyzer step is done (or was not needed) and whose Professional seat is still held.
+fn unfinished(added: Option<AddedSeat>, why: String) -> SeatOutcome {
+    let error = format!("{why}; the user holds both seats until the next run finishes the move");
+    SeatOutcome {
+        added,
+        note: Some(error.clone()),
+        ..SeatOutcome::failed(Outcome::MoveUnfinished, error)
+    }
+}
