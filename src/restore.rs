@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
 use crate::model::{AccessType, UserIdentity};
 use crate::policy::RunResult;
-use crate::qrs::{QrsClient, QrsError};
 use crate::qrs::Deallocation;
+use crate::qrs::{QrsClient, QrsError};
 use crate::record::{RecordedAction, RestoreOutcome, RestoreStatus, RestoredSeat, RunRecord};
 use crate::run::AddedSeat;
 
@@ -169,7 +169,15 @@ async fn restore_one(
             format!("{reason}; the Analyzer seat the move added is kept"),
         ));
     }
-    let released = release_added(client, added, &user_id, dry_run).await?;
+    // The Professional seat is back by now: a failure to release is said, not lost in an error.
+    let released = release_added(client, added, &user_id, dry_run)
+        .await
+        .unwrap_or_else(|e| Released {
+            acted: false,
+            what: format!(
+                "the Analyzer seat the move added could not be released ({e}): release it in the QMC, or restore again"
+            ),
+        });
     let outcome = match outcome {
         // Professional held already and the Analyzer seat released now: this restore undid the move.
         RestoreOutcome::Skipped if released.acted && dry_run => RestoreOutcome::WouldRestore,

@@ -197,7 +197,11 @@ fn counts_table(report: &RunReport, out: &mut String) {
     }
     let moves = report.totals.moved > 0;
     if moves {
-        header.push("WOULD MOVE TO ANALYZER");
+        header.push(if report.dry_run {
+            "WOULD MOVE TO ANALYZER"
+        } else {
+            "MOVED TO ANALYZER"
+        });
     }
     let rows = report.per_access_type.iter().map(|(access_type, c)| {
         let mut counts = vec![c.allocated, c.candidates, c.reclaimed, c.failed, c.excluded];
@@ -257,12 +261,19 @@ fn decision_tables(report: &RunReport, out: &mut String) {
     let title = format!("{verb} ({}), longest idle first", reclaimed.len());
     decision_table(title, &reclaimed, out, true);
     // The other tables: their title, their outcomes, and whether the seats' idle days mean something there.
-    for (title, outcomes, with_idle) in [
+    let tables: [(&str, &[Outcome], bool); 6] = [
         ("Would move to Analyzer", &[Outcome::WouldMove], false),
+        ("Moved to Analyzer", &[Outcome::Moved], false),
+        (
+            "Not moved to Analyzer",
+            &[Outcome::NoAnalyzerSeat, Outcome::MoveUnfinished],
+            false,
+        ),
         ("Failed", &[Outcome::Failed], true),
         ("Not reclaimed this run", &[Outcome::Deferred], true),
         ("Kept", &[Outcome::Kept], false),
-    ] {
+    ];
+    for (title, outcomes, with_idle) in tables {
         let entries = of(outcomes);
         decision_table(
             format!("{title} ({})", entries.len()),

@@ -50,6 +50,25 @@ pub(crate) struct ReclaimLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct MoveLabels {
+    pub namespace: String,
+    pub policy: String,
+    /// The access type the seat moved from: "professional".
+    pub from: String,
+    /// The access type the user holds after the move: "analyzer".
+    pub to: String,
+}
+
+fn move_labels(namespace: &str, policy: &str) -> MoveLabels {
+    MoveLabels {
+        namespace: namespace.into(),
+        policy: policy.into(),
+        from: AccessType::Professional.key().into(),
+        to: AccessType::Analyzer.key().into(),
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct NotificationLabels {
     pub namespace: String,
     pub policy: String,
@@ -91,6 +110,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     pub runs: Family<RunLabels, Counter>,
     pub reclaimed: Family<ReclaimLabels, Counter>,
+    pub moved: Family<MoveLabels, Counter>,
     pub reclaim_failures: Family<TypeLabels, Counter>,
     pub returned: Family<TypeLabels, Counter>,
     pub notifications: Family<NotificationLabels, Counter>,
@@ -144,6 +164,7 @@ impl Metrics {
         metrics! {
             runs: "runs", "Policy runs by result (Succeeded, Failed, Aborted)", Family::default();
             reclaimed: "reclaimed", "Seats reclaimed; dry_run=\"true\" counts seats a dry run would have reclaimed", Family::default();
+            moved: "moved", "Professional seats moved to Analyzer (spec.rightSize): the Analyzer seat held and the Professional seat deallocated; dry runs are not counted", Family::default();
             reclaim_failures: "reclaim_failures", "Deallocations that failed after retries", Family::default();
             notifications: "notifications", "Notices and run summaries sent, by channel (email, webhook) and result (delivered, failed)", Family::default();
             pending: "pending", "Notices given (spec.notice) whose seats wait for the end of their notice period", Family::default();
@@ -258,6 +279,11 @@ impl Metrics {
             self.reclaim_failures
                 .get_or_create(&labels)
                 .inc_by(counts.failed);
+            if *t == AccessType::Professional && !report.dry_run && counts.moved > 0 {
+                self.moved
+                    .get_or_create(&move_labels(namespace, policy))
+                    .inc_by(counts.moved);
+            }
             // A failed run knows nothing new about the site: keep the last known gauges.
             if report.result != crate::policy::RunResult::Failed || counts.allocated > 0 {
                 self.candidates
@@ -331,6 +357,9 @@ impl Metrics {
                 });
             }
             let labels = type_labels(namespace, policy, *t);
+            if *t == AccessType::Professional {
+                let _ = self.moved.get_or_create(&move_labels(namespace, policy));
+            }
             let _ = self.reclaim_failures.get_or_create(&labels);
             let _ = self.returned.get_or_create(&labels);
             let _ = self.pending.get_or_create(&labels);

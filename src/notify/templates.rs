@@ -280,7 +280,10 @@ mod tests {
                 part.contains("private sheets stay but can no longer be edited or published"),
                 "{part}"
             );
-            assert!(part.contains("create or edit a sheet before then"), "{part}");
+            assert!(
+                part.contains("create or edit a sheet before then"),
+                "{part}"
+            );
         }
         for part in [
             &redundant.text,

@@ -205,6 +205,14 @@ fn verdict(
             "dry run: {} of {} candidate seats would be reclaimed; nothing was deallocated",
             totals.reclaimed, totals.candidates
         )
+    } else if totals.moved > 0 {
+        let seats = if totals.moved == 1 { "seat" } else { "seats" };
+        format!(
+            "reclaimed {} of {} candidate seats and moved {} Professional {seats} to Analyzer",
+            totals.reclaimed,
+            totals.candidates.saturating_sub(totals.moved),
+            totals.moved
+        )
     } else {
         format!(
             "reclaimed {} of {} candidate seats",

@@ -99,7 +99,10 @@ async fn analyzer_holders(
         .iter()
         .map(|&i| plan.decisions[i].allocation.user_id.as_str())
         .collect();
-    match client.allocations_held_by(AccessType::Analyzer, &users).await {
+    match client
+        .allocations_held_by(AccessType::Analyzer, &users)
+        .await
+    {
         Ok(held) => Some(
             held.into_iter()
                 .filter(|a| !a.quarantined)
@@ -145,11 +148,7 @@ impl MoveStep<'_> {
                 format!("the run was stopped before the Professional seat went ({why})"),
             );
         }
-        match self
-            .client
-            .deallocate(AccessType::Professional, id)
-            .await
-        {
+        match self.client.deallocate(AccessType::Professional, id).await {
             Ok(Deallocation::Done | Deallocation::AlreadyGone) => {
                 tracing::info!(user = %user, allocation = %id, analyzer_added = added.is_some(), "moved to Analyzer");
                 let note = if added.is_some() {
@@ -190,7 +189,9 @@ impl MoveStep<'_> {
             }
             Err(e) => Err(SeatOutcome::failed(
                 Outcome::Failed,
-                format!("not moved: the Analyzer seat could not be allocated ({e}); still Professional"),
+                format!(
+                    "not moved: the Analyzer seat could not be allocated ({e}); still Professional"
+                ),
             )),
         }
     }

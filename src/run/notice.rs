@@ -122,7 +122,11 @@ pub(super) async fn give_notice(
                 format!(
                     "would be warned; {then} {} days after the notice unless {}",
                     run.days,
-                    if then == "reclaimed" { "used" } else { "they author" }
+                    if then == "reclaimed" {
+                        "used"
+                    } else {
+                        "they author"
+                    }
                 ),
             );
         }
@@ -202,7 +206,9 @@ async fn warn(
                     channel: "email",
                     error: None,
                 });
-                noticed.pending.push((i, notice_of(&plan.decisions[i], run.now, after)));
+                noticed
+                    .pending
+                    .push((i, notice_of(&plan.decisions[i], run.now, after)));
             }
             Err(e) => {
                 failures_in_a_row += 1;

@@ -90,3 +90,34 @@ fn reclaimed_seats_are_counted_by_the_rule_that_took_them() {
         assert!(text.contains(&line), "no {line} in {text}");
     }
 }
+
+#[test]
+fn moves_are_counted_from_and_to_but_not_those_of_a_dry_run() {
+    use crate::policy::TypeCounts;
+    let m = Metrics::new();
+    m.register_policy("ns", "p", &[AccessType::Professional], false, None, None);
+    let zero = "qlik_reclaimer_moved_total{namespace=\"ns\",policy=\"p\",from=\"professional\",to=\"analyzer\"} 0";
+    assert!(m.encode().contains(zero), "{}", m.encode());
+    let run = |dry_run: bool| {
+        let mut report = crate::run::RunReport::failed(
+            "r".into(),
+            jiff::Timestamp::now(),
+            dry_run,
+            String::new(),
+        );
+        report.per_access_type.insert(
+            AccessType::Professional,
+            TypeCounts {
+                moved: 3,
+                ..TypeCounts::default()
+            },
+        );
+        report
+    };
+    m.record_run("ns", "p", &run(true), 1.0);
+    assert!(m.encode().contains(zero), "a dry run moves nothing");
+    m.record_run("ns", "p", &run(false), 1.0);
+    let text = m.encode();
+    let line = "qlik_reclaimer_moved_total{namespace=\"ns\",policy=\"p\",from=\"professional\",to=\"analyzer\"} 3";
+    assert!(text.contains(line), "no {line} in {text}");
+}
