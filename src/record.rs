@@ -72,6 +72,7 @@ pub const RESTORE_ANNOTATION: &str = "licensing.reclaimer.dev/restore";
     printcolumn = r#"{"name":"Result","type":"string","jsonPath":".status.result"}"#,
     printcolumn = r#"{"name":"Dry Run","type":"boolean","jsonPath":".status.dryRun"}"#,
     printcolumn = r#"{"name":"Reclaimed","type":"integer","jsonPath":".status.totals.reclaimed"}"#,
+    printcolumn = r#"{"name":"Moved","type":"integer","jsonPath":".status.totals.moved"}"#,
     printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.totals.failed"}"#,
     printcolumn = r#"{"name":"Returned","type":"integer","jsonPath":".status.returned"}"#,
     printcolumn = r#"{"name":"Restore","type":"string","jsonPath":".status.restore.result"}"#,

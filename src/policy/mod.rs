@@ -48,6 +48,7 @@ pub const RUN_NOW_ANNOTATION: &str = "licensing.reclaimer.dev/run-now";
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Last Run","type":"string","jsonPath":".status.lastRun.result"}"#,
     printcolumn = r#"{"name":"Reclaimed","type":"integer","jsonPath":".status.lastRun.totals.reclaimed"}"#,
+    printcolumn = r#"{"name":"Moved","type":"integer","jsonPath":".status.lastRun.totals.moved"}"#,
     printcolumn = r#"{"name":"Pending","type":"integer","jsonPath":".status.pendingNotices"}"#,
     printcolumn = r#"{"name":"Last Schedule","type":"date","jsonPath":".status.lastScheduleTime"}"#,
     printcolumn = r#"{"name":"Next Run","type":"string","jsonPath":".status.nextScheduleTime"}"#,

@@ -198,7 +198,8 @@ pub struct TypeCounts {
     /// Of `reclaimed`, the redundant seats (spec.redundant); the rest were idle.
     #[serde(default)]
     pub redundant: u64,
-    /// Professional seats that would move to Analyzer (spec.rightSize), not counted as reclaimed.
+    /// Professional seats moved to Analyzer (spec.rightSize), or in a dry run that would move; not counted as
+    /// reclaimed.
     #[serde(default)]
     pub moved: u64,
 }

@@ -132,7 +132,12 @@ fn entry(decision: Decision, seat: SeatOutcome, start: Timestamp, why_deferred: 
         LastUse::Unknown(raw) => (raw.clone(), None),
     };
     let reason = if outcome == Outcome::Deferred && decision.verdict == Verdict::Reclaim {
-        format!("{}; not deallocated: {why_deferred}", decision.reason)
+        let not = if decision.reason.rule() == Some(crate::model::Rule::RightSize) {
+            "not moved"
+        } else {
+            "not deallocated"
+        };
+        format!("{}; {not}: {why_deferred}", decision.reason)
     } else if let Some(note) = &note {
         format!("{}; {note}", decision.reason)
     } else if outcome == Outcome::UsedSinceRead {

@@ -40,6 +40,7 @@ fn crd_carries_names_validation_and_columns() {
         "Ready",
         "Last Run",
         "Reclaimed",
+        "Moved",
         "Next Run",
     ] {
         assert!(
@@ -91,6 +92,7 @@ fn the_run_crd_tells_the_story_in_its_columns() {
         "Result",
         "Dry Run",
         "Reclaimed",
+        "Moved",
         "Failed",
         "Returned",
         "Restore",

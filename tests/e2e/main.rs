@@ -7,6 +7,7 @@ mod client;
 mod contract;
 mod crd;
 mod layers;
+mod moves;
 mod notice;
 mod restore;
 mod seat_rules;
