@@ -165,7 +165,7 @@ fn departures(request: &RecordedRequest) -> Vec<String> {
 }
 
 /// The requests QRS saw, on the repository and on the hub (the proxy's own API is not QRS).
-fn qrs_requests(simulator: &Simulator) -> Vec<RecordedRequest> {
+pub(crate) fn qrs_requests(simulator: &Simulator) -> Vec<RecordedRequest> {
     simulator
         .requests()
         .into_iter()
@@ -173,7 +173,7 @@ fn qrs_requests(simulator: &Simulator) -> Vec<RecordedRequest> {
         .collect()
 }
 
-fn assert_conforms(
+pub(crate) fn assert_conforms(
     requests: &[RecordedRequest],
     must_include: &[(&str, &str)],
     filtered_on: &[&str],

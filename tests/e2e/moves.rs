@@ -1,6 +1,6 @@
 //! Moves to Analyzer made (`spec.rightSize`, not a dry run) against the simulator: the Analyzer seat first, the
 //! Professional seat after; no free Analyzer seat, a failed deallocation and a stop in between leave the user
-//! Professional; the next run finishes a move; restore undoes one.
+//! Professional; the next run finishes a move; restore undoes one. Every request is held to Qlik's definition.
 
 use jiff::SignedDuration;
 use qlik_license_reclaimer::brake::{Brake, BrakeState};
@@ -260,6 +260,19 @@ async fn restore_gives_professional_back_then_releases_only_the_analyzer_seat_th
         [SimAccessType::Professional, SimAccessType::Analyzer],
         "the Analyzer seat she held before the move is hers"
     );
+
+    // Every request of the moves and their restore is in Qlik's definition.
+    crate::contract::assert_conforms(
+        &crate::contract::qrs_requests(&site.simulator),
+        &[
+            ("POST", "/license/analyzeraccesstype"),
+            ("GET", "/license/analyzeraccesstype/full"),
+            ("DELETE", "/license/professionalaccesstype/{id}"),
+            ("DELETE", "/license/analyzeraccesstype/{id}"),
+            ("POST", "/license/professionalaccesstype"),
+        ],
+        &["user.id", "id", "owner.id"],
+    );
 }
 
 #[tokio::test]
@@ -419,4 +432,64 @@ async fn a_stop_between_the_analyzer_seat_and_the_deallocation_takes_nothing() {
         site.holds(user),
         [SimAccessType::Professional, SimAccessType::Analyzer]
     );
+}
+
+/// The same through the command line: `run --policy` moves and prints the record, and `restore --report` on that
+/// record undoes a move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_moves_and_restores_from_its_report() {
+    let site = Site::new().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    site.simulator
+        .write_credentials(&dir.path().join("creds"))
+        .expect("credentials");
+    let policy = qlik_license_reclaimer::policy::LicenseCleanupPolicy::new("movers", site.policy());
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        serde_yaml::to_string(&policy).expect("yaml"),
+    )
+    .expect("policy");
+    let files = ["--policy", "policy.yaml", "--credentials", "creds"].map(|a| {
+        if a.starts_with("--") {
+            a.to_string()
+        } else {
+            path(a)
+        }
+    });
+    let mut args = vec!["run".to_string()];
+    args.extend(files.iter().cloned());
+    args.extend(["--output".into(), "json".into()]);
+    let run = support::reclaimer(args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let record: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let consumer = record["decisions"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["user"] == "CORP\\consumer"))
+        .expect("the consumer is on record");
+    assert_eq!(consumer["action"], "Moved");
+    assert_eq!(consumer["analyzerAdded"], true);
+    assert_eq!(site.holds("consumer"), [SimAccessType::Analyzer]);
+    std::fs::write(dir.path().join("report.json"), &run.stdout).expect("report");
+
+    site.simulator
+        .advance_clock(SignedDuration::from_hours(24 * 8));
+    let mut args = vec![
+        "restore".to_string(),
+        "--report".into(),
+        path("report.json"),
+        "--user".into(),
+        "CORP\\consumer".into(),
+    ];
+    args.extend(files.iter().cloned());
+    let restored = support::reclaimer(args).await;
+    assert_eq!(restored.code, 0, "{}\n{}", restored.stdout, restored.stderr);
+    assert!(
+        restored
+            .stdout
+            .contains("released the Analyzer seat the move added"),
+        "{}",
+        restored.stdout
+    );
+    assert_eq!(site.holds("consumer"), [SimAccessType::Professional]);
 }
