@@ -41,7 +41,7 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<Output, Failed> {
     Ok(output)
 }
 
-fn stdout_of(kubeconfig: &Path, args: &[&str]) -> Result<String, Failed> {
+pub(crate) fn stdout_of(kubeconfig: &Path, args: &[&str]) -> Result<String, Failed> {
     let output = kubectl(kubeconfig, args)?;
     if !output.status.success() {
         return Err(format!("kubectl {}: {}", args.join(" "), describe(&output)).into());
@@ -50,7 +50,7 @@ fn stdout_of(kubeconfig: &Path, args: &[&str]) -> Result<String, Failed> {
 }
 
 /// The words of a table's header line, and the line of the row whose first cell is `name`.
-fn table_row<'a>(table: &'a str, name: &str) -> Result<(&'a str, &'a str), Failed> {
+pub(crate) fn table_row<'a>(table: &'a str, name: &str) -> Result<(&'a str, &'a str), Failed> {
     let header = table.lines().next().ok_or("no output")?;
     let row = table
         .lines()
@@ -79,6 +79,7 @@ fn kubectl_tells_an_administrator_the_story(cp: &ControlPlane) -> TestResult {
             "READY",
             "LAST RUN",
             "RECLAIMED",
+            "MOVED",
             "PENDING",
             "NEXT RUN",
             "AGE",

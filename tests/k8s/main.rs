@@ -14,6 +14,7 @@ mod chart;
 mod control_plane;
 mod image;
 mod kubectl;
+mod moves;
 mod notice;
 mod observability;
 mod operator;

@@ -22,7 +22,7 @@ use crate::support;
 use crate::{TestResult, register, run};
 
 /// The policy's records, newest first.
-async fn records(
+pub(crate) async fn records(
     client: &Client,
     namespace: &str,
     policy: &str,
@@ -294,7 +294,7 @@ fn a_record_at_the_largest_cap_fits_in_etcd(cp: &ControlPlane) -> TestResult {
 register!(a_record_at_the_largest_cap_fits_in_etcd);
 
 /// Waits (event-driven, bounded) until the run satisfies `condition`.
-async fn wait_for_run(
+pub(crate) async fn wait_for_run(
     client: &Client,
     namespace: &str,
     name: &str,
