@@ -274,23 +274,32 @@ pub fn summary_vars(policy: &str, report: &crate::report::RunReport) -> SummaryV
         Outcome::AlreadyGone,
         Outcome::WouldReclaim,
     ]);
+    let (moved, moved_left) = kind(&[Outcome::Moved, Outcome::WouldMove]);
     let (warned, warned_left) = kind(&[Outcome::Warned, Outcome::WouldWarn]);
-    let (failed, failed_left) = kind(&[Outcome::Failed, Outcome::NoticeFailed]);
-    let notices_failed = report
+    let (failed, failed_left) = kind(&[
+        Outcome::Failed,
+        Outcome::NoticeFailed,
+        Outcome::MoveUnfinished,
+        Outcome::NoAnalyzerSeat,
+    ]);
+    // Failures the totals do not count: notices, and moves no Analyzer seat was free for.
+    let failed_elsewhere = report
         .decisions
         .iter()
-        .filter(|e| e.outcome == Outcome::NoticeFailed)
+        .filter(|e| matches!(e.outcome, Outcome::NoticeFailed | Outcome::NoAnalyzerSeat))
         .count() as u64;
     let not_listed = SummaryCounts {
         reclaimed: reclaimed_left,
+        moved: moved_left,
         warned: warned_left,
         failed: failed_left,
     };
     let counts = SummaryCounts {
         reclaimed: report.totals.reclaimed,
+        moved: report.totals.moved,
         // The totals keep no count of notices: every warned seat is in the decisions.
         warned: warned.len() as u64 + warned_left,
-        failed: report.totals.failed + notices_failed,
+        failed: report.totals.failed + failed_elsewhere,
     };
     SummaryVars {
         policy: policy.to_string(),
@@ -299,11 +308,13 @@ pub fn summary_vars(policy: &str, report: &crate::report::RunReport) -> SummaryV
         dry_run: report.dry_run,
         message: report.message.clone(),
         reclaimed,
+        moved,
         warned,
         failed,
         counts,
         not_listed,
-        omitted: usize::try_from(reclaimed_left + warned_left + failed_left).unwrap_or(usize::MAX),
+        omitted: usize::try_from(reclaimed_left + moved_left + warned_left + failed_left)
+            .unwrap_or(usize::MAX),
     }
 }
 
@@ -427,10 +438,49 @@ mod tests {
             summary.counts,
             SummaryCounts {
                 reclaimed: 0,
+                moved: 0,
                 warned: 1,
                 failed: 2
             }
         );
         assert_eq!(summary.not_listed, SummaryCounts::default());
+    }
+
+    #[test]
+    fn moves_have_their_lines_and_moves_not_made_count_as_failed() {
+        let decisions = vec![
+            entry("CORP\\mover".into(), Outcome::Moved, None),
+            entry(
+                "CORP\\stuck".into(),
+                Outcome::NoAnalyzerSeat,
+                Some("no Analyzer seat is free"),
+            ),
+            entry(
+                "CORP\\half".into(),
+                Outcome::MoveUnfinished,
+                Some("the Professional seat could not be deallocated"),
+            ),
+        ];
+        let totals = TypeCounts {
+            moved: 1,
+            failed: 1,
+            ..TypeCounts::default()
+        };
+        let summary = summary_vars("prod-site", &report(decisions, totals));
+        assert_eq!((summary.counts.moved, summary.counts.failed), (1, 2));
+        let rendered = templates::Templates::new(&BTreeMap::new())
+            .expect("defaults")
+            .render("summary", &summary)
+            .expect("renders");
+        assert!(
+            rendered.subject.contains("1 moved to Analyzer"),
+            "{}",
+            rendered.subject
+        );
+        for part in [&rendered.text, &rendered.html] {
+            assert!(part.contains("Moved to Analyzer (1)"), "{part}");
+            assert!(part.contains("CORP\\mover"), "{part}");
+            assert!(part.contains("no Analyzer seat is free"), "{part}");
+        }
     }
 }

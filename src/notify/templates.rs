@@ -138,6 +138,8 @@ pub struct SummaryVars {
     pub message: String,
     /// The first seats of each kind (at most 200 each): for the lines, never for the counts.
     pub reclaimed: Vec<SeatLine>,
+    /// Professional seats moved to Analyzer (or, in a dry run, that would move).
+    pub moved: Vec<SeatLine>,
     pub warned: Vec<SeatLine>,
     pub failed: Vec<SeatLine>,
     /// How many seats of each kind the run had, from its totals, whatever the lists hold.
@@ -148,10 +150,12 @@ pub struct SummaryVars {
     pub omitted: usize,
 }
 
-/// Seats by kind: reclaimed (or, in a dry run, that would be), warned, failed.
+/// Seats by kind: reclaimed (or, in a dry run, that would be), moved to Analyzer (or would be), warned, failed
+/// (moves not made among them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SummaryCounts {
     pub reclaimed: u64,
+    pub moved: u64,
     pub warned: u64,
     pub failed: u64,
 }
@@ -348,10 +352,12 @@ mod tests {
             dry_run: false,
             message: "reclaimed 1 of 1 candidate seats".into(),
             reclaimed: vec![line("CORP\\a")],
+            moved: Vec::new(),
             warned: vec![line("CORP\\b"), line("CORP\\c")],
             failed: Vec::new(),
             counts: SummaryCounts {
                 reclaimed: 1,
+                moved: 0,
                 warned: 2,
                 failed: 0,
             },

@@ -190,7 +190,7 @@ pub async fn execute(policy: &ValidPolicy, ctx: RunContext<'_>) -> RunReport {
 /// connection and never answers.
 pub const SUMMARY_DEADLINE: Duration = Duration::from_secs(20);
 
-/// The administrators and webhooks hear of a run that reclaims, warns, fails or aborts (a dry run only when it
+/// The administrators and webhooks hear of a run that reclaims, moves, warns, fails or aborts (a dry run only when it
 /// fails or aborts: a dry run's findings are in its report), within `deadline`. Call it once the run's outcome is
 /// kept (status, record, report printed): a channel that hangs must not hold the record back. Returns how each
 /// delivery went; a channel the deadline cut off is a failed delivery.
@@ -204,7 +204,7 @@ pub async fn announce(
         .iter()
         .any(|e| e.outcome == Outcome::Warned);
     let newsworthy = report.result != RunResult::Succeeded
-        || (!report.dry_run && (report.totals.reclaimed > 0 || warned));
+        || (!report.dry_run && (report.totals.reclaimed > 0 || report.totals.moved > 0 || warned));
     if !newsworthy {
         return Vec::new();
     }

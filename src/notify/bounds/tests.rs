@@ -185,10 +185,12 @@ fn summary(reclaimed: Vec<SeatLine>, warned: Vec<SeatLine>, failed: Vec<SeatLine
         message: String::new(),
         counts: SummaryCounts {
             reclaimed: reclaimed.len() as u64,
+            moved: 0,
             warned: warned.len() as u64,
             failed: failed.len() as u64,
         },
         reclaimed,
+        moved: Vec::new(),
         warned,
         failed,
         not_listed: SummaryCounts::default(),
@@ -219,7 +221,7 @@ fn a_loop_over_the_sites_lists_joins_its_items() {
         concat!(
             "CORP\\bo idle 120 days; CORP\\al leaver; ",
             "1. CORP\\al 2. CORP\\bo ",
-            "failed=0 reclaimed=2 warned=0 ",
+            "failed=0 moved=0 reclaimed=2 warned=0 ",
             "CORP\\bo,CORP\\al,",
         )
     );
