@@ -292,11 +292,12 @@ impl RunRecord {
         }
     }
 
-    /// The seats this run took from their users (not a dry run's, not the failed ones).
+    /// The seats this run took from their users (not a dry run's, not the failed ones), Professional seats moved
+    /// to Analyzer among them: a user who holds that seat again has returned.
     pub fn reclaimed(&self) -> impl Iterator<Item = &RecordedDecision> {
         self.decisions
             .iter()
-            .filter(|d| d.action == RecordedAction::Reclaimed)
+            .filter(|d| matches!(d.action, RecordedAction::Reclaimed | RecordedAction::Moved))
     }
 }
 
