@@ -1342,3 +1342,135 @@ async fn apps_and_app_objects_are_served_with_owners_and_dates_and_filtered_by_t
         1
     );
 }
+
+/// Qlik's own Repository API definition, the part the client uses (vendored in the repository's docs).
+const DEFINITION: &str = include_str!("../../../docs/qrs-openapi/repository-subset.json");
+
+/// The properties of `value` that the definition's `entity` does not define, as dotted paths under `path`; a
+/// nested object or list is checked against the entity its property refers to.
+fn undefined(definitions: &Value, entity: &str, value: &Value, path: &str, out: &mut Vec<String>) {
+    let Some(object) = value.as_object() else {
+        return;
+    };
+    let properties = &definitions[entity]["properties"];
+    if !properties.is_object() {
+        out.push(format!("{path}: the definition has no entity {entity}"));
+        return;
+    }
+    for (key, inner) in object {
+        let here = format!("{path}.{key}");
+        let property = &properties[key];
+        if property.is_null() {
+            out.push(format!("{here} (not a property of {entity})"));
+            continue;
+        }
+        let referred = |p: &Value| {
+            p["$ref"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("#/definitions/"))
+                .map(str::to_string)
+        };
+        match inner {
+            Value::Object(_) => {
+                if let Some(nested) = referred(property) {
+                    undefined(definitions, &nested, inner, &here, out);
+                }
+            }
+            Value::Array(items) => {
+                if let Some(nested) = referred(&property["items"]) {
+                    for item in items {
+                        undefined(definitions, &nested, item, &here, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Every answer the client reads carries only what Qlik's definition defines for its entity: the simulator
+/// cannot teach the client a field a real site never sends.
+#[tokio::test]
+async fn answers_carry_only_properties_qliks_definition_defines() {
+    let definitions: Value = serde_json::from_str(DEFINITION).expect("the definition is JSON");
+    let definitions = &definitions["definitions"];
+    let sim = start(SimulatorConfig {
+        users: 60,
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let c = client(&sim);
+    let mut found = Vec::new();
+    let mut check = |entity: &str, answer: &Value, path: &str| {
+        let items: Vec<&Value> = match answer {
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        assert!(!items.is_empty(), "{path}: nothing to check");
+        for item in items {
+            undefined(definitions, entity, item, path, &mut found);
+        }
+    };
+    for (path, entity) in [
+        (
+            "/qrs/license/professionalaccesstype/full",
+            "LicenseProfessionalAccessType",
+        ),
+        (
+            "/qrs/license/analyzeraccesstype/full",
+            "LicenseAnalyzerAccessType",
+        ),
+        ("/qrs/license/useraccesstype/full", "LicenseUserAccessType"),
+        (
+            "/qrs/license/loginaccesstype/full",
+            "LicenseLoginAccessType",
+        ),
+        ("/qrs/license/accesstypeoverview", "AccessTypeOverview"),
+        ("/qrs/user/full", "User"),
+        ("/qrs/app/full", "App"),
+        ("/qrs/app/object/full", "AppObject"),
+    ] {
+        let answer = get_json(&c, &qrs(&sim, path), &[]).await;
+        check(entity, &answer, path);
+        if answer.is_array() {
+            let privileged = get_json(&c, &qrs(&sim, path), &[("privileges", "true")]).await;
+            check(entity, &privileged, path);
+        }
+    }
+    // A seat allocated: the 201 answer is the entity.
+    let user = sim
+        .site()
+        .add_user(crate::NewUser::new("CORP", "newcomer"))
+        .expect("user");
+    let mut totals = sim.site().seat_totals();
+    totals.analyzer += 1;
+    sim.site().set_seat_totals(totals);
+    let created = c
+        .post(qrs(&sim, "/qrs/license/analyzeraccesstype"))
+        .query(&[("xrfkey", KEY)])
+        .header("X-Qlik-Xrfkey", KEY)
+        .json(&serde_json::json!({"user": {"id": user.to_string()}}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.expect("JSON");
+    check(
+        "LicenseAnalyzerAccessType",
+        &created,
+        "POST /qrs/license/analyzeraccesstype",
+    );
+    assert!(found.is_empty(), "{}", found.join("\n"));
+
+    // The check itself finds what the definition lacks, nested too.
+    let mut caught = Vec::new();
+    let odd = serde_json::json!({"id": "x", "lastUsedd": "2026", "user": {"id": "y", "mail": "z"}});
+    undefined(
+        definitions,
+        "LicenseProfessionalAccessType",
+        &odd,
+        "odd",
+        &mut caught,
+    );
+    assert_eq!(caught.len(), 2, "{caught:?}");
+}
