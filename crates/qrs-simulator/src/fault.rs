@@ -76,4 +76,7 @@ pub enum Fault {
     /// Answer 200 with a JSON list of this many bytes, streamed: copies of a well-formed allocation, then one
     /// string that fills the rest when `one_huge_element` is set.
     Huge { bytes: u64, one_huge_element: bool },
+    /// Handle the request, but stop after `deletions` deletions and answer `status`: a selection's DELETE that
+    /// fails part-way (other requests are answered `status` without being handled).
+    FailAfter { deletions: usize, status: u16 },
 }

@@ -16,6 +16,16 @@ use crate::time::*;
 pub(crate) const PASSES_PER_TOKEN: u32 = 10;
 
 /// The whole site.
+/// A selection: items picked by a filter, to act on together (the QMC's multi-select).
+#[derive(Debug, Clone)]
+pub(crate) struct SelectionRec {
+    pub(crate) id: Uuid,
+    pub(crate) created: Timestamp,
+    pub(crate) by: String,
+    /// Each item: its access type, its id and the selection item's own id.
+    pub(crate) items: Vec<(SimAccessType, Uuid, Uuid)>,
+}
+
 pub(crate) struct SiteState {
     pub(crate) sentinel_text: String,
     pub(crate) sentinel_ts: Option<Timestamp>,
@@ -37,6 +47,8 @@ pub(crate) struct SiteState {
     /// Apps and their objects, in the order they were added.
     pub(crate) apps: Vec<AppRec>,
     pub(crate) app_objects: Vec<AppObjectRec>,
+    /// Selections (`POST /qrs/selection/...`), by id, until dropped.
+    pub(crate) selections: HashMap<Uuid, SelectionRec>,
     /// When the soonest quarantine ends; nothing to expire before it.
     next_expiry: Option<Timestamp>,
     pub(crate) started: Timestamp,
@@ -70,6 +82,7 @@ impl SiteState {
             seats: SeatTotals::default(),
             apps: Vec::new(),
             app_objects: Vec::new(),
+            selections: HashMap::new(),
             next_expiry: None,
             started: millis(started),
             license_id,

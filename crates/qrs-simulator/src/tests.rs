@@ -1474,3 +1474,203 @@ async fn answers_carry_only_properties_qliks_definition_defines() {
     );
     assert_eq!(caught.len(), 2, "{caught:?}");
 }
+
+/// Sends `method` to `url` with the xrfkey, `query` and a JSON `body`; the status and the body as JSON (null when
+/// empty).
+async fn send(
+    client: &Client,
+    method: reqwest::Method,
+    url: &str,
+    query: &[(&str, &str)],
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = client
+        .request(method, url)
+        .query(&[("xrfkey", KEY)])
+        .query(query)
+        .header("X-Qlik-Xrfkey", KEY);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("answered");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Three Professional seats, unused for 100, 200 and 300 days; their ids.
+fn three_seats(sim: &Simulator) -> [uuid::Uuid; 3] {
+    let now = sim.now();
+    let days = |d: i64| now - jiff::SignedDuration::from_hours(24 * d);
+    [100, 200, 300].map(|d| {
+        let user = sim
+            .site()
+            .add_user(crate::NewUser::new("CORP", format!("u{d}")))
+            .expect("user");
+        sim.site()
+            .allocate(
+                SimAccessType::Professional,
+                user,
+                Some(days(d)),
+                days(400),
+                false,
+            )
+            .expect("seat")
+    })
+}
+
+#[tokio::test]
+async fn a_selection_deletes_what_its_filter_matches_at_the_moment_of_deletion() {
+    let sim = empty_site().await;
+    let c = client(&sim);
+    let [recent, older, oldest] = three_seats(&sim);
+    let ids = format!("id eq {recent} or id eq {older} or id eq {oldest}");
+    let (status, selection) = send(
+        &c,
+        reqwest::Method::POST,
+        &qrs(&sim, "/qrs/selection/license/professionalaccesstype"),
+        &[("filter", &ids)],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{selection}");
+    assert_eq!(selection["items"].as_array().map(Vec::len), Some(3));
+    let id = selection["id"].as_str().expect("an id").to_string();
+    let items = qrs(
+        &sim,
+        &format!("/qrs/selection/{id}/license/professionalaccesstype"),
+    );
+    let (count, _) = get(&c, &format!("{items}/count"), &[]).await;
+    assert_eq!(count, StatusCode::OK);
+
+    // Only seats unused for 150 days or more go; the middle one is used between the selection and the delete.
+    let cutoff = crate::time::format_ts(sim.now() - jiff::SignedDuration::from_hours(24 * 150));
+    let owner = sim
+        .site()
+        .allocation(older)
+        .and_then(|a| a.user)
+        .expect("user");
+    sim.site()
+        .login(owner, SimAccessType::Professional)
+        .expect("logs in");
+    let filter = format!("lastUsed le '{cutoff}'");
+    let (status, _) = send(
+        &c,
+        reqwest::Method::DELETE,
+        &items,
+        &[("filter", &filter)],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        sim.site().allocation(oldest).is_none(),
+        "unused 300 days: gone"
+    );
+    assert!(
+        sim.site().allocation(recent).is_some(),
+        "used 100 days ago: kept"
+    );
+    assert!(
+        sim.site().allocation(older).is_some_and(|a| !a.quarantined),
+        "used just before the delete: kept"
+    );
+
+    // Dropped, the selection is gone.
+    let one = qrs(&sim, &format!("/qrs/selection/{id}"));
+    assert_eq!(delete(&c, &one).await, StatusCode::NO_CONTENT);
+    assert_eq!(delete(&c, &one).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(&c, reqwest::Method::DELETE, &items, &[], None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_selection_delete_can_fail_part_way() {
+    let sim = empty_site().await;
+    let c = client(&sim);
+    let seats = three_seats(&sim);
+    let ids = seats
+        .iter()
+        .map(|s| format!("id eq {s}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let (_, selection) = send(
+        &c,
+        reqwest::Method::POST,
+        &qrs(&sim, "/qrs/selection/license/professionalaccesstype"),
+        &[("filter", &ids)],
+        None,
+    )
+    .await;
+    let id = selection["id"].as_str().expect("id");
+    sim.inject(
+        crate::FaultRule::always(crate::Fault::FailAfter {
+            deletions: 1,
+            status: 500,
+        })
+        .method("DELETE")
+        .times(1),
+    );
+    let items = qrs(
+        &sim,
+        &format!("/qrs/selection/{id}/license/professionalaccesstype"),
+    );
+    let (status, _) = send(&c, reqwest::Method::DELETE, &items, &[], None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let left = seats
+        .iter()
+        .filter(|s| sim.site().allocation(**s).is_some())
+        .count();
+    assert_eq!(left, 2, "one deleted before the failure");
+}
+
+#[tokio::test]
+async fn many_allocates_every_user_or_none() {
+    let sim = empty_site().await;
+    let c = client(&sim);
+    let users: Vec<uuid::Uuid> = (0..3)
+        .map(|i| {
+            sim.site()
+                .add_user(crate::NewUser::new("CORP", format!("n{i}")))
+                .expect("user")
+        })
+        .collect();
+    let body = |users: &[uuid::Uuid]| {
+        Value::Array(
+            users
+                .iter()
+                .map(|u| serde_json::json!({"user": {"id": u.to_string()}}))
+                .collect(),
+        )
+    };
+    let many = qrs(&sim, "/qrs/license/analyzeraccesstype/many");
+    let mut totals = sim.site().seat_totals();
+    totals.analyzer = sim.site().allocations(SimAccessType::Analyzer).len() as u32 + 2;
+    sim.site().set_seat_totals(totals);
+    let (status, refused) = send(&c, reqwest::Method::POST, &many, &[], Some(body(&users))).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "two free seats for three users"
+    );
+    assert!(refused["BrokenRules"].is_array(), "{refused}");
+    assert!(
+        sim.site()
+            .allocations(SimAccessType::Analyzer)
+            .iter()
+            .all(|a| a.user.is_none_or(|u| !users.contains(&u))),
+        "none allocated"
+    );
+    let (status, created) = send(
+        &c,
+        reqwest::Method::POST,
+        &many,
+        &[],
+        Some(body(&users[..2])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created.as_array().map(Vec::len), Some(2));
+}

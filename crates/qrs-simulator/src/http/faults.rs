@@ -28,6 +28,8 @@ pub(super) async fn answer_with_fault(
             tokio::time::sleep(*d).await;
             return Ok(record);
         }
+        // The handler stops part-way (only a selection's DELETE deletes several items; others are not handled).
+        Fault::FailAfter { .. } => return Ok(record),
         Fault::Rewrite { .. } => return Ok(record),
         Fault::Reset => return Err(reset(record, shared, ctx).await),
         Fault::Status(code) => status_page(status_of(*code)),

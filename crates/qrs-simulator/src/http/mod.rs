@@ -7,6 +7,7 @@ mod faults;
 mod proxy;
 mod qrs;
 mod reply;
+mod selections;
 
 #[cfg(test)]
 mod tests;
@@ -111,6 +112,10 @@ async fn handle(
         headers: &parts.headers,
         body: &body,
         listener: ctx.listener,
+        fail_after: match &fault {
+            Some(Fault::FailAfter { deletions, status }) => Some((*deletions, *status)),
+            _ => None,
+        },
     };
     let (reply, user) = match ctx.listener {
         Listener::Repository => repository(&shared, &request),
@@ -150,6 +155,8 @@ struct Incoming<'a> {
     headers: &'a HeaderMap,
     body: &'a [u8],
     listener: Listener,
+    /// [`Fault::FailAfter`]: how many deletions the handler may make, and the status it then answers.
+    fail_after: Option<(usize, u16)>,
 }
 
 fn segments(path: &str) -> Vec<&str> {

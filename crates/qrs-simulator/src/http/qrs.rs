@@ -33,12 +33,12 @@ pub(super) fn about() -> serde_json::Value {
 /// `original` the same segments as sent (ids keep their case).
 pub(super) struct Call<'a> {
     shared: &'a Shared,
-    req: &'a Incoming<'a>,
-    identity: &'a Identity,
-    query: &'a Query,
-    now: Timestamp,
-    rest: &'a [&'a str],
-    original: &'a [&'a str],
+    pub(super) req: &'a Incoming<'a>,
+    pub(super) identity: &'a Identity,
+    pub(super) query: &'a Query,
+    pub(super) now: Timestamp,
+    pub(super) rest: &'a [&'a str],
+    pub(super) original: &'a [&'a str],
 }
 
 pub(super) fn qrs(
@@ -55,6 +55,13 @@ pub(super) fn qrs(
     let mut site = lock(&shared.site);
     site.expire(now);
     let get = method == Method::GET;
+    // Only a selection's DELETE deletes several items and can fail part-way; any other request fails whole.
+    if let Some((_, status)) = req.fail_after
+        && !(method == Method::DELETE && matches!(l.as_slice(), ["selection", _, "license", _]))
+    {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Reply::text(status, "injected fault");
+    }
     match l.as_slice() {
         ["about"] if get => Reply::ok(&about()),
         ["license"] if get => Reply::ok(&site.license_json(now)),
@@ -93,6 +100,10 @@ pub(super) fn qrs(
             let call = Call::new(shared, req, identity, query, now, (rest, &segs[1..]));
             users(&call, &mut site)
         }
+        ["selection", rest @ ..] => {
+            let call = Call::new(shared, req, identity, query, now, (rest, &segs[1..]));
+            super::selections::route(&call, &mut site)
+        }
         _ => Reply::not_found(),
     }
 }
@@ -114,7 +125,7 @@ pub(super) fn json_collection(
 
 impl<'a> Call<'a> {
     /// `path` is the path below the collection, lower-cased and as sent.
-    fn new(
+    pub(super) fn new(
         shared: &'a Shared,
         req: &'a Incoming<'a>,
         identity: &'a Identity,
@@ -219,30 +230,16 @@ pub(super) fn allocations(call: &Call<'_>, site: &mut SiteState, kind: SimAccess
             privileges,
         );
     }
+    if call.req.method == Method::POST && call.rest == ["many"] {
+        let privileges = call.query.flag("privileges");
+        return super::selections::create_many(call, site, kind, privileges);
+    }
     match call.target() {
         Err(reply) => reply,
-        Ok(Target::Delete(id)) => {
-            let Some((outcome, rec)) =
-                site.deallocate(kind, id, call.now, &call.identity.to_string())
-            else {
-                return Reply::not_found();
-            };
-            let user = rec.user.and_then(|u| site.user(u));
-            let (directory, user_id) = match (user, &rec.deleted_user) {
-                (Some(u), _) => (u.user_directory.clone(), u.user_id.clone()),
-                (None, Some((d, i))) => (d.clone(), i.clone()),
-                (None, None) => (String::new(), String::new()),
-            };
-            call.record_deletion(Deleted {
-                access_type: kind,
-                id,
-                user: rec.user,
-                directory,
-                user_id,
-                outcome,
-            });
-            Reply::empty(StatusCode::NO_CONTENT)
-        }
+        Ok(Target::Delete(id)) => match deallocate(call, site, kind, id) {
+            Some(_) => Reply::empty(StatusCode::NO_CONTENT),
+            None => Reply::not_found(),
+        },
         Ok(Target::Read(op)) => {
             let site: &SiteState = site;
             let rows: Vec<AllocView<'_>> =
@@ -250,6 +247,32 @@ pub(super) fn allocations(call: &Call<'_>, site: &mut SiteState, kind: SimAccess
             serve_collection(op, rows, call.query, call.req.body)
         }
     }
+}
+
+/// Deallocates one seat as QRS does (quarantine when used within 7 days) and records the deletion; `None` when
+/// there is no such seat of `kind`.
+pub(super) fn deallocate(
+    call: &Call<'_>,
+    site: &mut SiteState,
+    kind: SimAccessType,
+    id: Uuid,
+) -> Option<DeletionOutcome> {
+    let (outcome, rec) = site.deallocate(kind, id, call.now, &call.identity.to_string())?;
+    let user = rec.user.and_then(|u| site.user(u));
+    let (directory, user_id) = match (user, &rec.deleted_user) {
+        (Some(u), _) => (u.user_directory.clone(), u.user_id.clone()),
+        (None, Some((d, i))) => (d.clone(), i.clone()),
+        (None, None) => (String::new(), String::new()),
+    };
+    call.record_deletion(Deleted {
+        access_type: kind,
+        id,
+        user: rec.user,
+        directory,
+        user_id,
+        outcome,
+    });
+    Some(outcome)
 }
 
 /// `POST /qrs/license/<type>accesstype` with `{"user": {"id": ...}}`: allocates a seat, as QMC's "Allocate" does.
