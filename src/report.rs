@@ -161,6 +161,19 @@ pub struct RunReport {
     /// Notices and summaries sent, and how each went.
     #[serde(skip)]
     pub deliveries: Vec<Delivery>,
+    /// The users moved to Analyzer whom the policy remembers after the run (earlier moves still within their
+    /// window, and this run's), to give the next run; `None` when the run changed nothing (a dry run, a run that
+    /// failed or was aborted before its moves).
+    #[serde(skip)]
+    pub recent_moves: Option<Vec<RecentMove>>,
+}
+
+/// A user a run moved to Analyzer, and when. Until the Analyzer threshold has passed since, their Analyzer seat is
+/// not idle: the move counts as their last use of Qlik.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentMove {
+    pub user: UserIdentity,
+    pub at: Timestamp,
 }
 
 /// A map by access type as the resources keep it: by the type's key (`professional`, ...), each value converted.
@@ -231,6 +244,7 @@ impl RunReport {
             returns: Vec::new(),
             notices: None,
             deliveries: Vec::new(),
+            recent_moves: None,
         }
     }
 }

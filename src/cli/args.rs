@@ -101,8 +101,9 @@ pub(crate) struct RunArgs {
     /// Let the policy set site.tls.insecureSkipVerify (otherwise such a policy is invalid and nothing is sent).
     #[arg(long, env = "ALLOW_INSECURE_SKIP_VERIFY")]
     pub(crate) allow_insecure_skip_verify: bool,
-    /// With --policy: the notices pending between runs (spec.notice), read and written back. Needed when the
-    /// policy gives notice.
+    /// With --policy: what runs keep between them, as a policy's status does in a cluster (the pending notices of
+    /// spec.notice, the users spec.rightSize moved to Analyzer), read and written back. Needed when the policy
+    /// gives notice, or moves seats and is not a dry run.
     #[arg(long, value_name = "FILE", conflicts_with = "policy_ref")]
     pub(crate) state: Option<PathBuf>,
     /// With --policy: a folder holding the Secrets (and ConfigMap) the policy's notifications name, one folder per

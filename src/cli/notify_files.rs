@@ -1,5 +1,6 @@
 //! `run --policy FILE` with notifications: the Secrets a policy names, read from a folder shaped as Kubernetes
-//! mounts them (`--secrets DIR`: DIR/<name>/<key>), and the pending notices kept in a state file (`--state FILE`).
+//! mounts them (`--secrets DIR`: DIR/<name>/<key>), and what a policy in a cluster keeps in its status (the
+//! pending notices, the users moved to Analyzer) kept in a state file (`--state FILE`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,16 +8,52 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::CliError;
-use crate::notice::{Notice, Pending};
+use crate::notice::Pending;
 use crate::notify::{self, Notifier, SecretEntries};
-use crate::policy::{NotifySpec, PendingNotice};
+use crate::policy::{MovedUser, NotifySpec, PendingNotice};
+use crate::report::{RecentMove, RunReport};
 
-/// The state file: what `run --policy FILE` keeps between runs.
+/// The state file: what `run --policy FILE` keeps between runs, as a policy's status does in a cluster.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct State {
+pub(super) struct State {
     #[serde(default)]
     notices: Vec<PendingNotice>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    recent_moves: Vec<MovedUser>,
+}
+
+impl State {
+    /// The notices earlier runs gave.
+    pub(super) fn pending(&self) -> Pending {
+        Pending::new(self.notices.iter().filter_map(PendingNotice::to_notice))
+    }
+
+    /// The users earlier runs moved to Analyzer.
+    pub(super) fn recent_moves(&self) -> Vec<RecentMove> {
+        self.recent_moves
+            .iter()
+            .filter_map(MovedUser::to_recent_move)
+            .collect()
+    }
+
+    /// What the state holds after `report`'s run: its notices and moves where the run says them, the earlier
+    /// ones where it changed nothing. `None` when nothing changed.
+    pub(super) fn after(self, report: &RunReport) -> Option<State> {
+        if report.notices.is_none() && report.recent_moves.is_none() {
+            return None;
+        }
+        Some(State {
+            notices: match &report.notices {
+                Some(notices) => notices.iter().map(PendingNotice::from).collect(),
+                None => self.notices,
+            },
+            recent_moves: match &report.recent_moves {
+                Some(moves) => moves.iter().map(MovedUser::from).collect(),
+                None => self.recent_moves,
+            },
+        })
+    }
 }
 
 /// The notifier of a policy, from the folder of Secrets.
@@ -65,41 +102,34 @@ fn read_folder(dir: &Path, name: &str) -> Result<BTreeMap<String, Vec<u8>>, CliE
     Ok(entries)
 }
 
-/// The pending notices in the state file; none when it does not exist yet.
-pub(super) fn read_state(path: &Path) -> Result<Pending, CliError> {
-    let state: State = match crate::files::read_at_most(path, crate::files::REPORT_BYTES) {
+/// The state file; empty when it does not exist yet.
+pub(super) fn read_state(path: &Path) -> Result<State, CliError> {
+    match crate::files::read_at_most(path, crate::files::REPORT_BYTES) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             CliError::Invalid(format!(
-                "the state file {} cannot be read as notices: {e}",
+                "the state file {} cannot be read as notices and moves: {e}",
                 path.display()
             ))
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-        Err(e) => {
-            return Err(CliError::Invalid(format!(
-                "cannot read the state file {}: {e}",
-                path.display()
-            )));
-        }
-    };
-    Ok(Pending::new(
-        state.notices.iter().filter_map(PendingNotice::to_notice),
-    ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(CliError::Invalid(format!(
+            "cannot read the state file {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
-/// Write the pending notices, replacing the file whole (written beside it, then renamed).
-pub(super) fn write_state(path: &Path, notices: &[Notice]) -> Result<(), CliError> {
-    let state = State {
-        notices: notices.iter().map(PendingNotice::from).collect(),
-    };
-    let json = serde_json::to_vec_pretty(&state).map_err(|e| CliError::Failed(e.to_string()))?;
+/// Write the state, replacing the file whole (written beside it, then renamed).
+pub(super) fn write_state(path: &Path, state: &State) -> Result<(), CliError> {
+    let json = serde_json::to_vec_pretty(state).map_err(|e| CliError::Failed(e.to_string()))?;
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     std::fs::write(&temporary, json)
         .and_then(|()| std::fs::rename(&temporary, path))
         .map_err(|e| {
             CliError::Failed(format!(
-                "cannot write the state file {}: {e}; the notices of this run are lost, and their users will be warned again",
+                "cannot write the state file {}: {e}; the notices and moves of this run are not kept: warned users \
+                 will be warned again, and moved users' Analyzer seats are judged by their own last use",
                 path.display()
             ))
         })

@@ -11,7 +11,6 @@ use crate::brake::{Brake, BrakeState};
 use super::args::RunArgs;
 use super::{CliError, notify_files, print_report};
 use crate::credentials::Credentials;
-use crate::notice::Pending;
 use crate::notify::Notifier;
 use crate::policy::{
     self, LicenseCleanupPolicy, Permissions, RunResult, ValidPolicy, check_known_fields,
@@ -57,7 +56,9 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         .name
         .clone()
         .unwrap_or_else(|| "policy".into());
-    let (notifier, pending) = notifications(&args, &valid, &name)?;
+    let state = state(&args, &valid)?;
+    let notifier = notifier(&args, &valid, &name)?;
+    let pending = state.pending();
     let ctx = RunContext {
         force_dry_run: args.dry_run,
         brake: Some(stop_on_signal_or_change(
@@ -67,12 +68,13 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
         notify: notifier
             .as_ref()
             .map(|notifier| NotifyContext { notifier, pending }),
+        recent_moves: state.recent_moves(),
         ..RunContext::new(&credentials, jiff::Timestamp::now())
     };
     let report = run::execute(&valid, ctx).await;
     print_report(&report, args.output);
-    if let (Some(state), Some(notices)) = (&args.state, &report.notices) {
-        notify_files::write_state(state, notices)?;
+    if let (Some(path), Some(kept)) = (&args.state, state.after(&report)) {
+        notify_files::write_state(path, &kept)?;
     }
     // Once the report and the notices are kept: a channel that hangs cannot hold them back.
     if let Some(notifier) = &notifier {
@@ -86,31 +88,37 @@ pub(super) async fn run(args: RunArgs) -> Result<RunResult, CliError> {
 
 /// The policy's channels, from the Secrets in `--secrets DIR`, and the notices earlier runs gave, from
 /// `--state FILE`: each required when the policy needs it.
-fn notifications(
-    args: &RunArgs,
-    valid: &ValidPolicy,
-    name: &str,
-) -> Result<(Option<Notifier>, Pending), CliError> {
-    let notifier = match (&valid.notify, &args.secrets) {
-        (Some(notify), Some(dir)) => Some(notify_files::notifier(name, &notify.channels, dir)?),
-        (Some(_), None) => {
-            return Err(CliError::Invalid(
-                "the policy notifies (spec.notify): give --secrets DIR with the Secrets it names"
-                    .into(),
-            ));
-        }
-        (None, _) => None,
-    };
-    let pending = match (&args.state, valid.notice_days()) {
-        (_, None) => Pending::default(),
-        (Some(state), Some(_)) => notify_files::read_state(state)?,
-        (None, Some(_)) => {
-            return Err(CliError::Invalid(
-                "the policy gives notice (spec.notice.days): give --state FILE to keep the notices between runs".into(),
-            ));
-        }
-    };
-    Ok((notifier, pending))
+fn notifier(args: &RunArgs, valid: &ValidPolicy, name: &str) -> Result<Option<Notifier>, CliError> {
+    match (&valid.notify, &args.secrets) {
+        (Some(notify), Some(dir)) => Ok(Some(notify_files::notifier(name, &notify.channels, dir)?)),
+        (Some(_), None) => Err(CliError::Invalid(
+            "the policy notifies (spec.notify): give --secrets DIR with the Secrets it names"
+                .into(),
+        )),
+        (None, _) => Ok(None),
+    }
+}
+
+/// What earlier runs kept, from `--state FILE`: required when the policy gives notice, and when it moves seats
+/// to Analyzer for real (a moved user's Analyzer seat is judged from the move, which only the state remembers).
+fn state(args: &RunArgs, valid: &ValidPolicy) -> Result<notify_files::State, CliError> {
+    if let Some(path) = &args.state {
+        return notify_files::read_state(path);
+    }
+    if valid.notice_days().is_some() {
+        return Err(CliError::Invalid(
+            "the policy gives notice (spec.notice.days): give --state FILE to keep the notices between runs".into(),
+        ));
+    }
+    let moves = valid.rules.right_size_after_days().is_some() && !valid.dry_run && !args.dry_run;
+    if moves {
+        return Err(CliError::Invalid(
+            "the policy moves seats to Analyzer (spec.rightSize) and is not a dry run: give --state FILE, where runs \
+             remember whom they moved, so that a later run does not take a moved user's Analyzer seat as idle"
+                .into(),
+        ));
+    }
+    Ok(notify_files::State::default())
 }
 
 /// One run of a policy file at a time on this machine: an advisory lock the system drops with the process, so

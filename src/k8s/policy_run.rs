@@ -102,6 +102,7 @@ pub(crate) async fn run_policy(
         observer: ctx.metrics.map(|m| m.qrs_observer(namespace, name)),
         brake: Some(brake),
         earlier_reclaims: earlier,
+        recent_moves: run.recent_moves(),
         notify: notifier
             .as_ref()
             .map(|notifier| NotifyContext { notifier, pending }),
@@ -151,6 +152,16 @@ impl HeldRun<'_> {
                 .flat_map(|s| &s.notices)
                 .filter_map(|n| n.to_notice()),
         )
+    }
+
+    /// The users earlier runs moved to Analyzer, as the status keeps them.
+    fn recent_moves(&self) -> Vec<run::RecentMove> {
+        self.policy
+            .status
+            .iter()
+            .flat_map(|s| &s.recent_moves)
+            .filter_map(|m| m.to_recent_move())
+            .collect()
     }
 
     /// The brake of this run, worked by a watch on its policy (`k8s/hold.rs`), and the task that watches.

@@ -70,6 +70,10 @@ pub(crate) fn after_run(
     }
     status.pending_notices = (!status.notices.is_empty() || status.pending_notices.is_some())
         .then_some(status.notices.len() as u64);
+    // So do the users moved to Analyzer it remembers.
+    if let Some(moves) = &report.recent_moves {
+        status.recent_moves = moves.iter().map(crate::policy::MovedUser::from).collect();
+    }
     let ready = ConditionUpdate::after_run(report.result, report.dry_run, report.message.clone());
     let running = ConditionUpdate::idle(format!("run {} finished", report.id));
     status.conditions = merge_conditions(

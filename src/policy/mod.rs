@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 pub use fields::{check_known_fields, last_applied_unknown_field};
 pub use status::{
-    ActiveRun, LicenseCleanupPolicyStatus, PendingNotice, ReclaimedSeat, RunHeader, RunResult,
-    RunStatus, RunSummary, TypeCounts,
+    ActiveRun, LicenseCleanupPolicyStatus, MovedUser, PendingNotice, ReclaimedSeat, RunHeader,
+    RunResult, RunStatus, RunSummary, TypeCounts,
 };
 pub use valid::{InvalidPolicy, Notifications, Permissions, ValidPolicy, rules, validate};
 

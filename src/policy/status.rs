@@ -47,6 +47,38 @@ pub struct LicenseCleanupPolicyStatus {
     /// How many notices are pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_notices: Option<u64>,
+    /// Users moved to Analyzer (spec.rightSize) within the Analyzer threshold: their Analyzer seat is not idle
+    /// before the threshold has passed since the move, however long ago they last used it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_moves: Vec<MovedUser>,
+}
+
+/// A user moved to Analyzer, and when.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MovedUser {
+    /// DIRECTORY\userId.
+    pub user: String,
+    pub at: Time,
+}
+
+impl From<&crate::report::RecentMove> for MovedUser {
+    fn from(m: &crate::report::RecentMove) -> Self {
+        MovedUser {
+            user: m.user.to_string(),
+            at: Time(m.at),
+        }
+    }
+}
+
+impl MovedUser {
+    /// The move as a run takes it; `None` for a user name that is not `DIRECTORY\userId`.
+    pub fn to_recent_move(&self) -> Option<crate::report::RecentMove> {
+        Some(crate::report::RecentMove {
+            user: crate::model::UserIdentity::parse(&self.user)?,
+            at: self.at.0,
+        })
+    }
 }
 
 /// A notice delivered to a user (spec.notice).

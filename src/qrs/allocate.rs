@@ -49,13 +49,15 @@ impl QrsClient {
         .await
     }
 
-    /// The allocations of one access type held by any of these users (QRS ids, GUIDs as QRS listed them), read
-    /// [`super::USER_BATCH`] users a request.
-    pub async fn allocations_held_by(
+    /// The seats of one access type held by any of these users (QRS ids, GUIDs as QRS listed them), read
+    /// [`super::USER_BATCH`] users a request, each with whether it gives its user access: a seat quarantined or
+    /// excess (beyond the licence: the proxy denies its user) does not, and one whose flags QRS did not send is
+    /// unknown.
+    pub async fn seats_held_by(
         &self,
         access_type: AccessType,
         user_ids: &[&str],
-    ) -> Result<Vec<Allocation>, QrsError> {
+    ) -> Result<Vec<super::Holder>, QrsError> {
         let endpoint = format!("license/{}/full", access_type.qrs_entity());
         let mut held = Vec::new();
         for batch in user_ids.chunks(super::USER_BATCH) {
@@ -71,11 +73,12 @@ impl QrsClient {
                 .join(" or ");
             let rows = batch.len() * SEATS_OF_ONE_USER;
             held.extend(
-                self.allocation_list(
-                    access_type,
-                    filter,
+                self.get_list(
+                    &endpoint,
+                    &[("filter", filter)],
                     (rows, ", more than the users can hold"),
-                    TextBudget::for_seats(rows),
+                    "allocations",
+                    |row: wire::HeldSeatJson| row.into_holder(),
                 )
                 .await?,
             );

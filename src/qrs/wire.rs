@@ -269,6 +269,44 @@ pub enum SeatAccess {
     Unknown(&'static str),
 }
 
+/// A seat as `/full` lists it, read only for whom it gives access.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct HeldSeatJson {
+    pub id: String,
+    #[serde(default)]
+    pub user: Option<HeldSeatUserJson>,
+    #[serde(default)]
+    pub quarantined: serde_json::Value,
+    #[serde(default)]
+    pub excess: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct HeldSeatUserJson {
+    pub id: String,
+}
+
+impl HeldSeatJson {
+    /// The seat and its holder, with whether it gives access; an error for ids that are not GUIDs or a seat
+    /// without a holder (a deleted user's seat is not listed by a filter on `user.id`).
+    pub(crate) fn into_holder(self) -> Result<Holder, String> {
+        let parse = |id: &str| uuid::Uuid::try_parse(id).ok().filter(|_| is_guid(id));
+        let allocation =
+            parse(&self.id).ok_or_else(|| "an allocation id is not a GUID".to_string())?;
+        let user = self
+            .user
+            .as_ref()
+            .and_then(|u| parse(&u.id))
+            .ok_or_else(|| format!("allocation {allocation} names no user GUID"))?;
+        Ok(Holder {
+            allocation,
+            user,
+            access: seat_access(&self.quarantined, &self.excess),
+        })
+    }
+}
+
 /// One row of the table: `[allocation id, user id, quarantined, excess]`.
 pub(crate) trait HolderRow {
     /// The row; `None` for a seat whose user was deleted (the seat waits out a quarantine). `Err` says what makes

@@ -132,7 +132,7 @@ fn entry(decision: Decision, seat: SeatOutcome, start: Timestamp, why_deferred: 
         LastUse::Unknown(raw) => (raw.clone(), None),
     };
     let reason = if outcome == Outcome::Deferred && decision.verdict == Verdict::Reclaim {
-        let not = if decision.reason.rule() == Some(crate::model::Rule::RightSize) {
+        let not = if decision.reason.candidate_rule() == Some(crate::model::Rule::RightSize) {
             "not moved"
         } else {
             "not deallocated"
@@ -182,18 +182,30 @@ fn verdict(
         } else {
             String::new()
         };
+        let moved = if totals.moved > 0 {
+            format!(" and moving {} to Analyzer", totals.moved)
+        } else {
+            String::new()
+        };
         let message = format!(
-            "stopped ({why}) after reclaiming {} seats{failed}; no further seat was deallocated",
+            "stopped ({why}) after reclaiming {} seats{moved}{failed}; no further seat was deallocated",
             totals.reclaimed
         );
         return (RunResult::Failed, message);
     }
     if totals.failed > 0 {
-        let attempted = totals.failed + totals.reclaimed;
-        let message = format!(
-            "{} of {attempted} deallocations failed; the others were reclaimed",
-            totals.failed
-        );
+        let attempted = totals.failed + totals.reclaimed + totals.moved;
+        let message = if totals.moved > 0 {
+            format!(
+                "{} of {attempted} deallocations and moves to Analyzer failed; the others were made",
+                totals.failed
+            )
+        } else {
+            format!(
+                "{} of {attempted} deallocations failed; the others were reclaimed",
+                totals.failed
+            )
+        };
         return (RunResult::Failed, message);
     }
     let message = if dry_run && totals.moved > 0 {

@@ -20,7 +20,9 @@ use crate::plan::{self, Verdict};
 use crate::policy::{RunResult, ValidPolicy};
 use crate::qrs::{QrsClient, QrsError, RequestObserver, RetryPolicy};
 use crate::report::run_id;
-pub use crate::report::{Delivery, Entry, Outcome, Returned, RunReport, by_access_type_key};
+pub use crate::report::{
+    Delivery, Entry, Outcome, RecentMove, Returned, RunReport, by_access_type_key,
+};
 use assemble::{Finished, build_report};
 use deallocate::deallocate_all;
 use moves::move_all;
@@ -48,6 +50,10 @@ pub struct RunContext<'a> {
     pub retry: Option<RetryPolicy>,
     /// Seats earlier recorded runs reclaimed (cluster runs): a user who holds one again has returned.
     pub earlier_reclaims: Vec<EarlierReclaim>,
+    /// Users earlier runs moved to Analyzer, as the policy remembers them (`status.recentMoves`): their Analyzer
+    /// seats are not idle until the threshold has passed since the move. A caller that makes moves keeps the
+    /// report's [`RunReport::recent_moves`] and gives them to the next run.
+    pub recent_moves: Vec<RecentMove>,
     /// Notices and notifications (`spec.notice`, `spec.notify`): the channels, and the notices pending from earlier
     /// runs. Needed when the policy gives notice.
     pub notify: Option<NotifyContext<'a>>,
@@ -65,6 +71,7 @@ impl<'a> RunContext<'a> {
             brake: None,
             retry: None,
             earlier_reclaims: Vec::new(),
+            recent_moves: Vec::new(),
             notify: None,
         }
     }
@@ -233,7 +240,10 @@ async fn run_with_client(
     let (now, rules) = (ctx.now, &policy.rules);
     let mut site = read_site(client, rules, now).await?;
     let returns = find_returns(client, &ctx.earlier_reclaims, &site.totals).await?;
-    let plan = decide(client, rules, &mut site, now).await?;
+    let remembered = remembered_moves(policy, &ctx.recent_moves, now);
+    let moved: HashMap<UserIdentity, Timestamp> =
+        remembered.iter().map(|m| (m.user.clone(), m.at)).collect();
+    let plan = decide(client, rules, &mut site, &moved, now).await?;
     let mut outcomes = first_outcomes(&plan, dry_run);
 
     // With notice, only seats warned long enough ago go; the others wait or are warned now.
@@ -280,6 +290,7 @@ async fn run_with_client(
         )
         .await;
         if stopped.is_none() {
+            let moves = within_memory(&plan, moves, remembered.len(), &mut outcomes);
             stopped = move_all(
                 client,
                 &plan,
@@ -291,6 +302,8 @@ async fn run_with_client(
             .await;
         }
     }
+    let recent_moves = (!dry_run && !plan.is_aborted())
+        .then(|| moves_to_remember(remembered, &plan, &outcomes, now));
     let (notices, deliveries) = match noticed {
         Some(given) if !dry_run => (
             Some(kept_notices(given.pending, &outcomes)),
@@ -312,7 +325,93 @@ async fn run_with_client(
     report.returns = returns;
     report.notices = notices;
     report.deliveries = deliveries;
+    report.recent_moves = recent_moves;
     Ok(report)
+}
+
+/// The most users moved to Analyzer a policy remembers: a run makes no move that would forget one.
+pub const MAX_RECENT_MOVES: usize = crate::policy::MAX_RECLAIMS_PER_RUN as usize;
+
+/// The moves to remember, from those the policy remembered: each for as long as it can keep an Analyzer seat from
+/// the idle rule (the Analyzer threshold; right-sizing's window when Analyzer seats are not managed), the newest
+/// move of a user only.
+fn remembered_moves(
+    policy: &ValidPolicy,
+    earlier: &[RecentMove],
+    now: Timestamp,
+) -> Vec<RecentMove> {
+    let days = policy
+        .rules
+        .inactive_days(AccessType::Analyzer)
+        .or(policy.rules.right_size_after_days())
+        .unwrap_or(0);
+    let since = now
+        .checked_sub(jiff::SignedDuration::from_hours(24 * i64::from(days)))
+        .unwrap_or(Timestamp::MIN);
+    let mut newest: HashMap<&UserIdentity, Timestamp> = HashMap::new();
+    for m in earlier.iter().filter(|m| m.at > since) {
+        let at = newest.entry(&m.user).or_insert(m.at);
+        *at = (*at).max(m.at);
+    }
+    let mut kept: Vec<RecentMove> = newest
+        .into_iter()
+        .map(|(user, at)| RecentMove {
+            user: user.clone(),
+            at,
+        })
+        .collect();
+    kept.sort_by_key(|m| std::cmp::Reverse(m.at));
+    kept.truncate(MAX_RECENT_MOVES);
+    kept
+}
+
+/// The moves this run may make: one per user, and no more than the policy can remember beside the `remembered`
+/// ones. The others wait for a later run, saying why.
+fn within_memory(
+    plan: &plan::Plan,
+    moves: Vec<usize>,
+    remembered: usize,
+    outcomes: &mut [SeatOutcome],
+) -> Vec<usize> {
+    let room = MAX_RECENT_MOVES.saturating_sub(remembered);
+    let mut users = std::collections::HashSet::new();
+    let mut kept = Vec::with_capacity(moves.len().min(room));
+    for i in moves {
+        let user = &plan.decisions[i].allocation.user;
+        if !users.insert(user.clone()) {
+            outcomes[i] = SeatOutcome::noted(
+                Outcome::Kept,
+                "not moved: another Professional seat of this user moves in this run".into(),
+            );
+        } else if kept.len() >= room {
+            outcomes[i] = SeatOutcome::noted(
+                Outcome::Deferred,
+                format!("not moved: the policy remembers at most {MAX_RECENT_MOVES} recent moves"),
+            );
+        } else {
+            kept.push(i);
+        }
+    }
+    kept
+}
+
+/// The moves to remember after the run: the earlier ones, and the users this run moved.
+fn moves_to_remember(
+    mut remembered: Vec<RecentMove>,
+    plan: &plan::Plan,
+    outcomes: &[SeatOutcome],
+    now: Timestamp,
+) -> Vec<RecentMove> {
+    for (decision, seat) in plan.decisions.iter().zip(outcomes) {
+        if seat.outcome == Outcome::Moved {
+            remembered.retain(|m| m.user != decision.allocation.user);
+            remembered.push(RecentMove {
+                user: decision.allocation.user.clone(),
+                at: now,
+            });
+        }
+    }
+    remembered
 }
 
 /// Reads the user records the rules need and decides every allocation the run read. The plan takes the
@@ -321,6 +420,7 @@ async fn decide(
     client: &QrsClient,
     rules: &plan::Rules,
     site: &mut read::SiteRead,
+    moved: &HashMap<UserIdentity, Timestamp>,
     now: Timestamp,
 ) -> Result<plan::Plan, QrsError> {
     let user_ids = plan::users_needing_details(rules, &site.allocations, now);
@@ -331,12 +431,16 @@ async fn decide(
     };
     let authoring = read_authoring(client, rules, &site.allocations, now).await?;
     let allocations = std::mem::take(&mut site.allocations);
+    let known = plan::Known {
+        users: &users,
+        authoring: &authoring,
+        moved,
+    };
     // The user records are dropped on return: on a large site they are tens of megabytes.
     Ok(plan::decide_owned(
         rules,
         allocations,
-        &users,
-        &authoring,
+        &known,
         &site.totals,
         now,
     ))
@@ -364,9 +468,10 @@ async fn read_authoring(
         .collect())
 }
 
-/// Whether a decision moves a Professional seat to Analyzer rather than taking it (`spec.rightSize`).
+/// Whether a decision moves (or, deferred by the cap, would move) a Professional seat to Analyzer rather than
+/// taking it (`spec.rightSize`).
 pub(crate) fn is_move(decision: &plan::Decision) -> bool {
-    decision.reason.rule() == Some(crate::model::Rule::RightSize)
+    decision.reason.candidate_rule() == Some(crate::model::Rule::RightSize)
 }
 
 /// Each decision's outcome before notice and deallocation: what a dry run or an aborted run reports as it is.

@@ -13,7 +13,7 @@ use super::{AddedSeat, Outcome, SeatOutcome, Stopped};
 use crate::brake::{Brake, BrakeState};
 use crate::model::AccessType;
 use crate::plan::Plan;
-use crate::qrs::{Deallocation, QrsClient, QrsError};
+use crate::qrs::{Deallocation, QrsClient, QrsError, SeatAccess};
 
 /// Makes the plan's moves (plan indexes, in reclaim order) in batches of at most [`crate::qrs::USER_BATCH`], with
 /// `concurrency` moves in flight. Each batch's Professional seats are read again (still held by the same user)
@@ -55,13 +55,23 @@ pub(super) async fn move_all(
                 futures::future::ready(go)
             })
             .map(|i| {
-                let has_analyzer = holders.contains(&plan.decisions[i].allocation.user_id);
+                let user = plan.decisions[i].allocation.user_id.to_ascii_lowercase();
+                let has_analyzer = holders.with_access.contains(&user);
+                let unclear = holders.unclear.contains(&user);
                 let step = MoveStep {
                     client,
                     brake,
                     no_analyzer_seat: &no_analyzer_seat,
                 };
-                async move { (i, step.make(plan, i, has_analyzer).await) }
+                async move {
+                    if unclear {
+                        // Neither "holds" nor "does not": a POST could be refused or add a second seat, and taking
+                        // Professional could leave the user a seat that gives no access.
+                        let why = "not moved: QRS does not say whether the user's Analyzer seat gives access (quarantined or excess not sent)";
+                        return (i, SeatOutcome::failed(Outcome::Failed, why.into()));
+                    }
+                    (i, step.make(plan, i, has_analyzer).await)
+                }
             })
             .buffer_unordered(concurrency.clamp(1, 32) as usize)
             .collect()
@@ -87,28 +97,33 @@ pub(super) async fn move_all(
     None
 }
 
-/// The users (QRS ids) of these moves who hold an Analyzer seat now, quarantined seats aside (a seat in
-/// quarantine gives no access). `None` when it cannot be read: the moves are not made, and say why.
+/// What the users of these moves hold of Analyzer now: the users (QRS ids, lower case) with a seat that gives
+/// access, and those whose seat QRS describes too little to tell (they are not moved). A seat quarantined or
+/// excess (beyond the licence: the proxy denies its user) gives no access. `None` when it cannot be read: the moves
+/// are not made, and say why.
 async fn analyzer_holders(
     client: &QrsClient,
     plan: &Plan,
     batch: &[usize],
     outcomes: &mut [SeatOutcome],
-) -> Option<HashSet<String>> {
+) -> Option<Holders> {
     let users: Vec<&str> = batch
         .iter()
         .map(|&i| plan.decisions[i].allocation.user_id.as_str())
         .collect();
-    match client
-        .allocations_held_by(AccessType::Analyzer, &users)
-        .await
-    {
-        Ok(held) => Some(
-            held.into_iter()
-                .filter(|a| !a.quarantined)
-                .map(|a| a.user_id)
-                .collect(),
-        ),
+    match client.seats_held_by(AccessType::Analyzer, &users).await {
+        Ok(seats) => {
+            let mut holders = Holders::default();
+            for seat in seats {
+                let user = seat.user.to_string();
+                match seat.access {
+                    SeatAccess::Gives => holders.with_access.insert(user),
+                    SeatAccess::Unknown(_) => holders.unclear.insert(user),
+                    SeatAccess::Denied => false,
+                };
+            }
+            Some(holders)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "could not read which users hold Analyzer; not moving them");
             let why = format!("not moved: could not read which users hold an Analyzer seat ({e})");
@@ -118,6 +133,13 @@ async fn analyzer_holders(
             None
         }
     }
+}
+
+/// Who of a batch's users holds Analyzer, by QRS user id in lower case.
+#[derive(Default)]
+struct Holders {
+    with_access: HashSet<String>,
+    unclear: HashSet<String>,
 }
 
 /// What one move needs besides its seat.
@@ -179,14 +201,32 @@ impl MoveStep<'_> {
             ));
         }
         match self.client.allocate(AccessType::Analyzer, user_id).await {
-            Ok(id) => Ok(AddedSeat { id }),
-            // QRS answers 400 with the broken rule when the licence has no Analyzer seat free.
+            Ok(Some(id)) => Ok(AddedSeat { id: Some(id) }),
+            // An answer that names no seat is not taken for one: the seat must be listed before Professional goes.
+            Ok(None) => self.listed_analyzer_seat(user_id).await,
+            // QRS answers 400 with the broken rule when the licence has no Analyzer seat free, and for other
+            // reasons (a user QRS will not give one): the seat overview tells which.
             Err(QrsError::Status { status, detail, .. })
                 if status == reqwest::StatusCode::BAD_REQUEST =>
             {
-                self.no_analyzer_seat.store(true, Ordering::Relaxed);
-                Err(no_analyzer_seat(&format!("QRS refused it: {detail}")))
+                let free = match self.client.seats().await {
+                    Ok(seats) => seats.get(&AccessType::Analyzer).map(|s| s.available),
+                    Err(_) => None,
+                };
+                if free.is_none_or(|n| n == 0) {
+                    self.no_analyzer_seat.store(true, Ordering::Relaxed);
+                    Err(no_analyzer_seat(&format!("QRS refused it: {detail}")))
+                } else {
+                    Err(SeatOutcome::failed(
+                        Outcome::Failed,
+                        format!(
+                            "not moved: QRS refused this user an Analyzer seat ({detail}); still Professional"
+                        ),
+                    ))
+                }
             }
+            // A stop cut the request short: the move was not begun, it waits for a later run.
+            Err(_) if self.brake.stopped().is_some() => Err(SeatOutcome::of(Outcome::Deferred)),
             Err(e) => Err(SeatOutcome::failed(
                 Outcome::Failed,
                 format!(
@@ -194,6 +234,39 @@ impl MoveStep<'_> {
                 ),
             )),
         }
+    }
+
+    /// The Analyzer seat QRS lists for the user after a POST whose answer named none.
+    async fn listed_analyzer_seat(self, user_id: &str) -> Result<AddedSeat, SeatOutcome> {
+        let not_moved = |why: String| {
+            SeatOutcome::failed(
+                Outcome::Failed,
+                format!(
+                    "not moved: {why}; still Professional (an Analyzer seat may have been added)"
+                ),
+            )
+        };
+        let seats = self
+            .client
+            .seats_held_by(AccessType::Analyzer, &[user_id])
+            .await
+            .map_err(|e| {
+                not_moved(format!(
+                    "QRS named no Analyzer seat, and it could not be read ({e})"
+                ))
+            })?;
+        seats
+            .iter()
+            .find(|s| s.access == SeatAccess::Gives)
+            .map(|s| AddedSeat {
+                id: Some(s.allocation.to_string()),
+            })
+            .ok_or_else(|| {
+                not_moved(
+                    "QRS answered the allocation, but lists no Analyzer seat that gives access"
+                        .into(),
+                )
+            })
     }
 }
 

@@ -460,8 +460,28 @@ async fn the_command_line_moves_and_restores_from_its_report() {
     let mut args = vec!["run".to_string()];
     args.extend(files.iter().cloned());
     args.extend(["--output".into(), "json".into()]);
+    // Moves need somewhere to remember whom they moved.
+    let refused = support::reclaimer(args.clone()).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--state FILE"),
+        "{}",
+        refused.stderr
+    );
+    assert!(support::deleted(&site.simulator).is_empty());
+    args.extend(["--state".into(), path("state.json")]);
     let run = support::reclaimer(args).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("state.json")).expect("the state is written"),
+    )
+    .expect("json");
+    assert!(
+        state["recentMoves"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["user"] == "CORP\\consumer")),
+        "{state}"
+    );
     let record: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     let consumer = record["decisions"]
         .as_array()
@@ -492,4 +512,64 @@ async fn the_command_line_moves_and_restores_from_its_report() {
         restored.stdout
     );
     assert_eq!(site.holds("consumer"), [SimAccessType::Professional]);
+}
+
+/// A user moved to Analyzer keeps their Analyzer seat in later runs until its threshold has passed since the move,
+/// however long ago they last used that seat (they used Professional meanwhile): the policy remembers the move.
+#[tokio::test]
+async fn a_later_run_does_not_take_the_analyzer_seat_of_a_user_it_moved() {
+    let site = Site::new().await;
+    let spec = site.policy();
+    let first = site.run(&spec).await;
+    assert_eq!(about(&first, "both").outcome, Outcome::Moved);
+    let remembered = first
+        .recent_moves
+        .clone()
+        .expect("a run that moved remembers");
+    assert!(
+        remembered
+            .iter()
+            .any(|m| m.user.to_string() == "CORP\\both"),
+        "{remembered:?}"
+    );
+    let analyzer_seat_of_both = |report: &RunReport| {
+        report
+            .decisions
+            .iter()
+            .find(|e| {
+                e.user == "CORP\\both"
+                    && e.access_type == qlik_license_reclaimer::model::AccessType::Analyzer
+            })
+            .map(|e| (e.outcome, e.reason_code))
+    };
+
+    // Without the memory, her Analyzer seat, unused for a year, looks idle.
+    let mut dry = spec.clone();
+    dry.dry_run = true;
+    let forgetful = site.run(&dry).await;
+    assert_eq!(
+        analyzer_seat_of_both(&forgetful),
+        Some((Outcome::WouldReclaim, "inactive"))
+    );
+
+    // With it, the next enforcing run keeps it.
+    let valid = validate(&spec, &Default::default()).expect("valid");
+    let creds = credentials(&site.simulator);
+    let context = qlik_license_reclaimer::run::RunContext {
+        recent_moves: remembered,
+        ..support::run_context(&creds, site.simulator.now())
+    };
+    let second = qlik_license_reclaimer::run::execute(&valid, context).await;
+    assert_eq!(
+        analyzer_seat_of_both(&second),
+        Some((Outcome::Kept, "moved-recently"))
+    );
+    assert_eq!(site.holds("both"), [SimAccessType::Analyzer]);
+    assert!(
+        second
+            .recent_moves
+            .as_ref()
+            .is_some_and(|m| m.iter().any(|m| m.user.to_string() == "CORP\\both")),
+        "the move is still remembered"
+    );
 }

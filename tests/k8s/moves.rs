@@ -104,6 +104,14 @@ fn a_move_is_noticed_made_recorded_counted_and_restored(cp: &ControlPlane) -> Te
         if moved == 0 {
             return Err(format!("status.lastRun counts no move: {:?}", policy.status).into());
         }
+        // The policy remembers whom it moved: a later run judges their Analyzer seat from the move.
+        if !policy
+            .status
+            .as_ref()
+            .is_some_and(|s| s.recent_moves.iter().any(|m| m.user == "CORP\\dora"))
+        {
+            return Err(format!("status.recentMoves lacks dora: {:?}", policy.status).into());
+        }
         let record = records(&admin, &namespace, "site")
             .await?
             .into_iter()

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use jiff::Timestamp;
 
 use crate::authoring::Evidence;
-use crate::model::{AccessType, Allocation, UserDetails};
+use crate::model::{AccessType, Allocation, UserDetails, UserIdentity};
 
 pub use decision::{BreakerTrip, Decision, Plan, PlanCounts, Reason, ScopeRule, Verdict};
 pub use pattern::UserPattern;
@@ -103,7 +103,13 @@ pub fn decide(
     allocated_totals: &BTreeMap<AccessType, u64>,
     now: Timestamp,
 ) -> Plan {
-    let ranking = rank(rules, allocations, users, &HashMap::new(), now);
+    let (authoring, moved) = (HashMap::new(), HashMap::new());
+    let known = Known {
+        users,
+        authoring: &authoring,
+        moved: &moved,
+    };
+    let ranking = rank(rules, allocations, &known, now);
     assemble(
         rules,
         ranking,
@@ -112,19 +118,29 @@ pub fn decide(
     )
 }
 
+/// What a run knows of its users besides their seats, for the rules that need it.
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'a> {
+    /// User records (tags, custom properties, roles, states), keyed by lower-cased QRS id.
+    pub users: &'a HashMap<String, UserDetails>,
+    /// What the users of seats in use authored (right-sizing), keyed by lower-cased QRS id: a seat right-sizing
+    /// would move whose user is missing here is kept.
+    pub authoring: &'a HashMap<String, Evidence>,
+    /// Users earlier runs moved to Analyzer, and when: the move is their last use of Qlik as far as their
+    /// Analyzer seat's idle clock is concerned.
+    pub moved: &'a HashMap<UserIdentity, Timestamp>,
+}
+
 /// [`decide`], taking the allocations by value so that they move into the decisions instead of being copied (on a
-/// large site that halves the memory a run needs), with what the users of seats in use authored (keyed by their
-/// lower-cased QRS id) for right-sizing: a seat right-sizing would move whose user is missing from `authoring` is
-/// kept.
+/// large site that halves the memory a run needs), with what else the run knows of the users.
 pub fn decide_owned(
     rules: &Rules,
     allocations: Vec<Allocation>,
-    users: &HashMap<String, UserDetails>,
-    authoring: &HashMap<String, Evidence>,
+    known: &Known<'_>,
     allocated_totals: &BTreeMap<AccessType, u64>,
     now: Timestamp,
 ) -> Plan {
-    let ranking = rank(rules, &allocations, users, authoring, now);
+    let ranking = rank(rules, &allocations, known, now);
     assemble(rules, ranking, allocations.into_iter(), allocated_totals)
 }
 
@@ -134,9 +150,9 @@ fn judge_all(
     rules: &Rules,
     clock: &Clock,
     allocations: &[Allocation],
-    users: &HashMap<String, UserDetails>,
-    authoring: &HashMap<String, Evidence>,
+    known: &Known<'_>,
 ) -> Vec<Judgement> {
+    let (users, authoring) = (known.users, known.authoring);
     let professional = |a: &&Allocation| a.access_type == AccessType::Professional;
     // One buffer, filled in two passes (a placeholder first): a large site is not judged into two.
     let mut judged: Vec<Judgement> = (0..allocations.len())
@@ -171,6 +187,16 @@ fn judge_all(
             judged[index] = Judgement::Kept(Reason::MoveTarget);
             continue;
         }
+        // A user moved to Analyzer by an earlier run used Qlik at the move at the latest: their Analyzer seat
+        // (one held before the move, unused while they used Professional, or one the move added, never used yet)
+        // is not idle before the access type's threshold has passed since.
+        if allocation.access_type == AccessType::Analyzer
+            && let Some(&at) = known.moved.get(&allocation.user)
+            && clock.within_threshold(AccessType::Analyzer, at)
+        {
+            judged[index] = Judgement::Kept(Reason::MovedRecently { at });
+            continue;
+        }
         let redundant = rules.redundant_analyzer()
             && allocation.access_type == AccessType::Analyzer
             && allocation.user_also_professional
@@ -188,17 +214,11 @@ struct Ranking {
     counts: [PlanCounts; AccessType::ALL.len()],
 }
 
-fn rank(
-    rules: &Rules,
-    allocations: &[Allocation],
-    users: &HashMap<String, UserDetails>,
-    authoring: &HashMap<String, Evidence>,
-    now: Timestamp,
-) -> Ranking {
+fn rank(rules: &Rules, allocations: &[Allocation], known: &Known<'_>, now: Timestamp) -> Ranking {
     let clock = Clock::new(rules, now);
     let mut counts = [PlanCounts::default(); AccessType::ALL.len()];
 
-    let mut outcomes = judge_all(rules, &clock, allocations, users, authoring);
+    let mut outcomes = judge_all(rules, &clock, allocations, known);
     // Leavers first, then redundant seats, then moves to Analyzer, then idle seats, each longest idle first. The sort key carries the
     // access type so that only exact ties reach the allocations' strings.
     let mut candidates: Vec<(u8, Timestamp, usize, usize)> = Vec::new();

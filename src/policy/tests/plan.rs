@@ -1301,14 +1301,13 @@ fn decide_owned_is_decide() {
     let rules = rules_with(|s| s.limits.max_reclaims_per_run = 3);
     let site = breaker_site(4, 6);
     let a = decide_simple(&rules, &site);
-    let b = decide_owned(
-        &rules,
-        site,
-        &HashMap::new(),
-        &HashMap::new(),
-        &BTreeMap::new(),
-        now(),
-    );
+    let (users, authoring, moved) = (HashMap::new(), HashMap::new(), HashMap::new());
+    let known = Known {
+        users: &users,
+        authoring: &authoring,
+        moved: &moved,
+    };
+    let b = decide_owned(&rules, site, &known, &BTreeMap::new(), now());
     assert_eq!(a, b);
 }
 
@@ -1635,18 +1634,27 @@ mod right_size {
         allocations: Vec<Allocation>,
         evidence: &[(&str, Evidence)],
     ) -> Plan {
+        with_moves(rules, allocations, evidence, &HashMap::new())
+    }
+
+    /// The plan with what users authored and whom earlier runs moved.
+    fn with_moves(
+        rules: &Rules,
+        allocations: Vec<Allocation>,
+        evidence: &[(&str, Evidence)],
+        moved: &HashMap<UserIdentity, Timestamp>,
+    ) -> Plan {
         let authoring: HashMap<String, Evidence> = evidence
             .iter()
             .map(|(user, e)| (guid("CORP", user), e.clone()))
             .collect();
-        decide_owned(
-            rules,
-            allocations,
-            &HashMap::new(),
-            &authoring,
-            &BTreeMap::new(),
-            now(),
-        )
+        let users = HashMap::new();
+        let known = Known {
+            users: &users,
+            authoring: &authoring,
+            moved,
+        };
+        decide_owned(rules, allocations, &known, &BTreeMap::new(), now())
     }
 
     #[test]
@@ -1781,6 +1789,35 @@ mod right_size {
             (kept.verdict, kept.reason.code()),
             (Verdict::Keep, "move-target")
         );
+    }
+
+    #[test]
+    fn a_moved_users_analyzer_seat_is_idle_only_once_the_threshold_has_passed_since_the_move() {
+        let rules = rules_with(|s| {
+            s.right_size = moving(90);
+            s.access_types.analyzer = threshold(30);
+        });
+        // Both held an Analyzer seat unused for a year while they used Professional; one was moved 10 days
+        // ago, the other 40 days ago (past the 30-day threshold: the seat is judged by its own use again).
+        let seat = |id: &str, user: &str| used(alloc(id, Analyzer, "CORP", user), days_ago(365));
+        let moved: HashMap<UserIdentity, Timestamp> = [("recent", 10), ("earlier", 40)]
+            .into_iter()
+            .map(|(user, days)| (UserIdentity::new("CORP", user), days_ago(days)))
+            .collect();
+        let plan = with_moves(
+            &rules,
+            vec![seat("r", "recent"), seat("e", "earlier")],
+            &[],
+            &moved,
+        );
+        let recent = only(&plan, "r");
+        assert_eq!(
+            (recent.verdict, recent.reason.code()),
+            (Verdict::Keep, "moved-recently"),
+            "{}",
+            recent.reason
+        );
+        assert_eq!(only(&plan, "e").reason.code(), "inactive");
     }
 
     #[test]

@@ -235,6 +235,11 @@ pub enum Reason {
     /// An Analyzer seat whose user's Professional seat moves to Analyzer (`spec.rightSize`): it is the seat the
     /// user keeps, so no rule takes it in the same run.
     MoveTarget,
+    /// An Analyzer seat whose user an earlier run moved to Analyzer at `at`: its idle clock starts at the move at
+    /// the latest, and the threshold has not passed since.
+    MovedRecently {
+        at: Timestamp,
+    },
     /// Used within `threshold` days (negative `idle_days`: a last use date in the future).
     Active {
         idle_days: i64,
@@ -298,12 +303,23 @@ pub enum Reason {
     /// A candidate beyond `maxReclaimsPerRun`.
     OverCap {
         limit: u32,
+        /// The rule that made the seat a candidate.
+        rule: Rule,
         idle_days: i64,
         never_used: bool,
     },
 }
 
 impl Reason {
+    /// The rule that made the seat a candidate, whether this run takes it or the cap defers it; `None` for a seat
+    /// no rule would take.
+    pub fn candidate_rule(&self) -> Option<Rule> {
+        match self {
+            Reason::OverCap { rule, .. } => Some(*rule),
+            other => other.rule(),
+        }
+    }
+
     /// The rule that takes the seat for this reason; `None` for a reason that keeps it.
     pub fn rule(&self) -> Option<Rule> {
         match self {
@@ -316,6 +332,7 @@ impl Reason {
             | Reason::Authoring { .. }
             | Reason::UnclearAuthoring { .. }
             | Reason::MoveTarget
+            | Reason::MovedRecently { .. }
             | Reason::ExcludedUser { .. }
             | Reason::ExcludedDirectory { .. }
             | Reason::ExcludedTag { .. }
@@ -344,6 +361,7 @@ impl Reason {
             Reason::RightSize { .. } => "right-size",
             Reason::Authoring { .. } => "authoring",
             Reason::MoveTarget => "move-target",
+            Reason::MovedRecently { .. } => "moved-recently",
             Reason::Active { .. } => "active",
             Reason::NeverUsedGrace { .. } => "never-used-grace",
             Reason::ExcludedUser { .. }
@@ -451,6 +469,11 @@ impl fmt::Display for Reason {
             Reason::MoveTarget => f.write_str(
                 "the user's Professional seat moves to Analyzer: this is the seat they keep",
             ),
+            Reason::MovedRecently { at } => write!(
+                f,
+                "moved to Analyzer on {}: idle only once the threshold has passed since the move",
+                at.strftime("%Y-%m-%d")
+            ),
             Reason::UnclearAuthoring { why } => {
                 write!(
                     f,
@@ -461,6 +484,7 @@ impl fmt::Display for Reason {
                 limit,
                 idle_days,
                 never_used,
+                ..
             } => {
                 write!(
                     f,

@@ -10,7 +10,7 @@ use super::decision::{Reason, ScopeRule};
 use super::rules::{PropertyRule, Rules, whole_days};
 use super::type_index;
 use crate::authoring::{Evidence, LastAuthored};
-use crate::model::{AccessType, Allocation, LastUse, UserDetails, UserState};
+use crate::model::{AccessType, Allocation, LastUse, Rule, UserDetails, UserState};
 
 /// Instants shared by every allocation of one run.
 pub(super) struct Clock {
@@ -31,6 +31,15 @@ impl Clock {
             leaver_cutoff: rules.leaver_cutoff(now),
             right_size_cutoff: rules.right_size_cutoff(now),
         }
+    }
+
+    /// Whether a use of `access_type` at `at` is recent enough that the idle rule would keep the seat: after the
+    /// type's cutoff, and after the leavers' too when that rule is on. An access type the policy does not manage
+    /// is never taken by the idle rule: any use counts as recent.
+    pub(super) fn within_threshold(&self, access_type: AccessType, at: Timestamp) -> bool {
+        let idle = self.cutoffs[super::type_index(access_type)].is_none_or(|cutoff| at > cutoff);
+        let leaver = self.leaver_cutoff.is_none_or(|cutoff| at > cutoff);
+        idle && leaver
     }
 }
 
@@ -131,11 +140,13 @@ impl Idle {
         match *self {
             Idle::Used { days, .. } => Reason::OverCap {
                 limit,
+                rule: Rule::Idle,
                 idle_days: days,
                 never_used: false,
             },
             Idle::Never { days, .. } => Reason::OverCap {
                 limit,
+                rule: Rule::Idle,
                 idle_days: days,
                 never_used: true,
             },
@@ -143,16 +154,19 @@ impl Idle {
                 days, never_used, ..
             } => Reason::OverCap {
                 limit,
+                rule: Rule::Leaver,
                 idle_days: days,
                 never_used,
             },
             Idle::Redundant { .. } => Reason::OverCap {
                 limit,
+                rule: Rule::Redundant,
                 idle_days: 0,
                 never_used: false,
             },
             Idle::RightSize { since, now, .. } => Reason::OverCap {
                 limit,
+                rule: Rule::RightSize,
                 idle_days: whole_days(since, now),
                 never_used: false,
             },
