@@ -163,6 +163,14 @@ async fn restore_one(
     };
     // The Analyzer seat a move added goes only once the user holds Professional again (given back now, or held
     // again already); a Professional seat in quarantine or refused leaves the user their Analyzer seat.
+    // Held means a seat that gives access: one QRS lists as excess (beyond the licence) does not.
+    let holds = holds
+        && (dry_run
+            || client
+                .seats_held_by(seat.access_type, &[user_id.as_str()])
+                .await?
+                .iter()
+                .any(|s| s.access == crate::qrs::SeatAccess::Gives));
     if !holds {
         return Ok((
             outcome,
