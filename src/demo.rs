@@ -58,6 +58,7 @@ pub fn demo_policy(repository_url: String, server_name: String) -> LicenseCleanu
             },
             request_timeout_seconds: 30,
             concurrency: 4,
+            bulk: true,
         },
         access_types: AccessTypesSpec {
             professional: Some(AccessTypeRule { inactive_days: 30 }),

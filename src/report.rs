@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{AccessType, Rule, SeatCounts, UserIdentity};
 use crate::notice::Notice;
@@ -154,6 +154,9 @@ pub struct RunReport {
     pub decisions: Vec<Entry>,
     /// Users earlier recorded runs reclaimed who hold that access type again.
     pub returns: Vec<Returned>,
+    /// Which way seats were deleted; absent when none was tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletions: Option<DeletionPath>,
     /// The notices pending after the run (`spec.notice`), to keep for the next one; `None` when they are unchanged
     /// (no notice, a dry run, a run that failed or was aborted).
     #[serde(skip)]
@@ -166,6 +169,15 @@ pub struct RunReport {
     /// failed or was aborted before its moves).
     #[serde(skip)]
     pub recent_moves: Option<Vec<RecentMove>>,
+}
+
+/// Which way a run deleted seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum DeletionPath {
+    /// Through QRS selections, up to 50 seats a request, each deleted only if unused since the run read it.
+    Bulk,
+    /// One DELETE a seat (`spec.site.bulk: false`, or a site that does not serve selections).
+    PerSeat,
 }
 
 /// A user a run moved to Analyzer, and when. Until the Analyzer threshold has passed since, their Analyzer seat is
@@ -199,6 +211,7 @@ impl RunReport {
             totals: self.totals,
             per_access_type: by_access_type_key(&self.per_access_type),
             seats: by_access_type_key(&self.seats),
+            deletions: self.deletions,
         }
     }
 
@@ -242,6 +255,7 @@ impl RunReport {
             seats: BTreeMap::new(),
             decisions: Vec::new(),
             returns: Vec::new(),
+            deletions: None,
             notices: None,
             deliveries: Vec::new(),
             recent_moves: None,

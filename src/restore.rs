@@ -439,6 +439,7 @@ mod tests {
                 totals: TypeCounts::default(),
                 per_access_type: Default::default(),
                 seats: Default::default(),
+                deletions: None,
             },
             decisions: vec![
                 decision("CORP\\alice", "professional", RecordedAction::Reclaimed),

@@ -296,6 +296,7 @@ mod tests {
                 },
                 per_access_type: Default::default(),
                 seats: Default::default(),
+                deletions: None,
             },
             decisions: reclaimed
                 .iter()

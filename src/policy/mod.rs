@@ -169,6 +169,16 @@ pub struct SiteSpec {
     #[serde(default = "default_concurrency")]
     #[schemars(range(min = 1, max = 32))]
     pub concurrency: u32,
+
+    /// Deallocate through QRS selections, up to 50 seats a request, each deleted only if still unused since the
+    /// run read it (checked by QRS in the same request). false, or a site that does not serve selections (404 or
+    /// 405), deletes one seat a request.
+    #[serde(default = "default_bulk")]
+    pub bulk: bool,
+}
+
+fn default_bulk() -> bool {
+    true
 }
 
 /// A URL that is an origin and nothing more: `https://HOST[:PORT]`, an optional final slash. The program

@@ -190,6 +190,10 @@ pub struct RunHeader<When> {
     /// Seats per access type from the site's access type overview.
     #[serde(default)]
     pub seats: BTreeMap<String, SeatCounts>,
+    /// Which way seats were deleted: Bulk (QRS selections, up to 50 a request) or PerSeat (one a request);
+    /// absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletions: Option<crate::report::DeletionPath>,
 }
 
 /// The last run in detail.

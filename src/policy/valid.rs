@@ -52,6 +52,8 @@ pub struct ValidPolicy {
     pub dry_run: bool,
     /// Deallocations at once (`spec.site.concurrency`).
     pub concurrency: u32,
+    /// Deallocate through QRS selections (`spec.site.bulk`).
+    pub bulk: bool,
     /// Who is told, and how (`spec.notify`), with the notice it gives before a reclaim.
     pub notify: Option<Notifications>,
 }
@@ -101,6 +103,7 @@ pub fn validate(
         connection: connection(&spec.site)?,
         dry_run: spec.dry_run,
         concurrency: spec.site.concurrency,
+        bulk: spec.site.bulk,
         notify: spec.notify.clone().map(|channels| Notifications {
             channels,
             // `check_notify` refused notice without e-mail to users.

@@ -9,6 +9,7 @@
 
 mod allocate;
 mod answer;
+mod bulk;
 mod connect;
 mod owned;
 mod scrub;
@@ -29,6 +30,7 @@ use reqwest::{Method, StatusCode};
 use crate::brake::Brake;
 use crate::credentials::Xrfkey;
 use crate::model::{AccessType, Allocation, SeatCounts, UserDetails, UserState};
+pub use bulk::Selection;
 pub(crate) use scrub::Scrubber;
 pub use tls::ServerVerification;
 pub use wire::{Holder, SeatAccess};

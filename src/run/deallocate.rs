@@ -5,11 +5,13 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use futures::StreamExt;
 
+use super::bulk::{BulkBatch, delete_batch};
 use super::{Outcome, SeatOutcome, Stopped};
 use crate::brake::{Brake, BrakeState};
 use crate::model::{AccessType, Allocation};
 use crate::plan::Plan;
 use crate::qrs::{Deallocation, QrsClient, QrsError};
+use crate::report::DeletionPath;
 
 /// Deallocations re-checked with one request: the size of a QRS `id eq ... or ...` filter that stays well under
 /// URL length limits.
@@ -25,16 +27,51 @@ pub(super) async fn deallocate_all(
     client: &QrsClient,
     plan: &Plan,
     reclaims: &[usize],
-    concurrency: u32,
+    how: How,
     brake: Option<&Brake>,
     outcomes: &mut [SeatOutcome],
-) -> Option<Stopped> {
+) -> Deallocated {
     let released = Brake::released();
     let brake = brake.unwrap_or(&released);
+    let mut done = Deallocated {
+        stopped: None,
+        path: None,
+    };
+    let mut bulk = how.bulk;
     let mut batches: VecDeque<Vec<usize>> = batches_by_type(plan, reclaims).into();
     while let Some(batch) = batches.pop_front() {
         if let Err(reason) = brake.proceed().await {
-            return Some(Stopped(reason));
+            done.stopped = Some(Stopped(reason));
+            return done;
+        }
+        let batch = if bulk {
+            match delete_batch(client, plan, &batch, brake, how.now, outcomes).await {
+                BulkBatch::Done { one_by_one } => {
+                    done.path.get_or_insert(DeletionPath::Bulk);
+                    one_by_one
+                }
+                BulkBatch::Unsupported(why) => {
+                    tracing::info!("{why}");
+                    bulk = false;
+                    done.path = Some(DeletionPath::PerSeat);
+                    batch
+                }
+                BulkBatch::Held(BrakeState::Stopped(reason)) => {
+                    done.stopped = Some(Stopped(reason));
+                    return done;
+                }
+                // Paused (or released again meanwhile): the batch waits whole, and is read again.
+                BulkBatch::Held(_) => {
+                    batches.push_front(batch);
+                    continue;
+                }
+            }
+        } else {
+            done.path.get_or_insert(DeletionPath::PerSeat);
+            batch
+        };
+        if batch.is_empty() {
+            continue;
         }
         let to_delete = recheck(client, plan, &batch, brake, Freshness::Unused, outcomes).await;
         // What the brake said when it ended the batch early, if it did.
@@ -62,7 +99,7 @@ pub(super) async fn deallocate_all(
                         )
                     }
                 })
-                .buffer_unordered(concurrency.clamp(1, 32) as usize)
+                .buffer_unordered(how.concurrency.clamp(1, 32) as usize)
                 .collect()
                 .await;
         let started: HashSet<usize> = results.iter().map(|(i, _)| *i).collect();
@@ -70,7 +107,10 @@ pub(super) async fn deallocate_all(
             outcomes[i] = deallocation_outcome(&plan.decisions[i].allocation, result);
         }
         match held {
-            Some(BrakeState::Stopped(reason)) => return Some(Stopped(reason)),
+            Some(BrakeState::Stopped(reason)) => {
+                done.stopped = Some(Stopped(reason));
+                return done;
+            }
             Some(BrakeState::Paused(_)) => {
                 let rest: Vec<usize> = to_delete
                     .into_iter()
@@ -83,7 +123,25 @@ pub(super) async fn deallocate_all(
             Some(BrakeState::Released) | None => {}
         }
     }
-    None
+    done
+}
+
+/// How a run deallocates.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct How {
+    /// DELETEs in flight at once, one seat a request.
+    pub(super) concurrency: u32,
+    /// Through selections first (`spec.site.bulk`).
+    pub(super) bulk: bool,
+    /// When the run read the site.
+    pub(super) now: jiff::Timestamp,
+}
+
+/// What the deallocations came to: why the brake cut them short, if it did, and which way seats were deleted.
+pub(super) struct Deallocated {
+    pub(super) stopped: Option<Stopped>,
+    /// `None` when no batch was sent.
+    pub(super) path: Option<DeletionPath>,
 }
 
 /// What a seat read again must still be for the run to go on with it.
@@ -185,7 +243,7 @@ fn deallocation_outcome(
 
 /// Whether a seat read again is the seat the plan decided on: same holder, same last use and creation, not
 /// quarantined meanwhile, nothing unknown.
-fn unchanged(read: &Allocation, now: &Allocation) -> bool {
+pub(super) fn unchanged(read: &Allocation, now: &Allocation) -> bool {
     now.last_used == read.last_used
         && now.created == read.created
         && !now.quarantined

@@ -30,6 +30,7 @@ use notice::{NoticeContext, give_notice};
 use read::{find_returns, read_site};
 
 mod assemble;
+mod bulk;
 mod deallocate;
 mod moves;
 mod notice;
@@ -276,19 +277,27 @@ async fn run_with_client(
     }
 
     let mut stopped = None;
+    let mut deletion_path = None;
     if !dry_run && !plan.is_aborted() {
         // Deallocations first: an Analyzer seat they free (outside quarantine) is one a move can have.
         let (moves, deletions): (Vec<usize>, Vec<usize>) =
             reclaims.iter().partition(|&&i| is_move(&plan.decisions[i]));
-        stopped = deallocate_all(
+        let how = deallocate::How {
+            concurrency: policy.concurrency,
+            bulk: policy.bulk,
+            now,
+        };
+        let done = deallocate_all(
             client,
             &plan,
             &deletions,
-            policy.concurrency,
+            how,
             ctx.brake.as_ref(),
             &mut outcomes,
         )
         .await;
+        stopped = done.stopped;
+        deletion_path = done.path;
         if stopped.is_none() {
             let moves = within_memory(&plan, moves, remembered.len(), &mut outcomes);
             stopped = move_all(
@@ -326,6 +335,7 @@ async fn run_with_client(
     report.notices = notices;
     report.deliveries = deliveries;
     report.recent_moves = recent_moves;
+    report.deletions = deletion_path;
     Ok(report)
 }
 

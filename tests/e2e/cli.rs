@@ -494,7 +494,7 @@ async fn simulate_keeps_serving_when_its_stdout_is_closed() {
 /// An enforcing policy file on a site with many inactive seats whose DELETEs are slow.
 async fn slow_site_files() -> (Simulator, Files) {
     let sim = slow_site(std::time::Duration::from_millis(300)).await;
-    let mut spec = policy(&sim);
+    let mut spec = per_seat_policy(&sim);
     spec.limits.max_reclaim_percent = 100;
     spec.site.concurrency = 2;
     let files = Files::new(&sim, &manifest(&spec));

@@ -1,8 +1,8 @@
 //! Qlik's contract: every request the client sends names a path, method and query parameters that Qlik's own
 //! Repository API definition has (docs/qrs-openapi/repository-subset.json), and every property a `filter` names
 //! exists on the entity that endpoint lists. The requests are those the bundled simulator saw during runs that
-//! use every read and write the client has: idle, leaver and redundant reads, user records, returns, the re-read
-//! and DELETE of seats, a restore's allocations, right-sizing's reads of what users own, and the same through a
+//! use every read and write the client has: idle, leaver and redundant reads, user records, returns, the
+//! selections that delete seats in bulk (the per-seat DELETE is in moves.rs), a restore's allocations, right-sizing's reads of what users own, and the same through a
 //! Qlik Proxy session.
 
 use std::collections::BTreeSet;
@@ -318,7 +318,9 @@ async fn every_request_of_a_run_and_a_restore_is_in_qliks_definition() {
             ("GET", "/license/professionalaccesstype/full"),
             ("POST", "/license/professionalaccesstype/table"),
             ("GET", "/user/full"),
-            ("DELETE", "/license/professionalaccesstype/{id}"),
+            ("POST", "/selection/license/professionalaccesstype"),
+            ("DELETE", "/selection/{id}/license/professionalaccesstype"),
+            ("DELETE", "/selection/{id}"),
             ("POST", "/license/professionalaccesstype"),
             ("GET", "/license/accesstypeoverview"),
             ("GET", "/app/full"),
@@ -334,6 +336,7 @@ async fn every_request_of_a_run_and_a_restore_is_in_qliks_definition() {
             "userId",
             "owner.id",
             "objectType",
+            "quarantined",
         ],
     );
 }

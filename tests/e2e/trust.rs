@@ -280,7 +280,9 @@ async fn a_seat_used_between_the_read_and_the_delete_is_kept() {
             .method("GET")
             .path_contains("professionalaccesstype/full"),
     );
-    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+    // One seat a request: the re-read before the DELETEs is what this test rewrites (bulk.rs moves the seat's
+    // real last use instead, and QRS's own check in the DELETE keeps it).
+    let report = run_policy(&sim, &per_seat_policy(&sim), &credentials(&sim)).await;
     let alice = decision_about(&report, "CORP\\alice").expect("alice decided");
     assert_eq!(alice.outcome, Outcome::UsedSinceRead, "{}", alice.reason);
     assert_eq!(report.totals.used_since_read, 1);
@@ -380,7 +382,8 @@ async fn an_aborted_dry_run_reports_nothing_as_would_be_reclaimed() {
 async fn a_paused_brake_starts_no_deletion_until_released() {
     use qlik_license_reclaimer::brake::{Brake, BrakeState};
     let sim = known_site().await;
-    let spec = policy(&sim);
+    // One seat a request, so that DELETEs sent count seats reclaimed.
+    let spec = per_seat_policy(&sim);
     // Paused, then stopped while the run waits: nothing is deleted.
     let (lever, brake) = Brake::new(BrakeState::Paused("watch down".into()));
     let stopper = async {
@@ -416,7 +419,7 @@ async fn after_a_pause_the_rest_of_a_batch_is_read_again_before_deleting() {
     use std::time::Duration;
     // Many idle seats of each type, so that a batch holds dozens; one DELETE at a time, each slow.
     let sim = slow_site(Duration::from_millis(100)).await;
-    let mut spec = policy(&sim);
+    let mut spec = per_seat_policy(&sim);
     spec.limits.max_reclaim_percent = 100;
     spec.limits.max_reclaims_per_run = 5;
     spec.site.concurrency = 1;

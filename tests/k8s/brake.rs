@@ -82,7 +82,7 @@ async fn fast_site() -> Simulator {
 
 /// A policy that reclaims as many seats as it may, `CONCURRENCY` at a time, with no breaker.
 fn fast_policy(sim: &Simulator) -> qlik_license_reclaimer::policy::LicenseCleanupPolicySpec {
-    let mut spec = support::policy(sim);
+    let mut spec = support::per_seat_policy(sim);
     spec.limits.max_reclaim_percent = 100;
     spec.limits.max_reclaims_per_run = 2000;
     spec.site.concurrency = CONCURRENCY;

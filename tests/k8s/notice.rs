@@ -149,7 +149,7 @@ fn sigterm_with_hanging_webhooks_keeps_the_record_and_exits_in_time(
             .map(|(i, h)| (format!("url{i}"), h.url.clone().into_bytes()))
             .collect();
         put_named_secret(&admin, &namespace, "hooks", data).await?;
-        let mut spec = support::policy(&sim);
+        let mut spec = support::per_seat_policy(&sim);
         spec.limits.max_reclaim_percent = 100;
         spec.site.concurrency = 2;
         spec.notify = Some(NotifySpec {

@@ -1027,7 +1027,7 @@ fn sigterm_lets_in_flight_deallocations_finish(cp: &ControlPlane) -> TestResult 
         // Slow deletions, so that the run is surely in the middle of them when SIGTERM arrives.
         let (admin, sim, namespace) =
             slow_site_namespace(cp, "sigterm", Duration::from_millis(300)).await?;
-        let mut spec = support::policy(&sim);
+        let mut spec = support::per_seat_policy(&sim);
         spec.limits.max_reclaim_percent = 100;
         spec.site.concurrency = 2;
         create_policy(&admin, &namespace, "site", spec).await?;

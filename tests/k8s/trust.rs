@@ -25,7 +25,7 @@ async fn slow_policy(
 ) -> Result<(kube::Client, Simulator, String), Failed> {
     let (admin, sim, namespace) =
         slow_site_namespace(cp, prefix, Duration::from_millis(300)).await?;
-    let mut spec = support::policy(&sim);
+    let mut spec = support::per_seat_policy(&sim);
     spec.limits.max_reclaim_percent = 100;
     spec.site.concurrency = 2;
     spec.suspend = suspend;
@@ -536,7 +536,7 @@ fn a_leader_cut_off_from_the_api_server_stops_before_another_takes_over(
         // 60 deletions one at a time, 200 ms each: replica-a is still deleting when it notices the cut.
         let (admin, sim, namespace) =
             slow_site_namespace(cp, "partition", Duration::from_millis(200)).await?;
-        let mut spec = support::policy(&sim);
+        let mut spec = support::per_seat_policy(&sim);
         spec.limits.max_reclaim_percent = 100;
         spec.limits.max_reclaims_per_run = 60;
         spec.site.concurrency = 1;

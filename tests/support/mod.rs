@@ -188,6 +188,13 @@ pub fn policy(simulator: &Simulator) -> LicenseCleanupPolicySpec {
     spec
 }
 
+/// [`policy`], deleting one seat a request (`site.bulk: false`): for tests that count or time single DELETEs.
+pub fn per_seat_policy(simulator: &Simulator) -> LicenseCleanupPolicySpec {
+    let mut spec = policy(simulator);
+    spec.site.bulk = false;
+    spec
+}
+
 /// [`policy`], reporting only.
 pub fn dry_run_policy(simulator: &Simulator) -> LicenseCleanupPolicySpec {
     let mut spec = policy(simulator);

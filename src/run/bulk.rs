@@ -1,0 +1,141 @@
+//! Deallocation in bulk (`spec.site.bulk`): a batch of one access type goes through a QRS selection. The batch's
+//! seats are selected by id, the selection's items deleted with the freshness condition in the same request (QRS
+//! deletes a seat only if it is still unused since the run read it), the selection dropped, and the seats read back
+//! to give each its exact outcome. A seat the DELETE left in place though unchanged is retried one by one.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+
+use super::deallocate::unchanged;
+use super::{Outcome, SeatOutcome};
+use crate::brake::{Brake, BrakeState};
+use crate::model::{Allocation, LastUse};
+use crate::plan::Plan;
+use crate::qrs::{QrsClient, QrsError};
+
+/// What became of a batch sent in bulk.
+pub(super) enum BulkBatch {
+    /// Deleted through a selection; these seats (plan indexes) are to be tried one by one: those the DELETE left
+    /// unchanged, those bulk cannot judge, or the whole batch when the selection could not be made.
+    Done { one_by_one: Vec<usize> },
+    /// The site does not serve selections (404 or 405): nothing was deleted, and no batch goes in bulk any more.
+    Unsupported(String),
+    /// The brake held the batch before its DELETE: nothing was deleted.
+    Held(BrakeState),
+}
+
+/// Sends one batch (plan indexes of one access type, at most 50) through a selection. `now` is when the run read
+/// the site: a seat last used after it (a clock QRS disagrees with) is left to the one-by-one way.
+pub(super) async fn delete_batch(
+    client: &QrsClient,
+    plan: &Plan,
+    batch: &[usize],
+    brake: &Brake,
+    now: Timestamp,
+    outcomes: &mut [SeatOutcome],
+) -> BulkBatch {
+    let seat = |i: usize| &plan.decisions[i].allocation;
+    // Only seats whose last use the run read as a date (or never) before it started: for them "unused since the
+    // read" is one condition over the batch (see `freshness`).
+    let (bulk, mut one_by_one): (Vec<usize>, Vec<usize>) =
+        batch.iter().partition(|&&i| match seat(i).last_used {
+            LastUse::At(t) => t <= now,
+            LastUse::Never => true,
+            LastUse::Unknown(_) => false,
+        });
+    if bulk.is_empty() {
+        return BulkBatch::Done { one_by_one };
+    }
+    let access_type = seat(bulk[0]).access_type;
+    let ids: Vec<&str> = bulk.iter().map(|&i| seat(i).id.as_str()).collect();
+    let selection = match client.select(access_type, &ids).await {
+        Ok(selection) => selection,
+        Err(QrsError::Status { status, .. })
+            if status == reqwest::StatusCode::NOT_FOUND
+                || status == reqwest::StatusCode::METHOD_NOT_ALLOWED =>
+        {
+            return BulkBatch::Unsupported(format!(
+                "the site answered {status} to a selection: seats are deleted one by one"
+            ));
+        }
+        Err(_) if brake.stopped().is_some() => return BulkBatch::Held(brake.current()),
+        Err(e) => {
+            tracing::warn!(access_type = %access_type, error = %e, "could not make a selection; deleting the batch one by one");
+            return BulkBatch::Done {
+                one_by_one: batch.to_vec(),
+            };
+        }
+    };
+    // Nothing is deleted once the brake is pulled or paused: the selection goes, the batch stays whole.
+    let state = brake.current();
+    if state != BrakeState::Released {
+        drop_selection(client, &selection).await;
+        return BulkBatch::Held(state);
+    }
+    let deleted = client
+        .delete_selected(&selection, access_type, freshness(plan, &bulk))
+        .await;
+    drop_selection(client, &selection).await;
+    if let Err(e) = &deleted {
+        tracing::warn!(access_type = %access_type, error = %e, "a selection's DELETE failed; reading its seats back");
+    }
+    // Whatever the DELETE answered (it may have deleted some before failing), the seats read back say what it did.
+    let fresh = match client.allocations_by_id(access_type, &ids).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            tracing::warn!(access_type = %access_type, error = %e, "could not read the seats back after a selection's DELETE; trying them one by one");
+            one_by_one.extend(bulk);
+            return BulkBatch::Done { one_by_one };
+        }
+    };
+    let fresh: HashMap<String, Allocation> = fresh
+        .into_iter()
+        .map(|a| (a.id.to_ascii_lowercase(), a))
+        .collect();
+    for i in bulk {
+        let read = seat(i);
+        match fresh.get(&read.id.to_ascii_lowercase()) {
+            None => {
+                tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "deallocated in bulk");
+                outcomes[i] = SeatOutcome::of(Outcome::Reclaimed);
+            }
+            // Deleted while in use within 7 days: QRS keeps the row in quarantine, and the seat frees at its end.
+            Some(now) if now.quarantined && !read.quarantined => {
+                tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "deallocated in bulk; in quarantine");
+                outcomes[i] = SeatOutcome::of(Outcome::Reclaimed);
+            }
+            Some(now) if unchanged(read, now) => one_by_one.push(i),
+            Some(_) => {
+                tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "used since the run read the site; kept");
+                outcomes[i] = SeatOutcome::of(Outcome::UsedSinceRead);
+            }
+        }
+    }
+    BulkBatch::Done { one_by_one }
+}
+
+/// The condition QRS checks as it deletes: unused since the run read the seats, and not in quarantine. A use
+/// after the read carries a later date than any last use the run read (QRS dates both), so the latest last use of
+/// the batch bounds them all; never-used seats carry a sentinel date in 1753, below any real one.
+fn freshness(plan: &Plan, batch: &[usize]) -> String {
+    let latest = batch
+        .iter()
+        .filter_map(|&i| match plan.decisions[i].allocation.last_used {
+            LastUse::At(t) => Some(t),
+            LastUse::Never | LastUse::Unknown(_) => None,
+        })
+        .max();
+    let bound = match latest {
+        Some(t) => format!("lastUsed le '{}'", crate::qrs::wire::format_qrs_date(t)),
+        None => "lastUsed lt '1900-01-01T00:00:00.000Z'".to_string(),
+    };
+    format!("{bound} and quarantined eq false")
+}
+
+/// Drops a selection; one that cannot be dropped expires on its own, so a failure is only logged.
+async fn drop_selection(client: &QrsClient, selection: &crate::qrs::Selection) {
+    if let Err(e) = client.drop_selection(selection).await {
+        tracing::warn!(selection = %selection.id, error = %e, "could not drop a selection; QRS drops it in time");
+    }
+}
