@@ -33,6 +33,7 @@ use crate::model::{AccessType, Allocation, SeatCounts, UserDetails, UserState};
 pub use bulk::Selection;
 pub(crate) use scrub::Scrubber;
 pub use tls::ServerVerification;
+pub use transport::finishing;
 pub use wire::{Holder, SeatAccess};
 
 /// User ids per `/qrs/user/full` request: an `id eq X or id eq Y ...` filter stays well under URL length

@@ -14,6 +14,18 @@ use super::{
 };
 use crate::brake::Brake;
 
+tokio::task_local! {
+    /// Set while a step in flight is finished: its requests start even once the brake is pulled.
+    static FINISHING: bool;
+}
+
+/// Runs `step` as the end of something already under way that a stop must not cut short (reading back what a bulk
+/// DELETE in flight did, so that every seat it took is reported): its requests start even once the run's brake is
+/// pulled. Nothing is retried after a stop all the same.
+pub async fn finishing<F: std::future::Future>(step: F) -> F::Output {
+    FINISHING.scope(true, step).await
+}
+
 impl QrsClient {
     /// GET a QRS endpoint, with retries; a success answer, still unread, and its URL for messages.
     pub(super) async fn get_ok(
@@ -151,8 +163,12 @@ impl QrsClient {
         let attempts = if retry { self.retry.attempts.max(1) } else { 1 };
         let mut attempt = 0;
         // Once the run's brake is pulled no request starts (the ones in flight finish): a run told to stop while
-        // it reads a large site ends within one request, not after thousands.
-        if let Some(reason) = self.brake.as_ref().and_then(Brake::stopped) {
+        // it reads a large site ends within one request, not after thousands. What finishes a step in flight is
+        // the exception ([`finishing`]).
+        let finishing = FINISHING.try_with(|f| *f).unwrap_or(false);
+        if let Some(reason) = self.brake.as_ref().and_then(Brake::stopped)
+            && !finishing
+        {
             return Err(QrsError::Stopped {
                 method,
                 endpoint: endpoint.to_string(),

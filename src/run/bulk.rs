@@ -80,8 +80,9 @@ pub(super) async fn delete_batch(
     if let Err(e) = &deleted {
         tracing::warn!(access_type = %access_type, error = %e, "a selection's DELETE failed; reading its seats back");
     }
-    // Whatever the DELETE answered (it may have deleted some before failing), the seats read back say what it did.
-    let fresh = match client.allocations_by_id(access_type, &ids).await {
+    // Whatever the DELETE answered (it may have deleted some before failing), the seats read back say what it did;
+    // read even if the run was stopped meanwhile, so that every seat the DELETE took is reported.
+    let fresh = match crate::qrs::finishing(client.allocations_by_id(access_type, &ids)).await {
         Ok(fresh) => fresh,
         Err(e) => {
             tracing::warn!(access_type = %access_type, error = %e, "could not read the seats back after a selection's DELETE; trying them one by one");

@@ -21,7 +21,7 @@ use crate::policy::{RunResult, ValidPolicy};
 use crate::qrs::{QrsClient, QrsError, RequestObserver, RetryPolicy};
 use crate::report::run_id;
 pub use crate::report::{
-    Delivery, Entry, Outcome, RecentMove, Returned, RunReport, by_access_type_key,
+    DeletionPath, Delivery, Entry, Outcome, RecentMove, Returned, RunReport, by_access_type_key,
 };
 use assemble::{Finished, build_report};
 use deallocate::deallocate_all;

@@ -2,6 +2,7 @@
 //! One test binary, so the crate is linked once.
 
 mod authoring;
+mod bulk;
 mod cli;
 mod client;
 mod contract;

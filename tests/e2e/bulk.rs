@@ -1,0 +1,249 @@
+//! Deallocation in bulk against the simulator: each seat's exact outcome (gone, in quarantine, used since the
+//! read, left by a DELETE that failed part-way and then deleted alone), the freshness condition inside the DELETE,
+//! the fallback to one seat a request, and the brake between batches.
+
+use std::time::Duration;
+
+use qlik_license_reclaimer::brake::{Brake, BrakeState};
+use qlik_license_reclaimer::policy::RunResult;
+use qlik_license_reclaimer::run::{DeletionPath, Outcome, RunReport};
+use qrs_simulator::{Fault, FaultRule, NewUser, SimAccessType, Simulator, SimulatorConfig};
+
+use crate::support::*;
+
+fn outcome_of(report: &RunReport, user: &str) -> Outcome {
+    decision_about(report, user)
+        .unwrap_or_else(|| panic!("no decision about {user}"))
+        .outcome
+}
+
+/// The requests of one kind the simulator answered.
+fn sent(sim: &Simulator, method: &str, path_part: &str) -> Vec<qrs_simulator::RecordedRequest> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.method == method && r.path.contains(path_part))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_known_site_goes_in_one_selection_a_type_with_the_freshness_check_in_the_delete() {
+    let sim = known_site().await;
+    let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
+    assert_eq!(report.deletions, Some(DeletionPath::Bulk));
+    assert_eq!(deleted(&sim), expected_reclaims());
+    for user in ["CORP\\alice", "CORP\\carol"] {
+        assert_eq!(outcome_of(&report, user), Outcome::Reclaimed, "{user}");
+    }
+    let deletes = sent(&sim, "DELETE", "/qrs/selection/");
+    let item_deletes: Vec<_> = deletes
+        .iter()
+        .filter(|r| r.path.contains("/license/"))
+        .collect();
+    assert_eq!(item_deletes.len(), 2, "one a type: {deletes:?}");
+    for r in &item_deletes {
+        let filter = r.query_param("filter").unwrap_or_default();
+        // The latest last use the run read, or (carol's seat was never used) below any real date.
+        let bound = filter.contains("lastUsed le '20") || filter.contains("lastUsed lt '1900");
+        assert!(
+            bound && filter.contains("quarantined eq false"),
+            "the DELETE carries the freshness condition: {filter}"
+        );
+    }
+    assert_eq!(deletes.len(), 4, "each selection dropped: {deletes:?}");
+    assert!(
+        sent(&sim, "DELETE", "/qrs/license/").is_empty(),
+        "no seat deleted alone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_used_while_its_selection_is_deleted_is_kept_by_qrs_itself() {
+    let sim = known_site().await;
+    // The selection's DELETE of Professional seats waits 300 ms before QRS handles it; meanwhile alice logs in.
+    sim.inject(
+        FaultRule::always(Fault::Delay(Duration::from_millis(300)))
+            .method("DELETE")
+            .path_contains("/license/professionalaccesstype"),
+    );
+    let login = async {
+        while !sim.arrivals().iter().any(|a| {
+            a.method == "DELETE"
+                && a.path.contains("/qrs/selection/")
+                && a.path.ends_with("/license/professionalaccesstype")
+        }) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        log_in(&sim, "CORP", "alice", SimAccessType::Professional);
+    };
+    let (spec, creds) = (policy(&sim), credentials(&sim));
+    let (report, ()) = tokio::join!(run_policy(&sim, &spec, &creds), login);
+    assert_eq!(outcome_of(&report, "CORP\\alice"), Outcome::UsedSinceRead);
+    assert_eq!(report.totals.used_since_read, 1);
+    let holds_alice = sim
+        .site()
+        .allocations(SimAccessType::Professional)
+        .iter()
+        .any(|a| a.user_id == "alice" && !a.quarantined);
+    assert!(
+        holds_alice,
+        "QRS kept alice's seat: it was used before the DELETE ran"
+    );
+    assert_eq!(
+        deleted(&sim),
+        [("CORP\\carol".to_string(), SimAccessType::Analyzer)]
+    );
+}
+
+/// A synthetic site with many idle seats of each type, and 50 seats in a batch.
+async fn big_site() -> Simulator {
+    start_simulator(SimulatorConfig {
+        users: 400,
+        seed: 11,
+        ..SimulatorConfig::default()
+    })
+    .await
+}
+
+fn open_policy(sim: &Simulator) -> qlik_license_reclaimer::policy::LicenseCleanupPolicySpec {
+    let mut spec = policy(sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec
+}
+
+#[tokio::test]
+async fn a_selection_delete_that_fails_part_way_leaves_the_rest_to_one_by_one_deletes() {
+    let sim = big_site().await;
+    sim.inject(
+        // Every attempt (the DELETE is retried) fails after three deletions.
+        FaultRule::always(Fault::FailAfter {
+            deletions: 3,
+            status: 500,
+        })
+        .method("DELETE")
+        .path_contains("/license/professionalaccesstype")
+        .times(4),
+    );
+    let report = run_policy(&sim, &open_policy(&sim), &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
+    let professional_reclaimed = report
+        .decisions
+        .iter()
+        .filter(|e| e.access_type == qlik_license_reclaimer::model::AccessType::Professional)
+        .filter(|e| e.outcome == Outcome::Reclaimed)
+        .count();
+    let alone = sent(&sim, "DELETE", "/qrs/license/professionalaccesstype/").len();
+    assert!(
+        alone > 0,
+        "the seats the failed DELETE left were deleted alone"
+    );
+    assert!(
+        professional_reclaimed > alone,
+        "{professional_reclaimed} reclaimed, {alone} of them alone: those before each failure went in bulk"
+    );
+    // Every seat the report calls reclaimed is gone (or in quarantine), and the others are still held.
+    let professional_left: Vec<String> = sim
+        .site()
+        .allocations(SimAccessType::Professional)
+        .iter()
+        .filter(|a| !a.quarantined)
+        .map(|a| a.id.to_string())
+        .collect();
+    for e in report
+        .decisions
+        .iter()
+        .filter(|e| e.outcome == Outcome::Reclaimed)
+    {
+        assert!(!professional_left.contains(&e.allocation_id), "{}", e.user);
+    }
+}
+
+#[tokio::test]
+async fn a_site_without_selections_gets_one_seat_a_request() {
+    for status in [404, 405] {
+        let sim = known_site().await;
+        sim.inject(
+            FaultRule::always(Fault::Status(status))
+                .method("POST")
+                .path_contains("/qrs/selection/"),
+        );
+        let report = run_policy(&sim, &policy(&sim), &credentials(&sim)).await;
+        assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
+        assert_eq!(report.deletions, Some(DeletionPath::PerSeat), "{status}");
+        assert_eq!(deleted(&sim), expected_reclaims(), "{status}");
+        assert_eq!(
+            sent(&sim, "POST", "/qrs/selection/").len(),
+            1,
+            "{status}: after the first refusal, no other selection is asked for"
+        );
+    }
+    // The policy may say so itself.
+    let sim = known_site().await;
+    let report = run_policy(&sim, &per_seat_policy(&sim), &credentials(&sim)).await;
+    assert_eq!(report.deletions, Some(DeletionPath::PerSeat));
+    assert!(sent(&sim, "POST", "/qrs/selection/").is_empty());
+    assert_eq!(deleted(&sim), expected_reclaims());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_lets_the_batch_in_flight_finish_and_starts_no_other() {
+    let sim = big_site().await;
+    // Each selection's DELETE takes 300 ms; the run is stopped as soon as the first one arrives.
+    sim.inject(
+        FaultRule::always(Fault::Delay(Duration::from_millis(300)))
+            .method("DELETE")
+            .path_contains("/license/"),
+    );
+    let (lever, brake) = Brake::new(BrakeState::Released);
+    let stopper = async {
+        while !sim
+            .arrivals()
+            .iter()
+            .any(|a| a.method == "DELETE" && a.path.contains("/qrs/selection/"))
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        lever.stop("the policy was switched to dry run");
+    };
+    let spec = open_policy(&sim);
+    let (report, ()) = tokio::join!(run_braked(&sim, &spec, brake, fast_retries()), stopper);
+    assert!(
+        report.message.contains("switched to dry run"),
+        "{}",
+        report.message
+    );
+    assert_eq!(
+        sent(&sim, "POST", "/qrs/selection/").len(),
+        1,
+        "no other batch began"
+    );
+    let gone = sim.deletions().len();
+    assert!(gone > 0 && gone <= 50, "one batch at most: {gone}");
+    assert_eq!(
+        gone as u64, report.totals.reclaimed,
+        "the batch in flight was read back: every seat it deleted is in the report"
+    );
+    assert!(report.totals.candidates > report.totals.reclaimed);
+}
+
+#[tokio::test]
+async fn a_leavers_seat_used_this_week_goes_to_quarantine_and_is_reclaimed() {
+    let sim = known_site().await;
+    let zed = sim
+        .site()
+        .add_user(NewUser::new("CORP", "zed").removed_externally(true))
+        .expect("user");
+    allocate_used(&sim, zed, SimAccessType::Professional, 2);
+    let mut spec = policy(&sim);
+    spec.leavers = removed_or_blocked_leavers(0);
+    spec.limits.max_reclaim_percent = 100;
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    assert_eq!(outcome_of(&report, "CORP\\zed"), Outcome::Reclaimed);
+    let row = sim
+        .site()
+        .allocations(SimAccessType::Professional)
+        .into_iter()
+        .find(|a| a.user == Some(zed))
+        .expect("QRS keeps the row in quarantine");
+    assert!(row.quarantined);
+}
