@@ -11,6 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
 use crate::model::{AccessType, UserIdentity};
 use crate::policy::RunResult;
+use std::collections::HashMap;
+
 use crate::qrs::Deallocation;
 use crate::qrs::{QrsClient, QrsError};
 use crate::record::{RecordedAction, RestoreOutcome, RestoreStatus, RestoredSeat, RunRecord};
@@ -117,37 +119,134 @@ pub fn seats_of(record: &RunRecord, only: &[String]) -> Result<Vec<SeatToRestore
     Ok(seats)
 }
 
-/// Give back `seats`, one after the other (a restore is small, and each answer is read before the next seat). In a
-/// dry run nothing is allocated: the outcome says what would be. `answered` names what asked for the restore.
+/// Give back `seats`, 50 of one access type at a time: their users found by name with one request, the seats they
+/// hold with another, and the seats to give allocated with one `POST .../many` (QRS gives all or none: on a
+/// failure, one POST each, so that one user without a free seat fails alone). In a dry run nothing is allocated: the
+/// outcome says what would be. `answered` names what asked for the restore.
 pub async fn restore(
     client: &QrsClient,
     seats: &[SeatToRestore],
     dry_run: bool,
     answered: String,
 ) -> RestoreStatus {
-    let mut restored = Vec::with_capacity(seats.len());
-    for seat in seats {
-        let (outcome, reason) = match restore_one(client, seat, dry_run).await {
-            Ok(done) => done,
-            Err(e) => (RestoreOutcome::Failed, e.to_string()),
-        };
-        tracing::info!(user = %seat.user, access_type = %seat.access_type, outcome = ?outcome, "{reason}");
-        restored.push(RestoredSeat {
-            user: seat.user.to_string(),
-            access_type: seat.access_type.key().to_string(),
-            outcome,
-            reason,
-        });
+    let mut by_type: std::collections::BTreeMap<AccessType, Vec<usize>> = Default::default();
+    for (i, seat) in seats.iter().enumerate() {
+        by_type.entry(seat.access_type).or_default().push(i);
     }
-    status(restored, dry_run, answered)
+    let mut restored: Vec<Option<RestoredSeat>> = vec![None; seats.len()];
+    for (access_type, indexes) in by_type {
+        for chunk in indexes.chunks(crate::qrs::USER_BATCH) {
+            let users: Vec<&UserIdentity> = chunk.iter().map(|&i| &seats[i].user).collect();
+            let prepared = prepare(client, access_type, &users, dry_run).await;
+            for &i in chunk {
+                let seat = &seats[i];
+                let done = match &prepared {
+                    Ok(prepared) => restore_one(client, seat, prepared, dry_run).await,
+                    Err(e) => Err(e.to_string()),
+                };
+                let (outcome, reason) = done.unwrap_or_else(|e| (RestoreOutcome::Failed, e));
+                tracing::info!(user = %seat.user, access_type = %seat.access_type, outcome = ?outcome, "{reason}");
+                restored[i] = Some(RestoredSeat {
+                    user: seat.user.to_string(),
+                    access_type: seat.access_type.key().to_string(),
+                    outcome,
+                    reason,
+                });
+            }
+        }
+    }
+    status(restored.into_iter().flatten().collect(), dry_run, answered)
+}
+
+/// What QRS said of one batch of users, read (and allocated) together.
+struct Prepared {
+    /// Users QRS knows, with their ids.
+    ids: HashMap<UserIdentity, String>,
+    /// Seats of the access type each holds, by user id (lower case).
+    held: HashMap<String, Vec<crate::model::Allocation>>,
+    /// What allocating each user a seat came to, by user id (lower case): `Err` says why not.
+    given: HashMap<String, Result<(), String>>,
+}
+
+/// Finds the users, reads what they hold, and (unless dry run) allocates a seat to each who holds none.
+async fn prepare(
+    client: &QrsClient,
+    access_type: AccessType,
+    users: &[&UserIdentity],
+    dry_run: bool,
+) -> Result<Prepared, QrsError> {
+    let ids = client.user_ids(users).await?;
+    let mut known: Vec<&str> = ids.values().map(String::as_str).collect();
+    known.sort_unstable();
+    known.dedup();
+    let held = by_holder(if known.is_empty() {
+        Vec::new()
+    } else {
+        client.allocations_held_by(access_type, &known).await?
+    });
+    let to_give: Vec<&str> = known
+        .into_iter()
+        .filter(|id| !held.contains_key(&id.to_ascii_lowercase()))
+        .collect();
+    let mut given = HashMap::new();
+    if dry_run || to_give.is_empty() {
+        return Ok(Prepared { ids, held, given });
+    }
+    if client.allocate_many(access_type, &to_give).await.is_ok() {
+        given.extend(to_give.iter().map(|id| (id.to_ascii_lowercase(), Ok(()))));
+        return Ok(Prepared { ids, held, given });
+    }
+    // All or none was refused (or the answer was lost): what QRS holds now says who has a seat after all; the
+    // others get one POST each.
+    let now_held = by_holder(client.allocations_held_by(access_type, &to_give).await?);
+    for id in to_give {
+        let key = id.to_ascii_lowercase();
+        let outcome = if now_held.contains_key(&key) {
+            Ok(())
+        } else {
+            client
+                .allocate(access_type, id)
+                .await
+                .map(|_| ())
+                .map_err(|e| refusal(access_type, e))
+        };
+        given.insert(key, outcome);
+    }
+    Ok(Prepared { ids, held, given })
+}
+
+/// Seats by their holder's id, lower case.
+fn by_holder(
+    seats: Vec<crate::model::Allocation>,
+) -> HashMap<String, Vec<crate::model::Allocation>> {
+    let mut held: HashMap<String, Vec<crate::model::Allocation>> = HashMap::new();
+    for seat in seats {
+        held.entry(seat.user_id.to_ascii_lowercase())
+            .or_default()
+            .push(seat);
+    }
+    held
+}
+
+/// Why QRS did not allocate a seat, for a person.
+fn refusal(access_type: AccessType, error: QrsError) -> String {
+    match error {
+        QrsError::Status { status, detail, .. } if status == reqwest::StatusCode::BAD_REQUEST => {
+            format!(
+                "QRS refused the allocation ({detail}): free a {access_type} seat or add seats to the licence, then restore again"
+            )
+        }
+        other => other.to_string(),
+    }
 }
 
 async fn restore_one(
     client: &QrsClient,
     seat: &SeatToRestore,
+    prepared: &Prepared,
     dry_run: bool,
-) -> Result<(RestoreOutcome, String), QrsError> {
-    let Some(user_id) = client.user_id(&seat.user).await? else {
+) -> Result<(RestoreOutcome, String), String> {
+    let Some(user_id) = prepared.ids.get(&seat.user) else {
         return Ok((
             RestoreOutcome::Skipped,
             "the user no longer exists in Qlik".into(),
@@ -157,7 +256,7 @@ async fn restore_one(
         outcome,
         reason,
         holds,
-    } = give_back(client, seat, &user_id, dry_run).await?;
+    } = give_back(seat, user_id, prepared, dry_run);
     let Some(added) = &seat.added_analyzer else {
         return Ok((outcome, reason));
     };
@@ -168,7 +267,8 @@ async fn restore_one(
         && (dry_run
             || client
                 .seats_held_by(seat.access_type, &[user_id.as_str()])
-                .await?
+                .await
+                .map_err(|e| format!("{reason}; could not read whether the seat gives access ({e}): the Analyzer seat the move added is kept"))?
                 .iter()
                 .any(|s| s.access == crate::qrs::SeatAccess::Gives));
     if !holds {
@@ -178,7 +278,7 @@ async fn restore_one(
         ));
     }
     // The Professional seat is back by now: a failure to release is said, not lost in an error.
-    let released = release_added(client, added, &user_id, dry_run)
+    let released = release_added(client, added, user_id, dry_run)
         .await
         .unwrap_or_else(|e| Released {
             acted: false,
@@ -255,24 +355,20 @@ struct GivenBack {
     holds: bool,
 }
 
-/// Gives the seat back, unless the user holds it (or it is in quarantine).
-async fn give_back(
-    client: &QrsClient,
-    seat: &SeatToRestore,
-    user_id: &str,
-    dry_run: bool,
-) -> Result<GivenBack, QrsError> {
-    let user_id = user_id.to_string();
-    let held = client
-        .allocations_of_user(seat.access_type, &user_id)
-        .await?;
-    let given = |outcome, holds, reason: String| {
-        Ok(GivenBack {
-            outcome,
-            reason,
-            holds,
-        })
+/// The seat given back, as the batch's reads and allocations came out: skipped when the user holds it (or it is in
+/// quarantine), given, would be given (dry run), or refused.
+fn give_back(seat: &SeatToRestore, user_id: &str, prepared: &Prepared, dry_run: bool) -> GivenBack {
+    let key = user_id.to_ascii_lowercase();
+    let given = |outcome, holds, reason: String| GivenBack {
+        outcome,
+        reason,
+        holds,
     };
+    let held = prepared
+        .held
+        .get(&key)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     if held.iter().any(|a| a.quarantined) {
         let reason = format!(
             "the {} seat is in quarantine: reinstate it in the QMC",
@@ -288,22 +384,18 @@ async fn give_back(
         let reason = format!("would be allocated a {} seat again", seat.access_type);
         return given(RestoreOutcome::WouldRestore, true, reason);
     }
-    match client.allocate(seat.access_type, &user_id).await {
-        Ok(_) => given(
+    match prepared.given.get(&key) {
+        Some(Ok(())) => given(
             RestoreOutcome::Restored,
             true,
             format!("allocated a {} seat again", seat.access_type),
         ),
-        Err(QrsError::Status { status, detail, .. })
-            if status == reqwest::StatusCode::BAD_REQUEST =>
-        {
-            let reason = format!(
-                "QRS refused the allocation ({detail}): free a {} seat or add seats to the licence, then restore again",
-                seat.access_type
-            );
-            given(RestoreOutcome::Failed, false, reason)
-        }
-        Err(e) => Err(e),
+        Some(Err(why)) => given(RestoreOutcome::Failed, false, why.clone()),
+        None => given(
+            RestoreOutcome::Failed,
+            false,
+            "not allocated: the run stopped before this seat".into(),
+        ),
     }
 }
 

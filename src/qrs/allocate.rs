@@ -1,7 +1,10 @@
-//! What `restore` needs of QRS: a user found by name, the seats of one type they hold, and a seat allocated to them
-//! (`POST /qrs/license/<type>accesstype`, as the QMC's "Allocate" does).
+//! What `restore` and moves need of QRS: users found by name, the seats of one type they hold, and a seat
+//! allocated to a user (`POST /qrs/license/<type>accesstype`, as the QMC's "Allocate" does).
+
+use std::collections::HashMap;
 
 use reqwest::Method;
+use serde::Deserialize;
 
 use super::{QrsClient, QrsError, TextBudget, wire};
 use crate::model::{AccessType, Allocation, UserIdentity};
@@ -10,24 +13,83 @@ use crate::model::{AccessType, Allocation, UserIdentity};
 const SEATS_OF_ONE_USER: usize = 8;
 
 impl QrsClient {
-    /// The QRS id of the user `DIRECTORY\userId` (compared as QRS compares names, ignoring case); `None` when QRS
-    /// knows no such user.
-    pub async fn user_id(&self, user: &UserIdentity) -> Result<Option<String>, QrsError> {
-        let filter = format!(
-            "userDirectory eq '{}' and userId eq '{}'",
-            literal(&user.directory),
-            literal(&user.user_id)
-        );
-        let rows = self
-            .get_list(
-                "user/full",
-                &[("filter", filter)],
-                (1, ", more than one user of that name"),
-                "users",
-                |row: wire::UserJson| row.into_details(),
-            )
-            .await?;
-        Ok(rows.into_iter().next().map(|details| details.id))
+    /// The QRS ids of these users (`DIRECTORY\userId`, compared as QRS compares names, ignoring case), read
+    /// [`super::USER_BATCH`] names a request; a user QRS does not know is absent.
+    pub async fn user_ids(
+        &self,
+        users: &[&UserIdentity],
+    ) -> Result<HashMap<UserIdentity, String>, QrsError> {
+        let mut ids = HashMap::with_capacity(users.len());
+        for batch in users.chunks(super::USER_BATCH) {
+            let filter = batch
+                .iter()
+                .map(|u| {
+                    format!(
+                        "(userDirectory eq '{}' and userId eq '{}')",
+                        literal(&u.directory),
+                        literal(&u.user_id)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let rows = self
+                .get_list(
+                    "user/full",
+                    &[("filter", filter)],
+                    (batch.len(), ", more users than names asked for"),
+                    "users",
+                    |row: UserNameJson| {
+                        wire::is_guid(&row.id)
+                            .then(|| (UserIdentity::new(row.user_directory, row.user_id), row.id))
+                            .ok_or_else(|| "a user id is not a GUID".to_string())
+                    },
+                )
+                .await?;
+            for (name, id) in rows {
+                if ids.insert(name.clone(), id).is_some() {
+                    return Err(QrsError::Nonsense {
+                        method: Method::GET,
+                        endpoint: "user/full".into(),
+                        detail: format!("more than one user is named {name}"),
+                    });
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The allocations of one access type held by any of these users (QRS ids, GUIDs as QRS listed them), read
+    /// [`super::USER_BATCH`] users a request.
+    pub async fn allocations_held_by(
+        &self,
+        access_type: AccessType,
+        user_ids: &[&str],
+    ) -> Result<Vec<Allocation>, QrsError> {
+        let endpoint = format!("license/{}/full", access_type.qrs_entity());
+        let mut held = Vec::new();
+        for batch in user_ids.chunks(super::USER_BATCH) {
+            for id in batch {
+                super::require_guid(Method::GET, &endpoint, id, || {
+                    "refusing to filter by a user id that is not a GUID".into()
+                })?;
+            }
+            let filter = batch
+                .iter()
+                .map(|id| format!("user.id eq {id}"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let rows = batch.len() * SEATS_OF_ONE_USER;
+            held.extend(
+                self.allocation_list(
+                    access_type,
+                    filter,
+                    (rows, ", more than the users can hold"),
+                    TextBudget::for_seats(rows),
+                )
+                .await?,
+            );
+        }
+        Ok(held)
     }
 
     /// The allocations of one access type held by the user with this QRS id (a GUID, as QRS listed it).
@@ -123,6 +185,15 @@ impl QrsClient {
 #[derive(serde::Deserialize)]
 struct CreatedJson {
     id: String,
+}
+
+/// A user as `user/full` lists it, read only for its name and id.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserNameJson {
+    id: String,
+    user_directory: String,
+    user_id: String,
 }
 
 /// A value inside a QRS filter's quotes: a quote is written twice.

@@ -247,3 +247,84 @@ async fn a_leavers_seat_used_this_week_goes_to_quarantine_and_is_reclaimed() {
         .expect("QRS keeps the row in quarantine");
     assert!(row.quarantined);
 }
+
+/// A restore gives seats back 50 at a time with one `POST .../many`; QRS gives all or none, so when the licence has
+/// room for only one of them, each is asked for alone and only the first is given: the others fail, each saying why.
+#[tokio::test]
+async fn a_restore_allocates_in_bulk_and_one_refusal_fails_alone() {
+    use qlik_license_reclaimer::record::{RestoreOutcome, RunRecord};
+    let sim = known_site().await;
+    // Two Professional seats idle: alice (the known site's) and zoe.
+    let zoe = sim
+        .site()
+        .add_user(NewUser::new("CORP", "zoe"))
+        .expect("user");
+    allocate_used(&sim, zoe, SimAccessType::Professional, 200);
+    let mut spec = per_seat_policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    let record = RunRecord::of(&report);
+    let seats = qlik_license_reclaimer::restore::seats_of(&record, &[]).expect("seats");
+    let professional = seats
+        .iter()
+        .filter(|s| s.access_type == qlik_license_reclaimer::model::AccessType::Professional)
+        .count();
+    assert!(professional >= 2, "{seats:?}");
+
+    // Room for exactly one more Professional seat.
+    let mut totals = sim.site().seat_totals();
+    totals.professional = sim.site().allocations(SimAccessType::Professional).len() as u32 + 1;
+    totals.analyzer = sim.site().allocations(SimAccessType::Analyzer).len() as u32 + 10;
+    sim.site().set_seat_totals(totals);
+    sim.clear_records();
+    let valid =
+        qlik_license_reclaimer::policy::validate(&spec, &Default::default()).expect("valid");
+    let client = qlik_license_reclaimer::qrs::QrsClient::connect(
+        &valid.connection,
+        &credentials(&sim),
+        None,
+    )
+    .await
+    .expect("connects");
+    let status =
+        qlik_license_reclaimer::restore::restore(&client, &seats, false, "test".into()).await;
+    client.close().await;
+    let of_type = |t: &str, outcome| {
+        status
+            .seats
+            .iter()
+            .filter(|s| s.access_type == t && s.outcome == outcome)
+            .count()
+    };
+    assert_eq!(
+        of_type("professional", RestoreOutcome::Restored),
+        1,
+        "{status:?}"
+    );
+    assert_eq!(
+        of_type("professional", RestoreOutcome::Failed),
+        professional - 1,
+        "{status:?}"
+    );
+    assert!(
+        status
+            .seats
+            .iter()
+            .filter(|s| s.outcome == RestoreOutcome::Failed)
+            .all(|s| s.reason.contains("QRS refused the allocation")),
+        "{status:?}"
+    );
+    // The other types' seats went back with one POST of their batch.
+    assert_eq!(of_type("analyzer", RestoreOutcome::Failed), 0, "{status:?}");
+    let many = sent(&sim, "POST", "/many").len();
+    let one = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("accesstype"))
+        .count();
+    assert!(many >= 1, "the seats went in bulk first");
+    assert_eq!(
+        one, professional,
+        "then one POST per Professional seat, after the refusal"
+    );
+}

@@ -321,7 +321,7 @@ async fn every_request_of_a_run_and_a_restore_is_in_qliks_definition() {
             ("POST", "/selection/license/professionalaccesstype"),
             ("DELETE", "/selection/{id}/license/professionalaccesstype"),
             ("DELETE", "/selection/{id}"),
-            ("POST", "/license/professionalaccesstype"),
+            ("POST", "/license/professionalaccesstype/many"),
             ("GET", "/license/accesstypeoverview"),
             ("GET", "/app/full"),
             ("GET", "/app/object/full"),

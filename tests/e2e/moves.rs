@@ -273,7 +273,7 @@ async fn restore_gives_professional_back_then_releases_only_the_analyzer_seat_th
             ("GET", "/license/analyzeraccesstype/full"),
             ("DELETE", "/license/professionalaccesstype/{id}"),
             ("DELETE", "/license/analyzeraccesstype/{id}"),
-            ("POST", "/license/professionalaccesstype"),
+            ("POST", "/license/professionalaccesstype/many"),
         ],
         &["user.id", "id", "owner.id"],
     );
