@@ -1,7 +1,7 @@
 //! Argo CD's health checks and actions for both kinds (deploy/argocd/, in Argo CD's resource-customization
 //! layout), run with a real Lua 5.4 (Debian's, `scripts/lua.sh`) as Argo CD runs them: on their own testdata, and
 //! on objects the real API server returned while the operator worked: Healthy, Progressing, Degraded and
-//! Suspended each reached.
+//! Suspended each reached. Flux's CEL health checks (deploy/flux/) are evaluated on the same objects.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +13,7 @@ use qlik_license_reclaimer::record::LicenseCleanupRun;
 use serde_json::Value;
 
 use crate::control_plane::ControlPlane;
+use crate::flux::{FluxHealth, expected_for_argo_testdata, flux_health};
 use crate::operator::{
     ControllerProcess, create_policy, create_policy_without_its_secret, ensure_installed,
     known_site_namespace, last_run_id, wait_for, wait_for_condition,
@@ -107,6 +108,18 @@ fn health_is(kind: &str, object: &Value, expected: &str) -> TestResult {
             format!("{kind}: {status} ({message}), expected {expected}, for {object}").into(),
         );
     }
+    // Flux, on the same object: Healthy and Suspended are current, a stalled policy failed, Progressing waits.
+    let flux = flux_health(kind, object)?;
+    let expected_flux = match expected {
+        "Healthy" | "Suspended" => FluxHealth::Current,
+        "Progressing" => FluxHealth::InProgress,
+        _ => FluxHealth::Failed,
+    };
+    if flux != expected_flux {
+        return Err(
+            format!("Flux on {kind}: {flux:?}, expected {expected_flux:?}, for {object}").into(),
+        );
+    }
     Ok(())
 }
 
@@ -157,6 +170,11 @@ fn argo_health_checks_pass_their_own_tests(_: &ControlPlane) -> TestResult {
                 return Err(
                     format!("{kind} {input}: {got:?}, health_test.yaml says {expected:?}").into(),
                 );
+            }
+            let file = input.rsplit('/').next().unwrap_or(input);
+            let flux = flux_health(kind, &object)?;
+            if flux != expected_for_argo_testdata(kind, file) {
+                return Err(format!("Flux on {kind} {input}: {flux:?}").into());
             }
         }
     }

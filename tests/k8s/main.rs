@@ -12,6 +12,7 @@ mod argocd;
 mod brake;
 mod chart;
 mod control_plane;
+mod flux;
 mod image;
 mod kubectl;
 mod moves;
