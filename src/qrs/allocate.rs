@@ -68,16 +68,7 @@ impl QrsClient {
         let endpoint = format!("license/{}/full", access_type.qrs_entity());
         let mut held = Vec::new();
         for batch in user_ids.chunks(super::USER_BATCH) {
-            for id in batch {
-                super::require_guid(Method::GET, &endpoint, id, || {
-                    "refusing to filter by a user id that is not a GUID".into()
-                })?;
-            }
-            let filter = batch
-                .iter()
-                .map(|id| format!("user.id eq {id}"))
-                .collect::<Vec<_>>()
-                .join(" or ");
+            let filter = super::guid_filter(&endpoint, "user.id", batch)?;
             let rows = batch.len() * SEATS_OF_ONE_USER;
             held.extend(
                 self.allocation_list(
@@ -123,16 +114,7 @@ impl QrsClient {
         let endpoint = format!("license/{}/full", access_type.qrs_entity());
         let mut held = Vec::new();
         for batch in user_ids.chunks(super::USER_BATCH) {
-            for id in batch {
-                super::require_guid(Method::GET, &endpoint, id, || {
-                    "refusing to filter by a user id that is not a GUID".into()
-                })?;
-            }
-            let filter = batch
-                .iter()
-                .map(|id| format!("user.id eq {id}"))
-                .collect::<Vec<_>>()
-                .join(" or ");
+            let filter = super::guid_filter(&endpoint, "user.id", batch)?;
             let rows = batch.len() * SEATS_OF_ONE_USER;
             held.extend(
                 self.get_list(

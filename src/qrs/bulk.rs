@@ -45,7 +45,7 @@ impl QrsClient {
                 access_type.qrs_entity()
             )));
         }
-        let filter = guid_filter(&endpoint, ids)?;
+        let filter = guid_filter(&endpoint, "id", ids)?;
         let url = format!("{}/qrs/{endpoint}", self.qrs_base);
         let response = self
             .send(

@@ -11,6 +11,8 @@ mod allocate;
 mod answer;
 mod bulk;
 mod connect;
+mod ids;
+use ids::{guid_filter, require_guid};
 mod owned;
 mod scrub;
 mod table;
@@ -332,7 +334,7 @@ impl QrsClient {
         // holders) keep no more names than a listing of as many would.
         let text = TextBudget::for_seats(ids.len());
         for batch in ids.chunks(USER_BATCH) {
-            let filter = guid_filter(&endpoint, batch)?;
+            let filter = guid_filter(&endpoint, "id", batch)?;
             let rows = (batch.len(), ", more than were asked for");
             fresh.extend(
                 self.allocation_list(access_type, filter, rows, text.clone())
@@ -411,7 +413,7 @@ impl QrsClient {
             .saturating_mul(USER_DETAILS_BYTES_PER_USER)
             .max(LISTING_TEXT_BYTES_MIN);
         for batch in ids.chunks(USER_BATCH) {
-            let filter = guid_filter("user/full", batch)?;
+            let filter = guid_filter("user/full", "id", batch)?;
             let used = Arc::clone(&used);
             let rows = self
                 .get_list(
@@ -527,42 +529,6 @@ impl TextBudget {
     }
 }
 
-/// Ok when `id` is a GUID: ids go into paths and filters exactly as QRS listed them, and anything else could name
-/// another resource. The error says what was refused (`detail`), without repeating the id.
-fn require_guid(
-    method: Method,
-    endpoint: &str,
-    id: &str,
-    detail: impl FnOnce() -> String,
-) -> Result<(), QrsError> {
-    if wire::is_guid(id) {
-        return Ok(());
-    }
-    Err(QrsError::Nonsense {
-        method,
-        endpoint: endpoint.into(),
-        detail: detail(),
-    })
-}
-
-/// `id eq <guid> or id eq <guid> ...`: GUIDs are written bare in QRS filters, so each must be one.
-fn guid_filter(endpoint: &str, ids: &[impl AsRef<str>]) -> Result<String, QrsError> {
-    for id in ids {
-        let id = id.as_ref();
-        require_guid(Method::GET, endpoint, id, || {
-            format!(
-                "refusing to filter by {} characters that are not a GUID",
-                id.len()
-            )
-        })?;
-    }
-    Ok(ids
-        .iter()
-        .map(|id| format!("id eq {}", id.as_ref()))
-        .collect::<Vec<_>>()
-        .join(" or "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::connect::encode;
@@ -594,9 +560,9 @@ mod tests {
     fn filters_take_only_guids() {
         let good = "3f2c7d9e-1b4a-4c8e-9f00-2d5e6a7b8c9d".to_string();
         assert_eq!(
-            guid_filter("user/full", std::slice::from_ref(&good)).unwrap(),
+            guid_filter("user/full", "id", std::slice::from_ref(&good)).unwrap(),
             format!("id eq {good}")
         );
-        assert!(guid_filter("user/full", &[good, "0a1b-2C3d' or 1 eq 1".into()]).is_err());
+        assert!(guid_filter("user/full", "id", &[good, "0a1b-2C3d' or 1 eq 1".into()]).is_err());
     }
 }

@@ -97,7 +97,7 @@ impl QrsClient {
             .collect();
         for batch in user_ids.chunks(USER_BATCH) {
             // The owner filter reaches the owner's user record: `owner.id eq <guid>`.
-            let owners = guid_filter("app/full", batch)?.replace("id eq", "owner.id eq");
+            let owners = guid_filter("app/full", "owner.id", batch)?;
             let reads = [
                 ("app/full", "apps", owners.clone(), true),
                 (
