@@ -75,55 +75,94 @@ pub(super) async fn deallocate_all(
         }
         let to_delete = recheck(client, plan, &batch, brake, Freshness::Unused, outcomes).await;
         // What the brake said when it ended the batch early, if it did.
-        let mut held = None;
-        let results: Vec<(usize, Result<Deallocation, QrsError>)> =
-            futures::stream::iter(to_delete.iter().copied())
-                // Checked as each deallocation is about to start, so a stop lets the ones in flight finish and
-                // starts no other.
-                .take_while(|_| {
-                    let state = brake.current();
-                    let go = state == BrakeState::Released;
-                    if !go && held.is_none() {
-                        held = Some(state);
-                    }
-                    futures::future::ready(go)
-                })
-                .map(|i| {
-                    let allocation = &plan.decisions[i].allocation;
-                    async move {
-                        (
-                            i,
-                            client
-                                .deallocate(allocation.access_type, &allocation.id)
-                                .await,
-                        )
-                    }
-                })
-                .buffer_unordered(how.concurrency.clamp(1, 32) as usize)
-                .collect()
-                .await;
-        let started: HashSet<usize> = results.iter().map(|(i, _)| *i).collect();
-        for (i, result) in results {
+        let results = while_released(&to_delete, brake, how.concurrency, |i| {
+            let allocation = &plan.decisions[i].allocation;
+            async move {
+                client
+                    .deallocate(allocation.access_type, &allocation.id)
+                    .await
+            }
+        })
+        .await;
+        for (i, result) in results.done {
             outcomes[i] = deallocation_outcome(&plan.decisions[i].allocation, result);
         }
-        match held {
-            Some(BrakeState::Stopped(reason)) => {
+        match results.held {
+            Held::Stopped(reason) => {
                 done.stopped = Some(Stopped(reason));
                 return done;
             }
-            Some(BrakeState::Paused(_)) => {
-                let rest: Vec<usize> = to_delete
-                    .into_iter()
-                    .filter(|i| !started.contains(i))
-                    .collect();
-                if !rest.is_empty() {
-                    batches.push_front(rest);
-                }
-            }
-            Some(BrakeState::Released) | None => {}
+            Held::Paused(rest) => batches.push_front(rest),
+            Held::No => {}
         }
     }
     done
+}
+
+/// What a batch's steps came to: each started one's result, and what the brake held back.
+pub(super) struct Started<T> {
+    pub(super) done: Vec<(usize, T)>,
+    pub(super) held: Held,
+}
+
+/// What the brake held back of a batch.
+pub(super) enum Held {
+    /// Nothing: every step started.
+    No,
+    /// The run stops, for this reason; the steps not started are not tried.
+    Stopped(String),
+    /// Paused: these steps (plan indexes) did not start, and wait whole for the brake's release.
+    Paused(Vec<usize>),
+}
+
+/// Runs `step` for each of `batch` (plan indexes), `concurrency` at once, starting each only while the brake is
+/// released: once it is pulled or paused, the steps in flight finish and no other starts.
+pub(super) async fn while_released<T, F, Fut>(
+    batch: &[usize],
+    brake: &Brake,
+    concurrency: u32,
+    step: F,
+) -> Started<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut held = None;
+    let done: Vec<(usize, T)> = futures::stream::iter(batch.iter().copied())
+        // Checked as each step is about to start, so a stop lets the ones in flight finish and starts no other.
+        .take_while(|_| {
+            let state = brake.current();
+            let go = state == BrakeState::Released;
+            if !go && held.is_none() {
+                held = Some(state);
+            }
+            futures::future::ready(go)
+        })
+        .map(|i| {
+            let running = step(i);
+            async move { (i, running.await) }
+        })
+        .buffer_unordered(concurrency.clamp(1, 32) as usize)
+        .collect()
+        .await;
+    let held = match held {
+        Some(BrakeState::Stopped(reason)) => Held::Stopped(reason),
+        Some(BrakeState::Paused(_)) => {
+            let started: HashSet<usize> = done.iter().map(|(i, _)| *i).collect();
+            let rest: Vec<usize> = batch
+                .iter()
+                .copied()
+                .filter(|i| !started.contains(i))
+                .collect();
+            if rest.is_empty() {
+                Held::No
+            } else {
+                Held::Paused(rest)
+            }
+        }
+        Some(BrakeState::Released) | None => Held::No,
+    };
+    Started { done, held }
 }
 
 /// How a run deallocates.

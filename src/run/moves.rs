@@ -6,9 +6,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::StreamExt;
-
-use super::deallocate::{Freshness, batches_by_type, recheck};
+use super::deallocate::{Freshness, Held, batches_by_type, recheck, while_released};
 use super::{AddedSeat, Outcome, SeatOutcome, Stopped};
 use crate::brake::{Brake, BrakeState};
 use crate::model::AccessType;
@@ -44,54 +42,33 @@ pub(super) async fn move_all(
         let Some(holders) = analyzer_holders(client, plan, &to_move, outcomes).await else {
             continue;
         };
-        let mut held = None;
-        let results: Vec<(usize, SeatOutcome)> = futures::stream::iter(to_move.iter().copied())
-            .take_while(|_| {
-                let state = brake.current();
-                let go = state == BrakeState::Released;
-                if !go && held.is_none() {
-                    held = Some(state);
+        let step = MoveStep {
+            client,
+            brake,
+            no_analyzer_seat: &no_analyzer_seat,
+        };
+        let results = while_released(&to_move, brake, concurrency, |i| {
+            let user = plan.decisions[i].allocation.user_id.to_ascii_lowercase();
+            let has_analyzer = holders.with_access.contains(&user);
+            let unclear = holders.unclear.contains(&user);
+            async move {
+                if unclear {
+                    // Neither "holds" nor "does not": a POST could be refused or add a second seat, and taking
+                    // Professional could leave the user a seat that gives no access.
+                    let why = "not moved: QRS does not say whether the user's Analyzer seat gives access (quarantined or excess not sent)";
+                    return SeatOutcome::failed(Outcome::Failed, why.into());
                 }
-                futures::future::ready(go)
-            })
-            .map(|i| {
-                let user = plan.decisions[i].allocation.user_id.to_ascii_lowercase();
-                let has_analyzer = holders.with_access.contains(&user);
-                let unclear = holders.unclear.contains(&user);
-                let step = MoveStep {
-                    client,
-                    brake,
-                    no_analyzer_seat: &no_analyzer_seat,
-                };
-                async move {
-                    if unclear {
-                        // Neither "holds" nor "does not": a POST could be refused or add a second seat, and taking
-                        // Professional could leave the user a seat that gives no access.
-                        let why = "not moved: QRS does not say whether the user's Analyzer seat gives access (quarantined or excess not sent)";
-                        return (i, SeatOutcome::failed(Outcome::Failed, why.into()));
-                    }
-                    (i, step.make(plan, i, has_analyzer).await)
-                }
-            })
-            .buffer_unordered(concurrency.clamp(1, 32) as usize)
-            .collect()
-            .await;
-        let started: HashSet<usize> = results.iter().map(|(i, _)| *i).collect();
-        for (i, outcome) in results {
+                step.make(plan, i, has_analyzer).await
+            }
+        })
+        .await;
+        for (i, outcome) in results.done {
             outcomes[i] = outcome;
         }
-        match held {
-            Some(BrakeState::Stopped(reason)) => return Some(Stopped(reason)),
-            Some(BrakeState::Paused(_)) => {
-                let rest: Vec<usize> = to_move
-                    .into_iter()
-                    .filter(|i| !started.contains(i))
-                    .collect();
-                if !rest.is_empty() {
-                    batches.push_front(rest);
-                }
-            }
-            Some(BrakeState::Released) | None => {}
+        match results.held {
+            Held::Stopped(reason) => return Some(Stopped(reason)),
+            Held::Paused(rest) => batches.push_front(rest),
+            Held::No => {}
         }
     }
     None
