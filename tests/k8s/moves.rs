@@ -2,7 +2,6 @@
 //! the move's own words, the move is made once the notice period is over, and it shows in the record, the
 //! policy's status, `kubectl get`'s column and `qlik_reclaimer_moved_total`; the restore annotation undoes it.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use qlik_license_reclaimer::policy::{
@@ -73,18 +72,7 @@ fn a_move_is_noticed_made_recorded_counted_and_restored(cp: &ControlPlane) -> Te
 
         // Fifteen days pass for the notices: the move is made.
         let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
-        let mut notices = policy.status.clone().unwrap_or_default().notices;
-        let fifteen_days = jiff::SignedDuration::from_hours(24 * 15);
-        for n in &mut notices {
-            n.warned_at = Time(n.warned_at.0 - fifteen_days);
-            n.reclaim_after = Time(n.reclaim_after.0 - fifteen_days);
-        }
-        api.patch_status(
-            "site",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"status": {"notices": notices}})),
-        )
-        .await?;
+        crate::notice::age_notices(&api, &policy, 15).await?;
         let policy = next_run(&admin, &namespace, "site", "2", "the second run").await?;
         let holds = |t| {
             sim.site()

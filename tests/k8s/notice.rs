@@ -21,6 +21,27 @@ fn pending_notices(p: &LicenseCleanupPolicy) -> Option<u64> {
     p.status.as_ref().and_then(|s| s.pending_notices)
 }
 
+/// The notices of `policy` (named "site"), `days` older: as if that long had passed since they were given.
+pub(crate) async fn age_notices(
+    api: &Api<LicenseCleanupPolicy>,
+    policy: &LicenseCleanupPolicy,
+    days: i64,
+) -> TestResult {
+    let mut notices = policy.status.clone().unwrap_or_default().notices;
+    let by = jiff::SignedDuration::from_hours(24 * days);
+    for n in &mut notices {
+        n.warned_at = Time(n.warned_at.0 - by);
+        n.reclaim_after = Time(n.reclaim_after.0 - by);
+    }
+    api.patch_status(
+        "site",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"notices": notices}})),
+    )
+    .await?;
+    Ok(())
+}
+
 fn notices_survive_a_restart_and_the_seat_goes_after_its_notice(cp: &ControlPlane) -> TestResult {
     ensure_installed(cp)?;
     run(cp, async {
@@ -83,18 +104,7 @@ fn notices_survive_a_restart_and_the_seat_goes_after_its_notice(cp: &ControlPlan
 
         // Fifteen days pass for the notices; carol logs in meanwhile. Alice's seat goes, carol's stays.
         let api: Api<LicenseCleanupPolicy> = Api::namespaced(admin.clone(), &namespace);
-        let mut notices = policy.status.clone().unwrap_or_default().notices;
-        let fifteen_days = jiff::SignedDuration::from_hours(24 * 15);
-        for n in &mut notices {
-            n.warned_at = Time(n.warned_at.0 - fifteen_days);
-            n.reclaim_after = Time(n.reclaim_after.0 - fifteen_days);
-        }
-        api.patch_status(
-            "site",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"status": {"notices": notices}})),
-        )
-        .await?;
+        age_notices(&api, &policy, 15).await?;
         let carol = sim.site().find_user("CORP", "carol").ok_or("carol")?;
         sim.site()
             .login(carol, SimAccessType::Analyzer)
