@@ -26,6 +26,20 @@ struct SelectionJson {
 #[derive(Deserialize)]
 struct CreatedJson {
     id: String,
+    #[serde(default)]
+    user: Option<CreatedUserJson>,
+}
+
+#[derive(Deserialize)]
+struct CreatedUserJson {
+    id: String,
+}
+
+/// An allocation `POST .../many` made: its id, and its user's as QRS named them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub allocation: String,
+    pub user: Option<String>,
 }
 
 impl QrsClient {
@@ -138,12 +152,12 @@ impl QrsClient {
 
     /// Allocates a seat of `access_type` to each of these users (QRS ids, at most [`USER_BATCH`]) with one
     /// `POST /qrs/license/<type>accesstype/many`, answered 201 with the allocations made; QRS makes all or none, and
-    /// a refusal is the error it answered. The ids of the allocations, as QRS listed them. Not repeated, as a POST.
+    /// a refusal is the error it answered. The allocations made, as QRS listed them. Not repeated, as a POST.
     pub async fn allocate_many(
         &self,
         access_type: AccessType,
         user_ids: &[&str],
-    ) -> Result<Vec<String>, QrsError> {
+    ) -> Result<Vec<Created>, QrsError> {
         let endpoint = format!("license/{}/many", access_type.qrs_entity());
         if user_ids.is_empty()
             || user_ids.len() > USER_BATCH
@@ -176,6 +190,13 @@ impl QrsClient {
                 endpoint: endpoint.clone(),
                 detail: format!("not a list of allocations ({e})"),
             })?;
-        Ok(created.into_iter().map(|c| c.id).collect())
+        Ok(created
+            .into_iter()
+            .filter(|c| wire::is_guid(&c.id))
+            .map(|c| Created {
+                allocation: c.id,
+                user: c.user.map(|u| u.id).filter(|id| wire::is_guid(id)),
+            })
+            .collect())
     }
 }

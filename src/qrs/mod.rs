@@ -32,7 +32,7 @@ use reqwest::{Method, StatusCode};
 use crate::brake::Brake;
 use crate::credentials::Xrfkey;
 use crate::model::{AccessType, Allocation, SeatCounts, UserDetails, UserState};
-pub use bulk::Selection;
+pub use bulk::{Created, Selection};
 pub(crate) use scrub::Scrubber;
 pub use tls::ServerVerification;
 pub use transport::finishing;

@@ -3,7 +3,7 @@
 //! before the Analyzer seat is there, and a move that cannot take the Professional seat leaves both, for the next
 //! run to finish (the user then holds Analyzer already, and only loses Professional).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::deallocate::{Freshness, Held, batches_by_type, recheck, while_released};
@@ -42,6 +42,18 @@ pub(super) async fn move_all(
         let Some(holders) = analyzer_holders(client, plan, &to_move, outcomes).await else {
             continue;
         };
+        // The Analyzer seats the batch needs, with one request; whoever it does not give one asks alone.
+        let added = match brake.current() {
+            BrakeState::Released if !no_analyzer_seat.load(Ordering::Relaxed) => {
+                add_analyzer_seats(client, plan, &to_move, &holders).await
+            }
+            BrakeState::Released => HashMap::new(),
+            BrakeState::Stopped(reason) => return Some(Stopped(reason)),
+            BrakeState::Paused(_) => {
+                batches.push_front(to_move);
+                continue;
+            }
+        };
         let step = MoveStep {
             client,
             brake,
@@ -51,6 +63,7 @@ pub(super) async fn move_all(
             let user = plan.decisions[i].allocation.user_id.to_ascii_lowercase();
             let has_analyzer = holders.with_access.contains(&user);
             let unclear = holders.unclear.contains(&user);
+            let added = added.get(&user).cloned();
             async move {
                 if unclear {
                     // Neither "holds" nor "does not": a POST could be refused or add a second seat, and taking
@@ -58,17 +71,47 @@ pub(super) async fn move_all(
                     let why = "not moved: QRS does not say whether the user's Analyzer seat gives access (quarantined or excess not sent)";
                     return SeatOutcome::failed(Outcome::Failed, why.into());
                 }
-                step.make(plan, i, has_analyzer).await
+                step.make(plan, i, has_analyzer, added).await
             }
         })
         .await;
         for (i, outcome) in results.done {
             outcomes[i] = outcome;
         }
-        match results.held {
-            Held::Stopped(reason) => return Some(Stopped(reason)),
-            Held::Paused(rest) => batches.push_front(rest),
-            Held::No => {}
+        let (rest, stopped) = match results.held {
+            Held::Stopped(reason) => (Vec::new(), Some(reason)),
+            Held::Paused(rest) => (rest, None),
+            Held::No => (Vec::new(), None),
+        };
+        // A move whose Analyzer seat came with the batch but that did not start is unfinished (the user holds
+        // both); the others wait for the brake, or for a later run.
+        let mut waiting = Vec::new();
+        for i in rest {
+            let user = plan.decisions[i].allocation.user_id.to_ascii_lowercase();
+            match added.get(&user) {
+                Some(seat) => {
+                    outcomes[i] = unfinished(
+                        Some(seat.clone()),
+                        "the brake held the move before the Professional seat went".into(),
+                    );
+                }
+                None => waiting.push(i),
+            }
+        }
+        if let Some(reason) = stopped {
+            for i in to_move.iter().copied() {
+                let user = plan.decisions[i].allocation.user_id.to_ascii_lowercase();
+                if outcomes[i].outcome == Outcome::Deferred && added.contains_key(&user) {
+                    outcomes[i] = unfinished(
+                        added.get(&user).cloned(),
+                        format!("the run was stopped before the Professional seat went ({reason})"),
+                    );
+                }
+            }
+            return Some(Stopped(reason));
+        }
+        if !waiting.is_empty() {
+            batches.push_front(waiting);
         }
     }
     None
@@ -119,6 +162,47 @@ struct Holders {
     unclear: HashSet<String>,
 }
 
+/// Allocates an Analyzer seat to each user of these moves who holds none (nor one QRS describes too little to
+/// tell), with one `POST .../many`: the seats QRS made, by user id (lower case). QRS makes all or none; on a
+/// refusal nobody has one, and each move asks for its own seat (so one refusal fails alone).
+async fn add_analyzer_seats(
+    client: &QrsClient,
+    plan: &Plan,
+    batch: &[usize],
+    holders: &Holders,
+) -> HashMap<String, AddedSeat> {
+    let mut users: Vec<&str> = batch
+        .iter()
+        .map(|&i| plan.decisions[i].allocation.user_id.as_str())
+        .filter(|u| {
+            let u = u.to_ascii_lowercase();
+            !holders.with_access.contains(&u) && !holders.unclear.contains(&u)
+        })
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    if users.is_empty() {
+        return HashMap::new();
+    }
+    match client.allocate_many(AccessType::Analyzer, &users).await {
+        Ok(created) => created
+            .into_iter()
+            .filter_map(|c| {
+                Some((
+                    c.user?.to_ascii_lowercase(),
+                    AddedSeat {
+                        id: Some(c.allocation),
+                    },
+                ))
+            })
+            .collect(),
+        Err(e) => {
+            tracing::info!(error = %e, "QRS did not allocate the batch's Analyzer seats together; asking for each alone");
+            HashMap::new()
+        }
+    }
+}
+
 /// What one move needs besides its seat.
 #[derive(Clone, Copy)]
 struct MoveStep<'a> {
@@ -128,17 +212,24 @@ struct MoveStep<'a> {
 }
 
 impl MoveStep<'_> {
-    /// One move: the Analyzer seat (unless held), then the Professional seat, the brake looked at in between.
-    async fn make(self, plan: &Plan, i: usize, has_analyzer: bool) -> SeatOutcome {
+    /// One move: the Analyzer seat (unless held, or `added` with the batch), then the Professional seat, the brake
+    /// looked at in between.
+    async fn make(
+        self,
+        plan: &Plan,
+        i: usize,
+        has_analyzer: bool,
+        added: Option<AddedSeat>,
+    ) -> SeatOutcome {
         let allocation = &plan.decisions[i].allocation;
         let (user, id) = (&allocation.user, &allocation.id);
-        let added = if has_analyzer {
-            None
-        } else {
-            match self.add_analyzer(&allocation.user_id).await {
+        let added = match added {
+            Some(added) => Some(added),
+            None if has_analyzer => None,
+            None => match self.add_analyzer(&allocation.user_id).await {
                 Ok(added) => Some(added),
                 Err(outcome) => return outcome,
-            }
+            },
         };
         if let BrakeState::Stopped(why) | BrakeState::Paused(why) = self.brake.current() {
             tracing::info!(user = %user, allocation = %id, analyzer_added = added.is_some(), "the run was stopped before the Professional seat went");
