@@ -3,7 +3,7 @@
 # binary for the musl target of this machine's architecture, `cargo auditable build --release --locked`, which embeds
 # the dependency list in the binary.
 #
-# Usage: scripts/build-release.sh
+# Usage: scripts/build-release.sh [ARCH]     (ARCH: this machine's, or aarch64 / x86_64 to cross-compile)
 #
 # Prints the binary's path on stdout; cargo's output and progress go to stderr. Cargo's cache under target/ makes a
 # second call quick. Installs what the build needs when it is missing and can be installed: the Rust target (rustup)
@@ -20,7 +20,12 @@ die() {
 	exit 1
 }
 
-ARCH=$(uname -m)
+HOST_ARCH=$(uname -m)
+ARCH=${1:-$HOST_ARCH}
+case $ARCH in
+x86_64 | aarch64) ;;
+*) die "unknown architecture ${ARCH}: x86_64 or aarch64" ;;
+esac
 TARGET="${ARCH}-unknown-linux-musl"
 TARGET_ENV=${TARGET//-/_} # cc-rs reads CC_<target with underscores>
 
@@ -52,6 +57,24 @@ elif ! rustc --print target-libdir --target "$TARGET" >/dev/null 2>&1; then
 	die "the Rust target ${TARGET} is not installed and rustup is not on PATH"
 fi
 
+# Another architecture's C compiler and linker: Debian's cross gcc (gcc-aarch64-linux-gnu, gcc-x86-64-linux-gnu).
+# It builds ring's C and assembly code, and links against the Rust target's own musl (self-contained: its crt
+# objects and libc.a come with the target), so the binary is static all the same.
+find_cross_cc() {
+	command -v "${ARCH}-linux-gnu-gcc"
+}
+if [[ $ARCH != "$HOST_ARCH" ]]; then
+	if ! cc=$(find_cross_cc); then
+		if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+			log "installing gcc-${ARCH//_/-}-linux-gnu (the C cross compiler)"
+			apt_install "gcc-${ARCH//_/-}-linux-gnu" || die "apt-get install gcc-${ARCH//_/-}-linux-gnu failed"
+		fi
+		cc=$(find_cross_cc) || die "no C cross compiler ${ARCH}-linux-gnu-gcc: install gcc-${ARCH//_/-}-linux-gnu"
+	fi
+	upper=$(printf '%s' "$TARGET_ENV" | tr '[:lower:]' '[:upper:]')
+	export "CC_${TARGET_ENV}=${cc}" "AR_${TARGET_ENV}=${cc%gcc}ar" "CARGO_TARGET_${upper}_LINKER=${cc}"
+fi
+
 # The musl C compiler: Debian's musl-tools provides both names.
 find_cc() {
 	local name
@@ -63,14 +86,16 @@ find_cc() {
 	done
 	return 1
 }
-if ! cc=$(find_cc); then
-	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-		log "installing musl-tools (the musl C compiler)"
-		apt_install musl-tools || die "apt-get install musl-tools failed"
+if [[ $ARCH == "$HOST_ARCH" ]]; then
+	if ! cc=$(find_cc); then
+		if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+			log "installing musl-tools (the musl C compiler)"
+			apt_install musl-tools || die "apt-get install musl-tools failed"
+		fi
+		cc=$(find_cc) || die "no musl C compiler (${ARCH}-linux-musl-gcc or musl-gcc): install musl-tools"
 	fi
-	cc=$(find_cc) || die "no musl C compiler (${ARCH}-linux-musl-gcc or musl-gcc): install musl-tools"
+	export "CC_${TARGET_ENV}=${cc}"
 fi
-export "CC_${TARGET_ENV}=${cc}"
 
 # cargo-auditable embeds the dependency tree in the binary (section .dep-v0, compressed JSON) for scanners that read
 # binaries (Trivy, Syft, Grype, cargo audit bin). It is built once from crates.io into target/tools/.
