@@ -316,7 +316,11 @@ fn finished(report: &RunReport) -> Condition {
 /// A report's entry as the record lists it; `None` for a seat that was kept.
 fn recorded(entry: &Entry) -> Option<RecordedDecision> {
     let action = match entry.outcome {
-        Outcome::Reclaimed | Outcome::AlreadyGone => RecordedAction::Reclaimed,
+        // A seat whose bulk DELETE could not be read back may be gone: on record as taken, with the error, so that a
+        // restore looks at it (one its user still holds is skipped).
+        Outcome::Reclaimed | Outcome::AlreadyGone | Outcome::Unconfirmed => {
+            RecordedAction::Reclaimed
+        }
         Outcome::WouldReclaim => RecordedAction::WouldReclaim,
         Outcome::Failed => RecordedAction::Failed,
         Outcome::WouldMove => RecordedAction::WouldMove,

@@ -59,6 +59,9 @@ pub enum Outcome {
     /// A move begun and not finished: the user holds an Analyzer seat and still the Professional one (its
     /// deallocation failed, or the run was stopped between). The next run finishes it.
     MoveUnfinished,
+    /// Deleted in bulk, but the seats could not be read back: whether this one went is unknown. Counted as failed,
+    /// and on record as possibly taken, so that a restore looks at it.
+    Unconfirmed,
 }
 
 impl Outcome {
@@ -80,6 +83,7 @@ impl Outcome {
             Outcome::Moved => "moved",
             Outcome::NoAnalyzerSeat => "no-analyzer-seat",
             Outcome::MoveUnfinished => "move-unfinished",
+            Outcome::Unconfirmed => "unconfirmed",
         }
     }
 

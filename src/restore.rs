@@ -192,12 +192,16 @@ async fn prepare(
     if dry_run || to_give.is_empty() {
         return Ok(Prepared { ids, held, given });
     }
-    if client.allocate_many(access_type, &to_give).await.is_ok() {
+    if client
+        .allocate_many(access_type, &to_give)
+        .await
+        .is_ok_and(|created| created.len() == to_give.len())
+    {
         given.extend(to_give.iter().map(|id| (id.to_ascii_lowercase(), Ok(()))));
         return Ok(Prepared { ids, held, given });
     }
-    // All or none was refused (or the answer was lost): what QRS holds now says who has a seat after all; the
-    // others get one POST each.
+    // All or none was refused (or the answer was lost, or names fewer seats than asked): what QRS holds now says who
+    // has a seat after all; the others get one POST each.
     let now_held = by_holder(client.allocations_held_by(access_type, &to_give).await?);
     for id in to_give {
         let key = id.to_ascii_lowercase();

@@ -269,7 +269,7 @@ fn decision_tables(report: &RunReport, out: &mut String) {
             &[Outcome::NoAnalyzerSeat, Outcome::MoveUnfinished],
             false,
         ),
-        ("Failed", &[Outcome::Failed], true),
+        ("Failed", &[Outcome::Failed, Outcome::Unconfirmed], true),
         ("Not reclaimed this run", &[Outcome::Deferred], true),
         ("Kept", &[Outcome::Kept], false),
     ];

@@ -278,6 +278,7 @@ pub fn summary_vars(policy: &str, report: &crate::report::RunReport) -> SummaryV
     let (warned, warned_left) = kind(&[Outcome::Warned, Outcome::WouldWarn]);
     let (failed, failed_left) = kind(&[
         Outcome::Failed,
+        Outcome::Unconfirmed,
         Outcome::NoticeFailed,
         Outcome::MoveUnfinished,
         Outcome::NoAnalyzerSeat,

@@ -19,7 +19,7 @@ pub struct Selection {
 #[derive(Deserialize)]
 struct SelectionJson {
     id: String,
-    #[serde(default)]
+    /// Required: a selection whose items QRS does not list cannot be checked against the ids asked for.
     items: Vec<serde_json::Value>,
 }
 
@@ -43,13 +43,15 @@ pub struct Created {
 }
 
 impl QrsClient {
-    /// A selection of these allocations of one access type (at most [`USER_BATCH`] ids, GUIDs as QRS listed them):
-    /// `POST /qrs/selection/license/<type>accesstype?filter=id eq ... or ...`, answered 201 with the selection.
-    /// Not repeated: a selection made twice is only an orphan, but the run must know which one it acts on.
+    /// A selection of those of these allocations of one access type (at most [`USER_BATCH`] ids, GUIDs as QRS
+    /// listed them) that `condition` (a QRS filter) matches: `POST /qrs/selection/license/<type>accesstype?filter=
+    /// (id eq ... or ...) and <condition>`, answered 201 with the selection. Not repeated: a selection made twice is
+    /// only an orphan, but the run must know which one it acts on.
     pub async fn select(
         &self,
         access_type: AccessType,
         ids: &[&str],
+        condition: &str,
     ) -> Result<Selection, QrsError> {
         let endpoint = format!("selection/license/{}", access_type.qrs_entity());
         if ids.is_empty() || ids.len() > USER_BATCH || !access_type.is_per_user_seat() {
@@ -59,7 +61,7 @@ impl QrsClient {
                 access_type.qrs_entity()
             )));
         }
-        let filter = guid_filter(&endpoint, "id", ids)?;
+        let filter = format!("({}) and {condition}", guid_filter(&endpoint, "id", ids)?);
         let url = format!("{}/qrs/{endpoint}", self.qrs_base);
         let response = self
             .send(
@@ -98,14 +100,16 @@ impl QrsClient {
         })
     }
 
-    /// Deletes the items of `access_type` in the selection that `filter` matches when QRS deletes them:
-    /// `DELETE /qrs/selection/{id}/license/<type>accesstype?filter=...` (204). Repeated on a failure like any
+    /// Deletes the items of `access_type` in the selection that are among `ids` and match `condition` when QRS
+    /// deletes them: `DELETE /qrs/selection/{id}/license/<type>accesstype?filter=(id eq ...) and <condition>` (204),
+    /// so that nothing but the seats asked for can go, whatever the selection holds. Repeated on a failure like any
     /// DELETE: deleting what is gone already deletes nothing.
     pub async fn delete_selected(
         &self,
         selection: &Selection,
         access_type: AccessType,
-        filter: String,
+        ids: &[&str],
+        condition: &str,
     ) -> Result<(), QrsError> {
         let endpoint = format!("selection/{{id}}/license/{}", access_type.qrs_entity());
         super::require_guid(Method::DELETE, &endpoint, &selection.id, || {
@@ -117,6 +121,7 @@ impl QrsClient {
             selection.id,
             access_type.qrs_entity()
         );
+        let filter = format!("({}) and {condition}", guid_filter(&endpoint, "id", ids)?);
         let response = self
             .send(
                 Method::DELETE,

@@ -20,8 +20,8 @@ tokio::task_local! {
 }
 
 /// Runs `step` as the end of something already under way that a stop must not cut short (reading back what a bulk
-/// DELETE in flight did, so that every seat it took is reported): its requests start even once the run's brake is
-/// pulled. Nothing is retried after a stop all the same.
+/// DELETE in flight did, so that every seat it took is reported): its requests start, and are retried, even once the
+/// run's brake is pulled or paused.
 pub async fn finishing<F: std::future::Future>(step: F) -> F::Output {
     FINISHING.scope(true, step).await
 }
@@ -205,15 +205,17 @@ impl QrsClient {
                     .scrub(&error_chain(&e.without_url()), QLIK_TEXT_CHARS),
             };
             let stopped = self.brake.as_ref().is_some_and(|b| b.stopped().is_some());
-            if !retryable || attempt >= attempts || stopped {
+            if !retryable || attempt >= attempts || (stopped && !finishing) {
                 return outcome.map_err(unreachable);
             }
             let delay = self.retry.delay(attempt - 1);
             tracing::debug!(%method, endpoint, attempt, ?status, ?delay, "retrying QRS request");
             tokio::time::sleep(delay).await;
             // A retry is a new attempt: the brake is looked at as it is about to start (a stop during the backoff
-            // holds), and it waits while the brake is paused, like any deallocation.
+            // holds), and it waits while the brake is paused, like any deallocation. What finishes a step in
+            // flight is retried all the same.
             if let Some(brake) = &self.brake
+                && !finishing
                 && brake.proceed().await.is_err()
             {
                 return outcome.map_err(unreachable);

@@ -99,7 +99,10 @@ fn count(counts: &mut TypeCounts, decision: &Decision, outcome: Outcome) {
             _ => {}
         }
     }
-    if matches!(outcome, Outcome::Failed | Outcome::MoveUnfinished) {
+    if matches!(
+        outcome,
+        Outcome::Failed | Outcome::MoveUnfinished | Outcome::Unconfirmed
+    ) {
         counts.failed += 1;
     }
     if outcome == Outcome::UsedSinceRead {

@@ -36,11 +36,15 @@ pub(super) async fn delete_batch(
     outcomes: &mut [SeatOutcome],
 ) -> BulkBatch {
     let seat = |i: usize| &plan.decisions[i].allocation;
-    // Only seats whose last use the run read as a date (or never) before it started: for them "unused since the
-    // read" is one condition over the batch (see `freshness`).
+    // Only seats the run read as unused for a day at least (or never used): for them "unused since the read" is one
+    // condition over the batch (see `freshness`), with a day's room for the clocks of a site's nodes. Seats used
+    // more recently (a leaver's, a redundant one) or with an unreadable date go one by one.
+    let recent = now
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap_or(Timestamp::MIN);
     let (bulk, mut one_by_one): (Vec<usize>, Vec<usize>) =
         batch.iter().partition(|&&i| match seat(i).last_used {
-            LastUse::At(t) => t <= now,
+            LastUse::At(t) => t <= recent,
             LastUse::Never => true,
             LastUse::Unknown(_) => false,
         });
@@ -49,7 +53,8 @@ pub(super) async fn delete_batch(
     }
     let access_type = seat(bulk[0]).access_type;
     let ids: Vec<&str> = bulk.iter().map(|&i| seat(i).id.as_str()).collect();
-    let selection = match client.select(access_type, &ids).await {
+    let fresh_filter = freshness(plan, &bulk);
+    let selection = match client.select(access_type, &ids, &fresh_filter).await {
         Ok(selection) => selection,
         Err(QrsError::Status { status, .. })
             if status == reqwest::StatusCode::NOT_FOUND
@@ -73,20 +78,28 @@ pub(super) async fn delete_batch(
         drop_selection(client, &selection).await;
         return BulkBatch::Held(state);
     }
+    // The same condition again as QRS deletes: a use since the selection was made keeps the seat too.
     let deleted = client
-        .delete_selected(&selection, access_type, freshness(plan, &bulk))
+        .delete_selected(&selection, access_type, &ids, &fresh_filter)
         .await;
     drop_selection(client, &selection).await;
     if let Err(e) = &deleted {
         tracing::warn!(access_type = %access_type, error = %e, "a selection's DELETE failed; reading its seats back");
     }
     // Whatever the DELETE answered (it may have deleted some before failing), the seats read back say what it did;
-    // read even if the run was stopped meanwhile, so that every seat the DELETE took is reported.
+    // read (and retried) even if the run was stopped meanwhile, so that every seat the DELETE took is reported.
     let fresh = match crate::qrs::finishing(client.allocations_by_id(access_type, &ids)).await {
         Ok(fresh) => fresh,
         Err(e) => {
-            tracing::warn!(access_type = %access_type, error = %e, "could not read the seats back after a selection's DELETE; trying them one by one");
-            one_by_one.extend(bulk);
+            // Whether each seat went is unknown: none is tried again, and each is on record as possibly taken, so
+            // that a restore looks at it (and skips it if its user still holds it).
+            tracing::warn!(access_type = %access_type, error = %e, "could not read the seats back after a selection's DELETE");
+            let why = format!(
+                "deleted in bulk, but the seats could not be read back ({e}): whether this one went is unknown; QRS or the QMC tells"
+            );
+            for i in bulk {
+                outcomes[i] = SeatOutcome::failed(Outcome::Unconfirmed, why.clone());
+            }
             return BulkBatch::Done { one_by_one };
         }
     };
@@ -116,9 +129,10 @@ pub(super) async fn delete_batch(
     BulkBatch::Done { one_by_one }
 }
 
-/// The condition QRS checks as it deletes: unused since the run read the seats, and not in quarantine. A use
-/// after the read carries a later date than any last use the run read (QRS dates both), so the latest last use of
-/// the batch bounds them all; never-used seats carry a sentinel date in 1753, below any real one.
+/// The condition a seat must meet to be selected, and again to be deleted: unused since the run read it, and not
+/// in quarantine. A use after the read carries a later date than any last use the run read (QRS dates both, and
+/// the batch's seats were all unused for a day when read, room for the clocks of a site's nodes), so the latest
+/// last use of the batch bounds them all; never-used seats carry a sentinel date in 1753, below any real one.
 fn freshness(plan: &Plan, batch: &[usize]) -> String {
     let latest = batch
         .iter()

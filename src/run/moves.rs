@@ -184,7 +184,10 @@ async fn add_analyzer_seats(
     if users.is_empty() {
         return HashMap::new();
     }
-    match client.allocate_many(AccessType::Analyzer, &users).await {
+    let added: HashMap<String, AddedSeat> = match client
+        .allocate_many(AccessType::Analyzer, &users)
+        .await
+    {
         Ok(created) => created
             .into_iter()
             .filter_map(|c| {
@@ -197,9 +200,29 @@ async fn add_analyzer_seats(
             })
             .collect(),
         Err(e) => {
-            tracing::info!(error = %e, "QRS did not allocate the batch's Analyzer seats together; asking for each alone");
+            tracing::info!(error = %e, "QRS did not allocate the batch's Analyzer seats together; reading what it holds");
             HashMap::new()
         }
+    };
+    if added.len() == users.len() {
+        return added;
+    }
+    // Refused, or an answer lost or incomplete: what QRS holds now says who has a seat after all (those are the
+    // seats this run added: the users held none a moment ago); the others ask alone.
+    match client.seats_held_by(AccessType::Analyzer, &users).await {
+        Ok(seats) => seats
+            .into_iter()
+            .filter(|s| s.access == SeatAccess::Gives)
+            .map(|s| {
+                (
+                    s.user.to_string(),
+                    AddedSeat {
+                        id: Some(s.allocation.to_string()),
+                    },
+                )
+            })
+            .collect(),
+        Err(_) => added,
     }
 }
 

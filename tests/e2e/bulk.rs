@@ -328,3 +328,57 @@ async fn a_restore_allocates_in_bulk_and_one_refusal_fails_alone() {
         "then one POST per Professional seat, after the refusal"
     );
 }
+
+/// The seats a bulk DELETE may have taken are never lost from the record: when they cannot be read back, none is
+/// tried again, each is reported unconfirmed (the run failed), and the record lists it as taken, for a restore to
+/// look at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seats_a_bulk_delete_may_have_taken_stay_on_record_when_they_cannot_be_read_back() {
+    use qlik_license_reclaimer::record::{RecordedAction, RunRecord};
+    let sim = known_site().await;
+    sim.inject(
+        FaultRule::always(Fault::Delay(Duration::from_millis(300)))
+            .method("DELETE")
+            .path_contains("/license/professionalaccesstype"),
+    );
+    // Once the selection's DELETE has arrived, every read of Professional seats fails.
+    let breaker =
+        async {
+            while !sim.arrivals().iter().any(|a| {
+                a.method == "DELETE" && a.path.ends_with("/license/professionalaccesstype")
+            }) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            sim.inject(
+                FaultRule::always(Fault::Status(503))
+                    .method("GET")
+                    .path_contains("professionalaccesstype/full"),
+            );
+        };
+    let (spec, creds) = (policy(&sim), credentials(&sim));
+    let (report, ()) = tokio::join!(run_policy(&sim, &spec, &creds), breaker);
+    assert_eq!(outcome_of(&report, "CORP\\alice"), Outcome::Unconfirmed);
+    assert_eq!(report.result, RunResult::Failed, "{}", report.message);
+    assert!(
+        sent(&sim, "DELETE", "/qrs/license/professionalaccesstype/").is_empty(),
+        "not tried again alone"
+    );
+    assert!(
+        deleted(&sim).contains(&("CORP\\alice".to_string(), SimAccessType::Professional)),
+        "QRS did delete it"
+    );
+    let record = RunRecord::of(&report);
+    let alice = record
+        .decisions
+        .iter()
+        .find(|d| d.user == "CORP\\alice")
+        .expect("alice is on record");
+    assert_eq!(alice.action, RecordedAction::Reclaimed);
+    assert!(
+        alice
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("could not be read back")),
+        "{alice:?}"
+    );
+}
