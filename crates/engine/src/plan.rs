@@ -28,6 +28,7 @@ mod decision;
 mod judge;
 mod pattern;
 mod rules;
+mod sentence;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
