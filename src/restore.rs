@@ -179,11 +179,8 @@ async fn prepare(
     let mut known: Vec<&str> = ids.values().map(String::as_str).collect();
     known.sort_unstable();
     known.dedup();
-    let held = by_holder(if known.is_empty() {
-        Vec::new()
-    } else {
-        client.allocations_held_by(access_type, &known).await?
-    });
+    // No request when no user is known: the ids are read in batches, and there is none.
+    let held = by_holder(client.allocations_held_by(access_type, &known).await?);
     let to_give: Vec<&str> = known
         .into_iter()
         .filter(|id| !held.contains_key(&id.to_ascii_lowercase()))

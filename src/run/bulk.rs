@@ -86,8 +86,24 @@ pub(super) async fn delete_batch(
     if let Err(e) = &deleted {
         tracing::warn!(access_type = %access_type, error = %e, "a selection's DELETE failed; reading its seats back");
     }
-    // Whatever the DELETE answered (it may have deleted some before failing), the seats read back say what it did;
-    // read (and retried) even if the run was stopped meanwhile, so that every seat the DELETE took is reported.
+    read_back(client, plan, &bulk, outcomes, &mut one_by_one).await;
+    BulkBatch::Done { one_by_one }
+}
+
+/// Reads a batch back after its selection's DELETE and gives each seat its outcome; the seats the DELETE left
+/// unchanged join `one_by_one`. Read (and retried) even if the run was stopped meanwhile, so that every seat the
+/// DELETE took is reported; whatever the DELETE answered (it may have deleted some before failing), the seats read
+/// back say what it did.
+async fn read_back(
+    client: &QrsClient,
+    plan: &Plan,
+    bulk: &[usize],
+    outcomes: &mut [SeatOutcome],
+    one_by_one: &mut Vec<usize>,
+) {
+    let seat = |i: usize| &plan.decisions[i].allocation;
+    let access_type = seat(bulk[0]).access_type;
+    let ids: Vec<&str> = bulk.iter().map(|&i| seat(i).id.as_str()).collect();
     let fresh = match crate::qrs::finishing(client.allocations_by_id(access_type, &ids)).await {
         Ok(fresh) => fresh,
         Err(e) => {
@@ -97,17 +113,17 @@ pub(super) async fn delete_batch(
             let why = format!(
                 "deleted in bulk, but the seats could not be read back ({e}): whether this one went is unknown; QRS or the QMC tells"
             );
-            for i in bulk {
+            for &i in bulk {
                 outcomes[i] = SeatOutcome::failed(Outcome::Unconfirmed, why.clone());
             }
-            return BulkBatch::Done { one_by_one };
+            return;
         }
     };
     let fresh: HashMap<String, Allocation> = fresh
         .into_iter()
         .map(|a| (a.id.to_ascii_lowercase(), a))
         .collect();
-    for i in bulk {
+    for &i in bulk {
         let read = seat(i);
         match fresh.get(&read.id.to_ascii_lowercase()) {
             None => {
@@ -126,7 +142,6 @@ pub(super) async fn delete_batch(
             }
         }
     }
-    BulkBatch::Done { one_by_one }
 }
 
 /// The condition a seat must meet to be selected, and again to be deleted: unused since the run read it, and not

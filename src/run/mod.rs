@@ -247,70 +247,23 @@ async fn run_with_client(
     let plan = decide(client, rules, &mut site, &moved, now).await?;
     let mut outcomes = first_outcomes(&plan, dry_run);
 
-    // With notice, only seats warned long enough ago go; the others wait or are warned now.
-    let mut reclaims: Vec<usize> = plan
-        .decisions
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.verdict == Verdict::Reclaim)
-        .map(|(i, _)| i)
-        .collect();
-    let mut noticed = None;
-    if let Some(days) = policy.notice_days()
-        && !plan.is_aborted()
-    {
-        let Some(notify) = &ctx.notify else {
-            return Err(QrsError::Setup(
-                "the policy gives notice (spec.notice.days) but its notification settings were not given".into(),
-            ));
-        };
-        let run = NoticeContext {
-            notify,
-            days: days.get(),
-            now,
-            dry_run,
-            brake: ctx.brake.as_ref(),
-        };
-        let given = give_notice(client, &plan, &run, &mut outcomes).await?;
-        reclaims = given.reclaims.clone();
-        noticed = Some(given);
-    }
+    let (reclaims, noticed) =
+        notice_first(client, policy, ctx, &plan, dry_run, &mut outcomes).await?;
 
-    let mut stopped = None;
-    let mut deletion_path = None;
-    if !dry_run && !plan.is_aborted() {
-        // Deallocations first: an Analyzer seat they free (outside quarantine) is one a move can have.
-        let (moves, deletions): (Vec<usize>, Vec<usize>) =
-            reclaims.iter().partition(|&&i| is_move(&plan.decisions[i]));
-        let how = deallocate::How {
-            concurrency: policy.concurrency,
-            bulk: policy.bulk,
+    let (stopped, deletion_path) = if !dry_run && !plan.is_aborted() {
+        let taking = Taking {
+            client,
+            plan: &plan,
+            policy,
+            brake: ctx.brake.as_ref(),
             now,
         };
-        let done = deallocate_all(
-            client,
-            &plan,
-            &deletions,
-            how,
-            ctx.brake.as_ref(),
-            &mut outcomes,
-        )
-        .await;
-        stopped = done.stopped;
-        deletion_path = done.path;
-        if stopped.is_none() {
-            let moves = within_memory(&plan, moves, remembered.len(), &mut outcomes);
-            stopped = move_all(
-                client,
-                &plan,
-                &moves,
-                policy.concurrency,
-                ctx.brake.as_ref(),
-                &mut outcomes,
-            )
-            .await;
-        }
-    }
+        taking
+            .take(&reclaims, remembered.len(), &mut outcomes)
+            .await
+    } else {
+        (None, None)
+    };
     let recent_moves = (!dry_run && !plan.is_aborted())
         .then(|| moves_to_remember(remembered, &plan, &outcomes, now));
     let (notices, deliveries) = match noticed {
@@ -337,6 +290,96 @@ async fn run_with_client(
     report.recent_moves = recent_moves;
     report.deletions = deletion_path;
     Ok(report)
+}
+
+/// The plan's reclaims that may go now: with notice (`spec.notice`), only seats warned long enough ago; the others
+/// wait or are warned now, and what notice did comes back too.
+async fn notice_first(
+    client: &QrsClient,
+    policy: &ValidPolicy,
+    ctx: &RunContext<'_>,
+    plan: &plan::Plan,
+    dry_run: bool,
+    outcomes: &mut [SeatOutcome],
+) -> Result<(Vec<usize>, Option<notice::Noticed>), QrsError> {
+    let reclaims: Vec<usize> = plan
+        .decisions
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.verdict == Verdict::Reclaim)
+        .map(|(i, _)| i)
+        .collect();
+    let Some(days) = policy.notice_days().filter(|_| !plan.is_aborted()) else {
+        return Ok((reclaims, None));
+    };
+    let Some(notify) = &ctx.notify else {
+        return Err(QrsError::Setup(
+            "the policy gives notice (spec.notice.days) but its notification settings were not given".into(),
+        ));
+    };
+    let run = NoticeContext {
+        notify,
+        days: days.get(),
+        now: ctx.now,
+        dry_run,
+        brake: ctx.brake.as_ref(),
+    };
+    let given = give_notice(client, plan, &run, outcomes).await?;
+    Ok((given.reclaims.clone(), Some(given)))
+}
+
+/// What taking the seats needs of the run.
+struct Taking<'a> {
+    client: &'a QrsClient,
+    plan: &'a plan::Plan,
+    policy: &'a ValidPolicy,
+    brake: Option<&'a Brake>,
+    now: Timestamp,
+}
+
+impl Taking<'_> {
+    /// Deallocates the reclaims that are not moves, then makes the moves (as many as the policy can remember beside
+    /// `remembered`): deallocations first, since an Analyzer seat they free (outside quarantine) is one a move can
+    /// have. Why the brake cut it short, if it did, and which way seats were deleted.
+    async fn take(
+        &self,
+        reclaims: &[usize],
+        remembered: usize,
+        outcomes: &mut [SeatOutcome],
+    ) -> (Option<Stopped>, Option<crate::report::DeletionPath>) {
+        let (moves, deletions): (Vec<usize>, Vec<usize>) = reclaims
+            .iter()
+            .partition(|&&i| is_move(&self.plan.decisions[i]));
+        let how = deallocate::How {
+            concurrency: self.policy.concurrency,
+            bulk: self.policy.bulk,
+            now: self.now,
+        };
+        let done = deallocate_all(
+            self.client,
+            self.plan,
+            &deletions,
+            how,
+            self.brake,
+            outcomes,
+        )
+        .await;
+        if done.stopped.is_some() {
+            return (done.stopped, done.path);
+        }
+        let moves = within_memory(self.plan, moves, remembered, outcomes);
+        let concurrency = self.policy.concurrency;
+        let stopped = move_all(
+            self.client,
+            self.plan,
+            &moves,
+            concurrency,
+            self.brake,
+            outcomes,
+        )
+        .await;
+        (stopped, done.path)
+    }
 }
 
 /// The most users moved to Analyzer a policy remembers: a run makes no move that would forget one.

@@ -78,43 +78,59 @@ pub(super) async fn move_all(
         for (i, outcome) in results.done {
             outcomes[i] = outcome;
         }
-        let (rest, stopped) = match results.held {
-            Held::Stopped(reason) => (Vec::new(), Some(reason)),
-            Held::Paused(rest) => (rest, None),
-            Held::No => (Vec::new(), None),
-        };
-        // A move whose Analyzer seat came with the batch but that did not start is unfinished (the user holds
-        // both); the others wait for the brake, or for a later run.
-        let mut waiting = Vec::new();
-        for i in rest {
-            let user = plan.decisions[i].allocation.user_id.to_ascii_lowercase();
-            match added.get(&user) {
-                Some(seat) => {
-                    outcomes[i] = unfinished(
-                        Some(seat.clone()),
-                        "the brake held the move before the Professional seat went".into(),
-                    );
-                }
-                None => waiting.push(i),
-            }
-        }
-        if let Some(reason) = stopped {
-            for i in to_move.iter().copied() {
-                let user = plan.decisions[i].allocation.user_id.to_ascii_lowercase();
-                if outcomes[i].outcome == Outcome::Deferred && added.contains_key(&user) {
-                    outcomes[i] = unfinished(
-                        added.get(&user).cloned(),
-                        format!("the run was stopped before the Professional seat went ({reason})"),
-                    );
-                }
-            }
-            return Some(Stopped(reason));
-        }
-        if !waiting.is_empty() {
-            batches.push_front(waiting);
+        match held_back(plan, &to_move, results.held, &added, outcomes) {
+            Held::Stopped(reason) => return Some(Stopped(reason)),
+            Held::Paused(waiting) => batches.push_front(waiting),
+            Held::No => {}
         }
     }
     None
+}
+
+/// What the brake held back of a batch's moves: a move whose Analyzer seat came with the batch (`added`) but that
+/// did not start is unfinished (the user holds both); the others wait for the brake's release (returned as
+/// paused), or for a later run.
+fn held_back(
+    plan: &Plan,
+    batch: &[usize],
+    held: Held,
+    added: &HashMap<String, AddedSeat>,
+    outcomes: &mut [SeatOutcome],
+) -> Held {
+    let added_for =
+        |i: usize| added.get(&plan.decisions[i].allocation.user_id.to_ascii_lowercase());
+    match held {
+        Held::No => Held::No,
+        Held::Paused(rest) => {
+            let mut waiting = Vec::new();
+            for i in rest {
+                match added_for(i) {
+                    Some(seat) => {
+                        let why = "the brake held the move before the Professional seat went";
+                        outcomes[i] = unfinished(Some(seat.clone()), why.into());
+                    }
+                    None => waiting.push(i),
+                }
+            }
+            if waiting.is_empty() {
+                Held::No
+            } else {
+                Held::Paused(waiting)
+            }
+        }
+        Held::Stopped(reason) => {
+            for &i in batch {
+                if let Some(seat) = added_for(i)
+                    && outcomes[i].outcome == Outcome::Deferred
+                {
+                    let why =
+                        format!("the run was stopped before the Professional seat went ({reason})");
+                    outcomes[i] = unfinished(Some(seat.clone()), why);
+                }
+            }
+            Held::Stopped(reason)
+        }
+    }
 }
 
 /// What the users of these moves hold of Analyzer now: the users (QRS ids, lower case) with a seat that gives

@@ -47,47 +47,11 @@ impl fmt::Display for Reason {
             Reason::Redundant => {
                 f.write_str("holds a Professional seat too; the Analyzer seat is redundant")
             }
-            Reason::RightSize {
-                last: Some(last),
-                now,
-                ..
-            } => write!(
-                f,
-                "authored nothing for {} days; last: {} {:?} {}",
-                super::rules::whole_days(last.at, *now),
-                last.kind,
-                last.name,
-                last.at.strftime("%Y-%m-%d")
-            ),
-            Reason::RightSize {
-                last: None,
-                window_days,
-                ..
-            } => write!(
-                f,
-                "owns no app, sheet or master item; Professional for more than {window_days} days"
-            ),
-            Reason::Authoring { last, window_days } => write!(
-                f,
-                "authored {} {:?} on {}, within {window_days} days: stays Professional",
-                last.kind,
-                last.name,
-                last.at.strftime("%Y-%m-%d")
-            ),
-            Reason::MoveTarget => f.write_str(
-                "the user's Professional seat moves to Analyzer: this is the seat they keep",
-            ),
-            Reason::MovedRecently { at } => write!(
-                f,
-                "moved to Analyzer on {}: idle only once the threshold has passed since the move",
-                at.strftime("%Y-%m-%d")
-            ),
-            Reason::UnclearAuthoring { why } => {
-                write!(
-                    f,
-                    "cannot tell whether the user authors ({why}): stays Professional"
-                )
-            }
+            Reason::RightSize { .. }
+            | Reason::Authoring { .. }
+            | Reason::MoveTarget
+            | Reason::MovedRecently { .. }
+            | Reason::UnclearAuthoring { .. } => self.fmt_right_size(f),
             Reason::OverCap {
                 limit,
                 idle_days,
@@ -210,6 +174,56 @@ impl Reason {
             ),
             // The reasons that take a seat, or wait for a later run, are written by `fmt`.
             taken => f.write_str(taken.code()),
+        }
+    }
+}
+
+impl Reason {
+    /// The reasons of right-sizing: a move, an author kept, an Analyzer seat kept for a move.
+    fn fmt_right_size(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::RightSize {
+                last: Some(last),
+                now,
+                ..
+            } => write!(
+                f,
+                "authored nothing for {} days; last: {} {:?} {}",
+                super::rules::whole_days(last.at, *now),
+                last.kind,
+                last.name,
+                last.at.strftime("%Y-%m-%d")
+            ),
+            Reason::RightSize {
+                last: None,
+                window_days,
+                ..
+            } => write!(
+                f,
+                "owns no app, sheet or master item; Professional for more than {window_days} days"
+            ),
+            Reason::Authoring { last, window_days } => write!(
+                f,
+                "authored {} {:?} on {}, within {window_days} days: stays Professional",
+                last.kind,
+                last.name,
+                last.at.strftime("%Y-%m-%d")
+            ),
+            Reason::MoveTarget => f.write_str(
+                "the user's Professional seat moves to Analyzer: this is the seat they keep",
+            ),
+            Reason::MovedRecently { at } => write!(
+                f,
+                "moved to Analyzer on {}: idle only once the threshold has passed since the move",
+                at.strftime("%Y-%m-%d")
+            ),
+            Reason::UnclearAuthoring { why } => {
+                write!(
+                    f,
+                    "cannot tell whether the user authors ({why}): stays Professional"
+                )
+            }
+            other => other.fmt_kept(f),
         }
     }
 }
