@@ -899,6 +899,14 @@ fn check_artifact_hub() -> TestResult {
     if images.len() != 1 || images[0]["image"] != expected.as_str() {
         return Err(format!("artifacthub.io/images: {images:?}, expected {expected}").into());
     }
+    // The platforms scripts/build-image-index.sh builds (and scripts/release-check.sh checks).
+    if images[0]["platforms"] != serde_json::json!(["linux/amd64", "linux/arm64"]) {
+        return Err(format!(
+            "artifacthub.io/images lists platforms {}",
+            images[0]["platforms"]
+        )
+        .into());
+    }
     let changes: Vec<Value> = serde_yaml::from_str(
         annotations["artifacthub.io/changes"]
             .as_str()
