@@ -319,7 +319,7 @@ async fn release_added(
         });
     };
     let held = client
-        .allocations_of_user(AccessType::Analyzer, user_id)
+        .allocations_held_by(AccessType::Analyzer, &[user_id])
         .await?;
     if !held
         .iter()

@@ -65,11 +65,8 @@ impl QrsClient {
         access_type: AccessType,
         user_ids: &[&str],
     ) -> Result<Vec<Allocation>, QrsError> {
-        let endpoint = format!("license/{}/full", access_type.qrs_entity());
         let mut held = Vec::new();
-        for batch in user_ids.chunks(super::USER_BATCH) {
-            let filter = super::guid_filter(&endpoint, "user.id", batch)?;
-            let rows = batch.len() * SEATS_OF_ONE_USER;
+        for (filter, rows) in by_users(access_type, user_ids)? {
             held.extend(
                 self.allocation_list(
                     access_type,
@@ -83,25 +80,6 @@ impl QrsClient {
         Ok(held)
     }
 
-    /// The allocations of one access type held by the user with this QRS id (a GUID, as QRS listed it).
-    pub async fn allocations_of_user(
-        &self,
-        access_type: AccessType,
-        user_id: &str,
-    ) -> Result<Vec<Allocation>, QrsError> {
-        let endpoint = format!("license/{}/full", access_type.qrs_entity());
-        super::require_guid(Method::GET, &endpoint, user_id, || {
-            "the user id is not a GUID".into()
-        })?;
-        self.allocation_list(
-            access_type,
-            format!("user.id eq {user_id}"),
-            (SEATS_OF_ONE_USER, ", more than one user holds"),
-            TextBudget::for_seats(SEATS_OF_ONE_USER),
-        )
-        .await
-    }
-
     /// The seats of one access type held by any of these users (QRS ids, GUIDs as QRS listed them), read
     /// [`super::USER_BATCH`] users a request, each with whether it gives its user access: a seat quarantined or
     /// excess (beyond the licence: the proxy denies its user) does not, and one whose flags QRS did not send is
@@ -113,9 +91,7 @@ impl QrsClient {
     ) -> Result<Vec<super::Holder>, QrsError> {
         let endpoint = format!("license/{}/full", access_type.qrs_entity());
         let mut held = Vec::new();
-        for batch in user_ids.chunks(super::USER_BATCH) {
-            let filter = super::guid_filter(&endpoint, "user.id", batch)?;
-            let rows = batch.len() * SEATS_OF_ONE_USER;
+        for (filter, rows) in by_users(access_type, user_ids)? {
             held.extend(
                 self.get_list(
                     &endpoint,
@@ -167,6 +143,19 @@ impl QrsClient {
 #[derive(serde::Deserialize)]
 struct CreatedJson {
     id: String,
+}
+
+/// The `user.id eq ... or ...` filters that read the seats of these users ([`super::USER_BATCH`] a request), each
+/// with the most rows its users can hold.
+fn by_users(access_type: AccessType, user_ids: &[&str]) -> Result<Vec<(String, usize)>, QrsError> {
+    let endpoint = format!("license/{}/full", access_type.qrs_entity());
+    user_ids
+        .chunks(super::USER_BATCH)
+        .map(|batch| {
+            let filter = super::guid_filter(&endpoint, "user.id", batch)?;
+            Ok((filter, batch.len() * SEATS_OF_ONE_USER))
+        })
+        .collect()
 }
 
 /// A user as `user/full` lists it, read only for its name and id.

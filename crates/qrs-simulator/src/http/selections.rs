@@ -75,17 +75,13 @@ fn selection_id(call: &Call<'_>) -> Option<Uuid> {
 
 /// `POST /qrs/selection/license/<type>accesstype?filter=...`: a selection of the allocations the filter matches.
 fn create(call: &Call<'_>, site: &mut SiteState, kind: SimAccessType) -> Reply {
-    let filter = match Filter::parse::<AllocView<'_>>(call.query.get("filter").unwrap_or("")) {
+    let filter = match allocation_filter(call) {
         Ok(f) => f,
-        Err(e) => return e.into(),
+        Err(reply) => return reply,
     };
     let picked: Vec<Uuid> = site
         .allocations(kind)
-        .filter(|a| {
-            filter
-                .as_ref()
-                .is_none_or(|f| f.matches(&site.alloc_view(a)))
-        })
+        .filter(|a| matches(site, filter.as_ref(), a))
         .map(|a| a.id)
         .collect();
     let items = picked
@@ -112,9 +108,9 @@ fn delete_items(
     selection: &SelectionRec,
     kind: SimAccessType,
 ) -> Reply {
-    let filter = match Filter::parse::<AllocView<'_>>(call.query.get("filter").unwrap_or("")) {
+    let filter = match allocation_filter(call) {
         Ok(f) => f,
-        Err(e) => return e.into(),
+        Err(reply) => return reply,
     };
     let matching: Vec<Uuid> = selection
         .items
@@ -122,11 +118,7 @@ fn delete_items(
         .filter(|(k, _, _)| *k == kind)
         .filter_map(|(_, id, _)| site.allocation(*id))
         .filter(|a| !a.quarantined)
-        .filter(|a| {
-            filter
-                .as_ref()
-                .is_none_or(|f| f.matches(&site.alloc_view(a)))
-        })
+        .filter(|a| matches(site, filter.as_ref(), a))
         .map(|a| a.id)
         .collect();
     for (done, id) in matching.into_iter().enumerate() {
@@ -141,6 +133,16 @@ fn delete_items(
         deallocate(call, site, kind, id);
     }
     Reply::empty(StatusCode::NO_CONTENT)
+}
+
+/// The request's `filter` over allocations; `None` when it has none (everything matches).
+fn allocation_filter(call: &Call<'_>) -> Result<Option<Filter>, Reply> {
+    Filter::parse::<AllocView<'_>>(call.query.get("filter").unwrap_or("")).map_err(Reply::from)
+}
+
+/// Whether `filter` (none: everything) matches the allocation, as QRS judges it now.
+fn matches(site: &SiteState, filter: Option<&Filter>, allocation: &AllocRec) -> bool {
+    filter.is_none_or(|f| f.matches(&site.alloc_view(allocation)))
 }
 
 /// A selection as QRS answers it: the `Selection` entity with its `SelectionItem`s.
