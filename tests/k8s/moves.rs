@@ -13,11 +13,10 @@ use qrs_simulator::{NewUser, SeatTotals, SimAccessType};
 use crate::control_plane::ControlPlane;
 use crate::operator::{
     ControllerProcess, create_policy, ensure_installed, http_get, known_site_namespace, next_run,
-    put_named_secret, wait_metrics_up,
+    wait_metrics_up,
 };
 use crate::records::{records, wait_for_run};
 use crate::support;
-use crate::support::smtp::{SmtpOptions, SmtpServer};
 use crate::{TestResult, register, run};
 
 fn a_move_is_noticed_made_recorded_counted_and_restored(cp: &ControlPlane) -> TestResult {
@@ -36,18 +35,7 @@ fn a_move_is_noticed_made_recorded_counted_and_restored(cp: &ControlPlane) -> Te
             SimAccessType::Professional,
             1,
         );
-        let smtp =
-            tokio::task::spawn_blocking(|| SmtpServer::start(SmtpOptions::default())).await?;
-        let entries = [
-            ("host", "127.0.0.1".to_string()),
-            ("port", smtp.port.to_string()),
-            ("from", "qlik@example.com".to_string()),
-            ("tls", "none".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.into_bytes()))
-        .collect();
-        put_named_secret(&admin, &namespace, "smtp", entries).await?;
+        let smtp = crate::notice::smtp_server_and_secret(&admin, &namespace).await?;
         let mut spec = support::notice_policy(&sim);
         spec.limits.max_reclaim_percent = 100;
         spec.right_size = Some(RightSizeSpec {

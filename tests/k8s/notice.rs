@@ -21,6 +21,26 @@ fn pending_notices(p: &LicenseCleanupPolicy) -> Option<u64> {
     p.status.as_ref().and_then(|s| s.pending_notices)
 }
 
+/// A real SMTP server, and the Secret `smtp` in `namespace` that names it (plain text, no login), as
+/// `support::notice_policy` expects.
+pub(crate) async fn smtp_server_and_secret(
+    admin: &kube::Client,
+    namespace: &str,
+) -> Result<SmtpServer, libtest_mimic::Failed> {
+    let smtp = tokio::task::spawn_blocking(|| SmtpServer::start(SmtpOptions::default())).await?;
+    let entries = [
+        ("host", "127.0.0.1".to_string()),
+        ("port", smtp.port.to_string()),
+        ("from", "qlik@example.com".to_string()),
+        ("tls", "none".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.into_bytes()))
+    .collect();
+    put_named_secret(admin, namespace, "smtp", entries).await?;
+    Ok(smtp)
+}
+
 /// The notices of `policy` (named "site"), `days` older: as if that long had passed since they were given.
 pub(crate) async fn age_notices(
     api: &Api<LicenseCleanupPolicy>,
@@ -46,19 +66,7 @@ fn notices_survive_a_restart_and_the_seat_goes_after_its_notice(cp: &ControlPlan
     ensure_installed(cp)?;
     run(cp, async {
         let (admin, sim, namespace) = known_site_namespace(cp, "notice").await?;
-        let smtp =
-            tokio::task::spawn_blocking(|| SmtpServer::start(SmtpOptions::default())).await?;
-        let entries = [
-            ("host", "127.0.0.1".to_string()),
-            ("port", smtp.port.to_string()),
-            ("from", "qlik@example.com".to_string()),
-            ("tls", "none".to_string()),
-        ];
-        let entries = entries
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.into_bytes()))
-            .collect();
-        put_named_secret(&admin, &namespace, "smtp", entries).await?;
+        let smtp = smtp_server_and_secret(&admin, &namespace).await?;
         let spec = support::notice_policy(&sim);
         create_policy(&admin, &namespace, "site", spec).await?;
         let mut controller = ControllerProcess::start(cp, &namespace, &[])?;
