@@ -8,7 +8,8 @@
 //!     product's own `run::execute`, deleting through selections (the default) and one seat a request, and as a
 //!     dry run (the reads alone), against the approach of the original script and of peers, built from the same
 //!     client's calls made one request at a time (every allocation listed, each user fetched alone, one DELETE at
-//!     a time), each on a simulator started from the same seed.
+//!     a time), each on a simulator started from the same seed. After the bulk run, `restore` gives back every
+//!     seat it took, measured apart.
 //!
 //! The policy of (a) reclaims at most `MAX_RECLAIMS_PER_RUN` (2,000) seats, the most a policy may: the engine still
 //! judges every allocation, and defers the candidates past the cap to the next run.
@@ -402,13 +403,14 @@ enum ProductRun {
     ReadsOnly,
 }
 
-/// The product: `run::execute` with the enforcing policy, in bulk or one seat a request, or as a dry run.
+/// The product: `run::execute` with the enforcing policy, in bulk or one seat a request, or as a dry run; after the
+/// bulk run, `restore` gives every seat it took back (measured apart).
 async fn product_run(
     options: &Options,
     users: usize,
     reclaims: u32,
     how: ProductRun,
-) -> Result<RunMeasure, BoxError> {
+) -> Result<(RunMeasure, Option<RunMeasure>), BoxError> {
     let concurrency = options.concurrency;
     let (simulator, mut spec) = start_run(options, users, reclaims, concurrency).await?;
     spec.site.bulk = how != ProductRun::PerSeat;
@@ -417,13 +419,47 @@ async fn product_run(
     eprintln!("(b) product run ({how:?}): run::execute, concurrency {concurrency}");
     let (cpu0, start) = (process_cpu(), Instant::now());
     let context = RunContext::new(&credentials, simulator.now());
-    let report = run::execute(&policy::validate(&spec, &Default::default())?, context).await;
+    let valid = policy::validate(&spec, &Default::default())?;
+    let report = run::execute(&valid, context).await;
     let measure = RunMeasure::from_simulator(&simulator, start.elapsed(), process_cpu() - cpu0);
     if report.result != RunResult::Succeeded {
         let (result, message) = (report.result, report.message);
         return Err(format!("the product run did not succeed: {result:?}: {message}").into());
     }
+    let restored = match how {
+        ProductRun::Bulk => Some(restore_run(&simulator, &valid, &credentials, &report).await?),
+        _ => None,
+    };
     simulator.shutdown().await;
+    Ok((measure, restored))
+}
+
+/// `restore` of every seat `report`'s run took, as `restore --run` gives them back, measured on its own.
+async fn restore_run(
+    simulator: &Simulator,
+    valid: &policy::ValidPolicy,
+    credentials: &Credentials,
+    report: &run::RunReport,
+) -> Result<RunMeasure, BoxError> {
+    let record = qlik_license_reclaimer::record::RunRecord::of(report);
+    let seats = qlik_license_reclaimer::restore::seats_of(&record, &[])?;
+    let client = QrsClient::connect(&valid.connection, credentials, None).await?;
+    simulator.clear_records();
+    eprintln!("(b) restore of the {} seats the bulk run took", seats.len());
+    let (cpu0, start) = (process_cpu(), Instant::now());
+    let status =
+        qlik_license_reclaimer::restore::restore(&client, &seats, false, "bench".into()).await;
+    let measure = RunMeasure::from_simulator(simulator, start.elapsed(), process_cpu() - cpu0);
+    client.close().await;
+    if status.restored != seats.len() as u64 {
+        return Err(format!(
+            "the restore gave back {} of {} seats: {}",
+            status.restored,
+            seats.len(),
+            status.message
+        )
+        .into());
+    }
     Ok(measure)
 }
 
@@ -468,6 +504,8 @@ struct RunComparison {
     product_per_seat: RunMeasure,
     /// A dry run of the same policy: the reads alone.
     reads_only: RunMeasure,
+    /// `restore` of every seat the bulk run took.
+    restore: RunMeasure,
     sequential: RunMeasure,
     /// The sequential client's time over the product's (bulk).
     speedup: f64,
@@ -476,6 +514,7 @@ struct RunComparison {
     over_reads: f64,
     same_seats: bool,
     requests_at_most_250: bool,
+    restore_requests_at_most_60: bool,
     speedup_at_least_15x: bool,
     within_2x_of_reads: bool,
 }
@@ -483,9 +522,10 @@ struct RunComparison {
 async fn bench_run(options: &Options) -> Result<RunComparison, BoxError> {
     let users = options.pick(20_000, 2_000, options.users);
     let reclaims = options.pick(2_000, 200, options.reclaims);
-    let product = product_run(options, users, reclaims, ProductRun::Bulk).await?;
-    let product_per_seat = product_run(options, users, reclaims, ProductRun::PerSeat).await?;
-    let reads_only = product_run(options, users, reclaims, ProductRun::ReadsOnly).await?;
+    let (product, restore) = product_run(options, users, reclaims, ProductRun::Bulk).await?;
+    let restore = restore.ok_or("the bulk run measured no restore")?;
+    let (product_per_seat, _) = product_run(options, users, reclaims, ProductRun::PerSeat).await?;
+    let (reads_only, _) = product_run(options, users, reclaims, ProductRun::ReadsOnly).await?;
     let sequential = sequential_run(options, users, reclaims).await?;
     if product.seats_deleted != sequential.seats_deleted {
         return Err(format!(
@@ -503,10 +543,12 @@ async fn bench_run(options: &Options) -> Result<RunComparison, BoxError> {
         same_seats: product.deleted == sequential.deleted
             && product_per_seat.deleted == sequential.deleted,
         requests_at_most_250: product.requests <= 250,
+        restore_requests_at_most_60: restore.requests <= 60,
         speedup_per_seat: sequential.wall_seconds / product_per_seat.wall_seconds,
         product,
         product_per_seat,
         reads_only,
+        restore,
         sequential,
         speedup,
         over_reads,

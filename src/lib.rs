@@ -115,6 +115,7 @@ pub(crate) mod testing {
             user_name: "Someone".into(),
             access_type: crate::model::AccessType::Professional,
             allocation_id: "0f2c6d8e-1a2b-4c3d-9e8f-0123456789ab".into(),
+            user_qrs_id: "5d2a7c1e-9b3f-4e6a-8c0d-1f2e3a4b5c6d".into(),
             last_used: "2026-01-31T19:44:28.951Z".into(),
             idle_days: Some(304),
             outcome,

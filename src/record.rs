@@ -143,6 +143,10 @@ pub struct RecordedDecision {
     pub access_type: String,
     /// The allocation's QRS id.
     pub allocation_id: String,
+    /// The user's QRS id: `restore` gives the seat back to this user (not to whoever bears the name by then),
+    /// without looking the name up. Absent from records kept before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_qrs_id: Option<String>,
     /// ISO 8601, or "never".
     pub last_used: String,
     pub action: RecordedAction,
@@ -346,6 +350,13 @@ fn recorded(entry: &Entry) -> Option<RecordedDecision> {
         user: entry.user.clone(),
         access_type: entry.access_type.key().to_string(),
         allocation_id: entry.allocation_id.clone(),
+        // Only for seats restore gives back: a failed one keeps the room for its error.
+        user_qrs_id: matches!(
+            action,
+            RecordedAction::Reclaimed | RecordedAction::Moved | RecordedAction::MoveUnfinished
+        )
+        .then(|| entry.user_qrs_id.clone())
+        .filter(|id| !id.is_empty()),
         last_used: entry.last_used.clone(),
         action,
         reason,

@@ -116,6 +116,8 @@ pub struct Entry {
     pub user_name: String,
     pub access_type: AccessType,
     pub allocation_id: String,
+    /// The user's QRS id (a GUID).
+    pub user_qrs_id: String,
     /// ISO 8601, "never", or the unreadable text QRS sent.
     pub last_used: String,
     /// Days since last use (or since allocation, for never-used seats).

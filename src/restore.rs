@@ -11,10 +11,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
 use crate::model::{AccessType, UserIdentity};
 use crate::policy::RunResult;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::qrs::Deallocation;
-use crate::qrs::{QrsClient, QrsError};
+use crate::qrs::{QrsClient, QrsError, SEATS_PER_BATCH};
 use crate::record::{RecordedAction, RestoreOutcome, RestoreStatus, RestoredSeat, RunRecord};
 use crate::run::AddedSeat;
 
@@ -22,6 +22,9 @@ use crate::run::AddedSeat;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeatToRestore {
     pub user: UserIdentity,
+    /// The user's QRS id as the run recorded it; `None` in a record kept before ids were recorded (the user is then
+    /// looked up by name).
+    pub user_qrs_id: Option<String>,
     pub access_type: AccessType,
     /// For a move to Analyzer that allocated an Analyzer seat: that seat, released once the Professional seat is
     /// back (never before: the user is never left with neither).
@@ -105,6 +108,11 @@ pub fn seats_of(record: &RunRecord, only: &[String]) -> Result<Vec<SeatToRestore
             });
             seats.push(SeatToRestore {
                 user,
+                // An id that is not a GUID (a hand-edited report) is not sent: the name is looked up instead.
+                user_qrs_id: seat
+                    .user_qrs_id
+                    .clone()
+                    .filter(|id| crate::qrs::is_guid(id)),
                 access_type,
                 added_analyzer,
             });
@@ -119,10 +127,11 @@ pub fn seats_of(record: &RunRecord, only: &[String]) -> Result<Vec<SeatToRestore
     Ok(seats)
 }
 
-/// Give back `seats`, 50 of one access type at a time: their users found by name with one request, the seats they
-/// hold with another, and the seats to give allocated with one `POST .../many` (QRS gives all or none: on a
-/// failure, one POST each, so that one user without a free seat fails alone). In a dry run nothing is allocated: the
-/// outcome says what would be. `answered` names what asked for the restore.
+/// Give back `seats`, one access type at a time: their users by the ids the run recorded (or, in an older record,
+/// found by name), the seats they hold read [`crate::qrs::ids_per_read`] users a request, and the seats to give
+/// allocated with one `POST .../many` for each [`SEATS_PER_BATCH`] (QRS gives all or none: on a failure, one POST
+/// each, so that one user without a free seat fails alone). In a dry run nothing is allocated: the outcome says what
+/// would be. `answered` names what asked for the restore.
 pub async fn restore(
     client: &QrsClient,
     seats: &[SeatToRestore],
@@ -135,30 +144,28 @@ pub async fn restore(
     }
     let mut restored: Vec<Option<RestoredSeat>> = vec![None; seats.len()];
     for (access_type, indexes) in by_type {
-        for chunk in indexes.chunks(crate::qrs::USER_BATCH) {
-            let users: Vec<&UserIdentity> = chunk.iter().map(|&i| &seats[i].user).collect();
-            let prepared = prepare(client, access_type, &users, dry_run).await;
-            for &i in chunk {
-                let seat = &seats[i];
-                let done = match &prepared {
-                    Ok(prepared) => restore_one(client, seat, prepared, dry_run).await,
-                    Err(e) => Err(e.to_string()),
-                };
-                let (outcome, reason) = done.unwrap_or_else(|e| (RestoreOutcome::Failed, e));
-                tracing::info!(user = %seat.user, access_type = %seat.access_type, outcome = ?outcome, "{reason}");
-                restored[i] = Some(RestoredSeat {
-                    user: seat.user.to_string(),
-                    access_type: seat.access_type.key().to_string(),
-                    outcome,
-                    reason,
-                });
-            }
+        let group: Vec<&SeatToRestore> = indexes.iter().map(|&i| &seats[i]).collect();
+        let prepared = prepare(client, access_type, &group, dry_run).await;
+        for i in indexes {
+            let seat = &seats[i];
+            let done = match &prepared {
+                Ok(prepared) => restore_one(client, seat, prepared, dry_run).await,
+                Err(e) => Err(e.to_string()),
+            };
+            let (outcome, reason) = done.unwrap_or_else(|e| (RestoreOutcome::Failed, e));
+            tracing::info!(user = %seat.user, access_type = %seat.access_type, outcome = ?outcome, "{reason}");
+            restored[i] = Some(RestoredSeat {
+                user: seat.user.to_string(),
+                access_type: seat.access_type.key().to_string(),
+                outcome,
+                reason,
+            });
         }
     }
     status(restored.into_iter().flatten().collect(), dry_run, answered)
 }
 
-/// What QRS said of one batch of users, read (and allocated) together.
+/// What QRS said of the users of one access type, read (and allocated) together.
 struct Prepared {
     /// Users QRS knows, with their ids.
     ids: HashMap<UserIdentity, String>,
@@ -172,13 +179,14 @@ struct Prepared {
 async fn prepare(
     client: &QrsClient,
     access_type: AccessType,
-    users: &[&UserIdentity],
+    seats: &[&SeatToRestore],
     dry_run: bool,
 ) -> Result<Prepared, QrsError> {
-    let ids = client.user_ids(users).await?;
-    let mut known: Vec<&str> = ids.values().map(String::as_str).collect();
+    let mut ids = ids_of(client, seats, dry_run).await?;
+    let mut known: Vec<String> = ids.values().cloned().collect();
     known.sort_unstable();
     known.dedup();
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
     // No request when no user is known: the ids are read in batches, and there is none.
     let held = by_holder(client.allocations_held_by(access_type, &known).await?);
     let to_give: Vec<&str> = known
@@ -186,22 +194,87 @@ async fn prepare(
         .filter(|id| !held.contains_key(&id.to_ascii_lowercase()))
         .collect();
     let mut given = HashMap::new();
-    if dry_run || to_give.is_empty() {
-        return Ok(Prepared { ids, held, given });
+    if !dry_run {
+        for batch in to_give.chunks(SEATS_PER_BATCH) {
+            let gone = give_batch(client, access_type, batch, &mut given).await;
+            ids.retain(|_, id| !gone.contains(&id.to_ascii_lowercase()));
+        }
     }
+    Ok(Prepared { ids, held, given })
+}
+
+/// The QRS ids of the seats' users: as the run recorded them, and, for a record kept before ids were recorded, found
+/// by name (a user QRS no longer knows by that name is absent). A real restore learns that a recorded user is gone
+/// only if QRS refuses their batch; a dry run, which allocates nothing, asks.
+async fn ids_of(
+    client: &QrsClient,
+    seats: &[&SeatToRestore],
+    dry_run: bool,
+) -> Result<HashMap<UserIdentity, String>, QrsError> {
+    let mut ids = HashMap::with_capacity(seats.len());
+    let mut by_name = Vec::new();
+    for seat in seats {
+        match &seat.user_qrs_id {
+            Some(id) => {
+                ids.insert(seat.user.clone(), id.clone());
+            }
+            None => by_name.push(&seat.user),
+        }
+    }
+    if dry_run && !ids.is_empty() {
+        let recorded: Vec<&str> = ids.values().map(String::as_str).collect();
+        let known = client.existing_users(&recorded).await?;
+        ids.retain(|_, id| known.contains(&id.to_ascii_lowercase()));
+    }
+    if !by_name.is_empty() {
+        ids.extend(client.user_ids(&by_name).await?);
+    }
+    Ok(ids)
+}
+
+/// Allocates a seat to each of these users (at most [`SEATS_PER_BATCH`]) with one `POST .../many`, and, when QRS
+/// refuses it, one POST each; what became of each goes into `given`. Returns the users QRS no longer knows (lower
+/// case): a recorded id whose user was deleted since.
+async fn give_batch(
+    client: &QrsClient,
+    access_type: AccessType,
+    batch: &[&str],
+    given: &mut HashMap<String, Result<(), String>>,
+) -> HashSet<String> {
     if client
-        .allocate_many(access_type, &to_give)
+        .allocate_many(access_type, batch)
         .await
-        .is_ok_and(|created| created.len() == to_give.len())
+        .is_ok_and(|created| created.len() == batch.len())
     {
-        given.extend(to_give.iter().map(|id| (id.to_ascii_lowercase(), Ok(()))));
-        return Ok(Prepared { ids, held, given });
+        given.extend(batch.iter().map(|id| (id.to_ascii_lowercase(), Ok(()))));
+        return HashSet::new();
     }
-    // All or none was refused (or the answer was lost, or names fewer seats than asked): what QRS holds now says who
-    // has a seat after all; the others get one POST each.
-    let now_held = by_holder(client.allocations_held_by(access_type, &to_give).await?);
-    for id in to_give {
+    // All or none was refused (or the answer was lost, or names fewer seats than asked): who QRS still knows, and
+    // what it holds now, say who is gone and who has a seat after all; the others get one POST each.
+    let read = async {
+        let known = client.existing_users(batch).await?;
+        let now_held = by_holder(client.allocations_held_by(access_type, batch).await?);
+        Ok::<_, QrsError>((known, now_held))
+    };
+    let (known, now_held) = match read.await {
+        Ok(read) => read,
+        Err(e) => {
+            let why = format!("not allocated: {e}");
+            given.extend(
+                batch
+                    .iter()
+                    .map(|id| (id.to_ascii_lowercase(), Err(why.clone()))),
+            );
+            return HashSet::new();
+        }
+    };
+    let mut gone = HashSet::new();
+    for id in batch {
         let key = id.to_ascii_lowercase();
+        if !known.contains(&key) {
+            gone.insert(key);
+            continue;
+        }
         let outcome = if now_held.contains_key(&key) {
             Ok(())
         } else {
@@ -213,7 +286,7 @@ async fn prepare(
         };
         given.insert(key, outcome);
     }
-    Ok(Prepared { ids, held, given })
+    gone
 }
 
 /// Seats by their holder's id, lower case.
@@ -510,6 +583,7 @@ mod tests {
             user: user.into(),
             access_type: access_type.into(),
             allocation_id: "0f2c6d8e-1a2b-4c3d-9e8f-0123456789ab".into(),
+            user_qrs_id: None,
             last_used: "never".into(),
             action,
             reason: String::new(),

@@ -304,6 +304,7 @@ mod tests {
                     user: user.to_string(),
                     access_type: "professional".into(),
                     allocation_id: "0f2c6d8e-1a2b-4c3d-9e8f-0123456789ab".into(),
+                    user_qrs_id: None,
                     last_used: "never".into(),
                     action: RecordedAction::Reclaimed,
                     reason: String::new(),

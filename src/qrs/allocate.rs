@@ -1,7 +1,7 @@
 //! What `restore` and moves need of QRS: users found by name, the seats of one type they hold, and a seat
 //! allocated to a user (`POST /qrs/license/<type>accesstype`, as the QMC's "Allocate" does).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use reqwest::Method;
 use serde::Deserialize;
@@ -12,15 +12,20 @@ use crate::model::{AccessType, Allocation, UserIdentity};
 /// Seats of one access type one user may be listed with: one, or a quarantined one and its successor.
 const SEATS_OF_ONE_USER: usize = 8;
 
+/// Users looked up by name a request: `(userDirectory eq '...' and userId eq '...')` is of any length, so names are
+/// fewer a request than ids; QRS's names (up to 255 characters each) can still make a long filter, which only a
+/// restore from a record kept before records held users' ids asks for.
+const NAMES_PER_READ: usize = 50;
+
 impl QrsClient {
     /// The QRS ids of these users (`DIRECTORY\userId`, compared as QRS compares names, ignoring case), read
-    /// [`super::USER_BATCH`] names a request; a user QRS does not know is absent.
+    /// [`NAMES_PER_READ`] names a request; a user QRS does not know is absent.
     pub async fn user_ids(
         &self,
         users: &[&UserIdentity],
     ) -> Result<HashMap<UserIdentity, String>, QrsError> {
         let mut ids = HashMap::with_capacity(users.len());
-        for batch in users.chunks(super::USER_BATCH) {
+        for batch in users.chunks(NAMES_PER_READ) {
             let filter = batch
                 .iter()
                 .map(|u| {
@@ -58,8 +63,31 @@ impl QrsClient {
         Ok(ids)
     }
 
+    /// Which of these users (QRS ids, GUIDs) QRS still knows, lower case, read [`super::ids_per_read`] a request.
+    pub async fn existing_users(&self, user_ids: &[&str]) -> Result<HashSet<String>, QrsError> {
+        let mut known = HashSet::with_capacity(user_ids.len());
+        for batch in user_ids.chunks(super::ids_per_read("id")) {
+            let filter = super::guid_filter("user/full", "id", batch)?;
+            let rows = self
+                .get_list(
+                    "user/full",
+                    &[("filter", filter)],
+                    (batch.len(), ", more users than ids asked for"),
+                    "users",
+                    |row: UserNameJson| {
+                        wire::is_guid(&row.id)
+                            .then(|| row.id.to_ascii_lowercase())
+                            .ok_or_else(|| "a user id is not a GUID".to_string())
+                    },
+                )
+                .await?;
+            known.extend(rows);
+        }
+        Ok(known)
+    }
+
     /// The allocations of one access type held by any of these users (QRS ids, GUIDs as QRS listed them), read
-    /// [`super::USER_BATCH`] users a request.
+    /// [`super::ids_per_read`] users a request.
     pub async fn allocations_held_by(
         &self,
         access_type: AccessType,
@@ -81,7 +109,7 @@ impl QrsClient {
     }
 
     /// The seats of one access type held by any of these users (QRS ids, GUIDs as QRS listed them), read
-    /// [`super::USER_BATCH`] users a request, each with whether it gives its user access: a seat quarantined or
+    /// [`super::ids_per_read`] users a request, each with whether it gives its user access: a seat quarantined or
     /// excess (beyond the licence: the proxy denies its user) does not, and one whose flags QRS did not send is
     /// unknown.
     pub async fn seats_held_by(
@@ -145,12 +173,12 @@ struct CreatedJson {
     id: String,
 }
 
-/// The `user.id eq ... or ...` filters that read the seats of these users ([`super::USER_BATCH`] a request), each
+/// The `user.id eq ... or ...` filters that read the seats of these users ([`super::ids_per_read`] a request), each
 /// with the most rows its users can hold.
 fn by_users(access_type: AccessType, user_ids: &[&str]) -> Result<Vec<(String, usize)>, QrsError> {
     let endpoint = format!("license/{}/full", access_type.qrs_entity());
     user_ids
-        .chunks(super::USER_BATCH)
+        .chunks(super::ids_per_read("user.id"))
         .map(|batch| {
             let filter = super::guid_filter(&endpoint, "user.id", batch)?;
             Ok((filter, batch.len() * SEATS_OF_ONE_USER))

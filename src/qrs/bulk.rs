@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde::Deserialize;
 
-use super::{QrsClient, QrsError, SMALL_ANSWER_BYTES, USER_BATCH, answer, guid_filter, wire};
+use super::{QrsClient, QrsError, SEATS_PER_BATCH, SMALL_ANSWER_BYTES, answer, guid_filter, wire};
 use crate::model::AccessType;
 
 /// A selection QRS made, by its id.
@@ -43,7 +43,7 @@ pub struct Created {
 }
 
 impl QrsClient {
-    /// A selection of those of these allocations of one access type (at most [`USER_BATCH`] ids, GUIDs as QRS
+    /// A selection of those of these allocations of one access type (at most [`SEATS_PER_BATCH`] ids, GUIDs as QRS
     /// listed them) that `condition` (a QRS filter) matches: `POST /qrs/selection/license/<type>accesstype?filter=
     /// (id eq ... or ...) and <condition>`, answered 201 with the selection. Not repeated: a selection made twice is
     /// only an orphan, but the run must know which one it acts on.
@@ -54,9 +54,9 @@ impl QrsClient {
         condition: &str,
     ) -> Result<Selection, QrsError> {
         let endpoint = format!("selection/license/{}", access_type.qrs_entity());
-        if ids.is_empty() || ids.len() > USER_BATCH || !access_type.is_per_user_seat() {
+        if ids.is_empty() || ids.len() > SEATS_PER_BATCH || !access_type.is_per_user_seat() {
             return Err(QrsError::Setup(format!(
-                "refusing to select {} seats of {}: 1 to {USER_BATCH} per-user seats a selection",
+                "refusing to select {} seats of {}: 1 to {SEATS_PER_BATCH} per-user seats a selection",
                 ids.len(),
                 access_type.qrs_entity()
             )));
@@ -155,7 +155,7 @@ impl QrsClient {
         Ok(())
     }
 
-    /// Allocates a seat of `access_type` to each of these users (QRS ids, at most [`USER_BATCH`]) with one
+    /// Allocates a seat of `access_type` to each of these users (QRS ids, at most [`SEATS_PER_BATCH`]) with one
     /// `POST /qrs/license/<type>accesstype/many`, answered 201 with the allocations made; QRS makes all or none, and
     /// a refusal is the error it answered. The allocations made, as QRS listed them. Not repeated, as a POST.
     pub async fn allocate_many(
@@ -165,12 +165,12 @@ impl QrsClient {
     ) -> Result<Vec<Created>, QrsError> {
         let endpoint = format!("license/{}/many", access_type.qrs_entity());
         if user_ids.is_empty()
-            || user_ids.len() > USER_BATCH
+            || user_ids.len() > SEATS_PER_BATCH
             || !access_type.is_per_user_seat()
             || !user_ids.iter().all(|id| wire::is_guid(id))
         {
             return Err(QrsError::Setup(format!(
-                "refusing to allocate {} seats of {} at once: 1 to {USER_BATCH} users, each a GUID",
+                "refusing to allocate {} seats of {} at once: 1 to {SEATS_PER_BATCH} users, each a GUID",
                 user_ids.len(),
                 access_type.qrs_entity()
             )));

@@ -12,6 +12,7 @@ mod answer;
 mod bulk;
 mod connect;
 mod ids;
+pub use ids::{FILTER_BYTES, ids_per_read};
 use ids::{guid_filter, require_guid};
 mod owned;
 mod scrub;
@@ -36,11 +37,13 @@ pub use bulk::{Created, Selection};
 pub(crate) use scrub::Scrubber;
 pub use tls::ServerVerification;
 pub use transport::finishing;
+pub(crate) use wire::is_guid;
 pub use wire::{Holder, SeatAccess};
 
-/// User ids per `/qrs/user/full` request: an `id eq X or id eq Y ...` filter stays well under URL length
-/// limits at this size, and a site with thousands of candidates needs only tens of requests.
-pub const USER_BATCH: usize = 50;
+/// Seats a run deletes, moves or gives back together: one selection, one `POST .../many`, one batch of moves. The
+/// brake is looked at between batches, so this is also the most a switch to dry run can let go once a batch has
+/// started. Reads of ids are not held to it: they carry [`ids_per_read`] ids a request.
+pub const SEATS_PER_BATCH: usize = 50;
 
 /// Inactive allocations a run reads at most, over all its access types. Through reading, deciding and the
 /// report each costs about 1.4 KB at its peak (`cargo bench --bench memory`: 126 MiB for 90,000), so this many
@@ -321,7 +324,7 @@ impl QrsClient {
         Ok(allocations)
     }
 
-    /// These allocations of one access type as QRS holds them now (at most [`USER_BATCH`] ids a request, GUIDs
+    /// These allocations of one access type as QRS holds them now ([`ids_per_read`] ids a request, GUIDs
     /// as QRS listed them). Allocations gone since are absent from the answer.
     pub async fn allocations_by_id(
         &self,
@@ -333,7 +336,7 @@ impl QrsClient {
         // One budget over every batch: tens of thousands of seats read by id (the Analyzer seats of Professional
         // holders) keep no more names than a listing of as many would.
         let text = TextBudget::for_seats(ids.len());
-        for batch in ids.chunks(USER_BATCH) {
+        for batch in ids.chunks(ids_per_read("id")) {
             let filter = guid_filter(&endpoint, "id", batch)?;
             let rows = (batch.len(), ", more than were asked for");
             fresh.extend(
@@ -403,7 +406,7 @@ impl QrsClient {
     }
 
     /// Tags, custom properties and roles of these users (QRS user ids, GUIDs as QRS listed them), fetched in
-    /// batches of [`USER_BATCH`]. Users QRS does not know are absent from the map.
+    /// batches of [`ids_per_read`]. Users QRS does not know are absent from the map.
     pub async fn users(&self, ids: &[String]) -> Result<HashMap<String, UserDetails>, QrsError> {
         let mut users = HashMap::with_capacity(ids.len());
         // One budget over every batch: a run keeps the users' records until it has decided.
@@ -412,7 +415,7 @@ impl QrsClient {
             .len()
             .saturating_mul(USER_DETAILS_BYTES_PER_USER)
             .max(LISTING_TEXT_BYTES_MIN);
-        for batch in ids.chunks(USER_BATCH) {
+        for batch in ids.chunks(ids_per_read("id")) {
             let filter = guid_filter("user/full", "id", batch)?;
             let used = Arc::clone(&used);
             let rows = self

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::{QrsClient, QrsError, USER_BATCH, guid_filter, wire};
+use super::{QrsClient, QrsError, guid_filter, ids_per_read, wire};
 use crate::authoring::{ObjectKind, Owned};
 
 /// Apps and objects kept per user asked about, at most: an author of thousands of sheets stays an author, and the
@@ -95,7 +95,7 @@ impl QrsClient {
             .iter()
             .map(|t| format!("objectType ne '{t}'"))
             .collect();
-        for batch in user_ids.chunks(USER_BATCH) {
+        for batch in user_ids.chunks(ids_per_read("owner.id")) {
             // The owner filter reaches the owner's user record: `owner.id eq <guid>`.
             let owners = guid_filter("app/full", "owner.id", batch)?;
             let reads = [

@@ -156,6 +156,7 @@ fn entry(decision: Decision, seat: SeatOutcome, start: Timestamp, why_deferred: 
         user_name: a.user_name,
         access_type: a.access_type,
         allocation_id: a.id,
+        user_qrs_id: a.user_id,
         last_used,
         idle_days: idle_since.map(|t| (start.as_second() - t.as_second()).div_euclid(86_400)),
         outcome,

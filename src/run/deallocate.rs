@@ -13,9 +13,9 @@ use crate::plan::Plan;
 use crate::qrs::{Deallocation, QrsClient, QrsError};
 use crate::report::DeletionPath;
 
-/// Deallocations re-checked with one request: the size of a QRS `id eq ... or ...` filter that stays well under
-/// URL length limits.
-const RECHECK_BATCH: usize = crate::qrs::USER_BATCH;
+/// Seats of one access type deallocated together: one selection in bulk, or one re-read just before their
+/// per-seat DELETEs. The brake is looked at between batches.
+const RECHECK_BATCH: usize = crate::qrs::SEATS_PER_BATCH;
 
 /// Deallocate the plan's reclaims with bounded concurrency, longest idle first, in batches of one access type.
 /// Just before each batch, its seats are read again (one request for up to [`RECHECK_BATCH`]): a seat used since

@@ -13,7 +13,7 @@ use crate::model::AccessType;
 use crate::plan::Plan;
 use crate::qrs::{Deallocation, QrsClient, QrsError, SeatAccess};
 
-/// Makes the plan's moves (plan indexes, in reclaim order) in batches of at most [`crate::qrs::USER_BATCH`], with
+/// Makes the plan's moves (plan indexes, in reclaim order) in batches of at most [`crate::qrs::SEATS_PER_BATCH`], with
 /// `concurrency` moves in flight. Each batch's Professional seats are read again (still held by the same user)
 /// and so are the Analyzer seats their users hold, one request each. The brake is looked at before each batch, as
 /// each move starts, and between a move's two steps: once it is pulled, no Professional seat is taken, and a move

@@ -382,3 +382,97 @@ async fn seats_a_bulk_delete_may_have_taken_stay_on_record_when_they_cannot_be_r
         "{alice:?}"
     );
 }
+
+/// A restore of many seats reads their users' seats as many users a request as fit and gives them back 50 a
+/// `POST .../many`, by the ids the run recorded: no user is looked up by name, and a user deleted since is skipped
+/// (a dry run says so too) while the others get their seats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_of_many_seats_goes_by_recorded_ids_in_few_requests() {
+    use qlik_license_reclaimer::qrs::{SEATS_PER_BATCH, ids_per_read};
+    use qlik_license_reclaimer::record::{RestoreOutcome, RunRecord};
+    let sim = known_site().await;
+    let users = 2 * ids_per_read("user.id") + 7;
+    for i in 0..users {
+        add_seat(
+            &sim,
+            NewUser::new("CORP", format!("idle{i:03}")),
+            SimAccessType::Professional,
+            200,
+        );
+    }
+    let mut spec = policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    spec.limits.max_reclaims_per_run = 2_000;
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    assert_eq!(report.result, RunResult::Succeeded, "{}", report.message);
+    let record = RunRecord::of(&report);
+    let seats = qlik_license_reclaimer::restore::seats_of(&record, &[]).expect("seats");
+    let professional: Vec<_> = seats
+        .iter()
+        .filter(|s| s.access_type == qlik_license_reclaimer::model::AccessType::Professional)
+        .collect();
+    assert!(professional.len() > users, "{}", professional.len());
+    assert!(
+        seats.iter().all(|s| s.user_qrs_id.is_some()),
+        "the record keeps every user's id"
+    );
+    sim.site().set_seat_totals(qrs_simulator::SeatTotals {
+        professional: 1_000,
+        analyzer: 1_000,
+        tokens: 0,
+    });
+    let gone = sim.site().find_user("CORP", "idle000").expect("idle000");
+    sim.site().delete_user(gone).expect("deleted");
+
+    let valid =
+        qlik_license_reclaimer::policy::validate(&spec, &Default::default()).expect("valid");
+    let client = qlik_license_reclaimer::qrs::QrsClient::connect(
+        &valid.connection,
+        &credentials(&sim),
+        None,
+    )
+    .await
+    .expect("connects");
+    let said = |status: &qlik_license_reclaimer::record::RestoreStatus| {
+        status
+            .seats
+            .iter()
+            .find(|s| s.user == "CORP\\idle000")
+            .map(|s| (s.outcome, s.reason.clone()))
+            .expect("idle000's seat")
+    };
+    let preview =
+        qlik_license_reclaimer::restore::restore(&client, &seats, true, "test".into()).await;
+    let (outcome, reason) = said(&preview);
+    assert_eq!(outcome, RestoreOutcome::Skipped, "{reason}");
+    assert!(reason.contains("no longer exists"), "{reason}");
+
+    sim.clear_records();
+    let status =
+        qlik_license_reclaimer::restore::restore(&client, &seats, false, "test".into()).await;
+    client.close().await;
+    let (outcome, reason) = said(&status);
+    assert_eq!(outcome, RestoreOutcome::Skipped, "{reason}");
+    assert!(reason.contains("no longer exists"), "{reason}");
+    assert_eq!(status.restored, seats.len() as u64 - 1, "{}", status.message);
+    assert!(sim.requests().iter().all(|r| r.status != 414));
+    assert!(
+        !sim.requests()
+            .iter()
+            .any(|r| r.query.iter().any(|(_, v)| v.contains("userDirectory eq"))),
+        "no user was looked up by name"
+    );
+    // The Professional seats: their holders read in three requests, given in batches of 50; the batch with the
+    // deleted user was refused whole and asked again one POST a user.
+    let held_reads = sent(&sim, "GET", "/license/professionalaccesstype/full").len();
+    let many = sent(&sim, "POST", "/license/professionalaccesstype/many").len();
+    let batches = professional.len().div_ceil(SEATS_PER_BATCH);
+    assert_eq!(many, batches, "one POST .../many a batch");
+    // 3 reads of holders, and one more for the refused batch.
+    assert_eq!(held_reads, professional.len().div_ceil(ids_per_read("user.id")) + 1);
+    let one_by_one = sent(&sim, "POST", "/license/professionalaccesstype")
+        .iter()
+        .filter(|r| r.path.ends_with("accesstype"))
+        .count();
+    assert_eq!(one_by_one, SEATS_PER_BATCH - 1, "the refused batch, less the deleted user");
+}

@@ -234,6 +234,7 @@ fn a_record_at_the_largest_cap_fits_in_etcd(cp: &ControlPlane) -> TestResult {
                 user_name: "Firstname Lastname".into(),
                 access_type: AccessType::Professional,
                 allocation_id: format!("0f2c6d8e-1a2b-4c3d-9e8f-{i:012}"),
+                user_qrs_id: format!("5d2a7c1e-9b3f-4e6a-8c0d-{i:012}"),
                 last_used: "2026-01-31T19:44:28.951Z".into(),
                 idle_days: Some(304),
                 outcome: Outcome::Failed,

@@ -35,7 +35,14 @@ pub struct SimulatorConfig {
     pub qps_port: u16,
     /// Port of the hub listener; 0 picks a free one.
     pub hub_port: u16,
+    /// The longest request line (method, path with query, version) answered; a longer one gets 414. The default,
+    /// 8,192 bytes, is what nginx and Apache allow by default in front of a site (HTTP.sys, QRS's own server, allows
+    /// 16 KB), so that every test holds the client to the smallest common limit.
+    pub max_request_line: usize,
 }
+
+/// See [`SimulatorConfig::max_request_line`].
+pub const MAX_REQUEST_LINE: usize = 8_192;
 
 impl Default for SimulatorConfig {
     fn default() -> Self {
@@ -52,6 +59,7 @@ impl Default for SimulatorConfig {
             repository_port: 0,
             qps_port: 0,
             hub_port: 0,
+            max_request_line: MAX_REQUEST_LINE,
         }
     }
 }

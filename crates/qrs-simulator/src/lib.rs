@@ -55,7 +55,7 @@ mod tests;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-pub use config::{KeyFormat, NEVER_USED_SENTINEL, ProxyConfig, SimulatorConfig};
+pub use config::{KeyFormat, MAX_REQUEST_LINE, NEVER_USED_SENTINEL, ProxyConfig, SimulatorConfig};
 pub use fault::{Fault, FaultRule};
 pub use handle::{
     AllocationSnapshot, LoginGroupSnapshot, SiteHandle, SiteSummary, TypeSummary, UserSnapshot,

@@ -711,6 +711,36 @@ async fn users_are_looked_up_in_batches_of_ids() {
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
 }
 
+/// A request line over `max_request_line` (8 KB by default, a proxy's usual limit) is refused with 414 before QRS
+/// looks at it, and recorded; one at the limit is answered.
+#[tokio::test]
+async fn a_request_line_over_the_limit_gets_414() {
+    let sim = empty_site().await;
+    let c = client(&sim);
+    let url = qrs(&sim, "/qrs/user/full");
+    // "GET /qrs/user/full?xrfkey=...&filter=name+eq+'xx...x' HTTP/1.1": each x is one byte of the line.
+    let filter = |n: usize| format!("name eq '{}'", "x".repeat(n));
+    let line = |n: usize| {
+        let request = c
+            .get(&url)
+            .query(&[("xrfkey", KEY), ("filter", &filter(n))])
+            .build()
+            .expect("a request");
+        let target = request.url().path().len() + request.url().query().map_or(0, |q| 1 + q.len());
+        "GET ".len() + target + " HTTP/1.1".len()
+    };
+    let fits = crate::MAX_REQUEST_LINE - line(0);
+    assert_eq!(line(fits), crate::MAX_REQUEST_LINE);
+    let (status, body) = get(&c, &url, &[("filter", &filter(fits))]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = get(&c, &url, &[("filter", &filter(fits + 1))]).await;
+    assert_eq!(status, StatusCode::URI_TOO_LONG);
+    assert_eq!(
+        sim.requests().last().map(|r| r.status),
+        Some(StatusCode::URI_TOO_LONG.as_u16())
+    );
+}
+
 #[tokio::test]
 async fn table_endpoint_pages_and_sorts() {
     let sim = empty_site().await;

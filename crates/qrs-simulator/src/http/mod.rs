@@ -68,6 +68,25 @@ async fn handle(
         path: path.clone(),
     });
 
+    // "GET /path?query HTTP/1.1": a proxy in front of the site refuses a longer line before QRS sees it.
+    // The target in origin form (HTTP/2 requests carry scheme and authority apart).
+    let target = parts.uri.path_and_query().map_or(1, |t| t.as_str().len());
+    let request_line = method.as_str().len() + " ".len() + target + " HTTP/1.1".len();
+    if request_line > shared.config.max_request_line {
+        let reply = Reply::text(StatusCode::URI_TOO_LONG, "414 Request-URI Too Large");
+        shared.record_request(RecordedRequest {
+            at,
+            listener: ctx.listener,
+            method: method.to_string(),
+            path,
+            query: Vec::new(),
+            status: reply.status.as_u16(),
+            user: None,
+            fault: None,
+        });
+        return reply.into_response();
+    }
+
     let latency = shared.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
