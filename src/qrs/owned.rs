@@ -1,5 +1,5 @@
 //! What users own: their apps and app objects, read for right-sizing's authoring evidence
-//! (`authoring::judge`). Owners are read 50 a request, as user records are, so requests grow with the users
+//! (`authoring::judge`). Owners are read [`super::ids_per_read`] a request, as user records are, so requests grow with the users
 //! asked about, not with the site.
 
 use std::collections::HashMap;

@@ -499,7 +499,7 @@ async fn decide(
     ))
 }
 
-/// What the users of seats right-sizing may move authored (`spec.rightSize`), judged: read 50 owners a request,
+/// What the users of seats right-sizing may move authored (`spec.rightSize`), judged: read about 115 owners a request,
 /// and only when the policy moves seats.
 async fn read_authoring(
     client: &QrsClient,

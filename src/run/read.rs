@@ -111,7 +111,7 @@ fn extend_unlisted(
 }
 
 /// Analyzer seats whose users hold a Professional seat too (`spec.redundant`): marked when listed already, and
-/// read by id (50 a request) when not, since a redundant seat goes whatever its last use. Who holds what comes
+/// read by id ([`crate::qrs::ids_per_read`] a request) when not, since a redundant seat goes whatever its last use. Who holds what comes
 /// from QRS's table view: two ids a seat, two requests however large the site.
 ///
 /// A Professional seat whose flags QRS did not send may or may not give access: the user's Analyzer seat is not

@@ -454,7 +454,12 @@ async fn a_restore_of_many_seats_goes_by_recorded_ids_in_few_requests() {
     let (outcome, reason) = said(&status);
     assert_eq!(outcome, RestoreOutcome::Skipped, "{reason}");
     assert!(reason.contains("no longer exists"), "{reason}");
-    assert_eq!(status.restored, seats.len() as u64 - 1, "{}", status.message);
+    assert_eq!(
+        status.restored,
+        seats.len() as u64 - 1,
+        "{}",
+        status.message
+    );
     assert!(sim.requests().iter().all(|r| r.status != 414));
     assert!(
         !sim.requests()
@@ -469,10 +474,17 @@ async fn a_restore_of_many_seats_goes_by_recorded_ids_in_few_requests() {
     let batches = professional.len().div_ceil(SEATS_PER_BATCH);
     assert_eq!(many, batches, "one POST .../many a batch");
     // 3 reads of holders, and one more for the refused batch.
-    assert_eq!(held_reads, professional.len().div_ceil(ids_per_read("user.id")) + 1);
+    assert_eq!(
+        held_reads,
+        professional.len().div_ceil(ids_per_read("user.id")) + 1
+    );
     let one_by_one = sent(&sim, "POST", "/license/professionalaccesstype")
         .iter()
         .filter(|r| r.path.ends_with("accesstype"))
         .count();
-    assert_eq!(one_by_one, SEATS_PER_BATCH - 1, "the refused batch, less the deleted user");
+    assert_eq!(
+        one_by_one,
+        SEATS_PER_BATCH - 1,
+        "the refused batch, less the deleted user"
+    );
 }
