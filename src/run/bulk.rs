@@ -2,8 +2,14 @@
 //! seats are selected by id, the selection's items deleted with the freshness condition in the same request (QRS
 //! deletes a seat only if it is still unused since the run read it), the selection dropped, and the seats read back
 //! to give each its exact outcome. A seat the DELETE left in place though unchanged is retried one by one.
+//!
+//! Dropping the selection and reading the seats back (a batch's tail) need not hold up the next batch: the run sends
+//! them beside the next batch's selection and DELETE. Only one selection's DELETE is ever in flight, so the brake
+//! lets at most one batch go once pulled, as before.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use jiff::Timestamp;
 
@@ -15,26 +21,40 @@ use crate::plan::Plan;
 use crate::qrs::{QrsClient, QrsError};
 
 /// What became of a batch sent in bulk.
-pub(super) enum BulkBatch {
-    /// Deleted through a selection; these seats (plan indexes) are to be tried one by one: those the DELETE left
-    /// unchanged, those bulk cannot judge, or the whole batch when the selection could not be made.
-    Done { one_by_one: Vec<usize> },
+pub(super) enum BulkBatch<'a> {
+    /// Sent through a selection, or not at all; these seats (plan indexes) are to be tried one by one: those bulk
+    /// cannot judge, or the whole batch when the selection could not be made. `tail`, when the selection's DELETE
+    /// was sent, drops the selection and reads the seats back: it must be awaited for their outcomes.
+    Done {
+        one_by_one: Vec<usize>,
+        tail: Option<Tail<'a>>,
+    },
     /// The site does not serve selections (404 or 405): nothing was deleted, and no batch goes in bulk any more.
     Unsupported(String),
     /// The brake held the batch before its DELETE: nothing was deleted.
     Held(BrakeState),
 }
 
-/// Sends one batch (plan indexes of one access type, at most 50) through a selection. `now` is when the run read
-/// the site: a seat last used after it (a clock QRS disagrees with) is left to the one-by-one way.
-pub(super) async fn delete_batch(
-    client: &QrsClient,
-    plan: &Plan,
+/// A batch's tail: its selection dropped and its seats read back, together.
+pub(super) type Tail<'a> = Pin<Box<dyn Future<Output = ReadBack> + Send + 'a>>;
+
+/// What reading a batch back found: each seat's outcome, and the seats the DELETE left unchanged, to be tried one
+/// by one.
+pub(super) struct ReadBack {
+    pub(super) outcomes: Vec<(usize, SeatOutcome)>,
+    pub(super) one_by_one: Vec<usize>,
+}
+
+/// Sends one batch (plan indexes of one access type, at most 50) through a selection, up to its DELETE; the rest is
+/// the returned tail. `now` is when the run read the site: a seat last used after it (a clock QRS disagrees with) is
+/// left to the one-by-one way.
+pub(super) async fn delete_batch<'a>(
+    client: &'a QrsClient,
+    plan: &'a Plan,
     batch: &[usize],
     brake: &Brake,
     now: Timestamp,
-    outcomes: &mut [SeatOutcome],
-) -> BulkBatch {
+) -> BulkBatch<'a> {
     let seat = |i: usize| &plan.decisions[i].allocation;
     // Only seats the run read as unused for a day at least (or never used): for them "unused since the read" is one
     // condition over the batch (see `freshness`), with a day's room for the clocks of a site's nodes. Seats used
@@ -42,14 +62,17 @@ pub(super) async fn delete_batch(
     let recent = now
         .checked_sub(jiff::SignedDuration::from_hours(24))
         .unwrap_or(Timestamp::MIN);
-    let (bulk, mut one_by_one): (Vec<usize>, Vec<usize>) =
+    let (bulk, one_by_one): (Vec<usize>, Vec<usize>) =
         batch.iter().partition(|&&i| match seat(i).last_used {
             LastUse::At(t) => t <= recent,
             LastUse::Never => true,
             LastUse::Unknown(_) => false,
         });
     if bulk.is_empty() {
-        return BulkBatch::Done { one_by_one };
+        return BulkBatch::Done {
+            one_by_one,
+            tail: None,
+        };
     }
     let access_type = seat(bulk[0]).access_type;
     let ids: Vec<&str> = bulk.iter().map(|&i| seat(i).id.as_str()).collect();
@@ -69,6 +92,7 @@ pub(super) async fn delete_batch(
             tracing::warn!(access_type = %access_type, error = %e, "could not make a selection; deleting the batch one by one");
             return BulkBatch::Done {
                 one_by_one: batch.to_vec(),
+                tail: None,
             };
         }
     };
@@ -82,25 +106,31 @@ pub(super) async fn delete_batch(
     let deleted = client
         .delete_selected(&selection, access_type, &ids, &fresh_filter)
         .await;
-    drop_selection(client, &selection).await;
     if let Err(e) = &deleted {
         tracing::warn!(access_type = %access_type, error = %e, "a selection's DELETE failed; reading its seats back");
     }
-    read_back(client, plan, &bulk, outcomes, &mut one_by_one).await;
-    BulkBatch::Done { one_by_one }
+    let tail = async move {
+        let ((), read) = futures::join!(
+            drop_selection(client, &selection),
+            read_back(client, plan, &bulk)
+        );
+        read
+    };
+    BulkBatch::Done {
+        one_by_one,
+        tail: Some(Box::pin(tail)),
+    }
 }
 
 /// Reads a batch back after its selection's DELETE and gives each seat its outcome; the seats the DELETE left
-/// unchanged join `one_by_one`. Read (and retried) even if the run was stopped meanwhile, so that every seat the
-/// DELETE took is reported; whatever the DELETE answered (it may have deleted some before failing), the seats read
-/// back say what it did.
-async fn read_back(
-    client: &QrsClient,
-    plan: &Plan,
-    bulk: &[usize],
-    outcomes: &mut [SeatOutcome],
-    one_by_one: &mut Vec<usize>,
-) {
+/// unchanged are to be tried one by one. Read (and retried) even if the run was stopped meanwhile, so that every
+/// seat the DELETE took is reported; whatever the DELETE answered (it may have deleted some before failing), the
+/// seats read back say what it did.
+async fn read_back(client: &QrsClient, plan: &Plan, bulk: &[usize]) -> ReadBack {
+    let mut read = ReadBack {
+        outcomes: Vec::with_capacity(bulk.len()),
+        one_by_one: Vec::new(),
+    };
     let seat = |i: usize| &plan.decisions[i].allocation;
     let access_type = seat(bulk[0]).access_type;
     let ids: Vec<&str> = bulk.iter().map(|&i| seat(i).id.as_str()).collect();
@@ -114,9 +144,10 @@ async fn read_back(
                 "deleted in bulk, but the seats could not be read back ({e}): whether this one went is unknown; QRS or the QMC tells"
             );
             for &i in bulk {
-                outcomes[i] = SeatOutcome::failed(Outcome::Unconfirmed, why.clone());
+                read.outcomes
+                    .push((i, SeatOutcome::failed(Outcome::Unconfirmed, why.clone())));
             }
-            return;
+            return read;
         }
     };
     let fresh: HashMap<String, Allocation> = fresh
@@ -124,24 +155,26 @@ async fn read_back(
         .map(|a| (a.id.to_ascii_lowercase(), a))
         .collect();
     for &i in bulk {
-        let read = seat(i);
-        match fresh.get(&read.id.to_ascii_lowercase()) {
+        let seen = seat(i);
+        match fresh.get(&seen.id.to_ascii_lowercase()) {
             None => {
-                tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "deallocated in bulk");
-                outcomes[i] = SeatOutcome::of(Outcome::Reclaimed);
+                tracing::info!(user = %seen.user, access_type = %seen.access_type, allocation = %seen.id, "deallocated in bulk");
+                read.outcomes.push((i, SeatOutcome::of(Outcome::Reclaimed)));
             }
             // Deleted while in use within 7 days: QRS keeps the row in quarantine, and the seat frees at its end.
-            Some(now) if now.quarantined && !read.quarantined => {
-                tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "deallocated in bulk; in quarantine");
-                outcomes[i] = SeatOutcome::of(Outcome::Reclaimed);
+            Some(now) if now.quarantined && !seen.quarantined => {
+                tracing::info!(user = %seen.user, access_type = %seen.access_type, allocation = %seen.id, "deallocated in bulk; in quarantine");
+                read.outcomes.push((i, SeatOutcome::of(Outcome::Reclaimed)));
             }
-            Some(now) if unchanged(read, now) => one_by_one.push(i),
+            Some(now) if unchanged(seen, now) => read.one_by_one.push(i),
             Some(_) => {
-                tracing::info!(user = %read.user, access_type = %read.access_type, allocation = %read.id, "used since the run read the site; kept");
-                outcomes[i] = SeatOutcome::of(Outcome::UsedSinceRead);
+                tracing::info!(user = %seen.user, access_type = %seen.access_type, allocation = %seen.id, "used since the run read the site; kept");
+                read.outcomes
+                    .push((i, SeatOutcome::of(Outcome::UsedSinceRead)));
             }
         }
     }
+    read
 }
 
 /// The condition a seat must meet to be selected, and again to be deleted: unused since the run read it, and not

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use futures::StreamExt;
 
-use super::bulk::{BulkBatch, delete_batch};
+use super::bulk::{BulkBatch, Tail, delete_batch};
 use super::{Outcome, SeatOutcome, Stopped};
 use crate::brake::{Brake, BrakeState};
 use crate::model::{AccessType, Allocation};
@@ -39,64 +39,123 @@ pub(super) async fn deallocate_all(
     };
     let mut bulk = how.bulk;
     let mut batches: VecDeque<Vec<usize>> = batches_by_type(plan, reclaims).into();
-    while let Some(batch) = batches.pop_front() {
+    // The last bulk batch's tail (its selection dropped, its seats read back), sent beside the next batch.
+    let mut tail: Option<Tail<'_>> = None;
+    let stopped = loop {
+        let Some(batch) = batches.pop_front() else {
+            break None;
+        };
         if let Err(reason) = brake.proceed().await {
-            done.stopped = Some(Stopped(reason));
-            return done;
+            break Some(reason);
         }
-        let batch = if bulk {
-            match delete_batch(client, plan, &batch, brake, how.now, outcomes).await {
-                BulkBatch::Done { one_by_one } => {
+        let mut one_by_one = if bulk {
+            let (earlier, sent) = futures::join!(
+                finish(tail.take(), outcomes),
+                delete_batch(client, plan, &batch, brake, how.now)
+            );
+            let mut one_by_one = earlier;
+            match sent {
+                BulkBatch::Done {
+                    one_by_one: more,
+                    tail: next,
+                } => {
                     done.path.get_or_insert(DeletionPath::Bulk);
-                    one_by_one
+                    one_by_one.extend(more);
+                    tail = next;
                 }
                 BulkBatch::Unsupported(why) => {
                     tracing::info!("{why}");
                     bulk = false;
                     done.path = Some(DeletionPath::PerSeat);
-                    batch
+                    one_by_one.extend(batch);
                 }
-                BulkBatch::Held(BrakeState::Stopped(reason)) => {
-                    done.stopped = Some(Stopped(reason));
-                    return done;
-                }
+                BulkBatch::Held(BrakeState::Stopped(reason)) => break Some(reason),
                 // Paused (or released again meanwhile): the batch waits whole, and is read again.
-                BulkBatch::Held(_) => {
-                    batches.push_front(batch);
-                    continue;
-                }
+                BulkBatch::Held(_) => batches.push_front(batch),
             }
+            one_by_one
         } else {
             done.path.get_or_insert(DeletionPath::PerSeat);
             batch
         };
-        if batch.is_empty() {
+        if one_by_one.is_empty() {
             continue;
         }
-        let to_delete = recheck(client, plan, &batch, brake, Freshness::Unused, outcomes).await;
-        // What the brake said when it ended the batch early, if it did.
-        let results = while_released(&to_delete, brake, how.concurrency, |i| {
-            let allocation = &plan.decisions[i].allocation;
-            async move {
-                client
-                    .deallocate(allocation.access_type, &allocation.id)
-                    .await
-            }
-        })
-        .await;
-        for (i, result) in results.done {
-            outcomes[i] = deallocation_outcome(&plan.decisions[i].allocation, result);
+        // Seats go one by one only once every tail is in: its seats may join them.
+        one_by_one.extend(finish(tail.take(), outcomes).await);
+        if let Err(reason) = one_seat_a_request(
+            client,
+            plan,
+            one_by_one,
+            &how,
+            brake,
+            outcomes,
+            &mut batches,
+        )
+        .await
+        {
+            break Some(reason);
         }
-        match results.held {
-            Held::Stopped(reason) => {
-                done.stopped = Some(Stopped(reason));
-                return done;
-            }
-            Held::Paused(rest) => batches.push_front(rest),
-            Held::No => {}
-        }
-    }
+    };
+    // The last tail is read in whatever way the run ends: the seats its DELETE took are reported.
+    let left = finish(tail.take(), outcomes).await;
+    done.stopped = match stopped {
+        Some(reason) => Some(Stopped(reason)),
+        None if left.is_empty() => None,
+        None => one_seat_a_request(client, plan, left, &how, brake, outcomes, &mut batches)
+            .await
+            .err()
+            .map(Stopped),
+    };
     done
+}
+
+/// Awaits a bulk batch's tail, if there is one, and gives its seats their outcomes; returns the seats to be tried
+/// one by one.
+async fn finish(tail: Option<Tail<'_>>, outcomes: &mut [SeatOutcome]) -> Vec<usize> {
+    let Some(tail) = tail else {
+        return Vec::new();
+    };
+    let read = tail.await;
+    for (i, outcome) in read.outcomes {
+        outcomes[i] = outcome;
+    }
+    read.one_by_one
+}
+
+/// Deletes `batch` (plan indexes of one access type) one seat a request, read again first. What a pause held back
+/// goes to the front of `batches`; a stop is the `Err`, with its reason.
+async fn one_seat_a_request(
+    client: &QrsClient,
+    plan: &Plan,
+    batch: Vec<usize>,
+    how: &How,
+    brake: &Brake,
+    outcomes: &mut [SeatOutcome],
+    batches: &mut VecDeque<Vec<usize>>,
+) -> Result<(), String> {
+    let to_delete = recheck(client, plan, &batch, brake, Freshness::Unused, outcomes).await;
+    // What the brake said when it ended the batch early, if it did.
+    let results = while_released(&to_delete, brake, how.concurrency, |i| {
+        let allocation = &plan.decisions[i].allocation;
+        async move {
+            client
+                .deallocate(allocation.access_type, &allocation.id)
+                .await
+        }
+    })
+    .await;
+    for (i, result) in results.done {
+        outcomes[i] = deallocation_outcome(&plan.decisions[i].allocation, result);
+    }
+    match results.held {
+        Held::Stopped(reason) => Err(reason),
+        Held::Paused(rest) => {
+            batches.push_front(rest);
+            Ok(())
+        }
+        Held::No => Ok(()),
+    }
 }
 
 /// What a batch's steps came to: each started one's result, and what the brake held back.
