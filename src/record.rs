@@ -23,8 +23,9 @@ pub const DECISION_BYTES: usize = 1024 * 1024;
 /// Returned seats listed in one record; more are counted in `returned`.
 pub const RETURNS_LISTED: usize = 500;
 
-/// Characters of a failure's message kept in the record.
-const ERROR_CHARS: usize = 200;
+/// Characters of a failure's message kept in the record: 2,000 decisions with long names, each a seat a bulk DELETE
+/// may have taken (recorded with its user's id and why it could not be read back), fit in [`DECISION_BYTES`].
+const ERROR_CHARS: usize = 160;
 
 /// Label naming the policy a run belongs to, on runs of policies whose name is a label value (at most 63
 /// characters; a policy's name may have 253): for `kubectl get lcprun -l`.

@@ -12,31 +12,20 @@ use crate::model::{AccessType, Allocation, UserIdentity};
 /// Seats of one access type one user may be listed with: one, or a quarantined one and its successor.
 const SEATS_OF_ONE_USER: usize = 8;
 
-/// Users looked up by name a request: `(userDirectory eq '...' and userId eq '...')` is of any length, so names are
-/// fewer a request than ids; QRS's names (up to 255 characters each) can still make a long filter, which only a
-/// restore from a record kept before records held users' ids asks for.
+/// Users looked up by name a request at most; fewer when their names would take the filter past
+/// [`super::FILTER_BYTES`] (QRS's names are up to 255 characters each). Only a restore from a record kept before
+/// records held users' ids asks for names.
 const NAMES_PER_READ: usize = 50;
 
 impl QrsClient {
-    /// The QRS ids of these users (`DIRECTORY\userId`, compared as QRS compares names, ignoring case), read
+    /// The QRS ids of these users (`DIRECTORY\userId`, compared as QRS compares names, ignoring case), read up to
     /// [`NAMES_PER_READ`] names a request; a user QRS does not know is absent.
     pub async fn user_ids(
         &self,
         users: &[&UserIdentity],
     ) -> Result<HashMap<UserIdentity, String>, QrsError> {
         let mut ids = HashMap::with_capacity(users.len());
-        for batch in users.chunks(NAMES_PER_READ) {
-            let filter = batch
-                .iter()
-                .map(|u| {
-                    format!(
-                        "(userDirectory eq '{}' and userId eq '{}')",
-                        literal(&u.directory),
-                        literal(&u.user_id)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" or ");
+        for (batch, filter) in by_names(users) {
             let rows = self
                 .get_list(
                     "user/full",
@@ -195,6 +184,51 @@ struct UserNameJson {
     user_id: String,
 }
 
+/// The users in batches whose `(userDirectory eq '...' and userId eq '...') or ...` filter stays within
+/// [`super::FILTER_BYTES`] as sent (form-encoded), each with its filter; a name longer than that alone is a batch of
+/// its own.
+fn by_names<'a, 'u>(users: &'a [&'u UserIdentity]) -> Vec<(&'a [&'u UserIdentity], String)> {
+    let mut batches = Vec::new();
+    let (mut start, mut filter) = (0, String::new());
+    for (i, u) in users.iter().enumerate() {
+        let term = format!(
+            "(userDirectory eq '{}' and userId eq '{}')",
+            literal(&u.directory),
+            literal(&u.user_id)
+        );
+        let joined = if filter.is_empty() {
+            term.clone()
+        } else {
+            format!("{filter} or {term}")
+        };
+        let full = i - start == NAMES_PER_READ || encoded_len(&joined) > super::FILTER_BYTES;
+        if full && !filter.is_empty() {
+            batches.push((&users[start..i], std::mem::replace(&mut filter, term)));
+            start = i;
+        } else {
+            filter = joined;
+        }
+    }
+    if !filter.is_empty() {
+        batches.push((&users[start..], filter));
+    }
+    batches
+}
+
+/// Bytes of `text` form-encoded, as a query string carries it: a space is `+`, other bytes but letters, digits and
+/// `*-._` take three.
+fn encoded_len(text: &str) -> usize {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b" *-._".contains(&b) {
+                1
+            } else {
+                3
+            }
+        })
+        .sum()
+}
+
 /// A value inside a QRS filter's quotes: a quote is written twice.
 fn literal(text: &str) -> String {
     text.replace('\'', "''")
@@ -202,8 +236,52 @@ fn literal(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::UserIdentity;
+
     #[test]
     fn quotes_in_names_are_doubled() {
         assert_eq!(super::literal("o'brien"), "o''brien");
+    }
+
+    /// As sent, with every byte form-encoding can change.
+    fn sent_len(filter: &str) -> usize {
+        let url =
+            reqwest::Url::parse_with_params("https://q/", &[("filter", filter)]).expect("url");
+        url.query().map_or(0, |q| q.len() - "filter=".len())
+    }
+
+    #[test]
+    fn names_are_looked_up_in_batches_whose_filter_fits_as_sent() {
+        let short: Vec<UserIdentity> = (0..120)
+            .map(|i| UserIdentity::new("CORP", format!("u{i}")))
+            .collect();
+        let long: Vec<UserIdentity> = (0..40)
+            .map(|i| {
+                UserIdentity::new(
+                    "CORPORATE-EMEA (Växjö) & Co",
+                    format!(
+                        "firstname.o'lastname+{i:03}@example-company.com/{}",
+                        "x".repeat(200)
+                    ),
+                )
+            })
+            .collect();
+        for users in [&short, &long] {
+            let refs: Vec<&UserIdentity> = users.iter().collect();
+            let batches = super::by_names(&refs);
+            let names: usize = batches.iter().map(|(b, _)| b.len()).sum();
+            assert_eq!(names, users.len(), "every name is asked for once");
+            for (batch, filter) in &batches {
+                assert!(batch.len() <= super::NAMES_PER_READ);
+                assert_eq!(super::encoded_len(filter), sent_len(filter), "{filter}");
+                assert!(
+                    sent_len(filter) <= crate::qrs::FILTER_BYTES,
+                    "{} bytes",
+                    sent_len(filter)
+                );
+            }
+        }
+        assert_eq!(super::by_names(&short.iter().collect::<Vec<_>>()).len(), 3);
+        assert!(super::by_names(&long.iter().collect::<Vec<_>>()).len() > 2);
     }
 }

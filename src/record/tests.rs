@@ -117,9 +117,16 @@ fn the_largest_allowed_run_fits_in_one_object_with_every_seat_listed() {
     let cap = crate::policy::MAX_RECLAIMS_PER_RUN as usize;
     let decisions = (0..cap)
         .map(|i| {
+            // Seats a bulk DELETE may have taken (recorded as taken, with their user's id and why they could not
+            // be read back: the largest kind), and a failed one.
+            let outcome = if i == 0 {
+                Outcome::Failed
+            } else {
+                Outcome::Unconfirmed
+            };
             let mut e = entry(
                 &format!("CORPORATE-EMEA\\firstname.lastname{i:05}@example-company.com"),
-                Outcome::Failed,
+                outcome,
                 "inactive",
             );
             // Longer than a record keeps.
@@ -130,6 +137,12 @@ fn the_largest_allowed_run_fits_in_one_object_with_every_seat_listed() {
     let record = RunRecord::of(&report(decisions, cap as u64));
     assert_eq!(record.decisions.len(), cap);
     assert_eq!(record.decisions_omitted, 0);
+    let with_ids = record.decisions.iter().filter(|d| d.user_qrs_id.is_some());
+    assert_eq!(
+        with_ids.count(),
+        cap - 1,
+        "the seats restore looks at carry their user's id"
+    );
     let error = record.decisions[0].error.as_deref().unwrap_or_default();
     assert_eq!(error.chars().count(), ERROR_CHARS + 3, "{error}");
     let bytes = serde_json::to_vec(&record).expect("json").len();

@@ -62,19 +62,28 @@ pub(super) async fn delete_batch<'a>(
     let recent = now
         .checked_sub(jiff::SignedDuration::from_hours(24))
         .unwrap_or(Timestamp::MIN);
-    let (bulk, one_by_one): (Vec<usize>, Vec<usize>) =
-        batch.iter().partition(|&&i| match seat(i).last_used {
-            LastUse::At(t) => t <= recent,
-            LastUse::Never => true,
-            LastUse::Unknown(_) => false,
-        });
+    // A selection and its read-back name one access type: a seat of another (a batch is never made so) goes one by
+    // one rather than be looked for where it is not, and reported gone.
+    let Some(access_type) = batch.first().map(|&i| seat(i).access_type) else {
+        return BulkBatch::Done {
+            one_by_one: Vec::new(),
+            tail: None,
+        };
+    };
+    let (bulk, one_by_one): (Vec<usize>, Vec<usize>) = batch.iter().partition(|&&i| {
+        seat(i).access_type == access_type
+            && match seat(i).last_used {
+                LastUse::At(t) => t <= recent,
+                LastUse::Never => true,
+                LastUse::Unknown(_) => false,
+            }
+    });
     if bulk.is_empty() {
         return BulkBatch::Done {
             one_by_one,
             tail: None,
         };
     }
-    let access_type = seat(bulk[0]).access_type;
     let ids: Vec<&str> = bulk.iter().map(|&i| seat(i).id.as_str()).collect();
     let fresh_filter = freshness(plan, &bulk);
     let selection = match client.select(access_type, &ids, &fresh_filter).await {

@@ -43,7 +43,18 @@ pub(super) async fn deallocate_all(
     let mut tail: Option<Tail<'_>> = None;
     let stopped = loop {
         let Some(batch) = batches.pop_front() else {
-            break None;
+            // No batch left: the last tail's seats left unchanged go one by one here, in the loop, so that a pause
+            // among them waits as any other batch does.
+            let left = finish(tail.take(), outcomes).await;
+            if left.is_empty() {
+                break None;
+            }
+            if let Err(reason) =
+                one_seat_a_request(client, plan, left, &how, brake, outcomes, &mut batches).await
+            {
+                break Some(reason);
+            }
+            continue;
         };
         if let Err(reason) = brake.proceed().await {
             break Some(reason);
@@ -97,16 +108,9 @@ pub(super) async fn deallocate_all(
             break Some(reason);
         }
     };
-    // The last tail is read in whatever way the run ends: the seats its DELETE took are reported.
-    let left = finish(tail.take(), outcomes).await;
-    done.stopped = match stopped {
-        Some(reason) => Some(Stopped(reason)),
-        None if left.is_empty() => None,
-        None => one_seat_a_request(client, plan, left, &how, brake, outcomes, &mut batches)
-            .await
-            .err()
-            .map(Stopped),
-    };
+    // A stop leaves the last tail to read: the seats its DELETE took are reported (those it left are not tried).
+    finish(tail.take(), outcomes).await;
+    done.stopped = stopped.map(Stopped);
     done
 }
 
@@ -123,18 +127,60 @@ async fn finish(tail: Option<Tail<'_>>, outcomes: &mut [SeatOutcome]) -> Vec<usi
     read.one_by_one
 }
 
-/// Deletes `batch` (plan indexes of one access type) one seat a request, read again first. What a pause held back
-/// goes to the front of `batches`; a stop is the `Err`, with its reason.
+/// Deletes `seats` (plan indexes, of one batch or of two in a row, so possibly of two access types) one seat a
+/// request, each batch of one type read again first. What a pause held back goes to the front of `batches`; a stop
+/// is the `Err`, with its reason.
 async fn one_seat_a_request(
     client: &QrsClient,
     plan: &Plan,
-    batch: Vec<usize>,
+    seats: Vec<usize>,
     how: &How,
     brake: &Brake,
     outcomes: &mut [SeatOutcome],
     batches: &mut VecDeque<Vec<usize>>,
 ) -> Result<(), String> {
-    let to_delete = recheck(client, plan, &batch, brake, Freshness::Unused, outcomes).await;
+    let mut by_type: Vec<(AccessType, Vec<usize>)> = Vec::new();
+    for i in seats {
+        let access_type = plan.decisions[i].allocation.access_type;
+        match by_type.iter_mut().find(|(t, _)| *t == access_type) {
+            Some((_, of_type)) => of_type.push(i),
+            None => by_type.push((access_type, vec![i])),
+        }
+    }
+    // What a pause held back, batch by batch: a batch is of one access type wherever it goes next.
+    let mut held: Vec<Vec<usize>> = Vec::new();
+    for batch in by_type
+        .iter()
+        .flat_map(|(_, of_type)| of_type.chunks(RECHECK_BATCH))
+    {
+        if !held.is_empty() {
+            // Paused already: the rest waits too.
+            held.push(batch.to_vec());
+            continue;
+        }
+        match one_batch_a_seat_a_request(client, plan, batch, how, brake, outcomes).await {
+            Held::Stopped(reason) => return Err(reason),
+            Held::Paused(rest) => held.push(rest),
+            Held::No => {}
+        }
+    }
+    for batch in held.into_iter().rev() {
+        batches.push_front(batch);
+    }
+    Ok(())
+}
+
+/// Deletes `batch` (plan indexes of one access type, at most [`RECHECK_BATCH`]) one seat a request, read again
+/// first; what the brake held back.
+async fn one_batch_a_seat_a_request(
+    client: &QrsClient,
+    plan: &Plan,
+    batch: &[usize],
+    how: &How,
+    brake: &Brake,
+    outcomes: &mut [SeatOutcome],
+) -> Held {
+    let to_delete = recheck(client, plan, batch, brake, Freshness::Unused, outcomes).await;
     // What the brake said when it ended the batch early, if it did.
     let results = while_released(&to_delete, brake, how.concurrency, |i| {
         let allocation = &plan.decisions[i].allocation;
@@ -148,14 +194,7 @@ async fn one_seat_a_request(
     for (i, result) in results.done {
         outcomes[i] = deallocation_outcome(&plan.decisions[i].allocation, result);
     }
-    match results.held {
-        Held::Stopped(reason) => Err(reason),
-        Held::Paused(rest) => {
-            batches.push_front(rest);
-            Ok(())
-        }
-        Held::No => Ok(()),
-    }
+    results.held
 }
 
 /// What a batch's steps came to: each started one's result, and what the brake held back.

@@ -488,3 +488,65 @@ async fn a_restore_of_many_seats_goes_by_recorded_ids_in_few_requests() {
         "the refused batch, less the deleted user"
     );
 }
+
+/// Seats a bulk DELETE left unchanged (here: every one of the first batch, Analyzer seats, its DELETE failing) go one
+/// by one beside the seats of the next batch that bulk cannot judge (the Professional seat of a leaver used today):
+/// each is read again and deleted on its own access type's endpoint, and no seat is reported gone that QRS still
+/// holds.
+#[tokio::test]
+async fn seats_left_to_one_by_one_from_two_batches_of_two_types_are_each_read_on_their_own_type() {
+    let sim = known_site().await;
+    // Leavers go first, longest idle first: zara's Analyzer seat (the first batch, with carol's), then pete's
+    // Professional seat, used today, which bulk leaves to one by one.
+    let zara = sim
+        .site()
+        .add_user(NewUser::new("CORP", "zara").removed_externally(true))
+        .expect("user");
+    allocate_used(&sim, zara, SimAccessType::Analyzer, 3);
+    let pete = sim
+        .site()
+        .add_user(NewUser::new("CORP", "pete").removed_externally(true))
+        .expect("user");
+    allocate_used(&sim, pete, SimAccessType::Professional, 0);
+    sim.inject(
+        // The first batch's DELETE (and its retries) deletes nothing.
+        FaultRule::always(Fault::FailAfter {
+            deletions: 0,
+            status: 500,
+        })
+        .method("DELETE")
+        .path_contains("/selection/")
+        .times(4),
+    );
+    let mut spec = open_policy(&sim);
+    spec.leavers = removed_or_blocked_leavers(0);
+    let report = run_policy(&sim, &spec, &credentials(&sim)).await;
+    assert_eq!(report.deletions, Some(DeletionPath::Bulk));
+    let sent_alone = sent(&sim, "DELETE", "/qrs/license/analyzeraccesstype/").len();
+    assert!(sent_alone >= 1, "the first batch's seats went one by one");
+    for (user, id, access_type) in [
+        ("CORP\\zara", zara, SimAccessType::Analyzer),
+        ("CORP\\pete", pete, SimAccessType::Professional),
+    ] {
+        assert_eq!(outcome_of(&report, user), Outcome::Reclaimed, "{user}");
+        let row = sim
+            .site()
+            .allocations(access_type)
+            .into_iter()
+            .find(|a| a.user == Some(id))
+            .expect("QRS keeps the row in quarantine");
+        assert!(row.quarantined, "{user}'s seat was deleted");
+    }
+    // Whatever the report calls gone is gone, or in quarantine, on the site.
+    let held: Vec<String> = [SimAccessType::Professional, SimAccessType::Analyzer]
+        .into_iter()
+        .flat_map(|t| sim.site().allocations(t))
+        .filter(|a| !a.quarantined)
+        .map(|a| a.id.to_string())
+        .collect();
+    for e in &report.decisions {
+        if matches!(e.outcome, Outcome::Reclaimed | Outcome::AlreadyGone) {
+            assert!(!held.contains(&e.allocation_id), "{} is still held", e.user);
+        }
+    }
+}
