@@ -581,6 +581,52 @@ async fn a_policy_file_run_stops_on_sigterm_sigint_and_when_the_file_changes() {
     assert_stopped(&sim, &finish(child).await, "changed during the run");
 }
 
+/// Seats on the site, of every per-user type, outside quarantine.
+fn seats_held(sim: &Simulator) -> usize {
+    use qrs_simulator::SimAccessType::{Analyzer, Professional, User};
+    [Professional, Analyzer, User]
+        .into_iter()
+        .map(|t| sim.site().allocations(t).len())
+        .sum()
+}
+
+/// In bulk too (the default): SIGTERM while a selection's DELETE is in flight lets that batch finish and be read
+/// back, so every seat it took is in the report, and no other batch starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_run_stopped_by_sigterm_finishes_the_batch_in_flight_and_starts_no_other() {
+    let sim = slow_site(std::time::Duration::from_millis(300)).await;
+    let mut spec = policy(&sim);
+    spec.limits.max_reclaim_percent = 100;
+    let files = Files::new(&sim, &manifest(&spec));
+    let before = seats_held(&sim);
+    let child = start_and_wait_for_a_delete(&sim, &files).await;
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = finish(child).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out.stdout);
+    let message = report["message"].as_str().unwrap_or_default();
+    assert!(message.contains("SIGTERM"), "{message}");
+    assert_eq!(report["deletions"], "Bulk", "{report}");
+    let selections = sim
+        .arrivals()
+        .iter()
+        .filter(|a| a.method == "POST" && a.path.contains("/qrs/selection/"))
+        .count();
+    assert_eq!(selections, 1, "no other batch began");
+    let gone = before - seats_held(&sim);
+    assert!(gone > 0 && gone <= 50, "one batch at most: {gone}");
+    let reclaimed = report["totals"]["reclaimed"].as_u64().unwrap_or_default();
+    assert_eq!(
+        reclaimed, gone as u64,
+        "every seat the batch took is in the report"
+    );
+    let candidates = report["totals"]["candidates"].as_u64().unwrap_or_default();
+    assert!(candidates > reclaimed, "{candidates} candidates");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_file_runs_once_at_a_time_and_not_when_suspended() {
     let sim = known_site().await;
