@@ -56,6 +56,14 @@ pub(super) async fn deallocate_all(
             }
             continue;
         };
+        if brake.current() != BrakeState::Released {
+            // About to wait on the brake: the batch already sent is read back first, so that its seats have their
+            // outcomes however long the wait. Those it left wait too, and go again, each type a batch of its own.
+            let left = finish(tail.take(), outcomes).await;
+            for group in by_type(plan, left).into_iter().rev() {
+                batches.push_front(group);
+            }
+        }
         if let Err(reason) = brake.proceed().await {
             break Some(reason);
         }
@@ -110,7 +118,8 @@ pub(super) async fn deallocate_all(
     };
     // A stop leaves the last tail to read: the seats its DELETE took are reported (those it left are not tried).
     finish(tail.take(), outcomes).await;
-    done.stopped = stopped.map(Stopped);
+    // A stop that came while the last seats were read again ended the run as surely as one seen between batches.
+    done.stopped = stopped.or_else(|| brake.stopped()).map(Stopped);
     done
 }
 
@@ -139,26 +148,15 @@ async fn one_seat_a_request(
     outcomes: &mut [SeatOutcome],
     batches: &mut VecDeque<Vec<usize>>,
 ) -> Result<(), String> {
-    let mut by_type: Vec<(AccessType, Vec<usize>)> = Vec::new();
-    for i in seats {
-        let access_type = plan.decisions[i].allocation.access_type;
-        match by_type.iter_mut().find(|(t, _)| *t == access_type) {
-            Some((_, of_type)) => of_type.push(i),
-            None => by_type.push((access_type, vec![i])),
-        }
-    }
     // What a pause held back, batch by batch: a batch is of one access type wherever it goes next.
     let mut held: Vec<Vec<usize>> = Vec::new();
-    for batch in by_type
-        .iter()
-        .flat_map(|(_, of_type)| of_type.chunks(RECHECK_BATCH))
-    {
+    for batch in by_type(plan, seats) {
         if !held.is_empty() {
             // Paused already: the rest waits too.
-            held.push(batch.to_vec());
+            held.push(batch);
             continue;
         }
-        match one_batch_a_seat_a_request(client, plan, batch, how, brake, outcomes).await {
+        match one_batch_a_seat_a_request(client, plan, &batch, how, brake, outcomes).await {
             Held::Stopped(reason) => return Err(reason),
             Held::Paused(rest) => held.push(rest),
             Held::No => {}
@@ -168,6 +166,23 @@ async fn one_seat_a_request(
         batches.push_front(batch);
     }
     Ok(())
+}
+
+/// `seats` (plan indexes) as batches of one access type each, at most [`RECHECK_BATCH`], in the order their types
+/// first appear.
+fn by_type(plan: &Plan, seats: Vec<usize>) -> Vec<Vec<usize>> {
+    let mut by_type: Vec<(AccessType, Vec<usize>)> = Vec::new();
+    for i in seats {
+        let access_type = plan.decisions[i].allocation.access_type;
+        match by_type.iter_mut().find(|(t, _)| *t == access_type) {
+            Some((_, of_type)) => of_type.push(i),
+            None => by_type.push((access_type, vec![i])),
+        }
+    }
+    by_type
+        .iter()
+        .flat_map(|(_, of_type)| of_type.chunks(RECHECK_BATCH).map(<[usize]>::to_vec))
+        .collect()
 }
 
 /// Deletes `batch` (plan indexes of one access type, at most [`RECHECK_BATCH`]) one seat a request, read again

@@ -550,3 +550,60 @@ async fn seats_left_to_one_by_one_from_two_batches_of_two_types_are_each_read_on
         }
     }
 }
+
+/// A pause that comes while a selection's DELETE is in flight does not hold back that batch's read-back: its seats
+/// have their outcomes while the run waits (a process that died then would lose none of them), and no other
+/// batch starts until the brake lets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_reads_the_batch_in_flight_back_before_it_waits() {
+    let sim = big_site().await;
+    sim.inject(
+        FaultRule::always(Fault::Delay(Duration::from_millis(300)))
+            .method("DELETE")
+            .path_contains("/license/"),
+    );
+    let (lever, brake) = Brake::new(BrakeState::Released);
+    let deletes = |sim: &Simulator| {
+        sim.arrivals()
+            .iter()
+            .position(|a| a.method == "DELETE" && a.path.contains("/qrs/selection/"))
+    };
+    let pauser = async {
+        while deletes(&sim).is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        lever.pause("the policy watch is not established");
+        // The batch's seats are read back while the run waits on the brake.
+        let read_back = async {
+            loop {
+                let arrivals = sim.arrivals();
+                let after = deletes(&sim).unwrap_or(usize::MAX);
+                if arrivals.iter().skip(after).any(|a| {
+                    a.method == "GET"
+                        && a.path.starts_with("/qrs/license/")
+                        && a.path.ends_with("/full")
+                }) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let read = tokio::time::timeout(Duration::from_secs(10), read_back).await;
+        let selections = sent(&sim, "POST", "/qrs/selection/").len();
+        lever.stop("stopped by the test");
+        (read.is_ok(), selections)
+    };
+    let spec = open_policy(&sim);
+    let (report, (read_while_paused, selections)) =
+        tokio::join!(run_braked(&sim, &spec, brake, fast_retries()), pauser);
+    assert!(
+        read_while_paused,
+        "the batch was not read back while the run waited"
+    );
+    assert_eq!(selections, 1, "no other batch began while paused");
+    assert_eq!(
+        sim.deletions().len() as u64,
+        report.totals.reclaimed,
+        "every seat the batch deleted is in the report"
+    );
+}
