@@ -183,7 +183,8 @@ async fn prepare(
     dry_run: bool,
 ) -> Result<Prepared, QrsError> {
     let mut ids = ids_of(client, seats, dry_run).await?;
-    let mut known: Vec<String> = ids.values().cloned().collect();
+    // One entry a user, whatever case their id was recorded or listed in: a user asked for twice could be given two.
+    let mut known: Vec<String> = ids.values().map(|id| id.to_ascii_lowercase()).collect();
     known.sort_unstable();
     known.dedup();
     let known: Vec<&str> = known.iter().map(String::as_str).collect();
