@@ -20,6 +20,10 @@ use crate::report::{Entry, Outcome, RunReport};
 /// outcome, a record stays well under etcd's 1.5 MiB.
 pub const DECISION_BYTES: usize = 1024 * 1024;
 
+/// Bytes of JSON the seats of a restore's outcome may take in a run's record: with [`DECISION_BYTES`] of decisions,
+/// the record stays under etcd's 1.5 MiB.
+pub const RESTORE_BYTES: usize = 256 * 1024;
+
 /// Returned seats listed in one record; more are counted in `returned`.
 pub const RETURNS_LISTED: usize = 500;
 
@@ -216,9 +220,42 @@ pub struct RestoreStatus {
     pub skipped: u64,
     /// Seats QRS refused to allocate (no free seat, for example).
     pub failed: u64,
-    /// Every seat and what became of it.
+    /// Every seat and what became of it; in a run's record, as many as fit in [`RESTORE_BYTES`], those that failed
+    /// first.
     #[serde(default)]
     pub seats: Vec<RestoredSeat>,
+    /// Seats a run's record leaves out of `seats` (counted above all the same).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seats_omitted: u64,
+}
+
+impl RestoreStatus {
+    /// This outcome as a run's record keeps it: the seats listed within [`RESTORE_BYTES`], those that failed first,
+    /// then those skipped (what an administrator acts on), the others counted in `seats_omitted`.
+    pub fn bounded(&self) -> RestoreStatus {
+        let rank = |s: &RestoredSeat| match s.outcome {
+            RestoreOutcome::Failed => 0,
+            RestoreOutcome::Skipped => 1,
+            RestoreOutcome::Restored | RestoreOutcome::WouldRestore => 2,
+        };
+        let mut order: Vec<&RestoredSeat> = self.seats.iter().collect();
+        order.sort_by_key(|s| rank(s));
+        let (mut bytes, mut seats, mut omitted) = (0, Vec::new(), self.seats_omitted);
+        for seat in order {
+            let size = serde_json::to_vec(seat).map_or(usize::MAX, |json| json.len() + 1);
+            if bytes + size > RESTORE_BYTES {
+                omitted += 1;
+                continue;
+            }
+            bytes += size;
+            seats.push(seat.clone());
+        }
+        RestoreStatus {
+            seats,
+            seats_omitted: omitted,
+            ..self.clone()
+        }
+    }
 }
 
 /// One seat of a restore.

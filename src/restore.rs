@@ -507,6 +507,7 @@ fn status(seats: Vec<RestoredSeat>, dry_run: bool, answered: String) -> RestoreS
         skipped,
         failed,
         seats,
+        seats_omitted: 0,
     }
 }
 

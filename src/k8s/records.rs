@@ -386,6 +386,7 @@ mod tests {
                     outcome: RestoreOutcome::Restored,
                     reason: String::new(),
                 }],
+                seats_omitted: 0,
             });
         }
         let users: Vec<String> = earlier_reclaims(&[KeptRun::of(&run)], SITE)

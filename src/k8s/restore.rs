@@ -137,7 +137,7 @@ async fn write_outcome(
         ConditionReason::RestoreFailed
     };
     publish(recorder, run, reason, outcome.message.clone()).await;
-    let patch = serde_json::json!({"status": {"restore": outcome}});
+    let patch = serde_json::json!({"status": {"restore": outcome.bounded()}});
     if let Err(e) = runs
         .patch_status(
             &run.name_any(),
@@ -210,6 +210,7 @@ pub(crate) async fn reconcile_restore(
             skipped: 0,
             failed: 0,
             seats: Vec::new(),
+            seats_omitted: 0,
         };
         write_outcome(&runs, &run, &ctx.recorder, &outcome).await;
     }

@@ -174,3 +174,67 @@ fn names_at_their_limits_are_omitted_beyond_the_budget_and_counted() {
     assert!(bytes <= DECISION_BYTES + 64 * 1024, "{bytes} bytes");
     assert!(bytes < ETCD_OBJECT_BYTES);
 }
+
+/// A restore of the largest run, every seat refused with a long reason, still leaves the record within one etcd
+/// object: the failed seats are listed first, and those left out are counted.
+#[test]
+fn a_restore_of_the_largest_run_is_listed_within_its_budget() {
+    use crate::record::{RestoreOutcome, RestoreStatus, RestoredSeat};
+    let cap = crate::policy::MAX_RECLAIMS_PER_RUN as usize;
+    let seat = |i: usize, outcome| RestoredSeat {
+        user: format!("CORPORATE-EMEA\\firstname.lastname{i:05}@example-company.com"),
+        access_type: "professional".into(),
+        outcome,
+        reason: format!(
+            "QRS refused the allocation ({}): free a professional seat",
+            "x".repeat(200)
+        ),
+    };
+    let seats: Vec<RestoredSeat> = (0..cap)
+        .map(|i| {
+            seat(
+                i,
+                if i < 10 {
+                    RestoreOutcome::Restored
+                } else {
+                    RestoreOutcome::Failed
+                },
+            )
+        })
+        .collect();
+    let status = RestoreStatus {
+        answered: "1".into(),
+        result: RunResult::Failed,
+        dry_run: false,
+        time: k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now()),
+        message: String::new(),
+        restored: 10,
+        skipped: 0,
+        failed: cap as u64 - 10,
+        seats,
+        seats_omitted: 0,
+    };
+    let bounded = status.bounded();
+    assert!(bounded.seats_omitted > 0);
+    assert_eq!(
+        bounded.seats.len() as u64 + bounded.seats_omitted,
+        cap as u64
+    );
+    assert!(
+        bounded
+            .seats
+            .iter()
+            .all(|s| s.outcome == RestoreOutcome::Failed),
+        "failed seats first"
+    );
+    let bytes = serde_json::to_vec(&bounded.seats).expect("json").len();
+    assert!(bytes <= RESTORE_BYTES, "{bytes} bytes");
+    // With the largest decisions, the whole record fits in one object.
+    assert!(DECISION_BYTES + bytes + 64 * 1024 < ETCD_OBJECT_BYTES);
+    // Listed whole when it fits.
+    let small = RestoreStatus {
+        seats: status.seats[..5].to_vec(),
+        ..status.clone()
+    };
+    assert_eq!(small.bounded(), small);
+}
