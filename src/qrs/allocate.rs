@@ -27,17 +27,7 @@ impl QrsClient {
         let mut ids = HashMap::with_capacity(users.len());
         for (batch, filter) in by_names(users) {
             let rows = self
-                .get_list(
-                    "user/full",
-                    &[("filter", filter)],
-                    (batch.len(), ", more users than names asked for"),
-                    "users",
-                    |row: UserNameJson| {
-                        wire::is_guid(&row.id)
-                            .then(|| (UserIdentity::new(row.user_directory, row.user_id), row.id))
-                            .ok_or_else(|| "a user id is not a GUID".to_string())
-                    },
-                )
+                .user_names(filter, (batch.len(), ", more users than names asked for"))
                 .await?;
             for (name, id) in rows {
                 if ids.insert(name.clone(), id).is_some() {
@@ -58,21 +48,31 @@ impl QrsClient {
         for batch in user_ids.chunks(super::ids_per_read("id")) {
             let filter = super::guid_filter("user/full", "id", batch)?;
             let rows = self
-                .get_list(
-                    "user/full",
-                    &[("filter", filter)],
-                    (batch.len(), ", more users than ids asked for"),
-                    "users",
-                    |row: UserNameJson| {
-                        wire::is_guid(&row.id)
-                            .then(|| row.id.to_ascii_lowercase())
-                            .ok_or_else(|| "a user id is not a GUID".to_string())
-                    },
-                )
+                .user_names(filter, (batch.len(), ", more users than ids asked for"))
                 .await?;
-            known.extend(rows);
+            known.extend(rows.into_iter().map(|(_, id)| id.to_ascii_lowercase()));
         }
         Ok(known)
+    }
+
+    /// The users `filter` selects on `user/full`, each by name with its QRS id (a GUID), at most `rows` of them.
+    async fn user_names(
+        &self,
+        filter: String,
+        rows: (usize, &'static str),
+    ) -> Result<Vec<(UserIdentity, String)>, QrsError> {
+        self.get_list(
+            "user/full",
+            &[("filter", filter)],
+            rows,
+            "users",
+            |row: UserNameJson| {
+                wire::is_guid(&row.id)
+                    .then(|| (UserIdentity::new(row.user_directory, row.user_id), row.id))
+                    .ok_or_else(|| "a user id is not a GUID".to_string())
+            },
+        )
+        .await
     }
 
     /// The allocations of one access type held by any of these users (QRS ids, GUIDs as QRS listed them), read

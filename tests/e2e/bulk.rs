@@ -498,16 +498,9 @@ async fn seats_left_to_one_by_one_from_two_batches_of_two_types_are_each_read_on
     let sim = known_site().await;
     // Leavers go first, longest idle first: zara's Analyzer seat (the first batch, with carol's), then pete's
     // Professional seat, used today, which bulk leaves to one by one.
-    let zara = sim
-        .site()
-        .add_user(NewUser::new("CORP", "zara").removed_externally(true))
-        .expect("user");
-    allocate_used(&sim, zara, SimAccessType::Analyzer, 3);
-    let pete = sim
-        .site()
-        .add_user(NewUser::new("CORP", "pete").removed_externally(true))
-        .expect("user");
-    allocate_used(&sim, pete, SimAccessType::Professional, 0);
+    let leaver = |name: &str| NewUser::new("CORP", name).removed_externally(true);
+    let zara = add_seat(&sim, leaver("zara"), SimAccessType::Analyzer, 3);
+    let pete = add_seat(&sim, leaver("pete"), SimAccessType::Professional, 0);
     sim.inject(
         // The first batch's DELETE (and its retries) deletes nothing.
         FaultRule::always(Fault::FailAfter {
